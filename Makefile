@@ -1,0 +1,73 @@
+# Parley's developer commands. Every target that needs the project's environment sets
+# it up first, so `make test` or `make run` works as the first command on a fresh clone
+# with nothing but python3 (3.11+, with pip and venv) on PATH.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+TOOLS_STAMP := $(TOOLS)/uv-$(UV_VERSION).stamp
+VENV_STAMP := $(VENV)/sync.stamp
+PACKAGES := bot integrations tools
+
+# uv must use the interpreter found on PATH and never download one.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help venv run chat test lint format bench migrate clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(TOOLS_STAMP):
+	if [ "$$($(UV) --version 2>/dev/null | cut -d' ' -f2)" != "$(UV_VERSION)" ]; then \
+		rm -rf $(TOOLS); \
+		$(PYTHON) -m venv $(TOOLS); \
+		$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION); \
+	fi
+	touch $@
+
+$(VENV_STAMP): uv.lock pyproject.toml $(TOOLS_STAMP)
+	$(UV) sync --frozen --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
+	touch $@
+
+venv: $(VENV_STAMP) ## Create or update .venv from uv.lock (only when it changed)
+
+run: venv ## Run the bot: configured platforms and the web server
+	$(VENV)/bin/parley run
+
+chat: venv ## Chat with Parley in this terminal
+	$(VENV)/bin/parley chat
+
+migrate: venv ## Bring the database (DATABASE_URL) to the newest schema
+	$(VENV)/bin/parley migrate
+
+test: venv ## Run the tests (extra arguments: make test ARGS="-k config")
+	$(VENV)/bin/python -m pytest $(ARGS)
+
+lint: venv ## ruff check, ruff format --check, mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(PACKAGES)
+
+format: venv ## Sort imports and format the code
+	$(VENV)/bin/ruff check --select I --fix .
+	$(VENV)/bin/ruff format .
+
+bench: venv ## Run every tests/bench/*.py script; each prints its figures
+	@shopt -s nullglob; scripts=(tests/bench/[!_]*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks in tests/bench"; fi; \
+	for script in "$${scripts[@]}"; do \
+		echo "== $$script"; \
+		PYTHONPATH=. $(VENV)/bin/python "$$script"; \
+	done
+
+clean: ## Remove caches, build output and both virtual environments (keeps data/)
+	rm -rf $(VENV) $(TOOLS) build dist .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

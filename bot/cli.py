@@ -1,0 +1,134 @@
+"""The `parley` command: run, chat, migrate, tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import typer
+
+from bot.app import Application
+from bot.config import Settings
+from bot.errors import ConfigError, ParleyError
+from bot.logs import configure_logging
+from bot.storage import migrate as migrate_database
+from bot.toolkit import ToolRegistry
+
+log = logging.getLogger("parley")
+
+cli = typer.Typer(
+    help="Parley: an LLM assistant with real tools for Slack, Telegram and the terminal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _settings(*, quiet: bool = False) -> Settings:
+    settings = Settings.load()
+    configure_logging("WARNING" if quiet else settings.log.level, settings.log.format)
+    return settings
+
+
+@cli.command()
+def run() -> None:
+    """Run the bot: every configured platform plus the web server (/healthz)."""
+    settings = _settings()
+
+    async def main() -> None:
+        application = Application(settings)
+        try:
+            await application.start()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await application.serve(stop)
+        finally:
+            await application.aclose()
+
+    _run(main)
+    log.info("stopped")
+
+
+@cli.command()
+def chat() -> None:
+    """Chat with Parley in this terminal (same database and tools as the bot)."""
+    from integrations.console import run_console
+
+    settings = _settings(quiet=True)
+
+    async def main() -> None:
+        application = Application(settings)
+        try:
+            await application.start()
+            await run_console(application.engine)
+        finally:
+            await application.aclose()
+
+    _run(main)
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database (DATABASE_URL) to the newest schema."""
+    settings = _settings()
+    _run(lambda: migrate_database(settings.database.url))
+    typer.echo("database is up to date")
+
+
+@cli.command()
+def tools(as_json: bool = typer.Option(False, "--json", help="Print the schemas as JSON.")) -> None:
+    """List the tools the model can be offered."""
+    from tools import ALL_TOOLS
+
+    registry = ToolRegistry(ALL_TOOLS)
+    if as_json:
+        listing = [
+            {
+                "name": t.name,
+                "source": t.source,
+                "side_effect": t.side_effect,
+                "description": t.description,
+                "parameters": t.json_schema(),
+            }
+            for t in registry
+        ]
+        typer.echo(json.dumps(listing, indent=2, ensure_ascii=False))
+        return
+    for item in registry:
+        flag = " (asks the user to confirm)" if item.side_effect else ""
+        typer.echo(f"{item.name}  [{item.source}]{flag}\n    {item.description.splitlines()[0]}")
+
+
+def _run(main: Callable[[], Awaitable[Any]]) -> None:
+    async def wrapper() -> Any:
+        return await main()
+
+    asyncio.run(wrapper())
+
+
+def main() -> None:
+    """Entry point: one clear line for expected errors, never a traceback."""
+    try:
+        cli()
+    except ConfigError as exc:
+        print(f"parley: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except ParleyError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Typed settings, read from environment variables and `.env`.
+
+The variable names are a public interface (users keep them in `.env`), so every field
+declares its name explicitly with `validation_alias`. Settings are grouped by concern;
+`Settings.load()` turns any invalid value into one `ConfigError` line that names the
+variable, so the CLI never shows a pydantic traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+
+class _Group(BaseSettings):
+    """Shared reading rules: env vars first, then `.env`, unknown names ignored."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=False
+    )
+
+
+class LLMSettings(_Group):
+    provider: Literal["openai", "anthropic"] = Field("openai", validation_alias="PARLEY_PROVIDER")
+    api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    model: str = Field("gpt-4o-mini", validation_alias="PARLEY_MODEL")
+    stream: bool = Field(True, validation_alias="PARLEY_LLM_STREAM")
+    stream_usage: bool = Field(True, validation_alias="PARLEY_LLM_STREAM_USAGE")
+    timeout_seconds: float = Field(60.0, gt=0, validation_alias="PARLEY_LLM_TIMEOUT")
+    connect_timeout_seconds: float = Field(5.0, gt=0, validation_alias="PARLEY_LLM_CONNECT_TIMEOUT")
+    max_retries: int = Field(2, ge=0, le=10, validation_alias="PARLEY_LLM_MAX_RETRIES")
+    temperature: float | None = Field(None, ge=0, le=2, validation_alias="PARLEY_LLM_TEMPERATURE")
+    max_tokens: int | None = Field(None, gt=0, validation_alias="PARLEY_LLM_MAX_TOKENS")
+    parallel_tool_calls: bool | None = Field(
+        None, validation_alias="PARLEY_LLM_PARALLEL_TOOL_CALLS"
+    )
+    strict_tools: bool = Field(False, validation_alias="PARLEY_LLM_STRICT_TOOLS")
+    extra_body: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict, validation_alias="PARLEY_LLM_EXTRA_BODY"
+    )
+
+    @field_validator("extra_body", mode="before")
+    @classmethod
+    def _parse_extra_body(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"is not valid JSON ({exc.msg})") from None
+        if not isinstance(value, dict):
+            raise ValueError('must be a JSON object, e.g. {"enable_thinking": false}')
+        return value
+
+
+class BotSettings(_Group):
+    system_prompt: str = Field(
+        "You are Parley, a helpful assistant in a team chat. Answer concisely. "
+        "Use the tools you are given when they help; never invent tool results.",
+        validation_alias="PARLEY_SYSTEM_PROMPT",
+    )
+    max_tool_rounds: int = Field(5, ge=1, le=50, validation_alias="PARLEY_MAX_TOOL_ROUNDS")
+    context_tokens: int = Field(12000, ge=500, validation_alias="PARLEY_CONTEXT_TOKENS")
+    tool_timeout_seconds: float = Field(30.0, gt=0, validation_alias="PARLEY_TOOL_TIMEOUT")
+    default_timezone: str = Field("UTC", validation_alias="PARLEY_DEFAULT_TIMEZONE")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name like Europe/Berlin)"
+            ) from exc
+        return value
+
+
+class DatabaseSettings(_Group):
+    url: str = Field("sqlite:///data/parley.db", validation_alias="DATABASE_URL")
+    sqlite_busy_timeout_ms: int = Field(
+        5000, ge=0, validation_alias="PARLEY_SQLITE_BUSY_TIMEOUT_MS"
+    )
+    echo: bool = Field(False, validation_alias="PARLEY_DATABASE_ECHO")
+
+
+class HTTPSettings(_Group):
+    host: str = Field("127.0.0.1", validation_alias="PARLEY_HTTP_HOST")
+    port: int = Field(8080, ge=0, le=65535, validation_alias="PARLEY_HTTP_PORT")
+
+
+class LogSettings(_Group):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=AliasChoices("PARLEY_LOG_LEVEL")
+    )
+    format: Literal["text", "json"] = Field("text", validation_alias="PARLEY_LOG_FORMAT")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings:
+    """All of Parley's settings, one group per concern."""
+
+    GROUPS: ClassVar[dict[str, type[_Group]]] = {
+        "llm": LLMSettings,
+        "bot": BotSettings,
+        "database": DatabaseSettings,
+        "http": HTTPSettings,
+        "log": LogSettings,
+    }
+
+    def __init__(
+        self,
+        *,
+        llm: LLMSettings,
+        bot: BotSettings,
+        database: DatabaseSettings,
+        http: HTTPSettings,
+        log: LogSettings,
+    ) -> None:
+        self.llm = llm
+        self.bot = bot
+        self.database = database
+        self.http = http
+        self.log = log
+
+    @classmethod
+    def load(cls, env_file: str | Path | None = ".env", **overrides: dict[str, Any]) -> Settings:
+        """Read every group; `overrides` maps a group name to field values (for tests)."""
+        groups: dict[str, Any] = {}
+        for name, group_cls in cls.GROUPS.items():
+            # Overrides name fields; pydantic-settings takes them by their variable names.
+            values = {
+                _env_name(group_cls.model_fields[field]): value
+                for field, value in overrides.get(name, {}).items()
+            }
+            try:
+                groups[name] = group_cls(_env_file=env_file, **values)
+            except ValidationError as exc:
+                raise ConfigError(describe_validation_error(group_cls, exc)) from None
+        return cls(**groups)
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        """Every environment variable Parley reads, in declaration order."""
+        names: list[str] = []
+        for group_cls in cls.GROUPS.values():
+            names.extend(_env_name(field) for field in group_cls.model_fields.values())
+        return names
+
+
+def _env_name(field: Any) -> str:
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return str(alias)
+
+
+def describe_validation_error(group_cls: type[_Group], exc: ValidationError) -> str:
+    """One line per invalid variable: `NAME: what is wrong (got 'value')`."""
+    by_alias = {_env_name(field): name for name, field in group_cls.model_fields.items()}
+    lines = []
+    for error in exc.errors():
+        loc = str(error["loc"][0]) if error["loc"] else ""
+        env_name = (
+            loc
+            if loc in by_alias
+            else next((alias for alias, name in by_alias.items() if name == loc), loc)
+        )
+        message = error["msg"].removeprefix("Value error, ")
+        value = error.get("input")
+        shown = (
+            ""
+            if isinstance(value, dict) or "secret" in env_name.lower() or "KEY" in env_name
+            else f" (got {value!r})"
+        )
+        lines.append(f"{env_name}: {message}{shown}")
+    return "; ".join(lines)

@@ -1,0 +1,134 @@
+"""Platform-neutral value types that flow through a turn.
+
+Adapters build these from platform payloads; the engine, the storage and the tools
+see nothing else. They are plain frozen dataclasses: cheap to make, easy to compare.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class ChatKind(enum.StrEnum):
+    DM = "dm"
+    GROUP = "group"
+    CHANNEL = "channel"
+
+
+class Role(enum.StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    """A person on a platform: `platform_user_id` is the platform's own id."""
+
+    platform: str
+    platform_user_id: str
+    display_name: str = ""
+
+    @property
+    def qualified_id(self) -> str:
+        return f"{self.platform}:{self.platform_user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    """A conversation place on a platform: a DM, a group or a channel."""
+
+    platform: str
+    platform_chat_id: str
+    kind: ChatKind = ChatKind.DM
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """One message from a chat that may start a turn.
+
+    `thread_key` separates contexts inside one chat (Slack thread_ts, Telegram topic id)
+    and is empty where the platform has none. `event_id` is what deduplication keys on.
+    """
+
+    chat: ChatRef
+    user: UserRef
+    text: str
+    thread_key: str = ""
+    platform_message_id: str = ""
+    addressed: bool = True
+    event_id: str = ""
+
+    @property
+    def platform(self) -> str:
+        return self.chat.platform
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asked for.
+
+    `arguments` is the parsed JSON object, or None when the model sent something that is
+    not a JSON object; then `arguments_error` says why and `raw_arguments` keeps the text.
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any] | None
+    raw_arguments: str = ""
+    arguments_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool call produced, as the model will read it."""
+
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One entry of a conversation as sent to a model (vendor-neutral)."""
+
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    name: str = ""
+    is_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """What a tool knows about the call: who asked, where, and when in their timezone."""
+
+    user: UserRef
+    chat: ChatRef
+    timezone: str
+    now: datetime
+    conversation_id: int | None = None
+    extras: dict[str, Any] = field(default_factory=dict)

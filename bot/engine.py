@@ -1,0 +1,325 @@
+"""The turn loop: one incoming message in, one streamed answer out.
+
+    lock the conversation (turns of one conversation never interleave)
+    resolve user, channel, conversation; store the user's message
+    offer the channel's enabled tools; build the trimmed context
+    loop, at most `max_tool_rounds` times:
+        stream the model's answer to the surface
+        no tool calls: store the answer (+ usage) in one transaction, finish
+        tool calls: check policy, validate, confirm side effects, run concurrently
+                    store the assistant message and every result (+ usage) in one
+                    transaction, then call the model again
+
+The engine knows no platform and no vendor: it sees `IncomingMessage`, `Surface`,
+`Provider` and `Tool`. Every failure ends as a message to the user (never a traceback)
+and a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zoneinfo
+from collections.abc import AsyncIterator, Hashable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+
+from bot.config import BotSettings
+from bot.context import build_context, message_tokens
+from bot.domain import ChatMessage, IncomingMessage, Role, ToolCall, ToolContext, ToolResult, Usage
+from bot.errors import ProviderError
+from bot.llm.base import Provider, TextDelta, ToolCallsReady, ToolSpec, TurnFinished
+from bot.policy import AllowAllTools, ToolPolicy
+from bot.storage import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
+from bot.surface import Surface
+from bot.toolkit import InvalidArguments, Tool, ToolRegistry
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED_ERROR = (
+    "Sorry, something went wrong on my side. The operators can find details in the logs."
+)
+
+
+@dataclass(slots=True)
+class TurnOutcome:
+    """What a turn did: for adapters that need the text, for tests and benchmarks."""
+
+    text: str = ""
+    rounds: int = 0
+    usage: Usage = field(default_factory=Usage)
+    tool_results: list[ToolResult] = field(default_factory=list)
+    error: str = ""
+    provider_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+
+class Engine:
+    """Runs turns. One per application; safe to share between adapters."""
+
+    def __init__(
+        self,
+        *,
+        provider: Provider,
+        store: ConversationStore,
+        tools: ToolRegistry,
+        settings: BotSettings,
+        policy: ToolPolicy | None = None,
+    ) -> None:
+        self.provider = provider
+        self.store = store
+        self.tools = tools
+        self.settings = settings
+        self.policy = policy or AllowAllTools()
+        self._specs = {
+            item.name: ToolSpec(item.name, item.description, item.json_schema()) for item in tools
+        }
+        self._locks = KeyedLocks()
+
+    async def handle(self, message: IncomingMessage, surface: Surface) -> TurnOutcome:
+        """Run one turn for `message`, answering through `surface`."""
+        started = time.perf_counter()
+        outcome = TurnOutcome()
+        key = (
+            message.platform,
+            message.chat.platform_chat_id,
+            message.thread_key,
+            message.user.platform_user_id,
+        )
+        async with self._locks.hold(key):
+            try:
+                await self._run_turn(message, surface, outcome)
+            except ProviderError as exc:
+                log.warning("turn failed: provider error: %s", exc)
+                outcome.error = exc.user_message
+                await surface.fail(exc.user_message)
+            except Exception:
+                log.exception("turn failed unexpectedly")
+                outcome.error = UNEXPECTED_ERROR
+                await surface.fail(UNEXPECTED_ERROR)
+        outcome.total_seconds = time.perf_counter() - started
+        return outcome
+
+    async def reset(self, message: IncomingMessage) -> bool:
+        """Start a new conversation for this user here; the old one stays stored."""
+        key = (
+            message.platform,
+            message.chat.platform_chat_id,
+            message.thread_key,
+            message.user.platform_user_id,
+        )
+        async with self._locks.hold(key):
+            return await self.store.reset_conversation(message)
+
+    async def _run_turn(
+        self, message: IncomingMessage, surface: Surface, outcome: TurnOutcome
+    ) -> None:
+        info = await self.store.open_conversation(message)
+        history = await self.store.history(info.conversation_id)
+        user_message = ChatMessage(Role.USER, message.text)
+        await self.store.append(
+            info.conversation_id, [StoredMessage(user_message, message_tokens(user_message))]
+        )
+        enabled = await self.policy.enabled_tools(message, info.channel_id, list(self.tools))
+        offered = {item.name: item for item in enabled}
+        specs = [self._specs[name] for name in offered]
+        context = build_context(
+            self._system_prompt(info),
+            [(stored.message, stored.tokens) for stored in history],
+            [user_message],
+            self.settings.context_tokens,
+        )
+        await surface.start()
+        visible: list[str] = []
+        for round_number in range(1, self.settings.max_tool_rounds + 1):
+            outcome.rounds = round_number
+            text, calls, usage, model = await self._call_model(
+                context, specs, surface, visible, outcome
+            )
+            outcome.usage += usage
+            usage_entry = UsageEntry(
+                info.user_id, info.channel_id, info.conversation_id, model, usage
+            )
+            assistant = ChatMessage(Role.ASSISTANT, text, tool_calls=calls)
+            if not calls:
+                await self.store.append(
+                    info.conversation_id,
+                    [StoredMessage(assistant, message_tokens(assistant))],
+                    usage=usage_entry,
+                )
+                outcome.text = "\n\n".join(visible)
+                await surface.finish(outcome.text)
+                return
+            results = await self._run_tools(calls, offered, message, info, surface)
+            outcome.tool_results.extend(results)
+            result_messages = [
+                ChatMessage(
+                    Role.TOOL, r.content, tool_call_id=r.call_id, name=r.name, is_error=r.is_error
+                )
+                for r in results
+            ]
+            round_messages = [assistant, *result_messages]
+            await self.store.append(
+                info.conversation_id,
+                [StoredMessage(m, message_tokens(m)) for m in round_messages],
+                usage=usage_entry,
+            )
+            context.extend(round_messages)
+        limit = self.settings.max_tool_rounds
+        note = (
+            f"I stopped after {limit} rounds of tool calls without reaching an answer. "
+            "Try asking for less at once, or rephrase the request."
+        )
+        stopped = ChatMessage(Role.ASSISTANT, note)
+        await self.store.append(
+            info.conversation_id, [StoredMessage(stopped, message_tokens(stopped))]
+        )
+        await surface.stream(("\n\n" if visible else "") + note)
+        visible.append(note)
+        outcome.text = "\n\n".join(visible)
+        await surface.finish(outcome.text)
+
+    async def _call_model(
+        self,
+        context: Sequence[ChatMessage],
+        specs: Sequence[ToolSpec],
+        surface: Surface,
+        visible: list[str],
+        outcome: TurnOutcome,
+    ) -> tuple[str, tuple[ToolCall, ...], Usage, str]:
+        parts: list[str] = []
+        calls: tuple[ToolCall, ...] = ()
+        usage = Usage()
+        model = self.provider.model
+        started = time.perf_counter()
+        try:
+            async for event in self.provider.stream(context, specs):
+                if isinstance(event, TextDelta):
+                    if not parts and visible:
+                        await surface.stream("\n\n")
+                    parts.append(event.text)
+                    await surface.stream(event.text)
+                elif isinstance(event, ToolCallsReady):
+                    calls = event.calls
+                elif isinstance(event, TurnFinished):
+                    usage, model = event.usage, event.model or model
+        finally:
+            outcome.provider_seconds += time.perf_counter() - started
+        text = "".join(parts)
+        if text:
+            visible.append(text)
+        return text, calls, usage, model
+
+    async def _run_tools(
+        self,
+        calls: Sequence[ToolCall],
+        offered: dict[str, Tool],
+        message: IncomingMessage,
+        info: ConversationInfo,
+        surface: Surface,
+    ) -> list[ToolResult]:
+        """Check, confirm and run one round's calls; results in the calls' order."""
+        context = self._tool_context(message, info)
+        ready: dict[str, tuple[Tool, BaseModel]] = {}
+        results: dict[str, ToolResult] = {}
+        for call in calls:
+            item = offered.get(call.name)
+            if item is None:
+                log.info("refused call to unknown or disabled tool %r", call.name)
+                results[call.id] = ToolResult(
+                    call.id,
+                    call.name,
+                    f"There is no tool named {call.name!r} available here. "
+                    f"Available tools: {', '.join(offered) or 'none'}.",
+                    is_error=True,
+                )
+                continue
+            try:
+                arguments = item.validate(call)
+            except InvalidArguments as exc:
+                results[call.id] = ToolResult(call.id, call.name, str(exc), is_error=True)
+                continue
+            # Confirmations are asked one at a time, before anything runs.
+            if item.side_effect and not await surface.confirm(
+                message.user, item.confirmation_question(arguments)
+            ):
+                results[call.id] = ToolResult(
+                    call.id,
+                    call.name,
+                    "The user did not confirm this action, so it was not done.",
+                    is_error=True,
+                )
+                continue
+            ready[call.id] = (item, arguments)
+
+        async def run(call: ToolCall) -> None:
+            item, arguments = ready[call.id]
+            await surface.tool_started(call)
+            result = await item.run_validated(
+                call, arguments, context, self.settings.tool_timeout_seconds
+            )
+            if result.is_error:
+                log.info("tool %s failed: %s", call.name, result.content)
+            results[call.id] = result
+            await surface.tool_finished(call, result)
+
+        runnable = [call for call in calls if call.id in ready]
+        if runnable:
+            await surface.status(f"Running {', '.join(call.name for call in runnable)}…")
+            await asyncio.gather(*(run(call) for call in runnable))
+        return [results[call.id] for call in calls]
+
+    def _tool_context(self, message: IncomingMessage, info: ConversationInfo) -> ToolContext:
+        timezone = info.timezone or self.settings.default_timezone
+        return ToolContext(
+            user=message.user,
+            chat=message.chat,
+            timezone=timezone,
+            now=datetime.now(UTC).astimezone(_zone(timezone)),
+            conversation_id=info.conversation_id,
+        )
+
+    def _system_prompt(self, info: ConversationInfo) -> str:
+        timezone = info.timezone or self.settings.default_timezone
+        now = datetime.now(UTC).astimezone(_zone(timezone))
+        return (
+            f"{self.settings.system_prompt}\n\n"
+            f"The user's timezone is {timezone}; it is now {now:%A %Y-%m-%d %H:%M}."
+        )
+
+
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)

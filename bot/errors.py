@@ -1,0 +1,73 @@
+"""The one error tree of Parley.
+
+    ParleyError
+    ├── ConfigError                 settings missing or invalid
+    ├── StorageError                the database refused or is unreachable
+    ├── ProviderError               the LLM call failed
+    │   ├── ProviderRateLimited     429 after retries
+    │   ├── ProviderUnavailable     connection errors, timeouts, 5xx after retries
+    │   ├── ContextTooLong          the prompt exceeds the model's window
+    │   ├── ProviderAuthError       401/403: wrong key or no access to the model
+    │   └── ProviderBadRequest      any other 4xx: the request itself is wrong
+    ├── ToolError                   a tool failed; becomes a tool result, never a crash
+    └── PolicyDenied                a tool or action the channel or user may not use
+
+Each ProviderError carries `user_message`, a sentence safe to show in a chat; the
+technical detail stays in the exception text, for the logs.
+"""
+
+from __future__ import annotations
+
+
+class ParleyError(Exception):
+    """Base of every error Parley raises on purpose."""
+
+
+class ConfigError(ParleyError):
+    """Settings are missing or invalid; the message names the variable."""
+
+
+class StorageError(ParleyError):
+    """The database could not do what was asked."""
+
+
+class ProviderError(ParleyError):
+    """The LLM provider failed. `user_message` is safe to show to the user."""
+
+    user_message = "The language model failed to answer. Please try again in a moment."
+
+    def __init__(self, detail: str, *, status_code: int | None = None) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+
+
+class ProviderRateLimited(ProviderError):
+    user_message = "The language model is busy (rate limited). Please try again in a minute."
+
+
+class ProviderUnavailable(ProviderError):
+    user_message = "The language model is unreachable right now. Please try again later."
+
+
+class ContextTooLong(ProviderError):
+    user_message = "This conversation is too long for the model. Send /reset to start a new one."
+
+
+class ProviderAuthError(ProviderError):
+    user_message = (
+        "The bot cannot sign in to its language model. An operator needs to check its API key."
+    )
+
+
+class ProviderBadRequest(ProviderError):
+    user_message = (
+        "The language model rejected the request. An operator can find details in the logs."
+    )
+
+
+class ToolError(ParleyError):
+    """A tool could not do its work; the text is shown to the model as the tool result."""
+
+
+class PolicyDenied(ParleyError):
+    """The user or channel is not allowed to do this."""

@@ -1,0 +1,12 @@
+"""LLM providers: one `Provider` contract, one implementation per API family."""
+
+from bot.llm.base import (
+    Provider,
+    StreamEvent,
+    TextDelta,
+    ToolCallsReady,
+    ToolSpec,
+    TurnFinished,
+)
+
+__all__ = ["Provider", "StreamEvent", "TextDelta", "ToolCallsReady", "ToolSpec", "TurnFinished"]

@@ -1,0 +1,59 @@
+"""The `Provider` contract: what the engine needs from any LLM API.
+
+`stream(messages, tools)` yields, in order: any number of `TextDelta`, then at most one
+`ToolCallsReady` with every call of the round fully assembled (arguments parsed, or a
+parse error recorded), then exactly one `TurnFinished` with the finish reason and the
+usage. Vendor formats stop here: the engine sees only these shapes. Failures raise a
+`ProviderError` subclass from `bot.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.domain import ChatMessage, ToolCall, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool as offered to a model: vendor-neutral name, description and JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallsReady:
+    calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFinished:
+    finish_reason: str
+    usage: Usage
+    model: str = ""
+
+
+StreamEvent = TextDelta | ToolCallsReady | TurnFinished
+
+
+class Provider(Protocol):
+    model: str
+
+    def stream(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[StreamEvent]:
+        """One model call; see the module docstring for the event order."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,396 @@
+"""`Provider` for any OpenAI-compatible Chat Completions API.
+
+Works with OpenAI, DashScope/Qwen compatible mode, DeepSeek, vLLM and Ollama. The
+`openai` SDK supplies configuration, authentication, retries and HTTP error handling.
+The request goes through the SDK's low-level `post()` and the answer is read as raw
+SSE lines decoded with `json.loads`: `chat.completions.create` walks every message of
+the request through its TypedDict transform and builds a pydantic object per streamed
+chunk, which together cost more CPU than the rest of a turn (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx2
+import openai
+
+from bot.config import LLMSettings
+from bot.domain import ChatMessage, Role, ToolCall, Usage
+from bot.errors import (
+    ContextTooLong,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
+from bot.llm.base import StreamEvent, TextDelta, ToolCallsReady, ToolSpec, TurnFinished
+
+# The SDK's own switch (used by `with_streaming_response`) for "return the response unread".
+_RAW_STREAM_HEADER = {"X-Stainless-Raw-Response": "stream"}
+_CONTEXT_HINTS = ("context length", "context_length", "maximum context", "range of input length")
+
+
+def to_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """Convert vendor-neutral messages to Chat Completions `messages`."""
+    converted: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role is Role.TOOL:
+            converted.append(
+                {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+            )
+        elif message.role is Role.ASSISTANT and message.tool_calls:
+            calls = [_call_to_openai(call) for call in message.tool_calls]
+            converted.append(
+                {"role": "assistant", "content": message.content or None, "tool_calls": calls}
+            )
+        else:
+            converted.append({"role": message.role.value, "content": message.content})
+    return converted
+
+
+def _call_to_openai(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": _arguments_json(call)},
+    }
+
+
+def _arguments_json(call: ToolCall) -> str:
+    if call.arguments is not None:
+        return json.dumps(call.arguments, ensure_ascii=False)
+    # Vendors reject a history whose tool call arguments are not valid JSON.
+    try:
+        json.loads(call.raw_arguments)
+    except ValueError:
+        return "{}"
+    return call.raw_arguments
+
+
+def to_openai_tools(tools: Sequence[ToolSpec], *, strict: bool = False) -> list[dict[str, Any]]:
+    """Convert tool specs to Chat Completions `tools`; `strict` adds `"strict": true`."""
+    converted = []
+    for tool in tools:
+        function: dict[str, Any] = {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+        }
+        if strict:
+            function["strict"] = True
+        converted.append({"type": "function", "function": function})
+    return converted
+
+
+def parse_tool_call(call_id: str, name: str, raw: str) -> ToolCall:
+    """Build a `ToolCall` from streamed parts, recording (not raising) bad arguments."""
+    call_id = call_id or f"call_{secrets.token_hex(12)}"
+    if not raw.strip():
+        return ToolCall(call_id, name, {}, raw_arguments=raw)
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        return ToolCall(call_id, name, None, raw, f"arguments are not valid JSON: {exc}")
+    if not isinstance(value, dict):
+        return ToolCall(
+            call_id, name, None, raw, f"arguments must be a JSON object, not {type(value).__name__}"
+        )
+    return ToolCall(call_id, name, value, raw)
+
+
+class OpenAICompatProvider:
+    """One model behind an OpenAI-compatible `/chat/completions` endpoint."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        max_retries: int = 2,
+        stream: bool = True,
+        stream_usage: bool = True,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        parallel_tool_calls: bool | None = None,
+        strict_tools: bool = False,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key or ""
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._stream = stream
+        self._stream_usage = stream_usage
+        self._temperature = temperature
+        self._max_tokens = max_tokens
+        self._parallel_tool_calls = parallel_tool_calls
+        self._strict_tools = strict_tools
+        self._extra_body = dict(extra_body or {})
+        self._client = openai.AsyncOpenAI(
+            base_url=self.base_url,
+            # Local servers (Ollama, vLLM) need no key, but the SDK refuses an empty one.
+            api_key=self._api_key or "EMPTY",
+            timeout=httpx2.Timeout(timeout, connect=connect_timeout),
+            max_retries=max_retries,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: LLMSettings) -> OpenAICompatProvider:
+        """Build the provider from the `PARLEY_*`/`OPENAI_*` settings."""
+        return cls(
+            base_url=settings.base_url,
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            model=settings.model,
+            timeout=settings.timeout_seconds,
+            connect_timeout=settings.connect_timeout_seconds,
+            max_retries=settings.max_retries,
+            stream=settings.stream,
+            stream_usage=settings.stream_usage,
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+            parallel_tool_calls=settings.parallel_tool_calls,
+            strict_tools=settings.strict_tools,
+            extra_body=settings.extra_body,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.close()
+
+    def stream(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[StreamEvent]:
+        """One model call: `TextDelta`s, at most one `ToolCallsReady`, one `TurnFinished`."""
+        request = self.build_request(messages, tools)
+        return self._stream_sse(request) if self._stream else self._complete(request)
+
+    def build_request(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> dict[str, Any]:
+        """The JSON body of a `/chat/completions` request (without `stream`)."""
+        request: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages)}
+        if tools:
+            request["tools"] = to_openai_tools(tools, strict=self._strict_tools)
+            if self._parallel_tool_calls is not None:
+                request["parallel_tool_calls"] = self._parallel_tool_calls
+        if self._temperature is not None:
+            request["temperature"] = self._temperature
+        if self._max_tokens is not None:
+            request["max_tokens"] = self._max_tokens
+        if self._extra_body:
+            request.update(self._extra_body)
+        return request
+
+    async def _stream_sse(self, request: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+        if self._stream_usage:
+            request["stream_options"] = {"include_usage": True}
+        loads = json.loads
+        model = ""
+        finish_reason = ""
+        done = False
+        usage = Usage()
+        calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument fragments]]
+        request["stream"] = True
+        try:
+            response = await self._client.post(
+                "/chat/completions",
+                body=request,
+                cast_to=httpx2.Response,
+                options={"headers": _RAW_STREAM_HEADER},
+            )
+            try:
+                async for line in response.aiter_lines():
+                    # Skip blank separators, ": keep-alive" comments and "event:" lines. After
+                    # [DONE] keep reading to the end: a drained response keeps its connection.
+                    if done or not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        done = True
+                        continue
+                    try:
+                        chunk = loads(data)
+                    except ValueError as exc:
+                        raise ProviderUnavailable(
+                            f"{self.base_url} sent a chunk that is not JSON ({exc}): {data[:200]!r}"
+                        ) from None
+                    if not isinstance(chunk, dict):
+                        continue
+                    if chunk.get("error"):
+                        raise self._stream_error(
+                            chunk["error"], response.headers.get("x-request-id")
+                        )
+                    if not model:
+                        model = chunk.get("model") or ""
+                    if chunk.get("usage"):
+                        usage = _usage(chunk["usage"])
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        # reasoning_content (thinking) is deliberately not read.
+                        content = delta.get("content")
+                        if content:
+                            yield TextDelta(content)
+                        if delta.get("tool_calls"):
+                            _accumulate(calls, delta["tool_calls"])
+                        if choice.get("finish_reason"):
+                            finish_reason = choice["finish_reason"]
+            finally:
+                await response.aclose()
+        except openai.APIError as exc:
+            raise self._map_error(exc) from _cause(exc)
+        except httpx2.RequestError as exc:  # a read failing mid-stream (timeout, reset)
+            raise ProviderUnavailable(
+                self._redact(f"{self.base_url} broke off mid-stream: {type(exc).__name__}: {exc}")
+            ) from exc
+        ready = [parse_tool_call(c[0], c[1], "".join(c[2])) for _, c in sorted(calls.items())]
+        if ready:
+            yield ToolCallsReady(tuple(ready))
+        yield TurnFinished(
+            finish_reason or ("tool_calls" if ready else "stop"), usage, model or self.model
+        )
+
+    async def _complete(self, request: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+        try:
+            response = await self._client.post(
+                "/chat/completions", body=request, cast_to=httpx2.Response
+            )
+            completion = response.json()
+        except openai.APIError as exc:
+            raise self._map_error(exc) from _cause(exc)
+        except ValueError as exc:
+            raise ProviderUnavailable(
+                f"{self.base_url} answered with invalid JSON: {exc}"
+            ) from None
+        if not isinstance(completion, dict):
+            raise ProviderUnavailable(f"{self.base_url} answered with {type(completion).__name__}")
+        if completion.get("error"):
+            raise self._stream_error(completion["error"], response.headers.get("x-request-id"))
+        choices = completion.get("choices") or [{}]
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        message = choice.get("message") or {}
+        if message.get("content"):
+            yield TextDelta(message["content"])
+        ready = [
+            parse_tool_call(
+                call.get("id") or "",
+                (call.get("function") or {}).get("name") or "",
+                (call.get("function") or {}).get("arguments") or "",
+            )
+            for call in message.get("tool_calls") or []
+            if call.get("type", "function") == "function"
+        ]
+        if ready:
+            yield ToolCallsReady(tuple(ready))
+        yield TurnFinished(
+            choice.get("finish_reason") or ("tool_calls" if ready else "stop"),
+            _usage(completion.get("usage")),
+            completion.get("model") or self.model,
+        )
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def _map_error(self, exc: openai.APIError) -> ProviderError:
+        """Translate an SDK exception into the `bot.errors` tree, key redacted."""
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderUnavailable(
+                f"no answer from {self.base_url} within {self._timeout}s "
+                f"(after {self._max_retries} retries)"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__
+            reason = f"{type(cause).__name__}: {cause}" if cause else exc.message
+            return ProviderUnavailable(
+                self._redact(
+                    f"cannot reach {self.base_url} (after {self._max_retries} retries): {reason}"
+                )
+            )
+        if not isinstance(exc, openai.APIStatusError):
+            return ProviderError(self._redact(f"{self.base_url} failed: {exc.message}"))
+        status = exc.status_code
+        message = _vendor_message(exc.body) or exc.message
+        request_id = f", request id {exc.request_id}" if exc.request_id else ""
+        detail = self._redact(f"{self.base_url} answered HTTP {status}{request_id}: {message}")
+        if isinstance(exc, openai.RateLimitError):
+            return ProviderRateLimited(detail, status_code=status)
+        if status >= 500:
+            return ProviderUnavailable(detail, status_code=status)
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return ProviderAuthError(detail, status_code=status)
+        if isinstance(exc, openai.BadRequestError) and _is_context_error(exc.code, message):
+            return ContextTooLong(detail, status_code=status)
+        if isinstance(exc, openai.NotFoundError):
+            return ProviderBadRequest(
+                f"{detail} (is the model name {self.model!r} right for this endpoint?)",
+                status_code=status,
+            )
+        return ProviderBadRequest(detail, status_code=status)
+
+    def _stream_error(self, error: Any, request_id: str | None) -> ProviderError:
+        """An `{"error": ...}` object sent inside a 200 stream."""
+        body = error if isinstance(error, dict) else {"message": str(error)}
+        message = _vendor_message(body) or "unknown error"
+        tags = f"{body.get('type') or ''} {body.get('code') or ''}".strip()
+        where = f", request id {request_id}" if request_id else ""
+        detail = self._redact(f"{self.base_url} failed mid-stream{where}: {message} [{tags}]")
+        if _is_context_error(body.get("code"), message):
+            return ContextTooLong(detail)
+        if "rate_limit" in tags:
+            return ProviderRateLimited(detail)
+        if "server_error" in tags or "overloaded" in message.lower():
+            return ProviderUnavailable(detail)
+        return ProviderError(detail)
+
+
+def _accumulate(calls: dict[int, list[Any]], deltas: list[dict[str, Any]]) -> None:
+    for delta in deltas:
+        index = delta.get("index")
+        if index is None:  # some servers omit it: a new id starts a call, else continue the last
+            index = len(calls) if delta.get("id") or not calls else max(calls)
+        function = delta.get("function") or {}
+        entry = calls.get(index)
+        if entry is None:
+            calls[index] = [delta.get("id") or "", function.get("name") or "", []]
+            entry = calls[index]
+        else:
+            # Qwen repeats "id": "" and "function": {} on later chunks: never overwrite with empty.
+            if delta.get("id") and not entry[0]:
+                entry[0] = delta["id"]
+            if function.get("name") and not entry[1]:
+                entry[1] = function["name"]
+        if function.get("arguments"):
+            entry[2].append(function["arguments"])
+
+
+def _usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
+
+
+def _vendor_message(body: object) -> str:
+    if isinstance(body, dict):
+        message = body.get("message")
+        if isinstance(message, str):
+            return message
+        return json.dumps(body, ensure_ascii=False)[:500]
+    return str(body)[:500] if body else ""
+
+
+def _is_context_error(code: str | None, message: str) -> bool:
+    lowered = message.lower()
+    return code == "context_length_exceeded" or any(hint in lowered for hint in _CONTEXT_HINTS)
+
+
+def _cause(exc: openai.APIError) -> BaseException | None:
+    # Status errors carry the vendor's message, which may echo the API key: do not chain them.
+    return None if isinstance(exc, openai.APIStatusError) else exc

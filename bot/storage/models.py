@@ -1,0 +1,123 @@
+"""The tables (SQLModel). Timestamps are timezone-aware UTC everywhere.
+
+Schema changes go through Alembic (`bot/storage/migrations`), never `create_all`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for busy tables.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(**kwargs: Any) -> Any:
+    return Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, **kwargs)
+    )
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    platform_user_id: str = Field(max_length=128)
+    display_name: str = Field(default="", max_length=255)
+    timezone: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _timestamp()
+
+
+class Channel(SQLModel, table=True):
+    __tablename__ = "channels"
+    __table_args__ = (UniqueConstraint("platform", "platform_chat_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    platform_chat_id: str = Field(max_length=128)
+    kind: str = Field(max_length=16)
+    title: str = Field(default="", max_length=255)
+    created_at: datetime = _timestamp()
+
+
+class Conversation(SQLModel, table=True):
+    """One user's context in one channel (and thread). `/reset` closes it for good."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        # At most one open conversation per user, channel and thread.
+        Index(
+            "uq_conversations_open",
+            "user_id",
+            "channel_id",
+            "thread_key",
+            unique=True,
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    channel_id: int = Field(foreign_key="channels.id")
+    thread_key: str = Field(default="", max_length=128)
+    created_at: datetime = _timestamp()
+    closed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class Message(SQLModel, table=True):
+    """A conversation entry. `tool_calls` holds `[{id, name, arguments}]` (arguments raw)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_id_id", "conversation_id", "id"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigIntId, primary_key=True, autoincrement=True)
+    )
+    conversation_id: int = Field(foreign_key="conversations.id")
+    role: str = Field(max_length=16)
+    content: str = ""
+    tool_calls: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    tool_call_id: str = Field(default="", max_length=128)
+    name: str = Field(default="", max_length=128)
+    is_error: bool = False
+    tokens: int = 0
+    created_at: datetime = _timestamp()
+
+
+class UsageRecord(SQLModel, table=True):
+    """Tokens of one model call."""
+
+    __tablename__ = "usage"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigIntId, primary_key=True, autoincrement=True)
+    )
+    user_id: int = Field(foreign_key="users.id", index=True)
+    channel_id: int = Field(foreign_key="channels.id", index=True)
+    conversation_id: int | None = Field(default=None, foreign_key="conversations.id")
+    model: str = Field(default="", max_length=128)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    created_at: datetime = _timestamp(index=True)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """A platform event already taken: re-deliveries of the same id are ignored."""
+
+    __tablename__ = "processed_events"
+
+    platform: str = Field(primary_key=True, max_length=32)
+    event_id: str = Field(primary_key=True, max_length=255)
+    created_at: datetime = _timestamp(index=True)

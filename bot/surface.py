@@ -1,0 +1,46 @@
+"""The `Surface` protocol: how the engine talks back to a chat, whatever the platform.
+
+An adapter gives the engine one Surface per turn. The engine calls `start`, then
+`stream` with each text delta, `status` while tools run, and `finish` with the whole
+answer (adapters may ignore deltas and render only on finish). `confirm` asks the user
+who started the turn a yes/no question and returns False on timeout or refusal.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
+
+
+@runtime_checkable
+class Surface(Protocol):
+    async def start(self) -> None:
+        """A reply is about to be written (show typing, open a draft)."""
+
+    async def stream(self, delta: str) -> None:
+        """Append streamed text to the reply being written."""
+
+    async def status(self, text: str) -> None:
+        """Show a transient "working" line, e.g. which tool is running."""
+
+    async def tool_started(self, call: ToolCall) -> None:
+        """A tool call is about to run."""
+
+    async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        """A tool call finished (successfully or not)."""
+
+    async def finish(self, text: str) -> None:
+        """The reply is complete: `text` is its whole, final content."""
+
+    async def fail(self, text: str) -> None:
+        """The turn failed: show `text` (already safe for users) instead of a reply."""
+
+    async def confirm(self, user: UserRef, question: str) -> bool:
+        """Ask `user` (and only them) to confirm; True only on an explicit yes."""
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        """Post a proactive message (reminders, follow-ups) to a chat."""
+
+    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
+        """Whether `user` administers `chat` on the platform."""

@@ -1,0 +1,219 @@
+"""Tools: the `@tool` decorator, the `Tool` object, the registry and argument validation.
+
+A tool is an async function `fn(params: SomeModel, ctx: ToolContext) -> str | dict`.
+The JSON schema the model sees is derived from the pydantic parameter model and made
+strict-mode compatible (every property required, optional ones nullable, no additional
+properties, no `$ref`), so the same definition works with OpenAI strict mode and with
+vendors that ignore `strict`. `ToolContext` is injected and never part of the schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ValidationError
+
+from bot.domain import ToolCall, ToolContext, ToolResult
+
+ToolFunction = Callable[[Any, ToolContext], Awaitable[Any]]
+
+TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MAX_RESULT_CHARS = 16_000
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A callable the model may ask for, with everything needed to offer and run it."""
+
+    name: str
+    description: str
+    parameters: type[BaseModel]
+    function: ToolFunction
+    side_effect: bool = False
+    timeout: float | None = None
+    source: str = "builtin"
+
+    def json_schema(self) -> dict[str, Any]:
+        return strict_json_schema(self.parameters)
+
+    def confirmation_question(self, arguments: BaseModel) -> str:
+        """What the user is asked before a side-effecting call runs."""
+        shown = ", ".join(f"{key}={value!r}" for key, value in arguments.model_dump().items())
+        return f"Allow {self.name}({shown})?"
+
+    def validate(self, call: ToolCall) -> BaseModel:
+        """Parse the model's arguments; raises `InvalidArguments` with a readable reason."""
+        if call.arguments is None:
+            raise InvalidArguments(
+                f"Arguments for {self.name} were not a JSON object: {call.arguments_error}. "
+                f"Call it again with arguments matching its schema."
+            )
+        # Strict schemas make the model send null for every optional field it leaves out;
+        # null then means "use the default", not "None", where the field has a default.
+        fields = self.parameters.model_fields
+        arguments = {
+            key: value
+            for key, value in call.arguments.items()
+            if value is not None or key not in fields or fields[key].is_required()
+        }
+        try:
+            return self.parameters.model_validate(arguments)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or '(arguments)'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise InvalidArguments(f"Invalid arguments for {self.name}: {problems}.") from None
+
+    async def run(self, call: ToolCall, context: ToolContext, default_timeout: float) -> ToolResult:
+        """Validate and run; every failure becomes an error result, never an exception."""
+        try:
+            arguments = self.validate(call)
+        except InvalidArguments as exc:
+            return ToolResult(call.id, self.name, str(exc), is_error=True)
+        return await self.run_validated(call, arguments, context, default_timeout)
+
+    async def run_validated(
+        self, call: ToolCall, arguments: BaseModel, context: ToolContext, default_timeout: float
+    ) -> ToolResult:
+        timeout = self.timeout if self.timeout is not None else default_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                output = await self.function(arguments, context)
+        except TimeoutError:
+            return ToolResult(
+                call.id, self.name, f"{self.name} timed out after {timeout:g} s.", is_error=True
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a tool must never crash the turn
+            return ToolResult(call.id, self.name, f"{self.name} failed: {exc}", is_error=True)
+        return ToolResult(call.id, self.name, render_output(output))
+
+
+class InvalidArguments(ValueError):
+    """The model's arguments do not fit the tool's parameter model."""
+
+
+def render_output(output: Any) -> str:
+    text = (
+        output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, default=str)
+    )
+    if len(text) > MAX_RESULT_CHARS:
+        text = (
+            text[:MAX_RESULT_CHARS]
+            + f"\n[truncated: {len(text) - MAX_RESULT_CHARS} more characters]"
+        )
+    return text
+
+
+def tool(
+    *,
+    name: str | None = None,
+    side_effect: bool = False,
+    timeout: float | None = None,
+) -> Callable[[ToolFunction], Tool]:
+    """Turn `async def fn(params: Model, ctx: ToolContext)` into a `Tool`.
+
+    The docstring is the description the model reads; the parameter model's field
+    descriptions become the schema's.
+    """
+
+    def decorate(function: ToolFunction) -> Tool:
+        if not inspect.iscoroutinefunction(function):
+            raise TypeError(f"tool {function.__name__} must be an async function")
+        hints = get_type_hints(function)
+        params = [p for p in inspect.signature(function).parameters.values()]
+        if len(params) != 2:
+            raise TypeError(f"tool {function.__name__} must take (params, ctx)")
+        model = hints.get(params[0].name)
+        if not (inspect.isclass(model) and issubclass(model, BaseModel)):
+            raise TypeError(f"tool {function.__name__}: first parameter must be a pydantic model")
+        tool_name = name or function.__name__
+        if not TOOL_NAME_PATTERN.match(tool_name):
+            raise ValueError(f"tool name {tool_name!r} must match {TOOL_NAME_PATTERN.pattern}")
+        description = inspect.cleandoc(function.__doc__ or "")
+        if not description:
+            raise ValueError(f"tool {tool_name} needs a docstring: it is what the model reads")
+        return Tool(tool_name, description, model, function, side_effect, timeout)
+
+    return decorate
+
+
+class ToolRegistry:
+    """The tools one application offers, by name. Built by the composition root."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for item in tools:
+            self.register(item)
+
+    def register(self, item: Tool) -> None:
+        if item.name in self._tools:
+            raise ValueError(f"a tool named {item.name!r} is already registered")
+        self._tools[item.name] = item
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+
+def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema, transformed to fit OpenAI strict mode (and everyone else)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+    strict: dict[str, Any] = _strict(schema, definitions)
+    return strict
+
+
+def _strict(node: Any, definitions: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_strict(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = definitions[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}
+        return _strict(merged, definitions)
+    result = {key: _strict(value, definitions) for key, value in node.items() if key != "title"}
+    if result.get("type") == "object" or "properties" in result:
+        properties: dict[str, Any] = result.setdefault("properties", {})
+        required = set(result.get("required", []))
+        for key, prop in properties.items():
+            if key not in required:
+                properties[key] = _nullable(prop)
+        result["required"] = list(properties)
+        result["additionalProperties"] = False
+    # Defaults are a pydantic concern; strict mode rejects them, the model never needs them.
+    result.pop("default", None)
+    return result
+
+
+def _nullable(prop: dict[str, Any]) -> dict[str, Any]:
+    if "anyOf" in prop:
+        if not any(option.get("type") == "null" for option in prop["anyOf"]):
+            prop["anyOf"] = [*prop["anyOf"], {"type": "null"}]
+        return prop
+    kind = prop.get("type")
+    if isinstance(kind, str) and kind != "null":
+        prop["type"] = [kind, "null"]
+    elif isinstance(kind, list) and "null" not in kind:
+        prop["type"] = [*kind, "null"]
+    elif kind is None:
+        return {"anyOf": [prop, {"type": "null"}]}
+    return prop

@@ -1,0 +1,134 @@
+"""`parley chat`: the core in a terminal, with the same database as the bot.
+
+The answer is printed as it streams; each tool call and its result show as a dim line.
+`/reset` starts a new conversation, `/help` lists commands, Ctrl-D quits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TextIO
+
+from bot.domain import ChatKind, ChatRef, IncomingMessage, ToolCall, ToolResult, UserRef
+from bot.engine import Engine
+
+Reader = Callable[[str], Awaitable[str]]
+
+HELP = "Commands: /reset starts a new conversation, /help shows this, Ctrl-D quits."
+RESULT_PREVIEW_CHARS = 160
+
+
+async def read_line(prompt: str) -> str:
+    """`input()` without blocking the event loop; raises EOFError on Ctrl-D."""
+    return await asyncio.to_thread(input, prompt)
+
+
+def console_user() -> UserRef:
+    name = getpass.getuser()
+    return UserRef("console", name, name)
+
+
+CONSOLE_CHAT = ChatRef("console", "local", ChatKind.DM, "terminal")
+
+
+class ConsoleSurface:
+    """Prints the reply as it grows; asks confirmations on the terminal."""
+
+    def __init__(self, out: TextIO, reader: Reader, *, color: bool | None = None) -> None:
+        self.out = out
+        self.reader = reader
+        self.color = out.isatty() if color is None else color
+        self._at_line_start = True
+
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+        if text:
+            self._at_line_start = text.endswith("\n")
+
+    def _dim(self, text: str) -> None:
+        if not self._at_line_start:
+            self._write("\n")
+        self._write(f"\x1b[2m{text}\x1b[0m\n" if self.color else f"{text}\n")
+
+    async def start(self) -> None:
+        self._at_line_start = True
+
+    async def stream(self, delta: str) -> None:
+        self._write(delta)
+
+    async def status(self, text: str) -> None:
+        return None  # the tool lines already say what runs
+
+    async def tool_started(self, call: ToolCall) -> None:
+        arguments = (
+            json.dumps(call.arguments, ensure_ascii=False)
+            if call.arguments is not None
+            else call.raw_arguments
+        )
+        self._dim(f"  → {call.name}({arguments})")
+
+    async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        preview = result.content.replace("\n", " ")
+        if len(preview) > RESULT_PREVIEW_CHARS:
+            preview = preview[: RESULT_PREVIEW_CHARS - 1] + "…"
+        self._dim(f"  {'✗' if result.is_error else '←'} {call.name}: {preview}")
+
+    async def finish(self, text: str) -> None:
+        if not self._at_line_start:
+            self._write("\n")
+
+    async def fail(self, text: str) -> None:
+        self._dim(f"! {text}")
+
+    async def confirm(self, user: UserRef, question: str) -> bool:
+        self._dim(f"? {question}")
+        try:
+            answer = await self.reader("  confirm [y/N] ")
+        except EOFError:
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        self._write(f"{text}\n")
+
+    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
+        return True  # whoever holds the terminal runs the bot
+
+
+async def run_console(
+    engine: Engine,
+    *,
+    reader: Reader = read_line,
+    out: TextIO | None = None,
+    user: UserRef | None = None,
+    color: bool | None = None,
+) -> None:
+    """Read lines until EOF; each line is a turn."""
+    stream = out or sys.stdout
+    surface = ConsoleSurface(stream, reader, color=color)
+    who = user or console_user()
+    stream.write(f"Parley ({engine.provider.model}). {HELP}\n")
+    stream.flush()
+    while True:
+        try:
+            line = (await reader("you> ")).strip()
+        except EOFError:
+            stream.write("\n")
+            stream.flush()
+            return
+        if not line:
+            continue
+        message = IncomingMessage(chat=CONSOLE_CHAT, user=who, text=line)
+        if line == "/reset":
+            await engine.reset(message)
+            surface._dim("(new conversation)")
+            continue
+        if line == "/help":
+            surface._dim(HELP)
+            continue
+        await engine.handle(message, surface)

@@ -1,0 +1,191 @@
+"""The `parley` command as a user runs it: a real process, real signals, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
+
+PARLEY = [sys.executable, "-m", "bot.cli"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    keep = {
+        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "USER")
+    }
+    return {
+        **keep,
+        "PYTHONPATH": str(REPO),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'parley.db'}",
+        **extra,
+    }
+
+
+def parley(
+    tmp_path: Path, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PARLEY, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=environment(tmp_path, **env),
+        check=False,
+    )
+
+
+def test_run_without_a_key_stops_with_one_line_naming_the_variables(tmp_path: Path) -> None:
+    result = parley(tmp_path, "run")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "OPENAI_API_KEY" in lines[0] and "OPENAI_BASE_URL" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_an_invalid_setting_is_one_line_naming_it(tmp_path: Path) -> None:
+    result = parley(tmp_path, "run", OPENAI_API_KEY="sk-x", PARLEY_HTTP_PORT="eighty")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "parley: configuration error: PARLEY_HTTP_PORT: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'eighty')"
+    ]
+
+
+def test_settings_are_read_from_dot_env(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("PARLEY_DEFAULT_TIMEZONE=Nowhere/City\n")
+    result = parley(tmp_path, "migrate")
+    assert result.returncode == 2
+    assert "PARLEY_DEFAULT_TIMEZONE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_migrate_creates_the_database(tmp_path: Path) -> None:
+    result = parley(tmp_path, "migrate")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "parley.db").exists()
+    assert "up to date" in result.stdout
+
+
+def test_tools_lists_every_tool_with_its_schema(tmp_path: Path) -> None:
+    result = parley(tmp_path, "tools", "--json")
+    assert result.returncode == 0, result.stderr
+    listing = {entry["name"]: entry for entry in json.loads(result.stdout)}
+    schema = listing["get_current_time"]["parameters"]
+    assert schema["properties"]["timezone"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    assert schema["required"] == ["timezone"]
+    assert schema["additionalProperties"] is False
+
+
+def start_run(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*PARLEY, "run"],
+        cwd=tmp_path,
+        env=environment(tmp_path, PARLEY_HTTP_PORT="0", **env),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def wait_for_port(process: subprocess.Popen[str], seen: list[str]) -> int:
+    assert process.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        seen.append(line)
+        if match := re.search(r"serving http://127\.0\.0\.1:(\d+)/healthz", line):
+            return int(match.group(1))
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError("".join(seen))
+
+
+def stop(process: subprocess.Popen[str], sig: int) -> str:
+    """Signal, wait, and return the rest of stderr (read through the same buffered file)."""
+    assert process.stderr is not None
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.stderr.read()
+
+
+def test_run_serves_healthz_and_stops_cleanly_on_ctrl_c(
+    tmp_path: Path, llm: ScriptedOpenAIServer
+) -> None:
+    seen: list[str] = []
+    with start_run(
+        tmp_path, OPENAI_API_KEY="sk-secret-value", OPENAI_BASE_URL=llm.base_url
+    ) as process:
+        port = wait_for_port(process, seen)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            health = json.loads(response.read())
+        log = "".join(seen) + stop(process, signal.SIGINT)
+    assert health["status"] == "ok" and health["database"] == "ok"
+    assert process.returncode == 0, log
+    assert "Traceback" not in log and "sk-secret-value" not in log
+    assert "no chat platform configured" in log, log
+
+
+def test_run_stops_cleanly_on_sigterm(tmp_path: Path, llm: ScriptedOpenAIServer) -> None:
+    seen: list[str] = []
+    with start_run(tmp_path, OPENAI_API_KEY="sk-x", OPENAI_BASE_URL=llm.base_url) as process:
+        wait_for_port(process, seen)
+        log = "".join(seen) + stop(process, signal.SIGTERM)
+    assert process.returncode == 0, log
+    assert "stopped" in log
+
+
+def test_chat_streams_shows_tools_and_remembers_across_runs(
+    tmp_path: Path, llm: ScriptedOpenAIServer
+) -> None:
+    env = {"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": llm.base_url, "PARLEY_MODEL": "scripted"}
+    llm.script(
+        tool_call_reply(("get_current_time", {"timezone": "Asia/Shanghai"})),
+        text_reply("It is morning in Shanghai."),
+    )
+    first = parley(tmp_path, "chat", stdin="what time is it in Shanghai?\n", **env)
+    assert first.returncode == 0, first.stderr
+    assert "It is morning in Shanghai." in first.stdout
+    assert "→ get_current_time" in first.stdout and "← get_current_time" in first.stdout
+    assert "Asia/Shanghai" in first.stdout
+    assert "\x1b[" not in first.stdout  # not a terminal: no colour codes
+
+    llm.script(text_reply("You asked about Shanghai."))
+    second = parley(tmp_path, "chat", stdin="what did I ask?\n", **env)
+    assert second.returncode == 0, second.stderr
+    sent = [m["content"] for m in llm.requests[-1]["messages"]]
+    assert sent[1] == "what time is it in Shanghai?" and sent[-1] == "what did I ask?"
+
+    llm.script(text_reply("Fresh start."))
+    third = parley(tmp_path, "chat", stdin="/reset\nhello\n", **env)
+    assert third.returncode == 0, third.stderr
+    assert "new conversation" in third.stdout
+    assert [m["role"] for m in llm.requests[-1]["messages"]] == ["system", "user"]
+
+
+def test_chat_tells_the_user_when_the_model_is_down(tmp_path: Path) -> None:
+    result = parley(
+        tmp_path,
+        "chat",
+        stdin="hi\n",
+        OPENAI_API_KEY="sk-x",
+        OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        PARLEY_LLM_MAX_RETRIES="0",
+    )
+    assert result.returncode == 0
+    assert "unreachable" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr

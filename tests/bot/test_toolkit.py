@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import BaseModel, Field
+
+from bot.domain import ChatRef, ToolCall, ToolContext, UserRef
+from bot.toolkit import InvalidArguments, ToolRegistry, strict_json_schema, tool
+
+CONTEXT = ToolContext(UserRef("t", "1"), ChatRef("t", "c"), "UTC", datetime(2026, 1, 1, tzinfo=UTC))
+
+
+class Address(BaseModel):
+    city: str = Field(description="City name")
+
+
+class SendParams(BaseModel):
+    to: str = Field(description="Recipient")
+    count: int = Field(1, ge=1, le=5)
+    address: Address | None = None
+    tags: list[str] = []
+
+
+@tool(side_effect=True, timeout=0.05)
+async def send_thing(params: SendParams, ctx: ToolContext) -> dict[str, object]:
+    """Send a thing to someone."""
+    if params.to == "slow":
+        await asyncio.sleep(1)
+    if params.to == "boom":
+        raise RuntimeError("the thing exploded")
+    return {"to": params.to, "count": params.count, "user": ctx.user.platform_user_id}
+
+
+def test_decorator_builds_a_tool_from_signature_and_docstring() -> None:
+    assert send_thing.name == "send_thing"
+    assert send_thing.description == "Send a thing to someone."
+    assert send_thing.side_effect is True
+    assert send_thing.parameters is SendParams
+
+
+def test_schema_is_strict_mode_compatible() -> None:
+    schema = strict_json_schema(SendParams)
+    assert schema["type"] == "object"
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == {"to", "count", "address", "tags"}
+    assert schema["properties"]["to"] == {"description": "Recipient", "type": "string"}
+    assert schema["properties"]["count"]["type"] == ["integer", "null"]
+    assert "default" not in schema["properties"]["count"]
+    nested = schema["properties"]["address"]["anyOf"][0]
+    assert nested["additionalProperties"] is False and nested["required"] == ["city"]
+    assert "$defs" not in schema and "$ref" not in str(schema)
+    assert "ctx" not in schema["properties"]
+
+
+def test_null_for_an_optional_field_means_its_default() -> None:
+    call = ToolCall("c", "send_thing", {"to": "a", "count": None, "address": None, "tags": None})
+    assert send_thing.validate(call) == SendParams(to="a")
+
+
+def test_invalid_arguments_are_explained() -> None:
+    with pytest.raises(InvalidArguments, match=r"count: Input should be less than or equal to 5"):
+        send_thing.validate(ToolCall("c", "send_thing", {"to": "a", "count": 9}))
+    with pytest.raises(InvalidArguments, match="not a JSON object: bad"):
+        send_thing.validate(ToolCall("c", "send_thing", None, "{", "bad"))
+
+
+async def test_run_returns_results_and_turns_failures_into_error_results() -> None:
+    ok = await send_thing.run(ToolCall("c1", "send_thing", {"to": "x"}), CONTEXT, 5)
+    assert (ok.is_error, ok.content) == (False, '{"to": "x", "count": 1, "user": "1"}')
+    slow = await send_thing.run(ToolCall("c2", "send_thing", {"to": "slow"}), CONTEXT, 5)
+    assert slow.is_error and "timed out after 0.05 s" in slow.content
+    boom = await send_thing.run(ToolCall("c3", "send_thing", {"to": "boom"}), CONTEXT, 5)
+    assert boom.is_error and "the thing exploded" in boom.content
+    invalid = await send_thing.run(ToolCall("c4", "send_thing", {}), CONTEXT, 5)
+    assert invalid.is_error and "to: Field required" in invalid.content
+
+
+def test_decorator_rejects_what_the_model_could_not_use() -> None:
+    with pytest.raises(TypeError, match="async"):
+        tool()(lambda params, ctx: None)  # type: ignore[arg-type]
+
+    async def undocumented(params: SendParams, ctx: ToolContext) -> str:
+        return ""
+
+    with pytest.raises(ValueError, match="docstring"):
+        tool()(undocumented)
+    with pytest.raises(ValueError, match="must match"):
+        tool(name="has.dot")(send_thing.function)
+
+
+def test_registry_refuses_duplicate_names() -> None:
+    registry = ToolRegistry([send_thing])
+    assert registry.get("send_thing") is send_thing and registry.get("nope") is None
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(send_thing)

@@ -1,0 +1,58 @@
+"""`RecordingSurface`: a Surface that remembers everything the engine did to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
+
+
+@dataclass
+class RecordingSurface:
+    """Records every call; `confirm_answer` is what the user "presses"."""
+
+    confirm_answer: bool = True
+    deltas: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    started_tools: list[ToolCall] = field(default_factory=list)
+    finished_tools: list[tuple[ToolCall, ToolResult]] = field(default_factory=list)
+    confirmations: list[tuple[UserRef, str]] = field(default_factory=list)
+    sent: list[tuple[ChatRef, str, str]] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    starts: int = 0
+
+    @property
+    def streamed(self) -> str:
+        return "".join(self.deltas)
+
+    async def start(self) -> None:
+        self.starts += 1
+
+    async def stream(self, delta: str) -> None:
+        self.deltas.append(delta)
+
+    async def status(self, text: str) -> None:
+        self.statuses.append(text)
+
+    async def tool_started(self, call: ToolCall) -> None:
+        self.started_tools.append(call)
+
+    async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        self.finished_tools.append((call, result))
+
+    async def finish(self, text: str) -> None:
+        self.finished.append(text)
+
+    async def fail(self, text: str) -> None:
+        self.failures.append(text)
+
+    async def confirm(self, user: UserRef, question: str) -> bool:
+        self.confirmations.append((user, question))
+        return self.confirm_answer
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        self.sent.append((chat, text, thread_key))
+
+    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
+        return False

@@ -1,0 +1,155 @@
+"""The walls between the packages, read from the imports of every module.
+
+- `bot` is the core: it never imports `integrations` or `tools`, except the composition
+  root `bot/app.py` and the CLI `bot/cli.py` that calls it.
+- `integrations` (platform adapters) never import `tools`.
+- `tools` use only `bot.toolkit`, `bot.domain` and `bot.errors` of the core, and never
+  an adapter.
+
+Imports under `if TYPE_CHECKING:` count: a type-only dependency is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("bot", "integrations", "tools")
+COMPOSITION_ROOTS = frozenset({"bot/app.py", "bot/cli.py"})
+CORE_FOR_TOOLS = ("bot.toolkit", "bot.domain", "bot.errors")
+
+
+def module_name(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(root: Path, path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line, dotted name) for everything a module imports, relative ones resolved.
+
+    `from a import b` yields `a.b`, since `b` may be a submodule: `from bot import engine`
+    must count as importing `bot.engine`, not merely `bot`.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = module_name(root, path).split(".")
+    if path.name != "__init__.py":
+        package.pop()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                yield node.lineno, f"{module}.{alias.name}" if module else alias.name
+
+
+def within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def rule_broken(source: str, imported: str) -> str | None:
+    """Why `source` (a path like `tools/weather.py`) may not import `imported`, if so."""
+    layer = source.split("/")[0]
+    if layer == "bot" and source not in COMPOSITION_ROOTS:
+        if within(imported, ("integrations", "tools")):
+            return "the core may not import adapters or tools (only bot/app.py and bot/cli.py)"
+    elif layer == "integrations":
+        if within(imported, ("tools",)):
+            return "adapters may not import tools"
+    elif layer == "tools":
+        if within(imported, ("integrations",)):
+            return "tools may not import adapters"
+        if within(imported, ("bot",)) and not within(imported, CORE_FOR_TOOLS):
+            return "tools may use only " + ", ".join(CORE_FOR_TOOLS)
+    return None
+
+
+def source_files(root: Path) -> list[Path]:
+    return sorted(
+        path
+        for package in PACKAGES
+        if (root / package).is_dir()
+        for path in (root / package).rglob("*.py")
+        if "__pycache__" not in path.parts
+    )
+
+
+def violations(root: Path) -> list[str]:
+    found = []
+    for path in source_files(root):
+        source = path.relative_to(root).as_posix()
+        for line, imported in imports_of(root, path):
+            reason = rule_broken(source, imported)
+            if reason:
+                found.append(f"{source}:{line} imports {imported}: {reason}")
+    return found
+
+
+def test_the_packages_respect_their_walls() -> None:
+    assert len(source_files(ROOT)) > 3, "no modules found: is ROOT right?"
+    broken = violations(ROOT)
+    assert not broken, "import rules broken:\n" + "\n".join(broken)
+
+
+def test_tools_package_lists_all_tools() -> None:
+    tree = ast.parse((ROOT / "tools" / "__init__.py").read_text(encoding="utf-8"))
+    assigned = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+    assert "ALL_TOOLS" in assigned, "tools/__init__.py must define ALL_TOOLS explicitly"
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "expected"),
+    [
+        ("bot/engine.py", "from integrations.slack import app", "bot/engine.py:1 imports "),
+        ("bot/engine.py", "import tools.weather", "bot/engine.py:1 imports tools.weather"),
+        ("bot/llm/openai.py", "from ... import tools", "bot/llm/openai.py:1 imports tools"),
+        ("integrations/console.py", "from tools import ALL_TOOLS", "imports tools.ALL_TOOLS"),
+        ("tools/weather.py", "from bot.engine import handle", "imports bot.engine.handle"),
+        ("tools/weather.py", "from bot import storage", "imports bot.storage"),
+        ("tools/weather.py", "from ..bot import policy", "imports bot.policy"),
+        ("tools/weather.py", "import bot", "tools/weather.py:1 imports bot"),
+        ("tools/mcp/client.py", "from integrations import slack", "imports integrations.slack"),
+    ],
+)
+def test_a_broken_rule_is_reported(tmp_path: Path, path: str, source: str, expected: str) -> None:
+    module = tmp_path / path
+    module.parent.mkdir(parents=True)
+    module.write_text(source + "\n", encoding="utf-8")
+    found = violations(tmp_path)
+    assert len(found) == 1
+    assert expected in found[0]
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        ("bot/app.py", "import integrations.slack\nimport tools\n"),
+        ("bot/cli.py", "from integrations import console\n"),
+        ("bot/engine.py", "from bot.toolkit import Tool\nfrom . import policy\n"),
+        ("integrations/console.py", "from bot.engine import handle\n"),
+        ("tools/weather.py", "from bot.toolkit import tool\nfrom bot import domain\n"),
+        ("tools/email.py", "from bot.errors import ToolError\nfrom . import weather\n"),
+    ],
+)
+def test_allowed_imports_pass(tmp_path: Path, path: str, source: str) -> None:
+    module = tmp_path / path
+    module.parent.mkdir(parents=True)
+    module.write_text(source, encoding="utf-8")
+    assert violations(tmp_path) == []

@@ -1,0 +1,200 @@
+"""Settings: defaults, one-line errors that name the variable, `.env`, and `.env.example`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from pydantic.fields import FieldInfo
+
+from bot.config import Settings
+from bot.errors import ConfigError
+
+ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
+ASSIGNMENT = re.compile(r"^(?P<commented>#\s?)?(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
+
+
+def test_defaults_load_from_an_empty_environment() -> None:
+    settings = Settings.load()
+
+    assert settings.llm.provider == "openai"
+    assert settings.llm.api_key is None
+    assert settings.llm.base_url == "https://api.openai.com/v1"
+    assert settings.llm.model == "gpt-4o-mini"
+    assert settings.llm.extra_body == {}
+    assert settings.bot.default_timezone == "UTC"
+    assert settings.database.url == "sqlite:///data/parley.db"
+    assert (settings.http.host, settings.http.port) == ("127.0.0.1", 8080)
+    assert settings.log.level == "INFO"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PARLEY_HTTP_PORT", "abc"),
+        ("PARLEY_HTTP_PORT", "70000"),
+        ("PARLEY_DEFAULT_TIMEZONE", "Mars/Olympus_Mons"),
+        ("PARLEY_LLM_EXTRA_BODY", '{"enable_thinking": false'),
+        ("PARLEY_LLM_EXTRA_BODY", "[1, 2]"),
+        ("PARLEY_LLM_TEMPERATURE", "3"),
+        ("PARLEY_LLM_TIMEOUT", "0"),
+        ("PARLEY_MAX_TOOL_ROUNDS", "0"),
+        ("PARLEY_PROVIDER", "gemini"),
+        ("PARLEY_LOG_LEVEL", "loud"),
+    ],
+)
+def test_an_invalid_value_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ConfigError) as caught:
+        Settings.load()
+
+    message = str(caught.value)
+    assert message.startswith(f"{name}: ")
+    assert "\n" not in message
+    assert "validation error" not in message.lower()
+
+
+def test_a_secret_next_to_an_invalid_value_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-do-not-show-me")
+    monkeypatch.setenv("PARLEY_LLM_MAX_RETRIES", "eleven")
+
+    with pytest.raises(ConfigError) as caught:
+        Settings.load()
+
+    assert str(caught.value).startswith("PARLEY_LLM_MAX_RETRIES: ")
+    assert "sk-do-not-show-me" not in str(caught.value)
+
+
+def fields() -> list[tuple[str, str, FieldInfo, str]]:
+    """(group, field name, field, variable name) of every setting, in declaration order."""
+    declared = [
+        (group, name, field)
+        for group, group_cls in Settings.GROUPS.items()
+        for name, field in group_cls.model_fields.items()
+    ]
+    names = Settings.env_names()
+    assert len(names) == len(declared)
+    return [(*item, env_name) for item, env_name in zip(declared, names, strict=True)]
+
+
+def secret_fields() -> list[tuple[str, str, str]]:
+    return [
+        (group, name, env_name)
+        for group, name, field, env_name in fields()
+        if SecretStr in (field.annotation, *getattr(field.annotation, "__args__", ()))
+    ]
+
+
+def test_there_are_secrets_to_protect() -> None:
+    assert ("llm", "api_key", "OPENAI_API_KEY") in secret_fields()
+
+
+@pytest.mark.parametrize(("group", "field", "env_name"), secret_fields())
+def test_an_invalid_secret_never_appears_in_the_error(
+    group: str, field: str, env_name: str
+) -> None:
+    overrides: dict[str, Any] = {group: {field: ["sk-live-0123456789"]}}
+
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(env_file=None, **overrides)
+
+    assert env_name in str(caught.value)
+    assert "sk-live-0123456789" not in str(caught.value)
+
+
+def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        'PARLEY_MODEL=qwen-plus\nPARLEY_LLM_EXTRA_BODY={"enable_thinking": false}\n',
+        encoding="utf-8",
+    )
+
+    settings = Settings.load()
+
+    assert settings.llm.model == "qwen-plus"
+    assert settings.llm.extra_body == {"enable_thinking": False}
+
+
+def test_an_environment_variable_beats_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("PARLEY_MODEL=from-dotenv\n", encoding="utf-8")
+    monkeypatch.setenv("PARLEY_MODEL", "from-environment")
+
+    assert Settings.load().llm.model == "from-environment"
+
+
+def test_an_invalid_value_in_dotenv_names_the_variable(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("PARLEY_HTTP_PORT=eighty\n", encoding="utf-8")
+
+    with pytest.raises(ConfigError, match=r"^PARLEY_HTTP_PORT: "):
+        Settings.load()
+
+
+def env_example() -> list[tuple[bool, str, str]]:
+    """(commented, name, value) of every `NAME=value` or `# NAME=value` line."""
+    entries = []
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        match = ASSIGNMENT.match(line)
+        if match:
+            entries.append((bool(match["commented"]), match["name"], match["value"]))
+    return entries
+
+
+def test_env_example_lists_exactly_the_settings() -> None:
+    listed = {name for _, name, _ in env_example()}
+    known = set(Settings.env_names())
+
+    assert {"missing": sorted(known - listed), "unknown": sorted(listed - known)} == {
+        "missing": [],
+        "unknown": [],
+    }
+
+
+def test_env_example_sets_each_name_at_most_once() -> None:
+    active = [name for commented, name, _ in env_example() if not commented]
+
+    assert len(active) == len(set(active))
+    assert "OPENAI_API_KEY" in active
+
+
+def dotenv_form(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def test_env_example_shows_each_default() -> None:
+    shown: dict[str, set[str]] = {}
+    for commented, name, value in env_example():
+        if commented:
+            shown.setdefault(name, set()).add(value.strip('"'))
+    settings = Settings.load(env_file=None)
+
+    missing = []
+    for group, field, _, env_name in fields():
+        default = getattr(getattr(settings, group), field)
+        if default is not None and dotenv_form(default) not in shown.get(env_name, set()):
+            missing.append(f"# {env_name}={dotenv_form(default)}")
+
+    assert missing == [], "add these default lines to .env.example"
+
+
+def test_every_line_of_env_example_is_valid_when_uncommented(tmp_path: Path) -> None:
+    invalid = []
+    for _, name, value in env_example():
+        (tmp_path / ".env").write_text(f"{name}={value}\n", encoding="utf-8")
+        try:
+            Settings.load()
+        except ConfigError as exc:
+            invalid.append(f"{name}={value}: {exc}")
+
+    assert invalid == []
