@@ -18,6 +18,7 @@ from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.llm.base import Provider
 from bot.llm.openai_compat import OpenAICompatProvider
+from bot.platform import Platform
 from bot.storage import ConversationStore, Database, migrate
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
@@ -56,7 +57,12 @@ class Application:
         self.engine = Engine(
             provider=self.provider, store=self.store, tools=self.tools, settings=settings.bot
         )
+        self.platforms: list[Platform] = self.build_platforms()
         self.web: WebServer | None = None
+
+    def build_platforms(self) -> list[Platform]:
+        """One adapter per chat service whose credentials are set."""
+        return []
 
     async def start(self) -> None:
         """Bring the database schema up to date; call before handling any turn."""
@@ -64,23 +70,26 @@ class Application:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run the long-lived services (web server, platforms) until `stop` is set."""
-        app = create_web_app(health=self.health)
+        routes = [route for platform in self.platforms for route in platform.routes()]
+        app = create_web_app(health=self.health, routes=routes)
         self.web = WebServer(app, host=self.settings.http.host, port=self.settings.http.port)
         await self.web.start()
         log.info("serving http://%s:%d/healthz", self.settings.http.host, self.web.port)
-        platforms = self.configured_platforms()
-        if platforms:
-            log.info("platforms: %s", ", ".join(platforms))
-        else:
-            log.info("no chat platform configured yet: try `parley chat` in a terminal")
+        started: list[Platform] = []
         try:
+            for platform in self.platforms:
+                await platform.start()
+                started.append(platform)
+            if started:
+                log.info("platforms: %s", ", ".join(p.name for p in started))
+            else:
+                log.info("no chat platform configured yet: try `parley chat` in a terminal")
             await stop.wait()
         finally:
             log.info("stopping")
+            for platform in reversed(started):
+                await platform.stop()
             await self.web.stop()
-
-    def configured_platforms(self) -> list[str]:
-        return []
 
     async def health(self) -> dict[str, object]:
         async with self.database.read() as session:

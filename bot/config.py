@@ -110,7 +110,11 @@ class LogSettings(_Group):
 
 
 class Settings:
-    """All of Parley's settings, one group per concern."""
+    """All of Parley's settings, one group per concern.
+
+    A feature adds its group by subclassing `_Group` and naming it in `GROUPS`; the
+    group is then an attribute of the same name (`settings.llm`, `settings.database`).
+    """
 
     GROUPS: ClassVar[dict[str, type[_Group]]] = {
         "llm": LLMSettings,
@@ -120,20 +124,18 @@ class Settings:
         "log": LogSettings,
     }
 
-    def __init__(
-        self,
-        *,
-        llm: LLMSettings,
-        bot: BotSettings,
-        database: DatabaseSettings,
-        http: HTTPSettings,
-        log: LogSettings,
-    ) -> None:
-        self.llm = llm
-        self.bot = bot
-        self.database = database
-        self.http = http
-        self.log = log
+    llm: LLMSettings
+    bot: BotSettings
+    database: DatabaseSettings
+    http: HTTPSettings
+    log: LogSettings
+
+    def __init__(self, **groups: _Group) -> None:
+        for name, group_cls in self.GROUPS.items():
+            group = groups.pop(name, None)
+            setattr(self, name, group if group is not None else group_cls())
+        if groups:
+            raise TypeError(f"unknown settings groups: {', '.join(groups)}")
 
     @classmethod
     def load(cls, env_file: str | Path | None = ".env", **overrides: dict[str, Any]) -> Settings:

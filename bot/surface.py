@@ -44,3 +44,13 @@ class Surface(Protocol):
 
     async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
         """Whether `user` administers `chat` on the platform."""
+
+
+@runtime_checkable
+class Messenger(Protocol):
+    """Posts messages nobody is waiting for (reminders, follow-ups) to one platform."""
+
+    platform: str
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        """Deliver `text` to `chat` (and thread); raises on failure so callers can retry."""
