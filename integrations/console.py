@@ -43,6 +43,8 @@ class ConsoleSurface:
         self.reader = reader
         self.color = out.isatty() if color is None else color
         self._at_line_start = True
+        # Right after a dim tool line the engine's round separator would only add blank lines.
+        self._after_dim_line = False
 
     def _write(self, text: str) -> None:
         self.out.write(text)
@@ -54,11 +56,15 @@ class ConsoleSurface:
         if not self._at_line_start:
             self._write("\n")
         self._write(f"\x1b[2m{text}\x1b[0m\n" if self.color else f"{text}\n")
+        self._after_dim_line = True
 
     async def start(self) -> None:
         self._at_line_start = True
 
     async def stream(self, delta: str) -> None:
+        if self._after_dim_line and not delta.strip():
+            return
+        self._after_dim_line = False
         self._write(delta)
 
     async def status(self, text: str) -> None:
