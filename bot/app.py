@@ -16,6 +16,7 @@ from sqlalchemy import text
 from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import ConfigError
+from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import Provider
 from bot.llm.openai_compat import OpenAICompatProvider
 from bot.platform import Platform
@@ -30,7 +31,12 @@ log = logging.getLogger(__name__)
 def build_provider(settings: Settings) -> Provider:
     llm = settings.llm
     if llm.provider == "anthropic":
-        raise ConfigError("PARLEY_PROVIDER: 'anthropic' is not available yet; use 'openai'")
+        if llm.anthropic_api_key is None or not llm.anthropic_api_key.get_secret_value():
+            raise ConfigError(
+                "ANTHROPIC_API_KEY is not set: PARLEY_PROVIDER=anthropic needs it in .env "
+                "(and PARLEY_MODEL set to a Claude model)"
+            )
+        return AnthropicProvider.from_settings(llm)
     if llm.api_key is None or not llm.api_key.get_secret_value():
         raise ConfigError(
             "OPENAI_API_KEY is not set: put it in .env (and OPENAI_BASE_URL and PARLEY_MODEL for a "

@@ -32,6 +32,15 @@ class LLMSettings(_Group):
     api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str = Field(
+        "https://api.anthropic.com", validation_alias="PARLEY_ANTHROPIC_BASE_URL"
+    )
+    profile: Literal["auto", "generic", "openai", "dashscope", "deepseek", "vllm", "ollama"] = (
+        Field("auto", validation_alias="PARLEY_LLM_PROFILE")
+    )
+    tool_choice: Literal["", "auto", "none", "required"] = Field(
+        "", validation_alias="PARLEY_LLM_TOOL_CHOICE"
+    )
     model: str = Field("gpt-4o-mini", validation_alias="PARLEY_MODEL")
     stream: bool = Field(True, validation_alias="PARLEY_LLM_STREAM")
     stream_usage: bool = Field(True, validation_alias="PARLEY_LLM_STREAM_USAGE")
