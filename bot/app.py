@@ -24,6 +24,7 @@ from bot.storage import ConversationStore, Database, migrate
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
 from tools import ALL_TOOLS
+from tools.mcp import MCPTools, load_config
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,18 @@ def build_provider(settings: Settings) -> Provider:
     return OpenAICompatProvider.from_settings(llm)
 
 
+def build_mcp(settings: Settings, registry: ToolRegistry) -> MCPTools | None:
+    """The MCP servers of `PARLEY_MCP_CONFIG`, registering into `registry` (None: none)."""
+    if not settings.mcp.config:
+        return None
+    return MCPTools(
+        load_config(settings.mcp.config),
+        registry,
+        start_timeout=settings.mcp.start_timeout_seconds,
+        initial_backoff=settings.mcp.restart_backoff_seconds,
+    )
+
+
 class Application:
     """Everything one Parley process runs, with an explicit start and stop."""
 
@@ -60,6 +73,8 @@ class Application:
         self.database = Database.from_settings(settings.database)
         self.store = ConversationStore(self.database)
         self.tools = ToolRegistry(ALL_TOOLS if tools is None else tools)
+        # MCP servers' tools join the same registry when `start()` connects to them.
+        self.mcp = build_mcp(settings, self.tools)
         self.engine = Engine(
             provider=self.provider, store=self.store, tools=self.tools, settings=settings.bot
         )
@@ -71,8 +86,11 @@ class Application:
         return []
 
     async def start(self) -> None:
-        """Bring the database schema up to date; call before handling any turn."""
+        """Bring the database schema up to date and connect to the MCP servers; call
+        before handling any turn."""
         await migrate(self.settings.database.url)
+        if self.mcp is not None:
+            await self.mcp.start()
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run the long-lived services (web server, platforms) until `stop` is set."""
@@ -103,5 +121,7 @@ class Application:
         return {"database": "ok", "model": self.provider.model}
 
     async def aclose(self) -> None:
+        if self.mcp is not None:
+            await self.mcp.aclose()
         await self.provider.aclose()
         await self.database.aclose()

@@ -118,6 +118,12 @@ class LogSettings(_Group):
         return value.upper() if isinstance(value, str) else value
 
 
+class MCPSettings(_Group):
+    config: str = Field("", validation_alias="PARLEY_MCP_CONFIG")
+    start_timeout_seconds: float = Field(10.0, gt=0, validation_alias="PARLEY_MCP_START_TIMEOUT")
+    restart_backoff_seconds: float = Field(1.0, gt=0, validation_alias="PARLEY_MCP_RESTART_BACKOFF")
+
+
 class Settings:
     """All of Parley's settings, one group per concern.
 
@@ -131,6 +137,7 @@ class Settings:
         "database": DatabaseSettings,
         "http": HTTPSettings,
         "log": LogSettings,
+        "mcp": MCPSettings,
     }
 
     llm: LLMSettings
@@ -138,6 +145,7 @@ class Settings:
     database: DatabaseSettings
     http: HTTPSettings
     log: LogSettings
+    mcp: MCPSettings
 
     def __init__(self, **groups: _Group) -> None:
         for name, group_cls in self.GROUPS.items():
