@@ -81,7 +81,7 @@ def offered(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
 async def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
     async with asyncio.timeout(seconds):
         while not condition():
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # noqa: ASYNC110 - polling state another task changes
 
 
 async def test_stdio_server_tool_in_a_full_turn_and_a_disabled_tool_is_never_offered(
@@ -100,7 +100,7 @@ async def test_stdio_server_tool_in_a_full_turn_and_a_disabled_tool_is_never_off
     assert {"fake_add", "fake_echo", "get_current_time"} <= set(tools)
     assert "fake_delete_everything" not in tools  # disabled by allowed_tools
     assert tools["fake_add"]["parameters"]["properties"]["b"]["type"] == ["integer", "null"]
-    [(call, result)] = surface.finished_tools
+    [(_, result)] = surface.finished_tools
     assert not result.is_error and json.loads(result.content) == {"total": 5}
     # Not annotated read-only, so the requesting user was asked first.
     assert surface.confirmations and surface.confirmations[0][0] == ALICE
@@ -252,7 +252,7 @@ def test_config_errors_name_the_server_and_the_problem(
 
 
 def test_config_file_missing_or_invalid(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="PARLEY_MCP_CONFIG=.*cannot read"):
+    with pytest.raises(ConfigError, match=r"PARLEY_MCP_CONFIG=.*cannot read"):
         load_config(tmp_path / "nope.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{", encoding="utf-8")
