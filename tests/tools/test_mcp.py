@@ -80,8 +80,8 @@ def offered(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 async def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
     async with asyncio.timeout(seconds):
-        while not condition():
-            await asyncio.sleep(0.02)  # noqa: ASYNC110 - polling state another task changes
+        while not condition():  # noqa: ASYNC110 - polling state another task changes
+            await asyncio.sleep(0.02)
 
 
 async def test_stdio_server_tool_in_a_full_turn_and_a_disabled_tool_is_never_offered(
