@@ -141,7 +141,9 @@ def schema_tool(
     """
     if not TOOL_NAME_PATTERN.match(name):
         raise ValueError(f"tool name {name!r} must match {TOOL_NAME_PATTERN.pattern}")
-    original = copy.deepcopy(schema) if schema else {"type": "object", "properties": {}}
+    original: dict[str, Any] = (
+        copy.deepcopy(schema) if schema else {"type": "object", "properties": {}}
+    )
     original.setdefault("type", "object")
     original.setdefault("properties", {})
     validator_cls = jsonschema.validators.validator_for(original, jsonschema.Draft202012Validator)
@@ -150,10 +152,13 @@ def schema_tool(
     except jsonschema.SchemaError as exc:
         raise ValueError(f"tool {name}: invalid input schema: {exc.message}") from None
     checker = validator_cls(original)
+    definitions = {**original.get("definitions", {}), **original.get("$defs", {})}
     offered = strict_schema_or_none(original)
 
     def validate(arguments: dict[str, Any]) -> dict[str, Any]:
-        cleaned = _drop_nulls(arguments, original) if offered is not None else arguments
+        cleaned = (
+            _drop_nulls(arguments, original, definitions) if offered is not None else arguments
+        )
         errors = sorted(checker.iter_errors(cleaned), key=lambda e: list(e.absolute_path))
         if errors:
             problems = "; ".join(
@@ -216,8 +221,10 @@ def _strict_expressible(node: Any, depth: int) -> bool:
     )
 
 
-def _drop_nulls(value: Any, schema: dict[str, Any]) -> Any:
+def _drop_nulls(value: Any, schema: dict[str, Any], definitions: dict[str, Any]) -> Any:
     """Remove nulls sent for optional properties (strict mode's way of saying "absent")."""
+    if "$ref" in schema:
+        schema = definitions.get(str(schema["$ref"]).rsplit("/", 1)[-1], schema)
     if not isinstance(value, dict) or not isinstance(schema.get("properties"), dict):
         return value
     properties: dict[str, Any] = schema["properties"]
@@ -227,7 +234,7 @@ def _drop_nulls(value: Any, schema: dict[str, Any]) -> Any:
         if item is None and key not in required:
             continue
         prop = properties.get(key)
-        cleaned[key] = _drop_nulls(item, prop) if isinstance(prop, dict) else item
+        cleaned[key] = _drop_nulls(item, prop, definitions) if isinstance(prop, dict) else item
     return cleaned
 
 
