@@ -48,8 +48,8 @@ from typing import Any, Literal
 
 import mcp_types
 from mcp import Client, StdioServerParameters
-from mcp.client.subscriptions import ListenNotSupportedError
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bot.domain import ToolContext
 from bot.errors import ConfigError, ToolError
@@ -205,8 +205,10 @@ class MCPServerLink:
         initial_backoff: float = 1.0,
         max_backoff: float = 60.0,
         ping_interval: float = 30.0,
+        mode: str = "auto",
     ) -> None:
         self.config = config
+        self._mode = mode  # the SDK's protocol choice: "auto", or "legacy" (handshake era)
         self.available = False
         self.last_error = ""
         self.restarts = 0
@@ -260,6 +262,7 @@ class MCPServerLink:
                     self._target(),
                     read_timeout_seconds=self.config.call_timeout,
                     message_handler=self._on_message,
+                    mode=self._mode,
                 ) as client:
                     self._client = client
                     self._broken.clear()
@@ -274,7 +277,8 @@ class MCPServerLink:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure of this server stays with this server
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = _describe(exc)
+                log.debug("MCP server %s failed", self.config.name, exc_info=True)
             finally:
                 self._client = None
                 self.available = False
@@ -321,21 +325,20 @@ class MCPServerLink:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _listen(self, client: Client) -> None:
-        try:
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
             async with client.listen(tools_list_changed=True) as subscription:
                 async for _event in subscription:
                     self._refresh_wanted.set()
-        except ListenNotSupportedError:
-            # Older protocol: changes arrive through `_on_message`; ping to notice a death.
+        else:
+            # Handshake-era server: changes arrive through `_on_message`. Listing the tools
+            # now and then notices a death (ping is deprecated) and catches silent changes.
             while True:
                 await asyncio.sleep(self._ping_interval)
-                await client.send_ping()
+                self._refresh_wanted.set()
         raise ConnectionError("the server closed the connection")
 
     async def _on_message(self, message: Any) -> None:
-        if isinstance(message, mcp_types.ServerNotification) and isinstance(
-            getattr(message, "root", message), mcp_types.ToolListChangedNotification
-        ):
+        if isinstance(message, mcp_types.ToolListChangedNotification):
             self._refresh_wanted.set()
 
     async def _refresh(self, client: Client) -> None:
@@ -413,6 +416,13 @@ class MCPServerLink:
         if result.is_error:
             raise ToolError(text or "the tool reported an error")
         return text
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost cause of a failure (anyio wraps them in exception groups)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 class MCPTools:

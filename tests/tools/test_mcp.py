@@ -22,7 +22,7 @@ from tests.fakes.mcp_server import StreamableHTTPMCPServer
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
 from tools import ALL_TOOLS
-from tools.mcp import MCPTools, load_config, public_name
+from tools.mcp import MCPServerLink, MCPTools, load_config, public_name
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = UserRef("test", "alice", "Alice")
@@ -266,3 +266,21 @@ def test_names_are_namespaced_and_sanitised() -> None:
     assert public_name("fs", "read", taken={"fs_read"}) == "fs_read_2"
     long = public_name("server", "x" * 200)
     assert len(long) == 64 and long != public_name("server", "x" * 199)
+
+
+async def test_a_handshake_era_connection_refreshes_on_the_notification(
+    http_mcp: StreamableHTTPMCPServer,
+) -> None:
+    registry = ToolRegistry()
+    [config] = load_config_from({"web": {"url": http_mcp.url}})
+    link = MCPServerLink(config, registry, mode="legacy", ping_interval=0.2)
+    link.start()
+    try:
+        await link.wait_listed(10)
+        assert link.available and registry.get("web_late_tool") is None
+        assert await link.call("grow", {}) == "grown"
+        await wait_until(lambda: registry.get("web_late_tool") is not None)
+        await asyncio.sleep(0.5)  # a few liveness pings go by without harm
+        assert link.available
+    finally:
+        await link.stop()
