@@ -32,7 +32,14 @@ from bot.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from bot.llm.base import StreamEvent, TextDelta, ToolCallsReady, ToolSpec, TurnFinished
+from bot.llm.base import (
+    REFUSED_TEXT,
+    StreamEvent,
+    TextDelta,
+    ToolCallsReady,
+    ToolSpec,
+    TurnFinished,
+)
 from bot.llm.openai_compat import parse_tool_call
 
 DEFAULT_MAX_TOKENS = 4096
@@ -232,6 +239,7 @@ class AnthropicProvider:
         model = ""
         stop_reason = ""
         input_tokens = output_tokens = 0
+        said = False
         blocks: dict[int, list[Any]] = {}  # index -> [id, name, [json fragments], start input]
         try:
             response = await self._client.post(
@@ -257,6 +265,7 @@ class AnthropicProvider:
                         delta_type = delta.get("type")
                         if delta_type == "text_delta":
                             if delta.get("text"):
+                                said = True
                                 yield TextDelta(delta["text"])
                         elif delta_type == "input_json_delta":
                             block = blocks.get(event.get("index", -1))
@@ -299,6 +308,8 @@ class AnthropicProvider:
             parse_tool_call(b[0], b[1], "".join(b[2]) or _start_input(b[3]))
             for _, b in sorted(blocks.items())
         ]
+        if stop_reason == "refusal" and not said:
+            yield TextDelta(REFUSED_TEXT)
         if ready:
             yield ToolCallsReady(tuple(ready))
         yield TurnFinished(
@@ -324,8 +335,10 @@ class AnthropicProvider:
         if message.get("type") == "error":
             raise self._stream_error(message.get("error"), response.headers.get("request-id"))
         calls: list[ToolCall] = []
+        said = False
         for block in message.get("content") or []:
             if block.get("type") == "text" and block.get("text"):
+                said = True
                 yield TextDelta(block["text"])
             elif block.get("type") == "tool_use":
                 calls.append(
@@ -335,6 +348,8 @@ class AnthropicProvider:
                         json.dumps(block.get("input") or {}),
                     )
                 )
+        if message.get("stop_reason") == "refusal" and not said:
+            yield TextDelta(REFUSED_TEXT)
         if calls:
             yield ToolCallsReady(tuple(calls))
         usage = message.get("usage") or {}

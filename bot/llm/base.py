@@ -15,6 +15,9 @@ from typing import Any, Protocol
 
 from bot.domain import ChatMessage, ToolCall, Usage
 
+# Shown when the model declines (refusal, content filter) without saying anything.
+REFUSED_TEXT = "I can't help with that request."
+
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:

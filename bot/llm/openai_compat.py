@@ -30,7 +30,14 @@ from bot.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from bot.llm.base import StreamEvent, TextDelta, ToolCallsReady, ToolSpec, TurnFinished
+from bot.llm.base import (
+    REFUSED_TEXT,
+    StreamEvent,
+    TextDelta,
+    ToolCallsReady,
+    ToolSpec,
+    TurnFinished,
+)
 from bot.llm.profiles import GENERIC, ThinkTagFilter, VendorProfile, profile_for
 
 log = logging.getLogger(__name__)
@@ -230,7 +237,7 @@ class OpenAICompatProvider:
         usage = Usage()
         calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument fragments]]
         think = ThinkTagFilter() if self.profile.think_tags else None
-        refused = False
+        refused = said = False
         request["stream"] = True
         try:
             response = await self._client.post(
@@ -273,6 +280,7 @@ class OpenAICompatProvider:
                             if think is not None:
                                 content = think.feed(content)
                             if content:
+                                said = True
                                 yield TextDelta(content)
                         elif delta.get("refusal"):
                             refused = True
@@ -290,8 +298,11 @@ class OpenAICompatProvider:
                 self._redact(f"{self.base_url} broke off mid-stream: {type(exc).__name__}: {exc}")
             ) from exc
         if think is not None and (tail := think.flush()):
+            said = True
             yield TextDelta(tail)
         ready = [parse_tool_call(c[0], c[1], "".join(c[2])) for _, c in sorted(calls.items())]
+        if finish_reason == "content_filter" and not said and not refused and not ready:
+            yield TextDelta(REFUSED_TEXT)
         if ready:
             yield ToolCallsReady(tuple(ready))
         yield TurnFinished(
@@ -325,6 +336,8 @@ class OpenAICompatProvider:
             yield TextDelta(content)
         elif message.get("refusal"):
             yield TextDelta(message["refusal"])
+        elif choice.get("finish_reason") == "content_filter" and not message.get("tool_calls"):
+            yield TextDelta(REFUSED_TEXT)
         ready = [
             parse_tool_call(
                 call.get("id") or "",

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 import pytest
 
 from bot.domain import ChatMessage, Role, ToolCall, ToolResult, Usage
-from bot.llm.base import Provider, TextDelta, ToolCallsReady, ToolSpec, TurnFinished
+from bot.llm.base import (
+    REFUSED_TEXT,
+    Provider,
+    TextDelta,
+    ToolCallsReady,
+    ToolSpec,
+    TurnFinished,
+)
 from tests.conformance.conftest import Vendor
 from tests.fakes.anthropic_server import anthropic_text_reply
 
@@ -223,3 +230,15 @@ async def test_think_tags_in_content(vendor: Vendor) -> None:
     vendor.script(vendor.text("<think>The user wants a number.</think>\n\n42.", chunk_size=3))
     result = await run(vendor.provider, [ChatMessage(Role.USER, "answer?")])
     assert result.text == "42."
+
+
+async def test_silent_refusal_still_answers(vendor: Vendor) -> None:
+    if vendor.name == "anthropic":
+        vendor.script(anthropic_text_reply("", stop_reason="refusal"))
+    elif vendor.name in ("dashscope", "deepseek"):
+        vendor.script(vendor.text("", finish_reason="content_filter"))
+    else:
+        pytest.skip("this vendor declines in words, never with an empty filtered answer")
+    result = await run(vendor.provider, [ChatMessage(Role.USER, "something bad")])
+    assert result.text == REFUSED_TEXT
+    assert result.finish.finish_reason == vendor.refusal_finish
