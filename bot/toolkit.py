@@ -33,9 +33,13 @@ TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_RESULT_CHARS = 16_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Tool:
-    """A callable the model may ask for, with everything needed to offer and run it."""
+    """A callable the model may ask for, with everything needed to offer and run it.
+
+    Tools compare and hash by identity (a schema tool holds a dict, so field-wise
+    hashing would fail, and two tools are never interchangeable anyway).
+    """
 
     name: str
     description: str

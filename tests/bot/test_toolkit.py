@@ -197,3 +197,4 @@ def test_registry_replaces_one_sources_tools_only() -> None:
     assert registry.get("send_thing") is send_thing
     registry.replace_source("mcp:srv", [])
     assert registry.names() == ["send_thing"]
+    assert len({first, clash, send_thing}) == 3  # tools hash by identity, schema or not
