@@ -1,7 +1,8 @@
 """Pytest plugin: one scripted OpenAI-compatible server per test session.
 
 `openai_server` is started once; `llm` resets it (queue, default, recorded requests)
-and hands it to a test.
+and hands it to a test. `anthropic_server`/`claude` do the same for the scripted
+Anthropic Messages API server.
 """
 
 from __future__ import annotations
