@@ -16,6 +16,7 @@ from sqlalchemy import text
 from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import ConfigError
+from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import Provider
 from bot.llm.openai_compat import OpenAICompatProvider
 from bot.platform import Platform
@@ -23,6 +24,7 @@ from bot.storage import ConversationStore, Database, migrate
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
 from tools import ALL_TOOLS
+from tools.mcp import MCPTools, load_config
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +32,30 @@ log = logging.getLogger(__name__)
 def build_provider(settings: Settings) -> Provider:
     llm = settings.llm
     if llm.provider == "anthropic":
-        raise ConfigError("PARLEY_PROVIDER: 'anthropic' is not available yet; use 'openai'")
+        if llm.anthropic_api_key is None or not llm.anthropic_api_key.get_secret_value():
+            raise ConfigError(
+                "ANTHROPIC_API_KEY is not set: PARLEY_PROVIDER=anthropic needs it in .env "
+                "(and PARLEY_MODEL set to a Claude model)"
+            )
+        return AnthropicProvider.from_settings(llm)
     if llm.api_key is None or not llm.api_key.get_secret_value():
         raise ConfigError(
             "OPENAI_API_KEY is not set: put it in .env (and OPENAI_BASE_URL and PARLEY_MODEL for a "
             "non-OpenAI endpoint; local servers such as Ollama accept any non-empty key)"
         )
     return OpenAICompatProvider.from_settings(llm)
+
+
+def build_mcp(settings: Settings, registry: ToolRegistry) -> MCPTools | None:
+    """The MCP servers of `PARLEY_MCP_CONFIG`, registering into `registry` (None: none)."""
+    if not settings.mcp.config:
+        return None
+    return MCPTools(
+        load_config(settings.mcp.config),
+        registry,
+        start_timeout=settings.mcp.start_timeout_seconds,
+        initial_backoff=settings.mcp.restart_backoff_seconds,
+    )
 
 
 class Application:
@@ -54,6 +73,8 @@ class Application:
         self.database = Database.from_settings(settings.database)
         self.store = ConversationStore(self.database)
         self.tools = ToolRegistry(ALL_TOOLS if tools is None else tools)
+        # MCP servers' tools join the same registry when `start()` connects to them.
+        self.mcp = build_mcp(settings, self.tools)
         self.engine = Engine(
             provider=self.provider, store=self.store, tools=self.tools, settings=settings.bot
         )
@@ -65,8 +86,11 @@ class Application:
         return []
 
     async def start(self) -> None:
-        """Bring the database schema up to date; call before handling any turn."""
+        """Bring the database schema up to date and connect to the MCP servers; call
+        before handling any turn."""
         await migrate(self.settings.database.url)
+        if self.mcp is not None:
+            await self.mcp.start()
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run the long-lived services (web server, platforms) until `stop` is set."""
@@ -97,5 +121,7 @@ class Application:
         return {"database": "ok", "model": self.provider.model}
 
     async def aclose(self) -> None:
+        if self.mcp is not None:
+            await self.mcp.aclose()
         await self.provider.aclose()
         await self.database.aclose()

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from bot.app import Application
+from bot.app import Application, build_mcp
 from bot.config import Settings
 from bot.errors import ConfigError, ParleyError
 from bot.logs import configure_logging
@@ -82,18 +82,46 @@ def migrate() -> None:
     typer.echo("database is up to date")
 
 
-@cli.command()
-def tools(as_json: bool = typer.Option(False, "--json", help="Print the schemas as JSON.")) -> None:
-    """List the tools the model can be offered."""
+tools_cli = typer.Typer(help="The tools the model can be offered.", add_completion=False)
+cli.add_typer(tools_cli, name="tools")
+
+
+@tools_cli.callback(invoke_without_command=True)
+def tools(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the schemas as JSON."),
+) -> None:
+    """List the tools (`parley tools` is `parley tools list`)."""
+    if ctx.invoked_subcommand is None:
+        list_tools(as_json)
+
+
+@tools_cli.command("list")
+def list_tools(
+    as_json: bool = typer.Option(False, "--json", help="Print the schemas as JSON."),
+) -> None:
+    """Every tool: built-in ones and those of the MCP servers in PARLEY_MCP_CONFIG."""
     from tools import ALL_TOOLS
 
+    settings = _settings(quiet=True)
     registry = ToolRegistry(ALL_TOOLS)
+
+    async def collect() -> None:
+        mcp = build_mcp(settings, registry)
+        if mcp is not None:
+            try:
+                await mcp.start()
+            finally:
+                await mcp.aclose()
+
+    _run(collect)
     if as_json:
         listing = [
             {
                 "name": t.name,
                 "source": t.source,
                 "side_effect": t.side_effect,
+                "strict": t.strict,
                 "description": t.description,
                 "parameters": t.json_schema(),
             }
@@ -103,7 +131,10 @@ def tools(as_json: bool = typer.Option(False, "--json", help="Print the schemas 
         return
     for item in registry:
         flag = " (asks the user to confirm)" if item.side_effect else ""
-        typer.echo(f"{item.name}  [{item.source}]{flag}\n    {item.description.splitlines()[0]}")
+        typer.echo(
+            f"{item.name}  [{item.source}]{flag}\n    {item.description.splitlines()[0]}\n"
+            f"    parameters: {json.dumps(item.json_schema(), ensure_ascii=False)}"
+        )
 
 
 def _run(main: Callable[[], Awaitable[Any]]) -> None:

@@ -32,6 +32,15 @@ class LLMSettings(_Group):
     api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str = Field(
+        "https://api.anthropic.com", validation_alias="PARLEY_ANTHROPIC_BASE_URL"
+    )
+    profile: Literal["auto", "generic", "openai", "dashscope", "deepseek", "vllm", "ollama"] = (
+        Field("auto", validation_alias="PARLEY_LLM_PROFILE")
+    )
+    tool_choice: Literal["", "auto", "none", "required"] = Field(
+        "", validation_alias="PARLEY_LLM_TOOL_CHOICE"
+    )
     model: str = Field("gpt-4o-mini", validation_alias="PARLEY_MODEL")
     stream: bool = Field(True, validation_alias="PARLEY_LLM_STREAM")
     stream_usage: bool = Field(True, validation_alias="PARLEY_LLM_STREAM_USAGE")
@@ -109,6 +118,12 @@ class LogSettings(_Group):
         return value.upper() if isinstance(value, str) else value
 
 
+class MCPSettings(_Group):
+    config: str = Field("", validation_alias="PARLEY_MCP_CONFIG")
+    start_timeout_seconds: float = Field(10.0, gt=0, validation_alias="PARLEY_MCP_START_TIMEOUT")
+    restart_backoff_seconds: float = Field(1.0, gt=0, validation_alias="PARLEY_MCP_RESTART_BACKOFF")
+
+
 class Settings:
     """All of Parley's settings, one group per concern.
 
@@ -122,6 +137,7 @@ class Settings:
         "database": DatabaseSettings,
         "http": HTTPSettings,
         "log": LogSettings,
+        "mcp": MCPSettings,
     }
 
     llm: LLMSettings
@@ -129,6 +145,7 @@ class Settings:
     database: DatabaseSettings
     http: HTTPSettings
     log: LogSettings
+    mcp: MCPSettings
 
     def __init__(self, **groups: _Group) -> None:
         for name, group_cls in self.GROUPS.items():

@@ -75,10 +75,16 @@ class Engine:
         self.tools = tools
         self.settings = settings
         self.policy = policy or AllowAllTools()
-        self._specs = {
-            item.name: ToolSpec(item.name, item.description, item.json_schema()) for item in tools
-        }
+        # Built on first use: tools may come and go (an MCP server's list changes).
+        self._specs: dict[str, tuple[Tool, ToolSpec]] = {}
         self._locks = KeyedLocks()
+
+    def _spec(self, item: Tool) -> ToolSpec:
+        cached = self._specs.get(item.name)
+        if cached is None or cached[0] is not item:
+            spec = ToolSpec(item.name, item.description, item.json_schema(), strict=item.strict)
+            cached = self._specs[item.name] = (item, spec)
+        return cached[1]
 
     async def handle(self, message: IncomingMessage, surface: Surface) -> TurnOutcome:
         """Run one turn for `message`, answering through `surface`."""
@@ -126,7 +132,7 @@ class Engine:
         )
         enabled = await self.policy.enabled_tools(message, info.channel_id, list(self.tools))
         offered = {item.name: item for item in enabled}
-        specs = [self._specs[name] for name in offered]
+        specs = [self._spec(item) for item in offered.values()]
         context = build_context(
             self._system_prompt(info),
             [(stored.message, stored.tokens) for stored in history],

@@ -5,6 +5,10 @@ The JSON schema the model sees is derived from the pydantic parameter model and 
 strict-mode compatible (every property required, optional ones nullable, no additional
 properties, no `$ref`), so the same definition works with OpenAI strict mode and with
 vendors that ignore `strict`. `ToolContext` is injected and never part of the schema.
+
+Tools defined elsewhere (an MCP server) bring a JSON schema instead of a pydantic model:
+`schema_tool()` builds a `Tool` that offers that schema (made strict-compatible when it
+can be, sent non-strict otherwise) and validates arguments against it with `jsonschema`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
-from pydantic import BaseModel, ValidationError
+import jsonschema
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.domain import ToolCall, ToolContext, ToolResult
 
@@ -28,9 +33,13 @@ TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_RESULT_CHARS = 16_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Tool:
-    """A callable the model may ask for, with everything needed to offer and run it."""
+    """A callable the model may ask for, with everything needed to offer and run it.
+
+    Tools compare and hash by identity (a schema tool holds a dict, so field-wise
+    hashing would fail, and two tools are never interchangeable anyway).
+    """
 
     name: str
     description: str
@@ -39,8 +48,15 @@ class Tool:
     side_effect: bool = False
     timeout: float | None = None
     source: str = "builtin"
+    # Set for tools defined by a JSON schema (see `schema_tool`): the schema offered to
+    # the model, whether it is strict-compatible, and the check that replaces pydantic's.
+    schema: dict[str, Any] | None = None
+    strict: bool = True
+    validator: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def json_schema(self) -> dict[str, Any]:
+        if self.schema is not None:
+            return self.schema
         return strict_json_schema(self.parameters)
 
     def confirmation_question(self, arguments: BaseModel) -> str:
@@ -55,6 +71,8 @@ class Tool:
                 f"Arguments for {self.name} were not a JSON object: {call.arguments_error}. "
                 f"Call it again with arguments matching its schema."
             )
+        if self.validator is not None:
+            return SchemaArguments.model_validate(self.validator(call.arguments))
         # Strict schemas make the model send null for every optional field it leaves out;
         # null then means "use the default", not "None", where the field has a default.
         fields = self.parameters.model_fields
@@ -100,6 +118,132 @@ class Tool:
 
 class InvalidArguments(ValueError):
     """The model's arguments do not fit the tool's parameter model."""
+
+
+class SchemaArguments(BaseModel):
+    """The validated arguments of a schema-defined tool: `model_dump()` gives them back."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def schema_tool(
+    *,
+    name: str,
+    description: str,
+    schema: dict[str, Any],
+    function: ToolFunction,
+    source: str,
+    side_effect: bool = False,
+    timeout: float | None = None,
+) -> Tool:
+    """A `Tool` whose parameters are a JSON schema (e.g. an MCP tool's `input_schema`).
+
+    The model is offered a strict-compatible copy when the schema allows one (optional
+    properties become required and nullable); otherwise the schema as is, non-strict.
+    Arguments are checked against the original schema after nulls the strict copy made
+    the model send for optional properties are dropped. `function` gets `SchemaArguments`.
+    """
+    if not TOOL_NAME_PATTERN.match(name):
+        raise ValueError(f"tool name {name!r} must match {TOOL_NAME_PATTERN.pattern}")
+    original: dict[str, Any] = (
+        copy.deepcopy(schema) if schema else {"type": "object", "properties": {}}
+    )
+    original.setdefault("type", "object")
+    original.setdefault("properties", {})
+    validator_cls = jsonschema.validators.validator_for(original, jsonschema.Draft202012Validator)
+    try:
+        validator_cls.check_schema(original)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"tool {name}: invalid input schema: {exc.message}") from None
+    checker = validator_cls(original)
+    definitions = {**original.get("definitions", {}), **original.get("$defs", {})}
+    offered = strict_schema_or_none(original)
+
+    def validate(arguments: dict[str, Any]) -> dict[str, Any]:
+        cleaned = (
+            _drop_nulls(arguments, original, definitions) if offered is not None else arguments
+        )
+        errors = sorted(checker.iter_errors(cleaned), key=lambda e: list(e.absolute_path))
+        if errors:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e.absolute_path) or '(arguments)'}: {e.message}"
+                for e in errors[:5]
+            )
+            raise InvalidArguments(f"Invalid arguments for {name}: {problems}.")
+        return cleaned
+
+    return Tool(
+        name,
+        description or name,
+        SchemaArguments,
+        function,
+        side_effect,
+        timeout,
+        source,
+        schema=offered if offered is not None else _without_titles(original),
+        strict=offered is not None,
+        validator=validate,
+    )
+
+
+def strict_schema_or_none(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """A strict-mode copy of a raw JSON schema, or None if strict mode cannot express it
+    (free-form objects, pattern or typed additional properties, recursive `$ref`)."""
+    if not _strict_expressible(schema, depth=0):
+        return None
+    copied = copy.deepcopy(schema)
+    definitions = copied.pop("$defs", {}) | copied.pop("definitions", {})
+    try:
+        converted: dict[str, Any] = _strict(copied, definitions)
+    except (KeyError, RecursionError):
+        return None
+    converted.pop("$schema", None)
+    return converted
+
+
+def _strict_expressible(node: Any, depth: int) -> bool:
+    if depth > 20:  # recursive definitions cannot be inlined
+        return False
+    if isinstance(node, list):
+        return all(_strict_expressible(item, depth + 1) for item in node)
+    if not isinstance(node, dict):
+        return True
+    if "patternProperties" in node or node.get("additionalProperties") not in (None, False):
+        return False
+    if depth > 0 and node.get("type") == "object" and "properties" not in node:
+        return False
+    if "$ref" in node and not str(node["$ref"]).startswith(("#/$defs/", "#/definitions/")):
+        return False
+    return all(
+        _strict_expressible(value, depth + 1)
+        for key, value in node.items()
+        if key not in ("$defs", "definitions")
+    ) and all(
+        _strict_expressible(value, depth + 1)
+        for key in ("$defs", "definitions")
+        for value in (node.get(key) or {}).values()
+    )
+
+
+def _drop_nulls(value: Any, schema: dict[str, Any], definitions: dict[str, Any]) -> Any:
+    """Remove nulls sent for optional properties (strict mode's way of saying "absent")."""
+    if "$ref" in schema:
+        schema = definitions.get(str(schema["$ref"]).rsplit("/", 1)[-1], schema)
+    if not isinstance(value, dict) or not isinstance(schema.get("properties"), dict):
+        return value
+    properties: dict[str, Any] = schema["properties"]
+    required = set(schema.get("required", []))
+    cleaned = {}
+    for key, item in value.items():
+        if item is None and key not in required:
+            continue
+        prop = properties.get(key)
+        cleaned[key] = _drop_nulls(item, prop, definitions) if isinstance(prop, dict) else item
+    return cleaned
+
+
+def _without_titles(schema: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in schema.items() if key not in ("title", "$schema")}
 
 
 def render_output(output: Any) -> str:
@@ -160,6 +304,20 @@ class ToolRegistry:
             raise ValueError(f"a tool named {item.name!r} is already registered")
         self._tools[item.name] = item
 
+    def replace_source(self, source: str, tools: Iterable[Tool]) -> list[str]:
+        """Make `tools` the only ones from `source` (e.g. an MCP server whose list changed).
+
+        A tool whose name another source already uses is skipped; its name is returned.
+        """
+        self._tools = {name: t for name, t in self._tools.items() if t.source != source}
+        skipped = []
+        for item in tools:
+            if item.name in self._tools:
+                skipped.append(item.name)
+            else:
+                self._tools[item.name] = item
+        return skipped
+
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
 
@@ -190,7 +348,14 @@ def _strict(node: Any, definitions: dict[str, Any]) -> Any:
         target = definitions[node["$ref"].rsplit("/", 1)[-1]]
         merged = {**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}
         return _strict(merged, definitions)
-    result = {key: _strict(value, definitions) for key, value in node.items() if key != "title"}
+    result: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "title":  # annotation noise; but a *property* named "title" is kept
+            continue
+        if key == "properties" and isinstance(value, dict):
+            result[key] = {name: _strict(prop, definitions) for name, prop in value.items()}
+        else:
+            result[key] = _strict(value, definitions)
     if result.get("type") == "object" or "properties" in result:
         properties: dict[str, Any] = result.setdefault("properties", {})
         required = set(result.get("required", []))

@@ -15,14 +15,22 @@ from typing import Any, Protocol
 
 from bot.domain import ChatMessage, ToolCall, Usage
 
+# Shown when the model declines (refusal, content filter) without saying anything.
+REFUSED_TEXT = "I can't help with that request."
+
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """A tool as offered to a model: vendor-neutral name, description and JSON schema."""
+    """A tool as offered to a model: vendor-neutral name, description and JSON schema.
+
+    `strict` is False for a schema strict mode cannot express (some MCP tools): such a
+    tool is never sent with `"strict": true`.
+    """
 
     name: str
     description: str
     parameters: dict[str, Any]
+    strict: bool = True
 
 
 @dataclass(frozen=True, slots=True)

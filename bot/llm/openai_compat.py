@@ -1,6 +1,7 @@
 """`Provider` for any OpenAI-compatible Chat Completions API.
 
-Works with OpenAI, DashScope/Qwen compatible mode, DeepSeek, vLLM and Ollama. The
+Works with OpenAI, DashScope/Qwen compatible mode, DeepSeek, vLLM and Ollama; a
+`VendorProfile` (bot/llm/profiles.py) says what each accepts and how it streams. The
 `openai` SDK supplies configuration, authentication, retries and HTTP error handling.
 The request goes through the SDK's low-level `post()` and the answer is read as raw
 SSE lines decoded with `json.loads`: `chat.completions.create` walks every message of
@@ -11,6 +12,7 @@ chunk, which together cost more CPU than the rest of a turn (docs/benchmarks.md)
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -28,7 +30,17 @@ from bot.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from bot.llm.base import StreamEvent, TextDelta, ToolCallsReady, ToolSpec, TurnFinished
+from bot.llm.base import (
+    REFUSED_TEXT,
+    StreamEvent,
+    TextDelta,
+    ToolCallsReady,
+    ToolSpec,
+    TurnFinished,
+)
+from bot.llm.profiles import GENERIC, ThinkTagFilter, VendorProfile, profile_for
+
+log = logging.getLogger(__name__)
 
 # The SDK's own switch (used by `with_streaming_response`) for "return the response unread".
 _RAW_STREAM_HEADER = {"X-Stainless-Raw-Response": "stream"}
@@ -81,7 +93,7 @@ def to_openai_tools(tools: Sequence[ToolSpec], *, strict: bool = False) -> list[
             "description": tool.description,
             "parameters": tool.parameters,
         }
-        if strict:
+        if strict and tool.strict:
             function["strict"] = True
         converted.append({"type": "function", "function": function})
     return converted
@@ -122,18 +134,39 @@ class OpenAICompatProvider:
         parallel_tool_calls: bool | None = None,
         strict_tools: bool = False,
         extra_body: dict[str, Any] | None = None,
+        profile: VendorProfile | None = None,
+        tool_choice: str | None = None,
     ) -> None:
+        self.profile = profile = profile or GENERIC
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or ""
         self._timeout = timeout
         self._max_retries = max_retries
         self._stream = stream
-        self._stream_usage = stream_usage
         self._temperature = temperature
         self._max_tokens = max_tokens
+        # Send only what the vendor accepts; say once what is dropped.
+        dropped = []
+        if parallel_tool_calls is None:
+            parallel_tool_calls = profile.default_parallel_tool_calls
+        if parallel_tool_calls is not None and not profile.parallel_tool_calls:
+            dropped.append(f"parallel_tool_calls={str(parallel_tool_calls).lower()}")
+            parallel_tool_calls = None
+        if strict_tools and not profile.strict_schemas:
+            dropped.append("strict tool schemas")
+            strict_tools = False
+        if tool_choice and tool_choice not in profile.tool_choice:
+            dropped.append(f"tool_choice={tool_choice}")
+            tool_choice = None
+        if dropped:
+            log.warning(
+                "the %s profile does not accept %s: not sent", profile.name, ", ".join(dropped)
+            )
+        self._stream_usage = stream_usage and profile.stream_usage
         self._parallel_tool_calls = parallel_tool_calls
         self._strict_tools = strict_tools
+        self._tool_choice = tool_choice or None
         self._extra_body = dict(extra_body or {})
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
@@ -160,6 +193,8 @@ class OpenAICompatProvider:
             parallel_tool_calls=settings.parallel_tool_calls,
             strict_tools=settings.strict_tools,
             extra_body=settings.extra_body,
+            profile=profile_for(settings.profile, settings.base_url),
+            tool_choice=settings.tool_choice or None,
         )
 
     async def aclose(self) -> None:
@@ -182,6 +217,8 @@ class OpenAICompatProvider:
             request["tools"] = to_openai_tools(tools, strict=self._strict_tools)
             if self._parallel_tool_calls is not None:
                 request["parallel_tool_calls"] = self._parallel_tool_calls
+            if self._tool_choice:
+                request["tool_choice"] = self._tool_choice
         if self._temperature is not None:
             request["temperature"] = self._temperature
         if self._max_tokens is not None:
@@ -199,6 +236,8 @@ class OpenAICompatProvider:
         done = False
         usage = Usage()
         calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument fragments]]
+        think = ThinkTagFilter() if self.profile.think_tags else None
+        refused = said = False
         request["stream"] = True
         try:
             response = await self._client.post(
@@ -235,10 +274,17 @@ class OpenAICompatProvider:
                         usage = _usage(chunk["usage"])
                     for choice in chunk.get("choices") or ():
                         delta = choice.get("delta") or {}
-                        # reasoning_content (thinking) is deliberately not read.
+                        # Reasoning fields (the profile's) are deliberately not read.
                         content = delta.get("content")
                         if content:
-                            yield TextDelta(content)
+                            if think is not None:
+                                content = think.feed(content)
+                            if content:
+                                said = True
+                                yield TextDelta(content)
+                        elif delta.get("refusal"):
+                            refused = True
+                            yield TextDelta(delta["refusal"])
                         if delta.get("tool_calls"):
                             _accumulate(calls, delta["tool_calls"])
                         if choice.get("finish_reason"):
@@ -251,11 +297,16 @@ class OpenAICompatProvider:
             raise ProviderUnavailable(
                 self._redact(f"{self.base_url} broke off mid-stream: {type(exc).__name__}: {exc}")
             ) from exc
+        if think is not None and (tail := think.flush()):
+            said = True
+            yield TextDelta(tail)
         ready = [parse_tool_call(c[0], c[1], "".join(c[2])) for _, c in sorted(calls.items())]
+        if finish_reason == "content_filter" and not said and not refused and not ready:
+            yield TextDelta(REFUSED_TEXT)
         if ready:
             yield ToolCallsReady(tuple(ready))
         yield TurnFinished(
-            finish_reason or ("tool_calls" if ready else "stop"), usage, model or self.model
+            _finish_reason(finish_reason, bool(ready), refused), usage, model or self.model
         )
 
     async def _complete(self, request: dict[str, Any]) -> AsyncIterator[StreamEvent]:
@@ -277,8 +328,16 @@ class OpenAICompatProvider:
         choices = completion.get("choices") or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
         message = choice.get("message") or {}
-        if message.get("content"):
-            yield TextDelta(message["content"])
+        content = message.get("content") or ""
+        if content and self.profile.think_tags:
+            think = ThinkTagFilter()
+            content = think.feed(content) + think.flush()
+        if content:
+            yield TextDelta(content)
+        elif message.get("refusal"):
+            yield TextDelta(message["refusal"])
+        elif choice.get("finish_reason") == "content_filter" and not message.get("tool_calls"):
+            yield TextDelta(REFUSED_TEXT)
         ready = [
             parse_tool_call(
                 call.get("id") or "",
@@ -291,7 +350,9 @@ class OpenAICompatProvider:
         if ready:
             yield ToolCallsReady(tuple(ready))
         yield TurnFinished(
-            choice.get("finish_reason") or ("tool_calls" if ready else "stop"),
+            _finish_reason(
+                choice.get("finish_reason") or "", bool(ready), bool(message.get("refusal"))
+            ),
             _usage(completion.get("usage")),
             completion.get("model") or self.model,
         )
@@ -369,6 +430,14 @@ def _accumulate(calls: dict[int, list[Any]], deltas: list[dict[str, Any]]) -> No
                 entry[1] = function["name"]
         if function.get("arguments"):
             entry[2].append(function["arguments"])
+
+
+def _finish_reason(reason: str, has_calls: bool, refused: bool) -> str:
+    if refused:
+        return "refusal"
+    if has_calls and reason in ("", "stop"):  # Ollama says "stop" after tool calls
+        return "tool_calls"
+    return reason or "stop"
 
 
 def _usage(raw: Any) -> Usage:

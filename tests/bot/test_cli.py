@@ -189,3 +189,26 @@ def test_chat_tells_the_user_when_the_model_is_down(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "unreachable" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_tools_list_shows_builtin_and_mcp_tools_with_source_and_schema(tmp_path: Path) -> None:
+    config = tmp_path / "mcp.toml"
+    config.write_text(
+        f'[servers.fake]\ncommand = "{sys.executable}"\nargs = ["-m", "tests.fakes.mcp_server"]\n'
+        f'cwd = "{REPO}"\nallowed_tools = ["add", "echo"]\n',
+        encoding="utf-8",
+    )
+    result = parley(tmp_path, "tools", "list", "--json", PARLEY_MCP_CONFIG=str(config))
+    assert result.returncode == 0, result.stderr
+    listing = {entry["name"]: entry for entry in json.loads(result.stdout)}
+    assert {name: entry["source"] for name, entry in listing.items()} == {
+        "get_current_time": "builtin",
+        "fake_add": "mcp:fake",
+        "fake_echo": "mcp:fake",
+    }
+    assert listing["fake_add"]["parameters"]["required"] == ["a", "b"]
+
+    text = parley(tmp_path, "tools", "list", PARLEY_MCP_CONFIG=str(config))
+    assert text.returncode == 0, text.stderr
+    assert "fake_echo  [mcp:fake] (asks the user to confirm)" in text.stdout
+    assert '"properties": {"text"' in text.stdout

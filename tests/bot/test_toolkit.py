@@ -7,7 +7,13 @@ import pytest
 from pydantic import BaseModel, Field
 
 from bot.domain import ChatRef, ToolCall, ToolContext, UserRef
-from bot.toolkit import InvalidArguments, ToolRegistry, strict_json_schema, tool
+from bot.toolkit import (
+    InvalidArguments,
+    ToolRegistry,
+    schema_tool,
+    strict_json_schema,
+    tool,
+)
 
 CONTEXT = ToolContext(UserRef("t", "1"), ChatRef("t", "c"), "UTC", datetime(2026, 1, 1, tzinfo=UTC))
 
@@ -95,3 +101,100 @@ def test_registry_refuses_duplicate_names() -> None:
     assert registry.get("send_thing") is send_thing and registry.get("nope") is None
     with pytest.raises(ValueError, match="already registered"):
         registry.register(send_thing)
+
+
+def test_a_property_named_title_survives_the_strict_transform() -> None:
+    class Issue(BaseModel):
+        title: str
+        body: str = ""
+
+    schema = strict_json_schema(Issue)
+    assert set(schema["properties"]) == {"title", "body"} and "title" not in schema
+    assert schema["required"] == ["title", "body"]
+
+
+MCP_SCHEMA = {
+    "type": "object",
+    "title": "echoArguments",
+    "properties": {
+        "text": {"type": "string", "title": "Text"},
+        "times": {"type": "integer", "default": 1, "minimum": 1},
+        "where": {"$ref": "#/$defs/Place"},
+    },
+    "required": ["text"],
+    "$defs": {"Place": {"type": "object", "properties": {"city": {"type": "string"}}}},
+}
+
+
+async def echo_arguments(params: BaseModel, ctx: ToolContext) -> dict[str, object]:
+    return params.model_dump()
+
+
+def test_schema_tool_offers_a_strict_copy_and_validates_against_the_original() -> None:
+    item = schema_tool(
+        name="srv_echo",
+        description="Echo.",
+        schema=MCP_SCHEMA,
+        function=echo_arguments,
+        source="mcp:srv",
+    )
+    offered = item.json_schema()
+    assert item.strict and item.source == "mcp:srv"
+    assert offered["required"] == ["text", "times", "where"]
+    assert offered["properties"]["times"]["type"] == ["integer", "null"]
+    where = offered["properties"]["where"]
+    assert where["type"] == ["object", "null"]
+    assert where["properties"]["city"]["type"] == ["string", "null"]
+    assert "$defs" not in offered and "title" not in offered
+    # Nulls for optional properties mean "absent"; the rest is checked by the schema.
+    arguments = item.validate(
+        ToolCall("c", "srv_echo", {"text": "x", "times": None, "where": {"city": None}})
+    )
+    assert arguments.model_dump() == {"text": "x", "where": {}}
+    with pytest.raises(InvalidArguments, match="times: 0 is less than the minimum of 1"):
+        item.validate(ToolCall("c", "srv_echo", {"text": "x", "times": 0}))
+    with pytest.raises(InvalidArguments, match="'text' is a required property"):
+        item.validate(ToolCall("c", "srv_echo", {}))
+
+
+async def test_schema_tool_runs_with_its_arguments() -> None:
+    item = schema_tool(
+        name="srv_echo", description="", schema=MCP_SCHEMA, function=echo_arguments, source="x"
+    )
+    result = await item.run(ToolCall("c", "srv_echo", {"text": "hi", "times": 2}), CONTEXT, 1)
+    assert not result.is_error and result.content == '{"text": "hi", "times": 2}'
+
+
+def test_a_schema_strict_mode_cannot_express_is_sent_non_strict() -> None:
+    free_form = {
+        "type": "object",
+        "properties": {"labels": {"type": "object", "additionalProperties": {"type": "string"}}},
+    }
+    item = schema_tool(
+        name="t", description="d", schema=free_form, function=echo_arguments, source="x"
+    )
+    assert item.strict is False
+    assert item.json_schema()["properties"]["labels"]["additionalProperties"] == {"type": "string"}
+    # Without the strict copy nulls are not special: they are checked like any value.
+    with pytest.raises(InvalidArguments, match="labels"):
+        item.validate(ToolCall("c", "t", {"labels": None}))
+    with pytest.raises(ValueError, match="invalid input schema"):
+        schema_tool(
+            name="t", description="d", schema={"type": 5}, function=echo_arguments, source="x"
+        )
+
+
+def test_registry_replaces_one_sources_tools_only() -> None:
+    registry = ToolRegistry([send_thing])
+    first = schema_tool(
+        name="srv_a", description="a", schema={}, function=echo_arguments, source="mcp:srv"
+    )
+    clash = schema_tool(
+        name="send_thing", description="b", schema={}, function=echo_arguments, source="mcp:srv"
+    )
+    assert registry.replace_source("mcp:srv", [first, clash]) == ["send_thing"]
+    assert registry.names() == ["send_thing", "srv_a"]
+    assert registry.get("send_thing") is send_thing
+    registry.replace_source("mcp:srv", [])
+    assert registry.names() == ["send_thing"]
+    assert len({first, clash, send_thing}) == 3  # tools hash by identity, schema or not

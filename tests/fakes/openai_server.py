@@ -9,6 +9,20 @@ with one `chat.completion`.
 
 Reply bytes are rendered when the helper is called; serving only substitutes the model
 name and the tool call ids, so the server keeps up with benchmarks.
+
+`vendor=` on `text_reply`, `tool_call_reply` and `refusal_reply` renders the stream in
+the shape one OpenAI-compatible vendor sends (`VENDORS`; modelled on each vendor's
+documented and published captured streams, not recorded live here):
+
+- "openai": as described above; refusals stream in `delta.refusal`.
+- "dashscope": Qwen's tool call deltas (`"id": ""` continuations, a closing
+  `"function": {}`), thinking in `reasoning_content`, refusals as `content_filter`.
+- "deepseek": usage on the finishing chunk whether asked or not, thinking in
+  `reasoning_content`, refusals as `content_filter`.
+- "vllm": a call's first delta has the name and no `arguments`, ids `chatcmpl-tool-…`,
+  thinking in `reasoning_content`.
+- "ollama": every call whole in one chunk, `finish_reason` "stop" even after tool
+  calls, thinking in `reasoning`.
 """
 
 from __future__ import annotations
@@ -29,9 +43,11 @@ from typing import Any
 import uvicorn
 
 __all__ = [
+    "VENDORS",
     "ScriptedOpenAIServer",
     "ScriptedReply",
     "error_reply",
+    "refusal_reply",
     "stream_error_reply",
     "text_reply",
     "tool_call_reply",
@@ -42,6 +58,8 @@ _MODEL_BYTES = _MODEL.encode()
 _CALL = "@@CALL_{}@@"
 _DONE = b"data: [DONE]\n\n"
 _TEXT_CHUNK = 8
+VENDORS = ("openai", "dashscope", "deepseek", "vllm", "ollama")
+_REASONING_FIELD = {"ollama": "reasoning"}
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -86,6 +104,7 @@ def _stream_reply(
     completion: dict[str, Any],
     delay: float,
     call_count: int = 0,
+    vendor: str = "openai",
 ) -> ScriptedReply:
     """Frame `deltas` as chunks, add the finish and usage chunks, and the plain variant."""
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
@@ -109,11 +128,41 @@ def _stream_reply(
             ],
         }
     )
+    if vendor == "deepseek":
+        # DeepSeek reports usage on the finishing chunk, asked for or not.
+        if usage is not None:
+            chunks[-1]["usage"] = _usage(usage)
+        events = (*(_sse(chunk) for chunk in chunks), _DONE)
+        return ScriptedReply(
+            status=200,
+            body=_completion_body(completion_id, created, completion, finish_reason, usage),
+            events=events,
+            events_with_usage=events,
+            delay=delay,
+            call_count=call_count,
+        )
     events = (*(_sse(chunk) for chunk in chunks), _DONE)
     # With include_usage OpenAI puts "usage": null on every chunk, then a usage-only chunk.
     with_usage = [_sse({**chunk, "usage": None}) for chunk in chunks]
     if usage is not None:
         with_usage.append(_sse({**base, "choices": [], "usage": _usage(usage)}))
+    return ScriptedReply(
+        status=200,
+        body=_completion_body(completion_id, created, completion, finish_reason, usage),
+        events=events,
+        events_with_usage=(*with_usage, _DONE),
+        delay=delay,
+        call_count=call_count,
+    )
+
+
+def _completion_body(
+    completion_id: str,
+    created: int,
+    completion: dict[str, Any],
+    finish_reason: str,
+    usage: tuple[int, int] | None,
+) -> bytes:
     body: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion",
@@ -126,14 +175,12 @@ def _stream_reply(
     }
     if usage is not None:
         body["usage"] = _usage(usage)
-    return ScriptedReply(
-        status=200,
-        body=json.dumps(body, separators=(",", ":")).encode(),
-        events=events,
-        events_with_usage=(*with_usage, _DONE),
-        delay=delay,
-        call_count=call_count,
-    )
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _check_vendor(vendor: str) -> None:
+    if vendor not in VENDORS:
+        raise ValueError(f"unknown vendor shape {vendor!r}; one of {', '.join(VENDORS)}")
 
 
 def text_reply(
@@ -144,18 +191,35 @@ def text_reply(
     finish_reason: str = "stop",
     delay: float = 0.0,
     reasoning: str = "",
+    vendor: str = "openai",
 ) -> ScriptedReply:
     """A plain answer streamed in `chunk_size`-character pieces, after optional
-    `reasoning` sent as `delta.reasoning_content` (DashScope/DeepSeek thinking)."""
+    `reasoning` sent as `delta.reasoning_content` (DashScope/DeepSeek thinking; Ollama's
+    `reasoning` with `vendor="ollama"`)."""
+    _check_vendor(vendor)
+    field = _REASONING_FIELD.get(vendor, "reasoning_content")
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
-    deltas += [
-        {"content": None, "reasoning_content": piece} for piece in _pieces(reasoning, chunk_size)
-    ]
+    deltas += [{"content": None, field: piece} for piece in _pieces(reasoning, chunk_size)]
     deltas += [{"content": piece} for piece in _pieces(text, chunk_size)]
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     if reasoning:
-        message["reasoning_content"] = reasoning
-    return _stream_reply(deltas, finish_reason, usage, message, delay)
+        message[field] = reasoning
+    return _stream_reply(deltas, finish_reason, usage, message, delay, vendor=vendor)
+
+
+def refusal_reply(
+    text: str, *, usage: tuple[int, int] | None = (10, 5), vendor: str = "openai"
+) -> ScriptedReply:
+    """The model declines: OpenAI streams `delta.refusal`; DashScope and DeepSeek end
+    with `finish_reason` "content_filter"; vLLM and Ollama just answer in text."""
+    _check_vendor(vendor)
+    if vendor == "openai":
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None, "refusal": ""}]
+        deltas += [{"refusal": piece} for piece in _pieces(text, _TEXT_CHUNK)]
+        message = {"role": "assistant", "content": None, "refusal": text}
+        return _stream_reply(deltas, "stop", usage, message, 0.0)
+    finish = "content_filter" if vendor in ("dashscope", "deepseek") else "stop"
+    return text_reply(text, usage=usage, finish_reason=finish, vendor=vendor)
 
 
 def tool_call_reply(
@@ -165,12 +229,18 @@ def tool_call_reply(
     usage: tuple[int, int] | None = (10, 5),
     delay: float = 0.0,
     qwen_style: bool = False,
+    vendor: str = "openai",
 ) -> ScriptedReply:
     """The model asks for `calls`, each `(name, arguments)`; a dict is JSON-encoded and a
     str is sent as is (to script malformed JSON). `split_arguments=N` streams each call's
     arguments in N-character fragments. `qwen_style` mimics DashScope: the first chunk of a
     call carries the first fragment, continuation chunks carry `"id": ""`, and a last
-    chunk per call carries `"function": {}`. Ids are `call_<n>`, unique per server."""
+    chunk per call carries `"function": {}`. Ids are `call_<n>`, unique per server.
+    `vendor` picks a vendor's shape (module docstring); "dashscope" implies `qwen_style`."""
+    _check_vendor(vendor)
+    qwen_style = qwen_style or vendor == "dashscope"
+    if vendor == "ollama":
+        return _ollama_tool_calls(calls, text, usage, delay)
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None if qwen_style else ""}]
     deltas += [{"content": piece} for piece in _pieces(text, _TEXT_CHUNK)]
     message_calls = []
@@ -216,6 +286,27 @@ def tool_call_reply(
                     "tool_calls": [{"index": index, "id": "", "type": "function", "function": {}}],
                 }
             )
+        elif vendor == "vllm":
+            deltas.append(
+                {
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": f"chatcmpl-tool-{call_id}",
+                            "type": "function",
+                            "index": index,
+                            "function": {"name": name},
+                        }
+                    ],
+                }
+            )
+            deltas += [
+                {
+                    "content": None,
+                    "tool_calls": [{"index": index, "function": {"arguments": fragment}}],
+                }
+                for fragment in fragments
+            ]
         else:
             deltas.append(
                 {
@@ -239,7 +330,37 @@ def tool_call_reply(
         "refusal": None,
         "tool_calls": message_calls,
     }
-    return _stream_reply(deltas, "tool_calls", usage, message, delay, call_count=len(calls))
+    return _stream_reply(
+        deltas, "tool_calls", usage, message, delay, call_count=len(calls), vendor=vendor
+    )
+
+
+def _ollama_tool_calls(
+    calls: tuple[tuple[str, dict[str, Any] | str], ...],
+    text: str,
+    usage: tuple[int, int] | None,
+    delay: float,
+) -> ScriptedReply:
+    """Ollama sends all calls whole in one chunk and finishes with "stop"."""
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+    deltas += [{"content": piece} for piece in _pieces(text, _TEXT_CHUNK)]
+    message_calls = [
+        {
+            "id": _CALL.format(index),
+            "index": index,
+            "type": "function",
+            "function": {
+                "name": name,
+                "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+            },
+        }
+        for index, (name, arguments) in enumerate(calls)
+    ]
+    deltas.append({"role": "assistant", "content": "", "tool_calls": message_calls})
+    message = {"role": "assistant", "content": text, "tool_calls": message_calls}
+    return _stream_reply(
+        deltas, "stop", usage, message, delay, call_count=len(calls), vendor="ollama"
+    )
 
 
 def _error_type(status: int) -> str:

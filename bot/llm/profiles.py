@@ -1,0 +1,135 @@
+"""What each OpenAI-compatible vendor accepts and returns, as small declarative profiles.
+
+`OpenAICompatProvider` consults its profile to send only what the vendor accepts (a
+setting the vendor would reject is dropped with one warning at start) and to read what
+it returns (reasoning kept out of the answer). Facts and their sources: PROTOCOLS.md
+section C and docs/providers.md; where a vendor's support is unverified the profile
+takes the safe side (does not send the parameter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True, slots=True)
+class VendorProfile:
+    name: str
+    # Accepts `parallel_tool_calls`; the value sent when the setting is unset (None: omit).
+    parallel_tool_calls: bool = True
+    default_parallel_tool_calls: bool | None = None
+    # `tool_choice` string values it accepts (a forced named tool is not used by Parley).
+    tool_choice: frozenset[str] = frozenset({"auto", "none", "required"})
+    # Accepts `"strict": true` on function definitions.
+    strict_schemas: bool = True
+    # Accepts `stream_options.include_usage` (else usage is read if the vendor sends it).
+    stream_usage: bool = True
+    # Delta fields carrying reasoning ("thinking") text: never part of the answer.
+    reasoning_fields: tuple[str, ...] = ()
+    # Reasoning inlined in `content` as <think>...</think> (served without a reasoning
+    # parser): stripped from the answer.
+    think_tags: bool = False
+
+
+GENERIC = VendorProfile("generic", reasoning_fields=("reasoning_content", "reasoning"))
+PROFILES: dict[str, VendorProfile] = {
+    "generic": GENERIC,
+    "openai": VendorProfile("openai"),
+    # Qwen answers one tool call per response unless parallel_tool_calls=true; thinking
+    # arrives in reasoning_content; `required` and strict are unverified, so not sent.
+    "dashscope": VendorProfile(
+        "dashscope",
+        default_parallel_tool_calls=True,
+        tool_choice=frozenset({"auto", "none"}),
+        strict_schemas=False,
+        reasoning_fields=("reasoning_content",),
+    ),
+    # DeepSeek: no parallel_tool_calls parameter; strict only on its beta endpoint;
+    # deepseek-reasoner streams reasoning_content; usage comes on the last chunk.
+    "deepseek": VendorProfile(
+        "deepseek",
+        parallel_tool_calls=False,
+        strict_schemas=False,
+        reasoning_fields=("reasoning_content",),
+    ),
+    # vLLM: reasoning parsers emit `reasoning_content` (older) or `reasoning` (newer);
+    # without a parser a thinking model inlines <think> tags in the content.
+    "vllm": VendorProfile(
+        "vllm",
+        strict_schemas=False,
+        reasoning_fields=("reasoning_content", "reasoning"),
+        think_tags=True,
+    ),
+    # Ollama's compatible endpoint: no parallel_tool_calls or tool_choice, thinking in
+    # `reasoning`, whole tool calls in one chunk, and finish_reason "stop" with calls.
+    "ollama": VendorProfile(
+        "ollama",
+        parallel_tool_calls=False,
+        tool_choice=frozenset({"auto"}),
+        strict_schemas=False,
+        reasoning_fields=("reasoning",),
+        think_tags=True,
+    ),
+}
+
+
+def detect_profile(base_url: str) -> VendorProfile:
+    """The profile for an endpoint, from its host (generic when unknown)."""
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    if host == "api.openai.com":
+        return PROFILES["openai"]
+    if "dashscope" in host or host.endswith(".qwencloud.com"):
+        return PROFILES["dashscope"]
+    if host.endswith("deepseek.com"):
+        return PROFILES["deepseek"]
+    if parts.port == 11434 or "ollama" in host:
+        return PROFILES["ollama"]
+    return GENERIC
+
+
+def profile_for(name: str, base_url: str) -> VendorProfile:
+    return detect_profile(base_url) if name == "auto" else PROFILES[name]
+
+
+class ThinkTagFilter:
+    """Removes <think>...</think> from streamed text, tags split across chunks included."""
+
+    OPEN, CLOSE = "<think>", "</think>"
+
+    def __init__(self) -> None:
+        self._inside = False
+        self._held = ""
+        self._after_close = False  # drop the newlines that follow </think>
+
+    def feed(self, text: str) -> str:
+        text = self._held + text
+        self._held = ""
+        if self._after_close:
+            text = text.lstrip("\n")
+            self._after_close = not text
+        out: list[str] = []
+        while text:
+            tag = self.CLOSE if self._inside else self.OPEN
+            found = text.find(tag)
+            if found >= 0:
+                if not self._inside:
+                    out.append(text[:found])
+                text = text[found + len(tag) :]
+                self._inside = not self._inside
+                if not self._inside:
+                    text = text.lstrip("\n")
+                    self._after_close = not text
+                continue
+            # Hold back a suffix that may be the start of a tag split across chunks.
+            keep = next((n for n in range(len(tag) - 1, 0, -1) if text.endswith(tag[:n])), 0)
+            if not self._inside:
+                out.append(text[: len(text) - keep])
+            self._held = text[len(text) - keep :]
+            break
+        return "".join(out)
+
+    def flush(self) -> str:
+        held, self._held = ("" if self._inside else self._held), ""
+        return held

@@ -1,0 +1,118 @@
+"""A small MCP server written with the `mcp` SDK, for tests.
+
+`build_server()` returns an `MCPServer` with a few tools; run this file to serve it over
+stdio (`python -m tests.fakes.mcp_server`), or serve `build_server().streamable_http_app()`
+over HTTP with `StreamableHTTPMCPServer` (127.0.0.1, port 0).
+
+Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `crash`
+(the process dies mid-call), `delete_everything` (to be disabled by config) and
+`grow` (registers `late_tool` and announces that the tool list changed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+
+class Sum(BaseModel):
+    total: int
+
+
+def build_server(name: str = "fake") -> MCPServer:
+    server = MCPServer(name, log_level="ERROR")
+
+    @server.tool()
+    def add(a: int, b: int = 0) -> Sum:
+        """Add two integers."""
+        return Sum(total=a + b)
+
+    @server.tool()
+    def echo(
+        text: str, title: str | None = Field(default=None, description="Optional heading")
+    ) -> str:
+        """Repeat the text back."""
+        return f"{title}: {text}" if title else f"echo: {text}"
+
+    @server.tool()
+    def fail(reason: str) -> str:
+        """Always fails."""
+        raise ToolError(f"failed on purpose: {reason}")
+
+    @server.tool()
+    def crash() -> str:
+        """Kill the server process (stdio) mid-call."""
+        os._exit(3)
+
+    @server.tool()
+    def delete_everything() -> str:
+        """A tool the configuration disables."""
+        return "deleted"
+
+    @server.tool()
+    async def grow(ctx: Context) -> str:
+        """Add a tool named late_tool and announce that the tool list changed."""
+
+        def late_tool(word: str) -> str:
+            """A tool that appeared later."""
+            return word.upper()
+
+        server.add_tool(late_tool)
+        await ctx.notify_tools_changed()
+        return "grown"
+
+    return server
+
+
+class StreamableHTTPMCPServer:
+    """`build_server()` served over streamable HTTP by uvicorn in a thread."""
+
+    def __init__(self, name: str = "fake") -> None:
+        self.url = ""
+        self._app = build_server(name).streamable_http_app()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> StreamableHTTPMCPServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app, log_config=None, log_level="warning", timeout_graceful_shutdown=1
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True
+        )
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("MCP HTTP server failed to start")
+            time.sleep(0.01)
+        self._server, self._thread = server, thread
+        self.url = f"http://127.0.0.1:{port}/mcp"
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+
+
+if __name__ == "__main__":
+    build_server(os.environ.get("FAKE_MCP_NAME", "fake")).run("stdio")

@@ -1,0 +1,286 @@
+"""MCP servers as tools: real MCP servers written with the `mcp` SDK (stdio subprocess and
+streamable HTTP on 127.0.0.1), the real `mcp` client, full engine turns against the
+scripted model server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import Application
+from bot.config import Settings
+from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.errors import ConfigError
+from bot.toolkit import ToolRegistry
+from tests.fakes.mcp_server import StreamableHTTPMCPServer
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
+from tests.fakes.surface import RecordingSurface
+from tools import ALL_TOOLS
+from tools.mcp import MCPServerLink, MCPTools, load_config, public_name
+
+ROOT = Path(__file__).resolve().parents[2]
+ALICE = UserRef("test", "alice", "Alice")
+DM = ChatRef("test", "dm-alice", ChatKind.DM)
+
+
+def stdio_server(**extra: Any) -> dict[str, Any]:
+    return {
+        "command": sys.executable,
+        "args": ["-m", "tests.fakes.mcp_server"],
+        "cwd": str(ROOT),
+        **extra,
+    }
+
+
+def message(text: str) -> IncomingMessage:
+    return IncomingMessage(chat=DM, user=ALICE, text=text)
+
+
+@pytest.fixture
+def http_mcp() -> Iterator[StreamableHTTPMCPServer]:
+    with StreamableHTTPMCPServer() as server:
+        yield server
+
+
+AppFactory = Callable[[dict[str, Any]], Awaitable[Application]]
+
+
+@pytest.fixture
+async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[AppFactory]:
+    apps: list[Application] = []
+
+    async def make(servers: dict[str, Any]) -> Application:
+        config = tmp_path / "mcp.json"
+        config.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+        settings = Settings.load(
+            env_file=None,
+            llm={"base_url": llm.base_url, "api_key": "sk-test", "model": "m", "max_retries": 0},
+            database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
+            mcp={"config": str(config), "restart_backoff_seconds": 0.1},
+        )
+        app = Application(settings, tools=ALL_TOOLS)
+        apps.append(app)
+        await app.start()
+        return app
+
+    yield make
+    for app in apps:
+        await app.aclose()
+
+
+def offered(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["function"]["name"]: t["function"] for t in request.get("tools", [])}
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 - polling state another task changes
+            await asyncio.sleep(0.02)
+
+
+async def test_stdio_server_tool_in_a_full_turn_and_a_disabled_tool_is_never_offered(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    app = await make_app(
+        {"fake": stdio_server(allowed_tools=["add", "echo", "fail", "crash", "grow"])}
+    )
+    llm.script(tool_call_reply(("fake_add", {"a": 2, "b": 3})), text_reply("2 + 3 = 5."))
+    surface = RecordingSurface()
+
+    outcome = await app.engine.handle(message("what is 2+3?"), surface)
+
+    assert outcome.text == "2 + 3 = 5." and not outcome.error
+    tools = offered(llm.requests[0])
+    assert {"fake_add", "fake_echo", "get_current_time"} <= set(tools)
+    assert "fake_delete_everything" not in tools  # disabled by allowed_tools
+    assert tools["fake_add"]["parameters"]["properties"]["b"]["type"] == ["integer", "null"]
+    [(_, result)] = surface.finished_tools
+    assert not result.is_error and json.loads(result.content) == {"total": 5}
+    # Not annotated read-only, so the requesting user was asked first.
+    assert surface.confirmations and surface.confirmations[0][0] == ALICE
+    assert llm.requests[1]["messages"][-1]["content"] == result.content
+
+    # The model names the disabled tool anyway: the engine refuses it, nothing runs.
+    llm.script(tool_call_reply(("fake_delete_everything", {})), text_reply("I cannot."))
+    surface = RecordingSurface()
+    outcome = await app.engine.handle(message("delete everything"), surface)
+    [refused] = outcome.tool_results
+    assert refused.is_error and "no tool named 'fake_delete_everything'" in refused.content
+    assert surface.finished_tools == []
+
+
+async def test_tool_errors_are_error_results(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    app = await make_app({"fake": stdio_server(confirm="never")})
+    llm.script(
+        tool_call_reply(("fake_fail", {"reason": "testing"}), ("fake_add", {"a": "two"})),
+        text_reply("Both failed."),
+    )
+    outcome = await app.engine.handle(message("go"), RecordingSurface())
+    failed, invalid = outcome.tool_results
+    assert failed.is_error and "failed on purpose: testing" in failed.content
+    # Checked against the server's schema before anything is sent to it.
+    assert invalid.is_error and "Invalid arguments for fake_add" in invalid.content
+
+
+async def test_streamable_http_server_with_strict_nulls_and_list_changes(
+    llm: ScriptedOpenAIServer, make_app: AppFactory, http_mcp: StreamableHTTPMCPServer
+) -> None:
+    app = await make_app({"web": {"url": http_mcp.url, "confirm": "never"}})
+    # A strict schema makes the model send null for the optional `title`: it means "absent".
+    llm.script(
+        tool_call_reply(("web_echo", {"text": "hi", "title": None}), ("web_grow", {})),
+        text_reply("Done."),
+    )
+    outcome = await app.engine.handle(message("echo hi"), RecordingSurface())
+    echo, grow = outcome.tool_results
+    assert (echo.content, echo.is_error) == ("echo: hi", False)
+    assert grow.content == "grown"
+    schema = offered(llm.requests[0])["web_echo"]["parameters"]
+    assert schema["required"] == ["text", "title"] and schema["additionalProperties"] is False
+
+    # The server announced a new tool: it is listed again and offered on the next turn.
+    await wait_until(lambda: app.tools.get("web_late_tool") is not None)
+    llm.script(tool_call_reply(("web_late_tool", {"word": "loud"})), text_reply("LOUD"))
+    outcome = await app.engine.handle(message("shout"), RecordingSurface())
+    assert outcome.tool_results[0].content == "LOUD"
+    assert "web_late_tool" in offered(llm.requests[-1])
+
+
+async def test_a_crashing_server_is_survived_and_restarted(
+    llm: ScriptedOpenAIServer, make_app: AppFactory, http_mcp: StreamableHTTPMCPServer
+) -> None:
+    app = await make_app(
+        {"fake": stdio_server(confirm="never"), "web": {"url": http_mcp.url, "confirm": "never"}}
+    )
+    assert app.mcp is not None
+    llm.script(
+        tool_call_reply(("fake_crash", {}), ("get_current_time", {"timezone": "UTC"})),
+        text_reply("The server crashed."),
+    )
+    outcome = await app.engine.handle(message("crash it"), RecordingSurface())
+    crashed, clock = outcome.tool_results
+    assert crashed.is_error and "fake" in crashed.content
+    assert not clock.is_error  # the built-in tool of the same round ran
+    assert outcome.text == "The server crashed."
+
+    # While it is down its tools answer "unavailable"; the other server is untouched.
+    await wait_until(lambda: not app.mcp.status()["fake"])  # type: ignore[union-attr]
+    assert app.mcp.status()["web"]
+    # Restarted with backoff, its tools work again.
+    await wait_until(lambda: app.mcp.status()["fake"])  # type: ignore[union-attr]
+    llm.script(tool_call_reply(("fake_add", {"a": 1, "b": 1})), text_reply("2"))
+    outcome = await app.engine.handle(message("1+1"), RecordingSurface())
+    assert json.loads(outcome.tool_results[0].content) == {"total": 2}
+    assert app.mcp.links[0].restarts >= 1
+
+
+async def test_a_server_that_is_down_reports_its_tools_unavailable() -> None:
+    registry = ToolRegistry(ALL_TOOLS)
+    [config] = load_config_from({"gone": {"command": sys.executable, "args": ["-c", "pass"]}})
+    mcp = MCPTools([config], registry, start_timeout=5, initial_backoff=0.05)
+    await mcp.start()
+    try:
+        assert mcp.status() == {"gone": False}
+        assert [t.name for t in registry] == ["get_current_time"]
+        with pytest.raises(Exception, match="unavailable right now"):
+            await mcp.links[0].call("anything", {})
+    finally:
+        await mcp.aclose()
+
+
+def load_config_from(servers: dict[str, Any], suffix: str = ".json") -> list[Any]:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False) as handle:
+        handle.write(json.dumps({"servers": servers}))
+    try:
+        return load_config(handle.name)
+    finally:
+        Path(handle.name).unlink()
+
+
+def test_config_reads_json_and_toml(tmp_path: Path) -> None:
+    toml = tmp_path / "mcp.toml"
+    toml.write_text(
+        '[servers.files]\ncommand = "npx"\nargs = ["-y", "server-filesystem"]\n'
+        'env = {ROOT = "/srv"}\nallowed_tools = ["read_file"]\n\n'
+        '[servers.search]\nurl = "http://127.0.0.1:9/mcp"\nconfirm = "never"\n',
+        encoding="utf-8",
+    )
+    files, search = load_config(toml)
+    assert (files.name, files.command, files.args, files.env) == (
+        "files",
+        "npx",
+        ("-y", "server-filesystem"),
+        {"ROOT": "/srv"},
+    )
+    assert files.allowed_tools == frozenset({"read_file"}) and files.source == "mcp:files"
+    assert (search.url, search.confirm, search.allowed_tools) == (
+        "http://127.0.0.1:9/mcp",
+        "never",
+        None,
+    )
+    json_file = tmp_path / "mcp.json"
+    json_file.write_text(json.dumps({"mcpServers": {"x": {"command": "x"}}}), encoding="utf-8")
+    assert [c.name for c in load_config(json_file)] == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("servers", "problem"),
+    [
+        ({"a": {}}, 'either "command"'),
+        ({"a": {"command": "x", "url": "http://h"}}, 'either "command"'),
+        ({"a b": {"command": "x"}}, "the name must match"),
+        ({"a": {"url": "ftp://h"}}, "must be http"),
+        ({"a": {"command": "x", "alowed_tools": []}}, "unknown keys alowed_tools"),
+        ({"a": {"command": "x", "allowed_tools": "add"}}, "list of tool names"),
+    ],
+)
+def test_config_errors_name_the_server_and_the_problem(
+    servers: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        load_config_from(servers)
+
+
+def test_config_file_missing_or_invalid(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"PARLEY_MCP_CONFIG=.*cannot read"):
+        load_config(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(bad)
+
+
+def test_names_are_namespaced_and_sanitised() -> None:
+    assert public_name("github", "create_issue") == "github_create_issue"
+    assert public_name("fs", "files.read/all") == "fs_files_read_all"
+    assert public_name("fs", "read", taken={"fs_read"}) == "fs_read_2"
+    long = public_name("server", "x" * 200)
+    assert len(long) == 64 and long != public_name("server", "x" * 199)
+
+
+async def test_a_handshake_era_connection_refreshes_on_the_notification(
+    http_mcp: StreamableHTTPMCPServer,
+) -> None:
+    registry = ToolRegistry()
+    [config] = load_config_from({"web": {"url": http_mcp.url}})
+    link = MCPServerLink(config, registry, mode="legacy", ping_interval=0.2)
+    link.start()
+    try:
+        await link.wait_listed(10)
+        assert link.available and registry.get("web_late_tool") is None
+        assert await link.call("grow", {}) == "grown"
+        await wait_until(lambda: registry.get("web_late_tool") is not None)
+        await asyncio.sleep(0.5)  # a few liveness pings go by without harm
+        assert link.available
+    finally:
+        await link.stop()

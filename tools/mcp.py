@@ -1,0 +1,467 @@
+"""MCP servers' tools as Parley tools, through the official `mcp` SDK (v2 `Client`).
+
+Servers are listed in a JSON or TOML file (`PARLEY_MCP_CONFIG`)::
+
+    {
+        "servers": {
+            "files": {
+                "command": "npx",
+                "args": ["-y", "@modelcontextprotocol/server-filesystem", "/srv"],
+                "env": {"DEBUG": "0"},
+                "allowed_tools": ["read_file", "list_directory"],
+            },
+            "search": {
+                "url": "http://127.0.0.1:9000/mcp",
+                "headers": {"Authorization": "Bearer ..."},
+            },
+        }
+    }
+
+(`mcpServers` is accepted for `servers`, as in other MCP clients' files.) Per server:
+`command`+`args`+`env`+`cwd` (stdio subprocess) or `url`+`headers` (streamable HTTP);
+`allowed_tools` (absent: all; a tool not listed is never registered, so never offered);
+`call_timeout` seconds; `confirm`: "unless_read_only" (default: a tool whose
+annotations do not say read-only asks the user first), "always" or "never".
+
+Each server is one `MCPServerLink`, a task that connects, lists the tools (all pages),
+registers them in the `ToolRegistry` as `<server>_<tool>` (the namespaced `server.tool`
+sanitised to `^[a-zA-Z0-9_-]{1,64}$`, with a reverse map to the MCP name), refreshes them
+when the server says its list changed, and restarts a server that dies with exponential
+backoff. Meanwhile its tools stay registered and answer "unavailable" as an error
+result; the other servers and the built-in tools are untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import time
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import mcp_types
+from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from bot.domain import ToolContext
+from bot.errors import ConfigError, ToolError
+from bot.toolkit import SchemaArguments, Tool, ToolRegistry, schema_tool
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+ConfirmMode = Literal["unless_read_only", "always", "never"]
+
+
+@dataclass(frozen=True)
+class MCPServerConfig:
+    """One server of the configuration file."""
+
+    name: str
+    command: str = ""
+    args: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+    url: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    allowed_tools: frozenset[str] | None = None
+    call_timeout: float = 60.0
+    confirm: ConfirmMode = "unless_read_only"
+
+    @property
+    def source(self) -> str:
+        return f"mcp:{self.name}"
+
+
+def load_config(path: str | Path) -> list[MCPServerConfig]:
+    """Read the servers file (`.toml` is TOML, anything else JSON); `ConfigError` on error."""
+    path = Path(path)
+    where = f"PARLEY_MCP_CONFIG={path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the file: {exc.strerror or exc}") from None
+    try:
+        data: Any = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            f"{where}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}"
+        ) from None
+    servers = data.get("servers", data.get("mcpServers")) if isinstance(data, dict) else None
+    if not isinstance(servers, dict):
+        raise ConfigError(f'{where}: expected a "servers" table of named servers')
+    return [_server_config(where, name, entry) for name, entry in servers.items()]
+
+
+def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
+    def bad(reason: str) -> ConfigError:
+        return ConfigError(f"{where}: server {name!r}: {reason}")
+
+    if not SERVER_NAME.match(name):
+        raise bad(f"the name must match {SERVER_NAME.pattern}")
+    if not isinstance(entry, dict):
+        raise bad("must be a table/object")
+    known = {
+        "command",
+        "args",
+        "env",
+        "cwd",
+        "url",
+        "headers",
+        "allowed_tools",
+        "call_timeout",
+        "confirm",
+    }
+    if unknown := sorted(set(entry) - known):
+        raise bad(f"unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    command, url = entry.get("command") or "", entry.get("url") or ""
+    if bool(command) == bool(url):
+        raise bad('give either "command" (stdio) or "url" (streamable HTTP)')
+    if not isinstance(command, str) or not isinstance(url, str):
+        raise bad('"command" and "url" must be strings')
+    if url and not url.startswith(("http://", "https://")):
+        raise bad(f'"url" must be http(s), got {url!r}')
+    args, env, headers = entry.get("args", []), entry.get("env"), entry.get("headers", {})
+    if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
+        raise bad('"args" must be a list of strings')
+    for label, mapping in (("env", env or {}), ("headers", headers)):
+        if not (isinstance(mapping, dict) and all(isinstance(v, str) for v in mapping.values())):
+            raise bad(f'"{label}" must map names to strings')
+    allowed = entry.get("allowed_tools")
+    if allowed is not None and not (
+        isinstance(allowed, list) and all(isinstance(a, str) for a in allowed)
+    ):
+        raise bad('"allowed_tools" must be a list of tool names')
+    timeout = entry.get("call_timeout", 60.0)
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        raise bad('"call_timeout" must be a positive number of seconds')
+    confirm = entry.get("confirm", "unless_read_only")
+    if confirm not in ("unless_read_only", "always", "never"):
+        raise bad('"confirm" must be "unless_read_only", "always" or "never"')
+    return MCPServerConfig(
+        name=name,
+        command=command,
+        args=tuple(args),
+        env=dict(env) if env is not None else None,
+        cwd=entry.get("cwd"),
+        url=url,
+        headers=dict(headers),
+        allowed_tools=frozenset(allowed) if allowed is not None else None,
+        call_timeout=float(timeout),
+        confirm=confirm,
+    )
+
+
+def public_name(server: str, tool: str, taken: Iterable[str] = ()) -> str:
+    """`server.tool` made acceptable to every vendor: `^[a-zA-Z0-9_-]{1,64}$`, unique."""
+    base = _UNSAFE.sub("_", f"{server}.{tool}")
+    if len(base) > 64:
+        digest = hashlib.sha1(f"{server}.{tool}".encode(), usedforsecurity=False).hexdigest()
+        base = f"{base[:55]}_{digest[:8]}"
+    name, number, used = base, 2, set(taken)
+    while name in used:
+        suffix = f"_{number}"
+        name, number = base[: 64 - len(suffix)] + suffix, number + 1
+    return name
+
+
+def render_result(result: mcp_types.CallToolResult) -> str:
+    """Text blocks joined; structured content when there is no text; other blocks named."""
+    parts: list[str] = []
+    for block in result.content:
+        if isinstance(block, mcp_types.TextContent):
+            parts.append(block.text)
+        elif isinstance(block, mcp_types.ImageContent | mcp_types.AudioContent):
+            parts.append(f"[{block.type}: {block.mime_type}]")
+        elif isinstance(block, mcp_types.EmbeddedResource):
+            resource = block.resource
+            text = getattr(resource, "text", None)
+            parts.append(text if isinstance(text, str) else f"[resource: {resource.uri}]")
+        elif isinstance(block, mcp_types.ResourceLink):
+            parts.append(f"[link: {block.uri}]")
+    text = "\n".join(part for part in parts if part)
+    if not text and result.structured_content is not None:
+        text = json.dumps(result.structured_content, ensure_ascii=False)
+    return text
+
+
+class MCPServerLink:
+    """One configured server: its connection, its tools, and their restarts."""
+
+    def __init__(
+        self,
+        config: MCPServerConfig,
+        registry: ToolRegistry,
+        *,
+        initial_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        ping_interval: float = 30.0,
+        mode: str = "auto",
+    ) -> None:
+        self.config = config
+        self._mode = mode  # the SDK's protocol choice: "auto", or "legacy" (handshake era)
+        self.available = False
+        self.last_error = ""
+        self.restarts = 0
+        self._registry = registry
+        self._initial_backoff = initial_backoff
+        self._max_backoff = max_backoff
+        self._ping_interval = ping_interval
+        self._client: Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._broken = asyncio.Event()
+        self._refresh_wanted = asyncio.Event()
+        self._listed = asyncio.Event()  # set after the first listing attempt, good or bad
+        self._names: dict[str, str] = {}  # MCP tool name -> public name
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"mcp:{self.config.name}")
+
+    async def wait_listed(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listed.wait(), seconds)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=5)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+
+    def _target(self) -> StdioServerParameters | str:
+        if self.config.url:
+            return self.config.url
+        return StdioServerParameters(
+            command=self.config.command,
+            args=list(self.config.args),
+            env=self.config.env,
+            cwd=self.config.cwd,
+        )
+
+    async def _run(self) -> None:
+        delay = self._initial_backoff
+        while not self._stop.is_set():
+            connected_at = time.monotonic()
+            try:
+                async with Client(
+                    self._target(),
+                    read_timeout_seconds=self.config.call_timeout,
+                    message_handler=self._on_message,
+                    mode=self._mode,
+                ) as client:
+                    self._client = client
+                    self._broken.clear()
+                    await self._refresh(client)
+                    self.available = True
+                    self.last_error = ""
+                    log.info(
+                        "MCP server %s: %d tool(s) available", self.config.name, len(self._names)
+                    )
+                    self._listed.set()
+                    await self._watch(client)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure of this server stays with this server
+                self.last_error = _describe(exc)
+                log.debug("MCP server %s failed", self.config.name, exc_info=True)
+            finally:
+                self._client = None
+                self.available = False
+            self._listed.set()
+            if self._stop.is_set():
+                return
+            if time.monotonic() - connected_at > 60:
+                delay = self._initial_backoff  # it ran a while: a fresh failure
+            log.warning(
+                "MCP server %s is down (%s); its tools are unavailable; restarting in %.1f s",
+                self.config.name,
+                self.last_error or "connection closed",
+                delay,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            delay = min(delay * 2, self._max_backoff)
+            self.restarts += 1
+
+    async def _watch(self, client: Client) -> None:
+        """Return when the server is gone or we stop; refresh tools when they change."""
+        listener = asyncio.create_task(self._listen(client))
+        waiters = [
+            listener,
+            asyncio.create_task(self._stop.wait()),
+            asyncio.create_task(self._broken.wait()),
+        ]
+        try:
+            while True:
+                refresh = asyncio.create_task(self._refresh_wanted.wait())
+                done, _ = await asyncio.wait([*waiters, refresh], return_when="FIRST_COMPLETED")
+                if refresh in done:
+                    self._refresh_wanted.clear()
+                    await self._refresh(client)
+                else:
+                    refresh.cancel()
+                if set(waiters) & done:
+                    if listener in done and not listener.cancelled():
+                        listener.result()  # re-raise why the listener ended
+                    return
+        finally:
+            for task in waiters:
+                task.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _listen(self, client: Client) -> None:
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            async with client.listen(tools_list_changed=True) as subscription:
+                async for _event in subscription:
+                    self._refresh_wanted.set()
+        else:
+            # Handshake-era server: changes arrive through `_on_message`. Listing the tools
+            # now and then notices a death (ping is deprecated) and catches silent changes.
+            while True:
+                await asyncio.sleep(self._ping_interval)
+                self._refresh_wanted.set()
+        raise ConnectionError("the server closed the connection")
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, mcp_types.ToolListChangedNotification):
+            self._refresh_wanted.set()
+
+    async def _refresh(self, client: Client) -> None:
+        listed: list[mcp_types.Tool] = []
+        cursor: str | None = None
+        while True:
+            page = await client.list_tools(cursor=cursor, cache_mode="refresh")
+            listed.extend(page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        allowed = self.config.allowed_tools
+        tools: list[Tool] = []
+        names: dict[str, str] = {}
+        taken = {t.name for t in self._registry if t.source != self.config.source}
+        for item in listed:
+            if allowed is not None and item.name not in allowed:
+                continue
+            public = public_name(self.config.name, item.name, taken | set(names.values()))
+            try:
+                tools.append(self._tool(public, item))
+            except ValueError as exc:
+                log.warning("MCP server %s: tool %s skipped: %s", self.config.name, item.name, exc)
+                continue
+            names[item.name] = public
+        self._names = names
+        self._registry.replace_source(self.config.source, tools)
+        if allowed is not None and (missing := allowed - set(names)):
+            log.warning(
+                "MCP server %s does not offer allowed tool(s): %s",
+                self.config.name,
+                ", ".join(sorted(missing)),
+            )
+
+    def _tool(self, public: str, item: mcp_types.Tool) -> Tool:
+        annotations = item.annotations
+        read_only = bool(annotations and annotations.read_only_hint)
+        confirm = self.config.confirm
+        side_effect = confirm == "always" or (confirm == "unless_read_only" and not read_only)
+        remote = item.name
+
+        async def call(params: SchemaArguments, ctx: ToolContext) -> str:
+            return await self.call(remote, params.model_dump())
+
+        description = item.description or item.title or remote
+        return schema_tool(
+            name=public,
+            description=f"{description}\n(MCP tool {remote!r} of server {self.config.name!r})",
+            schema=dict(item.input_schema or {}),
+            function=call,
+            source=self.config.source,
+            side_effect=side_effect,
+            timeout=self.config.call_timeout,
+        )
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> str:
+        """Call a tool by its MCP name; failures raise `ToolError` (an error result)."""
+        client = self._client
+        if client is None or not self.available:
+            detail = f" ({self.last_error})" if self.last_error else ""
+            raise ToolError(
+                f"the MCP server {self.config.name!r} is unavailable right now{detail}; "
+                "it is being restarted, try again later"
+            )
+        try:
+            result = await client.call_tool(name, arguments)
+        except MCPError as exc:
+            if "closed" in str(exc).lower():
+                self._broken.set()
+            raise ToolError(f"MCP server {self.config.name!r}: {exc}") from None
+        except (OSError, EOFError) as exc:
+            self._broken.set()
+            raise ToolError(f"MCP server {self.config.name!r} connection failed: {exc}") from None
+        text = render_result(result)
+        if result.is_error:
+            raise ToolError(text or "the tool reported an error")
+        return text
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost cause of a failure (anyio wraps them in exception groups)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
+
+
+class MCPTools:
+    """Every configured MCP server, started and stopped together."""
+
+    def __init__(
+        self,
+        configs: Iterable[MCPServerConfig],
+        registry: ToolRegistry,
+        *,
+        start_timeout: float = 10.0,
+        initial_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+    ) -> None:
+        self.links = [
+            MCPServerLink(
+                config, registry, initial_backoff=initial_backoff, max_backoff=max_backoff
+            )
+            for config in configs
+        ]
+        self._start_timeout = start_timeout
+
+    async def start(self) -> None:
+        """Connect to every server and wait (up to the start timeout) for their tools.
+
+        A server that is down at start does not stop Parley: it keeps being retried."""
+        for link in self.links:
+            link.start()
+        await asyncio.gather(*(link.wait_listed(self._start_timeout) for link in self.links))
+        for link in self.links:
+            if not link.available:
+                log.warning(
+                    "MCP server %s is not available (%s); retrying in the background",
+                    link.config.name,
+                    link.last_error or "no answer yet",
+                )
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(link.stop() for link in self.links))
+
+    def status(self) -> dict[str, bool]:
+        return {link.config.name: link.available for link in self.links}
