@@ -97,6 +97,28 @@ class HTTPSettings(_Group):
     port: int = Field(8080, ge=0, le=65535, validation_alias="PARLEY_HTTP_PORT")
 
 
+class SlackSettings(_Group):
+    """Slack: a bot token enables it; an app-level token selects Socket Mode."""
+
+    bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    api_url: str = Field("https://slack.com/api/", validation_alias="PARLEY_SLACK_API_URL")
+    command: str = Field("/parley", validation_alias="PARLEY_SLACK_COMMAND")
+
+    @field_validator("command")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith("/") or len(value) < 2 or " " in value:
+            raise ValueError("must be a slash command name such as /parley")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None and bool(self.bot_token.get_secret_value())
+
+
 class LogSettings(_Group):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=AliasChoices("PARLEY_LOG_LEVEL")
@@ -121,6 +143,7 @@ class Settings:
         "bot": BotSettings,
         "database": DatabaseSettings,
         "http": HTTPSettings,
+        "slack": SlackSettings,
         "log": LogSettings,
     }
 
@@ -128,6 +151,7 @@ class Settings:
     bot: BotSettings
     database: DatabaseSettings
     http: HTTPSettings
+    slack: SlackSettings
     log: LogSettings
 
     def __init__(self, **groups: _Group) -> None:
