@@ -208,8 +208,17 @@ def describe_validation_error(group_cls: type[_Group], exc: ValidationError) -> 
         value = error.get("input")
         shown = (
             ""
-            if isinstance(value, dict) or "secret" in env_name.lower() or "KEY" in env_name
+            if isinstance(value, dict) or _is_secret(group_cls, by_alias.get(env_name, loc))
             else f" (got {value!r})"
         )
         lines.append(f"{env_name}: {message}{shown}")
     return "; ".join(lines)
+
+
+def _is_secret(group_cls: type[_Group], field_name: str) -> bool:
+    """Whether a field holds a secret (its value must never appear in an error)."""
+    field = group_cls.model_fields.get(field_name)
+    if field is None:
+        return True
+    annotation = field.annotation
+    return SecretStr in (annotation, *getattr(annotation, "__args__", ()))

@@ -37,22 +37,28 @@ class SlashCommands:
         sub = words[0].lower() if words else "help"
         message = command_message(command)
         if sub == "help":
-            await ack(text=HELP.format(command=name))
+            await ack(text=HELP.format(command=name), response_type="ephemeral")
         elif sub == "reset":
             if message.chat.kind is not ChatKind.DM:
-                await ack(text=RESET_IN_CHANNEL)
+                await ack(text=RESET_IN_CHANNEL, response_type="ephemeral")
                 return
             closed = await self.engine.reset(message)
             await ack(
                 text="Started a new conversation."
                 if closed
-                else "There was nothing to reset: your next message starts a new conversation."
+                else "There was nothing to reset: your next message starts a new conversation.",
+                response_type="ephemeral",
             )
         elif sub == "tools":
             overview = await self.engine.tool_overview(message)
-            await ack(text=tools_text(overview), blocks=tools_blocks(overview))
+            await ack(
+                text=tools_text(overview), blocks=tools_blocks(overview), response_type="ephemeral"
+            )
         else:
-            await ack(text=f"I don't know `{name} {sub}`.\n" + HELP.format(command=name))
+            await ack(
+                text=f"I don't know `{name} {sub}`.\n" + HELP.format(command=name),
+                response_type="ephemeral",
+            )
 
 
 def command_message(command: dict[str, Any]) -> IncomingMessage:

@@ -154,10 +154,10 @@ class FakeSlackServer:
             return list(self.calls.get(method, []))
 
     async def wait_for(
-        self, method: str, count: int = 1, *, timeout: float = 5.0
+        self, method: str, count: int = 1, *, within: float = 5.0
     ) -> list[dict[str, Any]]:
         """The bodies of `method`'s calls once there are at least `count` of them."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while self.count(method) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(
@@ -246,6 +246,7 @@ class FakeSlackServer:
             failures = self._failures.get(method)
             failure = failures[0] if failures else None
             if failure is not None:
+                body["_failed"] = failure.error
                 failure.times -= 1
                 if failure.times <= 0:
                     failures.pop(0)  # type: ignore[union-attr]
@@ -274,6 +275,7 @@ class FakeSlackServer:
             }
         if method in ("chat.postMessage", "chat.startStream"):
             ts = self._next_ts()
+            body["_ts"] = ts
             return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
         if method in ("chat.update", "chat.appendStream", "chat.stopStream"):
             return {"ok": True, "channel": channel, "ts": body.get("ts")}

@@ -246,6 +246,6 @@ def streamed_text(slack: FakeSlackServer, channel: str | None = None) -> str:
         (body["_order"], body.get("markdown_text", ""))
         for method in ("chat.startStream", "chat.appendStream")
         for body in slack.bodies(method)
-        if channel is None or body.get("channel") == channel
+        if (channel is None or body.get("channel") == channel) and "_failed" not in body
     ]
     return "".join(text for _, text in sorted(calls))
