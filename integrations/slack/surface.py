@@ -220,6 +220,9 @@ class SlackSurface:
             await self._write(text[:cut])
             await self._close()
             text = text[cut:].lstrip("\n")
+        if final and self._ts is not None and self.mode == "stream":
+            await self._close(tail=text)  # the last piece rides on chat.stopStream
+            return
         await self._write(text)
         if final:
             await self._close()
@@ -283,10 +286,13 @@ class SlackSurface:
         self.posted.append(ts)
         self._status_shown = False  # Slack clears the status when the app replies
 
-    async def _close(self) -> None:
-        if self._ts is not None and self.mode == "stream":
+    async def _close(self, tail: str = "") -> None:
+        if self._ts is not None and self.mode == "stream" and not self._dead:
             await slack_call(
-                "chat.stopStream", self.client.chat_stopStream(channel=self.channel, ts=self._ts)
+                "chat.stopStream",
+                self.client.chat_stopStream(
+                    channel=self.channel, ts=self._ts, markdown_text=tail or None
+                ),
             )
         self._ts, self._text = None, ""
 

@@ -241,10 +241,10 @@ def platform_connected(slack: FakeSlackServer) -> bool:
 
 
 def streamed_text(slack: FakeSlackServer, channel: str | None = None) -> str:
-    """Everything streamed into messages (startStream + appendStream), in call order."""
+    """Everything streamed into messages (start/append/stopStream), in call order."""
     calls = [
         (body["_order"], body.get("markdown_text", ""))
-        for method in ("chat.startStream", "chat.appendStream")
+        for method in ("chat.startStream", "chat.appendStream", "chat.stopStream")
         for body in slack.bodies(method)
         if (channel is None or body.get("channel") == channel) and "_failed" not in body
     ]

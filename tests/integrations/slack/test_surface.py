@@ -111,10 +111,10 @@ async def test_a_long_answer_is_split_over_messages(
     starts = slack.count("chat.startStream")
     assert starts >= 5 and slack.count("chat.stopStream") == starts
     per_message: dict[str, str] = {}
-    for method in ("chat.startStream", "chat.appendStream"):
+    for method in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
         for body in slack.bodies(method):
             key = body.get("_ts") or body["ts"]
-            per_message[key] = per_message.get(key, "") + body["markdown_text"]
+            per_message[key] = per_message.get(key, "") + body.get("markdown_text", "")
     assert all(len(m) <= 100 for m in per_message.values())
     assert "\n".join(m.strip("\n") for m in per_message.values()) == text
 
