@@ -53,6 +53,8 @@ SUGGESTED_PROMPTS = [
     {"title": "Time somewhere", "message": "What time is it in Tokyo right now?"},
 ]
 _KNOWN_THREADS = 10_000
+# Message subtypes that are still a person writing to Parley (None: a plain message).
+USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 
 
 class SlackPlatform:
@@ -152,7 +154,9 @@ class SlackPlatform:
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
     ) -> None:
         # Edits, deletions, joins and bot posts arrive as subtypes or with a bot_id.
-        if event.get("subtype") or event.get("bot_id") or not event.get("user"):
+        if event.get("subtype") not in USER_SUBTYPES or event.get("bot_id"):
+            return
+        if not event.get("user"):
             return
         if event["user"] == context.bot_user_id:
             return

@@ -38,9 +38,17 @@ def markdown_blocks(text: str) -> list[dict[str, Any]]:
     return [{"type": "markdown", "text": text}]
 
 
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code, or the HTTP status when the answer was not Slack's JSON."""
+    data = exc.response.data
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return f"HTTP {exc.response.status_code}"
+
+
 def log_slack_error(what: str, exc: SlackApiError) -> str:
     """Log a refused Web API call (never the token); return Slack's error code."""
-    error = str(exc.response.get("error", "unknown_error"))
+    error = slack_error(exc)
     if error in CHANNEL_ERRORS:
         log.warning(
             "slack %s failed: %s: Parley is not a member of that channel (invite it with "
@@ -263,7 +271,7 @@ class SlackSurface:
                     recipient_team_id=self.team_id,
                 )
             except SlackApiError as exc:
-                error = str(exc.response.get("error", "unknown_error"))
+                error = slack_error(exc)
                 if error in CHANNEL_ERRORS:
                     log_slack_error("chat.startStream", exc)
                     self._dead = True

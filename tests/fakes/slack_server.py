@@ -77,6 +77,7 @@ class FakeSlackServer:
             self._loop = loop
             app = web.Application()
             app.router.add_post("/api/{method}", self._api)
+            app.router.add_get("/api/{method}", self._api)
             app.router.add_post("/response/{id}", self._response_url)
             app.router.add_get("/socket", self._socket)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -231,8 +232,11 @@ class FakeSlackServer:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         raw = await request.read()
-        if request.content_type == "application/json":
-            body: dict[str, Any] = json.loads(raw or b"{}")
+        body: dict[str, Any]
+        if request.method == "GET":
+            body = dict(request.query)
+        elif request.content_type == "application/json":
+            body = json.loads(raw or b"{}")
         else:
             body = dict(parse_qsl(raw.decode()))
             for key in ("blocks", "prompts"):

@@ -204,3 +204,18 @@ def test_incoming_messages_are_keyed_per_thread_in_channels_and_per_dm() -> None
     dm = to_incoming_message(dm_event("yo"), team_id="T1", event_id="Ev2", bot_user_id="UBOT")
     assert dm.thread_key == "" and dm.chat.kind is ChatKind.DM
     assert strip_mention("<@UBOT|parley> hello", "UBOT") == "hello"
+
+
+async def test_a_non_json_error_answer_is_logged_not_raised(
+    client: AsyncWebClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = AsyncWebClient(
+        token="xoxb-test", base_url=client.base_url + "../nowhere/", session=client.session
+    )
+    reply = surface(broken)
+    with caplog.at_level(logging.WARNING):
+        await reply.start()
+        await reply.stream("hi")
+        await reply.finish("hi")
+    assert "assistant.threads.setStatus failed: HTTP 404" in caplog.text
+    assert "chat.postMessage failed: HTTP 404" in caplog.text
