@@ -52,6 +52,7 @@ SUGGESTED_PROMPTS = [
     {"title": "What can you do?", "message": "What can you do, and which tools do you have?"},
     {"title": "Time somewhere", "message": "What time is it in Tokyo right now?"},
 ]
+EMPTY_HINT = "Hi! Write your question after the mention, or type `{command} help`."
 _KNOWN_THREADS = 10_000
 # Message subtypes that are still a person writing to Parley (None: a plain message).
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
@@ -279,6 +280,16 @@ class SlackPlatform:
         thread_ts = thread_of(event)
         if message.chat.kind is not ChatKind.DM:
             self._remember_thread((message.chat.platform_chat_id, thread_ts))
+        if not message.text:
+            await slack_call(
+                "chat.postMessage (empty message)",
+                self.client.chat_postMessage(
+                    channel=message.chat.platform_chat_id,
+                    thread_ts=thread_ts,
+                    text=EMPTY_HINT.format(command=self.settings.command),
+                ),
+            )
+            return
         surface = SlackSurface(
             self.client,
             self.confirmations,

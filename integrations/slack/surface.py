@@ -178,7 +178,8 @@ class SlackSurface:
         self._status_shown = False
 
     async def confirm(self, user: UserRef, question: str) -> bool:
-        await self._flush(final=False)
+        # Close the message being written so the rest of the answer follows the question.
+        await self._flush(final=True)
         token, future = self.confirmations.open(user.platform_user_id)
         blocks = confirmation_blocks(question, user.platform_user_id, token)
         response = await slack_call(

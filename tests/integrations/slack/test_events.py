@@ -249,3 +249,15 @@ async def test_app_home_messages_tab_sets_suggested_prompts(
     assert slack.count("assistant.threads.setSuggestedPrompts") == 1
     assert body["channel_id"] == DM_CHANNEL and "thread_ts" not in body
     assert body["prompts"] and all({"title", "message"} <= set(p) for p in body["prompts"])
+
+
+async def test_a_bare_mention_gets_a_hint_not_a_model_call(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack()
+    llm.set_default(text_reply("should never be sent"))
+    mention = mention_event("")
+    await harness.event(mention)
+    [hint] = await slack.wait_for("chat.postMessage")
+    assert hint["thread_ts"] == mention["ts"] and "/parley help" in hint["text"]
+    assert llm.requests == []

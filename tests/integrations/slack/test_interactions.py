@@ -90,9 +90,15 @@ async def test_a_confirmation_pressed_by_someone_else_is_refused(
 ) -> None:
     LAUNCHED.clear()
     harness = await make_slack(tools=(launch,))
-    llm.script(tool_call_reply(("launch", {"target": "rocket"})), text_reply("Launched."))
+    llm.script(
+        tool_call_reply(("launch", {"target": "rocket"}), text="On it."), text_reply("Launched.")
+    )
     await harness.event(mention_event("launch the rocket"))
     channel, ts, token = await confirmation_message(slack)
+    # The text before the question is a finished message; the answer follows the question.
+    [first_stop] = slack.bodies("chat.stopStream")
+    [question] = slack.bodies("chat.postMessage")
+    assert first_stop["_order"] < question["_order"]
 
     status, _ = await harness.press(
         "parley_confirm_yes", token, user=EVE, channel=channel, message_ts=ts
@@ -104,8 +110,9 @@ async def test_a_confirmation_pressed_by_someone_else_is_refused(
     assert LAUNCHED == [] and len(llm.requests) == 1
 
     await harness.press("parley_confirm_yes", token, user=ALICE, channel=channel, message_ts=ts)
-    await slack.wait_for("chat.stopStream")
+    await slack.wait_for("chat.stopStream", 2)
     assert LAUNCHED == ["rocket"]
+    assert slack.bodies("chat.startStream")[1]["_order"] > question["_order"]
     assert any(
         b["ts"] == ts and "Confirmed by <@UALICE>" in b["text"] for b in slack.bodies("chat.update")
     )
