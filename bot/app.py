@@ -23,6 +23,7 @@ from bot.platform import Platform
 from bot.storage import ConversationStore, Database, migrate
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
+from integrations.slack import SlackPlatform
 from tools import ALL_TOOLS
 from tools.mcp import MCPTools, load_config
 
@@ -83,7 +84,17 @@ class Application:
 
     def build_platforms(self) -> list[Platform]:
         """One adapter per chat service whose credentials are set."""
-        return []
+        platforms: list[Platform] = []
+        if self.settings.slack.enabled:
+            platforms.append(
+                SlackPlatform(
+                    self.settings.slack,
+                    engine=self.engine,
+                    claim_event=self.store.claim_event,
+                    knows_thread=self.store.has_thread,
+                )
+            )
+        return platforms
 
     async def start(self) -> None:
         """Bring the database schema up to date and connect to the MCP servers; call

@@ -106,6 +106,28 @@ class HTTPSettings(_Group):
     port: int = Field(8080, ge=0, le=65535, validation_alias="PARLEY_HTTP_PORT")
 
 
+class SlackSettings(_Group):
+    """Slack: a bot token enables it; an app-level token selects Socket Mode."""
+
+    bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    api_url: str = Field("https://slack.com/api/", validation_alias="PARLEY_SLACK_API_URL")
+    command: str = Field("/parley", validation_alias="PARLEY_SLACK_COMMAND")
+
+    @field_validator("command")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith("/") or len(value) < 2 or " " in value:
+            raise ValueError("must be a slash command name such as /parley")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None and bool(self.bot_token.get_secret_value())
+
+
 class LogSettings(_Group):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=AliasChoices("PARLEY_LOG_LEVEL")
@@ -136,6 +158,7 @@ class Settings:
         "bot": BotSettings,
         "database": DatabaseSettings,
         "http": HTTPSettings,
+        "slack": SlackSettings,
         "log": LogSettings,
         "mcp": MCPSettings,
     }
@@ -144,6 +167,7 @@ class Settings:
     bot: BotSettings
     database: DatabaseSettings
     http: HTTPSettings
+    slack: SlackSettings
     log: LogSettings
     mcp: MCPSettings
 
@@ -201,8 +225,17 @@ def describe_validation_error(group_cls: type[_Group], exc: ValidationError) -> 
         value = error.get("input")
         shown = (
             ""
-            if isinstance(value, dict) or "secret" in env_name.lower() or "KEY" in env_name
+            if isinstance(value, dict) or _is_secret(group_cls, by_alias.get(env_name, loc))
             else f" (got {value!r})"
         )
         lines.append(f"{env_name}: {message}{shown}")
     return "; ".join(lines)
+
+
+def _is_secret(group_cls: type[_Group], field_name: str) -> bool:
+    """Whether a field holds a secret (its value must never appear in an error)."""
+    field = group_cls.model_fields.get(field_name)
+    if field is None:
+        return True
+    annotation = field.annotation
+    return SecretStr in (annotation, *getattr(annotation, "__args__", ()))

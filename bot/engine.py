@@ -121,6 +121,14 @@ class Engine:
         async with self._locks.hold(key):
             return await self.store.reset_conversation(message)
 
+    async def tool_overview(self, message: IncomingMessage) -> list[tuple[Tool, bool]]:
+        """Every registered tool and whether the message's chat may use it."""
+        channel_id = await self.store.channel_id(message.chat)
+        enabled = {
+            t.name for t in await self.policy.enabled_tools(message, channel_id, list(self.tools))
+        }
+        return [(item, item.name in enabled) for item in self.tools]
+
     async def _run_turn(
         self, message: IncomingMessage, surface: Surface, outcome: TurnOutcome
     ) -> None:

@@ -80,6 +80,25 @@ class ConversationStore:
             )
         return bool(result.rowcount)
 
+    async def channel_id(self, chat: ChatRef) -> int:
+        """The stored id of `chat`, created if needed."""
+        return await self._channel_id(chat)
+
+    async def has_thread(self, chat: ChatRef, thread_key: str) -> bool:
+        """Whether any conversation (any user's, open or closed) lives in this thread."""
+        query = (
+            select(Conversation.id)
+            .join(Channel, Channel.id == Conversation.channel_id)  # type: ignore[arg-type]
+            .where(
+                Channel.platform == chat.platform,
+                Channel.platform_chat_id == chat.platform_chat_id,
+                Conversation.thread_key == thread_key,
+            )
+            .limit(1)
+        )
+        async with self.db.read() as session:
+            return (await session.exec(query)).first() is not None
+
     async def set_timezone(self, user: UserRef, timezone: str) -> None:
         user_id, _ = await self._user_id(user)
         async with self.db.write() as session:

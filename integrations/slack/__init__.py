@@ -1,0 +1,6 @@
+"""Slack adapter: bolt's AsyncApp over HTTP events or Socket Mode."""
+
+from integrations.slack.platform import SlackPlatform
+from integrations.slack.surface import SlackMessenger, SlackSurface
+
+__all__ = ["SlackMessenger", "SlackPlatform", "SlackSurface"]

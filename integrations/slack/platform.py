@@ -1,0 +1,304 @@
+"""`SlackPlatform`: Parley in Slack through slack-bolt's `AsyncApp`.
+
+HTTP mode mounts `/slack/events` (events, interactivity, slash commands) on Parley's
+web app, and bolt checks every request's signature; Socket Mode (an app-level token)
+needs no public URL. Bolt acks events before it runs a listener, so a turn always runs
+after the ack. Bolt does no deduplication: each event is claimed in the database as
+`team_id:event_id` before its turn, so a retry (even one that arrives while the first
+delivery is still running, or after a restart) gets no second reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from bot.config import SlackSettings
+from bot.domain import ChatKind, ChatRef
+from bot.engine import Engine
+from bot.errors import ConfigError
+from bot.surface import Messenger
+from integrations.slack.commands import SlashCommands
+from integrations.slack.convert import PLATFORM, chat_kind, thread_of, to_incoming_message
+from integrations.slack.surface import (
+    CONFIRM_NO,
+    CONFIRM_YES,
+    Confirmations,
+    SlackMessenger,
+    SlackSurface,
+    slack_call,
+)
+
+log = logging.getLogger(__name__)
+
+ClaimEvent = Callable[[str, str], Awaitable[bool]]
+KnowsThread = Callable[[ChatRef, str], Awaitable[bool]]
+
+SUGGESTED_PROMPTS = [
+    {"title": "What can you do?", "message": "What can you do, and which tools do you have?"},
+    {"title": "Time somewhere", "message": "What time is it in Tokyo right now?"},
+]
+EMPTY_HINT = "Hi! Write your question after the mention, or type `{command} help`."
+_KNOWN_THREADS = 10_000
+# Message subtypes that are still a person writing to Parley (None: a plain message).
+USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+
+
+class SlackPlatform:
+    """The Slack adapter: a bolt app, its web route or socket, and the turns it starts."""
+
+    name = PLATFORM
+
+    def __init__(
+        self,
+        settings: SlackSettings,
+        *,
+        engine: Engine,
+        claim_event: ClaimEvent,
+        knows_thread: KnowsThread,
+        stream_interval: float = 0.5,
+        update_interval: float = 1.0,
+        confirm_timeout: float = 300.0,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        if settings.bot_token is None or not settings.bot_token.get_secret_value():
+            raise ConfigError("SLACK_BOT_TOKEN is not set")
+        app_token = settings.app_token.get_secret_value() if settings.app_token else ""
+        secret = settings.signing_secret.get_secret_value() if settings.signing_secret else ""
+        if not app_token and not secret:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify Slack's requests "
+                "(or set SLACK_APP_TOKEN for Socket Mode)"
+            )
+        self.settings = settings
+        self.engine = engine
+        self.claim_event = claim_event
+        self.knows_thread = knows_thread
+        self.stream_interval = stream_interval
+        self.update_interval = update_interval
+        self.confirm_timeout = confirm_timeout
+        self.drain_timeout = drain_timeout
+        self.client = AsyncWebClient(
+            token=settings.bot_token.get_secret_value(), base_url=settings.api_url
+        )
+        # slack_sdk retries only connection errors by default; 429s must wait Retry-After.
+        self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+        self.messenger: Messenger = SlackMessenger(self.client)
+        self.confirmations = Confirmations()
+        self.bolt = AsyncApp(client=self.client, signing_secret=secret, logger=log)
+        self._app_token = app_token
+        self._socket: AsyncSocketModeHandler | None = None
+        self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._prompted: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._http = AsyncSlackRequestHandler(self.bolt)
+        self._register()
+
+    # -- Platform ----------------------------------------------------------------------
+
+    def routes(self) -> Sequence[BaseRoute]:
+        if self._app_token:
+            return []
+        return [Route("/slack/events", self._endpoint, methods=["POST"])]
+
+    async def start(self) -> None:
+        # One pooled HTTP session for every Web API call from now on.
+        self.client.session = aiohttp.ClientSession()
+        if self._app_token:
+            self._socket = AsyncSocketModeHandler(self.bolt, self._app_token)
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("slack: connected in Socket Mode")
+        else:
+            log.info("slack: taking events at /slack/events")
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.drain_timeout)
+            for task in pending:
+                log.warning("slack: cancelling a turn still running at shutdown")
+                task.cancel()
+        session, self.client.session = self.client.session, None
+        if session is not None:
+            await session.close()
+
+    async def _endpoint(self, request: Request) -> Response:
+        return await self._http.handle(request)
+
+    # -- listeners ---------------------------------------------------------------------
+
+    def _register(self) -> None:
+        self.bolt.event("message")(self._on_message)
+        self.bolt.event("app_mention")(self._on_mention)
+        self.bolt.event("app_home_opened")(self._on_home_opened)
+        commands = SlashCommands(self.engine)
+        self.bolt.command(self.settings.command)(commands.handle)
+        self.bolt.action(re.compile(f"^({CONFIRM_YES}|{CONFIRM_NO})$"))(self._on_confirm)
+
+    async def _on_message(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        # Edits, deletions, joins and bot posts arrive as subtypes or with a bot_id.
+        if event.get("subtype") not in USER_SUBTYPES or event.get("bot_id"):
+            return
+        if not event.get("user"):
+            return
+        if event["user"] == context.bot_user_id:
+            return
+        if chat_kind(event) is ChatKind.DM:
+            await self._turn(body, event, context)
+            return
+        thread_ts = event.get("thread_ts")
+        if not thread_ts:
+            return
+        if context.bot_user_id and f"<@{context.bot_user_id}" in str(event.get("text", "")):
+            return  # the app_mention event of the same message starts that turn
+        if await self._in_thread(str(event["channel"]), str(thread_ts)):
+            await self._turn(body, event, context)
+
+    async def _on_mention(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        if event.get("bot_id") or not event.get("user"):
+            return
+        await self._turn(body, event, context)
+
+    async def _on_home_opened(self, event: dict[str, Any]) -> None:
+        channel = str(event.get("channel") or "")
+        if event.get("tab") != "messages" or not channel or channel in self._prompted:
+            return
+        self._prompted.add(channel)
+        await slack_call(
+            "assistant.threads.setSuggestedPrompts",
+            self.client.assistant_threads_setSuggestedPrompts(
+                channel_id=channel, title="Try asking", prompts=SUGGESTED_PROMPTS
+            ),
+        )
+
+    async def _on_confirm(
+        self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        await ack()
+        token = str(action.get("value", ""))
+        presser = str(body.get("user", {}).get("id", ""))
+        channel = str(body.get("channel", {}).get("id", ""))
+        message = body.get("message") or {}
+        owner = self.confirmations.owner(token)
+        if owner is None or owner != presser:
+            text = (
+                "This request has expired or was already answered."
+                if owner is None
+                else f"This confirmation is not yours: only <@{owner}> can answer it."
+            )
+            log.info("slack: refused a confirmation press by %s (owner %s)", presser, owner)
+            await slack_call(
+                "chat.postEphemeral",
+                self.client.chat_postEphemeral(
+                    channel=channel,
+                    user=presser,
+                    text=text,
+                    thread_ts=message.get("thread_ts"),
+                ),
+            )
+            return
+        confirmed = action.get("action_id") == CONFIRM_YES
+        self.confirmations.resolve(token, confirmed)
+        verdict = "Confirmed" if confirmed else "Cancelled"
+        if message.get("ts"):
+            await slack_call(
+                "chat.update (confirmation answered)",
+                self.client.chat_update(
+                    channel=channel,
+                    ts=str(message["ts"]),
+                    text=f"{verdict} by <@{presser}>.",
+                    blocks=[
+                        {
+                            "type": "context",
+                            "elements": [{"type": "mrkdwn", "text": f"{verdict} by <@{presser}>."}],
+                        }
+                    ],
+                ),
+            )
+
+    # -- turns -------------------------------------------------------------------------
+
+    async def _in_thread(self, channel: str, thread_ts: str) -> bool:
+        """Whether Parley takes part in this thread: answered in it, per memory or store."""
+        key = (channel, thread_ts)
+        if key in self._threads:
+            return True
+        if await self.knows_thread(ChatRef(PLATFORM, channel, ChatKind.CHANNEL), thread_ts):
+            self._remember_thread(key)
+            return True
+        return False
+
+    def _remember_thread(self, key: tuple[str, str]) -> None:
+        self._threads[key] = None
+        self._threads.move_to_end(key)
+        while len(self._threads) > _KNOWN_THREADS:
+            self._threads.popitem(last=False)
+
+    async def _turn(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        team_id = str(body.get("team_id") or context.team_id or "")
+        event_id = str(body.get("event_id") or "")
+        if not event_id:
+            log.warning("slack: an event without event_id was ignored: %s", event.get("type"))
+            return
+        try:
+            first = await self.claim_event(PLATFORM, f"{team_id}:{event_id}")
+        except Exception:
+            log.exception("slack: could not record event %s; not answering it", event_id)
+            return
+        if not first:
+            log.info("slack: event %s:%s was already taken; skipping the retry", team_id, event_id)
+            return
+        message = to_incoming_message(
+            event, team_id=team_id, event_id=event_id, bot_user_id=context.bot_user_id
+        )
+        thread_ts = thread_of(event)
+        if message.chat.kind is not ChatKind.DM:
+            self._remember_thread((message.chat.platform_chat_id, thread_ts))
+        if not message.text:
+            await slack_call(
+                "chat.postMessage (empty message)",
+                self.client.chat_postMessage(
+                    channel=message.chat.platform_chat_id,
+                    thread_ts=thread_ts,
+                    text=EMPTY_HINT.format(command=self.settings.command),
+                ),
+            )
+            return
+        surface = SlackSurface(
+            self.client,
+            self.confirmations,
+            channel=message.chat.platform_chat_id,
+            thread_ts=thread_ts,
+            user_id=message.user.platform_user_id,
+            team_id=team_id,
+            stream_interval=self.stream_interval,
+            update_interval=self.update_interval,
+            confirm_timeout=self.confirm_timeout,
+        )
+        await self.engine.handle(message, surface)

@@ -1,0 +1,384 @@
+"""`SlackSurface` (one turn's reply in a Slack thread) and `SlackMessenger` (proactive posts).
+
+A reply streams through Slack's chat streaming API (chat.startStream / appendStream /
+stopStream), flushed by time rather than per delta. When the API refuses streaming the
+surface falls back to chat.postMessage plus chat.update at most once per
+`update_interval`, and never sends an update whose text did not change. Answers longer
+than one message are continued in a new message. Slack errors never escape: the
+channel-level ones (`not_in_channel`, `channel_not_found`) are logged with what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable
+from typing import Any, Literal
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
+from integrations.slack.convert import MESSAGE_LIMIT, PLATFORM, cut_point, split_text
+
+log = logging.getLogger(__name__)
+
+CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+CONFIRM_YES = "parley_confirm_yes"
+CONFIRM_NO = "parley_confirm_no"
+NO_ANSWER = "I have no answer to that."
+
+
+def markdown_blocks(text: str) -> list[dict[str, Any]]:
+    """Slack renders standard Markdown in a `markdown` block (at most 12,000 chars)."""
+    return [{"type": "markdown", "text": text}]
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code, or the HTTP status when the answer was not Slack's JSON."""
+    data = exc.response.data
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return f"HTTP {exc.response.status_code}"
+
+
+def log_slack_error(what: str, exc: SlackApiError) -> str:
+    """Log a refused Web API call (never the token); return Slack's error code."""
+    error = slack_error(exc)
+    if error in CHANNEL_ERRORS:
+        log.warning(
+            "slack %s failed: %s: Parley is not a member of that channel (invite it with "
+            "/invite @Parley) or the channel no longer exists",
+            what,
+            error,
+        )
+    else:
+        log.warning("slack %s failed: %s", what, error)
+    return error
+
+
+async def slack_call(what: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse | None:
+    """Await one Web API call; on failure log it and return None."""
+    try:
+        return await call
+    except SlackApiError as exc:
+        log_slack_error(what, exc)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("slack %s failed: %s: %s", what, type(exc).__name__, exc)
+    return None
+
+
+class Confirmations:
+    """Confirmation requests waiting for a button press, by token, bound to one user."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[str, asyncio.Future[bool]]] = {}
+
+    def open(self, user_id: str) -> tuple[str, asyncio.Future[bool]]:
+        token = secrets.token_urlsafe(12)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending[token] = (user_id, future)
+        return token, future
+
+    def owner(self, token: str) -> str | None:
+        entry = self._pending.get(token)
+        return entry[0] if entry else None
+
+    def resolve(self, token: str, answer: bool) -> bool:
+        """Answer a request; False if it is unknown, expired or already answered."""
+        entry = self._pending.pop(token, None)
+        if entry is None or entry[1].done():
+            return False
+        entry[1].set_result(answer)
+        return True
+
+    def discard(self, token: str) -> None:
+        self._pending.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+
+class SlackSurface:
+    """One turn's reply, in `thread_ts` of `channel`, for `user_id` of `team_id`."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        confirmations: Confirmations,
+        *,
+        channel: str,
+        thread_ts: str,
+        user_id: str,
+        team_id: str,
+        stream_interval: float = 0.5,
+        update_interval: float = 1.0,
+        confirm_timeout: float = 300.0,
+        message_limit: int = MESSAGE_LIMIT,
+    ) -> None:
+        self.client = client
+        self.confirmations = confirmations
+        self.channel = channel
+        self.thread_ts = thread_ts
+        self.user_id = user_id
+        self.team_id = team_id
+        self.stream_interval = stream_interval
+        self.update_interval = update_interval
+        self.confirm_timeout = confirm_timeout
+        self.message_limit = message_limit
+        self.mode: Literal["stream", "update"] | None = None
+        self.posted: list[str] = []  # ts of every message of this reply
+        self._buffer = ""
+        self._streamed: list[str] = []
+        self._ts: str | None = None
+        self._text = ""
+        self._last_flush = 0.0
+        self._status_shown = False
+        self._dead = False
+
+    # -- Surface -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._set_status("is thinking…")
+
+    async def stream(self, delta: str) -> None:
+        self._streamed.append(delta)
+        self._buffer += delta
+        interval = self.stream_interval if self.mode != "update" else self.update_interval
+        if self._ts is None or time.monotonic() - self._last_flush >= interval:
+            await self._flush(final=False)
+
+    async def status(self, text: str) -> None:
+        # The engine says "Running get_current_time…"; Slack shows "<App> is running …".
+        await self._set_status("is " + text[:1].lower() + text[1:] if text else "")
+
+    async def tool_started(self, call: ToolCall) -> None:
+        """Shown through `status`, which the engine calls once per round of tools."""
+
+    async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        """Nothing to show: the answer that follows says what the tool found."""
+
+    async def finish(self, text: str) -> None:
+        streamed = "".join(self._streamed)
+        if text.startswith(streamed):
+            self._buffer += text[len(streamed) :]
+        if not self.posted and not self._buffer.strip():
+            self._buffer = NO_ANSWER
+        await self._flush(final=True)
+        if self._status_shown:
+            await self._set_status("")
+
+    async def fail(self, text: str) -> None:
+        await self._flush(final=True)
+        await self._post(text)
+        self._status_shown = False
+
+    async def confirm(self, user: UserRef, question: str) -> bool:
+        # Close the message being written so the rest of the answer follows the question.
+        await self._flush(final=True)
+        token, future = self.confirmations.open(user.platform_user_id)
+        blocks = confirmation_blocks(question, user.platform_user_id, token)
+        response = await slack_call(
+            "chat.postMessage (confirmation)",
+            self.client.chat_postMessage(
+                channel=self.channel, thread_ts=self.thread_ts, text=question, blocks=blocks
+            ),
+        )
+        if response is None:
+            self.confirmations.discard(token)
+            return False
+        try:
+            return await asyncio.wait_for(future, self.confirm_timeout)
+        except TimeoutError:
+            await slack_call(
+                "chat.update (confirmation expired)",
+                self.client.chat_update(
+                    channel=self.channel,
+                    ts=str(response["ts"]),
+                    text=f"{question}\nNot confirmed in time, so nothing was done.",
+                    blocks=[],
+                ),
+            )
+            return False
+        finally:
+            self.confirmations.discard(token)
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        await SlackMessenger(self.client).send(chat, text, thread_key)
+
+    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
+        response = await slack_call(
+            "users.info", self.client.users_info(user=user.platform_user_id)
+        )
+        if response is None:
+            return False
+        info = response.get("user") or {}
+        return bool(info.get("is_admin") or info.get("is_owner"))
+
+    # -- writing -----------------------------------------------------------------------
+
+    async def _flush(self, *, final: bool) -> None:
+        text, self._buffer = self._buffer, ""
+        self._last_flush = time.monotonic()
+        while text and len(self._text) + len(text) > self.message_limit:
+            cut = cut_point(text, max(self.message_limit - len(self._text), 1))
+            await self._write(text[:cut])
+            await self._close()
+            text = text[cut:].lstrip("\n")
+        if final and self._ts is not None and self.mode == "stream":
+            await self._close(tail=text)  # the last piece rides on chat.stopStream
+            return
+        await self._write(text)
+        if final:
+            await self._close()
+
+    async def _write(self, piece: str) -> None:
+        if not piece or self._dead:
+            return
+        if self._ts is None:
+            await self._open(piece)
+        elif self.mode == "stream":
+            await slack_call(
+                "chat.appendStream",
+                self.client.chat_appendStream(
+                    channel=self.channel, ts=self._ts, markdown_text=piece
+                ),
+            )
+            self._text += piece
+        else:
+            self._text += piece
+            await slack_call(
+                "chat.update",
+                self.client.chat_update(
+                    channel=self.channel,
+                    ts=self._ts,
+                    text=self._text,
+                    blocks=markdown_blocks(self._text),
+                ),
+            )
+
+    async def _open(self, piece: str) -> None:
+        if self.mode != "update":
+            try:
+                response = await self.client.chat_startStream(
+                    channel=self.channel,
+                    thread_ts=self.thread_ts,
+                    markdown_text=piece,
+                    recipient_user_id=self.user_id,
+                    recipient_team_id=self.team_id,
+                )
+            except SlackApiError as exc:
+                error = slack_error(exc)
+                if error in CHANNEL_ERRORS:
+                    log_slack_error("chat.startStream", exc)
+                    self._dead = True
+                    return
+                log.info("slack streaming unavailable (%s): falling back to chat.update", error)
+                self.mode = "update"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.info("slack streaming failed (%s): falling back to chat.update", exc)
+                self.mode = "update"
+            else:
+                self.mode = "stream"
+                self._accept(str(response["ts"]), piece)
+                return
+        ts = await self._post(piece)
+        if ts is not None:
+            self._accept(ts, piece)
+
+    def _accept(self, ts: str, piece: str) -> None:
+        self._ts, self._text = ts, piece
+        self.posted.append(ts)
+        self._status_shown = False  # Slack clears the status when the app replies
+
+    async def _close(self, tail: str = "") -> None:
+        if self._ts is not None and self.mode == "stream" and not self._dead:
+            await slack_call(
+                "chat.stopStream",
+                self.client.chat_stopStream(
+                    channel=self.channel, ts=self._ts, markdown_text=tail or None
+                ),
+            )
+        self._ts, self._text = None, ""
+
+    async def _post(self, text: str) -> str | None:
+        if self._dead:
+            return None
+        for piece in split_text(text, self.message_limit):
+            response = await slack_call(
+                "chat.postMessage",
+                self.client.chat_postMessage(
+                    channel=self.channel,
+                    thread_ts=self.thread_ts,
+                    text=piece,
+                    blocks=markdown_blocks(piece),
+                ),
+            )
+            if response is None:
+                return None
+            last: str | None = str(response["ts"])
+        return last
+
+    async def _set_status(self, status: str) -> None:
+        if self._dead:
+            return
+        response = await slack_call(
+            "assistant.threads.setStatus",
+            self.client.assistant_threads_setStatus(
+                channel_id=self.channel, thread_ts=self.thread_ts, status=status
+            ),
+        )
+        self._status_shown = bool(status) and response is not None
+
+
+def confirmation_blocks(question: str, user_id: str, token: str) -> list[dict[str, Any]]:
+    """The question and Confirm/Cancel buttons; the token ties a press to the request."""
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"<@{user_id}>: {question}"}},
+        {
+            "type": "actions",
+            "block_id": "parley_confirm",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": CONFIRM_YES,
+                    "text": {"type": "plain_text", "text": "Confirm"},
+                    "style": "primary",
+                    "value": token,
+                },
+                {
+                    "type": "button",
+                    "action_id": CONFIRM_NO,
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                    "style": "danger",
+                    "value": token,
+                },
+            ],
+        },
+    ]
+
+
+class SlackMessenger:
+    """Posts proactive messages to a channel, a thread (`thread_key`) or a DM."""
+
+    platform: str = PLATFORM
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        for piece in split_text(text):
+            try:
+                await self.client.chat_postMessage(
+                    channel=chat.platform_chat_id,
+                    thread_ts=thread_key or None,
+                    text=piece,
+                    blocks=markdown_blocks(piece),
+                )
+            except SlackApiError as exc:
+                log_slack_error("chat.postMessage (proactive)", exc)
+                raise

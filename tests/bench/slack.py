@@ -1,0 +1,276 @@
+"""Slack benchmark: signed events through the real `/slack/events` endpoint.
+
+M users each send K DM messages (each also re-delivered once with X-Slack-Retry-Num, as
+Slack does after a slow ack) to a running Parley: bolt verifies each signature and acks,
+the event is claimed in SQLite, the engine runs the turn against a zero-latency model
+(a 60-word streamed answer) and the reply streams into the fake Slack Web API. The
+model and the fake Slack each run in a child process, so they do not compete for this
+process's GIL. A user sends their next message once the previous one is acked (not
+answered), so turns of one user queue behind each other in the engine; with --closed a
+user waits for the final answer first, as a person would.
+
+Prints events per second (first delivery to last final reply), ack latency, first-reply
+latency (event sent -> chat.startStream) and final-reply latency (-> chat.stopStream),
+CPU per event, peak memory, and whether every event was answered exactly once.
+
+Usage: python tests/bench/slack.py [--users 20] [--messages 10]
+       python tests/bench/slack.py --closed --users 1 --messages 50   (no queueing)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from slack_sdk.signature import SignatureVerifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bot.app import Application
+from bot.config import Settings
+from tools import ALL_TOOLS
+
+ANSWER = " ".join(["word"] * 60)
+SECRET = "bench-signing-secret"
+WARMUP = 5
+
+
+def serve_model(queue: Any) -> None:
+    from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
+
+    server = ScriptedOpenAIServer()
+    server.start()
+    server.set_default(text_reply(ANSWER, chunk_size=6))
+    queue.put(server.base_url)
+    while True:
+        time.sleep(0.5)
+        server.requests.clear()
+        server.request_headers.clear()
+
+
+def serve_slack(queue: Any, commands: Any) -> None:
+    from tests.fakes.slack_server import FakeSlackServer
+
+    server = FakeSlackServer()
+    server.start()
+    queue.put(server.api_url)
+    while True:
+        command = commands.get()
+        if command == "report":
+            starts = [
+                (b["thread_ts"], b["_ts"], t)
+                for b, t in zip(
+                    server.bodies("chat.startStream"),
+                    server.call_times["chat.startStream"],
+                    strict=True,
+                )
+            ]
+            stops = {
+                b["ts"]: t
+                for b, t in zip(
+                    server.bodies("chat.stopStream"),
+                    server.call_times["chat.stopStream"],
+                    strict=True,
+                )
+            }
+            counts = {method: server.count(method) for method in list(server.calls)}
+            queue.put({"starts": starts, "stops": stops, "counts": counts})
+        elif command == "stops":
+            queue.put(server.count("chat.stopStream"))
+        elif isinstance(command, tuple):  # ("answered", thread_ts): is that reply done?
+            streams = {
+                b["_ts"] for b in server.bodies("chat.startStream") if b["thread_ts"] == command[1]
+            }
+            queue.put(any(b["ts"] in streams for b in server.bodies("chat.stopStream")))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def event_body(user: int, message: int, ts: str) -> str:
+    event = {
+        "type": "message",
+        "channel": f"D{user:05d}",
+        "channel_type": "im",
+        "user": f"U{user:05d}",
+        "text": f"message {message} from user {user}",
+        "ts": ts,
+    }
+    return json.dumps(
+        {
+            "team_id": "T0001",
+            "api_app_id": "A0001",
+            "type": "event_callback",
+            "event_id": f"Ev{user:05d}x{message:05d}",
+            "event_time": int(time.time()),
+            "event": event,
+        }
+    )
+
+
+async def post(
+    session: aiohttp.ClientSession, url: str, body: str, retry: int | None = None
+) -> float:
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(
+            timestamp=timestamp, body=body
+        ),
+    }
+    if retry is not None:
+        headers["X-Slack-Retry-Num"] = str(retry)
+        headers["X-Slack-Retry-Reason"] = "http_timeout"
+    started = time.monotonic()
+    async with session.post(url, data=body.encode(), headers=headers) as response:
+        await response.read()
+        if response.status != 200:
+            raise RuntimeError(f"event refused: HTTP {response.status}")
+    return time.monotonic() - started
+
+
+async def bench(model_url: str, slack_url: str, queue: Any, commands: Any, args: Any) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        settings = Settings.load(
+            env_file=None,
+            llm={"base_url": model_url, "api_key": "bench", "model": "scripted"},
+            database={"url": f"sqlite:///{Path(directory) / 'bench.db'}"},
+            http={"port": 0},
+            slack={"bot_token": "xoxb-bench", "signing_secret": SECRET, "api_url": slack_url},
+        )
+        app = Application(settings, tools=ALL_TOOLS)
+        await app.start()
+        stop = asyncio.Event()
+        serving = asyncio.create_task(app.serve(stop))
+        while app.web is None or not app.platforms[0].client.session:  # type: ignore[attr-defined]  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        url = f"http://127.0.0.1:{app.web.port}/slack/events"
+        sent: dict[str, float] = {}
+        acks: list[float] = []
+        connector = aiohttp.TCPConnector(limit=args.users * 2)
+        total = args.users * args.messages
+        lock = asyncio.Lock()
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session:
+
+                async def user_loop(user: int) -> None:
+                    for message in range(args.messages):
+                        ts = f"{time.time():.6f}{user:05d}"
+                        body = event_body(user, message, ts)
+                        sent[ts] = time.monotonic()
+                        acks.append(await post(session, url, body))
+                        acks.append(await post(session, url, body, retry=1))
+                        while args.closed:
+                            async with lock:
+                                commands.put(("answered", ts))
+                                if queue.get():
+                                    break
+                            await asyncio.sleep(0.01)
+
+                async def answered(count: int) -> None:
+                    deadline = time.monotonic() + 60
+                    while True:
+                        async with lock:
+                            commands.put("stops")
+                            done = queue.get()
+                        if done >= count or time.monotonic() > deadline:
+                            return
+                        await asyncio.sleep(0.02)
+
+                # Warm-up: connections, bolt's auth.test, first-call imports; not measured.
+                for user in range(WARMUP):
+                    await post(session, url, event_body(90_000 + user, 0, f"warm.{user}"))
+                await answered(WARMUP)
+                cpu = time.process_time()
+                started = time.monotonic()
+                await asyncio.gather(*(user_loop(user) for user in range(args.users)))
+                sending = time.monotonic() - started
+                await answered(WARMUP + total)
+                elapsed = time.monotonic() - started
+                cpu = time.process_time() - cpu
+        finally:
+            stop.set()
+            await serving
+            await app.aclose()
+    commands.put("report")
+    report = queue.get()
+    starts_per_thread: dict[str, int] = {}
+    first, final = [], []
+    for thread_ts, stream_ts, at in report["starts"]:
+        if thread_ts not in sent:
+            continue  # a warm-up event
+        starts_per_thread[thread_ts] = starts_per_thread.get(thread_ts, 0) + 1
+        first.append(at - sent[thread_ts])
+        if stream_ts in report["stops"]:
+            final.append(report["stops"][stream_ts] - sent[thread_ts])
+    once = sum(1 for ts in sent if starts_per_thread.get(ts) == 1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ms = 1000
+    print(
+        f"slack benchmark: {args.users} users x {args.messages} messages = {total} events "
+        f"(+{total} retries), {'closed' if args.closed else 'open'} loop, zero-latency "
+        "model, 60-word streamed answers, SQLite"
+    )
+    print(f"events/s (all answered)   {total / elapsed:8.1f}   (acks sent in {sending:.2f} s)")
+    print(
+        f"ack latency               p50 {ms * percentile(acks, 0.5):7.1f} ms   "
+        f"p99 {ms * percentile(acks, 0.99):7.1f} ms   max {ms * max(acks):7.1f} ms"
+    )
+    print(
+        f"first reply (startStream) p50 {ms * percentile(first, 0.5):7.1f} ms   "
+        f"p99 {ms * percentile(first, 0.99):7.1f} ms"
+    )
+    print(
+        f"final reply (stopStream)  p50 {ms * percentile(final, 0.5):7.1f} ms   "
+        f"p99 {ms * percentile(final, 0.99):7.1f} ms"
+    )
+    print(f"CPU per event             {ms * cpu / total:8.2f} ms (Parley's process)")
+    print(f"peak memory (RSS)         {peak:8.1f} MiB")
+    print(
+        f"answered exactly once     {once}/{total}; Web API calls (incl. {WARMUP} warm-up): "
+        + ", ".join(f"{m} {c}" for m, c in sorted(report["counts"].items()))
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument(
+        "--closed", action="store_true", help="each user waits for the answer before the next"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    context = multiprocessing.get_context("spawn")
+    queue, commands = context.Queue(), context.Queue()
+    model = context.Process(target=serve_model, args=(queue,), daemon=True)
+    model.start()
+    model_url = queue.get(timeout=30)
+    slack = context.Process(target=serve_slack, args=(queue, commands), daemon=True)
+    slack.start()
+    try:
+        slack_url = queue.get(timeout=30)
+        asyncio.run(bench(model_url, slack_url, queue, commands, args))
+    finally:
+        for process in (model, slack):
+            process.terminate()
+            process.join(5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""A fake Slack Web API (and Socket Mode websocket) for tests and benchmarks.
+
+`FakeSlackServer` is a real aiohttp server on 127.0.0.1 (an ephemeral port) running its
+own event loop in a background thread, so slack_sdk's `AsyncWebClient` talks to it over
+real sockets with `base_url=server.api_url`. It records every call per method (JSON and
+form bodies alike), answers the methods Parley uses the way Slack does, and can be told
+to fail: `fail(method, error)` answers `{"ok": false, "error": ...}` and
+`rate_limit(method, retry_after)` answers 429 with a `Retry-After` header.
+
+`apps.connections.open` returns `ws://…/socket`, where the server speaks Socket Mode's
+protocol: a `hello` on connect, envelopes pushed with `push_envelope`, acks recorded in
+`socket_acks`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+TEAM_ID = "T0001"
+
+
+@dataclass
+class _Failure:
+    error: str
+    times: int
+    status: int = 200
+    retry_after: int = 0
+
+
+class FakeSlackServer:
+    """Records Web API calls in `calls[method]` (request bodies, in order)."""
+
+    def __init__(self) -> None:
+        self.api_url = ""
+        self.port = 0
+        self.calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.call_times: dict[str, list[float]] = defaultdict(list)
+        self.socket_acks: list[dict[str, Any]] = []
+        self.users: dict[str, dict[str, Any]] = {}
+        self._failures: dict[str, list[_Failure]] = defaultdict(list)
+        self._ts = itertools.count(1)
+        self._order = itertools.count(1)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._sockets: list[web.WebSocketResponse] = []
+        self._socket_ready = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self.api_url = f"http://127.0.0.1:{self.port}/api/"
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application()
+            app.router.add_post("/api/{method}", self._api)
+            app.router.add_get("/api/{method}", self._api)
+            app.router.add_post("/response/{id}", self._response_url)
+            app.router.add_get("/socket", self._socket)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            try:
+                loop.run_until_complete(runner.setup())
+                loop.run_until_complete(web.SockSite(runner, sock).start())
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+                return
+            self._runner = runner
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-slack", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if errors:
+            raise RuntimeError("fake Slack server failed to start") from errors[0]
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        loop = self._loop
+
+        async def close_sockets() -> None:
+            for ws in list(self._sockets):
+                await ws.close()
+
+        asyncio.run_coroutine_threadsafe(close_sockets(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> FakeSlackServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.call_times.clear()
+            self._failures.clear()
+            self.socket_acks.clear()
+            self.users.clear()
+
+    # -- scripting ---------------------------------------------------------------------
+
+    def fail(self, method: str, error: str, *, times: int = 1) -> None:
+        """The next `times` calls of `method` answer `{"ok": false, "error": error}`."""
+        with self._lock:
+            self._failures[method].append(_Failure(error, times))
+
+    def rate_limit(self, method: str, *, retry_after: int = 0, times: int = 1) -> None:
+        """The next `times` calls of `method` answer 429 with `Retry-After`."""
+        with self._lock:
+            self._failures[method].append(_Failure("ratelimited", times, 429, retry_after))
+
+    def count(self, method: str) -> int:
+        with self._lock:
+            return len(self.calls.get(method, []))
+
+    def bodies(self, method: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.calls.get(method, []))
+
+    async def wait_for(
+        self, method: str, count: int = 1, *, within: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """The bodies of `method`'s calls once there are at least `count` of them."""
+        deadline = time.monotonic() + within
+        while self.count(method) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"expected {count} call(s) of {method}, got {self.count(method)}; "
+                    f"calls: { {m: len(c) for m, c in self.calls.items()} }"
+                )
+            await asyncio.sleep(0.01)
+        return self.bodies(method)
+
+    # -- Socket Mode -------------------------------------------------------------------
+
+    def wait_for_socket(self, timeout: float = 5.0) -> bool:
+        return self._socket_ready.wait(timeout)
+
+    def push_envelope(
+        self, payload: dict[str, Any], *, kind: str = "events_api", retry_attempt: int = 0
+    ) -> str:
+        """Send one Socket Mode envelope to every connected client; returns its id."""
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": kind != "events_api",
+            "retry_attempt": retry_attempt,
+            "retry_reason": "timeout" if retry_attempt else "",
+        }
+        assert self._loop is not None
+
+        async def send() -> None:
+            for ws in list(self._sockets):
+                await ws.send_str(json.dumps(envelope))
+
+        asyncio.run_coroutine_threadsafe(send(), self._loop).result(5)
+        return envelope_id
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_str(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "debug_info": {"host": "fake", "approximate_connection_time": 3600},
+                    "connection_info": {"app_id": "A0001"},
+                }
+            )
+        )
+        self._socket_ready.set()
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    with self._lock:
+                        self.socket_acks.append(json.loads(message.data))
+        finally:
+            self._sockets.remove(ws)
+            if not self._sockets:
+                self._socket_ready.clear()
+        return ws
+
+    # -- Web API -----------------------------------------------------------------------
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        with self._lock:
+            self.calls["response_url"].append(body)
+        return web.json_response({"ok": True})
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        raw = await request.read()
+        body: dict[str, Any]
+        if request.method == "GET":
+            body = dict(request.query)
+        elif request.content_type == "application/json":
+            body = json.loads(raw or b"{}")
+        else:
+            body = dict(parse_qsl(raw.decode()))
+            for key in ("blocks", "prompts"):
+                if isinstance(body.get(key), str):
+                    body[key] = json.loads(body[key])
+        body["_token"] = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        with self._lock:
+            body["_order"] = next(self._order)
+            self.calls[method].append(body)
+            self.call_times[method].append(time.monotonic())
+            failures = self._failures.get(method)
+            failure = failures[0] if failures else None
+            if failure is not None:
+                body["_failed"] = failure.error
+                failure.times -= 1
+                if failure.times <= 0:
+                    failures.pop(0)  # type: ignore[union-attr]
+        if failure is not None:
+            headers = {"Retry-After": str(failure.retry_after)} if failure.status == 429 else {}
+            return web.json_response(
+                {"ok": False, "error": failure.error}, status=failure.status, headers=headers
+            )
+        return web.json_response(self._answer(method, body))
+
+    def _next_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    def _answer(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        channel = body.get("channel") or body.get("channel_id") or ""
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://fake.slack.com/",
+                "team": "Fake",
+                "user": "parley",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            }
+        if method in ("chat.postMessage", "chat.startStream"):
+            ts = self._next_ts()
+            body["_ts"] = ts
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
+        if method in ("chat.update", "chat.appendStream", "chat.stopStream"):
+            return {"ok": True, "channel": channel, "ts": body.get("ts")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": self._next_ts()}
+        if method == "users.info":
+            user = body.get("user", "")
+            return {"ok": True, "user": {"id": user, **self.users.get(user, {})}}
+        if method == "conversations.info":
+            return {"ok": True, "channel": {"id": channel}}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
+        if method.startswith("assistant.threads."):
+            return {"ok": True}
+        return {"ok": False, "error": "unknown_method"}

@@ -1,0 +1,92 @@
+"""Building the Slack platform from settings, and the Surface's admin check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.app import Application
+from bot.config import Settings
+from bot.domain import ChatKind, ChatRef, UserRef
+from bot.errors import ConfigError
+from integrations.slack import SlackPlatform
+from integrations.slack.surface import Confirmations, SlackSurface
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
+from tests.fakes.slack_server import FakeSlackServer
+from tests.integrations.slack.harness import CHANNEL, HarnessFactory, dm_event
+
+
+def settings(tmp_path: Path, llm: ScriptedOpenAIServer, **slack: str) -> Settings:
+    return Settings.load(
+        env_file=None,
+        llm={"base_url": llm.base_url, "api_key": "sk-test"},
+        database={"url": f"sqlite:///{tmp_path / 'p.db'}"},
+        slack=slack,
+    )
+
+
+async def test_slack_is_built_only_when_its_token_is_set(
+    tmp_path: Path, llm: ScriptedOpenAIServer
+) -> None:
+    without = Application(settings(tmp_path, llm))
+    with_token = Application(
+        settings(tmp_path, llm, bot_token="xoxb-1", signing_secret="s", command="/ask")
+    )
+    try:
+        assert without.platforms == []
+        [platform] = with_token.platforms
+        assert isinstance(platform, SlackPlatform) and platform.name == "slack"
+        assert [route.path for route in platform.routes()] == ["/slack/events"]  # type: ignore[attr-defined]
+        assert platform.messenger.platform == "slack"
+    finally:
+        await without.aclose()
+        await with_token.aclose()
+
+
+async def test_http_mode_without_a_signing_secret_is_a_config_error(
+    tmp_path: Path, llm: ScriptedOpenAIServer
+) -> None:
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        Application(settings(tmp_path, llm, bot_token="xoxb-1"))
+
+
+def test_the_command_name_must_be_a_slash_command(
+    tmp_path: Path, llm: ScriptedOpenAIServer
+) -> None:
+    with pytest.raises(ConfigError, match="PARLEY_SLACK_COMMAND"):
+        settings(tmp_path, llm, command="parley")
+
+
+async def test_is_admin_reads_users_info(
+    make_slack: HarnessFactory, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack()
+    slack.users["UADMIN"] = {"is_admin": True}
+    slack.users["UOWNER"] = {"is_owner": True}
+    surface = SlackSurface(
+        harness.platform.client,
+        Confirmations(),
+        channel=CHANNEL,
+        thread_ts="1.0",
+        user_id="UADMIN",
+        team_id="T0001",
+    )
+    chat = ChatRef("slack", CHANNEL, ChatKind.CHANNEL)
+    answers = [
+        await surface.is_admin(UserRef("slack", user), chat)
+        for user in ("UADMIN", "UOWNER", "UPLAIN")
+    ]
+    assert answers == [True, True, False]
+    slack.fail("users.info", "user_not_found")
+    assert await surface.is_admin(UserRef("slack", "UADMIN"), chat) is False
+
+
+async def test_a_file_share_message_is_still_a_turn(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack()
+    llm.script(text_reply("Got it."))
+    await harness.event(dm_event("see attached", subtype="file_share"))
+    await slack.wait_for("chat.stopStream")
+    assert llm.requests[0]["messages"][-1]["content"] == "see attached"

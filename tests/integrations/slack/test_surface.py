@@ -1,0 +1,221 @@
+"""SlackSurface and SlackMessenger against the fake Slack Web API: rates, fallback, limits,
+and Slack errors (429s waited out, channel errors logged, never raised)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain import ChatKind, ChatRef
+from integrations.slack.convert import split_text, strip_mention, to_incoming_message
+from integrations.slack.surface import Confirmations, SlackMessenger, SlackSurface
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
+from tests.fakes.slack_server import FakeSlackServer
+from tests.integrations.slack.harness import (
+    ALICE,
+    CHANNEL,
+    HarnessFactory,
+    dm_event,
+    mention_event,
+    streamed_text,
+)
+
+
+@pytest.fixture
+async def client(slack: FakeSlackServer) -> AsyncIterator[AsyncWebClient]:
+    session = aiohttp.ClientSession()
+    web = AsyncWebClient(token="xoxb-test", base_url=slack.api_url, session=session)
+    web.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    yield web
+    await session.close()
+
+
+def surface(client: AsyncWebClient, **options: float) -> SlackSurface:
+    return SlackSurface(
+        client,
+        Confirmations(),
+        channel=CHANNEL,
+        thread_ts="1700000000.000100",
+        user_id=ALICE,
+        team_id="T0001",
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def paced(target: SlackSurface, pieces: list[str], every: float) -> None:
+    for piece in pieces:
+        await target.stream(piece)
+        await asyncio.sleep(every)
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+async def test_streaming_appends_at_most_once_per_interval(
+    client: AsyncWebClient, slack: FakeSlackServer
+) -> None:
+    reply = surface(client, stream_interval=0.2)
+    pieces = [f"word{i} " for i in range(60)]
+    started = time.monotonic()
+    await paced(reply, pieces, 0.02)
+    await reply.finish("".join(pieces))
+    elapsed = time.monotonic() - started
+
+    assert slack.count("chat.startStream") == 1 and slack.count("chat.stopStream") == 1
+    appends = slack.count("chat.appendStream")
+    assert 2 <= appends <= elapsed / 0.2 + 1
+    assert min(gaps(slack.call_times["chat.appendStream"])) >= 0.15
+    assert streamed_text(slack) == "".join(pieces)
+
+
+async def test_without_streaming_it_posts_then_updates_throttled_and_never_the_same_text(
+    client: AsyncWebClient, slack: FakeSlackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.fail("chat.startStream", "method_not_supported_for_channel_type")
+    reply = surface(client, update_interval=0.25)
+    pieces = [f"w{i} " for i in range(50)]
+    with caplog.at_level(logging.INFO):
+        await paced(reply, pieces, 0.02)
+        await reply.finish("".join(pieces))
+
+    assert reply.mode == "update" and "falling back to chat.update" in caplog.text
+    [post] = slack.bodies("chat.postMessage")
+    updates = slack.bodies("chat.update")
+    assert post["thread_ts"] == "1700000000.000100" and post["text"] == "w0 "
+    assert updates[-1]["text"] == "".join(pieces) and updates[-1]["ts"] == post["_ts"]
+    texts = [post["text"], *(u["text"] for u in updates)]
+    assert len(set(texts)) == len(texts), "an update repeated the text"
+    assert min(gaps(slack.call_times["chat.update"])) >= 0.2
+    assert updates[-1]["blocks"] == [{"type": "markdown", "text": "".join(pieces)}]
+
+
+async def test_a_long_answer_is_split_over_messages(
+    client: AsyncWebClient, slack: FakeSlackServer
+) -> None:
+    reply = surface(client, message_limit=100)
+    text = "\n".join(f"line {i:03d} of a long answer" for i in range(20))
+    for i in range(0, len(text), 7):
+        await reply.stream(text[i : i + 7])
+    await reply.finish(text)
+
+    starts = slack.count("chat.startStream")
+    assert starts >= 5 and slack.count("chat.stopStream") == starts
+    per_message: dict[str, str] = {}
+    for method in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
+        for body in slack.bodies(method):
+            key = body.get("_ts") or body["ts"]
+            per_message[key] = per_message.get(key, "") + body.get("markdown_text", "")
+    assert all(len(m) <= 100 for m in per_message.values())
+    assert "\n".join(m.strip("\n") for m in per_message.values()) == text
+
+
+async def test_a_429_is_waited_out_and_the_call_repeated(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack()
+    llm.script(text_reply("After the wait."))
+    slack.rate_limit("chat.startStream", retry_after=1)
+    await harness.event(dm_event("hi"))
+    await slack.wait_for("chat.stopStream", within=10)
+    first, second = slack.call_times["chat.startStream"]
+    assert second - first >= 1.0
+    assert streamed_text(slack) == "After the wait."
+
+
+async def test_not_in_channel_is_logged_clearly_and_nothing_crashes(
+    make_slack: HarnessFactory,
+    llm: ScriptedOpenAIServer,
+    slack: FakeSlackServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    harness = await make_slack()
+    llm.script(text_reply("Nobody will see this."), text_reply("Second one works."))
+    slack.fail("assistant.threads.setStatus", "channel_not_found")
+    slack.fail("chat.startStream", "not_in_channel")
+    with caplog.at_level(logging.WARNING):
+        await harness.event(mention_event("hello"))
+        for _ in range(300):
+            if "not_in_channel" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+    assert "chat.startStream failed: not_in_channel" in caplog.text
+    assert "channel_not_found" in caplog.text and "/invite @Parley" in caplog.text
+    assert "Traceback" not in caplog.text and "xoxb-test-token" not in caplog.text
+
+    await harness.event(mention_event("again"))
+    await slack.wait_for("chat.stopStream")
+    assert "Second one works." in streamed_text(slack)
+
+
+async def test_the_messenger_posts_to_a_thread_or_a_dm_and_raises_on_failure(
+    client: AsyncWebClient, slack: FakeSlackServer
+) -> None:
+    messenger = SlackMessenger(client)
+    await messenger.send(ChatRef("slack", CHANNEL, ChatKind.CHANNEL), "**Reminder**", "171.0002")
+    await messenger.send(ChatRef("slack", "D0ALICE"), "hi")
+    thread, dm = slack.bodies("chat.postMessage")
+    assert (thread["channel"], thread["thread_ts"], thread["text"]) == (
+        CHANNEL,
+        "171.0002",
+        "**Reminder**",
+    )
+    assert dm["channel"] == "D0ALICE" and "thread_ts" not in dm
+    slack.fail("chat.postMessage", "channel_not_found")
+    with pytest.raises(SlackApiError):
+        await messenger.send(ChatRef("slack", "C0GONE"), "lost?")
+
+
+async def test_a_failed_turn_says_so_in_the_thread(
+    client: AsyncWebClient, slack: FakeSlackServer
+) -> None:
+    reply = surface(client)
+    await reply.start()
+    await reply.stream("Partial")
+    await reply.fail("Sorry, the model is unavailable.")
+    assert streamed_text(slack) == "Partial" and slack.count("chat.stopStream") == 1
+    [post] = slack.bodies("chat.postMessage")
+    assert post["text"] == "Sorry, the model is unavailable."
+
+
+def test_split_text_prefers_line_breaks_and_keeps_everything() -> None:
+    text = ("a" * 30 + "\n") * 10
+    pieces = split_text(text, 100)
+    assert all(len(p) <= 100 for p in pieces) and len(pieces) == 4
+    assert "".join(pieces).replace("\n", "") == text.replace("\n", "")
+    assert split_text("x" * 250, 100) == ["x" * 100, "x" * 100, "x" * 50]
+    assert split_text("") == [""]
+
+
+def test_incoming_messages_are_keyed_per_thread_in_channels_and_per_dm() -> None:
+    mention = mention_event("hi  there", thread_ts="170.1")
+    channel = to_incoming_message(mention, team_id="T1", event_id="Ev1", bot_user_id="UBOT")
+    assert channel.thread_key == "170.1" and channel.text == "hi there"
+    assert channel.chat.kind is ChatKind.CHANNEL and channel.event_id == "T1:Ev1"
+    dm = to_incoming_message(dm_event("yo"), team_id="T1", event_id="Ev2", bot_user_id="UBOT")
+    assert dm.thread_key == "" and dm.chat.kind is ChatKind.DM
+    assert strip_mention("<@UBOT|parley> hello", "UBOT") == "hello"
+
+
+async def test_a_non_json_error_answer_is_logged_not_raised(
+    client: AsyncWebClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = AsyncWebClient(
+        token="xoxb-test", base_url=client.base_url + "../nowhere/", session=client.session
+    )
+    reply = surface(broken)
+    with caplog.at_level(logging.WARNING):
+        await reply.start()
+        await reply.stream("hi")
+        await reply.finish("hi")
+    assert "assistant.threads.setStatus failed: HTTP 404" in caplog.text
+    assert "chat.postMessage failed: HTTP 404" in caplog.text
