@@ -13,14 +13,18 @@ from collections.abc import Iterable
 
 from sqlalchemy import text
 
+from bot.admin import Administration
 from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import ConfigError
+from bot.limits import Limits
 from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import Provider
 from bot.llm.openai_compat import OpenAICompatProvider
 from bot.platform import Platform
+from bot.policy import ChannelToolPolicy
 from bot.storage import ConversationStore, Database, migrate
+from bot.storage.admin import AdminStore
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
 from integrations.slack import SlackPlatform
@@ -76,8 +80,17 @@ class Application:
         self.tools = ToolRegistry(ALL_TOOLS if tools is None else tools)
         # MCP servers' tools join the same registry when `start()` connects to them.
         self.mcp = build_mcp(settings, self.tools)
+        self.admin_store = AdminStore(self.database)
+        self.policy = ChannelToolPolicy(self.admin_store, settings.admin)
+        self.limits = Limits(self.admin_store, settings.limits)
+        self.admin = Administration(self.admin_store, self.policy, self.tools, settings.admin)
         self.engine = Engine(
-            provider=self.provider, store=self.store, tools=self.tools, settings=settings.bot
+            provider=self.provider,
+            store=self.store,
+            tools=self.tools,
+            settings=settings.bot,
+            policy=self.policy,
+            limits=self.limits,
         )
         self.platforms: list[Platform] = self.build_platforms()
         self.web: WebServer | None = None
@@ -92,6 +105,7 @@ class Application:
                     engine=self.engine,
                     claim_event=self.store.claim_event,
                     knows_thread=self.store.has_thread,
+                    admin=self.admin,
                 )
             )
         return platforms

@@ -99,6 +99,8 @@ async def make_app(llm: ScriptedOpenAIServer, tmp_path) -> AsyncIterator[AppFact
         tools: Iterable[Tool] = (echo, hang, launch, *ALL_TOOLS),
         *,
         llm_options: dict[str, Any] | None = None,
+        admin: dict[str, Any] | None = None,
+        limits: dict[str, Any] | None = None,
         **bot: Any,
     ) -> Application:
         settings = Settings.load(
@@ -112,6 +114,9 @@ async def make_app(llm: ScriptedOpenAIServer, tmp_path) -> AsyncIterator[AppFact
             },
             database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
             bot=bot,
+            # `launch` acts on the world, so it is off by default unless named.
+            admin=admin or {"default_tools_dm": "all,launch", "default_tools_group": "all,launch"},
+            limits=limits or {},
         )
         app = Application(settings, tools=tools)
         await app.start()

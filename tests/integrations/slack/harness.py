@@ -191,7 +191,11 @@ async def make_slack(
     session = aiohttp.ClientSession()
 
     async def make(
-        tools: Iterable[Tool] = ALL_TOOLS, *, socket_mode: bool = False, **slack_options: Any
+        tools: Iterable[Tool] = ALL_TOOLS,
+        *,
+        socket_mode: bool = False,
+        admin: dict[str, Any] | None = None,
+        **slack_options: Any,
     ) -> SlackHarness:
         options: dict[str, Any] = {
             "bot_token": "xoxb-test-token",
@@ -212,6 +216,8 @@ async def make_slack(
             database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
             http={"port": 0},
             slack=options,
+            # Side-effecting test tools are off by default unless named.
+            admin=admin or {"default_tools_dm": "all,launch", "default_tools_group": "all,launch"},
         )
         app = Application(settings, tools=tools)
         await app.start()

@@ -44,9 +44,11 @@ async def test_slash_tools_shows_this_channels_tools_as_block_kit(
     assert status == 200
     reply = json.loads(text)
     assert reply["response_type"] == "ephemeral"
-    sections = [b["text"]["text"] for b in reply["blocks"] if b["type"] == "section"]
-    assert any(s.startswith("*get_current_time*  :white_check_mark: enabled") for s in sections)
-    assert any("*launch*" in s and "asks before it acts" in s for s in sections)
+    [element] = [b["elements"][0] for b in reply["blocks"] if b["type"] == "actions"]
+    assert element["type"] == "checkboxes"
+    texts = {o["value"]: o["text"]["text"] for o in element["options"]}
+    assert texts == {"get_current_time": "*get_current_time*", "launch": "*launch* :warning:"}
+    assert {o["value"] for o in element["initial_options"]} == {"get_current_time", "launch"}
     assert "get_current_time" in reply["text"]
 
 
