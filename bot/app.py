@@ -14,15 +14,20 @@ from collections.abc import Iterable
 from sqlalchemy import text
 
 from bot.config import Settings
+from bot.domain import ToolServices
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.llm.base import Provider
 from bot.llm.openai_compat import OpenAICompatProvider
+from bot.mail import SMTPMailer
 from bot.platform import Platform
+from bot.scheduler import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
+from bot.surface import Messenger
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
 from tools import ALL_TOOLS
+from tools.weather import OpenMeteo
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +53,42 @@ class Application:
         *,
         provider: Provider | None = None,
         tools: Iterable[Tool] | None = None,
+        messengers: Iterable[Messenger] = (),
     ) -> None:
         self.settings = settings
         self.provider = provider or build_provider(settings)
         self.database = Database.from_settings(settings.database)
         self.store = ConversationStore(self.database)
         self.tools = ToolRegistry(ALL_TOOLS if tools is None else tools)
-        self.engine = Engine(
-            provider=self.provider, store=self.store, tools=self.tools, settings=settings.bot
-        )
         self.platforms: list[Platform] = self.build_platforms()
+        # One messenger per platform delivers reminders; the platforms' own come first.
+        self.messengers: dict[str, Messenger] = {p.name: p.messenger for p in self.platforms}
+        for messenger in messengers:
+            self.messengers[messenger.platform] = messenger
+        self.scheduler = ReminderScheduler(
+            self.database, self.store, settings.reminders, self.messengers
+        )
+        self.weather = OpenMeteo(
+            geocoding_url=settings.weather.geocoding_url,
+            forecast_url=settings.weather.forecast_url,
+            timeout=settings.weather.timeout_seconds,
+            cache_seconds=settings.weather.cache_seconds,
+        )
+        self.mailer = SMTPMailer(settings.email, self.database)
+        services = ToolServices(
+            reminders=self.scheduler,
+            mailer=self.mailer,
+            weather=self.weather,
+            timezones=self.store,
+        )
+        self.engine = Engine(
+            provider=self.provider,
+            store=self.store,
+            tools=self.tools,
+            settings=settings.bot,
+            services=services,
+        )
+        self.scheduler.engine = self.engine
         self.web: WebServer | None = None
 
     def build_platforms(self) -> list[Platform]:
@@ -68,8 +99,17 @@ class Application:
         """Bring the database schema up to date; call before handling any turn."""
         await migrate(self.settings.database.url)
 
+    def add_messenger(self, messenger: Messenger) -> None:
+        """Deliver reminders for `messenger.platform` through it (e.g. the console's)."""
+        self.messengers[messenger.platform] = messenger
+
+    async def start_scheduler(self) -> None:
+        """Schedule every pending reminder and start the clock (overdue ones fire now)."""
+        await self.scheduler.start()
+
     async def serve(self, stop: asyncio.Event) -> None:
-        """Run the long-lived services (web server, platforms) until `stop` is set."""
+        """Run the long-lived services (web server, platforms, the reminder scheduler)
+        until `stop` is set."""
         routes = [route for platform in self.platforms for route in platform.routes()]
         app = create_web_app(health=self.health, routes=routes)
         self.web = WebServer(app, host=self.settings.http.host, port=self.settings.http.port)
@@ -84,9 +124,11 @@ class Application:
                 log.info("platforms: %s", ", ".join(p.name for p in started))
             else:
                 log.info("no chat platform configured yet: try `parley chat` in a terminal")
+            await self.start_scheduler()
             await stop.wait()
         finally:
             log.info("stopping")
+            await self.scheduler.stop()
             for platform in reversed(started):
                 await platform.stop()
             await self.web.stop()
@@ -97,5 +139,7 @@ class Application:
         return {"database": "ok", "model": self.provider.model}
 
     async def aclose(self) -> None:
+        await self.scheduler.stop()
+        await self.weather.aclose()
         await self.provider.aclose()
         await self.database.aclose()

@@ -1,4 +1,4 @@
-"""Pytest plugin: one scripted OpenAI-compatible server per test session.
+"""Pytest plugin: the fake servers (scripted OpenAI, Open-Meteo, SMTP) as fixtures.
 
 `openai_server` is started once; `llm` resets it (queue, default, recorded requests)
 and hands it to a test.
@@ -10,7 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fakes.open_meteo import OpenMeteoServer
 from tests.fakes.openai_server import ScriptedOpenAIServer
+from tests.fakes.smtp import SMTPServer
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +27,23 @@ def llm(openai_server: ScriptedOpenAIServer) -> ScriptedOpenAIServer:
     """The scripted server, reset for this test."""
     openai_server.reset()
     return openai_server
+
+
+@pytest.fixture(scope="session")
+def open_meteo_server() -> Iterator[OpenMeteoServer]:
+    with OpenMeteoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def open_meteo(open_meteo_server: OpenMeteoServer) -> OpenMeteoServer:
+    """The fake Open-Meteo, reset for this test."""
+    open_meteo_server.reset()
+    return open_meteo_server
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1, recording every message it accepts."""
+    with SMTPServer() as server:
+        yield server
