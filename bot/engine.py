@@ -265,7 +265,10 @@ class Engine:
                 results[call.id] = ToolResult(call.id, call.name, str(exc), is_error=True)
                 continue
             if item.precheck is not None:
-                refusal = await item.precheck(arguments, context)
+                try:
+                    refusal = await item.precheck(arguments, context)
+                except Exception as exc:  # a check must not crash the turn either
+                    refusal = f"{call.name} cannot run: {exc}"
                 if refusal:
                     log.info("tool %s refused before confirmation: %s", call.name, refusal)
                     results[call.id] = ToolResult(call.id, call.name, refusal, is_error=True)

@@ -14,10 +14,13 @@ Delivery of one firing, and why it is at-least-once, never lost:
 
 Step 1 makes a cancel that lands first win and records that an attempt began. A crash
 between 2 and 3 leaves the row pending, so the restart delivers it again: the only way to
-get a duplicate is a crash inside one send, and the only alternative (marking delivered
-before sending) would lose the reminder on the same crash. A reminder that must not be
-lost is worth that rare repeat. One job per id (`replace_existing`, `max_instances=1`)
-means a process never runs two firings of one reminder at once. Run one scheduler per
+get a duplicate is a crash during a send (before its settle is committed), and the only
+alternative, marking it delivered before sending, would lose the reminder on the same
+crash. A reminder that must not be lost is worth that rare repeat. One job per id
+(`replace_existing`, `max_instances=1`) and the `status = 'pending'` guard on every write
+mean a process never delivers one firing twice. Claims and settles are group-committed
+(one transaction per batch of due reminders), which is what keeps 10,000 reminders due
+in 20 s on time on SQLite's single writer (docs/benchmarks.md). Run one scheduler per
 database (APScheduler's FAQ; DESIGN: one scheduler leader).
 
 Job functions are module-level and take the reminder id plus the key of the scheduler
@@ -41,7 +44,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 
 from bot.config import ReminderSettings
@@ -61,6 +64,8 @@ from bot.storage.models import Channel, Reminder, User, utcnow
 from bot.surface import Messenger
 
 log = logging.getLogger(__name__)
+
+BATCH = 500  # reminders claimed or settled per transaction
 
 _SCHEDULERS: weakref.WeakValueDictionary[str, ReminderScheduler] = weakref.WeakValueDictionary()
 
@@ -174,6 +179,9 @@ class ReminderScheduler:
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._claims: asyncio.Queue[int] = asyncio.Queue()
+        self._settles: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
         self.running = False
         _SCHEDULERS[self.key] = self
 
@@ -181,6 +189,12 @@ class ReminderScheduler:
 
     async def start(self) -> int:
         """Start the clock and schedule every pending reminder; returns how many."""
+        self._claims = asyncio.Queue()
+        self._settles = asyncio.Queue()
+        self._workers = [
+            asyncio.create_task(self._claim_loop(), name="reminders-claim"),
+            asyncio.create_task(self._settle_loop(), name="reminders-settle"),
+        ]
         self._scheduler.start()
         self.running = True
         async with self.db.read() as session:
@@ -197,17 +211,23 @@ class ReminderScheduler:
         return len(rows)
 
     async def stop(self) -> None:
-        """Stop the clock; deliveries in flight get a moment to finish, then are cancelled
-        (they stay pending and are delivered at the next start)."""
-        if self.running:
-            self._scheduler.shutdown(wait=False)
-            self.running = False
+        """Stop the clock. Sends in flight get a moment to finish and be recorded; what
+        is left stays pending in the table and is delivered at the next start."""
+        if not self.running:
+            return
+        self.running = False
+        self._scheduler.shutdown(wait=False)
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=5)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        await self._settles.join()  # every finished send is recorded before we go
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
 
     def _schedule(self, reminder_id: int, when: datetime) -> None:
         self._scheduler.add_job(
@@ -284,55 +304,68 @@ class ReminderScheduler:
         return cancelled
 
     # -- delivery ----------------------------------------------------------------------------
+    #
+    # Claims and settlements are group-committed: a job only queues its id; one worker
+    # claims everything queued in one transaction, each send runs as its own task, and
+    # another worker records the outcomes in one transaction. SQLite has one writer, so
+    # a burst of due reminders costs a few transactions instead of two per reminder.
 
     async def deliver(self, reminder_id: int) -> None:
-        """Run one firing of a reminder (see the module docstring for the steps)."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)
-        try:
-            await self._deliver(reminder_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("reminder %d: delivery crashed; it stays pending", reminder_id)
-        finally:
-            if task is not None:
-                self._inflight.discard(task)
+        """The job's work: queue the reminder for the next claim."""
+        if self.running:
+            self._claims.put_nowait(reminder_id)
 
-    async def _deliver(self, reminder_id: int) -> None:
+    async def _claim_loop(self) -> None:
+        while True:
+            ids = await _take(self._claims, BATCH)
+            try:
+                claimed = await self._claim(ids)
+            except Exception:
+                log.exception("claiming reminders failed; they are retried")
+                self._retry_later(ids)
+                continue
+            for row, user, chat in claimed:
+                task = asyncio.create_task(self._send(row, user, chat))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _claim(self, ids: list[int]) -> list[tuple[Reminder, UserRef, ChatRef]]:
         async with self.db.write() as session:
-            claimed = await session.exec(
+            await session.exec(
                 update(Reminder)
-                .where(col(Reminder.id) == reminder_id, col(Reminder.status) == "pending")
+                .where(col(Reminder.id).in_(ids), col(Reminder.status) == "pending")
                 .values(attempts=Reminder.attempts + 1)
             )
-            if not claimed.rowcount:
-                return  # cancelled, or already delivered
-            row, user, channel = (
+            rows = (
                 await session.exec(
                     select(Reminder, User, Channel)
                     .join(User, col(User.id) == Reminder.user_id)
                     .join(Channel, col(Channel.id) == Reminder.channel_id)
-                    .where(Reminder.id == reminder_id)
+                    .where(col(Reminder.id).in_(ids), col(Reminder.status) == "pending")
                 )
-            ).one()
-        now = utcnow()
-        due_at = as_utc(row.due_at)
-        who = UserRef(user.platform, user.platform_user_id, user.display_name)
-        chat = ChatRef(channel.platform, channel.platform_chat_id, ChatKind(channel.kind), "")
+            ).all()
+        return [
+            (
+                row,
+                UserRef(user.platform, user.platform_user_id, user.display_name),
+                ChatRef(channel.platform, channel.platform_chat_id, ChatKind(channel.kind), ""),
+            )
+            for row, user, channel in rows
+        ]
+
+    async def _send(self, row: Reminder, user: UserRef, chat: ChatRef) -> None:
+        error = ""
         try:
-            text = await self._compose(row, who, chat, due_at, now)
+            text = await self._compose(row, user, chat, as_utc(row.due_at), utcnow())
             messenger = self.messengers.get(chat.platform)
             if messenger is None:
                 raise DeliveryFailed(f"no messenger for platform {chat.platform!r}")
             await messenger.send(chat, text, row.thread_key)
         except asyncio.CancelledError:
-            raise
+            raise  # stopped mid-send: the row stays pending, the next start delivers it
         except Exception as exc:
-            await self._failed(row, f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc))
-            return
-        await self._delivered(row, due_at, utcnow())
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
+        self._settles.put_nowait(Outcome(row, utcnow(), error))
 
     async def _compose(
         self, row: Reminder, user: UserRef, chat: ChatRef, due_at: datetime, now: datetime
@@ -351,71 +384,111 @@ class ReminderScheduler:
             raise DeliveryFailed(f"the follow-up turn failed: {surface.error or 'empty answer'}")
         return f"⏰ Follow-up{late}: {surface.text}"
 
-    async def _delivered(self, row: Reminder, due_at: datetime, now: datetime) -> None:
-        reminder_id = row_id(row)
+    async def _settle_loop(self) -> None:
+        while True:
+            outcomes = await _take(self._settles, BATCH)
+            try:
+                await self._settle(outcomes)
+            except Exception:
+                log.exception("recording reminder deliveries failed; they stay pending")
+                self._retry_later([row_id(outcome.row) for outcome in outcomes])
+            finally:
+                for _ in outcomes:
+                    self._settles.task_done()
+
+    async def _settle(self, outcomes: list[Outcome]) -> None:
+        changes = [self._next_state(outcome) for outcome in outcomes]
+        table = Reminder.__table__  # type: ignore[attr-defined]
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.status == "pending")
+            .values(
+                status=bindparam("b_status"),
+                due_at=bindparam("b_due_at"),
+                attempts=bindparam("b_attempts"),
+                retry_at=bindparam("b_retry_at"),
+                delivered_at=bindparam("b_delivered_at"),
+                deliveries=bindparam("b_deliveries"),
+                last_error=bindparam("b_last_error"),
+            )
+        )
+        async with self.db.write() as session:
+            connection = await session.connection()
+            await connection.execute(statement, [values for values, _ in changes])
+        for values, when in changes:
+            if when is not None and self.running:
+                self._schedule(values["b_id"], when)
+
+    def _next_state(self, outcome: Outcome) -> tuple[dict[str, Any], datetime | None]:
+        """The row's new values after this attempt, and when its job must run next."""
+        row, now = outcome.row, outcome.at
+        reminder_id, due_at = row_id(row), as_utc(row.due_at)
         values: dict[str, Any] = {
-            "delivered_at": now,
-            "deliveries": Reminder.deliveries + 1,
-            "retry_at": None,
-            "last_error": "",
+            "b_id": reminder_id,
+            "b_status": "pending",
+            "b_due_at": due_at,
+            "b_attempts": row.attempts,
+            "b_retry_at": None,
+            "b_delivered_at": as_utc(row.delivered_at) if row.delivered_at else None,
+            "b_deliveries": row.deliveries,
+            "b_last_error": outcome.error[:1000],
         }
         upcoming = next_occurrence(row.cron, row.timezone, max(now, due_at)) if row.cron else None
-        if upcoming is None:
-            values["status"] = "delivered"
-        else:
-            values.update(due_at=upcoming, attempts=0)
-        async with self.db.write() as session:
-            await session.exec(
-                update(Reminder)
-                .where(col(Reminder.id) == reminder_id, col(Reminder.status) == "pending")
-                .values(**values)
+        if not outcome.error:
+            values.update(b_delivered_at=now, b_deliveries=row.deliveries + 1)
+            if upcoming is None:
+                values["b_status"] = "delivered"
+                return values, None
+            values.update(b_due_at=upcoming, b_attempts=0)
+            return values, upcoming
+        if row.attempts < self.settings.max_attempts:
+            retry_at = now + timedelta(
+                seconds=self.settings.retry_seconds * 2 ** (row.attempts - 1)
             )
-        if upcoming is not None and self.running:
-            self._schedule(reminder_id, upcoming)
-        log.info("reminder %d delivered", reminder_id)
-
-    async def _failed(self, row: Reminder, error: str) -> None:
-        reminder_id = row_id(row)
-        now = utcnow()
-        attempts = row.attempts  # already counts this one
-        values: dict[str, Any] = {"last_error": error[:1000]}
-        when: datetime | None = None
-        if attempts < self.settings.max_attempts:
-            when = now + timedelta(seconds=self.settings.retry_seconds * 2 ** (attempts - 1))
-            values["retry_at"] = when
             log.warning(
                 "reminder %d: delivery attempt %d failed (%s); retrying at %s",
                 reminder_id,
-                attempts,
-                error,
-                when.isoformat(timespec="seconds"),
+                row.attempts,
+                outcome.error,
+                retry_at.isoformat(timespec="seconds"),
             )
-        else:
-            upcoming = (
-                next_occurrence(row.cron, row.timezone, max(now, as_utc(row.due_at)))
-                if row.cron
-                else None
-            )
-            if upcoming is None:
-                values.update(status="failed", retry_at=None)
-            else:
-                values.update(due_at=upcoming, retry_at=None, attempts=0)
-                when = upcoming
-            log.error(
-                "reminder %d: delivery failed %d times, giving up%s: %s",
-                reminder_id,
-                attempts,
-                " on this occurrence" if upcoming else "",
-                error,
-            )
-        async with self.db.write() as session:
-            await session.exec(
-                update(Reminder)
-                .where(col(Reminder.id) == reminder_id, col(Reminder.status) == "pending")
-                .values(**values)
-            )
-        if when is not None and self.running:
-            self._schedule(reminder_id, when)
+            values["b_retry_at"] = retry_at
+            return values, retry_at
+        log.error(
+            "reminder %d: delivery failed %d times, giving up%s: %s",
+            reminder_id,
+            row.attempts,
+            " on this occurrence" if upcoming else "",
+            outcome.error,
+        )
+        if upcoming is None:
+            values["b_status"] = "failed"
+            return values, None
+        values.update(b_due_at=upcoming, b_attempts=0)
+        return values, upcoming
+
+    def _retry_later(self, ids: list[int]) -> None:
+        if self.running:
+            when = utcnow() + timedelta(seconds=self.settings.retry_seconds)
+            for reminder_id in ids:
+                self._schedule(reminder_id, when)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one delivery attempt ended: `error` is empty on success."""
+
+    row: Reminder
+    at: datetime
+    error: str
+
+
+async def _take(queue: asyncio.Queue[Any], limit: int) -> list[Any]:
+    """Wait for one item, then take whatever else is already queued (up to `limit`)."""
+    items = [await queue.get()]
+    while len(items) < limit and not queue.empty():
+        items.append(queue.get_nowait())
+    return items
 
 
 def row_id(row: Reminder) -> int:

@@ -189,3 +189,39 @@ def test_chat_tells_the_user_when_the_model_is_down(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "unreachable" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_reminders_list_and_cancel_from_the_command_line(
+    tmp_path: Path, llm: ScriptedOpenAIServer
+) -> None:
+    env = {"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": llm.base_url, "PARLEY_MODEL": "scripted"}
+    llm.script(
+        tool_call_reply(
+            ("create_reminder", {"text": "call the dentist", "in_seconds": 7200}),
+            (
+                "create_reminder",
+                {"text": "standup", "at": "2099-01-05T08:30", "repeat": "weekdays"},
+            ),
+        ),
+        text_reply("Both are set."),
+    )
+    chat = parley(tmp_path, "chat", stdin="remind me\n", **env)
+    assert chat.returncode == 0, chat.stderr
+
+    listed = parley(tmp_path, "reminders", "list")  # needs no API key
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.strip().splitlines()
+    assert len(lines) == 2
+    assert re.match(
+        r"^\s*1  \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ  console:\S+  message  once  call the dentist$",
+        lines[0],
+    )
+    assert lines[1].endswith("message  30 8 * * mon-fri  standup")
+
+    cancelled = parley(tmp_path, "reminders", "cancel", "1")
+    again = parley(tmp_path, "reminders", "cancel", "1")
+    after = parley(tmp_path, "reminders", "list", "--all")
+
+    assert cancelled.returncode == 0 and "reminder 1 cancelled" in cancelled.stdout
+    assert again.returncode == 1 and "no pending reminder 1" in again.stderr
+    assert "call the dentist  [cancelled]" in after.stdout
