@@ -54,7 +54,11 @@ async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[A
     apps: list[Application] = []
 
     async def make(
-        *, messengers: tuple[Any, ...] = (), tools: Any = None, **groups: dict[str, Any]
+        *,
+        messengers: tuple[Any, ...] = (),
+        tools: Any = None,
+        database_url: str = "",
+        **groups: dict[str, Any],
     ) -> Application:
         settings = Settings.load(
             env_file=None,
@@ -64,7 +68,7 @@ async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[A
                 "model": "scripted",
                 "max_retries": 0,
             },
-            database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
+            database={"url": database_url or f"sqlite:///{tmp_path / 'parley.db'}"},
             **groups,
         )
         app = Application(settings, tools=tools, messengers=messengers)

@@ -152,7 +152,11 @@ def first_occurrence(first: datetime, cron: str, ctx: ToolContext) -> datetime:
         trigger = CronTrigger.from_crontab(cron, timezone=zone)
     except ValueError as exc:
         raise ToolError(f"invalid crontab {cron!r}: {exc}") from None
-    start = max(first, ctx.now).astimezone(zone).replace(second=0, microsecond=0)
+    # Cron times are whole minutes: the pattern's minute of `first`, but never before now.
+    start = first.astimezone(zone).replace(second=0, microsecond=0)
+    now = ctx.now.astimezone(zone)
+    if start < now:
+        start = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     found = trigger.get_next_fire_time(None, start)
     if found is None:
         raise ToolError(f"the crontab {cron!r} never fires")

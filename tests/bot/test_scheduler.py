@@ -11,6 +11,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from bot.app import Application
@@ -18,6 +19,7 @@ from bot.domain import ChatKind, ChatRef, ReminderRequest, UserRef
 from bot.scheduler import next_occurrence
 from bot.storage.models import Reminder
 from tests.apps import AppFactory, RecordingMessenger, wait_until
+from tests.databases import fresh_postgres_database
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 
 ALICE = UserRef("test", "alice", "Alice")
@@ -46,8 +48,10 @@ async def row(app: Application, reminder_id: int) -> Reminder:
         return (await session.exec(select(Reminder).where(Reminder.id == reminder_id))).one()
 
 
-async def started(make_app: AppFactory, messenger: RecordingMessenger) -> Application:
-    app = await make_app(messengers=(messenger,), reminders=FAST)
+async def started(
+    make_app: AppFactory, messenger: RecordingMessenger, **reminders: Any
+) -> Application:
+    app = await make_app(messengers=(messenger,), reminders={**FAST, **reminders})
     await app.start_scheduler()
     return app
 
@@ -62,7 +66,7 @@ async def test_a_one_off_reminder_fires_once(make_app: AppFactory) -> None:
 
     [(chat, text, thread, at)] = messenger.sent
     assert chat == DM and thread == "t1" and text == "⏰ Reminder: stretch"
-    assert at - info.due_at.timestamp() < 0.5
+    assert at - info.due_at.timestamp() < 1.5  # on time; docs/benchmarks.md measures it
     stored = await row(app, info.id)
     assert (stored.status, stored.deliveries, stored.attempts) == ("delivered", 1, 1)
 
@@ -120,7 +124,7 @@ async def test_a_reminder_survives_a_restart(make_app: AppFactory) -> None:
 
     assert first_messenger.sent == []
     assert messenger.texts == ["⏰ Reminder: after the restart"]
-    assert messenger.sent[0][3] - info.due_at.timestamp() < 0.5
+    assert messenger.sent[0][3] - info.due_at.timestamp() < 1.5
 
 
 async def test_a_reminder_due_during_downtime_is_delivered_late_exactly_once(
@@ -151,10 +155,10 @@ async def test_a_recurring_reminder_continues_after_downtime(make_app: AppFactor
     first = await make_app(messengers=(RecordingMessenger(),), reminders=FAST)
     info = await first.scheduler.create(request("every second", 0.1, cron="* * * * * *"))
     await first.aclose()
-    await asyncio.sleep(1.5)  # missed about two occurrences
+    await asyncio.sleep(2.0)  # missed about two occurrences
 
     messenger = RecordingMessenger()
-    app = await started(make_app, messenger)
+    app = await started(make_app, messenger, late_after_seconds=1.0)
     await wait_until(lambda: len(messenger.sent) >= 3, within=6)
     await app.scheduler.cancel(ALICE, info.id)
 
@@ -249,3 +253,44 @@ def test_recurrence_is_computed_in_the_users_timezone_across_dst() -> None:
         "30 8 * * mon-fri", "Asia/Shanghai", datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
     )
     assert weekdays == datetime(2026, 11, 30, 0, 30, tzinfo=UTC)  # Friday after 8:30 -> Monday
+
+
+async def test_serve_runs_the_scheduler_and_stops_it(make_app: AppFactory) -> None:
+    messenger = RecordingMessenger()
+    app = await make_app(messengers=(messenger,), http={"port": 0}, reminders=FAST)
+    await app.scheduler.create(request("while serving", 0.3))
+    stop = asyncio.Event()
+    serving = asyncio.create_task(app.serve(stop))
+
+    await wait_until(lambda: len(messenger.sent) == 1)
+    stop.set()
+    await serving
+
+    assert messenger.texts == ["⏰ Reminder: while serving"]
+    assert not app.scheduler.running
+
+
+@pytest.mark.postgres
+async def test_reminders_on_postgresql(make_app: AppFactory, postgres_url: str) -> None:
+    async with fresh_postgres_database(postgres_url) as url:
+        messenger = RecordingMessenger(fail_next=1)
+        app = await make_app(messengers=(messenger,), database_url=url, reminders=FAST)
+        await app.start_scheduler()
+        once = await app.scheduler.create(request("once", 0.2))
+        again = await app.scheduler.create(request("again", 0.2, cron="* * * * * *"))
+        await wait_until(
+            lambda: (
+                messenger.texts.count("⏰ Reminder: again") >= 2
+                and "⏰ Reminder: once" in messenger.texts
+            ),
+            within=6,
+        )
+        await asyncio.sleep(0.3)
+        await app.scheduler.cancel(ALICE, again.id)
+        await app.aclose()
+
+        assert messenger.texts.count("⏰ Reminder: once") == 1
+        async with app.database.read() as session:
+            stored = (await session.exec(select(Reminder).where(Reminder.id == once.id))).one()
+        assert stored.status == "delivered"
+        await app.database.aclose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.app import Application
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
@@ -136,3 +136,19 @@ async def test_a_reminder_made_in_a_turn_is_delivered_to_that_chat_and_thread(
     assert not outcome.tool_results[0].is_error
     [(chat, text, thread, _)] = messenger.sent
     assert (chat, text, thread) == (DM, "⏰ Reminder: check the oven", "th-9")
+
+
+async def test_a_repeating_reminder_never_starts_in_the_past(make_app: AppFactory) -> None:
+    app = await app_with_scheduler(make_app)
+    ctx = context(app.engine.services, timezone="Asia/Shanghai", now=NOW + timedelta(seconds=30))
+
+    result = await call(create_reminder, {"text": "x", "in_seconds": 60, "repeat": "daily"}, ctx)
+
+    assert not result.is_error
+    [info] = await app.scheduler.list_for(ALICE)
+    assert info.due_at == datetime(2026, 11, 23, 2, 1, tzinfo=UTC)  # 10:01:30 -> 10:01
+    assert info.cron == "1 10 * * *"
+    late = await call(
+        create_reminder, {"text": "y", "at": "2026-11-23T09:00", "repeat": "daily"}, ctx
+    )
+    assert json.loads(late.content)["created"]["next"] == "Tue 2026-11-24 09:00 Asia/Shanghai"
