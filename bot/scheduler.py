@@ -182,6 +182,7 @@ class ReminderScheduler:
         self._claims: asyncio.Queue[int] = asyncio.Queue()
         self._settles: asyncio.Queue[Outcome] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
+        self.stop_grace_seconds = 5.0
         self.running = False
         _SCHEDULERS[self.key] = self
 
@@ -218,12 +219,15 @@ class ReminderScheduler:
         self.running = False
         self._scheduler.shutdown(wait=False)
         if self._inflight:
-            _, pending = await asyncio.wait(set(self._inflight), timeout=5)
+            _, pending = await asyncio.wait(set(self._inflight), timeout=self.stop_grace_seconds)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        await self._settles.join()  # every finished send is recorded before we go
+        try:  # every finished send is recorded before we go, unless the database is gone
+            await asyncio.wait_for(self._settles.join(), timeout=10)
+        except TimeoutError:
+            log.error("stopping with unrecorded deliveries: they are sent again at next start")
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)

@@ -294,3 +294,31 @@ async def test_reminders_on_postgresql(make_app: AppFactory, postgres_url: str) 
             stored = (await session.exec(select(Reminder).where(Reminder.id == once.id))).one()
         assert stored.status == "delivered"
         await app.database.aclose()
+
+
+class StuckMessenger(RecordingMessenger):
+    """Takes the message, then never returns: the process dies before it can settle."""
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        await super().send(chat, text, thread_key)
+        await asyncio.Event().wait()
+
+
+async def test_a_crash_between_sending_and_recording_resends_rather_than_loses(
+    make_app: AppFactory,
+) -> None:
+    stuck = StuckMessenger()
+    first = await started(make_app, stuck)
+    first.scheduler.stop_grace_seconds = 0.1
+    info = await first.scheduler.create(request("at least once", 0.1))
+    await wait_until(lambda: len(stuck.sent) == 1)
+    await first.aclose()  # the send never finished: nothing was recorded
+
+    messenger = RecordingMessenger()
+    second = await started(make_app, messenger)
+    await wait_until(lambda: len(messenger.sent) == 1)
+    await asyncio.sleep(0.3)
+
+    assert len(messenger.sent) == 1
+    stored = await row(second, info.id)
+    assert (stored.status, stored.attempts, stored.deliveries) == ("delivered", 2, 1)
