@@ -146,7 +146,7 @@ async def test_a_plain_answer_streams_and_is_stored(
         "echo",
         "hang",
         "launch",
-        "get_current_time",
+        *(item.name for item in ALL_TOOLS),
     }
     info = await app.store.open_conversation(message("hi"))
     stored = [s.message for s in await app.store.history(info.conversation_id)]
