@@ -15,21 +15,26 @@ from sqlalchemy import text
 
 from bot.admin import Administration
 from bot.config import Settings
+from bot.domain import ToolServices
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.limits import Limits
 from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import Provider
 from bot.llm.openai_compat import OpenAICompatProvider
+from bot.mail import SMTPMailer
 from bot.platform import Platform
 from bot.policy import ChannelToolPolicy
+from bot.scheduler import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.admin import AdminStore
+from bot.surface import Messenger
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
 from integrations.slack import SlackPlatform
 from tools import ALL_TOOLS
 from tools.mcp import MCPTools, load_config
+from tools.weather import OpenMeteo
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +77,7 @@ class Application:
         *,
         provider: Provider | None = None,
         tools: Iterable[Tool] | None = None,
+        messengers: Iterable[Messenger] = (),
     ) -> None:
         self.settings = settings
         self.provider = provider or build_provider(settings)
@@ -84,6 +90,25 @@ class Application:
         self.policy = ChannelToolPolicy(self.admin_store, settings.admin)
         self.limits = Limits(self.admin_store, settings.limits)
         self.admin = Administration(self.admin_store, self.policy, self.tools, settings.admin)
+        # One messenger per platform delivers reminders. The dict is filled below, once the
+        # platforms exist: they need the engine, which needs the scheduler.
+        self.messengers: dict[str, Messenger] = {}
+        self.scheduler = ReminderScheduler(
+            self.database, self.store, settings.reminders, self.messengers
+        )
+        self.weather = OpenMeteo(
+            geocoding_url=settings.weather.geocoding_url,
+            forecast_url=settings.weather.forecast_url,
+            timeout=settings.weather.timeout_seconds,
+            cache_seconds=settings.weather.cache_seconds,
+        )
+        self.mailer = SMTPMailer(settings.email, self.database)
+        services = ToolServices(
+            reminders=self.scheduler,
+            mailer=self.mailer,
+            weather=self.weather,
+            timezones=self.store,
+        )
         self.engine = Engine(
             provider=self.provider,
             store=self.store,
@@ -91,8 +116,14 @@ class Application:
             settings=settings.bot,
             policy=self.policy,
             limits=self.limits,
+            services=services,
         )
         self.platforms: list[Platform] = self.build_platforms()
+        # The platforms' own messengers come first; explicit ones (console, tests) override.
+        self.messengers.update({p.name: p.messenger for p in self.platforms})
+        for messenger in messengers:
+            self.messengers[messenger.platform] = messenger
+        self.scheduler.engine = self.engine
         self.web: WebServer | None = None
 
     def build_platforms(self) -> list[Platform]:
@@ -117,8 +148,17 @@ class Application:
         if self.mcp is not None:
             await self.mcp.start()
 
+    def add_messenger(self, messenger: Messenger) -> None:
+        """Deliver reminders for `messenger.platform` through it (e.g. the console's)."""
+        self.messengers[messenger.platform] = messenger
+
+    async def start_scheduler(self) -> None:
+        """Schedule every pending reminder and start the clock (overdue ones fire now)."""
+        await self.scheduler.start()
+
     async def serve(self, stop: asyncio.Event) -> None:
-        """Run the long-lived services (web server, platforms) until `stop` is set."""
+        """Run the long-lived services (web server, platforms, the reminder scheduler)
+        until `stop` is set."""
         routes = [route for platform in self.platforms for route in platform.routes()]
         app = create_web_app(health=self.health, routes=routes)
         self.web = WebServer(app, host=self.settings.http.host, port=self.settings.http.port)
@@ -133,9 +173,11 @@ class Application:
                 log.info("platforms: %s", ", ".join(p.name for p in started))
             else:
                 log.info("no chat platform configured yet: try `parley chat` in a terminal")
+            await self.start_scheduler()
             await stop.wait()
         finally:
             log.info("stopping")
+            await self.scheduler.stop()
             for platform in reversed(started):
                 await platform.stop()
             await self.web.stop()
@@ -146,6 +188,8 @@ class Application:
         return {"database": "ok", "model": self.provider.model}
 
     async def aclose(self) -> None:
+        await self.scheduler.stop()
+        await self.weather.aclose()
         if self.mcp is not None:
             await self.mcp.aclose()
         await self.provider.aclose()

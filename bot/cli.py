@@ -1,4 +1,4 @@
-"""The `parley` command: run, chat, migrate, tools."""
+"""The `parley` command: run, chat, migrate, tools, reminders."""
 
 from __future__ import annotations
 
@@ -59,14 +59,15 @@ def run() -> None:
 @cli.command()
 def chat() -> None:
     """Chat with Parley in this terminal (same database and tools as the bot)."""
-    from integrations.console import run_console
+    from integrations.console import ConsoleMessenger, run_console
 
     settings = _settings(quiet=True)
 
     async def main() -> None:
-        application = Application(settings)
+        application = Application(settings, messengers=[ConsoleMessenger()])
         try:
             await application.start()
+            await application.start_scheduler()
             await run_console(application.engine)
         finally:
             await application.aclose()
@@ -137,11 +138,74 @@ def list_tools(
         )
 
 
-def _run(main: Callable[[], Awaitable[Any]]) -> None:
+reminders_cli = typer.Typer(help="Reminders and follow-ups in the database.", no_args_is_help=True)
+cli.add_typer(reminders_cli, name="reminders")
+
+
+@reminders_cli.command("list")
+def reminders_list(
+    show_all: bool = typer.Option(False, "--all", help="Also delivered, cancelled, failed."),
+) -> None:
+    """Show pending reminders (soonest first): id, when (UTC), owner, kind, repeat, text."""
+    settings = _settings(quiet=True)
+
+    async def main() -> None:
+        application = Application(settings, provider=_NoProvider())
+        try:
+            await application.start()
+            infos = await application.scheduler.list_all(include_done=show_all)
+        finally:
+            await application.aclose()
+        if not infos:
+            typer.echo("no reminders" if show_all else "no pending reminders")
+        for info in infos:
+            repeat = info.cron if info.recurrence != "none" else "once"
+            status = "" if info.status == "pending" else f"  [{info.status}]"
+            error = f"  last error: {info.last_error}" if info.last_error else ""
+            typer.echo(
+                f"{info.id:>6}  {info.due_at:%Y-%m-%d %H:%M:%S}Z  {info.owner}  {info.kind}  "
+                f"{repeat}  {info.text}{status}{error}"
+            )
+
+    _run(main)
+
+
+@reminders_cli.command("cancel")
+def reminders_cancel(reminder_id: int) -> None:
+    """Cancel a pending reminder by id."""
+    settings = _settings(quiet=True)
+
+    async def main() -> bool:
+        application = Application(settings, provider=_NoProvider())
+        try:
+            await application.start()
+            return await application.scheduler.cancel(None, reminder_id)
+        finally:
+            await application.aclose()
+
+    if not _run(main):
+        typer.echo(f"no pending reminder {reminder_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"reminder {reminder_id} cancelled")
+
+
+class _NoProvider:
+    """Commands that never ask the model need no API key."""
+
+    model = "(none)"
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise ParleyError("this command does not talk to the model")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _run(main: Callable[[], Awaitable[Any]]) -> Any:
     async def wrapper() -> Any:
         return await main()
 
-    asyncio.run(wrapper())
+    return asyncio.run(wrapper())
 
 
 def main() -> None:

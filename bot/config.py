@@ -196,6 +196,42 @@ def _comma_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+class WeatherSettings(_Group):
+    geocoding_url: str = Field(
+        "https://geocoding-api.open-meteo.com/v1/search",
+        validation_alias="PARLEY_WEATHER_GEOCODING_URL",
+    )
+    forecast_url: str = Field(
+        "https://api.open-meteo.com/v1/forecast", validation_alias="PARLEY_WEATHER_FORECAST_URL"
+    )
+    timeout_seconds: float = Field(10.0, gt=0, validation_alias="PARLEY_WEATHER_TIMEOUT")
+    cache_seconds: int = Field(600, ge=0, validation_alias="PARLEY_WEATHER_CACHE_SECONDS")
+
+
+class EmailSettings(_Group):
+    host: str = Field("", validation_alias="SMTP_HOST")
+    port: int | None = Field(None, ge=1, le=65535, validation_alias="SMTP_PORT")
+    username: str = Field("", validation_alias="SMTP_USERNAME")
+    password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
+    sender: str = Field("", validation_alias="SMTP_FROM")
+    tls: Literal["starttls", "tls", "none"] = Field("starttls", validation_alias="SMTP_TLS")
+    timeout_seconds: float = Field(20.0, gt=0, validation_alias="PARLEY_EMAIL_TIMEOUT")
+    allowlist: str = Field("", validation_alias="PARLEY_EMAIL_ALLOWLIST")
+
+    @property
+    def allowed_recipients(self) -> list[str]:
+        """`PARLEY_EMAIL_ALLOWLIST` split on commas: addresses, or `@domain` entries."""
+        return [item.strip().lower() for item in self.allowlist.split(",") if item.strip()]
+
+
+class ReminderSettings(_Group):
+    retry_seconds: float = Field(30.0, gt=0, validation_alias="PARLEY_REMINDER_RETRY_SECONDS")
+    max_attempts: int = Field(5, ge=1, le=50, validation_alias="PARLEY_REMINDER_MAX_ATTEMPTS")
+    late_after_seconds: float = Field(
+        60.0, ge=0, validation_alias="PARLEY_REMINDER_LATE_AFTER_SECONDS"
+    )
+
+
 class Settings:
     """All of Parley's settings, one group per concern.
 
@@ -213,6 +249,9 @@ class Settings:
         "mcp": MCPSettings,
         "admin": AdminSettings,
         "limits": LimitSettings,
+        "weather": WeatherSettings,
+        "email": EmailSettings,
+        "reminders": ReminderSettings,
     }
 
     llm: LLMSettings
@@ -224,6 +263,10 @@ class Settings:
     mcp: MCPSettings
     admin: AdminSettings
     limits: LimitSettings
+
+    weather: WeatherSettings
+    email: EmailSettings
+    reminders: ReminderSettings
 
     def __init__(self, **groups: _Group) -> None:
         for name, group_cls in self.GROUPS.items():

@@ -7,9 +7,10 @@ see nothing else. They are plain frozen dataclasses: cheap to make, easy to comp
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, Protocol
 
 
 class ChatKind(enum.StrEnum):
@@ -122,9 +123,115 @@ class Usage:
         )
 
 
+# -- Services tools use ---------------------------------------------------------------
+#
+# A tool may import only bot.toolkit, bot.domain and bot.errors, yet some tools need the
+# database, the scheduler or SMTP. The seam: each need is a small protocol here, the
+# composition root (bot/app.py) puts implementations in a `ToolServices`, the engine
+# hands it to every call as `ToolContext.services`. A missing service is None, and the
+# tool says so to the model.
+
+ReminderKind = Literal["message", "follow_up"]
+Recurrence = Literal["none", "daily", "weekdays", "weekly", "cron"]
+ReminderStatus = Literal["pending", "delivered", "cancelled", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderRequest:
+    """A reminder to store: `due_at` is aware (any zone); `cron` is in `timezone`."""
+
+    user: UserRef
+    chat: ChatRef
+    thread_key: str
+    kind: ReminderKind
+    text: str
+    due_at: datetime
+    timezone: str
+    recurrence: Recurrence = "none"
+    cron: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderInfo:
+    """A stored reminder as tools and the CLI show it."""
+
+    id: int
+    kind: ReminderKind
+    text: str
+    due_at: datetime
+    timezone: str
+    recurrence: Recurrence
+    cron: str
+    status: ReminderStatus
+    attempts: int = 0
+    last_error: str = ""
+    delivered_at: datetime | None = None
+    owner: str = ""
+
+
+class ReminderBook(Protocol):
+    """Creates, lists and cancels reminders (bot.scheduler.ReminderScheduler)."""
+
+    async def create(self, request: ReminderRequest) -> ReminderInfo: ...
+
+    async def list_for(
+        self, user: UserRef, *, include_done: bool = False
+    ) -> list[ReminderInfo]: ...
+
+    async def cancel(self, user: UserRef, reminder_id: int) -> bool: ...
+
+
+class Mailer(Protocol):
+    """Sends a plain-text email from the configured sender and records it (bot.mail)."""
+
+    def refusal(self, recipients: Sequence[str]) -> str | None:
+        """Why these recipients may not be written to (not configured, not allowed), if so."""
+        ...
+
+    async def send(
+        self, requester: UserRef, chat: ChatRef, to: Sequence[str], subject: str, body: str
+    ) -> str:
+        """Send and record; returns the Message-ID. Raises ToolError with a readable reason."""
+        ...
+
+
+class WeatherSource(Protocol):
+    """Current conditions and a daily forecast (tools.weather.OpenMeteo)."""
+
+    async def report(
+        self,
+        *,
+        place: str | None,
+        country: str | None,
+        latitude: float | None,
+        longitude: float | None,
+        days: int,
+        units: Literal["metric", "imperial"],
+    ) -> dict[str, Any]: ...
+
+
+class TimezoneBook(Protocol):
+    """Stores a user's timezone (bot.storage.ConversationStore)."""
+
+    async def set_timezone(self, user: UserRef, timezone: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolServices:
+    """What the composition root gives tools; None where a service is not configured."""
+
+    reminders: ReminderBook | None = None
+    mailer: Mailer | None = None
+    weather: WeatherSource | None = None
+    timezones: TimezoneBook | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """What a tool knows about the call: who asked, where, and when in their timezone."""
+    """What a tool knows about the call: who asked, where, and when in their timezone.
+
+    `thread_key` is where answers to this turn go; `services` are the tools' dependencies.
+    """
 
     user: UserRef
     chat: ChatRef
@@ -132,3 +239,5 @@ class ToolContext:
     now: datetime
     conversation_id: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    thread_key: str = ""
+    services: ToolServices = field(default_factory=ToolServices)

@@ -30,7 +30,18 @@ from pydantic import BaseModel
 
 from bot.config import BotSettings
 from bot.context import build_context, message_tokens
-from bot.domain import ChatMessage, IncomingMessage, Role, ToolCall, ToolContext, ToolResult, Usage
+from bot.domain import (
+    ChatMessage,
+    ChatRef,
+    IncomingMessage,
+    Role,
+    ToolCall,
+    ToolContext,
+    ToolResult,
+    ToolServices,
+    Usage,
+    UserRef,
+)
 from bot.errors import ProviderError
 from bot.limits import Limits
 from bot.llm.base import Provider, TextDelta, ToolCallsReady, ToolSpec, TurnFinished
@@ -71,8 +82,10 @@ class Engine:
         settings: BotSettings,
         policy: ToolPolicy | None = None,
         limits: Limits | None = None,
+        services: ToolServices | None = None,
     ) -> None:
         self.provider = provider
+        self.services = services or ToolServices()
         self.store = store
         self.tools = tools
         self.settings = settings
@@ -112,6 +125,14 @@ class Engine:
                 await surface.fail(UNEXPECTED_ERROR)
         outcome.total_seconds = time.perf_counter() - started
         return outcome
+
+    async def run_prompt(
+        self, user: UserRef, chat: ChatRef, prompt: str, surface: Surface, *, thread_key: str = ""
+    ) -> TurnOutcome:
+        """A turn nobody typed just now (a scheduled follow-up): `prompt` is run as the
+        user's message in their conversation in `chat`, answered through `surface`."""
+        message = IncomingMessage(chat=chat, user=user, text=prompt, thread_key=thread_key)
+        return await self.handle(message, surface)
 
     async def reset(self, message: IncomingMessage) -> bool:
         """Start a new conversation for this user here; the old one stays stored."""
@@ -281,6 +302,15 @@ class Engine:
             except InvalidArguments as exc:
                 results[call.id] = ToolResult(call.id, call.name, str(exc), is_error=True)
                 continue
+            if item.precheck is not None:
+                try:
+                    refusal = await item.precheck(arguments, context)
+                except Exception as exc:  # a check must not crash the turn either
+                    refusal = f"{call.name} cannot run: {exc}"
+                if refusal:
+                    log.info("tool %s refused before confirmation: %s", call.name, refusal)
+                    results[call.id] = ToolResult(call.id, call.name, refusal, is_error=True)
+                    continue
             # Confirmations are asked one at a time, before anything runs.
             if item.side_effect and not await surface.confirm(
                 message.user, item.confirmation_question(arguments)
@@ -319,6 +349,8 @@ class Engine:
             timezone=timezone,
             now=datetime.now(UTC).astimezone(_zone(timezone)),
             conversation_id=info.conversation_id,
+            thread_key=message.thread_key,
+            services=self.services,
         )
 
     def _system_prompt(self, info: ConversationInfo, profile: ChannelProfile) -> str:

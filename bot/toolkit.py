@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bot.domain import ToolCall, ToolContext, ToolResult
 
 ToolFunction = Callable[[Any, ToolContext], Awaitable[Any]]
+# Runs before the confirmation question: returns why the call cannot be done, or None.
+Precheck = Callable[[Any, ToolContext], Awaitable[str | None]]
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_RESULT_CHARS = 16_000
@@ -53,6 +55,7 @@ class Tool:
     schema: dict[str, Any] | None = None
     strict: bool = True
     validator: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    precheck: Precheck | None = None
 
     def json_schema(self) -> dict[str, Any]:
         if self.schema is not None:
@@ -263,11 +266,14 @@ def tool(
     name: str | None = None,
     side_effect: bool = False,
     timeout: float | None = None,
+    precheck: Precheck | None = None,
 ) -> Callable[[ToolFunction], Tool]:
     """Turn `async def fn(params: Model, ctx: ToolContext)` into a `Tool`.
 
     The docstring is the description the model reads; the parameter model's field
-    descriptions become the schema's.
+    descriptions become the schema's. `precheck(params, ctx)` runs before a
+    side-effecting call is confirmed, so a call that cannot succeed (a recipient off the
+    allow-list) is refused without asking the user first.
     """
 
     def decorate(function: ToolFunction) -> Tool:
@@ -286,7 +292,9 @@ def tool(
         description = inspect.cleandoc(function.__doc__ or "")
         if not description:
             raise ValueError(f"tool {tool_name} needs a docstring: it is what the model reads")
-        return Tool(tool_name, description, model, function, side_effect, timeout)
+        return Tool(
+            tool_name, description, model, function, side_effect, timeout, precheck=precheck
+        )
 
     return decorate
 

@@ -106,6 +106,20 @@ class ConsoleSurface:
         return True  # whoever holds the terminal runs the bot
 
 
+class ConsoleMessenger:
+    """Delivers reminders and follow-ups for the `console` platform by printing them."""
+
+    platform = "console"
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        stream = self.out or sys.stdout
+        stream.write(f"\n{text}\n")
+        stream.flush()
+
+
 async def run_console(
     engine: Engine,
     *,

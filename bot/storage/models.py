@@ -145,6 +145,56 @@ class ProcessedEvent(SQLModel, table=True):
     created_at: datetime = _timestamp(index=True)
 
 
+class Reminder(SQLModel, table=True):
+    """A reminder or scheduled follow-up: the source of truth the scheduler rebuilds from.
+
+    `due_at` is the next time it is due (UTC); `retry_at` is set while a failed delivery
+    waits for its next attempt. A recurring reminder keeps its `cron` rule in `timezone`
+    and moves `due_at` forward after each delivery.
+    """
+
+    __tablename__ = "reminders"
+    __table_args__ = (Index("ix_reminders_status_due_at", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    channel_id: int = Field(foreign_key="channels.id")
+    thread_key: str = Field(default="", max_length=128)
+    kind: str = Field(max_length=16)
+    text: str
+    due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    timezone: str = Field(max_length=64)
+    recurrence: str = Field(default="none", max_length=16)
+    cron: str = Field(default="", max_length=128)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    last_error: str = ""
+    retry_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    delivered_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    deliveries: int = 0
+    created_at: datetime = _timestamp()
+
+
+class SentEmail(SQLModel, table=True):
+    """Every email the email tool tried to send: who asked, to whom, and what happened."""
+
+    __tablename__ = "sent_emails"
+
+    id: int | None = Field(default=None, primary_key=True)
+    requested_by: str = Field(max_length=192)
+    chat: str = Field(default="", max_length=192)
+    recipients: str
+    subject: str = Field(max_length=998)
+    message_id: str = Field(default="", max_length=255)
+    status: str = Field(max_length=16)
+    error: str = ""
+    created_at: datetime = _timestamp(index=True)
+
+
 class ChannelTool(SQLModel, table=True):
     """An admin's choice for one tool (or `mcp:<server>`, all of its tools) in one channel.
 

@@ -99,6 +99,19 @@ class ConversationStore:
         async with self.db.read() as session:
             return (await session.exec(query)).first() is not None
 
+    async def ids_of(self, user: UserRef, chat: ChatRef) -> tuple[int, int]:
+        """The stored ids of a user and a chat, created if needed."""
+        user_id, _ = await self._user_id(user)
+        return user_id, await self._channel_id(chat)
+
+    async def user_id_of(self, user: UserRef) -> int:
+        user_id, _ = await self._user_id(user)
+        return user_id
+
+    async def timezone_of(self, user: UserRef) -> str | None:
+        _, timezone = await self._user_id(user)
+        return timezone
+
     async def set_timezone(self, user: UserRef, timezone: str) -> None:
         user_id, _ = await self._user_id(user)
         async with self.db.write() as session:

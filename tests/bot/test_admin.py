@@ -8,10 +8,10 @@ from sqlalchemy import select
 
 from bot.domain import ChatKind, ChatRef, UserRef
 from bot.storage.models import AuditEntry
-from tests.bot.test_engine import ALICE, DM, AppFactory, echo, make_app, message
+from tests.bot.test_engine import ALICE, DM, AppFactory, echo, hang, launch, make_app, message
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
-from tools import ALL_TOOLS
+from tools.clock import get_current_time
 
 GROUP = ChatRef("test", "room-1", ChatKind.GROUP)
 ADMIN = "test:root"
@@ -65,13 +65,14 @@ async def test_defaults_per_chat_kind_keep_side_effects_off_unless_named(
     llm: ScriptedOpenAIServer, make_app: AppFactory
 ) -> None:
     app = await make_app(
+        tools=(echo, hang, launch),
         admin={"default_tools_dm": "all", "default_tools_group": "echo,launch"},
     )
     llm.set_default(text_reply("ok"))
     await app.engine.handle(message("hi"), RecordingSurface())
     await app.engine.handle(message("hi", chat=GROUP), RecordingSurface())
 
-    assert offered(llm.requests[0]) == {"echo", "hang", "get_current_time"}  # no launch
+    assert offered(llm.requests[0]) == {"echo", "hang"}  # no launch
     assert offered(llm.requests[1]) == {"echo", "launch"}
 
 
@@ -80,7 +81,7 @@ async def test_mcp_tools_follow_their_server_switch_and_their_own(
 ) -> None:
     remote = dataclasses.replace(echo, name="docs_search", source="mcp:docs")
     other = dataclasses.replace(echo, name="docs_fetch", source="mcp:docs")
-    app = await make_app(tools=(remote, other, *ALL_TOOLS), admin={"default_tools_dm": "all"})
+    app = await make_app(tools=(remote, other, get_current_time), admin={"default_tools_dm": "all"})
     channel_id = await app.store.channel_id(DM)
     llm.set_default(text_reply("ok"))
 

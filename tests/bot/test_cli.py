@@ -201,14 +201,51 @@ def test_tools_list_shows_builtin_and_mcp_tools_with_source_and_schema(tmp_path:
     result = parley(tmp_path, "tools", "list", "--json", PARLEY_MCP_CONFIG=str(config))
     assert result.returncode == 0, result.stderr
     listing = {entry["name"]: entry for entry in json.loads(result.stdout)}
-    assert {name: entry["source"] for name, entry in listing.items()} == {
-        "get_current_time": "builtin",
+    sources = {name: entry["source"] for name, entry in listing.items()}
+    assert {name: source for name, source in sources.items() if source != "builtin"} == {
         "fake_add": "mcp:fake",
         "fake_echo": "mcp:fake",
     }
+    assert sources["get_current_time"] == "builtin"
     assert listing["fake_add"]["parameters"]["required"] == ["a", "b"]
 
     text = parley(tmp_path, "tools", "list", PARLEY_MCP_CONFIG=str(config))
     assert text.returncode == 0, text.stderr
     assert "fake_echo  [mcp:fake] (asks the user to confirm)" in text.stdout
     assert '"properties": {"text"' in text.stdout
+
+
+def test_reminders_list_and_cancel_from_the_command_line(
+    tmp_path: Path, llm: ScriptedOpenAIServer
+) -> None:
+    env = {"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": llm.base_url, "PARLEY_MODEL": "scripted"}
+    llm.script(
+        tool_call_reply(
+            ("create_reminder", {"text": "call the dentist", "in_seconds": 7200}),
+            (
+                "create_reminder",
+                {"text": "standup", "at": "2099-01-05T08:30", "repeat": "weekdays"},
+            ),
+        ),
+        text_reply("Both are set."),
+    )
+    chat = parley(tmp_path, "chat", stdin="remind me\n", **env)
+    assert chat.returncode == 0, chat.stderr
+
+    listed = parley(tmp_path, "reminders", "list")  # needs no API key
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.strip().splitlines()
+    assert len(lines) == 2
+    assert re.match(
+        r"^\s*1  \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ  console:\S+  message  once  call the dentist$",
+        lines[0],
+    )
+    assert lines[1].endswith("message  30 8 * * mon-fri  standup")
+
+    cancelled = parley(tmp_path, "reminders", "cancel", "1")
+    again = parley(tmp_path, "reminders", "cancel", "1")
+    after = parley(tmp_path, "reminders", "list", "--all")
+
+    assert cancelled.returncode == 0 and "reminder 1 cancelled" in cancelled.stdout
+    assert again.returncode == 1 and "no pending reminder 1" in again.stderr
+    assert "call the dentist  [cancelled]" in after.stdout

@@ -25,6 +25,7 @@ from bot.domain import (
 )
 from bot.storage import StoredMessage
 from bot.toolkit import Tool, tool
+from tests.apps import DEFAULT_TOOLS
 from tests.fakes.openai_server import (
     ScriptedOpenAIServer,
     error_reply,
@@ -115,7 +116,7 @@ async def make_app(llm: ScriptedOpenAIServer, tmp_path) -> AsyncIterator[AppFact
             database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
             bot=bot,
             # `launch` acts on the world, so it is off by default unless named.
-            admin=admin or {"default_tools_dm": "all,launch", "default_tools_group": "all,launch"},
+            admin=admin or DEFAULT_TOOLS,
             limits=limits or {},
         )
         app = Application(settings, tools=tools)
@@ -151,7 +152,7 @@ async def test_a_plain_answer_streams_and_is_stored(
         "echo",
         "hang",
         "launch",
-        "get_current_time",
+        *(item.name for item in ALL_TOOLS),
     }
     info = await app.store.open_conversation(message("hi"))
     stored = [s.message for s in await app.store.history(info.conversation_id)]

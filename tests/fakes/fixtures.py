@@ -1,8 +1,7 @@
-"""Pytest plugin: one scripted OpenAI-compatible server per test session.
+"""Pytest plugin: the fake servers (scripted OpenAI and Anthropic, Open-Meteo, SMTP).
 
-`openai_server` is started once; `llm` resets it (queue, default, recorded requests)
-and hands it to a test. `anthropic_server`/`claude` do the same for the scripted
-Anthropic Messages API server.
+Session-scoped servers are started once; the function-scoped fixtures (`llm`, `claude`,
+`open_meteo`) reset them and hand them to a test, so every test starts clean.
 """
 
 from __future__ import annotations
@@ -12,7 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.anthropic_server import ScriptedAnthropicServer
+from tests.fakes.open_meteo import OpenMeteoServer
 from tests.fakes.openai_server import ScriptedOpenAIServer
+from tests.fakes.smtp import SMTPServer
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +42,24 @@ def claude(anthropic_server: ScriptedAnthropicServer) -> ScriptedAnthropicServer
     """The scripted Anthropic server, reset for this test."""
     anthropic_server.reset()
     return anthropic_server
+
+
+@pytest.fixture(scope="session")
+def open_meteo_server() -> Iterator[OpenMeteoServer]:
+    """The session's fake Open-Meteo (geocoding and forecast); prefer `open_meteo`."""
+    with OpenMeteoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def open_meteo(open_meteo_server: OpenMeteoServer) -> OpenMeteoServer:
+    """The fake Open-Meteo, reset for this test."""
+    open_meteo_server.reset()
+    return open_meteo_server
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1, recording every message it accepts."""
+    with SMTPServer() as server:
+        yield server

@@ -20,6 +20,7 @@ from bot.app import Application
 from bot.config import Settings
 from bot.toolkit import Tool
 from integrations.slack import SlackPlatform
+from tests.apps import DEFAULT_TOOLS
 from tests.fakes.openai_server import ScriptedOpenAIServer
 from tests.fakes.slack_server import BOT_USER_ID, TEAM_ID, FakeSlackServer
 from tools import ALL_TOOLS
@@ -217,7 +218,7 @@ async def make_slack(
             http={"port": 0},
             slack=options,
             # Side-effecting test tools are off by default unless named.
-            admin=admin or {"default_tools_dm": "all,launch", "default_tools_group": "all,launch"},
+            admin=admin or DEFAULT_TOOLS,
         )
         app = Application(settings, tools=tools)
         await app.start()

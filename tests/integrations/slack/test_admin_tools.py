@@ -19,6 +19,7 @@ from tests.integrations.slack.harness import (
     mention_event,
     new_ts,
 )
+from tools.clock import get_current_time
 
 
 def checkboxes(blocks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -61,7 +62,7 @@ async def audit(harness: SlackHarness) -> list[AuditEntry]:
 async def test_an_admin_unticks_a_tool_and_the_next_turn_goes_without_it(
     make_slack: HarnessFactory, slack: FakeSlackServer, llm: ScriptedOpenAIServer
 ) -> None:
-    harness = await make_slack()
+    harness = await make_slack(tools=(get_current_time,))
     slack.users[ALICE] = {"is_admin": True}
     _, text = await harness.command("tools", channel=CHANNEL)
     element = checkboxes(json.loads(text)["blocks"])
@@ -91,7 +92,7 @@ async def test_an_admin_unticks_a_tool_and_the_next_turn_goes_without_it(
 async def test_a_non_admin_is_refused_told_and_audited(
     make_slack: HarnessFactory, slack: FakeSlackServer, llm: ScriptedOpenAIServer
 ) -> None:
-    harness = await make_slack()
+    harness = await make_slack(tools=(get_current_time,))
     slack.users[EVE] = {"is_admin": False, "is_owner": False}
 
     await press_checkboxes(harness, slack, user=EVE, selected=[])
@@ -112,7 +113,7 @@ async def test_parley_admins_may_change_without_asking_slack(
     make_slack: HarnessFactory, slack: FakeSlackServer
 ) -> None:
     harness = await make_slack(
-        admin={"admins": f"slack:{EVE}", "default_tools_group": "all"},
+        tools=(get_current_time,), admin={"admins": f"slack:{EVE}", "default_tools_group": "all"}
     )
     await press_checkboxes(harness, slack, user=EVE, selected=[])
     [redraw] = await slack.wait_for("response_url")

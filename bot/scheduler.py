@@ -1,0 +1,518 @@
+"""Reminders and follow-ups: the `reminders` table drives an APScheduler AsyncIOScheduler.
+
+The table is the source of truth. The scheduler's in-memory job store holds one date job
+per pending reminder (id = the reminder id), rebuilt from the table at `start()`; APScheduler
+only says *when*. Jobs never miss (`misfire_grace_time=None`): a reminder that came due
+while the process was down fires as soon as the scheduler starts, marked late.
+
+Delivery of one firing, and why it is at-least-once, never lost:
+
+    1. claim   (transaction) attempts += 1 WHERE status = 'pending'   -- cancelled: stop
+    2. send    the text through the platform's Messenger (follow-up: run a model turn first)
+    3. settle  (transaction) one-off: status = 'delivered'; recurring: due_at = next time;
+               failure: retry_at = now + backoff, or status = 'failed' after max attempts
+
+Step 1 makes a cancel that lands first win and records that an attempt began. A crash
+between 2 and 3 leaves the row pending, so the restart delivers it again: the only way to
+get a duplicate is a crash during a send (before its settle is committed), and the only
+alternative, marking it delivered before sending, would lose the reminder on the same
+crash. A reminder that must not be lost is worth that rare repeat. One job per id
+(`replace_existing`, `max_instances=1`) and the `status = 'pending'` guard on every write
+mean a process never delivers one firing twice. Claims and settles are group-committed
+(one transaction per batch of due reminders), which is what keeps 10,000 reminders due
+in 20 s on time on SQLite's single writer (docs/benchmarks.md). Run one scheduler per
+database (APScheduler's FAQ; DESIGN: one scheduler leader).
+
+Job functions are module-level and take the reminder id plus the key of the scheduler
+that owns it, so the job itself is plain data (as a persistent store would need it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import weakref
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import bindparam, update
+from sqlmodel import col, select
+
+from bot.config import ReminderSettings
+from bot.domain import (
+    ChatKind,
+    ChatRef,
+    ReminderInfo,
+    ReminderRequest,
+    ToolCall,
+    ToolResult,
+    UserRef,
+)
+from bot.engine import Engine
+from bot.errors import StorageError
+from bot.storage import ConversationStore, Database
+from bot.storage.models import Channel, Reminder, User, utcnow
+from bot.surface import Messenger
+
+log = logging.getLogger(__name__)
+
+BATCH = 500  # reminders claimed or settled per transaction
+
+_SCHEDULERS: weakref.WeakValueDictionary[str, ReminderScheduler] = weakref.WeakValueDictionary()
+
+
+async def deliver_reminder(scheduler_key: str, reminder_id: int) -> None:
+    """The APScheduler job: deliver one reminder through the scheduler that owns it."""
+    owner = _SCHEDULERS.get(scheduler_key)
+    if owner is None:
+        log.warning("reminder %d: its scheduler is gone; it fires at the next start", reminder_id)
+        return
+    await owner.deliver(reminder_id)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite gives naive datetimes back; everything stored is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def cron_trigger(cron: str, timezone: str) -> CronTrigger:
+    """A 5-field crontab (minute first), or 6 fields with seconds first, in `timezone`."""
+    zone = zoneinfo.ZoneInfo(timezone)
+    fields = cron.split()
+    if len(fields) == 6:
+        second, minute, hour, day, month, day_of_week = fields
+        return CronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=day_of_week,
+            timezone=zone,
+        )
+    return CronTrigger.from_crontab(cron, timezone=zone)
+
+
+def next_occurrence(cron: str, timezone: str, after: datetime) -> datetime | None:
+    """The first time strictly after `after` that `cron` names, in UTC (DST-safe)."""
+    trigger = cron_trigger(cron, timezone)
+    start = after.astimezone(zoneinfo.ZoneInfo(timezone)) + timedelta(seconds=1)
+    found = trigger.get_next_fire_time(None, start.replace(microsecond=0))
+    return None if found is None else as_utc(cast(datetime, found))
+
+
+@dataclass
+class CollectingSurface:
+    """The Surface of a follow-up turn: nobody watches it live, so it keeps the answer.
+
+    Confirmations are refused: a side-effecting tool needs someone present to say yes.
+    """
+
+    text: str = ""
+    error: str = ""
+    tools: list[str] = field(default_factory=list)
+
+    async def start(self) -> None:
+        return None
+
+    async def stream(self, delta: str) -> None:
+        return None
+
+    async def status(self, text: str) -> None:
+        return None
+
+    async def tool_started(self, call: ToolCall) -> None:
+        self.tools.append(call.name)
+
+    async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        return None
+
+    async def finish(self, text: str) -> None:
+        self.text = text
+
+    async def fail(self, text: str) -> None:
+        self.error = text
+
+    async def confirm(self, user: UserRef, question: str) -> bool:
+        return False
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        raise RuntimeError("a follow-up turn cannot post elsewhere")
+
+    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
+        return False
+
+
+class DeliveryFailed(Exception):
+    """This attempt did not reach the chat; it will be retried."""
+
+
+class ReminderScheduler:
+    """Stores reminders, schedules them and delivers them; a `ReminderBook` for tools."""
+
+    def __init__(
+        self,
+        database: Database,
+        store: ConversationStore,
+        settings: ReminderSettings,
+        messengers: Mapping[str, Messenger],
+        *,
+        engine: Engine | None = None,
+    ) -> None:
+        self.db = database
+        self.store = store
+        self.settings = settings
+        self.messengers = messengers
+        self.engine = engine
+        self.key = uuid.uuid4().hex
+        self._scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        )
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._claims: asyncio.Queue[int] = asyncio.Queue()
+        self._settles: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self.stop_grace_seconds = 5.0
+        self.running = False
+        _SCHEDULERS[self.key] = self
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Start the clock and schedule every pending reminder; returns how many."""
+        self._claims = asyncio.Queue()
+        self._settles = asyncio.Queue()
+        self._workers = [
+            asyncio.create_task(self._claim_loop(), name="reminders-claim"),
+            asyncio.create_task(self._settle_loop(), name="reminders-settle"),
+        ]
+        self._scheduler.start()
+        self.running = True
+        async with self.db.read() as session:
+            rows = (
+                await session.exec(
+                    select(Reminder.id, Reminder.due_at, Reminder.retry_at).where(
+                        Reminder.status == "pending"
+                    )
+                )
+            ).all()
+        for reminder_id, due_at, retry_at in rows:
+            self._schedule(int(reminder_id or 0), as_utc(retry_at or due_at))
+        log.info("scheduler started with %d pending reminders", len(rows))
+        return len(rows)
+
+    async def stop(self) -> None:
+        """Stop the clock. Sends in flight get a moment to finish and be recorded; what
+        is left stays pending in the table and is delivered at the next start."""
+        if not self.running:
+            return
+        self.running = False
+        self._scheduler.shutdown(wait=False)
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=self.stop_grace_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        try:  # every finished send is recorded before we go, unless the database is gone
+            await asyncio.wait_for(self._settles.join(), timeout=10)
+        except TimeoutError:
+            log.error("stopping with unrecorded deliveries: they are sent again at next start")
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    def _schedule(self, reminder_id: int, when: datetime) -> None:
+        self._scheduler.add_job(
+            deliver_reminder,
+            trigger=DateTrigger(run_date=when, timezone=UTC),
+            args=[self.key, reminder_id],
+            id=str(reminder_id),
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def _unschedule(self, reminder_id: int) -> None:
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(str(reminder_id))
+
+    # -- ReminderBook ------------------------------------------------------------------------
+
+    async def create(self, request: ReminderRequest) -> ReminderInfo:
+        user_id, channel_id = await self.store.ids_of(request.user, request.chat)
+        row = Reminder(
+            user_id=user_id,
+            channel_id=channel_id,
+            thread_key=request.thread_key,
+            kind=request.kind,
+            text=request.text,
+            due_at=as_utc(request.due_at),
+            timezone=request.timezone,
+            recurrence=request.recurrence,
+            cron=request.cron,
+        )
+        async with self.db.write() as session:
+            session.add(row)
+            await session.flush()
+        self._schedule(row_id(row), row.due_at)
+        log.info("reminder %d created for %s", row_id(row), request.user.qualified_id)
+        return to_info(row, request.user.qualified_id)
+
+    async def list_for(self, user: UserRef, *, include_done: bool = False) -> list[ReminderInfo]:
+        user_id = await self.store.user_id_of(user)
+        query = select(Reminder).where(Reminder.user_id == user_id)
+        if not include_done:
+            query = query.where(Reminder.status == "pending")
+        async with self.db.read() as session:
+            rows = (await session.exec(query.order_by(col(Reminder.due_at)))).all()
+        return [to_info(row, user.qualified_id) for row in rows]
+
+    async def list_all(
+        self, *, include_done: bool = False, limit: int = 1000
+    ) -> list[ReminderInfo]:
+        """Every user's reminders, soonest first (for the CLI)."""
+        query = select(Reminder, User.platform, User.platform_user_id).join(
+            User, col(User.id) == Reminder.user_id
+        )
+        if not include_done:
+            query = query.where(Reminder.status == "pending")
+        async with self.db.read() as session:
+            rows = (await session.exec(query.order_by(col(Reminder.due_at)).limit(limit))).all()
+        return [to_info(row, f"{platform}:{uid}") for row, platform, uid in rows]
+
+    async def cancel(self, user: UserRef | None, reminder_id: int) -> bool:
+        """Cancel a pending reminder of `user` (None: anyone's, for operators)."""
+        statement = update(Reminder).where(
+            col(Reminder.id) == reminder_id, col(Reminder.status) == "pending"
+        )
+        if user is not None:
+            user_id = await self.store.user_id_of(user)
+            statement = statement.where(col(Reminder.user_id) == user_id)
+        async with self.db.write() as session:
+            result = await session.exec(statement.values(status="cancelled", retry_at=None))
+        cancelled = bool(result.rowcount)
+        if cancelled:
+            self._unschedule(reminder_id)
+            log.info("reminder %d cancelled", reminder_id)
+        return cancelled
+
+    # -- delivery ----------------------------------------------------------------------------
+    #
+    # Claims and settlements are group-committed: a job only queues its id; one worker
+    # claims everything queued in one transaction, each send runs as its own task, and
+    # another worker records the outcomes in one transaction. SQLite has one writer, so
+    # a burst of due reminders costs a few transactions instead of two per reminder.
+
+    async def deliver(self, reminder_id: int) -> None:
+        """The job's work: queue the reminder for the next claim."""
+        if self.running:
+            self._claims.put_nowait(reminder_id)
+
+    async def _claim_loop(self) -> None:
+        while True:
+            ids = await _take(self._claims, BATCH)
+            try:
+                claimed = await self._claim(ids)
+            except Exception:
+                log.exception("claiming reminders failed; they are retried")
+                self._retry_later(ids)
+                continue
+            for row, user, chat in claimed:
+                task = asyncio.create_task(self._send(row, user, chat))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _claim(self, ids: list[int]) -> list[tuple[Reminder, UserRef, ChatRef]]:
+        async with self.db.write() as session:
+            await session.exec(
+                update(Reminder)
+                .where(col(Reminder.id).in_(ids), col(Reminder.status) == "pending")
+                .values(attempts=Reminder.attempts + 1)
+            )
+            rows = (
+                await session.exec(
+                    select(Reminder, User, Channel)
+                    .join(User, col(User.id) == Reminder.user_id)
+                    .join(Channel, col(Channel.id) == Reminder.channel_id)
+                    .where(col(Reminder.id).in_(ids), col(Reminder.status) == "pending")
+                )
+            ).all()
+        return [
+            (
+                row,
+                UserRef(user.platform, user.platform_user_id, user.display_name),
+                ChatRef(channel.platform, channel.platform_chat_id, ChatKind(channel.kind), ""),
+            )
+            for row, user, channel in rows
+        ]
+
+    async def _send(self, row: Reminder, user: UserRef, chat: ChatRef) -> None:
+        error = ""
+        try:
+            text = await self._compose(row, user, chat, as_utc(row.due_at), utcnow())
+            messenger = self.messengers.get(chat.platform)
+            if messenger is None:
+                raise DeliveryFailed(f"no messenger for platform {chat.platform!r}")
+            await messenger.send(chat, text, row.thread_key)
+        except asyncio.CancelledError:
+            raise  # stopped mid-send: the row stays pending, the next start delivers it
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
+        self._settles.put_nowait(Outcome(row, utcnow(), error))
+
+    async def _compose(
+        self, row: Reminder, user: UserRef, chat: ChatRef, due_at: datetime, now: datetime
+    ) -> str:
+        late = ""
+        if (now - due_at).total_seconds() > self.settings.late_after_seconds:
+            local = due_at.astimezone(zoneinfo.ZoneInfo(row.timezone))
+            late = f" (late: this was due {local:%Y-%m-%d %H:%M} {row.timezone})"
+        if row.kind != "follow_up":
+            return f"⏰ Reminder{late}: {row.text}"
+        if self.engine is None:
+            raise DeliveryFailed("follow-ups need the engine, which is not running here")
+        surface = CollectingSurface()
+        await self.engine.run_prompt(user, chat, row.text, surface, thread_key=row.thread_key)
+        if surface.error or not surface.text.strip():
+            raise DeliveryFailed(f"the follow-up turn failed: {surface.error or 'empty answer'}")
+        return f"⏰ Follow-up{late}: {surface.text}"
+
+    async def _settle_loop(self) -> None:
+        while True:
+            outcomes = await _take(self._settles, BATCH)
+            try:
+                await self._settle(outcomes)
+            except Exception:
+                log.exception("recording reminder deliveries failed; they stay pending")
+                self._retry_later([row_id(outcome.row) for outcome in outcomes])
+            finally:
+                for _ in outcomes:
+                    self._settles.task_done()
+
+    async def _settle(self, outcomes: list[Outcome]) -> None:
+        changes = [self._next_state(outcome) for outcome in outcomes]
+        table = Reminder.__table__  # type: ignore[attr-defined]
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.status == "pending")
+            .values(
+                status=bindparam("b_status"),
+                due_at=bindparam("b_due_at"),
+                attempts=bindparam("b_attempts"),
+                retry_at=bindparam("b_retry_at"),
+                delivered_at=bindparam("b_delivered_at"),
+                deliveries=bindparam("b_deliveries"),
+                last_error=bindparam("b_last_error"),
+            )
+        )
+        async with self.db.write() as session:
+            connection = await session.connection()
+            await connection.execute(statement, [values for values, _ in changes])
+        for values, when in changes:
+            if when is not None and self.running:
+                self._schedule(values["b_id"], when)
+
+    def _next_state(self, outcome: Outcome) -> tuple[dict[str, Any], datetime | None]:
+        """The row's new values after this attempt, and when its job must run next."""
+        row, now = outcome.row, outcome.at
+        reminder_id, due_at = row_id(row), as_utc(row.due_at)
+        values: dict[str, Any] = {
+            "b_id": reminder_id,
+            "b_status": "pending",
+            "b_due_at": due_at,
+            "b_attempts": row.attempts,
+            "b_retry_at": None,
+            "b_delivered_at": as_utc(row.delivered_at) if row.delivered_at else None,
+            "b_deliveries": row.deliveries,
+            "b_last_error": outcome.error[:1000],
+        }
+        upcoming = next_occurrence(row.cron, row.timezone, max(now, due_at)) if row.cron else None
+        if not outcome.error:
+            values.update(b_delivered_at=now, b_deliveries=row.deliveries + 1)
+            if upcoming is None:
+                values["b_status"] = "delivered"
+                return values, None
+            values.update(b_due_at=upcoming, b_attempts=0)
+            return values, upcoming
+        if row.attempts < self.settings.max_attempts:
+            retry_at = now + timedelta(
+                seconds=self.settings.retry_seconds * 2 ** (row.attempts - 1)
+            )
+            log.warning(
+                "reminder %d: delivery attempt %d failed (%s); retrying at %s",
+                reminder_id,
+                row.attempts,
+                outcome.error,
+                retry_at.isoformat(timespec="seconds"),
+            )
+            values["b_retry_at"] = retry_at
+            return values, retry_at
+        log.error(
+            "reminder %d: delivery failed %d times, giving up%s: %s",
+            reminder_id,
+            row.attempts,
+            " on this occurrence" if upcoming else "",
+            outcome.error,
+        )
+        if upcoming is None:
+            values["b_status"] = "failed"
+            return values, None
+        values.update(b_due_at=upcoming, b_attempts=0)
+        return values, upcoming
+
+    def _retry_later(self, ids: list[int]) -> None:
+        if self.running:
+            when = utcnow() + timedelta(seconds=self.settings.retry_seconds)
+            for reminder_id in ids:
+                self._schedule(reminder_id, when)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one delivery attempt ended: `error` is empty on success."""
+
+    row: Reminder
+    at: datetime
+    error: str
+
+
+async def _take(queue: asyncio.Queue[Any], limit: int) -> list[Any]:
+    """Wait for one item, then take whatever else is already queued (up to `limit`)."""
+    items = [await queue.get()]
+    while len(items) < limit and not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
+def row_id(row: Reminder) -> int:
+    if row.id is None:
+        raise StorageError("a reminder row without an id")
+    return row.id
+
+
+def to_info(row: Reminder, owner: str) -> ReminderInfo:
+    return ReminderInfo(
+        id=row_id(row),
+        kind="follow_up" if row.kind == "follow_up" else "message",
+        text=row.text,
+        due_at=as_utc(row.due_at),
+        timezone=row.timezone,
+        recurrence=cast(Any, row.recurrence),
+        cron=row.cron,
+        status=cast(Any, row.status),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        delivered_at=as_utc(row.delivered_at) if row.delivered_at else None,
+        owner=owner,
+    )

@@ -1,0 +1,85 @@
+"""Building real Applications for tests: scripted model, SQLite file, recording messenger."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import Application
+from bot.config import Settings
+from bot.domain import ChatRef
+from tests.fakes.openai_server import ScriptedOpenAIServer
+
+
+@dataclass
+class RecordingMessenger:
+    """A Messenger that keeps what it was asked to send; `fail_next` sends raise."""
+
+    platform: str = "test"
+    sent: list[tuple[ChatRef, str, str, float]] = field(default_factory=list)
+    fail_next: int = 0
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise ConnectionError("chat platform unreachable")
+        self.sent.append((chat, text, thread_key, time.time()))
+
+    @property
+    def texts(self) -> list[str]:
+        return [text for _, text, _, _ in self.sent]
+
+
+async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+AppFactory = Callable[..., Awaitable[Application]]
+
+# Tests exercise the side-effecting tools, which the policy keeps off unless named.
+ON_BY_DEFAULT = "all,launch,send_email"
+DEFAULT_TOOLS = {"default_tools_dm": ON_BY_DEFAULT, "default_tools_group": ON_BY_DEFAULT}
+
+
+@pytest.fixture
+async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[AppFactory]:
+    """`await make_app(messengers=[...], email={...}, reminders={...})`: a started
+    Application on `tmp_path/parley.db` (the same file each call: a restart)."""
+    apps: list[Application] = []
+
+    async def make(
+        *,
+        messengers: tuple[Any, ...] = (),
+        tools: Any = None,
+        database_url: str = "",
+        **groups: dict[str, Any],
+    ) -> Application:
+        settings = Settings.load(
+            env_file=None,
+            llm={
+                "base_url": llm.base_url,
+                "api_key": "sk-test",
+                "model": "scripted",
+                "max_retries": 0,
+            },
+            database={"url": database_url or f"sqlite:///{tmp_path / 'parley.db'}"},
+            **{"admin": DEFAULT_TOOLS, **groups},
+        )
+        app = Application(settings, tools=tools, messengers=messengers)
+        await app.start()
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        await app.aclose()

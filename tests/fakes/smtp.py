@@ -1,0 +1,91 @@
+"""A real SMTP server for tests: aiosmtpd's Controller on 127.0.0.1, port 0.
+
+`messages` holds what was accepted: envelope sender, recipients and the parsed message.
+AUTH is offered without TLS (`auth_require_tls=False`) and accepts `user`/`secret`.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from dataclasses import dataclass
+from email.message import EmailMessage
+from types import TracebackType
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+USERNAME, PASSWORD = "user", "secret"
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+    auth: str | None
+
+
+class _Handler:
+    def __init__(self, server: SMTPServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        login = session.auth_data.login.decode() if session.auth_data else None
+        self.server.messages.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, login)  # type: ignore[arg-type]
+        )
+        return "250 Message accepted for delivery"
+
+
+def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+        USERNAME.encode(),
+        PASSWORD.encode(),
+    )
+    return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+
+
+class _PortZeroController(Controller):
+    """Serves on a socket bound to port 0 (with IPPROTO_TCP, so TCP_NODELAY is set)."""
+
+    def __init__(self, handler: Any, sock: socket.socket, **kwargs: Any) -> None:
+        self._sock = sock
+        super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1], **kwargs)
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(self._factory_invoker, sock=self._sock)
+
+
+class SMTPServer:
+    def __init__(self) -> None:
+        self.messages: list[Received] = []
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._controller: Controller | None = None
+
+    def __enter__(self) -> SMTPServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._controller = _PortZeroController(
+            _Handler(self),
+            sock,
+            authenticator=_authenticate,
+            auth_require_tls=False,
+        )
+        self._controller.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None

@@ -1,0 +1,60 @@
+"""Send a plain-text email (asks the requesting user to confirm first)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field, field_validator
+
+from bot.domain import ToolContext
+from bot.errors import ToolError
+from bot.toolkit import tool
+
+ADDRESS = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+$")
+MAX_RECIPIENTS = 10
+
+
+class SendEmailParams(BaseModel):
+    to: list[str] = Field(
+        description="Recipient email addresses (at most 10), e.g. ['alice@example.com'].",
+        min_length=1,
+        max_length=MAX_RECIPIENTS,
+    )
+    subject: str = Field(description="One-line subject.", min_length=1, max_length=200)
+    body: str = Field(description="The plain-text body.", min_length=1, max_length=20_000)
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        cleaned = [address.strip() for address in value]
+        bad = [address for address in cleaned if not ADDRESS.match(address)]
+        if bad:
+            raise ValueError(f"not plain email addresses: {', '.join(map(repr, bad))}")
+        return cleaned
+
+    @field_validator("subject")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\r" in value or "\n" in value:
+            raise ValueError("the subject must be one line (no line breaks)")
+        return value
+
+
+async def _check(params: SendEmailParams, ctx: ToolContext) -> str | None:
+    mailer = ctx.services.mailer
+    if mailer is None:
+        return "Email is not available on this bot."
+    return mailer.refusal(params.to)
+
+
+@tool(side_effect=True, precheck=_check, timeout=60)
+async def send_email(params: SendEmailParams, ctx: ToolContext) -> dict[str, str]:
+    """Send a plain-text email from the bot's own address. The user is asked to confirm
+    before it goes out; only recipients on the operator's allow-list can be written to.
+    Write the complete subject and body yourself; say who it is from in the body if it
+    matters."""
+    mailer = ctx.services.mailer
+    if mailer is None:
+        raise ToolError("Email is not available on this bot.")
+    message_id = await mailer.send(ctx.user, ctx.chat, params.to, params.subject, params.body)
+    return {"status": "sent", "to": ", ".join(params.to), "message_id": message_id}
