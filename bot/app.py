@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 
 from sqlalchemy import text
+from starlette.routing import BaseRoute
 
 from bot.admin import Administration
 from bot.config import Settings
@@ -31,6 +32,7 @@ from bot.storage.admin import AdminStore
 from bot.surface import Messenger
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
+from bot.web.console import Console
 from integrations.slack import SlackPlatform
 from tools import ALL_TOOLS
 from tools.mcp import MCPTools, load_config
@@ -160,10 +162,13 @@ class Application:
         """Run the long-lived services (web server, platforms, the reminder scheduler)
         until `stop` is set."""
         routes = [route for platform in self.platforms for route in platform.routes()]
+        routes.extend(self.console_routes())
         app = create_web_app(health=self.health, routes=routes)
         self.web = WebServer(app, host=self.settings.http.host, port=self.settings.http.port)
         await self.web.start()
         log.info("serving http://%s:%d/healthz", self.settings.http.host, self.web.port)
+        if self.settings.admin.console_enabled:
+            log.info("admin console: http://%s:%d/admin", self.settings.http.host, self.web.port)
         started: list[Platform] = []
         try:
             for platform in self.platforms:
@@ -181,6 +186,19 @@ class Application:
             for platform in reversed(started):
                 await platform.stop()
             await self.web.stop()
+
+    def console_routes(self) -> list[BaseRoute]:
+        """The web console under /admin, or nothing (and a log line) without a password."""
+        if not self.settings.admin.console_enabled:
+            log.info("admin console disabled: set PARLEY_ADMIN_PASSWORD to enable it at /admin")
+            return []
+        console = Console(
+            settings=self.settings.admin,
+            store=self.admin_store,
+            admin=self.admin,
+            reminders=self.scheduler,
+        )
+        return console.routes()
 
     async def health(self) -> dict[str, object]:
         async with self.database.read() as session:

@@ -23,12 +23,15 @@ from bot.storage.models import (
     ChannelTool,
     Conversation,
     Message,
+    Reminder,
     UsageRecord,
     User,
     utcnow,
 )
 
 PAGE_SIZE = 50
+USERS = User.__table__  # type: ignore[attr-defined]
+CHANNELS = Channel.__table__  # type: ignore[attr-defined]
 LIMIT_KEYS = (
     "user_daily_tokens",
     "user_monthly_tokens",
@@ -190,7 +193,7 @@ class AdminStore:
             )
             query = (
                 sa_select(totals.c.day, c.platform, c.platform_chat_id, c.title, totals.c.tokens)
-                .join(c, c.id == totals.c.channel_id)
+                .join(CHANNELS, c.id == totals.c.channel_id)
                 .order_by(totals.c.day)
             )
             rows = (await _run(session, query)).all()
@@ -285,8 +288,8 @@ class AdminStore:
                 c.platform_chat_id,
                 c.title,
             )
-            .join(u, u.id == v.user_id)
-            .join(c, c.id == v.channel_id)
+            .join(USERS, u.id == v.user_id)
+            .join(CHANNELS, c.id == v.channel_id)
             .order_by(v.id.desc())
         )
         if channel_id is not None:
@@ -299,6 +302,35 @@ class AdminStore:
             sa_select(m.id, m.role, m.content, m.tool_calls, m.name, m.is_error, m.created_at)
             .where(m.conversation_id == conversation_id)
             .order_by(m.id)
+        )
+        return await self._page(query, page)
+
+    async def reminders_page(self, page: int = 1, *, status: str = "pending") -> Page:
+        r = Reminder.__table__.c  # type: ignore[attr-defined]
+        u = User.__table__.c  # type: ignore[attr-defined]
+        c = Channel.__table__.c  # type: ignore[attr-defined]
+        query = (
+            sa_select(
+                r.id,
+                r.kind,
+                r.text,
+                r.due_at,
+                r.timezone,
+                r.recurrence,
+                r.cron,
+                r.status,
+                r.attempts,
+                r.last_error,
+                u.platform,
+                u.platform_user_id,
+                u.display_name,
+                c.platform_chat_id,
+                c.title,
+            )
+            .join(USERS, u.id == r.user_id)
+            .join(CHANNELS, c.id == r.channel_id)
+            .where(r.status == status)
+            .order_by(r.due_at, r.id)
         )
         return await self._page(query, page)
 
