@@ -22,6 +22,7 @@ from bot.platform import Platform
 from bot.storage import ConversationStore, Database, migrate
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
+from integrations.telegram import TelegramPlatform
 from tools import ALL_TOOLS
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,10 @@ class Application:
 
     def build_platforms(self) -> list[Platform]:
         """One adapter per chat service whose credentials are set."""
-        return []
+        platforms: list[Platform] = []
+        if self.settings.telegram.bot_token is not None:
+            platforms.append(TelegramPlatform(self.settings.telegram, self.engine))
+        return platforms
 
     async def start(self) -> None:
         """Bring the database schema up to date; call before handling any turn."""

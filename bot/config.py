@@ -13,7 +13,14 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -97,6 +104,44 @@ class HTTPSettings(_Group):
     port: int = Field(8080, ge=0, le=65535, validation_alias="PARLEY_HTTP_PORT")
 
 
+class TelegramSettings(_Group):
+    bot_token: SecretStr | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN")
+    base_url: str = Field(
+        "https://api.telegram.org/bot", validation_alias="PARLEY_TELEGRAM_BASE_URL"
+    )
+    webhook_url: str | None = Field(None, validation_alias="PARLEY_TELEGRAM_WEBHOOK_URL")
+    webhook_secret: SecretStr | None = Field(
+        None, validation_alias="PARLEY_TELEGRAM_WEBHOOK_SECRET"
+    )
+    edit_interval_seconds: float = Field(
+        1.0, ge=1.0, le=60, validation_alias="PARLEY_TELEGRAM_EDIT_INTERVAL"
+    )
+    draft_interval_seconds: float = Field(
+        0.5, ge=0.1, le=60, validation_alias="PARLEY_TELEGRAM_DRAFT_INTERVAL"
+    )
+    confirm_timeout_seconds: float = Field(
+        300.0, gt=0, validation_alias="PARLEY_TELEGRAM_CONFIRM_TIMEOUT"
+    )
+    max_retries: int = Field(5, ge=0, le=20, validation_alias="PARLEY_TELEGRAM_MAX_RETRIES")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret = value.get_secret_value()
+            if not 1 <= len(secret) <= 256 or not all(c.isalnum() or c in "_-" for c in secret):
+                raise ValueError("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> TelegramSettings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError(
+                "PARLEY_TELEGRAM_WEBHOOK_SECRET must be set when PARLEY_TELEGRAM_WEBHOOK_URL is"
+            )
+        return self
+
+
 class LogSettings(_Group):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=AliasChoices("PARLEY_LOG_LEVEL")
@@ -122,6 +167,7 @@ class Settings:
         "database": DatabaseSettings,
         "http": HTTPSettings,
         "log": LogSettings,
+        "telegram": TelegramSettings,
     }
 
     llm: LLMSettings
@@ -129,6 +175,7 @@ class Settings:
     database: DatabaseSettings
     http: HTTPSettings
     log: LogSettings
+    telegram: TelegramSettings
 
     def __init__(self, **groups: _Group) -> None:
         for name, group_cls in self.GROUPS.items():
@@ -187,5 +234,5 @@ def describe_validation_error(group_cls: type[_Group], exc: ValidationError) -> 
             if isinstance(value, dict) or "secret" in env_name.lower() or "KEY" in env_name
             else f" (got {value!r})"
         )
-        lines.append(f"{env_name}: {message}{shown}")
+        lines.append(f"{env_name}: {message}{shown}" if env_name else message)
     return "; ".join(lines)

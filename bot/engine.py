@@ -104,6 +104,11 @@ class Engine:
         outcome.total_seconds = time.perf_counter() - started
         return outcome
 
+    async def offered_tools(self, message: IncomingMessage) -> list[Tool]:
+        """The tools a turn from this message's chat would be offered (for /tools)."""
+        channel_id = await self.store.channel_id(message.chat)
+        return await self.policy.enabled_tools(message, channel_id, list(self.tools))
+
     async def reset(self, message: IncomingMessage) -> bool:
         """Start a new conversation for this user here; the old one stays stored."""
         key = (

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.telegram_fixtures"]
 
 # Captured at import, before `clean_environ` removes every PARLEY_* variable.
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES", "").strip()

@@ -86,6 +86,10 @@ class ConversationStore:
             await session.exec(update(User).where(User.id == user_id).values(timezone=timezone))  # type: ignore[arg-type]
         self._user_ids[(user.platform, user.platform_user_id)] = (user_id, timezone)
 
+    async def channel_id(self, chat: ChatRef) -> int:
+        """The stored id of `chat`, created on first sight."""
+        return await self._channel_id(chat)
+
     async def _user_id(self, user: UserRef) -> tuple[int, str | None]:
         key = (user.platform, user.platform_user_id)
         cached = self._user_ids.get(key)

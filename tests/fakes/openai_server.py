@@ -14,6 +14,7 @@ name and the tool call ids, so the server keeps up with benchmarks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import secrets
@@ -64,6 +65,7 @@ class ScriptedReply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
     delay: float = 0.0
     call_count: int = 0
+    chunk_delay: float = 0.0
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -144,9 +146,11 @@ def text_reply(
     finish_reason: str = "stop",
     delay: float = 0.0,
     reasoning: str = "",
+    chunk_delay: float = 0.0,
 ) -> ScriptedReply:
     """A plain answer streamed in `chunk_size`-character pieces, after optional
-    `reasoning` sent as `delta.reasoning_content` (DashScope/DeepSeek thinking)."""
+    `reasoning` sent as `delta.reasoning_content` (DashScope/DeepSeek thinking);
+    `chunk_delay` seconds pass between chunks (a model that writes slowly)."""
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
     deltas += [
         {"content": None, "reasoning_content": piece} for piece in _pieces(reasoning, chunk_size)
@@ -155,7 +159,8 @@ def text_reply(
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     if reasoning:
         message["reasoning_content"] = reasoning
-    return _stream_reply(deltas, finish_reason, usage, message, delay)
+    reply = _stream_reply(deltas, finish_reason, usage, message, delay)
+    return dataclasses.replace(reply, chunk_delay=chunk_delay) if chunk_delay else reply
 
 
 def tool_call_reply(
@@ -454,6 +459,15 @@ class ScriptedOpenAIServer:
         )
         if reply.delay:  # a slow model: the stream is open, the first chunk is late
             await asyncio.sleep(reply.delay)
+        if reply.chunk_delay:
+            frames = body.split(b"\n\n")[:-1]
+            for frame in frames:
+                await send(
+                    {"type": "http.response.body", "body": frame + b"\n\n", "more_body": True}
+                )
+                await asyncio.sleep(reply.chunk_delay)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _send_whole(
