@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 
@@ -18,9 +19,7 @@ ALICE = 4001
 
 def sent_texts(telegram: FakeTelegramServer, chat_id: int = ALICE) -> list[str]:
     return [
-        c.params["text"]
-        for c in telegram.calls_of("sendMessage")
-        if c.params["chat_id"] == chat_id
+        c.params["text"] for c in telegram.calls_of("sendMessage") if c.params["chat_id"] == chat_id
     ]
 
 
@@ -69,7 +68,7 @@ async def test_drafts_are_throttled_and_never_repeat_a_text(
 
     drafts = [c for c in telegram.calls_of("sendMessageDraft") if c.params.get("text")]
     assert len(drafts) >= 3
-    gaps = [b.at - a.at for a, b in zip(drafts, drafts[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(drafts)]
     assert min(gaps) >= 0.19
     texts = [d.params["text"] for d in drafts]
     assert len(texts) == len(set(texts))
@@ -221,9 +220,9 @@ async def test_commands_help_reset_and_tools(
 
     telegram.push(private_message(ALICE, "first"))
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
-    for command in ("/help", "/tools", "/reset"):
+    for count, command in enumerate(("/help", "/tools", "/reset"), start=2):
         telegram.push(private_message(ALICE, command))
-        await telegram.wait_for(lambda t, n=len(sent_texts(telegram)): len(sent_texts(t)) > n)
+        await telegram.wait_for(lambda t, n=count: len(sent_texts(t)) == n)
     telegram.push(private_message(ALICE, "second"))
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 5)
 
