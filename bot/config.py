@@ -19,7 +19,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -124,6 +123,11 @@ class TelegramSettings(_Group):
     )
     max_retries: int = Field(5, ge=0, le=20, validation_alias="PARLEY_TELEGRAM_MAX_RETRIES")
 
+    @field_validator("webhook_url", "webhook_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
     @field_validator("webhook_secret")
     @classmethod
     def _secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
@@ -132,14 +136,6 @@ class TelegramSettings(_Group):
             if not 1 <= len(secret) <= 256 or not all(c.isalnum() or c in "_-" for c in secret):
                 raise ValueError("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -")
         return value
-
-    @model_validator(mode="after")
-    def _webhook_needs_secret(self) -> TelegramSettings:
-        if self.webhook_url and self.webhook_secret is None:
-            raise ValueError(
-                "PARLEY_TELEGRAM_WEBHOOK_SECRET must be set when PARLEY_TELEGRAM_WEBHOOK_URL is"
-            )
-        return self
 
 
 class LogSettings(_Group):
@@ -219,6 +215,11 @@ def _env_name(field: Any) -> str:
 def describe_validation_error(group_cls: type[_Group], exc: ValidationError) -> str:
     """One line per invalid variable: `NAME: what is wrong (got 'value')`."""
     by_alias = {_env_name(field): name for name, field in group_cls.model_fields.items()}
+    secrets = {
+        _env_name(field)
+        for field in group_cls.model_fields.values()
+        if SecretStr in (field.annotation, *getattr(field.annotation, "__args__", ()))
+    }
     lines = []
     for error in exc.errors():
         loc = str(error["loc"][0]) if error["loc"] else ""
@@ -231,7 +232,10 @@ def describe_validation_error(group_cls: type[_Group], exc: ValidationError) -> 
         value = error.get("input")
         shown = (
             ""
-            if isinstance(value, dict) or "secret" in env_name.lower() or "KEY" in env_name
+            if isinstance(value, dict)
+            or env_name in secrets
+            or "secret" in env_name.lower()
+            or "KEY" in env_name
             else f" (got {value!r})"
         )
         lines.append(f"{env_name}: {message}{shown}" if env_name else message)

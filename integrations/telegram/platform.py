@@ -30,6 +30,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from bot.config import TelegramSettings
 from bot.domain import IncomingMessage
 from bot.engine import Engine
+from bot.errors import ConfigError
 from bot.surface import Messenger
 from integrations.telegram.convert import command_of, thread_key, to_incoming_message
 from integrations.telegram.sender import ChatPace, ChatUnavailable
@@ -60,7 +61,12 @@ class TelegramPlatform:
 
     def __init__(self, settings: TelegramSettings, engine: Engine) -> None:
         if settings.bot_token is None:
-            raise ValueError("TelegramPlatform needs TELEGRAM_BOT_TOKEN")
+            raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
+        if settings.webhook_url and settings.webhook_secret is None:
+            raise ConfigError(
+                "PARLEY_TELEGRAM_WEBHOOK_SECRET must be set when PARLEY_TELEGRAM_WEBHOOK_URL is "
+                "(Telegram sends it with every update so that nobody else can post one)"
+            )
         # PTB 22 warns on every RetryAfter it builds unless durations are timedeltas;
         # Parley reads both forms (sender.retry_after_seconds).
         os.environ.setdefault("PTB_TIMEDELTA", "true")

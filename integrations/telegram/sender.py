@@ -124,6 +124,12 @@ class ChatPace:
             self._next = {k: v for k, v in self._next.items() if v > now}
         return True
 
+    def touch(self, chat_id: int, interval: float | None = None) -> None:
+        """A call just finished: count the interval from now, since Telegram counts from
+        arrival and a slow request may have arrived late."""
+        after = time.monotonic() + (self.interval if interval is None else interval)
+        self._next[chat_id] = max(self._next.get(chat_id, 0.0), after)
+
     def back_off(self, chat_id: int, seconds: float) -> None:
         """Telegram said wait: no optional call to this chat for `seconds`."""
         self._next[chat_id] = max(self._next.get(chat_id, 0.0), time.monotonic() + seconds)

@@ -17,7 +17,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from telegram import (
     Bot,
@@ -53,6 +53,7 @@ PLATFORM = "telegram"
 EMPTY_ANSWER = "(The model gave an empty answer. Try rephrasing.)"
 TYPING_EVERY = 4.0
 _draft_ids = itertools.count(1)
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -91,14 +92,18 @@ class Outbox:
         """Send `text` rendered, split into as many messages as it needs."""
         sent = []
         for index, part in enumerate(split_markdown(text) or [EMPTY_ANSWER]):
-            if index:
-                await self.pace.acquire(chat_id)
-            sent.append(
-                await self.send_part(
-                    chat_id, part, thread_id=thread_id, reply_to=reply_to if not index else None
-                )
-            )
+            reply = reply_to if not index else None
+            send = self.send_part(chat_id, part, thread_id=thread_id, reply_to=reply)
+            sent.append(await (self.paced(chat_id, send) if index else send))
         return sent
+
+    async def paced(self, chat_id: int, work: Awaitable[T]) -> T:
+        """Run `work` in the chat's next slot, however long it takes to come."""
+        await self.pace.acquire(chat_id)
+        try:
+            return await work
+        finally:
+            self.pace.touch(chat_id)
 
     async def send_part(
         self,
@@ -199,7 +204,10 @@ class TelegramSurface:
             return
         interval = self.outbox.draft_interval if self.private else None
         if self.outbox.pace.take(self.chat_id, interval):
-            await self._guard(self._preview())
+            try:
+                await self._guard(self._preview())
+            finally:
+                self.outbox.pace.touch(self.chat_id, interval)
 
     async def status(self, text: str) -> None:
         if self._typing is None and not self._gone:
@@ -332,21 +340,30 @@ class TelegramSurface:
 
     async def _final(self, text: str) -> None:
         parts = split_markdown(text) or [EMPTY_ANSWER]
+        outbox = self.outbox
         if self._message_id is not None:
-            await self.outbox.pace.acquire(self.chat_id)
             try:
-                await self.outbox.edit_part(self.chat_id, self._message_id, parts[0], self._shown)
+                await outbox.paced(
+                    self.chat_id,
+                    outbox.edit_part(self.chat_id, self._message_id, parts[0], self._shown),
+                )
             except BadRequest as exc:
                 log.info("could not edit the streamed message (%s); sending anew", exc)
-                await self.outbox.send_part(self.chat_id, parts[0], thread_id=self.thread_id)
+                await outbox.paced(
+                    self.chat_id,
+                    outbox.send_part(self.chat_id, parts[0], thread_id=self.thread_id),
+                )
         else:
-            await self.outbox.send_part(
+            first = outbox.send_part(
                 self.chat_id, parts[0], thread_id=self.thread_id, reply_to=self.reply_to
             )
+            # A private chat's answer replaces its draft at once; groups keep their pace.
+            await (first if self.private else outbox.paced(self.chat_id, first))
         self._mark_visible()
         for part in parts[1:]:
-            await self.outbox.pace.acquire(self.chat_id)
-            await self.outbox.send_part(self.chat_id, part, thread_id=self.thread_id)
+            await outbox.paced(
+                self.chat_id, outbox.send_part(self.chat_id, part, thread_id=self.thread_id)
+            )
 
     def _mark_visible(self) -> None:
         if self.first_visible is None:
