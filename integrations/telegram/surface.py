@@ -187,15 +187,16 @@ class TelegramSurface:
         self._draft_id = next(_draft_ids)
         self._streaming = True
         self._gone = False
-        self._typing: asyncio.Task[None] | None = None
+        self._typing: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
     # -- Surface -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._guard(self._action())
+        # In the background: the model call should not wait for Telegram.
+        self._begin_typing()
 
     async def stream(self, delta: str) -> None:
-        self._stop_typing()
+        self._pause_typing()
         self.text += delta
         if self._gone or not self._streaming or not self.text.strip():
             return
@@ -210,8 +211,7 @@ class TelegramSurface:
                 self.outbox.pace.touch(self.chat_id, interval)
 
     async def status(self, text: str) -> None:
-        if self._typing is None and not self._gone:
-            self._typing = asyncio.create_task(self._keep_typing())
+        self._begin_typing()
 
     async def tool_started(self, call: ToolCall) -> None:
         return None
@@ -220,11 +220,11 @@ class TelegramSurface:
         return None
 
     async def finish(self, text: str) -> None:
-        self._stop_typing()
+        await self._end_typing()
         await self._guard(self._final(text))
 
     async def fail(self, text: str) -> None:
-        self._stop_typing()
+        await self._end_typing()
         await self._guard(
             self.outbox.send_part(
                 self.chat_id,
@@ -236,7 +236,7 @@ class TelegramSurface:
         )
 
     async def confirm(self, user: UserRef, question: str) -> bool:
-        self._stop_typing()
+        await self._end_typing()
         if self._gone:
             return False
         token = secrets.token_urlsafe(9)
@@ -288,21 +288,33 @@ class TelegramSurface:
 
     # -- inside ------------------------------------------------------------------------
 
-    async def _action(self) -> None:
-        await self.outbox.bot.send_chat_action(
-            self.chat_id, ChatAction.TYPING, message_thread_id=self.thread_id
-        )
+    def _begin_typing(self) -> None:
+        """Show "typing…" (renewed every few seconds) until the next text or the end."""
+        if self._gone or any(not stop.is_set() for stop, _ in self._typing):
+            return
+        stop = asyncio.Event()
+        self._typing.append((stop, asyncio.create_task(self._keep_typing(stop))))
 
-    async def _keep_typing(self) -> None:
-        with contextlib.suppress(TelegramError, ChatUnavailable):
-            while True:
-                await self._action()
-                await asyncio.sleep(TYPING_EVERY)
+    async def _keep_typing(self, stop: asyncio.Event) -> None:
+        bot = self.outbox.bot
+        with contextlib.suppress(TelegramError):
+            while not stop.is_set():
+                await bot.send_chat_action(
+                    self.chat_id, ChatAction.TYPING, message_thread_id=self.thread_id
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), TYPING_EVERY)
 
-    def _stop_typing(self) -> None:
-        if self._typing is not None:
-            self._typing.cancel()
-            self._typing = None
+    def _pause_typing(self) -> None:
+        # Only signals: cancelling a request in flight would cost its connection.
+        for stop, _ in self._typing:
+            stop.set()
+
+    async def _end_typing(self) -> None:
+        self._pause_typing()
+        tasks, self._typing = self._typing, []
+        for _, task in tasks:
+            await task
 
     async def _preview(self) -> None:
         text = self.text.strip()
@@ -391,7 +403,7 @@ class TelegramSurface:
                 "telegram chat %s is unavailable (%s); dropping the turn", self.chat_id, exc
             )
         self._gone = True
-        self._stop_typing()
+        self._pause_typing()
 
 
 class TelegramMessenger:
