@@ -127,6 +127,10 @@ class TelegramPlatform:
         app = self.application
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
+        # Nobody will press these buttons now; "no" lets their turns end.
+        for pending in self.outbox.confirmations.values():
+            if not pending.answer.done():
+                pending.answer.set_result(False)
         if app.running:
             await app.stop()  # waits for the turns in flight
         await app.shutdown()
@@ -139,6 +143,9 @@ class TelegramPlatform:
         if not secrets.compare_digest(given.encode(), expected.encode()):
             log.warning("telegram webhook: request without the right secret token refused")
             return Response(status_code=HTTPStatus.FORBIDDEN)
+        if not self.application.running:
+            # Stopping: a non-2xx answer makes Telegram deliver the update again later.
+            return Response(status_code=HTTPStatus.SERVICE_UNAVAILABLE)
         try:
             payload = await request.json()
             update = Update.de_json(payload, self.application.bot)

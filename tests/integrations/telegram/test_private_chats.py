@@ -259,3 +259,56 @@ async def test_a_non_text_message_in_private_gets_a_clear_answer(
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
 
     assert "text" in sent_texts(telegram)[0] and llm.requests == []
+
+
+async def test_turns_of_different_chats_run_concurrently(
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+) -> None:
+    llm.set_default(text_reply("Done.", delay=0.5))
+    await make_app()
+
+    started = asyncio.get_running_loop().time()
+    for user in range(ALICE, ALICE + 4):
+        telegram.push(private_message(user, "slow question"))
+    await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) == 4)
+
+    assert asyncio.get_running_loop().time() - started < 1.5
+
+
+async def test_typing_shows_while_tools_run_after_text(
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+) -> None:
+    llm.script(
+        tool_call_reply(("get_current_time", {"timezone": "UTC"}), text="Let me check."),
+        text_reply("It is noon."),
+    )
+    await make_app()
+
+    telegram.push(private_message(ALICE, "time?"))
+    await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
+
+    [draft] = [c for c in telegram.calls_of("sendMessageDraft") if c.params.get("text")][:1]
+    assert "Let me check.".startswith(draft.params["text"])
+    # One when the turn starts, one again once text has shown and the tool runs.
+    actions = telegram.calls_of("sendChatAction")
+    assert len(actions) == 2 and actions[1].at > draft.at
+    assert {a.params["action"] for a in actions} == {"typing"}
+    assert sent_texts(telegram) == ["Let me check.\n\nIt is noon."]
+
+
+async def test_stopping_answers_open_confirmations_with_no(
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+) -> None:
+    from tests.integrations.telegram.test_groups import LAUNCHED, launch
+
+    LAUNCHED.clear()
+    llm.script(tool_call_reply(("launch", {"name": "x"})), text_reply("Cancelled then."))
+    app = await make_app(tools=[launch])
+    telegram.push(private_message(ALICE, "launch x"))
+    await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
+
+    started = asyncio.get_running_loop().time()
+    await stop(app)
+
+    assert asyncio.get_running_loop().time() - started < 3
+    assert LAUNCHED == [] and sent_texts(telegram)[-1] == "Cancelled then."
