@@ -7,6 +7,8 @@ own context through `thread_key` (the topic's `message_thread_id`).
 
 from __future__ import annotations
 
+import re
+
 from telegram import Message, MessageEntity
 from telegram.constants import ChatType
 
@@ -94,4 +96,4 @@ def _without(text: str, mention: str) -> str:
         text = text[:at] + text[at + len(mention) :]
         lowered = text.lower()
         at = lowered.find(needle)
-    return " ".join(text.split(" ")).replace("  ", " ")
+    return re.sub(r"[ \t]{2,}", " ", text)

@@ -33,8 +33,9 @@ from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.surface import Messenger
 from integrations.telegram.convert import command_of, thread_key, to_incoming_message
+from integrations.telegram.outbox import Outbox
 from integrations.telegram.sender import ChatPace, ChatUnavailable
-from integrations.telegram.surface import PLATFORM, Outbox, TelegramMessenger, TelegramSurface
+from integrations.telegram.surface import PLATFORM, TelegramMessenger, TelegramSurface
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,6 @@ class TelegramPlatform:
             confirm_timeout=settings.confirm_timeout_seconds,
         )
         self.messenger: Messenger = TelegramMessenger(self.outbox)
-        self.surfaces_started = 0
         self._bot_id = 0
         self._username = ""
 
@@ -197,7 +197,6 @@ class TelegramPlatform:
             thread_id=message.message_thread_id if incoming.thread_key else None,
             reply_to=message.message_id,
         )
-        self.surfaces_started += 1
         await self.engine.handle(incoming, surface)
 
     def _incoming(
