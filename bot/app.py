@@ -28,6 +28,7 @@ from bot.surface import Messenger
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
 from integrations.slack import SlackPlatform
+from integrations.telegram import TelegramPlatform
 from tools import ALL_TOOLS
 from tools.mcp import MCPTools, load_config
 from tools.weather import OpenMeteo
@@ -128,6 +129,8 @@ class Application:
                     knows_thread=self.store.has_thread,
                 )
             )
+        if self.settings.telegram.bot_token is not None:
+            platforms.append(TelegramPlatform(self.settings.telegram, self.engine))
         return platforms
 
     async def start(self) -> None:
