@@ -182,6 +182,7 @@ class Engine:
                 if not visible:
                     # An empty answer would be an empty chat message, which platforms refuse.
                     log.warning("the model ended the turn without any text")
+                    outcome.error = EMPTY_ANSWER  # shown, but not an answer (follow-ups retry)
                     await surface.stream(EMPTY_ANSWER)
                     visible.append(EMPTY_ANSWER)
                 outcome.text = "\n\n".join(visible)

@@ -497,4 +497,5 @@ async def test_an_empty_answer_is_never_sent_as_an_empty_message(
     surface = RecordingSurface()
     outcome = await app.engine.handle(message("hi"), surface)
     assert outcome.text.startswith("(The model returned an empty answer")
+    assert outcome.error == outcome.text  # callers such as follow-ups can tell it apart
     assert surface.finished == [outcome.text] and surface.streamed == outcome.text
