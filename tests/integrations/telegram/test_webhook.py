@@ -37,6 +37,8 @@ async def served(make_app: AppFactory) -> AsyncIterator[tuple[Application, str]]
 async def test_start_registers_the_webhook_with_its_secret(
     telegram: FakeTelegramServer, served: tuple[Application, str]
 ) -> None:
+    # `served` returns once PTB runs; the platform registers the webhook right after.
+    await telegram.wait_for(lambda server: bool(server.calls_of("setWebhook")))
     [registered] = telegram.calls_of("setWebhook")
     assert registered.params["url"] == HOOK
     assert registered.params["secret_token"] == SECRET
