@@ -60,12 +60,13 @@ format: venv ## Sort imports and format the code
 	$(VENV)/bin/ruff check --select I --fix .
 	$(VENV)/bin/ruff format .
 
+# -P: a script's own directory must not shadow packages (tests/bench/telegram.py).
 bench: venv ## Run every tests/bench/*.py script; each prints its figures
 	@shopt -s nullglob; scripts=(tests/bench/[!_]*.py); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks in tests/bench"; fi; \
 	for script in "$${scripts[@]}"; do \
 		echo "== $$script"; \
-		PYTHONPATH=. $(VENV)/bin/python "$$script"; \
+		PYTHONPATH=. $(VENV)/bin/python -P "$$script"; \
 	done
 
 clean: ## Remove caches, build output and both virtual environments (keeps data/)

@@ -34,6 +34,7 @@ from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
 from bot.web.console import Console
 from integrations.slack import SlackPlatform
+from integrations.telegram import TelegramPlatform
 from tools import ALL_TOOLS
 from tools.mcp import MCPTools, load_config
 from tools.weather import OpenMeteo
@@ -141,6 +142,8 @@ class Application:
                     admin=self.admin,
                 )
             )
+        if self.settings.telegram.bot_token is not None:
+            platforms.append(TelegramPlatform(self.settings.telegram, self.engine))
         return platforms
 
     async def start(self) -> None:

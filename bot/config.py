@@ -13,7 +13,13 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -126,6 +132,41 @@ class SlackSettings(_Group):
     @property
     def enabled(self) -> bool:
         return self.bot_token is not None and bool(self.bot_token.get_secret_value())
+
+
+class TelegramSettings(_Group):
+    bot_token: SecretStr | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN")
+    base_url: str = Field(
+        "https://api.telegram.org/bot", validation_alias="PARLEY_TELEGRAM_BASE_URL"
+    )
+    webhook_url: str | None = Field(None, validation_alias="PARLEY_TELEGRAM_WEBHOOK_URL")
+    webhook_secret: SecretStr | None = Field(
+        None, validation_alias="PARLEY_TELEGRAM_WEBHOOK_SECRET"
+    )
+    edit_interval_seconds: float = Field(
+        1.0, ge=1.0, le=60, validation_alias="PARLEY_TELEGRAM_EDIT_INTERVAL"
+    )
+    draft_interval_seconds: float = Field(
+        0.5, ge=0.1, le=60, validation_alias="PARLEY_TELEGRAM_DRAFT_INTERVAL"
+    )
+    confirm_timeout_seconds: float = Field(
+        300.0, gt=0, validation_alias="PARLEY_TELEGRAM_CONFIRM_TIMEOUT"
+    )
+    max_retries: int = Field(5, ge=0, le=20, validation_alias="PARLEY_TELEGRAM_MAX_RETRIES")
+
+    @field_validator("webhook_url", "webhook_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret = value.get_secret_value()
+            if not 1 <= len(secret) <= 256 or not all(c.isalnum() or c in "_-" for c in secret):
+                raise ValueError("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
 
 
 class LogSettings(_Group):
@@ -252,6 +293,7 @@ class Settings:
         "weather": WeatherSettings,
         "email": EmailSettings,
         "reminders": ReminderSettings,
+        "telegram": TelegramSettings,
     }
 
     llm: LLMSettings
@@ -267,6 +309,7 @@ class Settings:
     weather: WeatherSettings
     email: EmailSettings
     reminders: ReminderSettings
+    telegram: TelegramSettings
 
     def __init__(self, **groups: _Group) -> None:
         for name, group_cls in self.GROUPS.items():
@@ -325,7 +368,7 @@ def describe_validation_error(group_cls: type[_Group], exc: ValidationError) -> 
             if isinstance(value, dict) or _is_secret(group_cls, by_alias.get(env_name, loc))
             else f" (got {value!r})"
         )
-        lines.append(f"{env_name}: {message}{shown}")
+        lines.append(f"{env_name}: {message}{shown}" if env_name else message)
     return "; ".join(lines)
 
 

@@ -52,6 +52,7 @@ from bot.toolkit import InvalidArguments, Tool, ToolRegistry
 
 log = logging.getLogger(__name__)
 
+EMPTY_ANSWER = "(The model returned an empty answer. Please try rephrasing your message.)"
 UNEXPECTED_ERROR = (
     "Sorry, something went wrong on my side. The operators can find details in the logs."
 )
@@ -106,12 +107,7 @@ class Engine:
         """Run one turn for `message`, answering through `surface`."""
         started = time.perf_counter()
         outcome = TurnOutcome()
-        key = (
-            message.platform,
-            message.chat.platform_chat_id,
-            message.thread_key,
-            message.user.platform_user_id,
-        )
+        key = conversation_key(message)
         async with self._locks.hold(key):
             try:
                 await self._run_turn(message, surface, outcome)
@@ -134,23 +130,20 @@ class Engine:
         message = IncomingMessage(chat=chat, user=user, text=prompt, thread_key=thread_key)
         return await self.handle(message, surface)
 
+    async def offered_tools(self, message: IncomingMessage) -> list[Tool]:
+        """The tools a turn from this message's chat would be offered (for /tools)."""
+        channel_id = await self.store.channel_id(message.chat)
+        return await self.policy.enabled_tools(message, channel_id, list(self.tools))
+
     async def reset(self, message: IncomingMessage) -> bool:
         """Start a new conversation for this user here; the old one stays stored."""
-        key = (
-            message.platform,
-            message.chat.platform_chat_id,
-            message.thread_key,
-            message.user.platform_user_id,
-        )
+        key = conversation_key(message)
         async with self._locks.hold(key):
             return await self.store.reset_conversation(message)
 
     async def tool_overview(self, message: IncomingMessage) -> list[tuple[Tool, bool]]:
         """Every registered tool and whether the message's chat may use it."""
-        channel_id = await self.store.channel_id(message.chat)
-        enabled = {
-            t.name for t in await self.policy.enabled_tools(message, channel_id, list(self.tools))
-        }
+        enabled = {item.name for item in await self.offered_tools(message)}
         return [(item, item.name in enabled) for item in self.tools]
 
     async def _run_turn(
@@ -204,6 +197,12 @@ class Engine:
                     [StoredMessage(assistant, message_tokens(assistant))],
                     usage=usage_entry,
                 )
+                if not visible:
+                    # An empty answer would be an empty chat message, which platforms refuse.
+                    log.warning("the model ended the turn without any text")
+                    outcome.error = EMPTY_ANSWER  # shown, but not an answer (follow-ups retry)
+                    await surface.stream(EMPTY_ANSWER)
+                    visible.append(EMPTY_ANSWER)
                 outcome.text = "\n\n".join(visible)
                 await surface.finish(outcome.text)
                 return
@@ -360,6 +359,17 @@ class Engine:
             f"{profile.system_prompt or self.settings.system_prompt}\n\n"
             f"The user's timezone is {timezone}; it is now {now:%A %Y-%m-%d %H:%M}."
         )
+
+
+def conversation_key(message: IncomingMessage) -> tuple[str, str, str, str]:
+    """What identifies a conversation before the database is asked: turns with the same
+    key are serialised."""
+    return (
+        message.platform,
+        message.chat.platform_chat_id,
+        message.thread_key,
+        message.user.platform_user_id,
+    )
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo:

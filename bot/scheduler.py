@@ -383,9 +383,12 @@ class ReminderScheduler:
         if self.engine is None:
             raise DeliveryFailed("follow-ups need the engine, which is not running here")
         surface = CollectingSurface()
-        await self.engine.run_prompt(user, chat, row.text, surface, thread_key=row.thread_key)
-        if surface.error or not surface.text.strip():
-            raise DeliveryFailed(f"the follow-up turn failed: {surface.error or 'empty answer'}")
+        outcome = await self.engine.run_prompt(
+            user, chat, row.text, surface, thread_key=row.thread_key
+        )
+        if surface.error or outcome.error or not surface.text.strip():
+            reason = surface.error or outcome.error or "empty answer"
+            raise DeliveryFailed(f"the follow-up turn failed: {reason}")
         return f"⏰ Follow-up{late}: {surface.text}"
 
     async def _settle_loop(self) -> None:

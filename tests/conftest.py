@@ -15,7 +15,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.slack_fixtures", "tests.apps"]
+pytest_plugins = [
+    "tests.fakes.fixtures",
+    "tests.fakes.slack_fixtures",
+    "tests.fakes.telegram_fixtures",
+    "tests.apps",
+]
 
 # Captured at import, before `clean_environ` removes every PARLEY_* variable.
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES", "").strip()

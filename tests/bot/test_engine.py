@@ -493,3 +493,15 @@ async def test_a_crash_mid_round_leaves_history_a_vendor_accepts(
             following = [m.get("tool_call_id") for m in sent[index + 1 :] if m["role"] == "tool"]
             assert call["id"] in following, sent
     assert sent_roles(llm.requests[-1])[-1] == "user"
+
+
+async def test_an_empty_answer_is_never_sent_as_an_empty_message(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    app = await make_app()
+    llm.script(text_reply(""))
+    surface = RecordingSurface()
+    outcome = await app.engine.handle(message("hi"), surface)
+    assert outcome.text.startswith("(The model returned an empty answer")
+    assert outcome.error == outcome.text  # callers such as follow-ups can tell it apart
+    assert surface.finished == [outcome.text] and surface.streamed == outcome.text

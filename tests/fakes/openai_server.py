@@ -28,6 +28,7 @@ documented and published captured streams, not recorded live here):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import secrets
@@ -82,6 +83,7 @@ class ScriptedReply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
     delay: float = 0.0
     call_count: int = 0
+    chunk_delay: float = 0.0
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -192,10 +194,12 @@ def text_reply(
     delay: float = 0.0,
     reasoning: str = "",
     vendor: str = "openai",
+    chunk_delay: float = 0.0,
 ) -> ScriptedReply:
     """A plain answer streamed in `chunk_size`-character pieces, after optional
     `reasoning` sent as `delta.reasoning_content` (DashScope/DeepSeek thinking; Ollama's
-    `reasoning` with `vendor="ollama"`)."""
+    `reasoning` with `vendor="ollama"`); `chunk_delay` seconds pass between chunks (a
+    model that writes slowly)."""
     _check_vendor(vendor)
     field = _REASONING_FIELD.get(vendor, "reasoning_content")
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
@@ -204,7 +208,8 @@ def text_reply(
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     if reasoning:
         message[field] = reasoning
-    return _stream_reply(deltas, finish_reason, usage, message, delay, vendor=vendor)
+    reply = _stream_reply(deltas, finish_reason, usage, message, delay, vendor=vendor)
+    return dataclasses.replace(reply, chunk_delay=chunk_delay) if chunk_delay else reply
 
 
 def refusal_reply(
@@ -575,6 +580,15 @@ class ScriptedOpenAIServer:
         )
         if reply.delay:  # a slow model: the stream is open, the first chunk is late
             await asyncio.sleep(reply.delay)
+        if reply.chunk_delay:
+            frames = body.split(b"\n\n")[:-1]
+            for frame in frames:
+                await send(
+                    {"type": "http.response.body", "body": frame + b"\n\n", "more_body": True}
+                )
+                await asyncio.sleep(reply.chunk_delay)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _send_whole(

@@ -1,0 +1,258 @@
+"""`TelegramPlatform`: python-telegram-bot run inside Parley's own event loop.
+
+Long polling by default (PTB's `Updater`, started and stopped by hand rather than with
+`run_polling`, which would own the loop); webhook mode when a webhook URL is set, served
+by a route on Parley's ASGI app that checks the secret-token header before anything else.
+Each update is claimed in the database (`processed_events`) before it is acted on, so a
+re-delivered update, even after a restart, does nothing. Turns run as tasks: the update
+loop never waits for a model, and the engine serialises turns of one conversation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from http import HTTPStatus
+from json import JSONDecodeError
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from telegram import BotCommand, CallbackQuery, Message, Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.config import TelegramSettings
+from bot.domain import IncomingMessage
+from bot.engine import Engine
+from bot.errors import ConfigError
+from bot.surface import Messenger
+from integrations.telegram.convert import command_of, thread_key, to_incoming_message
+from integrations.telegram.outbox import Outbox
+from integrations.telegram.sender import ChatPace, ChatUnavailable
+from integrations.telegram.surface import PLATFORM, TelegramMessenger, TelegramSurface
+
+log = logging.getLogger(__name__)
+
+COMMANDS = (
+    BotCommand("start", "Say hello and see what I can do"),
+    BotCommand("help", "How to talk to me"),
+    BotCommand("reset", "Start a new conversation"),
+    BotCommand("tools", "Show the tools I can use in this chat"),
+)
+HELP = (
+    "I'm Parley, an assistant with real tools. In a private chat, just write to me. "
+    "In a group, mention me or reply to one of my messages.\n\n"
+    "/reset starts a new conversation (the old one is kept)\n"
+    "/tools shows the tools I can use in this chat"
+)
+TEXT_ONLY = "I can only read text messages for now."
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+
+class TelegramPlatform:
+    """The Telegram adapter: a `Platform` for `bot.app.Application`."""
+
+    name = PLATFORM
+
+    def __init__(self, settings: TelegramSettings, engine: Engine) -> None:
+        if settings.bot_token is None:
+            raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
+        if settings.webhook_url and settings.webhook_secret is None:
+            raise ConfigError(
+                "PARLEY_TELEGRAM_WEBHOOK_SECRET must be set when PARLEY_TELEGRAM_WEBHOOK_URL is "
+                "(Telegram sends it with every update so that nobody else can post one)"
+            )
+        # PTB 22 warns on every RetryAfter it builds unless durations are timedeltas;
+        # Parley reads both forms (sender.retry_after_seconds).
+        os.environ.setdefault("PTB_TIMEDELTA", "true")
+        self.settings = settings
+        self.engine = engine
+        builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
+            ApplicationBuilder()
+            .token(settings.bot_token.get_secret_value())
+            .base_url(settings.base_url)
+            .concurrent_updates(True)
+        )
+        if settings.webhook_url:
+            builder = builder.updater(None)
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._on_update, block=False))
+        self.outbox = Outbox(
+            bot=self.application.bot,
+            pace=ChatPace(settings.edit_interval_seconds),
+            max_retries=settings.max_retries,
+            draft_interval=settings.draft_interval_seconds,
+            confirm_timeout=settings.confirm_timeout_seconds,
+        )
+        self.messenger: Messenger = TelegramMessenger(self.outbox)
+        self._bot_id = 0
+        self._username = ""
+
+    # -- Platform ----------------------------------------------------------------------
+
+    def routes(self) -> Sequence[BaseRoute]:
+        if not self.settings.webhook_url:
+            return []
+        path = urlsplit(self.settings.webhook_url).path or "/telegram"
+        return [Route(path, self._webhook, methods=["POST"])]
+
+    async def start(self) -> None:
+        app = self.application
+        await app.initialize()
+        self._bot_id, self._username = app.bot.id, app.bot.username
+        await app.bot.set_my_commands(list(COMMANDS))
+        await app.start()
+        if self.settings.webhook_url:
+            await app.bot.set_webhook(
+                self.settings.webhook_url,
+                secret_token=self._webhook_secret(),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            log.info("telegram: @%s takes updates by webhook", self._username)
+        else:
+            if app.updater is None:
+                raise RuntimeError("polling needs PTB's Updater")
+            await app.updater.start_polling(
+                allowed_updates=ALLOWED_UPDATES, error_callback=self._polling_error
+            )
+            log.info("telegram: @%s takes updates by long polling", self._username)
+
+    async def stop(self) -> None:
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        # Nobody will press these buttons now; "no" lets their turns end.
+        for pending in self.outbox.confirmations.values():
+            if not pending.answer.done():
+                pending.answer.set_result(False)
+        if app.running:
+            await app.stop()  # waits for the turns in flight
+        await app.shutdown()
+
+    # -- inbound -----------------------------------------------------------------------
+
+    async def _webhook(self, request: Request) -> Response:
+        given = request.headers.get("x-telegram-bot-api-secret-token", "")
+        expected = self._webhook_secret()
+        if not secrets.compare_digest(given.encode(), expected.encode()):
+            log.warning("telegram webhook: request without the right secret token refused")
+            return Response(status_code=HTTPStatus.FORBIDDEN)
+        if not self.application.running:
+            # Stopping: a non-2xx answer makes Telegram deliver the update again later.
+            return Response(status_code=HTTPStatus.SERVICE_UNAVAILABLE)
+        try:
+            payload = await request.json()
+            update = Update.de_json(payload, self.application.bot)
+        except (JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, ValueError) as exc:
+            log.warning("telegram webhook: unreadable update refused: %s", exc)
+            return Response(status_code=HTTPStatus.BAD_REQUEST)
+        await self.application.update_queue.put(update)
+        return Response(status_code=HTTPStatus.OK)
+
+    def _webhook_secret(self) -> str:
+        # TelegramSettings refuses a webhook URL without a secret.
+        secret = self.settings.webhook_secret
+        return secret.get_secret_value() if secret is not None else secrets.token_urlsafe(32)
+
+    def _polling_error(self, error: TelegramError) -> None:
+        log.warning("telegram polling failed (%s); retrying", error)
+
+    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            if not await self.engine.store.claim_event(PLATFORM, str(update.update_id)):
+                log.info("telegram update %s seen before; ignored", update.update_id)
+                return
+            if update.callback_query is not None:
+                await self._on_callback(update.callback_query)
+            elif update.message is not None:
+                await self._on_message(update.message, update.update_id)
+        except ChatUnavailable as exc:
+            log.warning("telegram update %s dropped: %s", update.update_id, exc)
+        except Exception:
+            log.exception("telegram update %s failed", update.update_id)
+
+    async def _on_message(self, message: Message, update_id: int) -> None:
+        private = message.chat.type == ChatType.PRIVATE
+        if message.text is None:
+            if private and message.from_user is not None and not message.from_user.is_bot:
+                await self.outbox.send_part(message.chat.id, TEXT_ONLY, render=False)
+            return
+        command = command_of(message, self._username)
+        if command in ("start", "help", "reset", "tools"):
+            await self._command(command, message, update_id)
+            return
+        incoming = self._incoming(message, update_id, command=command is not None)
+        if incoming is None:
+            return
+        surface = TelegramSurface(
+            self.outbox,
+            message.chat.id,
+            private=private,
+            thread_id=message.message_thread_id if incoming.thread_key else None,
+            reply_to=message.message_id,
+        )
+        await self.engine.handle(incoming, surface)
+
+    def _incoming(
+        self, message: Message, update_id: int, *, command: bool = False
+    ) -> IncomingMessage | None:
+        return to_incoming_message(
+            message,
+            bot_id=self._bot_id,
+            bot_username=self._username,
+            update_id=update_id,
+            command=command,
+        )
+
+    async def _command(self, command: str, message: Message, update_id: int) -> None:
+        incoming = self._incoming(message, update_id, command=True)
+        if incoming is None:
+            return
+        chat_id = message.chat.id
+        topic = int(thread_key(message)) if thread_key(message) else None
+        if command in ("start", "help"):
+            text = HELP
+        elif command == "reset":
+            closed = await self.engine.reset(incoming)
+            text = (
+                "Started a new conversation; the old one is kept."
+                if closed
+                else "There was no conversation yet; this is a fresh start."
+            )
+        else:
+            text = await self._tools_text(incoming)
+        await self.outbox.send_part(
+            chat_id, text, thread_id=topic, reply_to=message.message_id, render=False
+        )
+
+    async def _tools_text(self, incoming: IncomingMessage) -> str:
+        tools = await self.engine.offered_tools(incoming)
+        if not tools:
+            return "No tools are enabled in this chat."
+        lines = ["Tools I can use in this chat:"]
+        for item in tools:
+            summary = item.description.strip().splitlines()[0] if item.description else ""
+            confirm = " (asks before acting)" if item.side_effect else ""
+            lines.append(f"• {item.name}{confirm}: {summary}")
+        return "\n".join(lines)
+
+    async def _on_callback(self, query: CallbackQuery) -> None:
+        data = query.data or ""
+        kind, _, rest = data.partition(":")
+        token, _, choice = rest.partition(":")
+        pending = self.outbox.confirmations.get(token) if kind == "cf" else None
+        if pending is None or pending.answer.done():
+            await query.answer("This question is no longer open.")
+            return
+        if query.from_user.id != pending.user_id:
+            log.info("telegram: user %s pressed another user's confirmation", query.from_user.id)
+            await query.answer("This is not yours to confirm.", show_alert=True)
+            return
+        pending.answer.set_result(choice == "1")
+        await query.answer("Confirmed." if choice == "1" else "Cancelled.")

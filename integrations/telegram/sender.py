@@ -1,0 +1,143 @@
+"""Bot API calls that survive flood control, and a per-chat pace for optional updates.
+
+`deliver` runs one call and, on a 429, waits the `retry_after` Telegram asked for and
+tries again (python-telegram-bot raises `RetryAfter` and never retries by itself). A
+connection that failed before the request went out is retried with a short backoff; a
+timeout is not (the message may have arrived, and a duplicate is worse than a retry the
+user can ask for). A blocked bot or a vanished chat becomes `ChatUnavailable`, which the
+surface logs once and then stays quiet.
+
+`ChatPace` spaces the optional calls of a chat (streaming edits and drafts): a call that
+comes too soon is skipped, not queued, so a chat never sees more than one per interval
+however many turns run in it, and a 429 pushes the next slot back by its `retry_after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import logging
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.warnings import PTBDeprecationWarning
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_GONE = (
+    "chat not found",
+    "bot was blocked",
+    "bot was kicked",
+    "user is deactivated",
+    "have no rights to send",
+    "not enough rights",
+    "group chat was upgraded",
+    "bot is not a member",
+)
+
+
+class ChatUnavailable(Exception):
+    """Telegram will not take messages for this chat (blocked, kicked, deleted)."""
+
+
+def retry_after_seconds(error: RetryAfter) -> float:
+    """`RetryAfter.retry_after` is an int (with a deprecation warning) or a timedelta
+    (PTB_TIMEDELTA=true); read either without the warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    if isinstance(value, dtm.timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+def is_gone(error: Exception) -> bool:
+    if isinstance(error, Forbidden):
+        return True
+    return isinstance(error, BadRequest) and any(
+        marker in error.message.lower() for marker in _GONE
+    )
+
+
+def is_unparsable(error: Exception) -> bool:
+    return isinstance(error, BadRequest) and "can't parse entities" in error.message.lower()
+
+
+def is_not_modified(error: Exception) -> bool:
+    return isinstance(error, BadRequest) and "message is not modified" in error.message.lower()
+
+
+async def deliver(
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    max_retries: int,
+    on_retry_after: Callable[[float], None] | None = None,
+) -> T:
+    """Run `call`, waiting out flood control and retrying failed connections."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except RetryAfter as exc:
+            wait = retry_after_seconds(exc)
+            if on_retry_after is not None:
+                on_retry_after(wait)
+            if attempt >= max_retries:
+                raise
+            log.warning("telegram flood control on %s: waiting %.1f s", what, wait)
+            await asyncio.sleep(wait)
+        except (Forbidden, BadRequest) as exc:
+            if is_gone(exc):
+                raise ChatUnavailable(exc.message) from exc
+            raise
+        except TimedOut:
+            raise
+        except NetworkError as exc:
+            if attempt >= max_retries:
+                raise
+            wait = min(0.5 * 2**attempt, 5.0)
+            log.warning("telegram network error on %s (%s): retrying in %.1f s", what, exc, wait)
+            await asyncio.sleep(wait)
+        attempt += 1
+
+
+class ChatPace:
+    """The earliest time each chat may get its next optional (skippable) call."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next: dict[int, float] = {}
+
+    def take(self, chat_id: int, interval: float | None = None) -> bool:
+        """Claim the chat's slot now if it is free; False means "skip this update"."""
+        now = time.monotonic()
+        if now < self._next.get(chat_id, 0.0):
+            return False
+        self._next[chat_id] = now + (self.interval if interval is None else interval)
+        if len(self._next) > 10_000:
+            self._next = {k: v for k, v in self._next.items() if v > now}
+        return True
+
+    def touch(self, chat_id: int, interval: float | None = None) -> None:
+        """A call just finished: count the interval from now, since Telegram counts from
+        arrival and a slow request may have arrived late."""
+        after = time.monotonic() + (self.interval if interval is None else interval)
+        self._next[chat_id] = max(self._next.get(chat_id, 0.0), after)
+
+    def back_off(self, chat_id: int, seconds: float) -> None:
+        """Telegram said wait: no optional call to this chat for `seconds`."""
+        self._next[chat_id] = max(self._next.get(chat_id, 0.0), time.monotonic() + seconds)
+
+    async def acquire(self, chat_id: int) -> None:
+        """Wait for the chat's next slot and take it (for calls that must not be skipped)."""
+        now = time.monotonic()
+        at = max(now, self._next.get(chat_id, 0.0))
+        self._next[chat_id] = at + self.interval
+        if at > now:
+            await asyncio.sleep(at - now)

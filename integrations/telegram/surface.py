@@ -1,0 +1,319 @@
+"""`TelegramSurface` (one per turn) and `TelegramMessenger` (proactive messages).
+
+Private chats stream into a draft (sendMessageDraft, a live preview that Telegram drops
+after 30 s) and end with a real sendMessage; groups stream by sending one message and
+editing it. Streamed previews are plain text; only the final text is rendered from
+Markdown to HTML, with a plain-text resend if Telegram cannot parse it. Every optional
+call (draft, edit) goes through the chat's `ChatPace`, final edits in groups wait for
+their slot, and a chat that blocked the bot ends the turn quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    ReplyParameters,
+)
+from telegram.constants import ChatAction, ChatMemberStatus
+from telegram.error import BadRequest, RetryAfter, TelegramError
+
+from bot.domain import ChatKind, ChatRef, ToolCall, ToolResult, UserRef
+from integrations.telegram.formatting import (
+    PART_LIMIT,
+    split_markdown,
+    utf16_len,
+)
+from integrations.telegram.outbox import EMPTY_ANSWER, Outbox, PendingConfirmation
+from integrations.telegram.sender import (
+    ChatUnavailable,
+    is_not_modified,
+    retry_after_seconds,
+)
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+TYPING_EVERY = 4.0
+_draft_ids = itertools.count(1)
+
+
+class TelegramSurface:
+    """Answers one turn in one Telegram chat (and forum topic)."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        chat_id: int,
+        *,
+        private: bool,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.chat_id = chat_id
+        self.private = private
+        self.thread_id = thread_id
+        self.reply_to = reply_to if not private else None
+        self.text = ""
+        self.first_visible: float | None = None
+        self._shown = ""
+        self._message_id: int | None = None
+        self._draft_id = next(_draft_ids)
+        self._streaming = True
+        self._gone = False
+        self._typing: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    # -- Surface -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        # In the background: the model call should not wait for Telegram.
+        self._begin_typing()
+
+    async def stream(self, delta: str) -> None:
+        self._pause_typing()
+        self.text += delta
+        if self._gone or not self._streaming or not self.text.strip():
+            return
+        if utf16_len(self.text) > PART_LIMIT:
+            self._streaming = False  # the final split takes over
+            return
+        interval = self.outbox.draft_interval if self.private else None
+        if self.outbox.pace.take(self.chat_id, interval):
+            try:
+                await self._guard(self._preview())
+            finally:
+                self.outbox.pace.touch(self.chat_id, interval)
+
+    async def status(self, text: str) -> None:
+        self._begin_typing()
+
+    async def tool_started(self, call: ToolCall) -> None:
+        return None
+
+    async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        return None
+
+    async def finish(self, text: str) -> None:
+        await self._end_typing()
+        await self._guard(self._final(text))
+
+    async def fail(self, text: str) -> None:
+        await self._end_typing()
+        await self._guard(
+            self.outbox.send_part(
+                self.chat_id,
+                text,
+                thread_id=self.thread_id,
+                reply_to=self.reply_to,
+                render=False,
+            )
+        )
+
+    async def confirm(self, user: UserRef, question: str) -> bool:
+        await self._end_typing()
+        if self._gone:
+            return False
+        token = secrets.token_urlsafe(9)
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.outbox.confirmations[token] = PendingConfirmation(int(user.platform_user_id), answer)
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("Confirm", callback_data=f"cf:{token}:1"),
+                    InlineKeyboardButton("Cancel", callback_data=f"cf:{token}:0"),
+                ]
+            ]
+        )
+        try:
+            message = await self.outbox.send_part(
+                self.chat_id,
+                question,
+                thread_id=self.thread_id,
+                reply_to=self.reply_to,
+                markup=keyboard,
+                render=False,
+            )
+            try:
+                result = await asyncio.wait_for(answer, self.outbox.confirm_timeout)
+                note = "Confirmed." if result else "Cancelled."
+            except TimeoutError:
+                result, note = False, "No answer in time, so nothing was done."
+            await self._guard(
+                self.outbox.call(
+                    lambda: self.outbox.bot.edit_message_text(
+                        f"{question}\n\n{note}", chat_id=self.chat_id, message_id=message.id
+                    ),
+                    "editMessageText",
+                    self.chat_id,
+                )
+            )
+            return result
+        except ChatUnavailable as exc:
+            self._drop(exc)
+            return False
+        finally:
+            self.outbox.confirmations.pop(token, None)
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        await TelegramMessenger(self.outbox).send(chat, text, thread_key)
+
+    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
+        return await is_chat_admin(self.outbox.bot, user, chat)
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _begin_typing(self) -> None:
+        """Show "typing…" (renewed every few seconds) until the next text or the end."""
+        if self._gone or any(not stop.is_set() for stop, _ in self._typing):
+            return
+        stop = asyncio.Event()
+        self._typing.append((stop, asyncio.create_task(self._keep_typing(stop))))
+
+    async def _keep_typing(self, stop: asyncio.Event) -> None:
+        bot = self.outbox.bot
+        with contextlib.suppress(TelegramError):
+            while not stop.is_set():
+                await bot.send_chat_action(
+                    self.chat_id, ChatAction.TYPING, message_thread_id=self.thread_id
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), TYPING_EVERY)
+
+    def _pause_typing(self) -> None:
+        # Only signals: cancelling a request in flight would cost its connection.
+        for stop, _ in self._typing:
+            stop.set()
+
+    async def _end_typing(self) -> None:
+        self._pause_typing()
+        tasks, self._typing = self._typing, []
+        for _, task in tasks:
+            await task
+
+    async def _preview(self) -> None:
+        text = self.text.strip()
+        if text == self._shown:
+            return
+        bot = self.outbox.bot
+        try:
+            if self.private:
+                await bot.send_message_draft(
+                    self.chat_id, self._draft_id, text, message_thread_id=self.thread_id
+                )
+            elif self._message_id is None:
+                reply = (
+                    ReplyParameters(self.reply_to, allow_sending_without_reply=True)
+                    if self.reply_to
+                    else None
+                )
+                message = await bot.send_message(
+                    self.chat_id, text, message_thread_id=self.thread_id, reply_parameters=reply
+                )
+                self._message_id = message.id
+            else:
+                await bot.edit_message_text(text, chat_id=self.chat_id, message_id=self._message_id)
+        except RetryAfter as exc:
+            self.outbox.pace.back_off(self.chat_id, retry_after_seconds(exc))
+            return
+        except BadRequest as exc:
+            if is_not_modified(exc):
+                return
+            log.info("telegram streaming preview refused (%s); waiting for the final text", exc)
+            self._streaming = False
+            return
+        self._shown = text
+        self._mark_visible()
+
+    async def _final(self, text: str) -> None:
+        parts = split_markdown(text) or [EMPTY_ANSWER]
+        outbox = self.outbox
+        if self._message_id is not None:
+            try:
+                await outbox.paced(
+                    self.chat_id,
+                    outbox.edit_part(self.chat_id, self._message_id, parts[0], self._shown),
+                )
+            except BadRequest as exc:
+                log.info("could not edit the streamed message (%s); sending anew", exc)
+                await outbox.paced(
+                    self.chat_id,
+                    outbox.send_part(self.chat_id, parts[0], thread_id=self.thread_id),
+                )
+        else:
+            first = outbox.send_part(
+                self.chat_id, parts[0], thread_id=self.thread_id, reply_to=self.reply_to
+            )
+            # A private chat's answer replaces its draft at once; groups keep their pace.
+            await (first if self.private else outbox.paced(self.chat_id, first))
+        self._mark_visible()
+        for part in parts[1:]:
+            await outbox.paced(
+                self.chat_id, outbox.send_part(self.chat_id, part, thread_id=self.thread_id)
+            )
+
+    def _mark_visible(self) -> None:
+        if self.first_visible is None:
+            self.first_visible = asyncio.get_running_loop().time()
+
+    async def _guard(self, work: Awaitable[Any]) -> None:
+        """Run `work` unless the chat is gone; a chat that goes away ends the turn quietly."""
+        if self._gone:
+            if asyncio.iscoroutine(work):
+                work.close()
+            return
+        try:
+            await work
+        except ChatUnavailable as exc:
+            self._drop(exc)
+        except TelegramError as exc:
+            if not self.private and "not found" in str(exc).lower():
+                self._drop(exc)
+                return
+            log.warning("telegram call failed in chat %s: %s", self.chat_id, exc)
+
+    def _drop(self, exc: Exception) -> None:
+        if not self._gone:
+            log.warning(
+                "telegram chat %s is unavailable (%s); dropping the turn", self.chat_id, exc
+            )
+        self._gone = True
+        self._pause_typing()
+
+
+class TelegramMessenger:
+    """Proactive messages (reminders, follow-ups) to a Telegram chat or topic."""
+
+    platform = PLATFORM
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+
+    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
+        chat_id = int(chat.platform_chat_id)
+        thread_id = int(thread_key) if thread_key else None
+        await self.outbox.send_markdown(chat_id, text, thread_id=thread_id)
+
+
+async def is_chat_admin(bot: Bot, user: UserRef, chat: ChatRef) -> bool:
+    """A private chat is its user's own; elsewhere ask Telegram (False if it won't say)."""
+    if chat.kind is ChatKind.DM:
+        return chat.platform_chat_id == user.platform_user_id
+    try:
+        member = await bot.get_chat_member(int(chat.platform_chat_id), int(user.platform_user_id))
+    except TelegramError as exc:
+        log.info("could not check admin status in chat %s: %s", chat.platform_chat_id, exc)
+        return False
+    return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+
+__all__ = ["TelegramMessenger", "TelegramSurface", "is_chat_admin"]

@@ -1,0 +1,612 @@
+"""A fake Telegram Bot API server for tests and benchmarks.
+
+`FakeTelegramServer` is a real HTTP server on 127.0.0.1 (an ephemeral port), served by
+uvicorn in a background thread, so python-telegram-bot talks to it over real sockets
+through `base_url`. It answers the methods Parley uses the way the Bot API does (including
+"message is not modified", "message is too long" and HTML that does not parse), records
+every call with its time, queues updates for `getUpdates` (long polling with offsets,
+confirmed once a later offset is asked for), and can be told to fail the next calls of a
+method with a 429 and `retry_after` or any 400/403 error.
+
+`python -m tests.fakes.telegram_server` serves one in a child process for benchmarks;
+the `/_control/...` routes inject updates and read the recorded calls over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+import uvicorn
+
+__all__ = [
+    "BOT_ID",
+    "BOT_USERNAME",
+    "Call",
+    "FakeTelegramServer",
+    "callback_update",
+    "group_message",
+    "private_message",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+
+BOT_ID = 7000001
+BOT_USERNAME = "parley_test_bot"
+TOKEN = "7000001:TEST-token_abcdefghijklmnopqrstuvwxyz"
+
+_TEXT_KEYS = frozenset(
+    {"text", "parse_mode", "url", "secret_token", "callback_query_id", "action", "drop_pending"}
+)
+_TAGS = frozenset({"b", "i", "s", "u", "code", "pre", "a", "blockquote", "tg-spoiler", "em"})
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request the server received: Bot API method, decoded parameters, arrival time
+    (`time.monotonic()`, comparable across processes on one machine)."""
+
+    method: str
+    params: dict[str, Any]
+    at: float
+
+
+@dataclass(slots=True)
+class _Failure:
+    method: str
+    code: int
+    description: str
+    retry_after: int | None
+    times: int
+    when: Callable[[dict[str, Any]], bool] | None
+
+
+@dataclass(slots=True)
+class _State:
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    confirmed: int = 0
+    messages: dict[tuple[int, int], tuple[str, str | None]] = field(default_factory=dict)
+    failures: list[_Failure] = field(default_factory=list)
+    webhook_url: str = ""
+    admins: set[tuple[int, int]] = field(default_factory=set)
+
+
+def private_message(user_id: int, text: str, *, name: str = "Alice") -> dict[str, Any]:
+    """A text message in the private chat with `user_id` (an update without its id)."""
+    user = {"id": user_id, "is_bot": False, "first_name": name}
+    chat = {"id": user_id, "type": "private", "first_name": name}
+    return {"message": _message(chat, user, text)}
+
+
+def group_message(
+    chat_id: int,
+    user_id: int,
+    text: str,
+    *,
+    name: str = "Bob",
+    thread_id: int | None = None,
+    reply_to_bot: bool = False,
+    entities: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A text message in the supergroup `chat_id`; `thread_id` makes it a forum-topic
+    message; mention and command entities are derived from the text unless given."""
+    user = {"id": user_id, "is_bot": False, "first_name": name}
+    chat: dict[str, Any] = {"id": chat_id, "type": "supergroup", "title": "Team"}
+    if thread_id is not None:
+        chat["is_forum"] = True
+    message = _message(chat, user, text, entities)
+    if thread_id is not None:
+        message["message_thread_id"] = thread_id
+        message["is_topic_message"] = True
+    if reply_to_bot:
+        bot = {"id": BOT_ID, "is_bot": True, "first_name": "Parley", "username": BOT_USERNAME}
+        message["reply_to_message"] = {
+            "message_id": 1,
+            "date": int(time.time()) - 60,
+            "chat": chat,
+            "from": bot,
+            "text": "an earlier answer",
+        }
+    return {"message": message}
+
+
+def _message(
+    chat: dict[str, Any],
+    user: dict[str, Any],
+    text: str,
+    entities: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "message_id": next(_message_ids),
+        "date": int(time.time()),
+        "chat": chat,
+        "from": user,
+        "text": text,
+    }
+    if entities is None:
+        entities = []
+        for word_start, word in _words(text):
+            if word.startswith("@"):
+                entities.append({"type": "mention", "offset": word_start, "length": len(word)})
+            elif word.startswith("/") and word_start == 0:
+                entities.append({"type": "bot_command", "offset": 0, "length": len(word)})
+    if entities:
+        message["entities"] = entities
+    return message
+
+
+def _words(text: str) -> list[tuple[int, str]]:
+    found, start = [], 0
+    for word in text.split(" "):
+        if word:
+            found.append((start, word))
+        start += len(word) + 1
+    return found
+
+
+_message_ids = itertools.count(100)
+
+
+def callback_update(
+    chat: dict[str, Any], message_id: int, user_id: int, data: str, *, name: str = "Alice"
+) -> dict[str, Any]:
+    """A press on an inline button of the bot's message `message_id` in `chat`."""
+    bot = {"id": BOT_ID, "is_bot": True, "first_name": "Parley", "username": BOT_USERNAME}
+    return {
+        "callback_query": {
+            "id": f"cb-{next(_message_ids)}",
+            "from": {"id": user_id, "is_bot": False, "first_name": name},
+            "chat_instance": "ci-1",
+            "data": data,
+            "message": {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": chat,
+                "from": bot,
+                "text": "question",
+            },
+        }
+    }
+
+
+class _HTMLCheck(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.error = ""
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _TAGS:
+            self.error = f'unsupported start tag "{tag}"'
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.error = f'can\'t find end tag corresponding to start tag "{tag}"'
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+class FakeTelegramServer:
+    """A recording Bot API server. Point python-telegram-bot at `base_url`, queue updates
+    with `push`, inspect `calls`, and script failures with `fail`."""
+
+    def __init__(self) -> None:
+        self.base_url = ""
+        self.calls: list[Call] = []
+        self._state = _State()
+        self._last_update_id = 0
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._arrived: asyncio.Event | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._message_ids: dict[int, itertools.count[int]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("server already started")
+        # IPPROTO_TCP so that asyncio sets TCP_NODELAY (see tests/fakes/openai_server.py).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http="h11",
+            loop="asyncio",
+            interface="asgi3",
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=1,
+        )
+        server = uvicorn.Server(config)
+
+        async def serve() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._arrived = asyncio.Event()
+            await server.serve(sockets=[sock])
+
+        thread = threading.Thread(target=lambda: asyncio.run(serve()), name="fake-telegram")
+        thread.daemon = True
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                sock.close()
+                raise RuntimeError("fake Telegram server failed to start")
+            time.sleep(0.005)
+        self._server, self._thread = server, thread
+        self.base_url = f"http://127.0.0.1:{port}/bot"
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._wake()
+        self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeTelegramServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget calls, updates, messages, failures and admins (between tests)."""
+        with self._lock:
+            self.calls.clear()
+            self._state = _State()
+            self._message_ids.clear()
+
+    # -- scripting ---------------------------------------------------------------------
+
+    def push(self, update: dict[str, Any], *, update_id: int | None = None) -> int:
+        """Queue an update for getUpdates; returns its update_id (give one to re-deliver)."""
+        with self._lock:
+            uid = self._last_update_id + 1 if update_id is None else update_id
+            self._last_update_id = max(self._last_update_id, uid)
+            self._state.updates.append({"update_id": uid, **update})
+        self._wake()
+        return uid
+
+    def fail(
+        self,
+        method: str,
+        code: int,
+        description: str,
+        *,
+        retry_after: int | None = None,
+        times: int = 1,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Answer the next `times` calls of `method` (matching `when`) with an error."""
+        with self._lock:
+            self._state.failures.append(
+                _Failure(method, code, description, retry_after, times, when)
+            )
+
+    def make_admin(self, chat_id: int, user_id: int) -> None:
+        with self._lock:
+            self._state.admins.add((chat_id, user_id))
+
+    @property
+    def pending_updates(self) -> int:
+        """Updates not yet confirmed by a getUpdates offset."""
+        with self._lock:
+            return sum(1 for u in self._state.updates if u["update_id"] >= self._state.confirmed)
+
+    @property
+    def webhook_url(self) -> str:
+        return self._state.webhook_url
+
+    def calls_of(self, *methods: str) -> list[Call]:
+        with self._lock:
+            return [call for call in self.calls if call.method in methods]
+
+    async def wait_for(
+        self, predicate: Callable[[FakeTelegramServer], bool], within: float = 5.0
+    ) -> None:
+        """Wait until `predicate(self)` holds; fail with the calls seen so far."""
+        deadline = time.monotonic() + within
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                seen = [(c.method, c.params) for c in self.calls]
+                raise AssertionError(f"condition not met within {within} s; calls: {seen}")
+            await asyncio.sleep(0.01)
+
+    def _wake(self) -> None:
+        loop, arrived = self._loop, self._arrived
+        if loop is not None and arrived is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(arrived.set)
+
+    # -- serving -----------------------------------------------------------------------
+
+    async def _app(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            event = await receive()
+            body += event.get("body", b"")
+            if not event.get("more_body"):
+                break
+        path: str = scope["path"]
+        if path.startswith("/_control/"):
+            status, payload = self._control(path, body)
+        else:
+            prefix, _, method = path.rpartition("/")
+            if prefix != f"/bot{TOKEN}":
+                status, payload = 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+            else:
+                params = _decode(scope, body)
+                with self._lock:
+                    self.calls.append(Call(method, params, time.monotonic()))
+                status, payload = await self._answer(method, params)
+        data = json.dumps(payload).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+    def _control(self, path: str, body: bytes) -> tuple[int, Any]:
+        if path == "/_control/push":
+            return 200, {"update_id": self.push(json.loads(body))}
+        if path == "/_control/calls":
+            with self._lock:
+                return 200, [[c.method, c.params, c.at] for c in self.calls]
+        return 404, {}
+
+    async def _answer(self, method: str, params: dict[str, Any]) -> tuple[int, Any]:
+        failure = self._take_failure(method, params)
+        if failure is not None:
+            error: dict[str, Any] = {
+                "ok": False,
+                "error_code": failure.code,
+                "description": failure.description,
+            }
+            if failure.retry_after is not None:
+                error["parameters"] = {"retry_after": failure.retry_after}
+            return failure.code, error
+        if method == "getUpdates":
+            return 200, {"ok": True, "result": await self._get_updates(params)}
+        handler = getattr(self, f"_m_{method}", None)
+        if handler is None:
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found: method"}
+        result = handler(params)
+        if isinstance(result, tuple):
+            return result
+        return 200, {"ok": True, "result": result}
+
+    def _take_failure(self, method: str, params: dict[str, Any]) -> _Failure | None:
+        with self._lock:
+            for failure in self._state.failures:
+                if failure.method == method and (failure.when is None or failure.when(params)):
+                    failure.times -= 1
+                    if failure.times <= 0:
+                        self._state.failures.remove(failure)
+                    return failure
+        return None
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        timeout = float(params.get("timeout") or 0)
+        deadline = time.monotonic() + timeout
+        assert self._arrived is not None
+        with self._lock:
+            if offset:
+                self._state.confirmed = max(self._state.confirmed, offset)
+                self._state.updates = [u for u in self._state.updates if u["update_id"] >= offset]
+        while True:
+            with self._lock:
+                ready = [u for u in self._state.updates if u["update_id"] >= offset][:limit]
+                self._arrived.clear()
+            remaining = deadline - time.monotonic()
+            if ready or remaining <= 0 or (self._server and self._server.should_exit):
+                return ready
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+
+    def _bot_user(self) -> dict[str, Any]:
+        return {
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "Parley",
+            "username": BOT_USERNAME,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    def _m_getMe(self, params: dict[str, Any]) -> Any:
+        return self._bot_user()
+
+    def _sent(self, chat_id: int, text: str, params: dict[str, Any]) -> dict[str, Any]:
+        counter = self._message_ids.setdefault(chat_id, itertools.count(5000))
+        message_id = next(counter)
+        with self._lock:
+            self._state.messages[(chat_id, message_id)] = _rendition(params)
+        chat_type = "private" if chat_id > 0 else "supergroup"
+        return {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": chat_type},
+            "from": self._bot_user(),
+            "text": text,
+        }
+
+    def _check_text(self, params: dict[str, Any], *, required: bool = True) -> tuple[str, Any]:
+        """The visible text of a message, or an error answer like Telegram's."""
+        text = str(params.get("text", ""))
+        if params.get("parse_mode") == "HTML":
+            check = _HTMLCheck()
+            check.feed(text)
+            check.close()
+            if check.error or check.stack:
+                reason = check.error or f'can\'t find end tag corresponding to "{check.stack[-1]}"'
+                return "", _bad_request(f"can't parse entities: {reason}")
+            text = "".join(check.text)
+        elif params.get("parse_mode") is not None:
+            return "", _bad_request("unsupported parse_mode in this fake")
+        if required and not text.strip():
+            return "", _bad_request("message text is empty")
+        if len(text.encode("utf-16-le")) // 2 > 4096:
+            return "", _bad_request("message is too long")
+        return text, None
+
+    def _m_sendMessage(self, params: dict[str, Any]) -> Any:
+        text, error = self._check_text(params)
+        if error is not None:
+            return error
+        return self._sent(int(params["chat_id"]), text, params)
+
+    def _m_sendMessageDraft(self, params: dict[str, Any]) -> Any:
+        if int(params["chat_id"]) < 0:
+            return _bad_request("sendMessageDraft is available in private chats only")
+        if not int(params.get("draft_id") or 0):
+            return _bad_request("draft_id must be non-zero")
+        _, error = self._check_text(params, required=False)
+        return error if error is not None else True
+
+    def _m_editMessageText(self, params: dict[str, Any]) -> Any:
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        text, error = self._check_text(params)
+        if error is not None:
+            return error
+        with self._lock:
+            old = self._state.messages.get(key)
+            if old is None:
+                return _bad_request("message to edit not found")
+            if old == _rendition(params) and "reply_markup" not in params:
+                return _bad_request(
+                    "message is not modified: specified new message content and reply "
+                    "markup are exactly the same as a current content and reply markup "
+                    "of the message"
+                )
+            self._state.messages[key] = _rendition(params)
+        chat_type = "private" if key[0] > 0 else "supergroup"
+        return {
+            "message_id": key[1],
+            "date": int(time.time()),
+            "edit_date": int(time.time()),
+            "chat": {"id": key[0], "type": chat_type},
+            "from": self._bot_user(),
+            "text": text,
+        }
+
+    def _m_sendChatAction(self, params: dict[str, Any]) -> Any:
+        return True
+
+    def _m_answerCallbackQuery(self, params: dict[str, Any]) -> Any:
+        return True
+
+    def _m_setMyCommands(self, params: dict[str, Any]) -> Any:
+        return True
+
+    def _m_setWebhook(self, params: dict[str, Any]) -> Any:
+        secret = str(params.get("secret_token", ""))
+        if secret and not all(c.isalnum() or c in "_-" for c in secret):
+            return _bad_request("secret token contains unallowed characters")
+        self._state.webhook_url = str(params.get("url", ""))
+        return True
+
+    def _m_deleteWebhook(self, params: dict[str, Any]) -> Any:
+        self._state.webhook_url = ""
+        return True
+
+    def _m_getChatMember(self, params: dict[str, Any]) -> Any:
+        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        status = "administrator" if (chat_id, user_id) in self._state.admins else "member"
+        user = {"id": user_id, "is_bot": False, "first_name": "Member"}
+        if status == "administrator":
+            return {
+                "status": status,
+                "user": user,
+                "can_be_edited": False,
+                "is_anonymous": False,
+                "can_manage_chat": True,
+                "can_delete_messages": True,
+                "can_manage_video_chats": True,
+                "can_restrict_members": True,
+                "can_promote_members": False,
+                "can_change_info": True,
+                "can_invite_users": True,
+                "can_post_stories": False,
+                "can_edit_stories": False,
+                "can_delete_stories": False,
+            }
+        return {"status": status, "user": user}
+
+
+def _rendition(params: dict[str, Any]) -> tuple[str, str | None]:
+    return str(params.get("text", "")), params.get("parse_mode")
+
+
+def _bad_request(description: str) -> tuple[int, Any]:
+    return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {description}"}
+
+
+def _decode(scope: Scope, body: bytes) -> dict[str, Any]:
+    headers = dict(scope.get("headers") or [])
+    content_type = headers.get(b"content-type", b"").decode()
+    if content_type.startswith("application/json"):
+        decoded: dict[str, Any] = json.loads(body or b"{}")
+        return decoded
+    params: dict[str, Any] = {}
+    for key, value in parse_qsl(body.decode(), keep_blank_values=True):
+        if key in _TEXT_KEYS:
+            params[key] = value
+            continue
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def main() -> None:
+    """Serve in this process until stdin closes; print the base URL first."""
+    with FakeTelegramServer() as server:
+        print(server.base_url, flush=True)  # noqa: T201
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
