@@ -143,7 +143,9 @@ class Application:
                 )
             )
         if self.settings.telegram.bot_token is not None:
-            platforms.append(TelegramPlatform(self.settings.telegram, self.engine))
+            platforms.append(
+                TelegramPlatform(self.settings.telegram, self.engine, admin=self.admin)
+            )
         return platforms
 
     async def start(self) -> None:
