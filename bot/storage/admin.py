@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, case, cast, func, update
+from sqlalchemy import Date, case, cast, func, literal, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -171,36 +171,62 @@ class AdminStore:
             day, month = (await _run(session, query)).one()
         return int(day), int(month)
 
-    async def tokens_per_day(self, *, days: int = 30) -> list[tuple[str, str, int]]:
-        """(day, channel label, tokens) over the last `days` days, for the usage chart."""
+    async def tokens_per_day(self, *, days: int = 30, top: int = 6) -> list[tuple[str, str, int]]:
+        """(day, channel label, tokens) over the last `days` days for the usage chart: the
+        `top` channels by tokens each get their own label, all others are summed as "other"
+        in SQL (so 10,000 channels still make at most days * (top + 1) rows)."""
         u = UsageRecord.__table__.c  # type: ignore[attr-defined]
         c = Channel.__table__.c  # type: ignore[attr-defined]
         since = utcnow() - timedelta(days=days)
+        tokens = func.sum(u.prompt_tokens + u.completion_tokens)
         async with self.db.read() as session:
             dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-            day = (
-                cast(u.created_at, Date) if dialect == "postgresql" else func.date(u.created_at)
-            ).label("day")
-            totals = (
-                sa_select(
-                    day,
-                    u.channel_id,
-                    func.sum(u.prompt_tokens + u.completion_tokens).label("tokens"),
+            # `+ 0`: SQLite would otherwise walk the channel index and look up every row;
+            # this way it reads the covering (created_at, channel, tokens) index.
+            channel = (u.channel_id + 0).label("channel")
+            leaders = (
+                await _run(
+                    session,
+                    sa_select(channel)
+                    .where(u.created_at >= since)
+                    .group_by(channel)
+                    .order_by(tokens.desc())
+                    .limit(top),
                 )
-                .where(u.created_at >= since)
-                .group_by(day, u.channel_id)
-                .subquery()
-            )
-            query = (
-                sa_select(totals.c.day, c.platform, c.platform_chat_id, c.title, totals.c.tokens)
-                .join(CHANNELS, c.id == totals.c.channel_id)
-                .order_by(totals.c.day)
-            )
-            rows = (await _run(session, query)).all()
-        return [
-            (str(row.day), f"{row.platform}:{row.title or row.platform_chat_id}", int(row.tokens))
-            for row in rows
-        ]
+            ).all()
+            leader_ids = [int(row[0]) for row in leaders]
+            # SQLite keeps timestamps as ISO text: the first 10 characters are the UTC day.
+            day = (
+                cast(u.created_at, Date)
+                if dialect == "postgresql"
+                else func.substr(u.created_at, 1, 10)
+            ).label("day")
+            who = (
+                case((u.channel_id.in_(leader_ids), u.channel_id), else_=0)
+                if leader_ids
+                else literal(0)
+            ).label("who")
+            rows = (
+                await _run(
+                    session,
+                    sa_select(day, who, tokens.label("tokens"))
+                    .where(u.created_at >= since)
+                    .group_by(day, who)
+                    .order_by(day),
+                )
+            ).all()
+            names = {}
+            if leader_ids:
+                found = await _run(
+                    session,
+                    sa_select(c.id, c.platform, c.platform_chat_id, c.title).where(
+                        c.id.in_(leader_ids)
+                    ),
+                )
+                names = {
+                    int(r.id): f"{r.platform}:{r.title or r.platform_chat_id}" for r in found.all()
+                }
+        return [(str(row.day), names.get(int(row.who), "other"), int(row.tokens)) for row in rows]
 
     async def user_usage(self, user_ids: Sequence[int], since: datetime) -> dict[int, int]:
         if not user_ids:

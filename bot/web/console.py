@@ -394,11 +394,13 @@ class Console:
 
 
 def usage_chart(rows: list[tuple[str, str, int]], *, days: int) -> dict[str, Any]:
-    """Stacked bars (tokens per day, one colour per channel; the top 6, the rest grouped)."""
+    """Stacked bars: tokens per day, one colour per channel (the store already grouped all
+    but the top channels as "other")."""
     totals: dict[str, int] = {}
     for _, label, tokens in rows:
-        totals[label] = totals.get(label, 0) + tokens
-    top = [label for label, _ in sorted(totals.items(), key=lambda kv: -kv[1])[:6]]
+        if label != "other":
+            totals[label] = totals.get(label, 0) + tokens
+    top = [label for label, _ in sorted(totals.items(), key=lambda kv: -kv[1])]
     today = datetime.now(UTC).date()
     day_list = [(today - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
     stacks: dict[str, dict[str, int]] = {day: {} for day in day_list}

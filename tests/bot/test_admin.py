@@ -6,7 +6,8 @@ import dataclasses
 
 from sqlalchemy import select
 
-from bot.domain import ChatKind, ChatRef, UserRef
+from bot.domain import ChatKind, ChatRef, Usage, UserRef
+from bot.storage import UsageEntry
 from bot.storage.models import AuditEntry
 from tests.bot.test_engine import ALICE, DM, AppFactory, echo, hang, launch, make_app, message
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
@@ -186,3 +187,23 @@ async def test_a_channel_budget_override_and_the_rate_limit(
     await app.engine.handle(message("c"), RecordingSurface())
     limited = await app.engine.handle(message("d"), RecordingSurface())
     assert "faster than the limit of 2 per minute" in limited.error
+
+
+async def test_the_usage_chart_names_the_top_channels_and_sums_the_rest(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app()
+    for index in range(8):
+        chat = ChatRef("test", f"room-{index}", ChatKind.GROUP)
+        info = await app.store.open_conversation(message("x", chat=chat))
+        await app.store.record_usage(
+            UsageEntry(info.user_id, info.channel_id, None, "m", Usage(100 * (index + 1), 0))
+        )
+
+    rows = await app.admin_store.tokens_per_day(days=30, top=6)
+
+    by_label = {label: tokens for _, label, tokens in rows}
+    assert by_label == {
+        **{f"test:room-{i}": 100 * (i + 1) for i in range(2, 8)},
+        "other": 100 + 200,
+    }

@@ -57,6 +57,11 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_usage_channel_id_created_at", ["channel_id", "created_at"], unique=False
         )
+        batch_op.create_index(
+            "ix_usage_created_at_channel_id_tokens",
+            ["created_at", "channel_id", "prompt_tokens", "completion_tokens"],
+            unique=False,
+        )
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.create_index("ix_conversations_channel_id_id", ["channel_id", "id"], unique=False)
 
@@ -65,6 +70,7 @@ def downgrade() -> None:
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_index("ix_conversations_channel_id_id")
     with op.batch_alter_table("usage", schema=None) as batch_op:
+        batch_op.drop_index("ix_usage_created_at_channel_id_tokens")
         batch_op.drop_index("ix_usage_channel_id_created_at")
         batch_op.drop_index("ix_usage_user_id_created_at")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
