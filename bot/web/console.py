@@ -1,11 +1,12 @@
 """The admin web console under /admin: server-rendered pages, no JavaScript needed.
 
 Sign-in takes PARLEY_ADMIN_PASSWORD: both sides are hashed (SHA-256) and compared in
-constant time. The session lives in a signed cookie (itsdangerous through Starlette's
-SessionMiddleware, keyed from the password, so changing it signs everyone out). Every
-POST carries the session's CSRF token; a missing or wrong one is refused with 403.
-Every change goes through `Administration` or `AdminStore` and into the audit log
-with the surface "console".
+constant time; five wrong passwords from one address lock it out for up to 5 minutes.
+The session lives in a signed cookie (itsdangerous through Starlette's SessionMiddleware,
+keyed from the password, so changing it signs everyone out). Every POST carries the
+session's CSRF token; a missing or wrong one is refused with 403. Every change goes
+through `Administration` or `AdminStore` and into the audit log with the surface
+"console".
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 import zoneinfo
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 ACTOR = "console:admin"
 SURFACE = "console"
+MAX_FAILURES = 5  # wrong passwords from one address...
+FAILURE_WINDOW = 300.0  # ...within this many seconds lock it out until the oldest expires
 CHART_COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1")
 
 
@@ -70,6 +74,7 @@ class Console:
         self.admin = admin
         self.reminders = reminders
         self._password_digest = _digest(password)
+        self._failures: dict[str, list[float]] = {}
         self._session_key = hmac.new(
             password.encode("utf-8"), b"parley-console-session", hashlib.sha256
         ).hexdigest()
@@ -188,8 +193,18 @@ class Console:
             return self._render(
                 request, "login.html", status_code=403, error="The form expired: try again."
             )
+        client = request.client.host if request.client else "?"
+        wait = self._throttled(client)
+        if wait:
+            log.warning("console: sign-in from %s refused: too many wrong passwords", client)
+            return self._render(
+                request,
+                "login.html",
+                status_code=429,
+                error=f"Too many wrong passwords: wait {wait} s and try again.",
+            )
         if not hmac.compare_digest(_digest(form.get("password", "")), self._password_digest):
-            client = request.client.host if request.client else "?"
+            self._failures.setdefault(client, []).append(time.monotonic())
             log.warning("console: wrong password from %s", client)
             await self.store.audit(
                 actor=f"console:{client}",
@@ -204,6 +219,18 @@ class Console:
         request.session["csrf"] = secrets.token_urlsafe(32)
         await self.store.audit(actor=ACTOR, action="console.signin", surface=SURFACE)
         return RedirectResponse("/admin/channels", status_code=303)
+
+    def _throttled(self, client: str) -> int:
+        """Seconds `client` must wait after MAX_FAILURES wrong passwords in FAILURE_WINDOW."""
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(client, []) if now - t < FAILURE_WINDOW]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        if len(recent) < MAX_FAILURES:
+            return 0
+        return int(FAILURE_WINDOW - (now - recent[0])) + 1
 
     async def logout(self, request: Request) -> Response:
         request.session.clear()

@@ -224,3 +224,16 @@ async def test_the_usage_page_draws_bars(
         page = await client.get("/admin/usage")
     assert page.status_code == 200
     assert "<rect" in page.text and "test:Finance: 150 tokens" in page.text
+
+
+async def test_repeated_wrong_passwords_lock_the_address_out(
+    make_console: ConsoleFactory,
+) -> None:
+    console = await make_console(tools=())
+    async with console.client() as client:
+        statuses = [(await sign_in(client, f"guess {i}")).status_code for i in range(5)]
+        locked = await sign_in(client)  # even the right password waits now
+    assert statuses == [401] * 5
+    assert locked.status_code == 429 and "Too many wrong passwords" in locked.text
+    refusals = [e for e in await audit_rows(console.app) if not e.allowed]
+    assert len(refusals) == 5
