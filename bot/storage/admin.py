@@ -6,6 +6,7 @@ so pages stay fast with many channels and messages (tests/bench/console.py).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,12 +70,28 @@ class Page:
 
 
 class AdminStore:
-    def __init__(self, database: Database) -> None:
+    """`channel_config` is read on every turn, so it is cached for `cache_seconds`; this
+    process's own changes clear it at once, another replica's show within that time."""
+
+    def __init__(self, database: Database, *, cache_seconds: float = 5.0) -> None:
         self.db = database
+        self.cache_seconds = cache_seconds
+        self._configs: dict[int, tuple[float, ChannelConfig]] = {}
 
     # -- policy and channel settings ------------------------------------------------------
 
     async def channel_config(self, channel_id: int) -> ChannelConfig:
+        cached = self._configs.get(channel_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.cache_seconds:
+            return cached[1]
+        config = await self._load_config(channel_id)
+        if len(self._configs) > 10_000:
+            self._configs.clear()
+        self._configs[channel_id] = (now, config)
+        return config
+
+    async def _load_config(self, channel_id: int) -> ChannelConfig:
         tools = ChannelTool.__table__.c  # type: ignore[attr-defined]
         channels = Channel.__table__.c  # type: ignore[attr-defined]
         async with self.db.read() as session:
@@ -118,6 +135,7 @@ class AdminStore:
                 set_={k: statement.excluded[k] for k in ("enabled", "changed_by", "changed_at")},
             )
             await _run(session, statement)
+        self._configs.pop(channel_id, None)
 
     async def set_channel_settings(
         self,
@@ -138,6 +156,7 @@ class AdminStore:
                     limits={k: v for k, v in limits.items() if k in LIMIT_KEYS} or None,
                 ),
             )
+        self._configs.pop(channel_id, None)
 
     async def channel(self, channel_id: int) -> ChannelRow | None:
         c = Channel.__table__.c  # type: ignore[attr-defined]

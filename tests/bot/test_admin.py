@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from sqlalchemy import select
@@ -207,3 +208,28 @@ async def test_the_usage_chart_names_the_top_channels_and_sums_the_rest(
         **{f"test:room-{i}": 100 * (i + 1) for i in range(2, 8)},
         "other": 100 + 200,
     }
+
+
+async def test_another_replicas_change_shows_once_the_cache_expires(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    app = await make_app(tools=(echo,))
+    other = await make_app(tools=(echo,))  # a second process on the same database
+    app.admin_store.cache_seconds = 0.2
+    llm.set_default(text_reply("ok"))
+    await app.engine.handle(message("1"), RecordingSurface())
+    channel_id = await other.store.channel_id(DM)
+    await other.admin.set_tool(
+        actor=ADMIN,
+        channel_id=channel_id,
+        place="test:dm-alice",
+        tool="echo",
+        enabled=False,
+        surface="test",
+        is_admin=True,
+    )
+    await app.engine.handle(message("2"), RecordingSurface())  # still cached
+    await asyncio.sleep(0.25)
+    await app.engine.handle(message("3"), RecordingSurface())
+
+    assert [offered(r) for r in llm.requests] == [{"echo"}, {"echo"}, set()]
