@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from sqlalchemy import select
 
 from bot.storage.models import AuditEntry
+from integrations.slack.commands import tools_blocks
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.slack_server import TEAM_ID, FakeSlackServer
 from tests.integrations.slack.harness import (
@@ -119,3 +121,21 @@ async def test_parley_admins_may_change_without_asking_slack(
     [redraw] = await slack.wait_for("response_url")
     assert "Saved" in redraw["text"]
     assert slack.count("users.info") == 0
+
+
+def test_many_tools_are_split_into_groups_of_ten() -> None:
+    many = [
+        (dataclasses.replace(get_current_time, name=f"tool_{i:02d}"), i % 2 == 0) for i in range(23)
+    ]
+    blocks = tools_blocks(many)
+    groups = [b for b in blocks if b["type"] == "actions"]
+    assert [len(g["elements"][0]["options"]) for g in groups] == [10, 10, 3]
+    assert [g["elements"][0]["action_id"] for g in groups] == [
+        "parley_tools:0",
+        "parley_tools:1",
+        "parley_tools:2",
+    ]
+    assert [o["value"] for o in groups[2]["elements"][0]["initial_options"]] == [
+        "tool_20",
+        "tool_22",
+    ]
