@@ -251,13 +251,16 @@ class SlackPlatform:
                 "users.info (admin check)", self.client.users_info(user=user.platform_user_id)
             )
             if response is None:
-                return False  # a failed check (logged) counts as "not an admin"
+                raise LookupError("users.info failed")  # logged by slack_call; not cached
             info = response.get("user") or {}
             return bool(
                 info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner")
             )
 
-        return await self._admins.get(user.platform_user_id, ask)
+        try:
+            return await self._admins.get(user.platform_user_id, ask)
+        except LookupError:
+            return False  # a failed check counts as "not an admin" this time only
 
     # -- turns -------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.constants import ChatType
+from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
@@ -48,7 +48,6 @@ from integrations.telegram.surface import (
     PLATFORM,
     TelegramMessenger,
     TelegramSurface,
-    is_chat_admin,
 )
 
 log = logging.getLogger(__name__)
@@ -302,7 +301,22 @@ class TelegramPlatform:
         if chat.kind is ChatKind.DM:
             return False
         key = (chat.platform_chat_id, user.platform_user_id)
-        return await self._admins.get(key, lambda: is_chat_admin(self.application.bot, user, chat))
+        bot = self.application.bot
+
+        async def ask() -> bool:
+            try:
+                member = await bot.get_chat_member(
+                    int(chat.platform_chat_id), int(user.platform_user_id)
+                )
+            except TelegramError as exc:
+                log.info("telegram: admin check in %s failed: %s", chat.platform_chat_id, exc)
+                raise LookupError(str(exc)) from exc  # not cached
+            return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+        try:
+            return await self._admins.get(key, ask)
+        except LookupError:
+            return False  # a failed check counts as "not an admin" this time only
 
     async def _on_toggle(self, query: CallbackQuery, name: str) -> None:
         message = query.message

@@ -111,6 +111,22 @@ async def test_a_non_admin_is_refused_told_and_audited(
     assert [t["function"]["name"] for t in llm.requests[0]["tools"]] == ["get_current_time"]
 
 
+async def test_a_failed_admin_check_refuses_once_and_is_not_remembered(
+    make_slack: HarnessFactory, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack(tools=(get_current_time,))
+    slack.users[ALICE] = {"is_admin": True}
+    slack.fail("users.info", "internal_error")
+
+    await press_checkboxes(harness, slack, user=ALICE, selected=[])
+    [refused] = await slack.wait_for("response_url")
+    await press_checkboxes(harness, slack, user=ALICE, selected=[])
+    [_, saved] = await slack.wait_for("response_url", 2)
+
+    assert "Only admins" in refused["text"] and "Saved" in saved["text"]
+    assert slack.count("users.info") == 2
+
+
 async def test_parley_admins_may_change_without_asking_slack(
     make_slack: HarnessFactory, slack: FakeSlackServer
 ) -> None:

@@ -117,3 +117,21 @@ async def test_in_a_private_chat_only_parley_admins_may_switch(
     assert (
         telegram.calls_of("answerCallbackQuery")[1].params["text"] == "get_current_time disabled."
     )
+
+
+async def test_a_failed_admin_check_refuses_once_and_is_not_remembered(
+    telegram: FakeTelegramServer, make_app: AppFactory
+) -> None:
+    await make_app(tools=[get_current_time])
+    telegram.make_admin(GROUP, ADMIN)
+    telegram.push(group_message(GROUP, ADMIN, "/tools"))
+    message_id, _ = await tools_keyboard(telegram)
+    telegram.fail("getChatMember", 500, "Internal Server Error")
+
+    telegram.push(callback_update(CHAT, message_id, ADMIN, "tt:get_current_time"))
+    await telegram.wait_for(lambda t: len(t.calls_of("answerCallbackQuery")) == 1)
+    telegram.push(callback_update(CHAT, message_id, ADMIN, "tt:get_current_time"))
+    await telegram.wait_for(lambda t: len(t.calls_of("answerCallbackQuery")) == 2)
+
+    refused, done = (c.params["text"] for c in telegram.calls_of("answerCallbackQuery"))
+    assert "Only admins" in refused and done == "get_current_time disabled."
