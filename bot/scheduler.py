@@ -59,6 +59,7 @@ from bot.domain import (
 )
 from bot.engine import Engine
 from bot.errors import StorageError
+from bot.observe import Observer
 from bot.storage import ConversationStore, Database
 from bot.storage.models import Channel, Reminder, User, utcnow
 from bot.surface import Messenger
@@ -183,7 +184,9 @@ class ReminderScheduler:
         self._settles: asyncio.Queue[Outcome] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self.stop_grace_seconds = 5.0
+        self.observer = Observer()
         self.running = False
+        self._newest_seen = 0  # the highest reminder id scheduled here
         _SCHEDULERS[self.key] = self
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -211,6 +214,23 @@ class ReminderScheduler:
         log.info("scheduler started with %d pending reminders", len(rows))
         return len(rows)
 
+    async def pick_up_new(self) -> int:
+        """Schedule reminders created since (by another replica: only the leader's
+        scheduler runs); returns how many. The leader calls it at every lease renewal."""
+        if not self.running:
+            return 0
+        async with self.db.read() as session:
+            rows = (
+                await session.exec(
+                    select(Reminder.id, Reminder.due_at, Reminder.retry_at).where(
+                        Reminder.status == "pending", col(Reminder.id) > self._newest_seen
+                    )
+                )
+            ).all()
+        for reminder_id, due_at, retry_at in rows:
+            self._schedule(int(reminder_id or 0), as_utc(retry_at or due_at))
+        return len(rows)
+
     async def stop(self) -> None:
         """Stop the clock. Sends in flight get a moment to finish and be recorded; what
         is left stays pending in the table and is delivered at the next start."""
@@ -234,6 +254,7 @@ class ReminderScheduler:
         self._workers = []
 
     def _schedule(self, reminder_id: int, when: datetime) -> None:
+        self._newest_seen = max(self._newest_seen, reminder_id)
         self._scheduler.add_job(
             deliver_reminder,
             trigger=DateTrigger(run_date=when, timezone=UTC),
@@ -369,7 +390,10 @@ class ReminderScheduler:
             raise  # stopped mid-send: the row stays pending, the next start delivers it
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
-        self._settles.put_nowait(Outcome(row, utcnow(), error))
+        now = utcnow()
+        late = (now - as_utc(row.due_at)).total_seconds() > self.settings.late_after_seconds
+        self.observer.reminder_fired(late=late, failed=bool(error))
+        self._settles.put_nowait(Outcome(row, now, error))
 
     async def _compose(
         self, row: Reminder, user: UserRef, chat: ChatRef, due_at: datetime, now: datetime

@@ -1,0 +1,203 @@
+"""Operations: graceful shutdown of a real `parley run`, /readyz, /metrics, turn ids in logs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+import signal
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import BaseModel
+
+from bot.app import Application
+from bot.domain import ChatKind, ChatRef, IncomingMessage, ToolContext, UserRef
+from bot.logs import JSONFormatter
+from bot.observe import TurnIdFilter
+from bot.toolkit import tool
+from tests.apps import AppFactory
+from tests.bot.test_cli import start_run, wait_for_port
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
+from tests.fakes.surface import RecordingSurface
+from tests.fakes.telegram_server import TOKEN, FakeTelegramServer, private_message
+
+SECRET = "shutdown-webhook-secret"
+HOOK = "https://parley.example.test/telegram/hook"
+BOB = UserRef("test", "bob", "Bob")
+DM = ChatRef("test", "dm-bob", ChatKind.DM)
+
+
+def test_sigterm_during_a_turn_finishes_it_stores_it_and_exits_0(
+    tmp_path: Path, llm: ScriptedOpenAIServer, telegram: FakeTelegramServer
+) -> None:
+    llm.set_default(text_reply("The slow answer arrived.", delay=1.5))
+    seen: list[str] = []
+    with start_run(
+        tmp_path,
+        OPENAI_API_KEY="sk-x",
+        OPENAI_BASE_URL=llm.base_url,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        PARLEY_TELEGRAM_BASE_URL=telegram.base_url,
+        PARLEY_TELEGRAM_WEBHOOK_URL=HOOK,
+        PARLEY_TELEGRAM_WEBHOOK_SECRET=SECRET,
+        PARLEY_SHUTDOWN_GRACE_SECONDS="20",
+    ) as process:
+        port = wait_for_port(process, seen)
+        url = f"http://127.0.0.1:{port}/telegram/hook"
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        with httpx.Client(timeout=5) as client:
+            first = client.post(
+                url, json={"update_id": 501, **private_message(77, "hi")}, headers=headers
+            )
+            deadline = time.monotonic() + 10
+            while not llm.requests:  # the turn is now waiting for the slow model
+                assert time.monotonic() < deadline, "".join(seen)
+                time.sleep(0.02)
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            late = client.post(
+                url, json={"update_id": 502, **private_message(77, "again")}, headers=headers
+            )
+            ready = client.get(f"http://127.0.0.1:{port}/readyz")
+        try:
+            process.wait(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.stderr is not None
+        log = "".join(seen) + process.stderr.read()
+
+    assert first.status_code == 200
+    assert late.status_code == 503  # no new work: Telegram delivers it again later
+    assert ready.status_code == 503 and ready.json()["stopping"] is True
+    assert process.returncode == 0, log
+    assert "Traceback" not in log
+    texts = [call.params["text"] for call in telegram.calls_of("sendMessage")]
+    assert "The slow answer arrived." in texts, log
+    assert len(llm.requests) == 1  # the refused update never reached the model
+    with sqlite3.connect(tmp_path / "data" / "parley.db") as db:
+        stored = [row[0] for row in db.execute("SELECT content FROM messages ORDER BY id")]
+    assert stored == ["hi", "The slow answer arrived."]
+
+
+class LookupParams(BaseModel):
+    word: str
+
+
+@tool()
+async def lookup(params: LookupParams, ctx: ToolContext) -> str:
+    """Look a word up."""
+    return f"{params.word}: found"
+
+
+@pytest.fixture
+async def served(make_app: AppFactory) -> AsyncIterator[Application]:
+    app = await make_app(tools=[lookup], http={"port": 0})
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.serve(stop))
+    while not app.leadership.running:
+        assert not task.done()
+        await asyncio.sleep(0.01)
+    yield app
+    stop.set()
+    await task
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """One sample's value in a Prometheus text exposition (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
+        if match and match.group(1) == name:
+            got = ",".join(sorted((match.group(2) or "").split(","))) if match.group(2) else ""
+            if got == wanted:
+                return float(match.group(3))
+    return 0.0
+
+
+async def test_metrics_move_after_a_turn_and_readyz_reports_each_part(
+    llm: ScriptedOpenAIServer, served: Application
+) -> None:
+    assert served.web is not None
+    base = f"http://127.0.0.1:{served.web.port}"
+    llm.script(
+        tool_call_reply(("lookup", {"word": "tea"}), usage=(30, 7)),
+        text_reply("Tea is found.", usage=(40, 9)),
+    )
+    async with httpx.AsyncClient() as client:
+        before = (await client.get(f"{base}/metrics")).text
+        outcome = await served.engine.handle(
+            IncomingMessage(chat=DM, user=BOB, text="tea?"), RecordingSurface()
+        )
+        after = await client.get(f"{base}/metrics")
+        ready = await client.get(f"{base}/readyz")
+    assert not outcome.error
+    assert after.headers["content-type"].startswith("text/plain")
+    text = after.text
+    assert sample(before, "parley_turns_total", platform="test", outcome="ok") == 0
+    assert sample(text, "parley_turns_total", platform="test", outcome="ok") == 1
+    assert sample(text, "parley_turn_seconds_count", platform="test") == 1
+    assert sample(text, "parley_llm_calls_total", model="scripted", outcome="ok") == 2
+    assert sample(text, "parley_llm_tokens_total", model="scripted", kind="prompt") == 70
+    assert sample(text, "parley_llm_tokens_total", model="scripted", kind="completion") == 16
+    assert sample(text, "parley_tool_calls_total", tool="lookup", outcome="ok") == 1
+    assert sample(text, "parley_turns_in_flight") == 0
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ok",
+        "database": "ok",
+        "platforms": {},
+        "scheduler": "leader",
+    }
+
+
+async def test_a_failing_tool_and_a_made_up_one_are_counted_as_failures(
+    llm: ScriptedOpenAIServer, served: Application
+) -> None:
+    llm.script(
+        tool_call_reply(("lookup", {"word": 5}), ("teleport", {})),
+        text_reply("Could not."),
+    )
+    await served.engine.handle(IncomingMessage(chat=DM, user=BOB, text="x"), RecordingSurface())
+    text = served.metrics.exposition().decode()
+    assert sample(text, "parley_tool_calls_total", tool="lookup", outcome="error") == 1
+    assert sample(text, "parley_tool_calls_total", tool="(unknown)", outcome="error") == 1
+    assert "teleport" not in text
+
+
+async def test_every_log_line_of_a_turn_carries_its_turn_id_and_no_message_body(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    app = await make_app(tools=[lookup])
+    llm.script(tool_call_reply(("lookup", {"word": "x"})), text_reply("done"))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(TurnIdFilter())
+    handler.setFormatter(JSONFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        await app.engine.handle(
+            IncomingMessage(chat=DM, user=BOB, text="my secret diary entry"), RecordingSurface()
+        )
+        await app.engine.handle(
+            IncomingMessage(chat=DM, user=BOB, text="again"), RecordingSurface()
+        )
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    turn_lines = [line for line in lines if line["logger"] == "bot.engine"]
+    assert len(turn_lines) >= 4
+    assert all(line.get("turn_id") for line in turn_lines)
+    assert len({line["turn_id"] for line in turn_lines}) == 2  # one id per turn
+    assert "diary" not in stream.getvalue()
