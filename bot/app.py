@@ -202,11 +202,9 @@ class Application:
             if self.engine.turns_in_flight:
                 log.info("waiting up to %.0f s for %d turn(s)", grace, self.engine.turns_in_flight)
             if not await self.engine.drain(grace):
-                log.warning(
-                    "%d turn(s) still running after %.0f s; stopping anyway",
-                    self.engine.turns_in_flight,
-                    grace,
-                )
+                cancelled = self.engine.cancel_turns()
+                log.warning("%d turn(s) still running after %.0f s: cancelled", cancelled, grace)
+                await self.engine.drain(5.0)
             await self.leadership.stop()
             await self.scheduler.stop()
             for platform in reversed(self.started):

@@ -98,6 +98,7 @@ class Engine:
         self._specs: dict[str, tuple[Tool, ToolSpec]] = {}
         self._locks = KeyedLocks()
         self._in_flight = 0
+        self._turn_tasks: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -113,6 +114,14 @@ class Engine:
             return False
         return True
 
+    def cancel_turns(self) -> int:
+        """Cancel the turns still running (shutdown after the grace period); returns how
+        many. Each round is stored in its own transaction, so nothing is half-written."""
+        tasks = [task for task in self._turn_tasks if not task.done()]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
+
     def _spec(self, item: Tool) -> ToolSpec:
         cached = self._specs.get(item.name)
         if cached is None or cached[0] is not item:
@@ -126,6 +135,9 @@ class Engine:
         outcome = TurnOutcome()
         key = conversation_key(message)
         token = TURN_ID.set(new_turn_id())
+        task = asyncio.current_task()
+        if task is not None:
+            self._turn_tasks.add(task)
         self._in_flight += 1
         self._idle.clear()
         self.observer.turn_started()
@@ -152,6 +164,8 @@ class Engine:
                 message.platform, "error" if outcome.error else "ok", outcome.total_seconds
             )
             self._in_flight -= 1
+            if task is not None:
+                self._turn_tasks.discard(task)
             if self._in_flight == 0:
                 self._idle.set()
             log.info(

@@ -201,3 +201,25 @@ async def test_every_log_line_of_a_turn_carries_its_turn_id_and_no_message_body(
     assert all(line.get("turn_id") for line in turn_lines)
     assert len({line["turn_id"] for line in turn_lines}) == 2  # one id per turn
     assert "diary" not in stream.getvalue()
+
+
+async def test_a_turn_longer_than_the_grace_period_is_cancelled_and_serve_returns(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    app = await make_app(tools=[lookup], http={"port": 0}, ops={"shutdown_grace_seconds": 0.3})
+    llm.set_default(text_reply("too slow", delay=5))
+    stop = asyncio.Event()
+    serving = asyncio.create_task(app.serve(stop))
+    while not app.leadership.running:
+        await asyncio.sleep(0.01)
+    turn = asyncio.create_task(
+        app.engine.handle(IncomingMessage(chat=DM, user=BOB, text="hi"), RecordingSurface())
+    )
+    while not llm.requests:
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    stop.set()
+    await serving
+    assert time.monotonic() - started < 3
+    assert turn.cancelled()
+    assert app.engine.turns_in_flight == 0
