@@ -22,7 +22,7 @@ from bot.domain import ChatKind, ChatRef, IncomingMessage, ToolContext, UserRef
 from bot.logs import JSONFormatter
 from bot.observe import TurnIdFilter
 from bot.toolkit import tool
-from tests.apps import AppFactory
+from tests.apps import AppFactory, wait_until
 from tests.bot.test_cli import start_run, wait_for_port
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
@@ -210,13 +210,11 @@ async def test_a_turn_longer_than_the_grace_period_is_cancelled_and_serve_return
     llm.set_default(text_reply("too slow", delay=5))
     stop = asyncio.Event()
     serving = asyncio.create_task(app.serve(stop))
-    while not app.leadership.running:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: app.leadership.running)
     turn = asyncio.create_task(
         app.engine.handle(IncomingMessage(chat=DM, user=BOB, text="hi"), RecordingSurface())
     )
-    while not llm.requests:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: bool(llm.requests))
     started = time.monotonic()
     stop.set()
     await serving
