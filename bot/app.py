@@ -200,10 +200,10 @@ class Application:
             self.draining = True
             grace = self.settings.ops.shutdown_grace_seconds
             if self.engine.turns_in_flight:
-                log.info("waiting up to %.0f s for %d turn(s)", grace, self.engine.turns_in_flight)
+                log.info("waiting up to %.1f s for %d turn(s)", grace, self.engine.turns_in_flight)
             if not await self.engine.drain(grace):
                 cancelled = self.engine.cancel_turns()
-                log.warning("%d turn(s) still running after %.0f s: cancelled", cancelled, grace)
+                log.warning("%d turn(s) still running after %.1f s: cancelled", cancelled, grace)
                 await self.engine.drain(5.0)
             await self.leadership.stop()
             await self.scheduler.stop()

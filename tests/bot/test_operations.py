@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -18,11 +19,18 @@ import pytest
 from pydantic import BaseModel
 
 from bot.app import Application
-from bot.domain import ChatKind, ChatRef, IncomingMessage, ToolContext, UserRef
+from bot.domain import (
+    ChatKind,
+    ChatRef,
+    IncomingMessage,
+    ReminderRequest,
+    ToolContext,
+    UserRef,
+)
 from bot.logs import JSONFormatter
 from bot.observe import TurnIdFilter
 from bot.toolkit import tool
-from tests.apps import AppFactory, wait_until
+from tests.apps import AppFactory, RecordingMessenger, wait_until
 from tests.bot.test_cli import start_run, wait_for_port
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
@@ -221,3 +229,90 @@ async def test_a_turn_longer_than_the_grace_period_is_cancelled_and_serve_return
     assert time.monotonic() - started < 3
     assert turn.cancelled()
     assert app.engine.turns_in_flight == 0
+
+
+async def test_while_draining_only_the_operations_endpoints_answer(served: Application) -> None:
+    assert served.web is not None
+    base = f"http://127.0.0.1:{served.web.port}"
+    served.draining = True
+    async with httpx.AsyncClient() as client:
+        webhook = await client.post(f"{base}/slack/events", content=b"{}")
+        health = await client.get(f"{base}/healthz")
+        metrics = await client.get(f"{base}/metrics")
+        ready = await client.get(f"{base}/readyz")
+    served.draining = False
+    assert (webhook.status_code, webhook.headers["retry-after"]) == (503, "5")
+    assert (health.status_code, metrics.status_code, ready.status_code) == (200, 200, 503)
+
+
+async def test_reminders_are_counted_when_they_fire_and_the_scheduler_restarts(
+    make_app: AppFactory,
+) -> None:
+    messenger = RecordingMessenger()
+    app = await make_app(messengers=(messenger,), reminders={"late_after_seconds": 60})
+
+    def due(text: str) -> ReminderRequest:
+        return ReminderRequest(
+            user=BOB,
+            chat=DM,
+            thread_key="",
+            kind="message",
+            text=text,
+            due_at=datetime.now(UTC) + timedelta(seconds=0.1),
+            timezone="UTC",
+            recurrence="none",
+            cron="",
+        )
+
+    await app.start_scheduler()
+    await app.scheduler.create(due("one"))
+    await wait_until(lambda: len(messenger.sent) == 1)
+    # A leader that lost its lease and took it again restarts the same scheduler.
+    await app.scheduler.stop()
+    await app.scheduler.start()
+    await app.scheduler.create(due("two"))
+    await wait_until(lambda: len(messenger.sent) == 2)
+    text = app.metrics.exposition().decode()
+    assert sample(text, "parley_reminders_fired_total", timeliness="on_time", outcome="ok") == 2
+
+
+def test_sigterm_with_a_turn_past_the_grace_period_still_exits_0_promptly(
+    tmp_path: Path, llm: ScriptedOpenAIServer, telegram: FakeTelegramServer
+) -> None:
+    llm.set_default(text_reply("never in time", delay=15))
+    seen: list[str] = []
+    with start_run(
+        tmp_path,
+        OPENAI_API_KEY="sk-x",
+        OPENAI_BASE_URL=llm.base_url,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        PARLEY_TELEGRAM_BASE_URL=telegram.base_url,
+        PARLEY_TELEGRAM_WEBHOOK_URL=HOOK,
+        PARLEY_TELEGRAM_WEBHOOK_SECRET=SECRET,
+        PARLEY_SHUTDOWN_GRACE_SECONDS="0.5",
+    ) as process:
+        port = wait_for_port(process, seen)
+        with httpx.Client(timeout=5) as client:
+            client.post(
+                f"http://127.0.0.1:{port}/telegram/hook",
+                json={"update_id": 601, **private_message(78, "hi")},
+                headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+            )
+        deadline = time.monotonic() + 10
+        while not llm.requests:
+            assert time.monotonic() < deadline, "".join(seen)
+            time.sleep(0.02)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        took = time.monotonic() - started
+        assert process.stderr is not None
+        log = "".join(seen) + process.stderr.read()
+    assert process.returncode == 0, log
+    assert took < 5, log
+    assert "1 turn(s) still running after 0.5 s: cancelled" in log
+    assert "Traceback" not in log
