@@ -147,9 +147,10 @@ class Engine:
             else:
                 log.info("turn from %s (%d chars)", message.user.qualified_id, len(message.text))
             # In-process first (cheap), then across replicas (a database lock on PostgreSQL).
-            async with self._locks.hold(key), self.store.conversation_lock(key):
+            async with self._locks.hold(key):
                 try:
-                    await self._run_turn(message, surface, outcome)
+                    async with self.store.conversation_lock(key):
+                        await self._run_turn(message, surface, outcome)
                 except ProviderError as exc:
                     log.warning("turn failed: provider error: %s", exc)
                     outcome.error = exc.user_message

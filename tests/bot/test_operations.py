@@ -316,3 +316,22 @@ def test_sigterm_with_a_turn_past_the_grace_period_still_exits_0_promptly(
     assert took < 5, log
     assert "1 turn(s) still running after 0.5 s: cancelled" in log
     assert "Traceback" not in log
+
+
+async def test_message_bodies_are_logged_only_when_enabled(
+    llm: ScriptedOpenAIServer, make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    llm.set_default(text_reply("ok"))
+    quiet = await make_app(tools=[])
+    with caplog.at_level(logging.INFO, logger="bot.engine"):
+        await quiet.engine.handle(
+            IncomingMessage(chat=DM, user=BOB, text="quiet words"), RecordingSurface()
+        )
+    assert "quiet words" not in caplog.text and "turn from test:bob (11 chars)" in caplog.text
+    caplog.clear()
+    loud = await make_app(tools=[], ops={"log_bodies": True})
+    with caplog.at_level(logging.INFO, logger="bot.engine"):
+        await loud.engine.handle(
+            IncomingMessage(chat=DM, user=BOB, text="loud words"), RecordingSurface()
+        )
+    assert "turn from test:bob: loud words" in caplog.text
