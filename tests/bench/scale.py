@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
@@ -331,6 +332,12 @@ def main() -> None:
         or "postgresql://postgres@127.0.0.1:5432/test",
     )
     args = parser.parse_args()
+    url = urlsplit(args.postgres)
+    try:
+        socket.create_connection((url.hostname or "127.0.0.1", url.port or 5432), 2).close()
+    except OSError as exc:
+        print(f"scale.py skipped: no PostgreSQL at {url.hostname}:{url.port or 5432} ({exc})")
+        return
     if not asyncio.run(main_async(args)):
         raise SystemExit("duplicates or lost messages")
 

@@ -56,6 +56,7 @@ def test_sigterm_during_a_turn_finishes_it_stores_it_and_exits_0(
         PARLEY_TELEGRAM_WEBHOOK_URL=HOOK,
         PARLEY_TELEGRAM_WEBHOOK_SECRET=SECRET,
         PARLEY_SHUTDOWN_GRACE_SECONDS="20",
+        PARLEY_LOG_FORMAT="json",
     ) as process:
         port = wait_for_port(process, seen)
         url = f"http://127.0.0.1:{port}/telegram/hook"
@@ -90,6 +91,10 @@ def test_sigterm_during_a_turn_finishes_it_stores_it_and_exits_0(
     texts = [call.params["text"] for call in telegram.calls_of("sendMessage")]
     assert "The slow answer arrived." in texts, log
     assert len(llm.requests) == 1  # the refused update never reached the model
+    records = [json.loads(line) for line in log.splitlines() if line.strip()]
+    turn_lines = [r for r in records if r["logger"] == "bot.engine"]
+    assert turn_lines and all(r.get("turn_id") for r in turn_lines), log
+    assert "hi" not in [r["message"] for r in records]
     with sqlite3.connect(tmp_path / "data" / "parley.db") as db:
         stored = [row[0] for row in db.execute("SELECT content FROM messages ORDER BY id")]
     assert stored == ["hi", "The slow answer arrived."]
