@@ -67,6 +67,7 @@ from bot.surface import Messenger
 log = logging.getLogger(__name__)
 
 BATCH = 500  # reminders claimed or settled per transaction
+PICK_UP_WINDOW_SECONDS = 300  # how far back the leader looks for other replicas' reminders
 
 _SCHEDULERS: weakref.WeakValueDictionary[str, ReminderScheduler] = weakref.WeakValueDictionary()
 
@@ -186,13 +187,14 @@ class ReminderScheduler:
         self.stop_grace_seconds = 5.0
         self.observer = Observer()
         self.running = False
-        self._newest_seen = 0  # the highest reminder id scheduled here
+        self._known: set[int] = set()  # ids scheduled here since start()
         _SCHEDULERS[self.key] = self
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> int:
         """Start the clock and schedule every pending reminder; returns how many."""
+        self._known = set()
         self._claims = asyncio.Queue()
         self._settles = asyncio.Queue()
         self._workers = [
@@ -215,21 +217,26 @@ class ReminderScheduler:
         return len(rows)
 
     async def pick_up_new(self) -> int:
-        """Schedule reminders created since (by another replica: only the leader's
-        scheduler runs); returns how many. The leader calls it at every lease renewal."""
+        """Schedule reminders created lately by another replica (only the leader's
+        scheduler runs); returns how many. The leader calls it at every lease renewal.
+        Ids are not committed in order, so it looks at a creation-time window rather than
+        "ids above the last one", and skips ids it scheduled before (which may have fired
+        and be in flight: scheduling them again would send them twice)."""
         if not self.running:
             return 0
+        since = utcnow() - timedelta(seconds=PICK_UP_WINDOW_SECONDS)
         async with self.db.read() as session:
             rows = (
                 await session.exec(
                     select(Reminder.id, Reminder.due_at, Reminder.retry_at).where(
-                        Reminder.status == "pending", col(Reminder.id) > self._newest_seen
+                        Reminder.status == "pending", col(Reminder.created_at) >= since
                     )
                 )
             ).all()
-        for reminder_id, due_at, retry_at in rows:
+        fresh = [row for row in rows if int(row[0] or 0) not in self._known]
+        for reminder_id, due_at, retry_at in fresh:
             self._schedule(int(reminder_id or 0), as_utc(retry_at or due_at))
-        return len(rows)
+        return len(fresh)
 
     async def stop(self) -> None:
         """Stop the clock. Sends in flight get a moment to finish and be recorded; what
@@ -254,7 +261,7 @@ class ReminderScheduler:
         self._workers = []
 
     def _schedule(self, reminder_id: int, when: datetime) -> None:
-        self._newest_seen = max(self._newest_seen, reminder_id)
+        self._known.add(reminder_id)
         self._scheduler.add_job(
             deliver_reminder,
             trigger=DateTrigger(run_date=when, timezone=UTC),

@@ -18,6 +18,7 @@ import pytest
 from bot.app import Application
 from bot.config import Settings
 from bot.domain import ChatKind, ChatRef, IncomingMessage, ReminderRequest, UserRef
+from bot.storage.models import Reminder
 from integrations.slack import SlackPlatform
 from integrations.telegram import TelegramPlatform
 from tests.apps import RecordingMessenger, wait_until
@@ -210,3 +211,47 @@ async def test_one_leader_runs_reminders_and_another_takes_over_when_it_dies(
 
     assert [t for t in first_messenger.texts] == ["⏰ Reminder: from the standby"]
     assert [t for t in second_messenger.texts] == ["⏰ Reminder: after the take-over"]
+
+
+async def test_the_leader_picks_up_a_reminder_committed_after_a_newer_one(
+    replica: Replica,
+) -> None:
+    """PostgreSQL hands out ids before commit: a reminder with a lower id can become
+    visible after one with a higher id, and must still fire (once)."""
+    ops = {"lease_seconds": 2.0, "lease_renew_seconds": 0.1}
+    messenger = RecordingMessenger()
+    leader = await replica(messengers=(messenger,), ops=ops)
+    standby = await replica(ops=ops)
+    await leader.leadership.start()
+    await standby.leadership.start()
+    alice, dm = UserRef("test", "alice", "Alice"), ChatRef("test", "dm-alice", ChatKind.DM)
+    user_id, channel_id = await standby.store.ids_of(alice, dm)
+    soon = datetime.now(UTC) + timedelta(seconds=0.3)
+    async with standby.database.write() as session:
+        slow = Reminder(
+            user_id=user_id,
+            channel_id=channel_id,
+            kind="message",
+            timezone="UTC",
+            text="the slow commit",
+            due_at=soon,
+        )
+        session.add(slow)
+        await session.flush()  # its id is taken now, the row is not visible yet
+        await standby.scheduler.create(
+            ReminderRequest(
+                user=alice,
+                chat=dm,
+                thread_key="",
+                kind="message",
+                text="the quick commit",
+                due_at=soon,
+                timezone="UTC",
+                recurrence="none",
+                cron="",
+            )
+        )
+        await wait_until(lambda: len(messenger.sent) == 1, within=5)
+    await wait_until(lambda: len(messenger.sent) == 2, within=5)
+    await asyncio.sleep(0.5)
+    assert messenger.texts == ["⏰ Reminder: the quick commit", "⏰ Reminder: the slow commit"]
