@@ -107,17 +107,28 @@ class Leadership:
             held = False
         if held and not self.leader:
             log.info("scheduler lease taken by %s: reminders run here", self.lease.holder)
+            try:
+                await self.on_gain()
+            except Exception:
+                log.exception("the scheduler did not start; trying again at the next renewal")
+                await self._lose()
+                return
             self.leader = True
-            await self.on_gain()
         elif not held and self.leader:
             log.warning("scheduler lease lost: stopping the reminder scheduler here")
             self.leader = False
-            await self.on_loss()
+            await self._lose()
         elif held and self.on_renew is not None:
             try:
                 await self.on_renew()
             except Exception as exc:
                 log.warning("scheduler lease: renewal work failed (%s)", exc)
+
+    async def _lose(self) -> None:
+        try:
+            await self.on_loss()
+        except Exception:
+            log.exception("stopping the scheduler failed")
 
     async def stop(self, *, release: bool = True) -> None:
         """Stop trying; with `release`, hand the lease back so another replica takes over
@@ -129,7 +140,7 @@ class Leadership:
             self._task = None
         if self.leader:
             self.leader = False
-            await self.on_loss()
+            await self._lose()
             if release:
                 try:
                     await self.lease.release()

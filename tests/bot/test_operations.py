@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import BaseModel
+from sqlalchemy import delete, update
 
 from bot.app import Application
 from bot.domain import (
@@ -29,6 +30,7 @@ from bot.domain import (
 )
 from bot.logs import JSONFormatter
 from bot.observe import TurnIdFilter
+from bot.storage.models import Lease
 from bot.toolkit import tool
 from tests.apps import AppFactory, RecordingMessenger, wait_until
 from tests.bot.test_cli import start_run, wait_for_port
@@ -340,3 +342,23 @@ async def test_message_bodies_are_logged_only_when_enabled(
             IncomingMessage(chat=DM, user=BOB, text="loud words"), RecordingSurface()
         )
     assert "turn from test:bob: loud words" in caplog.text
+
+
+async def test_a_leader_that_loses_its_lease_stops_its_scheduler_and_can_lead_again(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(ops={"lease_seconds": 5.0, "lease_renew_seconds": 0.05})
+    await app.leadership.start()
+    assert app.scheduler.running
+    async with app.database.write() as session:  # another replica took it over
+        await session.exec(
+            update(Lease).values(
+                holder="someone-else", expires_at=datetime.now(UTC) + timedelta(60)
+            )
+        )
+    await wait_until(lambda: not app.scheduler.running)
+    assert (await app.readiness())[1]["scheduler"] == "standby"
+    async with app.database.write() as session:  # ... and released it
+        await session.exec(delete(Lease))
+    await wait_until(lambda: app.scheduler.running)
+    assert app.leadership.leader
