@@ -1,13 +1,14 @@
-"""Scale-out benchmark: 1 and 2 `parley run` replicas on one PostgreSQL database.
+"""Scale-out benchmark: 1, 2 (or more) `parley run` replicas on one PostgreSQL database.
 
-Each replica is a real `parley run` process in Telegram webhook mode. This process is the
-fake Bot API (a thread) and the load spreader: M users each send K private messages in a
-closed loop, each update POSTed to the next replica in round-robin order; one update in
-five is also POSTed to the following replica (a platform redelivering), which must not
-produce a second answer. The model (zero latency, a streamed 60-word answer, or
+Each replica is a real `parley run` process, Telegram in webhook mode and Slack in HTTP
+mode. This process is the fake Bot API and the fake Slack Web API (threads) and the load
+spreader: M users (even ones on Telegram, odd ones in Slack DMs) each send K messages in a
+closed loop, each POSTed to the next replica in round-robin order; one message in five is
+also POSTed to the following replica (Telegram redelivering, Slack retrying), which must
+not produce a second answer. The model (zero latency, a streamed 60-word answer, or
 `--model-delay` seconds before it) runs in a child process.
 
-    latency = webhook POST sent -> the sendMessage carrying the answer reaches the fake
+    latency = webhook POST sent -> the answer's sendMessage / chat.stopStream at the fake
 
 Printed per scenario: messages/s, latency percentiles, answered, duplicates (must be 0),
 lost (must be 0) and each replica's RSS at the end. `--soak 600` runs one long scenario
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import multiprocessing
 import os
 import socket
@@ -41,13 +43,16 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parents[1]))
 
 import httpx  # noqa: E402
+from slack_sdk.signature import SignatureVerifier  # noqa: E402
 
 from tests.databases import fresh_postgres_database  # noqa: E402
+from tests.fakes.slack_server import TEAM_ID, FakeSlackServer  # noqa: E402
 from tests.fakes.telegram_server import TOKEN, FakeTelegramServer, private_message  # noqa: E402
 
 REPO = _HERE.parents[1]
 ANSWER = " ".join(["word"] * 60)
 SECRET = "bench-webhook-secret"
+SLACK_SECRET = "bench-signing-secret"
 FIRST_USER = 20_000
 
 
@@ -83,6 +88,44 @@ class CountingServer(FakeTelegramServer):
         return result
 
 
+class SlackCountingServer(FakeSlackServer):
+    """The fake Slack Web API, waking the user whose streamed answer just closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: dict[str, list[float]] = {}
+        self.waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+
+    def _answer(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        result = super()._answer(method, body)
+        if method == "chat.stopStream":
+            channel = str(body.get("channel", ""))
+            self.answers.setdefault(channel, []).append(time.monotonic())
+            waiter = self.waiters.get(channel)
+            if waiter is not None:
+                waiter[0].call_soon_threadsafe(waiter[1].set)
+        return result
+
+
+def slack_event(user: int, text: str, event_id: str) -> dict[str, Any]:
+    return {
+        "token": "legacy",
+        "team_id": TEAM_ID,
+        "api_app_id": "A0001",
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "event": {
+            "type": "message",
+            "channel": f"D{user}",
+            "channel_type": "im",
+            "user": f"U{user}",
+            "text": text,
+            "ts": f"{time.time():.6f}",
+        },
+    }
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -102,7 +145,13 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def start_replica(
-    directory: Path, index: int, port: int, database: str, model_url: str, bot_api: str
+    directory: Path,
+    index: int,
+    port: int,
+    database: str,
+    model_url: str,
+    bot_api: str,
+    slack_api: str,
 ) -> subprocess.Popen[bytes]:
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -116,6 +165,9 @@ def start_replica(
         "PARLEY_TELEGRAM_BASE_URL": bot_api,
         "PARLEY_TELEGRAM_WEBHOOK_URL": "https://bench.example.test/telegram/hook",
         "PARLEY_TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "SLACK_BOT_TOKEN": "xoxb-bench",
+        "SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "PARLEY_SLACK_API_URL": slack_api,
         "PARLEY_HTTP_PORT": str(port),
         "PARLEY_LOG_LEVEL": "WARNING",
     }
@@ -150,6 +202,7 @@ async def scenario(
     postgres: str,
     model_url: str,
     fake: CountingServer,
+    slack: SlackCountingServer,
     *,
     replicas: int,
     users: int,
@@ -159,18 +212,31 @@ async def scenario(
 ) -> bool:
     fake.reset()
     fake.answers.clear()
+    slack.reset()
+    slack.answers.clear()
     async with fresh_postgres_database(postgres) as database:
         ports = [free_port() for _ in range(replicas)]
         with tempfile.TemporaryDirectory() as tmp:
             processes = [
-                start_replica(Path(tmp), index, port, database, model_url, fake.base_url)
+                start_replica(
+                    Path(tmp), index, port, database, model_url, fake.base_url, slack.api_url
+                )
                 for index, port in enumerate(ports)
             ]
             try:
                 async with httpx.AsyncClient(timeout=30) as client:
                     await wait_ready(client, ports, processes)
                     ok = await drive(
-                        client, fake, ports, processes, replicas, users, messages, delay, soak
+                        client,
+                        fake,
+                        slack,
+                        ports,
+                        processes,
+                        replicas,
+                        users,
+                        messages,
+                        delay,
+                        soak,
                     )
             finally:
                 stop_replicas(Path(tmp), processes)
@@ -196,6 +262,7 @@ async def wait_ready(
 async def drive(
     client: httpx.AsyncClient,
     fake: CountingServer,
+    slack: SlackCountingServer,
     ports: list[int],
     processes: list[subprocess.Popen[bytes]],
     replicas: int,
@@ -207,7 +274,7 @@ async def drive(
     loop = asyncio.get_running_loop()
     spread = itertools.cycle(range(replicas))
     update_ids = itertools.count(1)
-    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    signer = SignatureVerifier(SLACK_SECRET)
     latencies: list[float] = []
     lost = 0
     sent = 0
@@ -215,35 +282,60 @@ async def drive(
     until = time.monotonic() + soak if soak else 0.0
     early_rss: list[float] = []
 
-    async def post(port: int, body: dict[str, Any]) -> None:
-        url = f"http://127.0.0.1:{port}/telegram/hook"
-        for _ in range(50):  # a 503 (a replica stopping) is retried, as Telegram does
-            if (await client.post(url, json=body, headers=headers)).status_code == 200:
+    async def post(url: str, content: bytes, headers: dict[str, str]) -> None:
+        for _ in range(50):  # a 503 (a replica stopping) is retried, as the platforms do
+            if (await client.post(url, content=content, headers=headers)).status_code == 200:
                 return
             await asyncio.sleep(0.1)
 
-    async def user(chat: int) -> None:
+    async def deliver(port: int, number: int, user: int, text: str, retry: bool) -> None:
+        base = f"http://127.0.0.1:{port}"
+        if user % 2 == 0:  # even users are on Telegram, odd ones on Slack
+            body = json.dumps({"update_id": number, **private_message(user, text)}).encode()
+            headers = {
+                "X-Telegram-Bot-Api-Secret-Token": SECRET,
+                "Content-Type": "application/json",
+            }
+            await post(f"{base}/telegram/hook", body, headers)
+            return
+        raw = json.dumps(slack_event(user, text, f"EvB{number}"))
+        stamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": signer.generate_signature(timestamp=stamp, body=raw),
+        }
+        if retry:
+            headers.update({"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+        await post(f"{base}/slack/events", raw.encode(), headers)
+
+    async def user(number: int) -> None:
         nonlocal lost, sent
         event = asyncio.Event()
-        fake.waiters[chat] = (loop, event)
+        key = f"D{number}"
+        if number % 2 == 0:
+            fake.waiters[number] = (loop, event)
+        else:
+            slack.waiters[key] = (loop, event)
         count = 0
         while (count < messages) if not soak else (time.monotonic() < until):
             count += 1
             event.clear()
             update_id = next(update_ids)
-            body = {"update_id": update_id, **private_message(chat, f"question {count}")}
             target = next(spread)
             at = time.monotonic()
             sent += 1
-            await post(ports[target], body)
+            text = f"question {count}"
+            await deliver(ports[target], update_id, number, text, False)
             if update_id % 5 == 0 and replicas > 1:  # redelivered to another replica
-                await post(ports[(target + 1) % replicas], body)
+                await deliver(ports[(target + 1) % replicas], update_id, number, text, True)
             try:
                 await asyncio.wait_for(event.wait(), timeout=30 + delay)
             except TimeoutError:
                 lost += 1
                 continue
-            latencies.append(fake.answers[chat][-1] - at)
+            answers = fake.answers[number] if number % 2 == 0 else slack.answers[key]
+            latencies.append(answers[-1] - at)
 
     async def sample_rss() -> None:
         await asyncio.sleep(min(60.0, soak / 2))
@@ -256,12 +348,13 @@ async def drive(
         await sampler
     await asyncio.sleep(0.5)  # let any duplicate answer arrive before counting
     answered = sum(len(times) for times in fake.answers.values())
+    answered += sum(len(times) for times in slack.answers.values())
     duplicates = max(0, answered - (sent - lost))
     rss = [rss_mib(p.pid) for p in processes]
     label = f"{soak:.0f} s soak" if soak else f"{users} users x {messages} messages"
     print(
         f"{replicas} replica(s), {label}, model delay {delay * 1000:.0f} ms, "
-        "Telegram webhooks, PostgreSQL"
+        "half Telegram webhooks, half Slack HTTP events, PostgreSQL"
     )
     print(f"  messages/s        {sent / wall:.1f}  ({sent} in {wall:.1f} s)")
     print(
@@ -286,6 +379,8 @@ async def main_async(args: argparse.Namespace) -> bool:
     model_url = queue.get(timeout=30)
     fake = CountingServer()
     fake.start()
+    slack = SlackCountingServer()
+    slack.start()
     ok = True
     try:
         if args.soak:
@@ -293,6 +388,7 @@ async def main_async(args: argparse.Namespace) -> bool:
                 args.postgres,
                 model_url,
                 fake,
+                slack,
                 replicas=max(args.replicas),
                 users=args.users,
                 messages=0,
@@ -306,6 +402,7 @@ async def main_async(args: argparse.Namespace) -> bool:
                         args.postgres,
                         model_url,
                         fake,
+                        slack,
                         replicas=replicas,
                         users=args.users,
                         messages=args.messages,
@@ -315,6 +412,7 @@ async def main_async(args: argparse.Namespace) -> bool:
                 )
     finally:
         fake.stop()
+        slack.stop()
         model.kill()
     return ok
 
