@@ -171,3 +171,13 @@ class SentEmail(SQLModel, table=True):
     status: str = Field(max_length=16)
     error: str = ""
     created_at: datetime = _timestamp(index=True)
+
+
+class Lease(SQLModel, table=True):
+    """A named lease one replica holds until `expires_at` (the scheduler leader)."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
