@@ -55,4 +55,8 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PARLEY_HTTP_PORT', '8080') + '/healthz', timeout=4)"]
 
+# `parley run` is PID 1 (exec form, no shell): SIGTERM reaches it, webhooks answer 503, turns
+# in flight finish (PARLEY_SHUTDOWN_GRACE_SECONDS) and it exits 0. Give `docker stop -t` /
+# Kubernetes' terminationGracePeriodSeconds more than that grace. Readiness: /readyz.
+STOPSIGNAL SIGTERM
 CMD ["parley", "run"]

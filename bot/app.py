@@ -19,11 +19,13 @@ from bot.config import Settings
 from bot.domain import ToolServices
 from bot.engine import Engine
 from bot.errors import ConfigError
+from bot.leader import LeaderLease, Leadership
 from bot.limits import Limits
 from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import Provider
 from bot.llm.openai_compat import OpenAICompatProvider
 from bot.mail import SMTPMailer
+from bot.observe import METRICS_CONTENT_TYPE, Metrics
 from bot.platform import Platform
 from bot.policy import ChannelToolPolicy
 from bot.scheduler import ReminderScheduler
@@ -33,6 +35,7 @@ from bot.surface import Messenger
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
 from bot.web.console import Console
+from bot.web.ops import DrainingMiddleware, ops_routes
 from integrations.slack import SlackPlatform
 from integrations.telegram import TelegramPlatform
 from tools import ALL_TOOLS
@@ -85,6 +88,8 @@ class Application:
         self.settings = settings
         self.provider = provider or build_provider(settings)
         self.database = Database.from_settings(settings.database)
+        # Prometheus metrics in a registry of this application's own.
+        self.metrics = Metrics()
         self.store = ConversationStore(self.database)
         self.tools = ToolRegistry(ALL_TOOLS if tools is None else tools)
         # MCP servers' tools join the same registry when `start()` connects to them.
@@ -120,6 +125,8 @@ class Application:
             policy=self.policy,
             limits=self.limits,
             services=services,
+            observer=self.metrics,
+            log_bodies=settings.ops.log_bodies,
         )
         self.platforms: list[Platform] = self.build_platforms()
         # The platforms' own messengers come first; explicit ones (console, tests) override.
@@ -127,7 +134,19 @@ class Application:
         for messenger in messengers:
             self.messengers[messenger.platform] = messenger
         self.scheduler.engine = self.engine
+        self.scheduler.observer = self.metrics
         self.web: WebServer | None = None
+        # Exactly one replica on a database runs the reminder scheduler (bot/leader.py).
+        self.leadership = Leadership(
+            LeaderLease(self.database, "scheduler", settings.ops.lease_seconds),
+            renew_seconds=settings.ops.lease_renew_seconds,
+            on_gain=self.scheduler.start,
+            on_loss=self.scheduler.stop,
+            on_renew=self.scheduler.pick_up_new,
+        )
+        self.started: list[Platform] = []
+        # Set on shutdown: webhooks answer 503 (the platform retries), /readyz fails.
+        self.draining = False
 
     def build_platforms(self) -> list[Platform]:
         """One adapter per chat service whose credentials are set."""
@@ -164,32 +183,51 @@ class Application:
         await self.scheduler.start()
 
     async def serve(self, stop: asyncio.Event) -> None:
-        """Run the long-lived services (web server, platforms, the reminder scheduler)
-        until `stop` is set."""
+        """Run the long-lived services (web server, platforms, the reminder scheduler when
+        this replica holds the leader lease) until `stop` is set, then shut down
+        gracefully: take no new work, let turns in flight finish (at most
+        PARLEY_SHUTDOWN_GRACE_SECONDS), stop the scheduler, the platforms, the server."""
         routes = [route for platform in self.platforms for route in platform.routes()]
         routes.extend(self.console_routes())
+        routes += ops_routes(
+            ready=self.readiness,
+            metrics=self.metrics.exposition,
+            content_type=METRICS_CONTENT_TYPE,
+        )
         app = create_web_app(health=self.health, routes=routes)
+        app.add_middleware(DrainingMiddleware, draining=lambda: self.draining)
         self.web = WebServer(app, host=self.settings.http.host, port=self.settings.http.port)
+        self.draining = False
         await self.web.start()
         log.info("serving http://%s:%d/healthz", self.settings.http.host, self.web.port)
         if self.settings.admin.console_enabled:
             log.info("admin console: http://%s:%d/admin", self.settings.http.host, self.web.port)
-        started: list[Platform] = []
+        self.started = []
         try:
             for platform in self.platforms:
                 await platform.start()
-                started.append(platform)
-            if started:
-                log.info("platforms: %s", ", ".join(p.name for p in started))
+                self.started.append(platform)
+            if self.started:
+                log.info("platforms: %s", ", ".join(p.name for p in self.started))
             else:
                 log.info("no chat platform configured yet: try `parley chat` in a terminal")
-            await self.start_scheduler()
+            await self.leadership.start()
             await stop.wait()
         finally:
-            log.info("stopping")
+            log.info("stopping: taking no new work")
+            self.draining = True
+            grace = self.settings.ops.shutdown_grace_seconds
+            if self.engine.turns_in_flight:
+                log.info("waiting up to %.1f s for %d turn(s)", grace, self.engine.turns_in_flight)
+            if not await self.engine.drain(grace):
+                cancelled = self.engine.cancel_turns()
+                log.warning("%d turn(s) still running after %.1f s: cancelled", cancelled, grace)
+                await self.engine.drain(5.0)
+            await self.leadership.stop()
             await self.scheduler.stop()
-            for platform in reversed(started):
+            for platform in reversed(self.started):
                 await platform.stop()
+            self.started = []
             await self.web.stop()
 
     def console_routes(self) -> list[BaseRoute]:
@@ -205,12 +243,36 @@ class Application:
         )
         return console.routes()
 
+    async def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Whether this replica should get traffic, and why (for `/readyz`)."""
+        details: dict[str, object] = {}
+        ok = True
+        try:
+            await self.health()
+            details["database"] = "ok"
+        except Exception as exc:
+            ok, details["database"] = False, f"error: {exc}"
+        configured = [p.name for p in self.platforms]
+        started = [p.name for p in self.started]
+        details["platforms"] = {name: name in started for name in configured}
+        ok = ok and len(started) == len(configured)
+        if self.scheduler.running:
+            details["scheduler"] = "leader"
+        elif self.leadership.running:
+            details["scheduler"] = "standby"
+        else:
+            ok, details["scheduler"] = False, "stopped"
+        if self.draining:
+            ok, details["stopping"] = False, True
+        return ok, details
+
     async def health(self) -> dict[str, object]:
         async with self.database.read() as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
         return {"database": "ok", "model": self.provider.model}
 
     async def aclose(self) -> None:
+        await self.leadership.stop()
         await self.scheduler.stop()
         await self.weather.aclose()
         if self.mcp is not None:

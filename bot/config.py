@@ -273,6 +273,19 @@ class ReminderSettings(_Group):
     )
 
 
+class OpsSettings(_Group):
+    """Running in production: shutdown, the scheduler leader lease, logging bodies."""
+
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, validation_alias="PARLEY_SHUTDOWN_GRACE_SECONDS"
+    )
+    lease_seconds: float = Field(15.0, gt=0, validation_alias="PARLEY_SCHEDULER_LEASE_SECONDS")
+    lease_renew_seconds: float = Field(
+        5.0, gt=0, validation_alias="PARLEY_SCHEDULER_LEASE_RENEW_SECONDS"
+    )
+    log_bodies: bool = Field(False, validation_alias="PARLEY_LOG_BODIES")
+
+
 class Settings:
     """All of Parley's settings, one group per concern.
 
@@ -294,6 +307,7 @@ class Settings:
         "email": EmailSettings,
         "reminders": ReminderSettings,
         "telegram": TelegramSettings,
+        "ops": OpsSettings,
     }
 
     llm: LLMSettings
@@ -310,6 +324,7 @@ class Settings:
     email: EmailSettings
     reminders: ReminderSettings
     telegram: TelegramSettings
+    ops: OpsSettings
 
     def __init__(self, **groups: _Group) -> None:
         for name, group_cls in self.GROUPS.items():

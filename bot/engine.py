@@ -45,6 +45,7 @@ from bot.domain import (
 from bot.errors import ProviderError
 from bot.limits import Limits
 from bot.llm.base import Provider, TextDelta, ToolCallsReady, ToolSpec, TurnFinished
+from bot.observe import TURN_ID, Observer, new_turn_id
 from bot.policy import AllowAllTools, ChannelProfile, ToolPolicy
 from bot.storage import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
 from bot.surface import Surface
@@ -84,8 +85,12 @@ class Engine:
         policy: ToolPolicy | None = None,
         limits: Limits | None = None,
         services: ToolServices | None = None,
+        observer: Observer | None = None,
+        log_bodies: bool = False,
     ) -> None:
         self.provider = provider
+        self.observer = observer or Observer()
+        self.log_bodies = log_bodies
         self.services = services or ToolServices()
         self.store = store
         self.tools = tools
@@ -95,6 +100,30 @@ class Engine:
         # Built on first use: tools may come and go (an MCP server's list changes).
         self._specs: dict[str, tuple[Tool, ToolSpec]] = {}
         self._locks = KeyedLocks()
+        self._in_flight = 0
+        self._turn_tasks: set[asyncio.Task[object]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def turns_in_flight(self) -> int:
+        return self._in_flight
+
+    async def drain(self, within: float) -> bool:
+        """Wait until no turn runs (at most `within` seconds); True if none does."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    def cancel_turns(self) -> int:
+        """Cancel the turns still running (shutdown after the grace period); returns how
+        many. Each round is stored in its own transaction, so nothing is half-written."""
+        tasks = [task for task in self._turn_tasks if not task.done()]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
 
     def _spec(self, item: Tool) -> ToolSpec:
         cached = self._specs.get(item.name)
@@ -108,18 +137,49 @@ class Engine:
         started = time.perf_counter()
         outcome = TurnOutcome()
         key = conversation_key(message)
-        async with self._locks.hold(key):
-            try:
-                await self._run_turn(message, surface, outcome)
-            except ProviderError as exc:
-                log.warning("turn failed: provider error: %s", exc)
-                outcome.error = exc.user_message
-                await surface.fail(exc.user_message)
-            except Exception:
-                log.exception("turn failed unexpectedly")
-                outcome.error = UNEXPECTED_ERROR
-                await surface.fail(UNEXPECTED_ERROR)
-        outcome.total_seconds = time.perf_counter() - started
+        token = TURN_ID.set(new_turn_id())
+        task = asyncio.current_task()
+        if task is not None:
+            self._turn_tasks.add(task)
+        self._in_flight += 1
+        self._idle.clear()
+        self.observer.turn_started()
+        try:
+            if self.log_bodies:
+                log.info("turn from %s: %s", message.user.qualified_id, message.text)
+            else:
+                log.info("turn from %s (%d chars)", message.user.qualified_id, len(message.text))
+            # In-process first (cheap), then across replicas (a database lock on PostgreSQL).
+            async with self._locks.hold(key):
+                try:
+                    async with self.store.conversation_lock(key):
+                        await self._run_turn(message, surface, outcome)
+                except ProviderError as exc:
+                    log.warning("turn failed: provider error: %s", exc)
+                    outcome.error = exc.user_message
+                    await surface.fail(exc.user_message)
+                except Exception:
+                    log.exception("turn failed unexpectedly")
+                    outcome.error = UNEXPECTED_ERROR
+                    await surface.fail(UNEXPECTED_ERROR)
+        finally:
+            outcome.total_seconds = time.perf_counter() - started
+            self.observer.turn_finished(
+                message.platform, "error" if outcome.error else "ok", outcome.total_seconds
+            )
+            self._in_flight -= 1
+            if task is not None:
+                self._turn_tasks.discard(task)
+            if self._in_flight == 0:
+                self._idle.set()
+            log.info(
+                "turn done in %.2f s: %d round(s), %d tool call(s)%s",
+                outcome.total_seconds,
+                outcome.rounds,
+                len(outcome.tool_results),
+                ", failed" if outcome.error else "",
+            )
+            TURN_ID.reset(token)
         return outcome
 
     async def run_prompt(
@@ -249,6 +309,7 @@ class Engine:
         usage = Usage()
         model = channel_model or self.provider.model
         started = time.perf_counter()
+        failed = True
         try:
             stream = (
                 self.provider.stream(context, specs, model=channel_model)
@@ -265,8 +326,10 @@ class Engine:
                     calls = event.calls
                 elif isinstance(event, TurnFinished):
                     usage, model = event.usage, event.model or model
+            failed = False
         finally:
             outcome.provider_seconds += time.perf_counter() - started
+            self.observer.llm_call(model, usage, failed=failed)
         text = "".join(parts)
         if text:
             visible.append(text)
@@ -338,6 +401,9 @@ class Engine:
         if runnable:
             await surface.status(f"Running {', '.join(call.name for call in runnable)}…")
             await asyncio.gather(*(run(call) for call in runnable))
+        for call in calls:  # a name the model made up is not a label of its own
+            label = call.name if self.tools.get(call.name) is not None else "(unknown)"
+            self.observer.tool_call(label, failed=results[call.id].is_error)
         return [results[call.id] for call in calls]
 
     def _tool_context(self, message: IncomingMessage, info: ConversationInfo) -> ToolContext:

@@ -59,6 +59,7 @@ from bot.domain import (
 )
 from bot.engine import Engine
 from bot.errors import StorageError
+from bot.observe import Observer
 from bot.storage import ConversationStore, Database
 from bot.storage.models import Channel, Reminder, User, utcnow
 from bot.surface import Messenger
@@ -66,6 +67,7 @@ from bot.surface import Messenger
 log = logging.getLogger(__name__)
 
 BATCH = 500  # reminders claimed or settled per transaction
+PICK_UP_WINDOW_SECONDS = 300  # how far back the leader looks for other replicas' reminders
 
 _SCHEDULERS: weakref.WeakValueDictionary[str, ReminderScheduler] = weakref.WeakValueDictionary()
 
@@ -183,13 +185,16 @@ class ReminderScheduler:
         self._settles: asyncio.Queue[Outcome] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self.stop_grace_seconds = 5.0
+        self.observer = Observer()
         self.running = False
+        self._known: set[int] = set()  # ids scheduled here since start()
         _SCHEDULERS[self.key] = self
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> int:
         """Start the clock and schedule every pending reminder; returns how many."""
+        self._known = set()
         self._claims = asyncio.Queue()
         self._settles = asyncio.Queue()
         self._workers = [
@@ -210,6 +215,28 @@ class ReminderScheduler:
             self._schedule(int(reminder_id or 0), as_utc(retry_at or due_at))
         log.info("scheduler started with %d pending reminders", len(rows))
         return len(rows)
+
+    async def pick_up_new(self) -> int:
+        """Schedule reminders created lately by another replica (only the leader's
+        scheduler runs); returns how many. The leader calls it at every lease renewal.
+        Ids are not committed in order, so it looks at a creation-time window rather than
+        "ids above the last one", and skips ids it scheduled before (which may have fired
+        and be in flight: scheduling them again would send them twice)."""
+        if not self.running:
+            return 0
+        since = utcnow() - timedelta(seconds=PICK_UP_WINDOW_SECONDS)
+        async with self.db.read() as session:
+            rows = (
+                await session.exec(
+                    select(Reminder.id, Reminder.due_at, Reminder.retry_at).where(
+                        Reminder.status == "pending", col(Reminder.created_at) >= since
+                    )
+                )
+            ).all()
+        fresh = [row for row in rows if int(row[0] or 0) not in self._known]
+        for reminder_id, due_at, retry_at in fresh:
+            self._schedule(int(reminder_id or 0), as_utc(retry_at or due_at))
+        return len(fresh)
 
     async def stop(self) -> None:
         """Stop the clock. Sends in flight get a moment to finish and be recorded; what
@@ -234,6 +261,7 @@ class ReminderScheduler:
         self._workers = []
 
     def _schedule(self, reminder_id: int, when: datetime) -> None:
+        self._known.add(reminder_id)
         self._scheduler.add_job(
             deliver_reminder,
             trigger=DateTrigger(run_date=when, timezone=UTC),
@@ -369,7 +397,10 @@ class ReminderScheduler:
             raise  # stopped mid-send: the row stays pending, the next start delivers it
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
-        self._settles.put_nowait(Outcome(row, utcnow(), error))
+        now = utcnow()
+        late = (now - as_utc(row.due_at)).total_seconds() > self.settings.late_after_seconds
+        self.observer.reminder_fired(late=late, failed=bool(error))
+        self._settles.put_nowait(Outcome(row, now, error))
 
     async def _compose(
         self, row: Reminder, user: UserRef, chat: ChatRef, due_at: datetime, now: datetime

@@ -65,6 +65,16 @@ class Database:
         else:
             self.engine = create_async_engine(self.url, echo=echo, pool_pre_ping=True)
             self.writer = self.engine
+        self._locks: AsyncEngine | None = None
+
+    def lock_engine(self) -> AsyncEngine:
+        """PostgreSQL: a pool of its own for connections that hold a lock for a while
+        (a turn's advisory lock), so they never starve ordinary queries."""
+        if self._locks is None:
+            self._locks = create_async_engine(
+                self.url, pool_size=5, max_overflow=45, pool_timeout=60, pool_pre_ping=True
+            )
+        return self._locks
 
     @classmethod
     def from_settings(cls, settings: Any) -> Database:
@@ -84,6 +94,9 @@ class Database:
             yield session
 
     async def aclose(self) -> None:
+        if self._locks is not None:
+            await self._locks.dispose()
+            self._locks = None
         await self.engine.dispose()
         if self.writer is not self.engine:
             await self.writer.dispose()

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Connection
+from sqlalchemy import URL, Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage.database import to_async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Replicas starting together on one PostgreSQL database migrate one after the other.
+MIGRATION_LOCK = 0x7061726C6579  # "parley"
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ async def migrate(url: str, revision: str = "head") -> None:
     engine = create_async_engine(async_url)
     try:
         async with engine.begin() as connection:
+            if async_url.get_backend_name() == "postgresql":
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
             await connection.run_sync(_upgrade, config, revision)
     finally:
         await engine.dispose()

@@ -203,6 +203,16 @@ class SentEmail(SQLModel, table=True):
     created_at: datetime = _timestamp(index=True)
 
 
+class Lease(SQLModel, table=True):
+    """A named lease one replica holds until `expires_at` (the scheduler leader)."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
 class ChannelTool(SQLModel, table=True):
     """An admin's choice for one tool (or `mcp:<server>`, all of its tools) in one channel.
 

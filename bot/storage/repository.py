@@ -8,8 +8,10 @@ ids never change once created, so they are cached in process; conversations are 
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +55,24 @@ class ConversationStore:
         self.db = database
         self._user_ids: dict[tuple[str, str], tuple[int, str | None]] = {}
         self._channel_ids: dict[tuple[str, str], int] = {}
+
+    # -- across replicas -----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def conversation_lock(self, key: Hashable) -> AsyncIterator[None]:
+        """Hold the database lock of one conversation for a turn: on PostgreSQL a
+        transaction-scoped advisory lock, so turns of one conversation never interleave
+        across replicas (within a process the engine's own lock already serialises them).
+        SQLite serves one process: nothing to do. The lock lives on a connection of its own
+        pool, so turns holding locks never starve the turns' queries of connections."""
+        if self.db.is_sqlite:
+            yield
+            return
+        async with self.db.lock_engine().connect() as connection, connection.begin():
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_number(key)}
+            )
+            yield  # commit (or rollback) at the end releases the lock
 
     # -- who and where -----------------------------------------------------------------
 
@@ -359,3 +379,9 @@ async def _insert_ignore(
         statement = statement.on_conflict_do_nothing()
     result = await session.exec(statement)
     return bool(result.rowcount)
+
+
+def lock_number(key: Hashable) -> int:
+    """A stable signed 64-bit number for an advisory lock (the same in every replica)."""
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -33,4 +35,11 @@ async def test_sqlite_schema_matches_the_models(tmp_path) -> None:
 @pytest.mark.postgres
 async def test_postgres_schema_matches_the_models(postgres_url: str) -> None:
     async with fresh_postgres_database(postgres_url) as url:
+        assert await schema_drift(url) == []
+
+
+@pytest.mark.postgres
+async def test_replicas_starting_together_migrate_one_after_the_other(postgres_url: str) -> None:
+    async with fresh_postgres_database(postgres_url) as url:
+        await asyncio.gather(*(migrate(url) for _ in range(3)))
         assert await schema_drift(url) == []

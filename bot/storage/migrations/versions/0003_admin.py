@@ -1,7 +1,7 @@
 """admin: channel tools, audit log, channel settings, usage indexes
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-23 10:45:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,122 @@
+"""What operators see: a turn id carried through each turn, and Prometheus metrics.
+
+The engine and the scheduler report through an `Observer` (every method a no-op here);
+`Metrics` is the Prometheus one the composition root builds. Its registry belongs to
+the application (never prometheus-client's global default), so several applications in
+one process (tests) never share counters.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import uuid
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from bot.domain import Usage
+
+TURN_ID: contextvars.ContextVar[str] = contextvars.ContextVar("parley_turn_id", default="")
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def new_turn_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class TurnIdFilter(logging.Filter):
+    """Puts the current turn's id on every record (`record.turn_id`, "" outside a turn)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.turn_id = TURN_ID.get()
+        return True
+
+
+class Observer:
+    """Hooks the engine and the scheduler call; the base class records nothing."""
+
+    def turn_started(self) -> None:
+        return None
+
+    def turn_finished(self, platform: str, outcome: str, seconds: float) -> None:
+        return None
+
+    def llm_call(self, model: str, usage: Usage, *, failed: bool) -> None:
+        return None
+
+    def tool_call(self, tool: str, *, failed: bool) -> None:
+        return None
+
+    def reminder_fired(self, *, late: bool, failed: bool) -> None:
+        return None
+
+
+class Metrics(Observer):
+    """Prometheus counters and histograms in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.turns = Counter(
+            "parley_turns",
+            "Turns handled, by platform and outcome",
+            ["platform", "outcome"],
+            registry=r,
+        )
+        self.turn_seconds = Histogram(
+            "parley_turn_seconds",
+            "Turn latency from message to finished answer",
+            ["platform"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80),
+            registry=r,
+        )
+        self.turns_in_flight = Gauge(
+            "parley_turns_in_flight", "Turns running now (the work queue)", registry=r
+        )
+        self.llm_calls = Counter(
+            "parley_llm_calls",
+            "Model calls, by model and outcome",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.llm_tokens = Counter(
+            "parley_llm_tokens", "Tokens used, by model and kind", ["model", "kind"], registry=r
+        )
+        self.tool_calls = Counter(
+            "parley_tool_calls",
+            "Tool calls, by tool and outcome",
+            ["tool", "outcome"],
+            registry=r,
+        )
+        self.reminders = Counter(
+            "parley_reminders_fired",
+            "Reminder deliveries, by timeliness and outcome",
+            ["timeliness", "outcome"],
+            registry=r,
+        )
+
+    def turn_started(self) -> None:
+        self.turns_in_flight.inc()
+
+    def turn_finished(self, platform: str, outcome: str, seconds: float) -> None:
+        self.turns_in_flight.dec()
+        self.turns.labels(platform or "none", outcome).inc()
+        self.turn_seconds.labels(platform or "none").observe(seconds)
+
+    def llm_call(self, model: str, usage: Usage, *, failed: bool) -> None:
+        self.llm_calls.labels(model, "error" if failed else "ok").inc()
+        if usage.prompt_tokens:
+            self.llm_tokens.labels(model, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            self.llm_tokens.labels(model, "completion").inc(usage.completion_tokens)
+
+    def tool_call(self, tool: str, *, failed: bool) -> None:
+        self.tool_calls.labels(tool, "error" if failed else "ok").inc()
+
+    def reminder_fired(self, *, late: bool, failed: bool) -> None:
+        self.reminders.labels("late" if late else "on_time", "error" if failed else "ok").inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
