@@ -156,7 +156,8 @@ async def measure(url: str, channels: int, conversations: int, repeat: int) -> N
         "conversation (messages)": f"/admin/conversations/{conversations // 2}",
         "reminders": "/admin/reminders",
         "audit log": "/admin/audit",
-        "usage chart (30 days)": "/admin/usage",
+        "usage chart (30 days, fresh)": "/admin/usage?fresh=1",
+        "usage chart (cached)": "/admin/usage",
     }
     base = f"http://127.0.0.1:{app.web.port}"
     try:

@@ -222,8 +222,13 @@ async def test_the_usage_page_draws_bars(
     async with console.client() as client:
         await sign_in(client)
         page = await client.get("/admin/usage")
+        await console.app.engine.handle(hello(), RecordingSurface())
+        cached = await client.get("/admin/usage")
+        fresh = await client.get("/admin/usage?fresh=1")
     assert page.status_code == 200
     assert "<rect" in page.text and "test:Finance: 150 tokens" in page.text
+    assert "test:Finance: 150 tokens" in cached.text  # remembered for a minute
+    assert "test:Finance: 300 tokens" in fresh.text
 
 
 async def test_repeated_wrong_passwords_lock_the_address_out(
