@@ -12,23 +12,29 @@ import logging
 from collections.abc import Iterable
 
 from sqlalchemy import text
+from starlette.routing import BaseRoute
 
+from bot.admin import Administration
 from bot.config import Settings
 from bot.domain import ToolServices
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.leader import LeaderLease, Leadership
+from bot.limits import Limits
 from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import Provider
 from bot.llm.openai_compat import OpenAICompatProvider
 from bot.mail import SMTPMailer
 from bot.observe import METRICS_CONTENT_TYPE, Metrics
 from bot.platform import Platform
+from bot.policy import ChannelToolPolicy
 from bot.scheduler import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
+from bot.storage.admin import AdminStore
 from bot.surface import Messenger
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
+from bot.web.console import Console
 from bot.web.ops import DrainingMiddleware, ops_routes
 from integrations.slack import SlackPlatform
 from integrations.telegram import TelegramPlatform
@@ -88,6 +94,10 @@ class Application:
         self.tools = ToolRegistry(ALL_TOOLS if tools is None else tools)
         # MCP servers' tools join the same registry when `start()` connects to them.
         self.mcp = build_mcp(settings, self.tools)
+        self.admin_store = AdminStore(self.database)
+        self.policy = ChannelToolPolicy(self.admin_store, settings.admin)
+        self.limits = Limits(self.admin_store, settings.limits)
+        self.admin = Administration(self.admin_store, self.policy, self.tools, settings.admin)
         # One messenger per platform delivers reminders. The dict is filled below, once the
         # platforms exist: they need the engine, which needs the scheduler.
         self.messengers: dict[str, Messenger] = {}
@@ -112,6 +122,8 @@ class Application:
             store=self.store,
             tools=self.tools,
             settings=settings.bot,
+            policy=self.policy,
+            limits=self.limits,
             services=services,
             observer=self.metrics,
             log_bodies=settings.ops.log_bodies,
@@ -146,10 +158,13 @@ class Application:
                     engine=self.engine,
                     claim_event=self.store.claim_event,
                     knows_thread=self.store.has_thread,
+                    admin=self.admin,
                 )
             )
         if self.settings.telegram.bot_token is not None:
-            platforms.append(TelegramPlatform(self.settings.telegram, self.engine))
+            platforms.append(
+                TelegramPlatform(self.settings.telegram, self.engine, admin=self.admin)
+            )
         return platforms
 
     async def start(self) -> None:
@@ -173,6 +188,7 @@ class Application:
         gracefully: take no new work, let turns in flight finish (at most
         PARLEY_SHUTDOWN_GRACE_SECONDS), stop the scheduler, the platforms, the server."""
         routes = [route for platform in self.platforms for route in platform.routes()]
+        routes.extend(self.console_routes())
         routes += ops_routes(
             ready=self.readiness,
             metrics=self.metrics.exposition,
@@ -184,6 +200,8 @@ class Application:
         self.draining = False
         await self.web.start()
         log.info("serving http://%s:%d/healthz", self.settings.http.host, self.web.port)
+        if self.settings.admin.console_enabled:
+            log.info("admin console: http://%s:%d/admin", self.settings.http.host, self.web.port)
         self.started = []
         try:
             for platform in self.platforms:
@@ -211,6 +229,19 @@ class Application:
                 await platform.stop()
             self.started = []
             await self.web.stop()
+
+    def console_routes(self) -> list[BaseRoute]:
+        """The web console under /admin, or nothing (and a log line) without a password."""
+        if not self.settings.admin.console_enabled:
+            log.info("admin console disabled: set PARLEY_ADMIN_PASSWORD to enable it at /admin")
+            return []
+        console = Console(
+            settings=self.settings.admin,
+            store=self.admin_store,
+            admin=self.admin,
+            reminders=self.scheduler,
+        )
+        return console.routes()
 
     async def readiness(self) -> tuple[bool, dict[str, object]]:
         """Whether this replica should get traffic, and why (for `/readyz`)."""

@@ -187,6 +187,56 @@ class MCPSettings(_Group):
     restart_backoff_seconds: float = Field(1.0, gt=0, validation_alias="PARLEY_MCP_RESTART_BACKOFF")
 
 
+class AdminSettings(_Group):
+    """Who administers Parley, the tools a channel gets by default, and the web console."""
+
+    admins: str = Field("", validation_alias="PARLEY_ADMINS")
+    default_tools_dm: str = Field("all", validation_alias="PARLEY_DEFAULT_TOOLS_DM")
+    default_tools_group: str = Field("all", validation_alias="PARLEY_DEFAULT_TOOLS_GROUP")
+    admin_cache_seconds: float = Field(60.0, ge=0, validation_alias="PARLEY_ADMIN_CACHE_SECONDS")
+    console_password: SecretStr | None = Field(None, validation_alias="PARLEY_ADMIN_PASSWORD")
+    console_show_content: bool = Field(True, validation_alias="PARLEY_CONSOLE_SHOW_CONTENT")
+    console_session_hours: float = Field(
+        12.0, gt=0, validation_alias="PARLEY_CONSOLE_SESSION_HOURS"
+    )
+
+    @field_validator("admins")
+    @classmethod
+    def _qualified(cls, value: str) -> str:
+        for item in _comma_list(value):
+            platform, _, user = item.partition(":")
+            if not platform or not user:
+                raise ValueError(
+                    f"{item!r} is not platform-qualified (write e.g. slack:U123,telegram:42)"
+                )
+        return value
+
+    @property
+    def admin_ids(self) -> frozenset[str]:
+        """`platform:user_id` of every admin named in settings."""
+        return frozenset(_comma_list(self.admins))
+
+    @property
+    def console_enabled(self) -> bool:
+        return self.console_password is not None and bool(self.console_password.get_secret_value())
+
+
+class LimitSettings(_Group):
+    """Token budgets and a message rate limit; 0 means no limit. Channels may override."""
+
+    user_daily_tokens: int = Field(0, ge=0, validation_alias="PARLEY_USER_DAILY_TOKENS")
+    user_monthly_tokens: int = Field(0, ge=0, validation_alias="PARLEY_USER_MONTHLY_TOKENS")
+    channel_daily_tokens: int = Field(0, ge=0, validation_alias="PARLEY_CHANNEL_DAILY_TOKENS")
+    channel_monthly_tokens: int = Field(0, ge=0, validation_alias="PARLEY_CHANNEL_MONTHLY_TOKENS")
+    user_messages_per_minute: int = Field(
+        0, ge=0, validation_alias="PARLEY_USER_MESSAGES_PER_MINUTE"
+    )
+
+
+def _comma_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 class WeatherSettings(_Group):
     geocoding_url: str = Field(
         "https://geocoding-api.open-meteo.com/v1/search",
@@ -251,6 +301,8 @@ class Settings:
         "slack": SlackSettings,
         "log": LogSettings,
         "mcp": MCPSettings,
+        "admin": AdminSettings,
+        "limits": LimitSettings,
         "weather": WeatherSettings,
         "email": EmailSettings,
         "reminders": ReminderSettings,
@@ -265,6 +317,9 @@ class Settings:
     slack: SlackSettings
     log: LogSettings
     mcp: MCPSettings
+    admin: AdminSettings
+    limits: LimitSettings
+
     weather: WeatherSettings
     email: EmailSettings
     reminders: ReminderSettings

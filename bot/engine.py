@@ -43,9 +43,10 @@ from bot.domain import (
     UserRef,
 )
 from bot.errors import ProviderError
+from bot.limits import Limits
 from bot.llm.base import Provider, TextDelta, ToolCallsReady, ToolSpec, TurnFinished
 from bot.observe import TURN_ID, Observer, new_turn_id
-from bot.policy import AllowAllTools, ToolPolicy
+from bot.policy import AllowAllTools, ChannelProfile, ToolPolicy
 from bot.storage import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
 from bot.surface import Surface
 from bot.toolkit import InvalidArguments, Tool, ToolRegistry
@@ -82,6 +83,7 @@ class Engine:
         tools: ToolRegistry,
         settings: BotSettings,
         policy: ToolPolicy | None = None,
+        limits: Limits | None = None,
         services: ToolServices | None = None,
         observer: Observer | None = None,
         log_bodies: bool = False,
@@ -94,6 +96,7 @@ class Engine:
         self.tools = tools
         self.settings = settings
         self.policy = policy or AllowAllTools()
+        self.limits = limits
         # Built on first use: tools may come and go (an MCP server's list changes).
         self._specs: dict[str, tuple[Tool, ToolSpec]] = {}
         self._locks = KeyedLocks()
@@ -207,6 +210,21 @@ class Engine:
         self, message: IncomingMessage, surface: Surface, outcome: TurnOutcome
     ) -> None:
         info = await self.store.open_conversation(message)
+        profile = await self.policy.profile(info.channel_id)
+        if self.limits is not None:
+            refusal = await self.limits.check(
+                message, info.user_id, info.channel_id, profile.limits
+            )
+            if refusal:
+                log.info(
+                    "turn refused by limits for %s:%s: %s",
+                    message.user.platform,
+                    message.user.platform_user_id,
+                    refusal,
+                )
+                outcome.error = refusal
+                await surface.fail(refusal)
+                return
         history = await self.store.history(info.conversation_id)
         user_message = ChatMessage(Role.USER, message.text)
         await self.store.append(
@@ -216,7 +234,7 @@ class Engine:
         offered = {item.name: item for item in enabled}
         specs = [self._spec(item) for item in offered.values()]
         context = build_context(
-            self._system_prompt(info),
+            self._system_prompt(info, profile),
             [(stored.message, stored.tokens) for stored in history],
             [user_message],
             self.settings.context_tokens,
@@ -226,7 +244,7 @@ class Engine:
         for round_number in range(1, self.settings.max_tool_rounds + 1):
             outcome.rounds = round_number
             text, calls, usage, model = await self._call_model(
-                context, specs, surface, visible, outcome
+                context, specs, surface, visible, outcome, profile.model or ""
             )
             outcome.usage += usage
             usage_entry = UsageEntry(
@@ -284,15 +302,21 @@ class Engine:
         surface: Surface,
         visible: list[str],
         outcome: TurnOutcome,
+        channel_model: str,
     ) -> tuple[str, tuple[ToolCall, ...], Usage, str]:
         parts: list[str] = []
         calls: tuple[ToolCall, ...] = ()
         usage = Usage()
-        model = self.provider.model
+        model = channel_model or self.provider.model
         started = time.perf_counter()
         failed = True
         try:
-            async for event in self.provider.stream(context, specs):
+            stream = (
+                self.provider.stream(context, specs, model=channel_model)
+                if channel_model
+                else self.provider.stream(context, specs)
+            )
+            async for event in stream:
                 if isinstance(event, TextDelta):
                     if not parts and visible:
                         await surface.stream("\n\n")
@@ -394,11 +418,11 @@ class Engine:
             services=self.services,
         )
 
-    def _system_prompt(self, info: ConversationInfo) -> str:
+    def _system_prompt(self, info: ConversationInfo, profile: ChannelProfile) -> str:
         timezone = info.timezone or self.settings.default_timezone
         now = datetime.now(UTC).astimezone(_zone(timezone))
         return (
-            f"{self.settings.system_prompt}\n\n"
+            f"{profile.system_prompt or self.settings.system_prompt}\n\n"
             f"The user's timezone is {timezone}; it is now {now:%A %Y-%m-%d %H:%M}."
         )
 

@@ -19,7 +19,7 @@ from bot.config import EmailSettings
 from bot.domain import ChatRef, UserRef
 from bot.errors import ToolError
 from bot.storage import Database
-from bot.storage.models import SentEmail
+from bot.storage.models import AuditEntry, SentEmail
 
 log = logging.getLogger(__name__)
 
@@ -131,5 +131,21 @@ class SMTPMailer:
                     message_id=message_id if not error else "",
                     status="failed" if error else "sent",
                     error=error[:1000],
+                )
+            )
+            # The admins' audit log has every email too (same transaction).
+            session.add(
+                AuditEntry(
+                    actor=requester.qualified_id,
+                    action="email.failed" if error else "email.sent",
+                    place=f"{chat.platform}:{chat.platform_chat_id}",
+                    surface=chat.platform,
+                    allowed=not error,
+                    details={
+                        "recipients": list(to),
+                        "subject": subject[:200],
+                        "message_id": message_id if not error else "",
+                        **({"error": error[:500]} if error else {}),
+                    },
                 )
             )

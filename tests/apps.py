@@ -46,6 +46,10 @@ async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None
 
 AppFactory = Callable[..., Awaitable[Application]]
 
+# Tests exercise the side-effecting tools, which the policy keeps off unless named.
+ON_BY_DEFAULT = "all,launch,send_email"
+DEFAULT_TOOLS = {"default_tools_dm": ON_BY_DEFAULT, "default_tools_group": ON_BY_DEFAULT}
+
 
 @pytest.fixture
 async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[AppFactory]:
@@ -69,7 +73,7 @@ async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[A
                 "max_retries": 0,
             },
             database={"url": database_url or f"sqlite:///{tmp_path / 'parley.db'}"},
-            **groups,
+            **{"admin": DEFAULT_TOOLS, **groups},
         )
         app = Application(settings, tools=tools, messengers=messengers)
         await app.start()

@@ -57,9 +57,10 @@ class Provider(Protocol):
     model: str
 
     def stream(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], *, model: str = ""
     ) -> AsyncIterator[StreamEvent]:
-        """One model call; see the module docstring for the event order."""
+        """One model call; see the module docstring for the event order. `model`, when
+        set, replaces the configured model for this call."""
         ...
 
     async def aclose(self) -> None:

@@ -202,10 +202,14 @@ class OpenAICompatProvider:
         await self._client.close()
 
     def stream(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], *, model: str = ""
     ) -> AsyncIterator[StreamEvent]:
-        """One model call: `TextDelta`s, at most one `ToolCallsReady`, one `TurnFinished`."""
+        """One model call: `TextDelta`s, at most one `ToolCallsReady`, one `TurnFinished`.
+
+        `model` overrides the configured model for this call (a channel's own model)."""
         request = self.build_request(messages, tools)
+        if model:
+            request["model"] = model
         return self._stream_sse(request) if self._stream else self._complete(request)
 
     def build_request(

@@ -8,7 +8,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for busy tables.
@@ -47,6 +57,11 @@ class Channel(SQLModel, table=True):
     kind: str = Field(max_length=16)
     title: str = Field(default="", max_length=255)
     created_at: datetime = _timestamp()
+    # Set by admins: None means the global setting applies.
+    system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    model: str | None = Field(default=None, max_length=128)
+    # Budgets and limits overriding the global ones: {"user_daily_tokens": 1000, ...}.
+    limits: dict[str, int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Conversation(SQLModel, table=True):
@@ -64,6 +79,8 @@ class Conversation(SQLModel, table=True):
             sqlite_where=text("closed_at IS NULL"),
             postgresql_where=text("closed_at IS NULL"),
         ),
+        # The console lists a channel's conversations, newest first.
+        Index("ix_conversations_channel_id_id", "channel_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -100,6 +117,19 @@ class UsageRecord(SQLModel, table=True):
     """Tokens of one model call."""
 
     __tablename__ = "usage"
+    __table_args__ = (
+        # Budgets sum a user's or channel's tokens since a day or month began.
+        Index("ix_usage_user_id_created_at", "user_id", "created_at"),
+        Index("ix_usage_channel_id_created_at", "channel_id", "created_at"),
+        # Covers the console's tokens-per-day chart (no table lookups).
+        Index(
+            "ix_usage_created_at_channel_id_tokens",
+            "created_at",
+            "channel_id",
+            "prompt_tokens",
+            "completion_tokens",
+        ),
+    )
 
     id: int | None = Field(
         default=None, sa_column=Column(BigIntId, primary_key=True, autoincrement=True)
@@ -181,3 +211,34 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str = Field(max_length=128)
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ChannelTool(SQLModel, table=True):
+    """An admin's choice for one tool (or `mcp:<server>`, all of its tools) in one channel.
+
+    No row: the defaults from settings apply."""
+
+    __tablename__ = "channel_tools"
+
+    channel_id: int = Field(foreign_key="channels.id", primary_key=True)
+    tool: str = Field(primary_key=True, max_length=128)
+    enabled: bool
+    changed_by: str = Field(default="", max_length=160)
+    changed_at: datetime = _timestamp()
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what, where, when and from which surface (also refused attempts)."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigIntId, primary_key=True, autoincrement=True)
+    )
+    created_at: datetime = _timestamp(index=True)
+    actor: str = Field(max_length=160)
+    action: str = Field(max_length=64)
+    place: str = Field(default="", max_length=160)
+    surface: str = Field(default="", max_length=32)
+    allowed: bool = True
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

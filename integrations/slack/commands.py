@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.admin import NOT_ADMIN, Administration, actor_id, place_of
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.engine import Engine
 from bot.toolkit import Tool
@@ -25,11 +26,24 @@ RESET_IN_CHANNEL = (
 )
 
 
-class SlashCommands:
-    """Answers the slash command inside bolt's 3-second ack, as an ephemeral reply."""
+IsAdmin = Callable[[UserRef], Awaitable[bool]]
+TOOLS_ACTION = "parley_tools"
+CHUNK = 10  # Slack allows at most 10 options in one checkboxes element
 
-    def __init__(self, engine: Engine) -> None:
+
+class SlashCommands:
+    """Answers the slash command inside bolt's 3-second ack, as an ephemeral reply, and
+    the tool checkboxes it shows (admins only may change them)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        admin: Administration | None = None,
+        is_admin: IsAdmin | None = None,
+    ) -> None:
         self.engine = engine
+        self.admin = admin
+        self.is_admin = is_admin
 
     async def handle(self, ack: Callable[..., Awaitable[None]], command: dict[str, Any]) -> None:
         name = str(command.get("command", "/parley"))
@@ -52,13 +66,85 @@ class SlashCommands:
         elif sub == "tools":
             overview = await self.engine.tool_overview(message)
             await ack(
-                text=tools_text(overview), blocks=tools_blocks(overview), response_type="ephemeral"
+                text=tools_text(overview),
+                blocks=tools_blocks(overview, editable=self.admin is not None),
+                response_type="ephemeral",
             )
         else:
             await ack(
                 text=f"I don't know `{name} {sub}`.\n" + HELP.format(command=name),
                 response_type="ephemeral",
             )
+
+    async def toggle(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+    ) -> None:
+        """A press on the tool checkboxes: check the presser, apply, audit, redraw."""
+        await ack()
+        channel = str(
+            (body.get("channel") or {}).get("id")
+            or (body.get("container") or {}).get("channel_id")
+            or ""
+        )
+        presser = body.get("user") or {}
+        message = command_message(
+            {
+                "channel_id": channel,
+                "user_id": presser.get("id", ""),
+                "user_name": presser.get("username") or presser.get("name") or "",
+            }
+        )
+        overview = await self.engine.tool_overview(message)
+        note = ""
+        try:
+            index = int(str(action.get("action_id", "")).rpartition(":")[2])
+        except ValueError:
+            index = -1
+        chunk = overview[index * CHUNK : (index + 1) * CHUNK] if index >= 0 else []
+        selected = {str(o.get("value")) for o in action.get("selected_options") or []}
+        changes = [
+            (item.name, item.name in selected)
+            for item, on in chunk
+            if (item.name in selected) != on
+        ]
+        if self.admin is None or self.is_admin is None:
+            note = "Tools cannot be changed here."
+        elif changes:
+            allowed = await self.is_admin(message.user)
+            channel_id = await self.engine.store.channel_id(message.chat)
+            for tool_name, enabled in changes:
+                done = await self.admin.set_tool(
+                    actor=actor_id(message.user),
+                    channel_id=channel_id,
+                    place=place_of(message.chat),
+                    tool=tool_name,
+                    enabled=enabled,
+                    surface="slack",
+                    is_admin=allowed,
+                )
+                if not done:
+                    log.info(
+                        "slack: refused a tool change by %s in %s",
+                        message.user.platform_user_id,
+                        channel,
+                    )
+                    note = NOT_ADMIN
+                    break
+            else:
+                note = "Saved: " + ", ".join(
+                    f"{tool_name} {'on' if enabled else 'off'}" for tool_name, enabled in changes
+                )
+            overview = await self.engine.tool_overview(message)
+        await respond(
+            replace_original=True,
+            response_type="ephemeral",
+            text=note or tools_text(overview),
+            blocks=tools_blocks(overview, editable=True, note=note),
+        )
 
 
 def command_message(command: dict[str, Any]) -> IncomingMessage:
@@ -74,32 +160,65 @@ def tools_text(overview: list[tuple[Tool, bool]]) -> str:
     return f"Tools in this channel: {', '.join(enabled) or 'none'}"
 
 
-def tools_blocks(overview: list[tuple[Tool, bool]]) -> list[dict[str, Any]]:
-    """A header and one section per tool: name, on/off, the first line of its description."""
+def tools_blocks(
+    overview: list[tuple[Tool, bool]], *, editable: bool = True, note: str = ""
+) -> list[dict[str, Any]]:
+    """A header, checkboxes (10 tools per group, as Slack allows) and a footnote."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Tools in this channel"}}
     ]
-    for item, on in overview[:45]:
-        summary = item.description.strip().splitlines()[0] if item.description.strip() else ""
-        mark = ":white_check_mark: enabled" if on else ":no_entry: disabled"
-        confirm = " · asks before it acts" if item.side_effect else ""
-        blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f"*{item.name}*  {mark}{confirm}\n{summary}"[:3000],
-                },
-            }
-        )
+    if note:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": note[:3000]}})
     if not overview:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "No tools."}})
+    # Slack messages take at most 50 blocks: 40 groups of 10 is plenty.
+    for index in range(0, min(len(overview), 40 * CHUNK), CHUNK):
+        chunk = overview[index : index + CHUNK]
+        options = [_option(item) for item, _ in chunk]
+        element: dict[str, Any] = {
+            "type": "checkboxes",
+            "action_id": f"{TOOLS_ACTION}:{index // CHUNK}",
+            "options": options,
+        }
+        initial = [option for option, (_, on) in zip(options, chunk, strict=True) if on]
+        if initial:
+            element["initial_options"] = initial
+        if editable:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"{TOOLS_ACTION}:{index // CHUNK}",
+                    "elements": [element],
+                }
+            )
+        else:
+            lines = [
+                f"{':white_check_mark:' if on else ':no_entry:'} *{item.name}*"
+                for item, on in chunk
+            ]
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})
     blocks.append(
         {
             "type": "context",
             "elements": [
-                {"type": "mrkdwn", "text": "Admins decide which tools a channel may use."}
+                {
+                    "type": "mrkdwn",
+                    "text": "Everyone may look; only admins may change. "
+                    ":warning: marks tools that ask before they act.",
+                }
             ],
         }
     )
     return blocks
+
+
+def _option(item: Tool) -> dict[str, Any]:
+    summary = item.description.strip().splitlines()[0] if item.description.strip() else ""
+    mark = " :warning:" if item.side_effect else ""
+    option: dict[str, Any] = {
+        "text": {"type": "mrkdwn", "text": f"*{item.name}*{mark}"[:75]},
+        "value": item.name,
+    }
+    if summary:
+        option["description"] = {"type": "mrkdwn", "text": summary[:75]}
+    return option

@@ -27,12 +27,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from bot.admin import Administration, TTLCache
 from bot.config import SlackSettings
-from bot.domain import ChatKind, ChatRef
+from bot.domain import ChatKind, ChatRef, UserRef
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.surface import Messenger
-from integrations.slack.commands import SlashCommands
+from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.convert import PLATFORM, chat_kind, thread_of, to_incoming_message
 from integrations.slack.surface import (
     CONFIRM_NO,
@@ -70,6 +71,7 @@ class SlackPlatform:
         engine: Engine,
         claim_event: ClaimEvent,
         knows_thread: KnowsThread,
+        admin: Administration | None = None,
         stream_interval: float = 0.5,
         update_interval: float = 1.0,
         confirm_timeout: float = 300.0,
@@ -88,6 +90,8 @@ class SlackPlatform:
         self.engine = engine
         self.claim_event = claim_event
         self.knows_thread = knows_thread
+        self.admin = admin
+        self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds if admin else 60)
         self.stream_interval = stream_interval
         self.update_interval = update_interval
         self.confirm_timeout = confirm_timeout
@@ -147,8 +151,9 @@ class SlackPlatform:
         self.bolt.event("message")(self._on_message)
         self.bolt.event("app_mention")(self._on_mention)
         self.bolt.event("app_home_opened")(self._on_home_opened)
-        commands = SlashCommands(self.engine)
+        commands = SlashCommands(self.engine, self.admin, self.is_admin)
         self.bolt.command(self.settings.command)(commands.handle)
+        self.bolt.action(re.compile(f"^{TOOLS_ACTION}:\\d+$"))(commands.toggle)
         self.bolt.action(re.compile(f"^({CONFIRM_YES}|{CONFIRM_NO})$"))(self._on_confirm)
 
     async def _on_message(
@@ -235,6 +240,27 @@ class SlackPlatform:
                     ],
                 ),
             )
+
+    async def is_admin(self, user: UserRef) -> bool:
+        """PARLEY_ADMINS, or a workspace admin/owner per `users.info` (cached briefly)."""
+        if self.admin is not None and self.admin.is_listed(user):
+            return True
+
+        async def ask() -> bool:
+            response = await slack_call(
+                "users.info (admin check)", self.client.users_info(user=user.platform_user_id)
+            )
+            if response is None:
+                raise LookupError("users.info failed")  # logged by slack_call; not cached
+            info = response.get("user") or {}
+            return bool(
+                info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner")
+            )
+
+        try:
+            return await self._admins.get(user.platform_user_id, ask)
+        except LookupError:
+            return False  # a failed check counts as "not an admin" this time only
 
     # -- turns -------------------------------------------------------------------------
 

@@ -22,20 +22,33 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from telegram import BotCommand, CallbackQuery, Message, Update
-from telegram.constants import ChatType
+from telegram import (
+    BotCommand,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.admin import NOT_ADMIN, Administration, TTLCache, actor_id, place_of
 from bot.config import TelegramSettings
-from bot.domain import IncomingMessage
+from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.surface import Messenger
-from integrations.telegram.convert import command_of, thread_key, to_incoming_message
+from bot.toolkit import Tool
+from integrations.telegram.convert import command_of, thread_key, to_chat_ref, to_incoming_message
 from integrations.telegram.outbox import Outbox
 from integrations.telegram.sender import ChatPace, ChatUnavailable
-from integrations.telegram.surface import PLATFORM, TelegramMessenger, TelegramSurface
+from integrations.telegram.surface import (
+    PLATFORM,
+    TelegramMessenger,
+    TelegramSurface,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +73,9 @@ class TelegramPlatform:
 
     name = PLATFORM
 
-    def __init__(self, settings: TelegramSettings, engine: Engine) -> None:
+    def __init__(
+        self, settings: TelegramSettings, engine: Engine, *, admin: Administration | None = None
+    ) -> None:
         if settings.bot_token is None:
             raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
         if settings.webhook_url and settings.webhook_secret is None:
@@ -73,6 +88,8 @@ class TelegramPlatform:
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         self.settings = settings
         self.engine = engine
+        self.admin = admin
+        self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds if admin else 60)
         builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder()
             .token(settings.bot_token.get_secret_value())
@@ -227,6 +244,17 @@ class TelegramPlatform:
             )
         else:
             text = await self._tools_text(incoming)
+            if self.admin is not None:
+                overview = await self.engine.tool_overview(incoming)
+                await self.outbox.send_part(
+                    chat_id,
+                    f"{text}\n\n{TOOLS_HINT}",
+                    thread_id=topic,
+                    reply_to=message.message_id,
+                    markup=tools_keyboard(overview),
+                    render=False,
+                )
+                return
         await self.outbox.send_part(
             chat_id, text, thread_id=topic, reply_to=message.message_id, render=False
         )
@@ -245,6 +273,9 @@ class TelegramPlatform:
     async def _on_callback(self, query: CallbackQuery) -> None:
         data = query.data or ""
         kind, _, rest = data.partition(":")
+        if kind == TOGGLE:
+            await self._on_toggle(query, rest)
+            return
         token, _, choice = rest.partition(":")
         pending = self.outbox.confirmations.get(token) if kind == "cf" else None
         if pending is None or pending.answer.done():
@@ -256,3 +287,88 @@ class TelegramPlatform:
             return
         pending.answer.set_result(choice == "1")
         await query.answer("Confirmed." if choice == "1" else "Cancelled.")
+
+    # -- tool toggles ------------------------------------------------------------------
+
+    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
+        """PARLEY_ADMINS, or an administrator/creator of this group (asked, cached briefly).
+
+        In a private chat only PARLEY_ADMINS count: owning a DM does not make anyone an
+        admin of Parley's tools. Button presses always carry the presser's real id, even
+        an anonymous admin's (their *messages* come from GroupAnonymousBot instead)."""
+        if self.admin is not None and self.admin.is_listed(user):
+            return True
+        if chat.kind is ChatKind.DM:
+            return False
+        key = (chat.platform_chat_id, user.platform_user_id)
+        bot = self.application.bot
+
+        async def ask() -> bool:
+            try:
+                member = await bot.get_chat_member(
+                    int(chat.platform_chat_id), int(user.platform_user_id)
+                )
+            except TelegramError as exc:
+                log.info("telegram: admin check in %s failed: %s", chat.platform_chat_id, exc)
+                raise LookupError(str(exc)) from exc  # not cached
+            return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+        try:
+            return await self._admins.get(key, ask)
+        except LookupError:
+            return False  # a failed check counts as "not an admin" this time only
+
+    async def _on_toggle(self, query: CallbackQuery, name: str) -> None:
+        message = query.message
+        if self.admin is None or not isinstance(message, Message):
+            await query.answer("This keyboard is no longer active.")
+            return
+        user = UserRef(PLATFORM, str(query.from_user.id), query.from_user.full_name)
+        chat = to_chat_ref(message)
+        incoming = IncomingMessage(chat=chat, user=user, text="")
+        overview = await self.engine.tool_overview(incoming)
+        current = next((on for item, on in overview if item.name == name), None)
+        if current is None:
+            await query.answer("That tool no longer exists.", show_alert=True)
+            return
+        allowed = await self.is_admin(user, chat)
+        done = await self.admin.set_tool(
+            actor=actor_id(user),
+            channel_id=await self.engine.store.channel_id(chat),
+            place=place_of(chat),
+            tool=name,
+            enabled=not current,
+            surface=PLATFORM,
+            is_admin=allowed,
+        )
+        if not done:
+            log.info("telegram: refused a tool change by %s in %s", user.platform_user_id, chat)
+            await query.answer(NOT_ADMIN, show_alert=True)
+            return
+        await query.answer(f"{name} {'enabled' if not current else 'disabled'}.")
+        overview = await self.engine.tool_overview(incoming)
+        try:
+            await self.outbox.call(
+                lambda: query.edit_message_reply_markup(reply_markup=tools_keyboard(overview)),
+                "editMessageReplyMarkup",
+                message.chat.id,
+            )
+        except TelegramError as exc:
+            log.info("telegram: could not redraw the tools keyboard: %s", exc)
+
+
+TOGGLE = "tt"
+TOOLS_HINT = "Admins can tap a tool below to switch it on (✅) or off (⬜)."
+
+
+def tools_keyboard(overview: list[tuple[Tool, bool]]) -> InlineKeyboardMarkup:
+    """One button per tool, callback data `tt:<name>`. A tool whose name does not fit
+    Telegram's 64-byte callback data is left off the keyboard (the console can switch it)."""
+    rows = []
+    for item, on in overview[:90]:
+        mark = "✅" if on else "⬜"
+        warn = " ⚠" if item.side_effect else ""
+        data = f"{TOGGLE}:{item.name}"
+        if len(data.encode()) <= 64:
+            rows.append([InlineKeyboardButton(f"{mark} {item.name}{warn}", callback_data=data)])
+    return InlineKeyboardMarkup(rows)

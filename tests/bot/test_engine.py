@@ -25,6 +25,7 @@ from bot.domain import (
 )
 from bot.storage import StoredMessage
 from bot.toolkit import Tool, tool
+from tests.apps import DEFAULT_TOOLS
 from tests.fakes.openai_server import (
     ScriptedOpenAIServer,
     error_reply,
@@ -99,6 +100,8 @@ async def make_app(llm: ScriptedOpenAIServer, tmp_path) -> AsyncIterator[AppFact
         tools: Iterable[Tool] = (echo, hang, launch, *ALL_TOOLS),
         *,
         llm_options: dict[str, Any] | None = None,
+        admin: dict[str, Any] | None = None,
+        limits: dict[str, Any] | None = None,
         **bot: Any,
     ) -> Application:
         settings = Settings.load(
@@ -112,6 +115,9 @@ async def make_app(llm: ScriptedOpenAIServer, tmp_path) -> AsyncIterator[AppFact
             },
             database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
             bot=bot,
+            # `launch` acts on the world, so it is off by default unless named.
+            admin=admin or DEFAULT_TOOLS,
+            limits=limits or {},
         )
         app = Application(settings, tools=tools)
         await app.start()

@@ -531,6 +531,13 @@ class FakeTelegramServer:
             "text": text,
         }
 
+    def _m_editMessageReplyMarkup(self, params: dict[str, Any]) -> Any:
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        with self._lock:
+            if key not in self._state.messages:
+                return _bad_request("message to edit not found")
+        return True
+
     def _m_sendChatAction(self, params: dict[str, Any]) -> Any:
         return True
 

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from bot.app import Application
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
-from bot.storage.models import SentEmail
+from bot.storage.models import AuditEntry, SentEmail
 from tests.apps import AppFactory
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.smtp import PASSWORD, USERNAME, SMTPServer
@@ -43,6 +43,11 @@ async def turn(app: Application, llm: ScriptedOpenAIServer, surface: Any, argume
 async def records(app: Application) -> list[SentEmail]:
     async with app.database.read() as session:
         return list((await session.exec(select(SentEmail))).all())
+
+
+async def audit(app: Application) -> list[AuditEntry]:
+    async with app.database.read() as session:
+        return list((await session.exec(select(AuditEntry))).all())
 
 
 async def test_a_confirmed_email_arrives_with_the_right_headers_and_body(
@@ -80,6 +85,14 @@ async def test_a_confirmed_email_arrives_with_the_right_headers_and_body(
         "sent",
     )
     assert row.message_id == message["Message-ID"] and row.chat == "test:team"
+    [entry] = await audit(app)
+    assert (entry.actor, entry.action, entry.place, entry.allowed) == (
+        "test:alice",
+        "email.sent",
+        "test:team",
+        True,
+    )
+    assert entry.details["recipients"] == ["carol@example.com"]
 
 
 async def test_nothing_is_sent_when_the_user_declines(
@@ -169,3 +182,5 @@ async def test_smtp_down_gives_a_clear_error_and_is_recorded(
     assert "The email was not sent" in result and "Traceback" not in result
     [row] = await records(app)
     assert row.status == "failed" and row.error
+    [entry] = await audit(app)
+    assert entry.action == "email.failed" and entry.allowed is False and entry.details["error"]

@@ -63,6 +63,8 @@ async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[A
             llm={"base_url": llm.base_url, "api_key": "sk-test", "model": "m", "max_retries": 0},
             database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
             mcp={"config": str(config), "restart_backoff_seconds": 0.1},
+            # MCP tools that may act are off until an admin enables their server.
+            admin={"default_tools_dm": ",".join(["all", *(f"mcp:{name}" for name in servers)])},
         )
         app = Application(settings, tools=ALL_TOOLS)
         apps.append(app)

@@ -20,6 +20,7 @@ from bot.app import Application
 from bot.config import Settings
 from bot.toolkit import Tool
 from integrations.slack import SlackPlatform
+from tests.apps import DEFAULT_TOOLS
 from tests.fakes.openai_server import ScriptedOpenAIServer
 from tests.fakes.slack_server import BOT_USER_ID, TEAM_ID, FakeSlackServer
 from tools import ALL_TOOLS
@@ -191,7 +192,11 @@ async def make_slack(
     session = aiohttp.ClientSession()
 
     async def make(
-        tools: Iterable[Tool] = ALL_TOOLS, *, socket_mode: bool = False, **slack_options: Any
+        tools: Iterable[Tool] = ALL_TOOLS,
+        *,
+        socket_mode: bool = False,
+        admin: dict[str, Any] | None = None,
+        **slack_options: Any,
     ) -> SlackHarness:
         options: dict[str, Any] = {
             "bot_token": "xoxb-test-token",
@@ -212,6 +217,8 @@ async def make_slack(
             database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
             http={"port": 0},
             slack=options,
+            # Side-effecting test tools are off by default unless named.
+            admin=admin or DEFAULT_TOOLS,
         )
         app = Application(settings, tools=tools)
         await app.start()

@@ -20,7 +20,7 @@ from tests.integrations.slack.harness import (
     dm_event,
     mention_event,
 )
-from tools import ALL_TOOLS
+from tools.clock import get_current_time
 
 LAUNCHED: list[str] = []
 
@@ -39,14 +39,16 @@ async def launch(params: LaunchParams, ctx: ToolContext) -> str:
 async def test_slash_tools_shows_this_channels_tools_as_block_kit(
     make_slack: HarnessFactory,
 ) -> None:
-    harness = await make_slack(tools=(*ALL_TOOLS, launch))
+    harness = await make_slack(tools=(get_current_time, launch))
     status, text = await harness.command("tools", channel=CHANNEL)
     assert status == 200
     reply = json.loads(text)
     assert reply["response_type"] == "ephemeral"
-    sections = [b["text"]["text"] for b in reply["blocks"] if b["type"] == "section"]
-    assert any(s.startswith("*get_current_time*  :white_check_mark: enabled") for s in sections)
-    assert any("*launch*" in s and "asks before it acts" in s for s in sections)
+    [element] = [b["elements"][0] for b in reply["blocks"] if b["type"] == "actions"]
+    assert element["type"] == "checkboxes"
+    texts = {o["value"]: o["text"]["text"] for o in element["options"]}
+    assert texts == {"get_current_time": "*get_current_time*", "launch": "*launch* :warning:"}
+    assert {o["value"] for o in element["initial_options"]} == {"get_current_time", "launch"}
     assert "get_current_time" in reply["text"]
 
 

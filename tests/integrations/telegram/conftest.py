@@ -12,6 +12,7 @@ from bot.app import Application
 from bot.config import Settings
 from bot.toolkit import Tool
 from integrations.telegram import TelegramPlatform
+from tests.apps import DEFAULT_TOOLS
 from tests.fakes.openai_server import ScriptedOpenAIServer
 from tests.fakes.telegram_server import TOKEN, FakeTelegramServer
 from tools import ALL_TOOLS
@@ -38,6 +39,7 @@ async def make_app(
         *,
         start: bool = True,
         database: Path | None = None,
+        admin: dict[str, Any] | None = None,
         **options: Any,
     ) -> Application:
         settings = Settings.load(
@@ -51,6 +53,7 @@ async def make_app(
             database={"url": f"sqlite:///{database or tmp_path / 'parley.db'}"},
             http={"port": 0},
             telegram={"bot_token": TOKEN, "base_url": telegram.base_url, **options},
+            admin={**DEFAULT_TOOLS, **(admin or {})},
         )
         app = Application(settings, tools=tools)
         await app.start()

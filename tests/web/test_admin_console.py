@@ -1,0 +1,244 @@
+"""The admin console over real HTTP: sign-in, CSRF, changes, audit and what turns see."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import Application
+from bot.config import Settings
+from bot.domain import ChatKind, ChatRef, IncomingMessage, ReminderRequest, UserRef
+from bot.storage.models import AuditEntry
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
+from tests.fakes.surface import RecordingSurface
+from tests.web.console_harness import ConsoleFactory, csrf_of, sign_in
+from tools.clock import get_current_time
+
+ALICE = UserRef("test", "alice", "Alice")
+ROOM = ChatRef("test", "room-1", ChatKind.GROUP, "Finance")
+
+
+def hello(text: str = "hi") -> IncomingMessage:
+    return IncomingMessage(chat=ROOM, user=ALICE, text=text)
+
+
+async def audit_rows(app: Application) -> list[AuditEntry]:
+    async with app.database.read() as session:
+        result = await session.exec(select(AuditEntry).order_by(AuditEntry.id))  # type: ignore[call-overload]
+        return list(result.scalars())
+
+
+async def test_without_a_password_there_is_no_console(
+    llm: ScriptedOpenAIServer, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings.load(
+        env_file=None,
+        llm={"base_url": llm.base_url, "api_key": "sk", "model": "m"},
+        database={"url": f"sqlite:///{tmp_path / 'p.db'}"},
+    )
+    app = Application(settings)
+    try:
+        with caplog.at_level(logging.INFO):
+            assert app.console_routes() == []
+        assert "admin console disabled: set PARLEY_ADMIN_PASSWORD" in caplog.text
+    finally:
+        await app.aclose()
+
+
+async def test_pages_need_sign_in_and_a_wrong_password_is_refused_and_audited(
+    make_console: ConsoleFactory,
+) -> None:
+    console = await make_console()
+    async with console.client() as client:
+        for page in ("/admin/channels", "/admin/audit", "/admin/usage", "/admin/reminders"):
+            response = await client.get(page)
+            assert response.status_code == 303 and response.headers["location"] == "/admin/login"
+        refused = await sign_in(client, "guess")
+        assert refused.status_code == 401 and "Wrong password." in refused.text
+        assert (await client.get("/admin/channels")).status_code == 303
+
+    [entry] = await audit_rows(console.app)
+    assert (entry.action, entry.allowed, entry.surface) == ("console.signin", False, "console")
+    assert "guess" not in str(entry.details)
+
+
+async def test_a_post_without_the_csrf_token_is_refused(make_console: ConsoleFactory) -> None:
+    console = await make_console(tools=(get_current_time,))
+    channel_id = await console.app.store.channel_id(ROOM)
+    async with console.client() as client:
+        assert (await sign_in(client)).status_code == 303
+        missing = await client.post(
+            f"/admin/channels/{channel_id}/tools", data={"tool": "get_current_time", "enabled": "0"}
+        )
+        wrong = await client.post(
+            f"/admin/channels/{channel_id}/tools",
+            data={"tool": "get_current_time", "enabled": "0", "csrf": "forged"},
+        )
+        login_without = await client.post("/admin/login", data={"password": "x"})
+    assert missing.status_code == 403 and "Refused" in missing.text
+    assert wrong.status_code == 403
+    assert login_without.status_code == 403
+    config = await console.app.admin_store.channel_config(channel_id)
+    assert config.tools == {}
+    assert [e.action for e in await audit_rows(console.app)] == ["console.signin"]
+
+
+async def test_a_toggle_in_the_console_changes_the_next_turn_and_is_audited(
+    make_console: ConsoleFactory, llm: ScriptedOpenAIServer
+) -> None:
+    console = await make_console(tools=(get_current_time,))
+    llm.set_default(text_reply("ok"))
+    await console.app.engine.handle(hello(), RecordingSurface())
+    channel_id = await console.app.store.channel_id(ROOM)
+    async with console.client() as client:
+        await sign_in(client)
+        page = await client.get(f"/admin/channels/{channel_id}")
+        assert "Disable get_current_time" in page.text
+        done = await client.post(
+            f"/admin/channels/{channel_id}/tools",
+            data={"tool": "get_current_time", "enabled": "0", "csrf": csrf_of(page.text)},
+        )
+        assert done.status_code == 303
+        after = await client.get(done.headers["location"])
+        assert "Enable get_current_time" in after.text and "Saved." in after.text
+
+    await console.app.engine.handle(hello("again"), RecordingSurface())
+
+    assert [t["function"]["name"] for t in llm.requests[0]["tools"]] == ["get_current_time"]
+    assert "tools" not in llm.requests[1]
+    entry = (await audit_rows(console.app))[-1]
+    assert (entry.actor, entry.action, entry.place, entry.surface) == (
+        "console:admin",
+        "tool.toggle",
+        "test:room-1",
+        "console",
+    )
+
+
+async def test_channel_prompt_model_and_budget_from_the_console(
+    make_console: ConsoleFactory, llm: ScriptedOpenAIServer
+) -> None:
+    console = await make_console(tools=())
+    llm.set_default(text_reply("ok", usage=(40, 40)))
+    channel_id = await console.app.store.channel_id(ROOM)
+    async with console.client() as client:
+        await sign_in(client)
+        page = await client.get(f"/admin/channels/{channel_id}")
+        bad = await client.post(
+            f"/admin/channels/{channel_id}/settings",
+            data={"csrf": csrf_of(page.text), "user_daily_tokens": "lots"},
+        )
+        assert bad.status_code == 400 and "whole number" in bad.text
+        saved = await client.post(
+            f"/admin/channels/{channel_id}/settings",
+            data={
+                "csrf": csrf_of(page.text),
+                "system_prompt": "Talk like an accountant.",
+                "model": "ledger-1",
+                "user_daily_tokens": "50",
+            },
+        )
+        assert saved.status_code == 303
+
+    first = await console.app.engine.handle(hello(), RecordingSurface())
+    second = await console.app.engine.handle(hello(), RecordingSurface())
+
+    assert llm.requests[0]["model"] == "ledger-1"
+    assert llm.requests[0]["messages"][0]["content"].startswith("Talk like an accountant.")
+    assert not first.error and "daily budget of 50 tokens" in second.error
+    entry = (await audit_rows(console.app))[-1]
+    assert entry.action == "channel.settings" and entry.details["limits"] == {
+        "user_daily_tokens": 50
+    }
+
+
+async def test_conversations_can_hide_content_and_users_get_a_timezone(
+    make_console: ConsoleFactory, llm: ScriptedOpenAIServer
+) -> None:
+    console = await make_console(tools=(), console_show_content=False)
+    llm.set_default(text_reply("the secret answer"))
+    await console.app.engine.handle(hello("my secret question"), RecordingSurface())
+    async with console.client() as client:
+        await sign_in(client)
+        listing = await client.get("/admin/conversations")
+        assert "Finance" in listing.text
+        page = await client.get("/admin/conversations/1")
+        assert "secret" not in page.text and "hidden" in page.text
+        users = await client.get("/admin/users")
+        assert "test:alice" in users.text and "<td>15</td>" in users.text  # tokens this month
+        bad = await client.post(
+            "/admin/users/1/timezone", data={"csrf": csrf_of(users.text), "timezone": "Mars/Base"}
+        )
+        assert bad.status_code == 400
+        good = await client.post(
+            "/admin/users/1/timezone",
+            data={"csrf": csrf_of(users.text), "timezone": "Europe/Berlin"},
+        )
+        assert good.status_code == 303
+        assert 'value="Europe/Berlin"' in (await client.get("/admin/users")).text
+
+
+async def test_cancel_a_reminder_and_sign_out(make_console: ConsoleFactory) -> None:
+    console = await make_console(tools=())
+    reminder = await console.app.scheduler.create(
+        ReminderRequest(
+            user=ALICE,
+            chat=ROOM,
+            thread_key="",
+            kind="message",
+            text="pay the invoices",
+            due_at=datetime.now(UTC) + timedelta(hours=1),
+            timezone="UTC",
+        )
+    )
+    async with console.client() as client:
+        await sign_in(client)
+        page = await client.get("/admin/reminders")
+        assert "pay the invoices" in page.text
+        done = await client.post(
+            f"/admin/reminders/{reminder.id}/cancel", data={"csrf": csrf_of(page.text)}
+        )
+        assert done.headers["location"] == "/admin/reminders?done=cancelled"
+        assert "pay the invoices" not in (await client.get("/admin/reminders")).text
+        cancelled = await client.get("/admin/reminders?status=cancelled")
+        assert "pay the invoices" in cancelled.text
+        out = await client.post("/admin/logout", data={"csrf": csrf_of(cancelled.text)})
+        assert out.status_code == 303
+        assert (await client.get("/admin/reminders")).status_code == 303
+    [info] = await console.app.scheduler.list_for(ALICE, include_done=True)
+    assert info.status == "cancelled"
+    assert (await audit_rows(console.app))[-1].action == "reminder.cancel"
+
+
+async def test_the_usage_page_draws_bars(
+    make_console: ConsoleFactory, llm: ScriptedOpenAIServer
+) -> None:
+    console = await make_console(tools=())
+    llm.set_default(text_reply("ok", usage=(100, 50)))
+    await console.app.engine.handle(hello(), RecordingSurface())
+    async with console.client() as client:
+        await sign_in(client)
+        page = await client.get("/admin/usage")
+        await console.app.engine.handle(hello(), RecordingSurface())
+        cached = await client.get("/admin/usage")
+        fresh = await client.get("/admin/usage?fresh=1")
+    assert page.status_code == 200
+    assert "<rect" in page.text and "test:Finance: 150 tokens" in page.text
+    assert "test:Finance: 150 tokens" in cached.text  # remembered for a minute
+    assert "test:Finance: 300 tokens" in fresh.text
+
+
+async def test_repeated_wrong_passwords_lock_the_address_out(
+    make_console: ConsoleFactory,
+) -> None:
+    console = await make_console(tools=())
+    async with console.client() as client:
+        statuses = [(await sign_in(client, f"guess {i}")).status_code for i in range(5)]
+        locked = await sign_in(client)  # even the right password waits now
+    assert statuses == [401] * 5
+    assert locked.status_code == 429 and "Too many wrong passwords" in locked.text
+    refusals = [e for e in await audit_rows(console.app) if not e.allowed]
+    assert len(refusals) == 5
