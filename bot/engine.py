@@ -209,7 +209,7 @@ class Engine:
     async def _run_turn(
         self, message: IncomingMessage, surface: Surface, outcome: TurnOutcome
     ) -> None:
-        info = await self.store.open_conversation(message)
+        info, history = await self.store.open_with_history(message)
         profile = await self.policy.profile(info.channel_id)
         if self.limits is not None:
             refusal = await self.limits.check(
@@ -225,7 +225,6 @@ class Engine:
                 outcome.error = refusal
                 await surface.fail(refusal)
                 return
-        history = await self.store.history(info.conversation_id)
         user_message = ChatMessage(Role.USER, message.text)
         await self.store.append(
             info.conversation_id, [StoredMessage(user_message, message_tokens(user_message))]

@@ -217,6 +217,49 @@ class ConversationStore:
 
     # -- history -----------------------------------------------------------------------
 
+    async def open_with_history(
+        self, message: IncomingMessage, *, limit: int = 200
+    ) -> tuple[ConversationInfo, list[StoredMessage]]:
+        """`open_conversation` and `history` in one query on the hot path: the newest
+        messages joined to the open conversation also name it. Only a new or empty
+        conversation takes the slower lookup-or-create path."""
+        user_id, timezone = await self._user_id(message.user)
+        channel_id = await self._channel_id(message.chat)
+        columns = Message.__table__.c  # type: ignore[attr-defined]
+        conversation_table = Conversation.__table__  # type: ignore[attr-defined]
+        conversations = conversation_table.c
+        query = (
+            sa_select(
+                columns.conversation_id,
+                columns.role,
+                columns.content,
+                columns.tool_calls,
+                columns.tool_call_id,
+                columns.name,
+                columns.is_error,
+                columns.tokens,
+            )
+            .join(conversation_table, conversations.id == columns.conversation_id)
+            .where(
+                conversations.user_id == user_id,
+                conversations.channel_id == channel_id,
+                conversations.thread_key == message.thread_key,
+                conversations.closed_at.is_(None),
+            )
+            .order_by(columns.id.desc())
+            .limit(limit)
+        )
+        async with self.db.read() as session:
+            rows = list((await session.exec(query)).all())  # type: ignore[call-overload]
+        if not rows:
+            conversation_id = await self._open_conversation_id(
+                user_id, channel_id, message.thread_key
+            )
+            return ConversationInfo(user_id, channel_id, conversation_id, timezone), []
+        rows.reverse()
+        info = ConversationInfo(user_id, channel_id, rows[0].conversation_id, timezone)
+        return info, [StoredMessage(to_chat_message(row), row.tokens) for row in rows]
+
     async def history(self, conversation_id: int, *, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages, oldest first."""
         # Plain rows, not ORM objects: this runs on every turn (docs/benchmarks.md).

@@ -188,3 +188,22 @@ async def test_timezone_is_stored_per_user(database_url: str) -> None:
     finally:
         await database.aclose()
     assert info.timezone == "Asia/Shanghai"
+
+
+async def test_open_with_history_matches_open_conversation_and_history(
+    store: ConversationStore,
+) -> None:
+    empty_info, empty = await store.open_with_history(incoming())
+    assert empty == [] and empty_info == await store.open_conversation(incoming())
+    await store.append(
+        empty_info.conversation_id,
+        [StoredMessage(ChatMessage(Role.USER, f"m{i}"), 1) for i in range(5)],
+    )
+    info, history = await store.open_with_history(incoming(), limit=3)
+    assert info == empty_info
+    assert history == await store.history(info.conversation_id, limit=3)
+    assert [stored.message.content for stored in history] == ["m2", "m3", "m4"]
+    # After a reset the closed conversation's messages are no longer the open history.
+    await store.reset_conversation(incoming())
+    fresh, fresh_history = await store.open_with_history(incoming())
+    assert fresh.conversation_id != info.conversation_id and fresh_history == []
