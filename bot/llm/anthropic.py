@@ -40,6 +40,7 @@ from bot.llm.base import (
     ToolSpec,
     TurnFinished,
 )
+from bot.llm.errors import ErrorMapper
 from bot.llm.openai_compat import parse_tool_call
 
 DEFAULT_MAX_TOKENS = 4096
@@ -169,8 +170,6 @@ class AnthropicProvider:
     ) -> None:
         self.model = model
         self._api_key = api_key or ""
-        self._timeout = timeout
-        self._max_retries = max_retries
         self._stream = stream
         self._temperature = temperature
         self._max_tokens = max_tokens or DEFAULT_MAX_TOKENS
@@ -183,6 +182,7 @@ class AnthropicProvider:
             max_retries=max_retries,
         )
         self.base_url = str(self._client.base_url).rstrip("/")
+        self._errors = ErrorMapper(self.base_url, self._api_key, model, timeout, max_retries)
 
     @classmethod
     def from_settings(cls, settings: LLMSettings) -> AnthropicProvider:
@@ -305,9 +305,7 @@ class AnthropicProvider:
         except anthropic.APIError as exc:
             raise self._map_error(exc) from _cause(exc)
         except httpx2.RequestError as exc:
-            raise ProviderUnavailable(
-                self._redact(f"{self.base_url} broke off mid-stream: {type(exc).__name__}: {exc}")
-            ) from exc
+            raise self._errors.broke_off(exc) from exc
         ready = [
             parse_tool_call(b[0], b[1], "".join(b[2]) or _start_input(b[3]))
             for _, b in sorted(blocks.items())
@@ -363,45 +361,23 @@ class AnthropicProvider:
             message.get("model") or self.model,
         )
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
-
     def _map_error(self, exc: anthropic.APIError) -> ProviderError:
         """Translate an SDK exception into the `bot.errors` tree, key redacted."""
         if isinstance(exc, anthropic.APITimeoutError):
-            return ProviderUnavailable(
-                f"no answer from {self.base_url} within {self._timeout}s "
-                f"(after {self._max_retries} retries)"
-            )
+            return self._errors.timed_out()
         if isinstance(exc, anthropic.APIConnectionError):
             cause = exc.__cause__
-            reason = f"{type(cause).__name__}: {cause}" if cause else exc.message
-            return ProviderUnavailable(
-                self._redact(
-                    f"cannot reach {self.base_url} (after {self._max_retries} retries): {reason}"
-                )
+            return self._errors.unreachable(
+                f"{type(cause).__name__}: {cause}" if cause else exc.message
             )
         if not isinstance(exc, anthropic.APIStatusError):
-            return ProviderError(self._redact(f"{self.base_url} failed: {exc.message}"))
-        status = exc.status_code
+            return self._errors.failed(exc.message)
         error = exc.body.get("error") if isinstance(exc.body, dict) else None
         message = _error_message(error) or exc.message
-        request_id = f", request id {exc.request_id}" if exc.request_id else ""
-        detail = self._redact(f"{self.base_url} answered HTTP {status}{request_id}: {message}")
-        if isinstance(exc, anthropic.RateLimitError):
-            return ProviderRateLimited(detail, status_code=status)
-        if status >= 500:  # including 529 overloaded
-            return ProviderUnavailable(detail, status_code=status)
-        if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
-            return ProviderAuthError(detail, status_code=status)
-        if _is_context_error(message):
-            return ContextTooLong(detail, status_code=status)
-        if isinstance(exc, anthropic.NotFoundError):
-            return ProviderBadRequest(
-                f"{detail} (is the model name {self.model!r} right for this endpoint?)",
-                status_code=status,
-            )
-        return ProviderBadRequest(detail, status_code=status)
+        too_long = _is_context_error(message)
+        return self._errors.http(
+            exc.status_code, message, exc.request_id, context_too_long=too_long
+        )
 
     def _stream_error(self, error: Any, request_id: str | None) -> ProviderError:
         """An `error` event inside a 200 stream (e.g. `overloaded_error`)."""
@@ -409,7 +385,9 @@ class AnthropicProvider:
         message = _error_message(body) or "unknown error"
         kind = str(body.get("type") or "")
         where = f", request id {request_id}" if request_id else ""
-        detail = self._redact(f"{self.base_url} failed mid-stream{where}: {message} [{kind}]")
+        detail = self._errors.redact(
+            f"{self.base_url} failed mid-stream{where}: {message} [{kind}]"
+        )
         if _is_context_error(message):
             return ContextTooLong(detail)
         if kind == "rate_limit_error":

@@ -24,8 +24,6 @@ from bot.config import LLMSettings
 from bot.domain import ChatMessage, Role, ToolCall, Usage
 from bot.errors import (
     ContextTooLong,
-    ProviderAuthError,
-    ProviderBadRequest,
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
@@ -38,6 +36,7 @@ from bot.llm.base import (
     ToolSpec,
     TurnFinished,
 )
+from bot.llm.errors import ErrorMapper
 from bot.llm.profiles import GENERIC, ThinkTagFilter, VendorProfile, profile_for
 
 log = logging.getLogger(__name__)
@@ -141,8 +140,7 @@ class OpenAICompatProvider:
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or ""
-        self._timeout = timeout
-        self._max_retries = max_retries
+        self._errors = ErrorMapper(self.base_url, self._api_key, model, timeout, max_retries)
         self._stream = stream
         self._temperature = temperature
         self._max_tokens = max_tokens
@@ -298,9 +296,7 @@ class OpenAICompatProvider:
         except openai.APIError as exc:
             raise self._map_error(exc) from _cause(exc)
         except httpx2.RequestError as exc:  # a read failing mid-stream (timeout, reset)
-            raise ProviderUnavailable(
-                self._redact(f"{self.base_url} broke off mid-stream: {type(exc).__name__}: {exc}")
-            ) from exc
+            raise self._errors.broke_off(exc) from exc
         if think is not None and (tail := think.flush()):
             said = True
             yield TextDelta(tail)
@@ -361,44 +357,22 @@ class OpenAICompatProvider:
             completion.get("model") or self.model,
         )
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
-
     def _map_error(self, exc: openai.APIError) -> ProviderError:
         """Translate an SDK exception into the `bot.errors` tree, key redacted."""
         if isinstance(exc, openai.APITimeoutError):
-            return ProviderUnavailable(
-                f"no answer from {self.base_url} within {self._timeout}s "
-                f"(after {self._max_retries} retries)"
-            )
+            return self._errors.timed_out()
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__
-            reason = f"{type(cause).__name__}: {cause}" if cause else exc.message
-            return ProviderUnavailable(
-                self._redact(
-                    f"cannot reach {self.base_url} (after {self._max_retries} retries): {reason}"
-                )
+            return self._errors.unreachable(
+                f"{type(cause).__name__}: {cause}" if cause else exc.message
             )
         if not isinstance(exc, openai.APIStatusError):
-            return ProviderError(self._redact(f"{self.base_url} failed: {exc.message}"))
-        status = exc.status_code
+            return self._errors.failed(exc.message)
         message = _vendor_message(exc.body) or exc.message
-        request_id = f", request id {exc.request_id}" if exc.request_id else ""
-        detail = self._redact(f"{self.base_url} answered HTTP {status}{request_id}: {message}")
-        if isinstance(exc, openai.RateLimitError):
-            return ProviderRateLimited(detail, status_code=status)
-        if status >= 500:
-            return ProviderUnavailable(detail, status_code=status)
-        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            return ProviderAuthError(detail, status_code=status)
-        if isinstance(exc, openai.BadRequestError) and _is_context_error(exc.code, message):
-            return ContextTooLong(detail, status_code=status)
-        if isinstance(exc, openai.NotFoundError):
-            return ProviderBadRequest(
-                f"{detail} (is the model name {self.model!r} right for this endpoint?)",
-                status_code=status,
-            )
-        return ProviderBadRequest(detail, status_code=status)
+        too_long = exc.status_code == 400 and _is_context_error(exc.code, message)
+        return self._errors.http(
+            exc.status_code, message, exc.request_id, context_too_long=too_long
+        )
 
     def _stream_error(self, error: Any, request_id: str | None) -> ProviderError:
         """An `{"error": ...}` object sent inside a 200 stream."""
@@ -406,7 +380,9 @@ class OpenAICompatProvider:
         message = _vendor_message(body) or "unknown error"
         tags = f"{body.get('type') or ''} {body.get('code') or ''}".strip()
         where = f", request id {request_id}" if request_id else ""
-        detail = self._redact(f"{self.base_url} failed mid-stream{where}: {message} [{tags}]")
+        detail = self._errors.redact(
+            f"{self.base_url} failed mid-stream{where}: {message} [{tags}]"
+        )
         if _is_context_error(body.get("code"), message):
             return ContextTooLong(detail)
         if "rate_limit" in tags:
