@@ -11,17 +11,14 @@ Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `cr
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import threading
-import time
 from types import TracebackType
 
-import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
+
+from tests.fakes.http import ThreadedServer
 
 
 class Sum(BaseModel):
@@ -79,28 +76,11 @@ class StreamableHTTPMCPServer:
     def __init__(self, name: str = "fake") -> None:
         self.url = ""
         self._app = build_server(name).streamable_http_app()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = ThreadedServer(self._app, name="fake-mcp-http", lifespan="on")
 
     def __enter__(self) -> StreamableHTTPMCPServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app, log_config=None, log_level="warning", timeout_graceful_shutdown=1
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("MCP HTTP server failed to start")
-            time.sleep(0.01)
-        self._server, self._thread = server, thread
-        self.url = f"http://127.0.0.1:{port}/mcp"
+        self._http.start()
+        self.url = f"http://127.0.0.1:{self._http.port}/mcp"
         return self
 
     def __exit__(
@@ -109,9 +89,7 @@ class StreamableHTTPMCPServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+        self._http.stop()
 
 
 if __name__ == "__main__":

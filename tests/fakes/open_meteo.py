@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
+from tests.fakes.http import ThreadedServer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -83,8 +80,7 @@ class OpenMeteoServer:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.fail_status: int | None = None
         self.delay = 0.0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = ThreadedServer(self._app, name="fake-open-meteo")
 
     def reset(self) -> None:
         self.requests.clear()
@@ -92,36 +88,9 @@ class OpenMeteoServer:
         self.delay = 0.0
 
     def __enter__(self) -> OpenMeteoServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            loop="asyncio",
-            interface="asgi3",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])),
-            name="fake-open-meteo",
-            daemon=True,
-        )
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                sock.close()
-                raise RuntimeError("fake Open-Meteo server failed to start")
-            time.sleep(0.005)
-        self._server, self._thread = server, thread
-        self.geocoding_url = f"http://127.0.0.1:{port}/v1/search"
-        self.forecast_url = f"http://127.0.0.1:{port}/v1/forecast"
+        self._http.start()
+        self.geocoding_url = f"http://127.0.0.1:{self._http.port}/v1/search"
+        self.forecast_url = f"http://127.0.0.1:{self._http.port}/v1/forecast"
         return self
 
     def __exit__(
@@ -130,9 +99,7 @@ class OpenMeteoServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+        self._http.stop()
 
     async def _app(
         self,

@@ -32,8 +32,6 @@ import dataclasses
 import itertools
 import json
 import secrets
-import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -41,7 +39,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-import uvicorn
+from tests.fakes.http import ThreadedServer
 
 __all__ = [
     "VENDORS",
@@ -432,54 +430,16 @@ class ScriptedOpenAIServer:
         self._default: ScriptedReply | None = None
         self._request_ids = itertools.count(1)
         self._call_ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = ThreadedServer(self._app, name="scripted-openai")
 
     def start(self) -> None:
         """Bind an ephemeral port and serve in a background thread; returns when ready."""
-        if self._thread is not None:
-            raise RuntimeError("server already started")
-        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they
-        # are TCP, and without it responses wait ~40 ms on the client's delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            loop="asyncio",
-            interface="asgi3",
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])),
-            name="scripted-openai",
-            daemon=True,
-        )
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                sock.close()
-                raise RuntimeError("scripted OpenAI server failed to start")
-            time.sleep(0.005)
-        self._server, self._thread = server, thread
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self._http.start()
+        self.base_url = f"http://127.0.0.1:{self._http.port}/v1"
 
     def stop(self) -> None:
         """Shut the server down and wait for its thread."""
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> ScriptedOpenAIServer:
         self.start()

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import socket
 import sys
 import threading
 import time
@@ -29,7 +28,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
+from tests.fakes.http import ThreadedServer
 
 __all__ = [
     "BOT_ID",
@@ -214,58 +213,22 @@ class FakeTelegramServer:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._arrived: asyncio.Event | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = ThreadedServer(self._app, name="fake-telegram", on_loop=self._bind_loop)
         self._message_ids: dict[int, itertools.count[int]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("server already started")
-        # IPPROTO_TCP so that asyncio sets TCP_NODELAY (see tests/fakes/openai_server.py).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            loop="asyncio",
-            interface="asgi3",
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
+        self._http.start()
+        self.base_url = f"http://127.0.0.1:{self._http.port}/bot"
 
-        async def serve() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._arrived = asyncio.Event()
-            await server.serve(sockets=[sock])
-
-        thread = threading.Thread(target=lambda: asyncio.run(serve()), name="fake-telegram")
-        thread.daemon = True
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                sock.close()
-                raise RuntimeError("fake Telegram server failed to start")
-            time.sleep(0.005)
-        self._server, self._thread = server, thread
-        self.base_url = f"http://127.0.0.1:{port}/bot"
+    def _bind_loop(self) -> None:
+        # Long polls wait on an Event of the server's own loop.
+        self._loop = asyncio.get_running_loop()
+        self._arrived = asyncio.Event()
 
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._wake()
-        self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self._http.stop(wake=self._wake)
 
     def __enter__(self) -> FakeTelegramServer:
         self.start()
@@ -439,7 +402,7 @@ class FakeTelegramServer:
                 ready = [u for u in self._state.updates if u["update_id"] >= offset][:limit]
                 self._arrived.clear()
             remaining = deadline - time.monotonic()
-            if ready or remaining <= 0 or (self._server and self._server.should_exit):
+            if ready or remaining <= 0 or self._http.stopping:
                 return ready
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
