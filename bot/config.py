@@ -86,6 +86,9 @@ class BotSettings(_Group):
     context_tokens: int = Field(12000, ge=500, validation_alias="PARLEY_CONTEXT_TOKENS")
     tool_timeout_seconds: float = Field(30.0, gt=0, validation_alias="PARLEY_TOOL_TIMEOUT")
     default_timezone: str = Field("UTC", validation_alias="PARLEY_DEFAULT_TIMEZONE")
+    # A reply complete within this time is sent whole: no streamed preview, typing action
+    # or status first (each would be a platform call replaced a moment later).
+    preview_delay_seconds: float = Field(0.3, ge=0, le=10, validation_alias="PARLEY_PREVIEW_DELAY")
 
     @field_validator("default_timezone")
     @classmethod
