@@ -209,12 +209,10 @@ class Engine:
     async def _run_turn(
         self, message: IncomingMessage, surface: Surface, outcome: TurnOutcome
     ) -> None:
-        info, history = await self.store.open_with_history(message)
-        profile = await self.policy.profile(info.channel_id)
+        user_id, channel_id = await self.store.ids_of(message.user, message.chat)
+        profile = await self.policy.profile(channel_id)
         if self.limits is not None:
-            refusal = await self.limits.check(
-                message, info.user_id, info.channel_id, profile.limits
-            )
+            refusal = await self.limits.check(message, user_id, channel_id, profile.limits)
             if refusal:
                 log.info(
                     "turn refused by limits for %s:%s: %s",
@@ -226,8 +224,8 @@ class Engine:
                 await surface.fail(refusal)
                 return
         user_message = ChatMessage(Role.USER, message.text)
-        await self.store.append(
-            info.conversation_id, [StoredMessage(user_message, message_tokens(user_message))]
+        info, history = await self.store.start_turn(
+            message, StoredMessage(user_message, message_tokens(user_message))
         )
         enabled = await self.policy.enabled_tools(message, info.channel_id, list(self.tools))
         offered = {item.name: item for item in enabled}

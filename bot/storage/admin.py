@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, case, cast, func, literal, update
+from sqlalchemy import Connection, Date, case, cast, func, literal, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -94,21 +94,19 @@ class AdminStore:
     async def _load_config(self, channel_id: int) -> ChannelConfig:
         tools = ChannelTool.__table__.c  # type: ignore[attr-defined]
         channels = Channel.__table__.c  # type: ignore[attr-defined]
-        async with self.db.read() as session:
-            rows = (
-                await _run(
-                    session,
-                    sa_select(tools.tool, tools.enabled).where(tools.channel_id == channel_id),
-                )
+
+        def work(connection: Connection) -> tuple[Sequence[Any], Any]:
+            rows = connection.execute(
+                sa_select(tools.tool, tools.enabled).where(tools.channel_id == channel_id)
             ).all()
-            channel = (
-                await _run(
-                    session,
-                    sa_select(channels.system_prompt, channels.model, channels.limits).where(
-                        channels.id == channel_id
-                    ),
+            channel = connection.execute(
+                sa_select(channels.system_prompt, channels.model, channels.limits).where(
+                    channels.id == channel_id
                 )
             ).first()
+            return rows, channel
+
+        rows, channel = await self.db.run(work, write=False)
         if channel is None:
             return ChannelConfig(tools={row.tool: bool(row.enabled) for row in rows})
         return ChannelConfig(
@@ -186,8 +184,9 @@ class AdminStore:
             query = query.where(u.user_id == user_id)
         if channel_id is not None:
             query = query.where(u.channel_id == channel_id)
-        async with self.db.read() as session:
-            day, month = (await _run(session, query)).one()
+        day, month = await self.db.run(
+            lambda connection: connection.execute(query).one(), write=False
+        )
         return int(day), int(month)
 
     async def tokens_per_day(self, *, days: int = 30, top: int = 6) -> list[tuple[str, str, int]]:

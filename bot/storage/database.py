@@ -1,22 +1,32 @@
-"""The database handle: async SQLAlchemy engine, SQLite tuning, and transactions.
+"""The database handle: engines, SQLite tuning, and transactions.
 
-SQLite allows one writer at a time. Parley gives it exactly one: writes go through a
-separate engine with a single pooled connection that starts every transaction with
-`BEGIN IMMEDIATE`, so concurrent turns queue for the write lock in Python instead of
-failing with SQLITE_BUSY when a read transaction tries to upgrade (see PROTOCOLS.md E).
-Reads use a normal pool and never block the writer (WAL). On PostgreSQL both roles
-share one engine.
+Two ways in. `run(work)` runs a plain function over a SQLAlchemy `Connection` as one
+transaction: the hot path (every turn's history and writes) uses it. On SQLite the
+function runs on a thread of the database's own, as one hop however many statements it
+makes; through an async driver each statement would be a hop to the driver's thread and
+back through the event loop, which cost a turn about 10 ms of CPU (docs/benchmarks.md).
+On PostgreSQL it runs on the asyncpg connection through SQLAlchemy's `run_sync`.
+`read()` and `write()` hand out async ORM sessions for the code where the convenience
+matters more than the microseconds (admin console, scheduler).
+
+SQLite allows one writer at a time. Writes start with `BEGIN IMMEDIATE` on a pool of a
+single connection per engine, so concurrent turns queue for the write lock (in the write
+thread's queue, or the async writer's pool) instead of failing with SQLITE_BUSY when a
+read transaction tries to upgrade (see PROTOCOLS.md E); the busy timeout covers the two
+writers meeting. Reads never block the writer (WAL). On PostgreSQL one engine serves all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -27,6 +37,10 @@ from bot.errors import ConfigError
 log = logging.getLogger(__name__)
 
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+# Reads of concurrent turns overlap (WAL); more threads would only contend for the GIL.
+SQLITE_READ_THREADS = 2
+
+T = TypeVar("T")
 
 
 def to_async_url(url: str) -> URL:
@@ -40,7 +54,7 @@ def to_async_url(url: str) -> URL:
 
 
 class Database:
-    """Owns the engines; `read()` and `write()` hand out sessions."""
+    """Owns the engines: `run()` runs units of work; `read()` and `write()` hand out sessions."""
 
     def __init__(self, url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = False) -> None:
         self.url = to_async_url(url)
@@ -60,12 +74,32 @@ class Database:
                 max_overflow=0,
                 pool_timeout=60,
             )
-            _tune_sqlite(self.engine, sqlite_busy_timeout_ms, begin="BEGIN")
-            _tune_sqlite(self.writer, sqlite_busy_timeout_ms, begin="BEGIN IMMEDIATE")
+            _tune_sqlite(self.engine.sync_engine, sqlite_busy_timeout_ms, begin="BEGIN")
+            _tune_sqlite(self.writer.sync_engine, sqlite_busy_timeout_ms, begin="BEGIN IMMEDIATE")
+            # The engines of `run()`: the stdlib driver, used only from their own threads.
+            sync_url = self.url.set(drivername="sqlite")
+            sync_args = {**connect_args, "check_same_thread": False}
+            self._sync_writer = create_engine(
+                sync_url, echo=echo, connect_args=sync_args, pool_size=1, max_overflow=0
+            )
+            self._sync_reader = create_engine(
+                sync_url,
+                echo=echo,
+                connect_args=sync_args,
+                pool_size=SQLITE_READ_THREADS,
+                max_overflow=0,
+            )
+            _tune_sqlite(self._sync_writer, sqlite_busy_timeout_ms, begin="BEGIN IMMEDIATE")
+            _tune_sqlite(self._sync_reader, sqlite_busy_timeout_ms, begin="BEGIN")
+            self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="parley-db-write")
+            self._read_threads = ThreadPoolExecutor(
+                SQLITE_READ_THREADS, thread_name_prefix="parley-db-read"
+            )
         else:
             self.engine = create_async_engine(self.url, echo=echo, pool_pre_ping=True)
             self.writer = self.engine
         self._locks: AsyncEngine | None = None
+        self._closed = False
 
     def lock_engine(self) -> AsyncEngine:
         """PostgreSQL: a pool of its own for connections that hold a lock for a while
@@ -81,6 +115,22 @@ class Database:
         return cls(
             settings.url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms, echo=settings.echo
         )
+
+    async def run(self, work: Callable[[Connection], T], *, write: bool = True) -> T:
+        """`work(connection)` as one transaction, committed when it returns (rolled back
+        if it raises). `write=False` promises it only reads: on SQLite it then runs beside
+        the writer instead of queueing behind it."""
+        if self.is_sqlite:
+            engine, thread = (
+                (self._sync_writer, self._write_thread)
+                if write
+                else (self._sync_reader, self._read_threads)
+            )
+            return await asyncio.get_running_loop().run_in_executor(
+                thread, _in_transaction, engine, work
+            )
+        async with self.writer.begin() as connection:
+            return await connection.run_sync(work)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -100,11 +150,22 @@ class Database:
         await self.engine.dispose()
         if self.writer is not self.engine:
             await self.writer.dispose()
+        if self.is_sqlite and not self._closed:
+            self._closed = True  # closing twice (a restart in tests) is harmless
+            loop = asyncio.get_running_loop()
+            # Each engine is closed on its own threads, after the work queued before it.
+            await loop.run_in_executor(self._write_thread, self._sync_writer.dispose)
+            await loop.run_in_executor(self._read_threads, self._sync_reader.dispose)
+            self._write_thread.shutdown()
+            self._read_threads.shutdown()
 
 
-def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, begin: str) -> None:
-    sync_engine = engine.sync_engine
+def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.begin() as connection:
+        return work(connection)
 
+
+def _tune_sqlite(sync_engine: Engine, busy_timeout_ms: int, *, begin: str) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so that BEGIN is ours (IMMEDIATE for writes).

@@ -3,7 +3,8 @@
 `ConversationStore` resolves who and where a message comes from, loads and appends
 history, records usage and claims platform events for deduplication. User and channel
 ids never change once created, so they are cached in process; conversations are not
-(a `/reset` on another replica must be seen at once).
+(a `/reset` on another replica must be seen at once). Every method is one unit of work
+(`Database.run`): a turn makes three, claim, `start_turn` and the final `append`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, func, insert, text, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain import ChatMessage, ChatRef, IncomingMessage, Role, ToolCall, Usage, UserRef
 from bot.storage.database import Database
@@ -80,25 +80,25 @@ class ConversationStore:
         """The user's open conversation in this chat and thread, created if needed."""
         user_id, timezone = await self._user_id(message.user)
         channel_id = await self._channel_id(message.chat)
-        conversation_id = await self._open_conversation_id(user_id, channel_id, message.thread_key)
+        conversation_id = await self.db.run(
+            lambda connection: _open_conversation_id(
+                connection, user_id, channel_id, message.thread_key
+            )
+        )
         return ConversationInfo(user_id, channel_id, conversation_id, timezone)
 
     async def reset_conversation(self, message: IncomingMessage) -> bool:
         """Close the open conversation (kept for the record). True if one was open."""
         user_id, _ = await self._user_id(message.user)
         channel_id = await self._channel_id(message.chat)
-        async with self.db.write() as session:
-            result = await session.exec(
-                update(Conversation)
-                .where(
-                    Conversation.user_id == user_id,  # type: ignore[arg-type]
-                    Conversation.channel_id == channel_id,  # type: ignore[arg-type]
-                    Conversation.thread_key == message.thread_key,  # type: ignore[arg-type]
-                    Conversation.closed_at.is_(None),  # type: ignore[union-attr]
-                )
-                .values(closed_at=utcnow())
-            )
-        return bool(result.rowcount)
+        values = {
+            "user": user_id,
+            "channel": channel_id,
+            "thread": message.thread_key,
+            "closed_at": utcnow(),
+        }
+        closed = await self.db.run(lambda connection: connection.execute(_CLOSE, values).rowcount)
+        return bool(closed)
 
     async def channel_id(self, chat: ChatRef) -> int:
         """The stored id of `chat`, created if needed."""
@@ -106,18 +106,15 @@ class ConversationStore:
 
     async def has_thread(self, chat: ChatRef, thread_key: str) -> bool:
         """Whether any conversation (any user's, open or closed) lives in this thread."""
-        query = (
-            select(Conversation.id)
-            .join(Channel, Channel.id == Conversation.channel_id)  # type: ignore[arg-type]
-            .where(
-                Channel.platform == chat.platform,
-                Channel.platform_chat_id == chat.platform_chat_id,
-                Conversation.thread_key == thread_key,
-            )
-            .limit(1)
+        values = {
+            "platform": chat.platform,
+            "platform_chat_id": chat.platform_chat_id,
+            "thread_key": thread_key,
+        }
+        found = await self.db.run(
+            lambda connection: connection.execute(_THREAD_EXISTS, values).first(), write=False
         )
-        async with self.db.read() as session:
-            return (await session.exec(query)).first() is not None
+        return found is not None
 
     async def ids_of(self, user: UserRef, chat: ChatRef) -> tuple[int, int]:
         """The stored ids of a user and a chat, created if needed."""
@@ -134,8 +131,11 @@ class ConversationStore:
 
     async def set_timezone(self, user: UserRef, timezone: str) -> None:
         user_id, _ = await self._user_id(user)
-        async with self.db.write() as session:
-            await session.exec(update(User).where(User.id == user_id).values(timezone=timezone))  # type: ignore[arg-type]
+        await self.db.run(
+            lambda connection: connection.execute(
+                _SET_TIMEZONE, {"user": user_id, "timezone": timezone}
+            )
+        )
         self._user_ids[(user.platform, user.platform_user_id)] = (user_id, timezone)
 
     async def _user_id(self, user: UserRef) -> tuple[int, str | None]:
@@ -149,19 +149,14 @@ class ConversationStore:
             "display_name": user.display_name,
             "created_at": utcnow(),
         }
-        async with self.db.write() as session:
-            await _insert_ignore(session, User, values)
-            row = (
-                await session.exec(
-                    select(User.id, User.timezone).where(
-                        User.platform == user.platform,
-                        User.platform_user_id == user.platform_user_id,
-                    )
-                )
-            ).one()
-        user_id, timezone = int(row[0]), row[1]  # type: ignore[arg-type]
-        self._user_ids[key] = (user_id, timezone)
-        return user_id, timezone
+
+        def work(connection: Connection) -> tuple[int, str | None]:
+            _insert_ignore(connection, _USERS, values)
+            row = connection.execute(_USER_ID, values).one()
+            return int(row.id), row.timezone
+
+        self._user_ids[key] = found = await self.db.run(work)
+        return found
 
     async def _channel_id(self, chat: ChatRef) -> int:
         key = (chat.platform, chat.platform_chat_id)
@@ -175,111 +170,54 @@ class ConversationStore:
             "title": chat.title,
             "created_at": utcnow(),
         }
-        async with self.db.write() as session:
-            await _insert_ignore(session, Channel, values)
-            channel_id = (
-                await session.exec(
-                    select(Channel.id).where(
-                        Channel.platform == chat.platform,
-                        Channel.platform_chat_id == chat.platform_chat_id,
-                    )
-                )
-            ).one()
-        self._channel_ids[key] = channel_id  # type: ignore[assignment]
-        return channel_id  # type: ignore[return-value]
 
-    async def _open_conversation_id(self, user_id: int, channel_id: int, thread_key: str) -> int:
-        query = select(Conversation.id).where(
-            Conversation.user_id == user_id,
-            Conversation.channel_id == channel_id,
-            Conversation.thread_key == thread_key,
-            Conversation.closed_at.is_(None),  # type: ignore[union-attr]
-        )
-        async with self.db.read() as session:
-            found = (await session.exec(query)).first()
-        if found is not None:
-            return found
-        async with self.db.write() as session:
-            # The partial unique index makes a concurrent creation a no-op, not a duplicate.
-            await _insert_ignore(
-                session,
-                Conversation,
-                {
-                    "user_id": user_id,
-                    "channel_id": channel_id,
-                    "thread_key": thread_key,
-                    "created_at": utcnow(),
-                },
-                index_where="closed_at IS NULL",
-                conflict_columns=("user_id", "channel_id", "thread_key"),
-            )
-            return (await session.exec(query)).one()  # type: ignore[return-value]
+        def work(connection: Connection) -> int:
+            _insert_ignore(connection, _CHANNELS, values)
+            return int(connection.execute(_CHANNEL_ID, values).scalar_one())
+
+        self._channel_ids[key] = channel_id = await self.db.run(work)
+        return channel_id
 
     # -- history -----------------------------------------------------------------------
 
-    async def open_with_history(
-        self, message: IncomingMessage, *, limit: int = 200
+    async def start_turn(
+        self, message: IncomingMessage, said: StoredMessage, *, limit: int = 200
     ) -> tuple[ConversationInfo, list[StoredMessage]]:
-        """`open_conversation` and `history` in one query on the hot path: the newest
-        messages joined to the open conversation also name it. Only a new or empty
-        conversation takes the slower lookup-or-create path."""
+        """A turn's one trip to the database before the model: the user's open
+        conversation here (created if needed), its newest `limit` messages (oldest first),
+        and `said` stored after them, all in one transaction."""
         user_id, timezone = await self._user_id(message.user)
         channel_id = await self._channel_id(message.chat)
-        columns = Message.__table__.c  # type: ignore[attr-defined]
-        conversation_table = Conversation.__table__  # type: ignore[attr-defined]
-        conversations = conversation_table.c
-        query = (
-            sa_select(
-                columns.conversation_id,
-                columns.role,
-                columns.content,
-                columns.tool_calls,
-                columns.tool_call_id,
-                columns.name,
-                columns.is_error,
-                columns.tokens,
+        where = {
+            "user": user_id,
+            "channel": channel_id,
+            "thread": message.thread_key,
+            "limit": limit,
+        }
+
+        def work(connection: Connection) -> tuple[int, list[Any]]:
+            # The newest messages joined to the open conversation also name it; only a
+            # new or empty conversation takes the lookup-or-create path.
+            rows = list(connection.execute(_OPEN_HISTORY, where))
+            conversation_id = (
+                rows[0].conversation_id
+                if rows
+                else _open_conversation_id(connection, user_id, channel_id, message.thread_key)
             )
-            .join(conversation_table, conversations.id == columns.conversation_id)
-            .where(
-                conversations.user_id == user_id,
-                conversations.channel_id == channel_id,
-                conversations.thread_key == message.thread_key,
-                conversations.closed_at.is_(None),
-            )
-            .order_by(columns.id.desc())
-            .limit(limit)
-        )
-        async with self.db.read() as session:
-            rows = list((await session.exec(query)).all())  # type: ignore[call-overload]
-        if not rows:
-            conversation_id = await self._open_conversation_id(
-                user_id, channel_id, message.thread_key
-            )
-            return ConversationInfo(user_id, channel_id, conversation_id, timezone), []
+            connection.execute(_INSERT_MESSAGE, [to_row(conversation_id, said, utcnow())])
+            return conversation_id, rows
+
+        conversation_id, rows = await self.db.run(work)
         rows.reverse()
-        info = ConversationInfo(user_id, channel_id, rows[0].conversation_id, timezone)
+        info = ConversationInfo(user_id, channel_id, conversation_id, timezone)
         return info, [StoredMessage(to_chat_message(row), row.tokens) for row in rows]
 
     async def history(self, conversation_id: int, *, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages, oldest first."""
-        # Plain rows, not ORM objects: this runs on every turn (docs/benchmarks.md).
-        columns = Message.__table__.c  # type: ignore[attr-defined]
-        query = (
-            sa_select(
-                columns.role,
-                columns.content,
-                columns.tool_calls,
-                columns.tool_call_id,
-                columns.name,
-                columns.is_error,
-                columns.tokens,
-            )
-            .where(columns.conversation_id == conversation_id)
-            .order_by(columns.id.desc())
-            .limit(limit)
+        values = {"conversation_id": conversation_id, "limit": limit}
+        rows = await self.db.run(
+            lambda connection: list(connection.execute(_HISTORY, values)), write=False
         )
-        async with self.db.read() as session:
-            rows = list((await session.exec(query)).all())  # type: ignore[call-overload]
         rows.reverse()
         return [StoredMessage(to_chat_message(row), row.tokens) for row in rows]
 
@@ -293,15 +231,18 @@ class ConversationStore:
         """Add messages (and the usage of the call that made them) in one transaction."""
         now = utcnow()
         rows = [to_row(conversation_id, stored, now) for stored in messages]
-        async with self.db.write() as session:
+
+        def work(connection: Connection) -> None:
             if rows:
-                await session.exec(insert(Message.__table__), params=rows)  # type: ignore[attr-defined]
+                connection.execute(_INSERT_MESSAGE, rows)
             if usage is not None:
-                session.add(usage.to_row(now))
+                connection.execute(_INSERT_USAGE, [usage.to_row(now)])
+
+        await self.db.run(work)
 
     async def record_usage(self, usage: UsageEntry) -> None:
-        async with self.db.write() as session:
-            session.add(usage.to_row(utcnow()))
+        row = usage.to_row(utcnow())
+        await self.db.run(lambda connection: connection.execute(_INSERT_USAGE, [row]))
 
     async def tokens_used(
         self, *, user_id: int | None = None, channel_id: int | None = None
@@ -313,20 +254,19 @@ class ConversationStore:
             query = query.where(UsageRecord.user_id == user_id)
         if channel_id is not None:
             query = query.where(UsageRecord.channel_id == channel_id)
-        async with self.db.read() as session:
-            return int((await session.exec(query)).one())
+        total = await self.db.run(
+            lambda connection: connection.execute(query).scalar_one(), write=False
+        )
+        return int(total)
 
     # -- deduplication -----------------------------------------------------------------
 
     async def claim_event(self, platform: str, event_id: str) -> bool:
         """True the first time an event id is seen, False for every re-delivery."""
-        async with self.db.write() as session:
-            inserted = await _insert_ignore(
-                session,
-                ProcessedEvent,
-                {"platform": platform, "event_id": event_id, "created_at": utcnow()},
-            )
-        return inserted
+        values = {"platform": platform, "event_id": event_id, "created_at": utcnow()}
+        return await self.db.run(
+            lambda connection: _insert_ignore(connection, _PROCESSED_EVENTS, values)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,16 +277,17 @@ class UsageEntry:
     model: str
     usage: Usage
 
-    def to_row(self, now: Any) -> UsageRecord:
-        return UsageRecord(
-            user_id=self.user_id,
-            channel_id=self.channel_id,
-            conversation_id=self.conversation_id,
-            model=self.model,
-            prompt_tokens=self.usage.prompt_tokens,
-            completion_tokens=self.usage.completion_tokens,
-            created_at=now,
-        )
+    def to_row(self, now: Any) -> dict[str, Any]:
+        """The `usage` row, as column values."""
+        return {
+            "user_id": self.user_id,
+            "channel_id": self.channel_id,
+            "conversation_id": self.conversation_id,
+            "model": self.model,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "created_at": now,
+        }
 
 
 def to_row(conversation_id: int, stored: StoredMessage, now: Any) -> dict[str, Any]:
@@ -400,19 +341,40 @@ def _to_tool_call(raw: dict[str, Any]) -> ToolCall:
     return ToolCall(raw["id"], raw["name"], parsed, text)
 
 
-async def _insert_ignore(
-    session: AsyncSession,
-    model: Any,
+def _open_conversation_id(
+    connection: Connection, user_id: int, channel_id: int, thread_key: str
+) -> int:
+    where = {"user": user_id, "channel": channel_id, "thread": thread_key}
+    found = connection.execute(_OPEN_CONVERSATION, where).scalar()
+    if found is not None:
+        return int(found)
+    # The partial unique index makes a concurrent creation a no-op, not a duplicate.
+    _insert_ignore(
+        connection,
+        _CONVERSATIONS,
+        {
+            "user_id": user_id,
+            "channel_id": channel_id,
+            "thread_key": thread_key,
+            "created_at": utcnow(),
+        },
+        conflict_columns=("user_id", "channel_id", "thread_key"),
+        index_where="closed_at IS NULL",
+    )
+    return int(connection.execute(_OPEN_CONVERSATION, where).scalar_one())
+
+
+def _insert_ignore(
+    connection: Connection,
+    table: Table,
     values: dict[str, Any],
     *,
     conflict_columns: Sequence[str] | None = None,
     index_where: str | None = None,
 ) -> bool:
     """`INSERT … ON CONFLICT DO NOTHING` on SQLite and PostgreSQL; True if a row went in."""
-    table: Table = model.__table__
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(**values)
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table)
     if conflict_columns is not None:
         statement = statement.on_conflict_do_nothing(
             index_elements=list(conflict_columns),
@@ -420,8 +382,70 @@ async def _insert_ignore(
         )
     else:
         statement = statement.on_conflict_do_nothing()
-    result = await session.exec(statement)
-    return bool(result.rowcount)
+    return bool(connection.execute(statement, values).rowcount)
+
+
+# The statements of the hot path, built once: SQLAlchemy then finds their compiled form
+# in its cache without rebuilding them per call.
+_USERS: Table = User.__table__  # type: ignore[attr-defined]
+_CHANNELS: Table = Channel.__table__  # type: ignore[attr-defined]
+_CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]
+_MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
+_PROCESSED_EVENTS: Table = ProcessedEvent.__table__  # type: ignore[attr-defined]
+
+_USER_ID = sa_select(_USERS.c.id, _USERS.c.timezone).where(
+    _USERS.c.platform == bindparam("platform"),
+    _USERS.c.platform_user_id == bindparam("platform_user_id"),
+)
+# An UPDATE without values() sets the columns its parameters name (here: timezone).
+_SET_TIMEZONE = update(_USERS).where(_USERS.c.id == bindparam("user"))
+_CHANNEL_ID = sa_select(_CHANNELS.c.id).where(
+    _CHANNELS.c.platform == bindparam("platform"),
+    _CHANNELS.c.platform_chat_id == bindparam("platform_chat_id"),
+)
+# Parameter names differ from the column names: an UPDATE reserves those for its values.
+_IS_OPEN_HERE = (
+    _CONVERSATIONS.c.user_id == bindparam("user"),
+    _CONVERSATIONS.c.channel_id == bindparam("channel"),
+    _CONVERSATIONS.c.thread_key == bindparam("thread"),
+    _CONVERSATIONS.c.closed_at.is_(None),
+)
+_OPEN_CONVERSATION = sa_select(_CONVERSATIONS.c.id).where(*_IS_OPEN_HERE)
+_CLOSE = update(_CONVERSATIONS).where(*_IS_OPEN_HERE)  # sets closed_at
+_THREAD_EXISTS = (
+    sa_select(_CONVERSATIONS.c.id)
+    .join(_CHANNELS, _CHANNELS.c.id == _CONVERSATIONS.c.channel_id)
+    .where(
+        _CHANNELS.c.platform == bindparam("platform"),
+        _CHANNELS.c.platform_chat_id == bindparam("platform_chat_id"),
+        _CONVERSATIONS.c.thread_key == bindparam("thread_key"),
+    )
+    .limit(1)
+)
+_MESSAGE_COLUMNS = (
+    _MESSAGES.c.role,
+    _MESSAGES.c.content,
+    _MESSAGES.c.tool_calls,
+    _MESSAGES.c.tool_call_id,
+    _MESSAGES.c.name,
+    _MESSAGES.c.is_error,
+    _MESSAGES.c.tokens,
+)
+_HISTORY = (
+    sa_select(*_MESSAGE_COLUMNS)
+    .where(_MESSAGES.c.conversation_id == bindparam("conversation_id"))
+    .order_by(_MESSAGES.c.id.desc())
+    .limit(bindparam("limit"))
+)
+_OPEN_HISTORY = (
+    sa_select(_MESSAGES.c.conversation_id, *_MESSAGE_COLUMNS)
+    .join(_CONVERSATIONS, _CONVERSATIONS.c.id == _MESSAGES.c.conversation_id)
+    .where(*_IS_OPEN_HERE)
+    .order_by(_MESSAGES.c.id.desc())
+    .limit(bindparam("limit"))
+)
+_INSERT_MESSAGE = insert(_MESSAGES)
+_INSERT_USAGE = insert(UsageRecord.__table__)  # type: ignore[attr-defined]
 
 
 def lock_number(key: Hashable) -> int:

@@ -190,20 +190,24 @@ async def test_timezone_is_stored_per_user(database_url: str) -> None:
     assert info.timezone == "Asia/Shanghai"
 
 
-async def test_open_with_history_matches_open_conversation_and_history(
+async def test_start_turn_returns_the_history_before_storing_what_the_user_said(
     store: ConversationStore,
 ) -> None:
-    empty_info, empty = await store.open_with_history(incoming())
+    def said(text: str) -> StoredMessage:
+        return StoredMessage(ChatMessage(Role.USER, text), 1)
+
+    empty_info, empty = await store.start_turn(incoming(), said("m0"))
     assert empty == [] and empty_info == await store.open_conversation(incoming())
-    await store.append(
-        empty_info.conversation_id,
-        [StoredMessage(ChatMessage(Role.USER, f"m{i}"), 1) for i in range(5)],
-    )
-    info, history = await store.open_with_history(incoming(), limit=3)
+    await store.append(empty_info.conversation_id, [said(f"m{i}") for i in range(1, 5)])
+    info, history = await store.start_turn(incoming(), said("m5"), limit=3)
     assert info == empty_info
-    assert history == await store.history(info.conversation_id, limit=3)
     assert [stored.message.content for stored in history] == ["m2", "m3", "m4"]
+    assert [s.message.content for s in await store.history(info.conversation_id, limit=2)] == [
+        "m4",
+        "m5",
+    ]
     # After a reset the closed conversation's messages are no longer the open history.
     await store.reset_conversation(incoming())
-    fresh, fresh_history = await store.open_with_history(incoming())
+    fresh, fresh_history = await store.start_turn(incoming(), said("new"))
     assert fresh.conversation_id != info.conversation_id and fresh_history == []
+    assert [s.message.content for s in await store.history(fresh.conversation_id)] == ["new"]
