@@ -3,6 +3,10 @@
 Only this module (and the CLI that calls it) imports `bot`, `integrations` and `tools`
 together. There are no module-level singletons: tests build as many applications as
 they like, each with its own database and provider.
+
+Vendor SDKs and chat platforms are imported when settings ask for them, not before:
+the Anthropic SDK, the MCP SDK, slack-bolt and python-telegram-bot together are about
+half of the process's memory and seconds of start-up (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from starlette.routing import BaseRoute
@@ -21,9 +26,7 @@ from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.leader import LeaderLease, Leadership
 from bot.limits import Limits
-from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import Provider
-from bot.llm.openai_compat import OpenAICompatProvider
 from bot.mail import SMTPMailer
 from bot.observe import METRICS_CONTENT_TYPE, Metrics
 from bot.platform import Platform
@@ -36,11 +39,11 @@ from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
 from bot.web.console import Console
 from bot.web.ops import DrainingMiddleware, ops_routes
-from integrations.slack import SlackPlatform
-from integrations.telegram import TelegramPlatform
 from tools import ALL_TOOLS
-from tools.mcp import MCPTools, load_config
 from tools.weather import OpenMeteo
+
+if TYPE_CHECKING:
+    from tools.mcp import MCPTools
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +56,16 @@ def build_provider(settings: Settings) -> Provider:
                 "ANTHROPIC_API_KEY is not set: PARLEY_PROVIDER=anthropic needs it in .env "
                 "(and PARLEY_MODEL set to a Claude model)"
             )
+        from bot.llm.anthropic import AnthropicProvider
+
         return AnthropicProvider.from_settings(llm)
     if llm.api_key is None or not llm.api_key.get_secret_value():
         raise ConfigError(
             "OPENAI_API_KEY is not set: put it in .env (and OPENAI_BASE_URL and PARLEY_MODEL for a "
             "non-OpenAI endpoint; local servers such as Ollama accept any non-empty key)"
         )
+    from bot.llm.openai_compat import OpenAICompatProvider
+
     return OpenAICompatProvider.from_settings(llm)
 
 
@@ -66,6 +73,8 @@ def build_mcp(settings: Settings, registry: ToolRegistry) -> MCPTools | None:
     """The MCP servers of `PARLEY_MCP_CONFIG`, registering into `registry` (None: none)."""
     if not settings.mcp.config:
         return None
+    from tools.mcp import MCPTools, load_config
+
     return MCPTools(
         load_config(settings.mcp.config),
         registry,
@@ -152,6 +161,8 @@ class Application:
         """One adapter per chat service whose credentials are set."""
         platforms: list[Platform] = []
         if self.settings.slack.enabled:
+            from integrations.slack import SlackPlatform
+
             platforms.append(
                 SlackPlatform(
                     self.settings.slack,
@@ -162,6 +173,8 @@ class Application:
                 )
             )
         if self.settings.telegram.bot_token is not None:
+            from integrations.telegram import TelegramPlatform
+
             platforms.append(
                 TelegramPlatform(self.settings.telegram, self.engine, admin=self.admin)
             )
