@@ -163,7 +163,12 @@ class Application:
             )
         if self.settings.telegram.bot_token is not None:
             platforms.append(
-                TelegramPlatform(self.settings.telegram, self.engine, admin=self.admin)
+                TelegramPlatform(
+                    self.settings.telegram,
+                    self.engine,
+                    preview_delay=self.settings.bot.preview_delay_seconds,
+                    admin=self.admin,
+                )
             )
         return platforms
 
