@@ -176,7 +176,12 @@ class Application:
             from integrations.telegram import TelegramPlatform
 
             platforms.append(
-                TelegramPlatform(self.settings.telegram, self.engine, admin=self.admin)
+                TelegramPlatform(
+                    self.settings.telegram,
+                    self.engine,
+                    preview_delay=self.settings.bot.preview_delay_seconds,
+                    admin=self.admin,
+                )
             )
         return platforms
 

@@ -41,6 +41,7 @@ class Outbox:
     pace: ChatPace
     max_retries: int
     draft_interval: float
+    preview_delay: float
     confirm_timeout: float
     confirmations: dict[str, PendingConfirmation] = field(default_factory=dict)
 

@@ -74,7 +74,12 @@ class TelegramPlatform:
     name = PLATFORM
 
     def __init__(
-        self, settings: TelegramSettings, engine: Engine, *, admin: Administration | None = None
+        self,
+        settings: TelegramSettings,
+        engine: Engine,
+        *,
+        preview_delay: float,
+        admin: Administration | None = None,
     ) -> None:
         if settings.bot_token is None:
             raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
@@ -105,6 +110,7 @@ class TelegramPlatform:
             pace=ChatPace(settings.edit_interval_seconds),
             max_retries=settings.max_retries,
             draft_interval=settings.draft_interval_seconds,
+            preview_delay=preview_delay,
             confirm_timeout=settings.confirm_timeout_seconds,
         )
         self.messenger: Messenger = TelegramMessenger(self.outbox)

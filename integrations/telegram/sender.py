@@ -124,6 +124,10 @@ class ChatPace:
             self._next = {k: v for k, v in self._next.items() if v > now}
         return True
 
+    def ready_in(self, chat_id: int) -> float:
+        """Seconds until the chat's next slot is free (0 if it is now)."""
+        return max(0.0, self._next.get(chat_id, 0.0) - time.monotonic())
+
     def touch(self, chat_id: int, interval: float | None = None) -> None:
         """A call just finished: count the interval from now, since Telegram counts from
         arrival and a slow request may have arrived late."""

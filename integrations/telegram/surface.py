@@ -2,10 +2,12 @@
 
 Private chats stream into a draft (sendMessageDraft, a live preview that Telegram drops
 after 30 s) and end with a real sendMessage; groups stream by sending one message and
-editing it. Streamed previews are plain text; only the final text is rendered from
-Markdown to HTML, with a plain-text resend if Telegram cannot parse it. Every optional
-call (draft, edit) goes through the chat's `ChatPace`, final edits in groups wait for
-their slot, and a chat that blocked the bot ends the turn quietly.
+editing it. A reply shows no progress before `preview_delay` (an answer done by then
+arrives whole, in one call): then "typing…" if nothing shows yet, and previews of the
+newest text, sent by one background task per turn at the chat's `ChatPace`. Previews are
+plain text; only the final text is rendered from Markdown to HTML, with a plain-text
+resend if Telegram cannot parse it. Final edits in groups wait for their slot, and a chat
+that blocked the bot ends the turn quietly.
 """
 
 from __future__ import annotations
@@ -72,27 +74,27 @@ class TelegramSurface:
         self._streaming = True
         self._gone = False
         self._typing: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+        self._typing_due: asyncio.TimerHandle | None = None
+        self._previews_due: asyncio.TimerHandle | None = None
+        self._previews: asyncio.Task[None] | None = None
+        self._fresh = asyncio.Event()  # new text, or time to stop
+        self._stop = asyncio.Event()
 
     # -- Surface -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        # In the background: the model call should not wait for Telegram.
-        self._begin_typing()
+        self._typing_due = asyncio.get_running_loop().call_later(
+            self.outbox.preview_delay, self._typing_unless_shown
+        )
 
     async def stream(self, delta: str) -> None:
         self._pause_typing()
         self.text += delta
-        if self._gone or not self._streaming or not self.text.strip():
-            return
-        if utf16_len(self.text) > PART_LIMIT:
-            self._streaming = False  # the final split takes over
-            return
-        interval = self.outbox.draft_interval if self.private else None
-        if self.outbox.pace.take(self.chat_id, interval):
-            try:
-                await self._guard(self._preview())
-            finally:
-                self.outbox.pace.touch(self.chat_id, interval)
+        if self._previews_due is None and self._streaming and self.text.strip():
+            self._previews_due = asyncio.get_running_loop().call_later(
+                self.outbox.preview_delay, self._start_previews
+            )
+        self._fresh.set()
 
     async def status(self, text: str) -> None:
         self._begin_typing()
@@ -104,11 +106,11 @@ class TelegramSurface:
         return None
 
     async def finish(self, text: str) -> None:
-        await self._end_typing()
+        await self._settle()
         await self._guard(self._final(text))
 
     async def fail(self, text: str) -> None:
-        await self._end_typing()
+        await self._settle()
         await self._guard(
             self.outbox.send_part(
                 self.chat_id,
@@ -120,7 +122,7 @@ class TelegramSurface:
         )
 
     async def confirm(self, user: UserRef, question: str) -> bool:
-        await self._end_typing()
+        await self._settle()
         if self._gone:
             return False
         token = secrets.token_urlsafe(9)
@@ -172,6 +174,47 @@ class TelegramSurface:
 
     # -- inside ------------------------------------------------------------------------
 
+    async def _settle(self) -> None:
+        """Stop the background calls (one in flight lands: cancelling it would cost its
+        connection) before the turn's own message; later text starts previews anew."""
+        if self._previews_due is not None:
+            self._previews_due.cancel()
+        if self._previews is not None:
+            self._stop.set()
+            self._fresh.set()
+            await self._previews
+            self._stop.clear()
+        self._previews_due = self._previews = None
+        await self._end_typing()
+
+    def _start_previews(self) -> None:
+        self._previews = asyncio.create_task(self._show_previews())
+
+    async def _show_previews(self) -> None:
+        """Preview the newest text whenever the chat's pace allows, until stopped."""
+        pace, chat_id = self.outbox.pace, self.chat_id
+        interval = self.outbox.draft_interval if self.private else None
+        while self._streaming and not self._gone and not self._stop.is_set():
+            text = self.text.strip()
+            if text == self._shown:
+                self._fresh.clear()
+                await self._fresh.wait()
+            elif utf16_len(text) > PART_LIMIT:
+                self._streaming = False  # the final split takes over
+            elif pace.take(chat_id, interval):
+                try:
+                    await self._guard(self._preview(text))
+                finally:
+                    pace.touch(chat_id, interval)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pace.ready_in(chat_id)):
+                        await self._stop.wait()
+
+    def _typing_unless_shown(self) -> None:
+        if self.first_visible is None:
+            self._begin_typing()
+
     def _begin_typing(self) -> None:
         """Show "typing…" (renewed every few seconds) until the next text or the end."""
         if self._gone or any(not stop.is_set() for stop, _ in self._typing):
@@ -195,15 +238,14 @@ class TelegramSurface:
             stop.set()
 
     async def _end_typing(self) -> None:
+        if self._typing_due is not None:
+            self._typing_due.cancel()
         self._pause_typing()
         tasks, self._typing = self._typing, []
         for _, task in tasks:
             await task
 
-    async def _preview(self) -> None:
-        text = self.text.strip()
-        if text == self._shown:
-            return
+    async def _preview(self, text: str) -> None:
         bot = self.outbox.bot
         try:
             if self.private:
@@ -226,11 +268,10 @@ class TelegramSurface:
             self.outbox.pace.back_off(self.chat_id, retry_after_seconds(exc))
             return
         except BadRequest as exc:
-            if is_not_modified(exc):
+            if not is_not_modified(exc):
+                log.info("telegram streaming preview refused (%s); waiting for the final text", exc)
+                self._streaming = False
                 return
-            log.info("telegram streaming preview refused (%s); waiting for the final text", exc)
-            self._streaming = False
-            return
         self._shown = text
         self._mark_visible()
 

@@ -31,7 +31,8 @@ async def make_app(
     llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, tmp_path: Path
 ) -> AsyncIterator[AppFactory]:
     """Build, migrate and start an application with the Telegram adapter polling (or, with
-    `start=False`, leave starting to the test); everything is stopped afterwards."""
+    `start=False`, leave starting to the test); everything is stopped afterwards.
+    `preview_delay=0` shows progress from the first word, as a test of streaming wants."""
     running: list[tuple[Application, bool]] = []
 
     async def make(
@@ -40,6 +41,7 @@ async def make_app(
         start: bool = True,
         database: Path | None = None,
         admin: dict[str, Any] | None = None,
+        preview_delay: float | None = None,
         **options: Any,
     ) -> Application:
         settings = Settings.load(
@@ -52,6 +54,7 @@ async def make_app(
             },
             database={"url": f"sqlite:///{database or tmp_path / 'parley.db'}"},
             http={"port": 0},
+            bot={} if preview_delay is None else {"preview_delay_seconds": preview_delay},
             telegram={"bot_token": TOKEN, "base_url": telegram.base_url, **options},
             admin={**DEFAULT_TOOLS, **(admin or {})},
         )

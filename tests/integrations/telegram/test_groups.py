@@ -85,6 +85,21 @@ async def test_forum_topics_keep_separate_contexts(
     assert threads == [11, 12, 11]
 
 
+async def test_a_quick_answer_in_a_group_is_one_reply_without_edits(
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+) -> None:
+    llm.script(text_reply("Short **and** whole.", chunk_size=3))
+    await make_app(preview_delay=2)
+
+    telegram.push(group_message(GROUP, BOB, f"@{BOT_USERNAME} quick one"))
+    await telegram.wait_for(lambda t: len(visible_calls(t)) == 1)
+
+    [reply] = visible_calls(telegram)
+    assert reply.method == "sendMessage" and reply.params["text"] == "Short <b>and</b> whole."
+    assert reply.params["reply_parameters"]["message_id"]
+    assert telegram.calls_of("sendChatAction", "editMessageText") == []
+
+
 async def test_streaming_edits_keep_at_least_the_interval_per_chat(
     llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
 ) -> None:
