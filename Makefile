@@ -19,6 +19,10 @@ PACKAGES := bot integrations tools
 # uv must use the interpreter found on PATH and never download one.
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Keep Python's bytecode cache even where the environment turns it off: the tests and
+# benchmarks start `parley run` and helper processes, and each would otherwise compile
+# every module of every SDK again (seconds per process on a slow machine).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help venv run chat test lint format bench migrate clean
 

@@ -107,13 +107,16 @@ class Leadership:
             held = False
         if held and not self.leader:
             log.info("scheduler lease taken by %s: reminders run here", self.lease.holder)
+            # Leader from the moment the lease is ours: whoever sees the scheduler running
+            # must also see `leader` (readiness reports both).
+            self.leader = True
             try:
                 await self.on_gain()
             except Exception:
                 log.exception("the scheduler did not start; trying again at the next renewal")
+                self.leader = False
                 await self._lose()
                 return
-            self.leader = True
         elif not held and self.leader:
             log.warning("scheduler lease lost: stopping the reminder scheduler here")
             self.leader = False
