@@ -28,7 +28,8 @@ async def test_a_private_message_with_a_tool_call_streams_a_draft_and_sends_the_
 ) -> None:
     llm.script(
         tool_call_reply(("get_current_time", {"timezone": "Asia/Tokyo"})),
-        text_reply("It is **evening** in Tokyo.", chunk_size=4),
+        # Paced chunks: a zero-latency answer could end before its first preview.
+        text_reply("It is **evening** in Tokyo.", chunk_size=4, chunk_delay=0.05),
     )
     await make_app(preview_delay=0)
 
@@ -334,7 +335,7 @@ async def test_typing_shows_while_tools_run_after_text(
 ) -> None:
     llm.script(
         tool_call_reply(("get_current_time", {"timezone": "UTC"}), text="Let me check."),
-        text_reply("It is noon."),
+        text_reply("It is noon.", delay=0.3),  # time for the preview of the first round
     )
     await make_app(preview_delay=0)
 
