@@ -170,6 +170,7 @@ class Application:
                     claim_event=self.store.claim_event,
                     knows_thread=self.store.has_thread,
                     admin=self.admin,
+                    preview_delay=self.settings.bot.preview_delay_seconds,
                 )
             )
         if self.settings.telegram.bot_token is not None:

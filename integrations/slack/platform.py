@@ -72,6 +72,7 @@ class SlackPlatform:
         claim_event: ClaimEvent,
         knows_thread: KnowsThread,
         admin: Administration | None = None,
+        preview_delay: float = 0.3,
         stream_interval: float = 0.5,
         update_interval: float = 1.0,
         confirm_timeout: float = 300.0,
@@ -92,6 +93,7 @@ class SlackPlatform:
         self.knows_thread = knows_thread
         self.admin = admin
         self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds if admin else 60)
+        self.preview_delay = preview_delay
         self.stream_interval = stream_interval
         self.update_interval = update_interval
         self.confirm_timeout = confirm_timeout
@@ -323,6 +325,7 @@ class SlackPlatform:
             thread_ts=thread_ts,
             user_id=message.user.platform_user_id,
             team_id=team_id,
+            preview_delay=self.preview_delay,
             stream_interval=self.stream_interval,
             update_interval=self.update_interval,
             confirm_timeout=self.confirm_timeout,

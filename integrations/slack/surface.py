@@ -1,19 +1,22 @@
 """`SlackSurface` (one turn's reply in a Slack thread) and `SlackMessenger` (proactive posts).
 
-A reply streams through Slack's chat streaming API (chat.startStream / appendStream /
-stopStream), flushed by time rather than per delta. When the API refuses streaming the
-surface falls back to chat.postMessage plus chat.update at most once per
-`update_interval`, and never sends an update whose text did not change. Answers longer
-than one message are continued in a new message. Slack errors never escape: the
+A reply finished within `preview_delay` of its first text (most are) goes out whole in
+one chat.postMessage, and "is thinking…" is shown only once a turn has been silent that
+long, so a quick turn costs one Web API call. A longer reply streams through Slack's chat
+streaming API (chat.startStream / appendStream / stopStream), sent by a background
+flusher every `stream_interval` whether or not the model is still writing. When the API
+refuses streaming the surface falls back to chat.postMessage plus chat.update at most
+once per `update_interval`, and never sends an update whose text did not change. Answers
+longer than one message are continued in a new message. Slack errors never escape: the
 channel-level ones (`not_in_channel`, `channel_not_found`) are logged with what to do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Awaitable
 from typing import Any, Literal
 
@@ -115,6 +118,7 @@ class SlackSurface:
         thread_ts: str,
         user_id: str,
         team_id: str,
+        preview_delay: float = 0.3,
         stream_interval: float = 0.5,
         update_interval: float = 1.0,
         confirm_timeout: float = 300.0,
@@ -126,33 +130,45 @@ class SlackSurface:
         self.thread_ts = thread_ts
         self.user_id = user_id
         self.team_id = team_id
+        self.preview_delay = preview_delay
         self.stream_interval = stream_interval
         self.update_interval = update_interval
         self.confirm_timeout = confirm_timeout
         self.message_limit = message_limit
         self.mode: Literal["stream", "update"] | None = None
         self.posted: list[str] = []  # ts of every message of this reply
-        self._buffer = ""
+        self._buffer = ""  # text not sent yet
         self._streamed: list[str] = []
         self._ts: str | None = None
         self._text = ""
-        self._last_flush = 0.0
         self._status_shown = False
         self._dead = False
+        self._thinking: asyncio.TimerHandle | None = None
+        self._thinking_call: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._stop_flusher = asyncio.Event()
 
     # -- Surface -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._set_status("is thinking…")
+        if self.preview_delay:
+            loop = asyncio.get_running_loop()
+            self._thinking = loop.call_later(self.preview_delay, self._think)
+        else:
+            await self._set_status("is thinking…")
 
     async def stream(self, delta: str) -> None:
         self._streamed.append(delta)
         self._buffer += delta
-        interval = self.stream_interval if self.mode != "update" else self.update_interval
-        if self._ts is None or time.monotonic() - self._last_flush >= interval:
-            await self._flush(final=False)
+        if self._flusher is None:
+            if not self.preview_delay and self._ts is None:
+                await self._flush(final=False)
+            self._flusher = asyncio.create_task(self._flush_periodically())
 
     async def status(self, text: str) -> None:
+        # Text written so far goes out first: the status belongs under it.
+        await self._stop_background()
+        await self._flush(final=False)
         # The engine says "Running get_current_time…"; Slack shows "<App> is running …".
         await self._set_status("is " + text[:1].lower() + text[1:] if text else "")
 
@@ -163,6 +179,7 @@ class SlackSurface:
         """Nothing to show: the answer that follows says what the tool found."""
 
     async def finish(self, text: str) -> None:
+        await self._stop_background()
         streamed = "".join(self._streamed)
         if text.startswith(streamed):
             self._buffer += text[len(streamed) :]
@@ -173,12 +190,13 @@ class SlackSurface:
             await self._set_status("")
 
     async def fail(self, text: str) -> None:
+        await self._stop_background()
         await self._flush(final=True)
         await self._post(text)
-        self._status_shown = False
 
     async def confirm(self, user: UserRef, question: str) -> bool:
         # Close the message being written so the rest of the answer follows the question.
+        await self._stop_background()
         await self._flush(final=True)
         token, future = self.confirmations.open(user.platform_user_id)
         blocks = confirmation_blocks(question, user.platform_user_id, token)
@@ -219,11 +237,51 @@ class SlackSurface:
         info = response.get("user") or {}
         return bool(info.get("is_admin") or info.get("is_owner"))
 
+    # -- in the background -------------------------------------------------------------
+
+    def _think(self) -> None:
+        """The turn has run `preview_delay`: show a status, unless its text is on the way
+        (the flusher shows that within `preview_delay`)."""
+        if not self._streamed:
+            self._thinking_call = asyncio.create_task(self._set_status("is thinking…"))
+
+    async def _flush_periodically(self) -> None:
+        """Send what accumulated: first `preview_delay` after the text began, then once
+        per interval, so text never waits for the next delta while the model pauses."""
+        wait = self.preview_delay if self._ts is None else self._interval()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._stop_flusher.wait()
+            if self._stop_flusher.is_set():
+                return
+            await self._flush(final=False)
+            wait = self._interval()
+
+    def _interval(self) -> float:
+        return self.update_interval if self.mode == "update" else self.stream_interval
+
+    async def _stop_background(self) -> None:
+        """No "is thinking…" and no flushes from now on; a call already in flight is
+        awaited, never cut off (Slack may have acted on it)."""
+        if self._thinking is not None:
+            self._thinking.cancel()
+        if self._thinking_call is not None:
+            await self._thinking_call
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            self._stop_flusher.set()
+            await flusher
+            self._stop_flusher.clear()
+
     # -- writing -----------------------------------------------------------------------
 
     async def _flush(self, *, final: bool) -> None:
         text, self._buffer = self._buffer, ""
-        self._last_flush = time.monotonic()
+        if final and self._ts is None:
+            if text:  # finished before a preview began: the answer in one message
+                await self._post(text)
+            return
         while text and len(self._text) + len(text) > self.message_limit:
             cut = cut_point(text, max(self.message_limit - len(self._text), 1))
             await self._write(text[:cut])
@@ -284,14 +342,14 @@ class SlackSurface:
                 self.mode = "update"
             else:
                 self.mode = "stream"
-                self._accept(str(response["ts"]), piece)
+                self._ts, self._text = str(response["ts"]), piece
+                self._replied(self._ts)
                 return
         ts = await self._post(piece)
         if ts is not None:
-            self._accept(ts, piece)
+            self._ts, self._text = ts, piece
 
-    def _accept(self, ts: str, piece: str) -> None:
-        self._ts, self._text = ts, piece
+    def _replied(self, ts: str) -> None:
         self.posted.append(ts)
         self._status_shown = False  # Slack clears the status when the app replies
 
@@ -308,6 +366,7 @@ class SlackSurface:
     async def _post(self, text: str) -> str | None:
         if self._dead:
             return None
+        last: str | None = None
         for piece in split_text(text, self.message_limit):
             response = await slack_call(
                 "chat.postMessage",
@@ -320,7 +379,8 @@ class SlackSurface:
             )
             if response is None:
                 return None
-            last: str | None = str(response["ts"])
+            last = str(response["ts"])
+            self._replied(last)
         return last
 
     async def _set_status(self, status: str) -> None:

@@ -8,7 +8,8 @@ also POSTed to the following replica (Telegram redelivering, Slack retrying), wh
 not produce a second answer. The model (zero latency, a streamed 60-word answer, or
 `--model-delay` seconds before it) runs in a child process.
 
-    latency = webhook POST sent -> the answer's sendMessage / chat.stopStream at the fake
+    latency = webhook POST sent -> the answer's sendMessage / chat.postMessage (a reply
+              sent whole) or chat.stopStream at the fake
 
 Printed per scenario: messages/s, latency percentiles, answered, duplicates (must be 0),
 lost (must be 0) and each replica's RSS at the end. `--soak 600` runs one long scenario
@@ -89,7 +90,8 @@ class CountingServer(FakeTelegramServer):
 
 
 class SlackCountingServer(FakeSlackServer):
-    """The fake Slack Web API, waking the user whose streamed answer just closed."""
+    """The fake Slack Web API, waking the user whose answer was just posted whole or
+    whose streamed answer just closed."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -98,7 +100,7 @@ class SlackCountingServer(FakeSlackServer):
 
     def _answer(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         result = super()._answer(method, body)
-        if method == "chat.stopStream":
+        if method in ("chat.postMessage", "chat.stopStream"):
             channel = str(body.get("channel", ""))
             self.answers.setdefault(channel, []).append(time.monotonic())
             waiter = self.waiters.get(channel)

@@ -3,18 +3,21 @@
 M users each send K DM messages (each also re-delivered once with X-Slack-Retry-Num, as
 Slack does after a slow ack) to a running Parley: bolt verifies each signature and acks,
 the event is claimed in SQLite, the engine runs the turn against a zero-latency model
-(a 60-word streamed answer) and the reply streams into the fake Slack Web API. The
+(a 60-word streamed answer) and the reply reaches the fake Slack Web API (whole in one
+chat.postMessage when it is done within PARLEY_PREVIEW_DELAY, else streamed). The
 model and the fake Slack each run in a child process, so they do not compete for this
 process's GIL. A user sends their next message once the previous one is acked (not
 answered), so turns of one user queue behind each other in the engine; with --closed a
 user waits for the final answer first, as a person would.
 
 Prints events per second (first delivery to last final reply), ack latency, first-reply
-latency (event sent -> chat.startStream) and final-reply latency (-> chat.stopStream),
-CPU per event, peak memory, and whether every event was answered exactly once.
+latency (event sent -> chat.postMessage or chat.startStream) and final-reply latency
+(-> that chat.postMessage, or chat.stopStream), CPU per event, Web API calls per event,
+peak memory, and whether every event was answered exactly once.
 
 Usage: python tests/bench/slack.py [--users 20] [--messages 10]
        python tests/bench/slack.py --closed --users 1 --messages 50   (no queueing)
+       PARLEY_PREVIEW_DELAY=0 python tests/bench/slack.py   (every reply streamed)
 """
 
 from __future__ import annotations
@@ -58,40 +61,40 @@ def serve_model(queue: Any) -> None:
         server.request_headers.clear()
 
 
+REPLIES = ("chat.postMessage", "chat.startStream")  # the first call of a reply
+
+
 def serve_slack(queue: Any, commands: Any) -> None:
     from tests.fakes.slack_server import FakeSlackServer
 
     server = FakeSlackServer()
     server.start()
     queue.put(server.api_url)
+
+    def timed(method: str) -> list[tuple[dict[str, Any], float]]:
+        return list(zip(server.bodies(method), server.call_times[method], strict=True))
+
     while True:
         command = commands.get()
         if command == "report":
-            starts = [
-                (b["thread_ts"], b["_ts"], t)
-                for b, t in zip(
-                    server.bodies("chat.startStream"),
-                    server.call_times["chat.startStream"],
-                    strict=True,
-                )
+            # (thread_ts, message ts, sent at, whole): a whole message is also its end.
+            replies = [
+                (b["thread_ts"], b["_ts"], t, method == "chat.postMessage")
+                for method in REPLIES
+                for b, t in timed(method)
             ]
-            stops = {
-                b["ts"]: t
-                for b, t in zip(
-                    server.bodies("chat.stopStream"),
-                    server.call_times["chat.stopStream"],
-                    strict=True,
-                )
-            }
+            stops = {b["ts"]: t for b, t in timed("chat.stopStream")}
             counts = {method: server.count(method) for method in list(server.calls)}
-            queue.put({"starts": starts, "stops": stops, "counts": counts})
-        elif command == "stops":
-            queue.put(server.count("chat.stopStream"))
+            queue.put({"replies": replies, "stops": stops, "counts": counts})
+        elif command == "done":  # replies complete: posted whole, or a stream stopped
+            queue.put(server.count("chat.postMessage") + server.count("chat.stopStream"))
         elif isinstance(command, tuple):  # ("answered", thread_ts): is that reply done?
+            thread = command[1]
+            posted = any(b["thread_ts"] == thread for b in server.bodies("chat.postMessage"))
             streams = {
-                b["_ts"] for b in server.bodies("chat.startStream") if b["thread_ts"] == command[1]
+                b["_ts"] for b in server.bodies("chat.startStream") if b["thread_ts"] == thread
             }
-            queue.put(any(b["ts"] in streams for b in server.bodies("chat.stopStream")))
+            queue.put(posted or any(b["ts"] in streams for b in server.bodies("chat.stopStream")))
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -151,6 +154,7 @@ async def bench(model_url: str, slack_url: str, queue: Any, commands: Any, args:
             http={"port": 0},
             slack={"bot_token": "xoxb-bench", "signing_secret": SECRET, "api_url": slack_url},
         )
+        preview_delay = settings.bot.preview_delay_seconds
         app = Application(settings, tools=ALL_TOOLS)
         await app.start()
         stop = asyncio.Event()
@@ -184,7 +188,7 @@ async def bench(model_url: str, slack_url: str, queue: Any, commands: Any, args:
                     deadline = time.monotonic() + 60
                     while True:
                         async with lock:
-                            commands.put("stops")
+                            commands.put("done")
                             done = queue.get()
                         if done >= count or time.monotonic() > deadline:
                             return
@@ -207,22 +211,24 @@ async def bench(model_url: str, slack_url: str, queue: Any, commands: Any, args:
             await app.aclose()
     commands.put("report")
     report = queue.get()
-    starts_per_thread: dict[str, int] = {}
+    replies_per_thread: dict[str, int] = {}
     first, final = [], []
-    for thread_ts, stream_ts, at in report["starts"]:
+    for thread_ts, message_ts, at, whole in report["replies"]:
         if thread_ts not in sent:
             continue  # a warm-up event
-        starts_per_thread[thread_ts] = starts_per_thread.get(thread_ts, 0) + 1
+        replies_per_thread[thread_ts] = replies_per_thread.get(thread_ts, 0) + 1
         first.append(at - sent[thread_ts])
-        if stream_ts in report["stops"]:
-            final.append(report["stops"][stream_ts] - sent[thread_ts])
-    once = sum(1 for ts in sent if starts_per_thread.get(ts) == 1)
+        end = at if whole else report["stops"].get(message_ts)
+        if end is not None:
+            final.append(end - sent[thread_ts])
+    once = sum(1 for ts in sent if replies_per_thread.get(ts) == 1)
+    calls = sum(c for m, c in report["counts"].items() if m != "auth.test")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ms = 1000
     print(
         f"slack benchmark: {args.users} users x {args.messages} messages = {total} events "
         f"(+{total} retries), {'closed' if args.closed else 'open'} loop, zero-latency "
-        "model, 60-word streamed answers, SQLite"
+        f"model, 60-word streamed answers, SQLite, preview delay {preview_delay} s"
     )
     print(f"events/s (all answered)   {total / elapsed:8.1f}   (acks sent in {sending:.2f} s)")
     print(
@@ -230,14 +236,15 @@ async def bench(model_url: str, slack_url: str, queue: Any, commands: Any, args:
         f"p99 {ms * percentile(acks, 0.99):7.1f} ms   max {ms * max(acks):7.1f} ms"
     )
     print(
-        f"first reply (startStream) p50 {ms * percentile(first, 0.5):7.1f} ms   "
+        f"first reply               p50 {ms * percentile(first, 0.5):7.1f} ms   "
         f"p99 {ms * percentile(first, 0.99):7.1f} ms"
     )
     print(
-        f"final reply (stopStream)  p50 {ms * percentile(final, 0.5):7.1f} ms   "
+        f"final reply               p50 {ms * percentile(final, 0.5):7.1f} ms   "
         f"p99 {ms * percentile(final, 0.99):7.1f} ms"
     )
     print(f"CPU per event             {ms * cpu / total:8.2f} ms (Parley's process)")
+    print(f"Web API calls per event   {calls / (total + WARMUP):8.2f}   (auth.test not counted)")
     print(f"peak memory (RSS)         {peak:8.1f} MiB")
     print(
         f"answered exactly once     {once}/{total}; Web API calls (incl. {WARMUP} warm-up): "

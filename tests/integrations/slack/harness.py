@@ -187,7 +187,8 @@ async def make_slack(
     llm: ScriptedOpenAIServer, slack: FakeSlackServer, tmp_path: Path
 ) -> AsyncIterator[HarnessFactory]:
     """Build and serve an Application with Slack on; call again to "restart" on the same
-    database. Every harness is stopped at the end of the test."""
+    database. Every harness is stopped at the end of the test. Most tests watch the
+    stream, so replies stream from the first piece unless `preview_delay` is given."""
     harnesses: list[SlackHarness] = []
     session = aiohttp.ClientSession()
 
@@ -196,6 +197,7 @@ async def make_slack(
         *,
         socket_mode: bool = False,
         admin: dict[str, Any] | None = None,
+        preview_delay: float = 0.0,
         **slack_options: Any,
     ) -> SlackHarness:
         options: dict[str, Any] = {
@@ -214,6 +216,7 @@ async def make_slack(
                 "model": "scripted",
                 "max_retries": 0,
             },
+            bot={"preview_delay_seconds": preview_delay},
             database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
             http={"port": 0},
             slack=options,

@@ -152,3 +152,21 @@ async def test_cancel_and_timeout_both_mean_no(
     assert any("Not confirmed in time" in b["text"] for b in slack.bodies("chat.update"))
     assert len(harness.platform.confirmations) == 0
     assert channel == DM_CHANNEL
+
+
+async def test_no_thinking_status_while_waiting_for_a_press(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    LAUNCHED.clear()
+    harness = await make_slack(tools=(launch,), preview_delay=0.2)
+    llm.script(tool_call_reply(("launch", {"target": "probe"})), text_reply("Probe launched."))
+    await harness.event(dm_event("launch the probe"))
+    channel, ts, token = await confirmation_message(slack)
+    await asyncio.sleep(0.5)  # well past the preview delay, still waiting for the press
+    assert slack.count("assistant.threads.setStatus") == 0
+
+    await harness.press("parley_confirm_yes", token, user=ALICE, channel=channel, message_ts=ts)
+    answer = (await slack.wait_for("chat.postMessage", 2))[1]
+    assert answer["text"] == "Probe launched." and LAUNCHED == ["probe"]
+    statuses = [body["status"] for body in slack.bodies("assistant.threads.setStatus")]
+    assert statuses == ["is running launch…"]

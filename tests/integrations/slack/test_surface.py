@@ -18,11 +18,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain import ChatKind, ChatRef
 from integrations.slack.convert import split_text, strip_mention, to_incoming_message
 from integrations.slack.surface import Confirmations, SlackMessenger, SlackSurface
-from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.slack_server import FakeSlackServer
 from tests.integrations.slack.harness import (
     ALICE,
     CHANNEL,
+    DM_CHANNEL,
     HarnessFactory,
     dm_event,
     mention_event,
@@ -40,6 +41,8 @@ async def client(slack: FakeSlackServer) -> AsyncIterator[AsyncWebClient]:
 
 
 def surface(client: AsyncWebClient, **options: float) -> SlackSurface:
+    """A reply in a channel thread; it streams from the first piece unless a
+    `preview_delay` is given."""
     return SlackSurface(
         client,
         Confirmations(),
@@ -47,7 +50,7 @@ def surface(client: AsyncWebClient, **options: float) -> SlackSurface:
         thread_ts="1700000000.000100",
         user_id=ALICE,
         team_id="T0001",
-        **options,  # type: ignore[arg-type]
+        **{"preview_delay": 0, **options},  # type: ignore[arg-type]
     )
 
 
@@ -117,6 +120,99 @@ async def test_a_long_answer_is_split_over_messages(
             per_message[key] = per_message.get(key, "") + body.get("markdown_text", "")
     assert all(len(m) <= 100 for m in per_message.values())
     assert "\n".join(m.strip("\n") for m in per_message.values()) == text
+
+
+async def test_a_quick_answer_is_one_message_without_status_or_stream(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack(preview_delay=2)
+    llm.script(text_reply("A **quick** answer.", chunk_size=4))
+    event = dm_event("quick one?")
+    await harness.event(event)
+    [post] = await slack.wait_for("chat.postMessage")
+    await asyncio.sleep(0.3)  # anything else the turn sends would arrive by now
+    assert set(slack.calls) - {"auth.test"} == {"chat.postMessage"}
+    assert (post["channel"], post["thread_ts"], post["text"]) == (
+        DM_CHANNEL,
+        event["ts"],
+        "A **quick** answer.",
+    )
+    assert post["blocks"] == [{"type": "markdown", "text": "A **quick** answer."}]
+
+
+async def test_a_slow_answer_shows_the_status_then_streams_it(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack(preview_delay=0.2)
+    answer = "Slowly, a few words at a time."
+    llm.script(text_reply(answer, chunk_size=4, delay=0.6, chunk_delay=0.1))
+    await harness.event(dm_event("take your time"))
+    await slack.wait_for("chat.stopStream", within=10)
+    [status] = slack.bodies("assistant.threads.setStatus")
+    [start] = slack.bodies("chat.startStream")
+    assert status["status"] == "is thinking…" and status["_order"] < start["_order"]
+    assert slack.count("chat.appendStream") >= 1 and slack.count("chat.postMessage") == 0
+    assert streamed_text(slack) == answer
+
+
+async def test_a_tool_status_is_not_replaced_by_thinking(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack(preview_delay=0.2)
+    llm.script(
+        tool_call_reply(("get_current_time", {"timezone": "UTC"})),
+        text_reply("It is noon.", delay=0.5),
+    )
+    await harness.event(dm_event("what time is it?"))
+    [post] = await slack.wait_for("chat.postMessage")
+    assert post["text"] == "It is noon."
+    statuses = [body["status"] for body in slack.bodies("assistant.threads.setStatus")]
+    assert statuses == ["is running get_current_time…"]
+
+
+async def test_text_goes_out_while_the_model_pauses(
+    client: AsyncWebClient, slack: FakeSlackServer
+) -> None:
+    reply = surface(client, preview_delay=0.1, stream_interval=0.3)
+    await reply.stream("Let me think")
+    [start] = await slack.wait_for("chat.startStream")  # no further delta needed
+    await reply.stream(" about that.")
+    [append] = await slack.wait_for("chat.appendStream")
+    await reply.finish("Let me think about that.")
+    assert start["markdown_text"] == "Let me think" and append["markdown_text"] == " about that."
+    assert slack.count("chat.stopStream") == 1
+    assert streamed_text(slack) == "Let me think about that."
+
+
+async def test_text_before_a_tool_is_shown_before_its_status(
+    client: AsyncWebClient, slack: FakeSlackServer
+) -> None:
+    reply = surface(client, preview_delay=5)
+    await reply.start()
+    await reply.stream("Let me check.")
+    await reply.status("Running get_current_time…")
+    await reply.stream("\n\nIt is noon.")
+    await reply.finish("Let me check.\n\nIt is noon.")
+    [start] = slack.bodies("chat.startStream")
+    status, cleared = slack.bodies("assistant.threads.setStatus")
+    assert start["markdown_text"] == "Let me check." and start["_order"] < status["_order"]
+    assert (status["status"], cleared["status"]) == ("is running get_current_time…", "")
+    assert streamed_text(slack) == "Let me check.\n\nIt is noon."
+
+
+async def test_a_quick_long_answer_is_posted_whole_over_messages(
+    client: AsyncWebClient, slack: FakeSlackServer
+) -> None:
+    reply = surface(client, preview_delay=5, message_limit=100)
+    text = "\n".join(f"line {i:03d} of a long answer" for i in range(20))
+    await reply.start()
+    for i in range(0, len(text), 7):
+        await reply.stream(text[i : i + 7])
+    await reply.finish(text)
+    posts = [body["text"] for body in slack.bodies("chat.postMessage")]
+    assert len(posts) >= 5 and all(len(p) <= 100 for p in posts)
+    assert "".join(posts).replace("\n", "") == text.replace("\n", "")
+    assert set(slack.calls) == {"chat.postMessage"}
 
 
 async def test_a_429_is_waited_out_and_the_call_repeated(
