@@ -5,9 +5,10 @@ Slack does after a slow ack) to a running Parley: bolt verifies each signature a
 the event is claimed in SQLite, the engine runs the turn against a zero-latency model
 (a 60-word streamed answer) and the reply reaches the fake Slack Web API (whole in one
 chat.postMessage when it is done within PARLEY_PREVIEW_DELAY, else streamed). The
-model and the fake Slack each run in a child process, so they do not compete for this
-process's GIL. A user sends their next message once the previous one is acked (not
-answered), so turns of one user queue behind each other in the engine; with --closed a
+model, the fake Slack and the users (signing and posting events) each run in a child
+process, so they neither compete for this process's GIL nor count in its CPU. A user
+sends their next message once the previous one is acked (not answered), so turns of one
+user queue behind each other in the engine; with --closed a
 user waits for the final answer first, as a person would.
 
 Prints events per second (first delivery to last final reply), ack latency, first-reply
@@ -145,7 +146,40 @@ async def post(
     return time.monotonic() - started
 
 
-async def bench(model_url: str, slack_url: str, queue: Any, commands: Any, args: Any) -> None:
+def send_events(args: Any, go: Any, results: Any, queue: Any, commands: Any) -> None:
+    """Child process: the users. It signs and posts every event (and its retry) so that
+    the load generator's own CPU is not counted as Parley's; it reports when each thread
+    was started, every ack latency, and how long sending took."""
+
+    async def run(url: str) -> tuple[dict[str, float], list[float], float]:
+        sent: dict[str, float] = {}
+        acks: list[float] = []
+        connector = aiohttp.TCPConnector(limit=args.users * 2)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def user_loop(user: int) -> None:
+                for message in range(args.messages):
+                    ts = f"{time.time():.6f}{user:05d}"
+                    body = event_body(user, message, ts)
+                    sent[ts] = time.monotonic()
+                    acks.append(await post(session, url, body))
+                    acks.append(await post(session, url, body, retry=1))
+                    while args.closed:
+                        commands.put(("answered", ts))  # only this process asks meanwhile
+                        if queue.get():
+                            break
+                        await asyncio.sleep(0.01)
+
+            started = time.monotonic()
+            await asyncio.gather(*(user_loop(user) for user in range(args.users)))
+            return sent, acks, time.monotonic() - started
+
+    results.put(asyncio.run(run(go.get())))
+
+
+async def bench(
+    model_url: str, slack_url: str, queue: Any, commands: Any, go: Any, results: Any, args: Any
+) -> None:
     with tempfile.TemporaryDirectory() as directory:
         settings = Settings.load(
             env_file=None,
@@ -162,49 +196,34 @@ async def bench(model_url: str, slack_url: str, queue: Any, commands: Any, args:
         while app.web is None or not app.platforms[0].client.session:  # type: ignore[attr-defined]  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         url = f"http://127.0.0.1:{app.web.port}/slack/events"
-        sent: dict[str, float] = {}
-        acks: list[float] = []
-        connector = aiohttp.TCPConnector(limit=args.users * 2)
         total = args.users * args.messages
+        loop = asyncio.get_running_loop()
         lock = asyncio.Lock()
+
+        async def ask(command: Any) -> Any:
+            # The fake answers through a blocking queue: wait on a thread, not on the loop.
+            async with lock:
+                commands.put(command)
+                return await loop.run_in_executor(None, queue.get)
+
+        async def answered(count: int) -> None:
+            deadline = time.monotonic() + 120
+            while await ask("done") < count and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)  # polling another process: no event to wait on
+
         try:
-            async with aiohttp.ClientSession(connector=connector) as session:
-
-                async def user_loop(user: int) -> None:
-                    for message in range(args.messages):
-                        ts = f"{time.time():.6f}{user:05d}"
-                        body = event_body(user, message, ts)
-                        sent[ts] = time.monotonic()
-                        acks.append(await post(session, url, body))
-                        acks.append(await post(session, url, body, retry=1))
-                        while args.closed:
-                            async with lock:
-                                commands.put(("answered", ts))
-                                if queue.get():
-                                    break
-                            await asyncio.sleep(0.01)
-
-                async def answered(count: int) -> None:
-                    deadline = time.monotonic() + 60
-                    while True:
-                        async with lock:
-                            commands.put("done")
-                            done = queue.get()
-                        if done >= count or time.monotonic() > deadline:
-                            return
-                        await asyncio.sleep(0.02)
-
+            async with aiohttp.ClientSession() as session:
                 # Warm-up: connections, bolt's auth.test, first-call imports; not measured.
                 for user in range(WARMUP):
                     await post(session, url, event_body(90_000 + user, 0, f"warm.{user}"))
                 await answered(WARMUP)
-                cpu = time.process_time()
-                started = time.monotonic()
-                await asyncio.gather(*(user_loop(user) for user in range(args.users)))
-                sending = time.monotonic() - started
-                await answered(WARMUP + total)
-                elapsed = time.monotonic() - started
-                cpu = time.process_time() - cpu
+            cpu = time.process_time()
+            started = time.monotonic()
+            go.put(url)  # the sender process is waiting for it
+            sent, acks, sending = await loop.run_in_executor(None, results.get)
+            await answered(WARMUP + total)
+            elapsed = time.monotonic() - started
+            cpu = time.process_time() - cpu
         finally:
             stop.set()
             await serving
@@ -270,11 +289,16 @@ def main() -> None:
     model_url = queue.get(timeout=30)
     slack = context.Process(target=serve_slack, args=(queue, commands), daemon=True)
     slack.start()
+    go, results = context.Queue(), context.Queue()
+    sender = context.Process(
+        target=send_events, args=(args, go, results, queue, commands), daemon=True
+    )
+    sender.start()
     try:
         slack_url = queue.get(timeout=30)
-        asyncio.run(bench(model_url, slack_url, queue, commands, args))
+        asyncio.run(bench(model_url, slack_url, queue, commands, go, results, args))
     finally:
-        for process in (model, slack):
+        for process in (model, slack, sender):
             process.terminate()
             process.join(5)
 
