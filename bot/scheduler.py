@@ -150,9 +150,6 @@ class CollectingSurface:
     async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
         raise RuntimeError("a follow-up turn cannot post elsewhere")
 
-    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
-        return False
-
 
 class DeliveryFailed(Exception):
     """This attempt did not reach the chat; it will be retried."""

@@ -42,9 +42,6 @@ class Surface(Protocol):
     async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
         """Post a proactive message (reminders, follow-ups) to a chat."""
 
-    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
-        """Whether `user` administers `chat` on the platform."""
-
 
 @runtime_checkable
 class Messenger(Protocol):

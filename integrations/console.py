@@ -102,9 +102,6 @@ class ConsoleSurface:
     async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
         self._write(f"{text}\n")
 
-    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
-        return True  # whoever holds the terminal runs the bot
-
 
 class ConsoleMessenger:
     """Delivers reminders and follow-ups for the `console` platform by printing them."""

@@ -228,15 +228,6 @@ class SlackSurface:
     async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
         await SlackMessenger(self.client).send(chat, text, thread_key)
 
-    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
-        response = await slack_call(
-            "users.info", self.client.users_info(user=user.platform_user_id)
-        )
-        if response is None:
-            return False
-        info = response.get("user") or {}
-        return bool(info.get("is_admin") or info.get("is_owner"))
-
     # -- in the background -------------------------------------------------------------
 
     def _think(self) -> None:

@@ -73,6 +73,7 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 # (tests/bench/telegram.py: 17.3/17.0 -> 15.5/14.3 ms CPU per message.)
 BOT_API_CONNECTIONS = 8
 
+
 class TelegramPlatform:
     """The Telegram adapter: a `Platform` for `bot.app.Application`."""
 

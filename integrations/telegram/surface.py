@@ -21,15 +21,14 @@ from collections.abc import Awaitable
 from typing import Any
 
 from telegram import (
-    Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     ReplyParameters,
 )
-from telegram.constants import ChatAction, ChatMemberStatus
+from telegram.constants import ChatAction
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
-from bot.domain import ChatKind, ChatRef, ToolCall, ToolResult, UserRef
+from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
 from integrations.telegram.formatting import (
     PART_LIMIT,
     split_markdown,
@@ -168,9 +167,6 @@ class TelegramSurface:
 
     async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
         await TelegramMessenger(self.outbox).send(chat, text, thread_key)
-
-    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
-        return await is_chat_admin(self.outbox.bot, user, chat)
 
     # -- inside ------------------------------------------------------------------------
 
@@ -345,16 +341,4 @@ class TelegramMessenger:
         await self.outbox.send_markdown(chat_id, text, thread_id=thread_id)
 
 
-async def is_chat_admin(bot: Bot, user: UserRef, chat: ChatRef) -> bool:
-    """A private chat is its user's own; elsewhere ask Telegram (False if it won't say)."""
-    if chat.kind is ChatKind.DM:
-        return chat.platform_chat_id == user.platform_user_id
-    try:
-        member = await bot.get_chat_member(int(chat.platform_chat_id), int(user.platform_user_id))
-    except TelegramError as exc:
-        log.info("could not check admin status in chat %s: %s", chat.platform_chat_id, exc)
-        return False
-    return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
-
-
-__all__ = ["TelegramMessenger", "TelegramSurface", "is_chat_admin"]
+__all__ = ["TelegramMessenger", "TelegramSurface"]

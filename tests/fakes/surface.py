@@ -53,6 +53,3 @@ class RecordingSurface:
 
     async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
         self.sent.append((chat, text, thread_key))
-
-    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
-        return False

@@ -8,13 +8,11 @@ import pytest
 
 from bot.app import Application
 from bot.config import Settings
-from bot.domain import ChatKind, ChatRef, UserRef
 from bot.errors import ConfigError
 from integrations.slack import SlackPlatform
-from integrations.slack.surface import Confirmations, SlackSurface
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.slack_server import FakeSlackServer
-from tests.integrations.slack.harness import CHANNEL, HarnessFactory, dm_event
+from tests.integrations.slack.harness import HarnessFactory, dm_event
 
 
 def settings(tmp_path: Path, llm: ScriptedOpenAIServer, **slack: str) -> Settings:
@@ -56,30 +54,6 @@ def test_the_command_name_must_be_a_slash_command(
 ) -> None:
     with pytest.raises(ConfigError, match="PARLEY_SLACK_COMMAND"):
         settings(tmp_path, llm, command="parley")
-
-
-async def test_is_admin_reads_users_info(
-    make_slack: HarnessFactory, slack: FakeSlackServer
-) -> None:
-    harness = await make_slack()
-    slack.users["UADMIN"] = {"is_admin": True}
-    slack.users["UOWNER"] = {"is_owner": True}
-    surface = SlackSurface(
-        harness.platform.client,
-        Confirmations(),
-        channel=CHANNEL,
-        thread_ts="1.0",
-        user_id="UADMIN",
-        team_id="T0001",
-    )
-    chat = ChatRef("slack", CHANNEL, ChatKind.CHANNEL)
-    answers = [
-        await surface.is_admin(UserRef("slack", user), chat)
-        for user in ("UADMIN", "UOWNER", "UPLAIN")
-    ]
-    assert answers == [True, True, False]
-    slack.fail("users.info", "user_not_found")
-    assert await surface.is_admin(UserRef("slack", "UADMIN"), chat) is False
 
 
 async def test_a_file_share_message_is_still_a_turn(
