@@ -34,15 +34,10 @@ from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
+from integrations.slack.confirmations import CONFIRM_NO, CONFIRM_YES, Confirmations
 from integrations.slack.convert import PLATFORM, chat_kind, thread_of, to_incoming_message
-from integrations.slack.surface import (
-    CONFIRM_NO,
-    CONFIRM_YES,
-    Confirmations,
-    SlackMessenger,
-    SlackSurface,
-    slack_call,
-)
+from integrations.slack.surface import SlackSurface
+from integrations.slack.webapi import SlackMessenger, slack_call
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""`SlackSurface` (one turn's reply in a Slack thread) and `SlackMessenger` (proactive posts).
+"""`SlackSurface`: one turn's reply in a Slack thread.
 
 A reply finished within `preview_delay` of its first text (most are) goes out whole in
 one chat.postMessage, and "is thinking…" is shown only once a turn has been silent that
@@ -16,94 +16,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-from collections.abc import Awaitable
-from typing import Any, Literal
+from typing import Literal
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
-from integrations.slack.convert import MESSAGE_LIMIT, PLATFORM, cut_point, split_text
+from integrations.slack.confirmations import Confirmations, confirmation_blocks
+from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text
+from integrations.slack.webapi import (
+    CHANNEL_ERRORS,
+    SlackMessenger,
+    log_slack_error,
+    markdown_blocks,
+    slack_call,
+    slack_error,
+)
 
 log = logging.getLogger(__name__)
 
-CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
-CONFIRM_YES = "parley_confirm_yes"
-CONFIRM_NO = "parley_confirm_no"
 NO_ANSWER = "I have no answer to that."
-
-
-def markdown_blocks(text: str) -> list[dict[str, Any]]:
-    """Slack renders standard Markdown in a `markdown` block (at most 12,000 chars)."""
-    return [{"type": "markdown", "text": text}]
-
-
-def slack_error(exc: SlackApiError) -> str:
-    """Slack's error code, or the HTTP status when the answer was not Slack's JSON."""
-    data = exc.response.data
-    if isinstance(data, dict) and data.get("error"):
-        return str(data["error"])
-    return f"HTTP {exc.response.status_code}"
-
-
-def log_slack_error(what: str, exc: SlackApiError) -> str:
-    """Log a refused Web API call (never the token); return Slack's error code."""
-    error = slack_error(exc)
-    if error in CHANNEL_ERRORS:
-        log.warning(
-            "slack %s failed: %s: Parley is not a member of that channel (invite it with "
-            "/invite @Parley) or the channel no longer exists",
-            what,
-            error,
-        )
-    else:
-        log.warning("slack %s failed: %s", what, error)
-    return error
-
-
-async def slack_call(what: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse | None:
-    """Await one Web API call; on failure log it and return None."""
-    try:
-        return await call
-    except SlackApiError as exc:
-        log_slack_error(what, exc)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        log.warning("slack %s failed: %s: %s", what, type(exc).__name__, exc)
-    return None
-
-
-class Confirmations:
-    """Confirmation requests waiting for a button press, by token, bound to one user."""
-
-    def __init__(self) -> None:
-        self._pending: dict[str, tuple[str, asyncio.Future[bool]]] = {}
-
-    def open(self, user_id: str) -> tuple[str, asyncio.Future[bool]]:
-        token = secrets.token_urlsafe(12)
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending[token] = (user_id, future)
-        return token, future
-
-    def owner(self, token: str) -> str | None:
-        entry = self._pending.get(token)
-        return entry[0] if entry else None
-
-    def resolve(self, token: str, answer: bool) -> bool:
-        """Answer a request; False if it is unknown, expired or already answered."""
-        entry = self._pending.pop(token, None)
-        if entry is None or entry[1].done():
-            return False
-        entry[1].set_result(answer)
-        return True
-
-    def discard(self, token: str) -> None:
-        self._pending.pop(token, None)
-
-    def __len__(self) -> int:
-        return len(self._pending)
 
 
 class SlackSurface:
@@ -384,52 +317,3 @@ class SlackSurface:
             ),
         )
         self._status_shown = bool(status) and response is not None
-
-
-def confirmation_blocks(question: str, user_id: str, token: str) -> list[dict[str, Any]]:
-    """The question and Confirm/Cancel buttons; the token ties a press to the request."""
-    return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"<@{user_id}>: {question}"}},
-        {
-            "type": "actions",
-            "block_id": "parley_confirm",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": CONFIRM_YES,
-                    "text": {"type": "plain_text", "text": "Confirm"},
-                    "style": "primary",
-                    "value": token,
-                },
-                {
-                    "type": "button",
-                    "action_id": CONFIRM_NO,
-                    "text": {"type": "plain_text", "text": "Cancel"},
-                    "style": "danger",
-                    "value": token,
-                },
-            ],
-        },
-    ]
-
-
-class SlackMessenger:
-    """Posts proactive messages to a channel, a thread (`thread_key`) or a DM."""
-
-    platform: str = PLATFORM
-
-    def __init__(self, client: AsyncWebClient) -> None:
-        self.client = client
-
-    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
-        for piece in split_text(text):
-            try:
-                await self.client.chat_postMessage(
-                    channel=chat.platform_chat_id,
-                    thread_ts=thread_key or None,
-                    text=piece,
-                    blocks=markdown_blocks(piece),
-                )
-            except SlackApiError as exc:
-                log_slack_error("chat.postMessage (proactive)", exc)
-                raise

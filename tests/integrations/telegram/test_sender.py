@@ -32,3 +32,22 @@ def test_the_pace_skips_early_calls_and_counts_back_offs() -> None:
     pace.back_off(2, 5)
     time.sleep(0.21)
     assert not pace.take(2)
+
+
+def test_a_group_gets_previews_until_a_few_slots_of_its_minute_are_left() -> None:
+    pace = ChatPace(0.0, group_limit=4, group_window=60.0, group_preview_limit=3)
+    group, private = -100, 7
+    assert [pace.take(group) for _ in range(5)] == [True, True, True, False, False]
+    # A private chat has no per-minute budget; another group has its own.
+    assert all(pace.take(private) for _ in range(10))
+    assert pace.take(-200)
+
+
+async def test_a_group_answer_waits_for_the_slot_its_minute_frees() -> None:
+    pace = ChatPace(0.0, group_limit=2, group_window=0.3, group_preview_limit=2)
+    group = -100
+    assert pace.take(group) and pace.take(group)
+    started = time.monotonic()
+    await pace.acquire(group)  # the third call of the window: waits for the first to age out
+    # Not a timing test: the pace itself says when the window had room again.
+    assert time.monotonic() - started > 0.2
