@@ -9,6 +9,7 @@ ids never change once created, so they are cached in process; conversations are 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import AsyncIterator, Hashable, Sequence
@@ -369,20 +370,28 @@ def _insert_ignore(
     table: Table,
     values: dict[str, Any],
     *,
-    conflict_columns: Sequence[str] | None = None,
+    conflict_columns: tuple[str, ...] | None = None,
     index_where: str | None = None,
 ) -> bool:
     """`INSERT … ON CONFLICT DO NOTHING` on SQLite and PostgreSQL; True if a row went in."""
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(table)
-    if conflict_columns is not None:
-        statement = statement.on_conflict_do_nothing(
-            index_elements=list(conflict_columns),
-            index_where=text(index_where) if index_where else None,
-        )
-    else:
-        statement = statement.on_conflict_do_nothing()
+    statement = _insert_ignore_statement(
+        connection.dialect.name, table, conflict_columns, index_where
+    )
     return bool(connection.execute(statement, values).rowcount)
+
+
+@functools.cache
+def _insert_ignore_statement(
+    dialect: str, table: Table, conflict_columns: tuple[str, ...] | None, index_where: str | None
+) -> Any:
+    # Built once per shape: every message's event claim runs one (the hot path).
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    if conflict_columns is None:
+        return insert(table).on_conflict_do_nothing()
+    return insert(table).on_conflict_do_nothing(
+        index_elements=list(conflict_columns),
+        index_where=text(index_where) if index_where else None,
+    )
 
 
 # The statements of the hot path, built once: SQLAlchemy then finds their compiled form

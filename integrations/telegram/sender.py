@@ -147,8 +147,14 @@ class ChatPace:
         return True
 
     def ready_in(self, chat_id: int) -> float:
-        """Seconds until the chat's next slot is free (0 if it is now)."""
-        return max(0.0, self._next.get(chat_id, 0.0) - time.monotonic())
+        """Seconds until `take` could succeed for the chat (0 if it could now)."""
+        now = time.monotonic()
+        at = self._next.get(chat_id, 0.0)
+        recent = self._recent(chat_id, now)
+        if recent is not None and len(recent) >= self.group_preview_limit:
+            # A group past its preview share: until enough of its minute has aged out.
+            at = max(at, recent[len(recent) - self.group_preview_limit] + self.group_window)
+        return max(0.0, at - now)
 
     def touch(self, chat_id: int, interval: float | None = None) -> None:
         """A call just finished: count the interval from now, since Telegram counts from

@@ -38,6 +38,8 @@ def test_a_group_gets_previews_until_a_few_slots_of_its_minute_are_left() -> Non
     pace = ChatPace(0.0, group_limit=4, group_window=60.0, group_preview_limit=3)
     group, private = -100, 7
     assert [pace.take(group) for _ in range(5)] == [True, True, True, False, False]
+    # A preview loop waits for the minute to free a slot instead of asking again at once.
+    assert pace.ready_in(group) > 59
     # A private chat has no per-minute budget; another group has its own.
     assert all(pace.take(private) for _ in range(10))
     assert pace.take(-200)
