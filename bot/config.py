@@ -59,6 +59,11 @@ class LLMSettings(_Group):
         None, validation_alias="PARLEY_LLM_PARALLEL_TOOL_CALLS"
     )
     strict_tools: bool = Field(False, validation_alias="PARLEY_LLM_STRICT_TOOLS")
+    # Thinking (reasoning) mode, mapped per vendor by its provider: "auto" leaves the
+    # vendor's default, "on" asks for it, "off" turns it off where the vendor can.
+    thinking: Literal["auto", "on", "off"] = Field("auto", validation_alias="PARLEY_LLM_THINKING")
+    # Reasoning tokens allowed per call where the vendor takes a budget (None: its default).
+    thinking_budget: int | None = Field(None, ge=1, validation_alias="PARLEY_LLM_THINKING_BUDGET")
     extra_body: Annotated[dict[str, Any], NoDecode] = Field(
         default_factory=dict, validation_alias="PARLEY_LLM_EXTRA_BODY"
     )

@@ -96,8 +96,27 @@ class ToolResult:
 
 
 @dataclass(frozen=True, slots=True)
+class VendorState:
+    """Opaque state a vendor wants back with the assistant message it belongs to.
+
+    Thinking models return reasoning that must travel with their next request
+    (DeepSeek's `reasoning_content` after a tool round, Anthropic's signed thinking
+    blocks, Gemini's thought signatures). Only the provider that wrote it reads it:
+    `vendor` names that provider's family (a profile name, or "anthropic"), and another
+    vendor ignores it. `data` is JSON-serialisable and never shown to anyone; per-call
+    entries are keyed by the call's position in `ChatMessage.tool_calls`, never by id.
+    """
+
+    vendor: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
-    """One entry of a conversation as sent to a model (vendor-neutral)."""
+    """One entry of a conversation as sent to a model (vendor-neutral).
+
+    `vendor_state` is set on assistant messages whose vendor returned reasoning state.
+    """
 
     role: Role
     content: str = ""
@@ -105,6 +124,7 @@ class ChatMessage:
     tool_call_id: str = ""
     name: str = ""
     is_error: bool = False
+    vendor_state: VendorState | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from bot.domain import (
     ToolServices,
     Usage,
     UserRef,
+    VendorState,
 )
 from bot.errors import ProviderError
 from bot.limits import Limits
@@ -240,14 +241,14 @@ class Engine:
         visible: list[str] = []
         for round_number in range(1, self.settings.max_tool_rounds + 1):
             outcome.rounds = round_number
-            text, calls, usage, model = await self._call_model(
+            text, calls, usage, model, state = await self._call_model(
                 context, specs, surface, visible, outcome, profile.model or ""
             )
             outcome.usage += usage
             usage_entry = UsageEntry(
                 info.user_id, info.channel_id, info.conversation_id, model, usage
             )
-            assistant = ChatMessage(Role.ASSISTANT, text, tool_calls=calls)
+            assistant = ChatMessage(Role.ASSISTANT, text, tool_calls=calls, vendor_state=state)
             if not calls:
                 await self.store.append(
                     info.conversation_id,
@@ -300,10 +301,11 @@ class Engine:
         visible: list[str],
         outcome: TurnOutcome,
         channel_model: str,
-    ) -> tuple[str, tuple[ToolCall, ...], Usage, str]:
+    ) -> tuple[str, tuple[ToolCall, ...], Usage, str, VendorState | None]:
         parts: list[str] = []
         calls: tuple[ToolCall, ...] = ()
         usage = Usage()
+        state: VendorState | None = None
         model = channel_model or self.provider.model
         started = time.perf_counter()
         failed = True
@@ -323,6 +325,7 @@ class Engine:
                     calls = event.calls
                 elif isinstance(event, TurnFinished):
                     usage, model = event.usage, event.model or model
+                    state = event.vendor_state
             failed = False
         finally:
             outcome.provider_seconds += time.perf_counter() - started
@@ -330,7 +333,7 @@ class Engine:
         text = "".join(parts)
         if text:
             visible.append(text)
-        return text, calls, usage, model
+        return text, calls, usage, model, state
 
     async def _run_tools(
         self,

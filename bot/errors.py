@@ -6,6 +6,7 @@
     ├── ProviderError               the LLM call failed
     │   ├── ProviderRateLimited     429 after retries
     │   ├── ProviderUnavailable     connection errors, timeouts, 5xx after retries
+    │   │   └── AnswerCutOff        the stream ended without its terminator
     │   ├── ContextTooLong          the prompt exceeds the model's window
     │   ├── ProviderAuthError       401/403: wrong key or no access to the model
     │   └── ProviderBadRequest      any other 4xx: the request itself is wrong
@@ -47,6 +48,13 @@ class ProviderRateLimited(ProviderError):
 
 class ProviderUnavailable(ProviderError):
     user_message = "The language model is unreachable right now. Please try again later."
+
+
+class AnswerCutOff(ProviderUnavailable):
+    """The stream ended cleanly but without a finish reason, `[DONE]` or `message_stop`:
+    what arrived is part of an answer, never a finished one."""
+
+    user_message = "The model's answer was cut off. Please ask again."
 
 
 class ContextTooLong(ProviderError):

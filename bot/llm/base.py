@@ -2,9 +2,12 @@
 
 `stream(messages, tools)` yields, in order: any number of `TextDelta`, then at most one
 `ToolCallsReady` with every call of the round fully assembled (arguments parsed, or a
-parse error recorded), then exactly one `TurnFinished` with the finish reason and the
-usage. Vendor formats stop here: the engine sees only these shapes. Failures raise a
-`ProviderError` subclass from `bot.errors`.
+parse error recorded), then exactly one `TurnFinished` with the finish reason, the
+usage and any `VendorState` the vendor wants back with this answer (the engine stores
+it on the assistant message and returns it in later requests). Vendor formats stop
+here: the engine sees only these shapes. Failures raise a `ProviderError` subclass from
+`bot.errors`; a stream that ends without the vendor's terminator raises `AnswerCutOff`,
+possibly after some `TextDelta`s were yielded.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.domain import ChatMessage, ToolCall, Usage
+from bot.domain import ChatMessage, ToolCall, Usage, VendorState
 
 # Shown when the model declines (refusal, content filter) without saying anything.
 REFUSED_TEXT = "I can't help with that request."
@@ -48,6 +51,7 @@ class TurnFinished:
     finish_reason: str
     usage: Usage
     model: str = ""
+    vendor_state: VendorState | None = None
 
 
 StreamEvent = TextDelta | ToolCallsReady | TurnFinished

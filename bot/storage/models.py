@@ -94,7 +94,8 @@ class Conversation(SQLModel, table=True):
 
 
 class Message(SQLModel, table=True):
-    """A conversation entry. `tool_calls` holds `[{id, name, arguments}]` (arguments raw)."""
+    """A conversation entry. `tool_calls` holds `[{id, name, arguments}]` (arguments raw);
+    `vendor_state` the opaque reasoning state of an assistant message, if any."""
 
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_conversation_id_id", "conversation_id", "id"),)
@@ -110,6 +111,8 @@ class Message(SQLModel, table=True):
     name: str = Field(default="", max_length=128)
     is_error: bool = False
     tokens: int = 0
+    # {"vendor": ..., "data": {...}}: reasoning state the vendor wants back (VendorState).
+    vendor_state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = _timestamp()
 
 

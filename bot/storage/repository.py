@@ -22,7 +22,16 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 
-from bot.domain import ChatMessage, ChatRef, IncomingMessage, Role, ToolCall, Usage, UserRef
+from bot.domain import (
+    ChatMessage,
+    ChatRef,
+    IncomingMessage,
+    Role,
+    ToolCall,
+    Usage,
+    UserRef,
+    VendorState,
+)
 from bot.storage.database import Database
 from bot.storage.models import (
     Channel,
@@ -307,6 +316,7 @@ def to_row(conversation_id: int, stored: StoredMessage, now: Any) -> dict[str, A
         "name": message.name,
         "is_error": message.is_error,
         "tokens": stored.tokens,
+        "vendor_state": _vendor_state_row(message.vendor_state),
         "created_at": now,
     }
 
@@ -321,7 +331,22 @@ def to_chat_message(row: Any) -> ChatMessage:
         tool_call_id=row.tool_call_id,
         name=row.name,
         is_error=row.is_error,
+        vendor_state=_to_vendor_state(row.vendor_state),
     )
+
+
+def _vendor_state_row(state: VendorState | None) -> dict[str, Any] | None:
+    return None if state is None else {"vendor": state.vendor, "data": state.data}
+
+
+def _to_vendor_state(raw: Any) -> VendorState | None:
+    # A row written by another version, or edited by hand, is ignored rather than trusted.
+    if not isinstance(raw, dict):
+        return None
+    vendor, data = raw.get("vendor"), raw.get("data")
+    if not isinstance(vendor, str) or not isinstance(data, dict):
+        return None
+    return VendorState(vendor, data)
 
 
 def _arguments_text(call: ToolCall) -> str:
@@ -439,6 +464,7 @@ _MESSAGE_COLUMNS = (
     _MESSAGES.c.name,
     _MESSAGES.c.is_error,
     _MESSAGES.c.tokens,
+    _MESSAGES.c.vendor_state,
 )
 _HISTORY = (
     sa_select(*_MESSAGE_COLUMNS)

@@ -15,6 +15,7 @@ from bot.domain import (
     ToolCall,
     Usage,
     UserRef,
+    VendorState,
 )
 from bot.storage import ConversationStore, Database, StoredMessage, UsageEntry, migrate
 from tests.databases import fresh_postgres_database, sqlite_url
@@ -147,6 +148,25 @@ async def test_history_round_trips_tool_calls_and_keeps_order(store: Conversatio
     assert all(stored.tokens == 5 for stored in history)
     assert await store.tokens_used(user_id=info.user_id) == 10
     assert await store.tokens_used(channel_id=info.channel_id + 1000) == 0
+
+
+async def test_vendor_state_round_trips_with_its_assistant_message(
+    store: ConversationStore,
+) -> None:
+    info = await store.open_conversation(incoming())
+    state = VendorState("deepseek", {"reasoning_content": "思考: the user wants Paris."})
+    call = ToolCall("call_1", "get_weather", {"place": "Paris"}, '{"place": "Paris"}')
+    messages = [
+        ChatMessage(Role.USER, "weather in Paris?"),
+        ChatMessage(Role.ASSISTANT, "", tool_calls=(call,), vendor_state=state),
+        ChatMessage(Role.TOOL, "sunny", tool_call_id="call_1", name="get_weather"),
+        ChatMessage(Role.ASSISTANT, "Sunny."),
+    ]
+    await store.append(info.conversation_id, [StoredMessage(m, 5) for m in messages])
+    history = [stored.message for stored in await store.history(info.conversation_id)]
+    assert history == messages
+    assert history[1].vendor_state == state
+    assert history[3].vendor_state is None
 
 
 async def test_history_returns_the_newest_messages_oldest_first(store: ConversationStore) -> None:
