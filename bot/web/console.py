@@ -1,12 +1,12 @@
 """The admin web console under /admin: server-rendered pages, no JavaScript needed.
 
 Sign-in takes PARLEY_ADMIN_PASSWORD: both sides are hashed (SHA-256) and compared in
-constant time; five wrong passwords from one address lock it out for up to 5 minutes.
-The session lives in a signed cookie (itsdangerous through Starlette's SessionMiddleware,
-keyed from the password, so changing it signs everyone out). Every POST carries the
-session's CSRF token; a missing or wrong one is refused with 403. Every change goes
-through `Administration` or `AdminStore` and into the audit log with the surface
-"console".
+constant time; wrong passwords are slowed per address and globally, never locked out
+(bot/web/signin.py). Sessions live in the database and end at sign-out, when idle too
+long, or at their absolute lifetime (bot/web/sessions.py). Every POST carries the
+session's CSRF token; a missing or wrong one is refused with 403, a body that is not a
+form with 400. Every change goes through `Administration` or `AdminStore` and into the
+audit log with the surface "console".
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from urllib.parse import parse_qs
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -35,14 +33,18 @@ from bot.admin import Administration, UnknownTool
 from bot.config import AdminSettings
 from bot.domain import ChatKind, ChatRef, UserRef
 from bot.storage.admin import LIMIT_KEYS, AdminStore
+from bot.storage.sessions import ConsoleSessionStore
+from bot.web.clients import ClientResolver
+from bot.web.sessions import ConsoleSessions
+from bot.web.signin import SignInBusy, SignInThrottle
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 ACTOR = "console:admin"
 SURFACE = "console"
-MAX_FAILURES = 5  # wrong passwords from one address...
-FAILURE_WINDOW = 300.0  # ...within this many seconds lock it out until the oldest expires
+# Ids are 64-bit in the database: a longer number names nothing (and SQLite cannot bind it).
+MAX_ID = 2**63 - 1
 CHART_CACHE_SECONDS = 60.0
 CHART_COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1")
 
@@ -65,6 +67,9 @@ class Console:
         settings: AdminSettings,
         store: AdminStore,
         admin: Administration,
+        sessions: ConsoleSessionStore,
+        clients: ClientResolver | None = None,
+        public_url: str = "",
         reminders: Reminders | None = None,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
@@ -75,11 +80,14 @@ class Console:
         self.admin = admin
         self.reminders = reminders
         self._password_digest = _digest(password)
-        self._failures: dict[str, list[float]] = {}
+        self.clients = clients or ClientResolver()
+        self.sessions = ConsoleSessions(settings, sessions, self.clients, public_url=public_url)
+        self.throttle = SignInThrottle(
+            base_delay=settings.console_signin_delay_seconds,
+            max_delay=settings.console_signin_max_delay_seconds,
+            tracked=settings.console_signin_tracked,
+        )
         self._chart: tuple[float, list[tuple[str, str, int]]] | None = None
-        self._session_key = hmac.new(
-            password.encode("utf-8"), b"parley-console-session", hashlib.sha256
-        ).hexdigest()
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(default=True),
@@ -95,7 +103,7 @@ class Console:
                 Route("/", signed_in(self.home)),
                 Route("/login", self.login_page, methods=["GET"]),
                 Route("/login", self.login, methods=["POST"]),
-                Route("/logout", self._checked(self.logout), methods=["POST"]),
+                Route("/logout", signed_in(self._checked(self.logout)), methods=["POST"]),
                 Route("/channels", signed_in(self.channels)),
                 Route("/channels/{id:int}", signed_in(self.channel)),
                 Route(
@@ -125,24 +133,22 @@ class Console:
                 Route("/audit", signed_in(self.audit)),
                 Route("/usage", signed_in(self.usage)),
             ],
-            middleware=[
-                Middleware(
-                    SessionMiddleware,
-                    secret_key=self._session_key,
-                    session_cookie="parley_console",
-                    max_age=int(self.settings.console_session_hours * 3600),
-                    path="/admin",
-                    same_site="strict",
-                )
-            ],
         )
         return [Mount("/admin", app=app)]
 
     def _signed_in(self, handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
-            if not request.session.get("admin"):
+            session = await self.sessions.current(request)
+            if session is None:
                 return RedirectResponse("/admin/login", status_code=303)
-            return await handler(request)
+            request.state.session = session
+            if any(isinstance(v, int) and v > MAX_ID for v in request.path_params.values()):
+                return self._render(request, "message.html", status_code=404, text="Not found.")
+            try:
+                return await handler(request)
+            except BadQuery as exc:
+                log.warning("console: refused %s with 400: %s", request.url.path, exc)
+                return self._render(request, "message.html", status_code=400, text=f"{exc}.")
 
         return guarded
 
@@ -151,7 +157,9 @@ class Console:
 
         async def guarded(request: Request) -> Response:
             form = await _form(request)
-            expected = str(request.session.get("csrf", ""))
+            if form is None:
+                return self._render(request, "message.html", status_code=400, text=NOT_A_FORM)
+            expected = request.state.session.csrf
             given = form.get("csrf", "")
             if not expected or not secrets.compare_digest(expected, given):
                 log.warning(
@@ -170,15 +178,19 @@ class Console:
     def _render(
         self, request: Request, name: str, status_code: int = 200, **context: Any
     ) -> Response:
-        if "csrf" not in request.session:
-            request.session["csrf"] = secrets.token_urlsafe(32)
+        session = getattr(request.state, "session", None)
+        new_login_token = False
+        if session is not None:
+            csrf = session.csrf
+        else:
+            csrf, new_login_token = self.sessions.login_token(request)
         html = self.env.get_template(name).render(
-            csrf=request.session["csrf"],
-            signed_in=bool(request.session.get("admin")),
-            path=request.url.path,
-            **context,
+            csrf=csrf, signed_in=session is not None, path=request.url.path, **context
         )
-        return HTMLResponse(html, status_code=status_code)
+        response = HTMLResponse(html, status_code=status_code)
+        if new_login_token:
+            self.sessions.set_login_token(request, response, csrf)
+        return response
 
     # -- sign-in ---------------------------------------------------------------------------
 
@@ -190,53 +202,50 @@ class Console:
 
     async def login(self, request: Request) -> Response:
         form = await _form(request)
-        expected = str(request.session.get("csrf", ""))
-        if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
+        if form is None:
+            return self._render(request, "login.html", status_code=400, error=NOT_A_FORM)
+        if not self.sessions.login_token_ok(request, form.get("csrf", "")):
             return self._render(
                 request, "login.html", status_code=403, error="The form expired: try again."
             )
-        client = request.client.host if request.client else "?"
-        wait = self._throttled(client)
-        if wait:
-            log.warning("console: sign-in from %s refused: too many wrong passwords", client)
+        client = self.clients.address(request.scope)
+        try:
+            async with self.throttle.attempt(client):
+                if hmac.compare_digest(_digest(form.get("password", "")), self._password_digest):
+                    self.throttle.succeeded(client)
+                    signed_in = RedirectResponse("/admin/channels", status_code=303)
+                    await self.sessions.start(request, signed_in, client)
+                    await self.store.audit(actor=ACTOR, action="console.signin", surface=SURFACE)
+                    return signed_in
+                wait = self.throttle.failed(client)
+                log.warning("console: wrong password from %s", client)
+                await self.store.audit(
+                    actor=f"console:{client}",
+                    action="console.signin",
+                    surface=SURFACE,
+                    allowed=False,
+                    details={"reason": "wrong password"},
+                )
+        except SignInBusy:
+            log.warning("console: sign-in from %s refused: another one is waiting", client)
             return self._render(
                 request,
                 "login.html",
                 status_code=429,
-                error=f"Too many wrong passwords: wait {wait} s and try again.",
+                error="Another sign-in from your address is waiting: try again in a moment.",
             )
-        if not hmac.compare_digest(_digest(form.get("password", "")), self._password_digest):
-            self._failures.setdefault(client, []).append(time.monotonic())
-            log.warning("console: wrong password from %s", client)
-            await self.store.audit(
-                actor=f"console:{client}",
-                action="console.signin",
-                surface=SURFACE,
-                allowed=False,
-                details={"reason": "wrong password"},
-            )
-            return self._render(request, "login.html", status_code=401, error="Wrong password.")
-        request.session.clear()
-        request.session["admin"] = True
-        request.session["csrf"] = secrets.token_urlsafe(32)
-        await self.store.audit(actor=ACTOR, action="console.signin", surface=SURFACE)
-        return RedirectResponse("/admin/channels", status_code=303)
-
-    def _throttled(self, client: str) -> int:
-        """Seconds `client` must wait after MAX_FAILURES wrong passwords in FAILURE_WINDOW."""
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(client, []) if now - t < FAILURE_WINDOW]
-        if recent:
-            self._failures[client] = recent
-        else:
-            self._failures.pop(client, None)
-        if len(recent) < MAX_FAILURES:
-            return 0
-        return int(FAILURE_WINDOW - (now - recent[0])) + 1
+        error = "Wrong password."
+        if wait > 0:
+            error += f" After several wrong passwords, the next try waits {wait:.0f} s."
+        response = self._render(request, "login.html", status_code=401, error=error)
+        response.headers["Retry-After"] = str(int(wait + 0.999))
+        return response
 
     async def logout(self, request: Request) -> Response:
-        request.session.clear()
-        return RedirectResponse("/admin/login", status_code=303)
+        response = RedirectResponse("/admin/login", status_code=303)
+        await self.sessions.end(request, response)
+        await self.store.audit(actor=ACTOR, action="console.signout", surface=SURFACE)
+        return response
 
     # -- channels --------------------------------------------------------------------------
 
@@ -359,11 +368,11 @@ class Console:
     # -- conversations ---------------------------------------------------------------------
 
     async def conversations(self, request: Request) -> Response:
-        channel = request.query_params.get("channel", "")
-        page = await self.store.conversations_page(
-            _page(request), int(channel) if channel.isdigit() else None
+        channel = _query_int(request, "channel")
+        page = await self.store.conversations_page(_page(request), channel)
+        return self._render(
+            request, "conversations.html", page=page, channel="" if channel is None else channel
         )
-        return self._render(request, "conversations.html", page=page, channel=channel)
 
     async def conversation(self, request: Request) -> Response:
         conversation_id = int(request.path_params["id"])
@@ -476,19 +485,51 @@ def usage_chart(rows: list[tuple[str, str, int]], *, days: int) -> dict[str, Any
     }
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """The url-encoded body as a dict (first value of each field)."""
-    body = (await request.body())[:200_000]
-    try:
-        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
-        return {}
-    return {key: values[0] for key, values in parsed.items() if values}
+NOT_A_FORM = "Refused: the console takes HTML forms (application/x-www-form-urlencoded)."
+MAX_FIELDS = 200
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """The url-encoded body as a dict (first value of each field); None (and a log line)
+    when it is not a form. Its size is bounded by PARLEY_HTTP_CONSOLE_MAX_BYTES."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    reason = ""
+    if media_type != "application/x-www-form-urlencoded":
+        reason = f"content type {media_type[:60]!r}"
+    else:
+        try:
+            parsed = parse_qs(
+                (await request.body()).decode("utf-8"),
+                keep_blank_values=True,
+                strict_parsing=False,
+                errors="strict",
+                max_num_fields=MAX_FIELDS,
+            )
+        except (UnicodeDecodeError, ValueError) as exc:
+            reason = type(exc).__name__
+        else:
+            return {key: values[0] for key, values in parsed.items() if values}
+    log.warning("console: refused a POST to %s with 400: %s", request.url.path, reason)
+    return None
+
+
+class BadQuery(ValueError):
+    """A query parameter that should be a whole number is not one (answered with 400)."""
+
+
+def _query_int(request: Request, name: str) -> int | None:
+    """A whole number from the query string, None when absent; BadQuery for anything
+    else, "²" and 30-digit numbers included (`int()` takes the one, SQLite not the other)."""
+    value = request.query_params.get(name, "")
+    if not value:
+        return None
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    raise BadQuery(f"{name} must be a whole number")
 
 
 def _page(request: Request) -> int:
-    value = request.query_params.get("page", "1")
-    return max(1, min(int(value), 100_000)) if value.isdigit() else 1
+    return max(1, min(_query_int(request, "page") or 1, 100_000))
 
 
 def _kind(value: str) -> ChatKind:
