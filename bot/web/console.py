@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import time
 import zoneinfo
@@ -21,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -35,6 +35,7 @@ from bot.domain import ChatKind, ChatRef, UserRef
 from bot.storage.admin import LIMIT_KEYS, AdminStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.web.clients import ClientResolver
+from bot.web.forms import MAX_ID, NOT_A_FORM, BadQuery, page_number, query_int, read_form
 from bot.web.sessions import ConsoleSessions
 from bot.web.signin import SignInBusy, SignInThrottle
 
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 ACTOR = "console:admin"
 SURFACE = "console"
-# Ids are 64-bit in the database: a longer number names nothing (and SQLite cannot bind it).
-MAX_ID = 2**63 - 1
 CHART_CACHE_SECONDS = 60.0
 CHART_COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1")
 
@@ -156,7 +155,7 @@ class Console:
         """Refuse a POST whose CSRF token is missing or not this session's."""
 
         async def guarded(request: Request) -> Response:
-            form = await _form(request)
+            form = await read_form(request)
             if form is None:
                 return self._render(request, "message.html", status_code=400, text=NOT_A_FORM)
             expected = request.state.session.csrf
@@ -201,7 +200,7 @@ class Console:
         return self._render(request, "login.html", error="")
 
     async def login(self, request: Request) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         if form is None:
             return self._render(request, "login.html", status_code=400, error=NOT_A_FORM)
         if not self.sessions.login_token_ok(request, form.get("csrf", "")):
@@ -236,9 +235,9 @@ class Console:
             )
         error = "Wrong password."
         if wait > 0:
-            error += f" After several wrong passwords, the next try waits {wait:.0f} s."
+            error += f" After several wrong passwords, the next try waits {math.ceil(wait)} s."
         response = self._render(request, "login.html", status_code=401, error=error)
-        response.headers["Retry-After"] = str(int(wait + 0.999))
+        response.headers["Retry-After"] = str(math.ceil(wait))
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -250,7 +249,7 @@ class Console:
     # -- channels --------------------------------------------------------------------------
 
     async def channels(self, request: Request) -> Response:
-        page = await self.store.channels_page(_page(request))
+        page = await self.store.channels_page(page_number(request))
         return self._render(request, "channels.html", page=page)
 
     async def channel(self, request: Request) -> Response:
@@ -334,7 +333,7 @@ class Console:
     # -- users -----------------------------------------------------------------------------
 
     async def users(self, request: Request) -> Response:
-        page = await self.store.users_page(_page(request))
+        page = await self.store.users_page(page_number(request))
         month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         usage = await self.store.user_usage([row.id for row in page.rows], month_start)
         return self._render(request, "users.html", page=page, usage=usage)
@@ -363,20 +362,20 @@ class Console:
             surface=SURFACE,
             details={"user_id": user_id, "timezone": timezone or None},
         )
-        return RedirectResponse(f"/admin/users?page={_page(request)}", status_code=303)
+        return RedirectResponse(f"/admin/users?page={page_number(request)}", status_code=303)
 
     # -- conversations ---------------------------------------------------------------------
 
     async def conversations(self, request: Request) -> Response:
-        channel = _query_int(request, "channel")
-        page = await self.store.conversations_page(_page(request), channel)
+        channel = query_int(request, "channel")
+        page = await self.store.conversations_page(page_number(request), channel)
         return self._render(
             request, "conversations.html", page=page, channel="" if channel is None else channel
         )
 
     async def conversation(self, request: Request) -> Response:
         conversation_id = int(request.path_params["id"])
-        page = await self.store.messages_page(conversation_id, _page(request))
+        page = await self.store.messages_page(conversation_id, page_number(request))
         return self._render(
             request,
             "conversation.html",
@@ -389,7 +388,7 @@ class Console:
 
     async def reminders_page(self, request: Request) -> Response:
         status = request.query_params.get("status", "pending")
-        page = await self.store.reminders_page(_page(request), status=status)
+        page = await self.store.reminders_page(page_number(request), status=status)
         return self._render(
             request,
             "reminders.html",
@@ -421,7 +420,7 @@ class Console:
     # -- audit and usage -------------------------------------------------------------------
 
     async def audit(self, request: Request) -> Response:
-        page = await self.store.audit_page(_page(request))
+        page = await self.store.audit_page(page_number(request))
         return self._render(request, "audit.html", page=page)
 
     async def usage(self, request: Request) -> Response:
@@ -483,53 +482,6 @@ def usage_chart(rows: list[tuple[str, str, int]], *, days: int) -> dict[str, Any
         "last": day_list[-1],
         "empty": not rows,
     }
-
-
-NOT_A_FORM = "Refused: the console takes HTML forms (application/x-www-form-urlencoded)."
-MAX_FIELDS = 200
-
-
-async def _form(request: Request) -> dict[str, str] | None:
-    """The url-encoded body as a dict (first value of each field); None (and a log line)
-    when it is not a form. Its size is bounded by PARLEY_HTTP_CONSOLE_MAX_BYTES."""
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    reason = ""
-    if media_type != "application/x-www-form-urlencoded":
-        reason = f"content type {media_type[:60]!r}"
-    else:
-        try:
-            parsed = parse_qs(
-                (await request.body()).decode("utf-8"),
-                keep_blank_values=True,
-                strict_parsing=False,
-                errors="strict",
-                max_num_fields=MAX_FIELDS,
-            )
-        except (UnicodeDecodeError, ValueError) as exc:
-            reason = type(exc).__name__
-        else:
-            return {key: values[0] for key, values in parsed.items() if values}
-    log.warning("console: refused a POST to %s with 400: %s", request.url.path, reason)
-    return None
-
-
-class BadQuery(ValueError):
-    """A query parameter that should be a whole number is not one (answered with 400)."""
-
-
-def _query_int(request: Request, name: str) -> int | None:
-    """A whole number from the query string, None when absent; BadQuery for anything
-    else, "²" and 30-digit numbers included (`int()` takes the one, SQLite not the other)."""
-    value = request.query_params.get(name, "")
-    if not value:
-        return None
-    if value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
-    raise BadQuery(f"{name} must be a whole number")
-
-
-def _page(request: Request) -> int:
-    return max(1, min(_query_int(request, "page") or 1, 100_000))
 
 
 def _kind(value: str) -> ChatKind:
