@@ -27,6 +27,8 @@ EVENT_STRINGS = (
 BODY_STRINGS = ("type", "team_id", "api_app_id", "event_id", "token", "challenge")
 PAYLOAD_OBJECTS = ("user", "team", "channel", "container", "message", "view", "enterprise")
 ACTION_STRINGS = ("action_id", "block_id", "type", "value", "action_ts")
+# What Slack always sends with a slash command; bolt's respond() needs the response_url.
+COMMAND_FIELDS = ("team_id", "channel_id", "user_id", "response_url")
 
 
 class Refused(Exception):
@@ -73,6 +75,10 @@ def check_body(headers: Headers, body: bytes) -> None:
             raise Refused(400, f"unreadable form ({type(exc).__name__})") from None
         if "payload" in form:
             _check_payload(_json_object(form["payload"][0], "the payload field"))
+        elif "command" in form:
+            missing = [key for key in COMMAND_FIELDS if not form.get(key, [""])[0]]
+            if missing:
+                raise Refused(400, f"a slash command without {', '.join(missing)}")
     else:
         raise Refused(400, f"unexpected content type {media_type[:60]!r}")
 

@@ -37,6 +37,8 @@ class ConsoleHarness:
         return httpx.AsyncClient(base_url=self.url, follow_redirects=False, timeout=10)
 
     async def close(self) -> None:
+        if self.stop.is_set():
+            return  # closed already (a test that drops its database closes first)
         self.stop.set()
         await self.task
         await self.app.aclose()
@@ -88,6 +90,7 @@ async def make_console(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterat
         tools: Any = None,
         http: dict[str, Any] | None = None,
         password: str = PASSWORD,
+        database_url: str = "",
         groups: dict[str, dict[str, Any]] | None = None,
         **admin: Any,
     ) -> ConsoleHarness:
@@ -99,7 +102,7 @@ async def make_console(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterat
                 "model": "scripted",
                 "max_retries": 0,
             },
-            database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
+            database={"url": database_url or f"sqlite:///{tmp_path / 'parley.db'}"},
             http={"port": 0, **(http or {})},
             admin={**DEFAULT_TOOLS, "console_password": password, **admin},
             **(groups or {}),

@@ -77,7 +77,10 @@ async def test_the_json_and_form_limits_of_slack_are_apart(
     make_served: ServedFactory, slack: FakeSlackServer
 ) -> None:
     served = await make_served(http=LIMITS)
-    command = b"command=%2Fparley&text=help&user_id=UALICE&channel_id=D0ALICE&team_id=T0"
+    command = (
+        b"command=%2Fparley&text=help&user_id=UALICE&channel_id=D0ALICE&team_id=T0"
+        b"&response_url=http%3A%2F%2F127.0.0.1%3A1%2Fresponse"
+    )
     padded_command = command + b"&pad=" + b"p" * 5000  # over the JSON limit, within the form's
     padded_event = dumps({"type": "url_verification", "challenge": "c" * 5000})
     async with served.client() as client:

@@ -33,6 +33,7 @@ SLACK_BODIES = [
     (FORM, urlencode({"payload": '{"type": "block_actions", "actions": [5]}'})),
     (FORM, urlencode({"payload": '{"type": "block_actions", "user": "U1"}'})),
     (FORM, "text=%ff"),
+    (FORM, urlencode({"command": "/parley", "text": "tools"})),  # no user, channel, response_url
 ]
 TELEGRAM_BODIES = [
     *[(JSON, body) for body in NOT_OBJECTS],

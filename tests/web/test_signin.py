@@ -11,6 +11,7 @@ from sqlalchemy import update
 from bot.app import Application
 from bot.storage.models import ConsoleSession, utcnow
 from bot.web.signin import FREE_FAILURES
+from tests.databases import fresh_postgres_database
 from tests.web.console_harness import PASSWORD, ConsoleFactory, csrf_of, sign_in
 from tests.web.test_admin_console import audit_rows
 
@@ -129,6 +130,27 @@ async def test_every_replica_sees_a_session_and_a_new_password_ends_it(
         async with replica.client() as client:
             client.cookies.set("parley_console", cookie, path="/admin")
             assert await signed_in(client) is expected
+
+
+async def test_on_postgresql_replicas_share_sessions_and_sign_out_ends_them_everywhere(
+    make_console: ConsoleFactory, postgres_url: str
+) -> None:
+    async with fresh_postgres_database(postgres_url) as url:
+        first = await make_console(tools=(), database_url=url)
+        second = await make_console(tools=(), database_url=url)
+        async with first.client() as owner, second.client() as other:
+            await sign_in(owner)
+            other.cookies.set("parley_console", owner.cookies["parley_console"], path="/admin")
+            assert await signed_in(other)
+            await age_sessions(first.app, seen_at=utcnow() - timedelta(hours=3))
+            assert not await signed_in(other)  # idle past the 2-hour default
+            await sign_in(owner)
+            other.cookies.set("parley_console", owner.cookies["parley_console"], path="/admin")
+            page = await other.get("/admin/channels")
+            await other.post("/admin/logout", data={"csrf": csrf_of(page.text)})
+            assert not await signed_in(owner)
+        await first.close()
+        await second.close()
 
 
 def cookie_of(response: httpx.Response, name: str = "parley_console") -> str:
