@@ -227,12 +227,14 @@ class Console:
                 )
         except SignInBusy:
             log.warning("console: sign-in from %s refused: another one is waiting", client)
-            return self._render(
+            busy = self._render(
                 request,
                 "login.html",
                 status_code=429,
                 error="Another sign-in from your address is waiting: try again in a moment.",
             )
+            busy.headers["Retry-After"] = str(math.ceil(self.throttle.delay(client)))
+            return busy
         error = "Wrong password."
         if wait > 0:
             error += f" After several wrong passwords, the next try waits {math.ceil(wait)} s."
