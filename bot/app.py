@@ -34,10 +34,13 @@ from bot.policy import ChannelToolPolicy
 from bot.scheduler import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.admin import AdminStore
+from bot.storage.sessions import ConsoleSessionStore
 from bot.surface import Messenger
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
+from bot.web.clients import ClientResolver
 from bot.web.console import Console
+from bot.web.limits import BodyLimit
 from bot.web.ops import DrainingMiddleware, ops_routes
 from tools import ALL_TOOLS
 from tools.weather import OpenMeteo
@@ -213,7 +216,12 @@ class Application:
             metrics=self.metrics.exposition,
             content_type=METRICS_CONTENT_TYPE,
         )
-        app = create_web_app(health=self.health, routes=routes)
+        app = create_web_app(
+            health=self.health,
+            routes=routes,
+            body_limits=self.body_limits(),
+            max_body=self.settings.http.max_bytes,
+        )
         app.add_middleware(DrainingMiddleware, draining=lambda: self.draining)
         self.web = WebServer(app, host=self.settings.http.host, port=self.settings.http.port)
         self.draining = False
@@ -249,6 +257,21 @@ class Application:
             self.started = []
             await self.web.stop()
 
+    def body_limits(self) -> list[BodyLimit]:
+        """The largest body each endpoint reads (PARLEY_HTTP_*_MAX_BYTES)."""
+        http = self.settings.http
+        limits = [BodyLimit("/admin", http.console_max_bytes)]
+        for platform in self.platforms:
+            for route in platform.routes():
+                path = getattr(route, "path", "")
+                if platform.name == "slack":
+                    # Events are JSON; presses and slash commands are forms.
+                    limits.append(BodyLimit(path, http.slack_events_max_bytes, "application/json"))
+                    limits.append(BodyLimit(path, http.slack_forms_max_bytes))
+                elif platform.name == "telegram":
+                    limits.append(BodyLimit(path, http.telegram_max_bytes))
+        return limits
+
     def console_routes(self) -> list[BaseRoute]:
         """The web console under /admin, or nothing (and a log line) without a password."""
         if not self.settings.admin.console_enabled:
@@ -258,6 +281,9 @@ class Application:
             settings=self.settings.admin,
             store=self.admin_store,
             admin=self.admin,
+            sessions=ConsoleSessionStore(self.database),
+            clients=ClientResolver(self.settings.http.trusted_networks),
+            public_url=self.settings.http.public_url,
             reminders=self.scheduler,
         )
         return console.routes()

@@ -8,6 +8,7 @@ variable, so the CLI never shows a pydantic traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import zoneinfo
 from pathlib import Path
@@ -116,8 +117,56 @@ class DatabaseSettings(_Group):
 
 
 class HTTPSettings(_Group):
+    """The web server: where it listens, whom it believes, how much it reads."""
+
     host: str = Field("127.0.0.1", validation_alias="PARLEY_HTTP_HOST")
     port: int = Field(8080, ge=0, le=65535, validation_alias="PARLEY_HTTP_PORT")
+    # The address people and platforms reach Parley at; an https:// one makes the
+    # console's cookie Secure (PARLEY_CONSOLE_SECURE_COOKIE=auto).
+    public_url: str = Field("", validation_alias="PARLEY_PUBLIC_URL")
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR
+    # networks). Empty: nobody's, the peer address is the client.
+    trusted_proxies: str = Field("", validation_alias="PARLEY_HTTP_TRUSTED_PROXIES")
+    # Request bodies larger than these are refused with 413 before they are read.
+    slack_events_max_bytes: int = Field(
+        1_048_576, ge=1024, validation_alias="PARLEY_HTTP_SLACK_EVENTS_MAX_BYTES"
+    )
+    slack_forms_max_bytes: int = Field(
+        1_048_576, ge=1024, validation_alias="PARLEY_HTTP_SLACK_FORMS_MAX_BYTES"
+    )
+    telegram_max_bytes: int = Field(
+        1_048_576, ge=1024, validation_alias="PARLEY_HTTP_TELEGRAM_MAX_BYTES"
+    )
+    console_max_bytes: int = Field(
+        262_144, ge=1024, validation_alias="PARLEY_HTTP_CONSOLE_MAX_BYTES"
+    )
+    max_bytes: int = Field(65_536, ge=0, validation_alias="PARLEY_HTTP_MAX_BYTES")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in _comma_list(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (write e.g. 10.0.0.0/8,127.0.0.1)"
+                ) from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http://)")
+        return value
+
+    @property
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [
+            ipaddress.ip_network(item, strict=False) for item in _comma_list(self.trusted_proxies)
+        ]
 
 
 class SlackSettings(_Group):
@@ -204,9 +253,32 @@ class AdminSettings(_Group):
     admin_cache_seconds: float = Field(60.0, ge=0, validation_alias="PARLEY_ADMIN_CACHE_SECONDS")
     console_password: SecretStr | None = Field(None, validation_alias="PARLEY_ADMIN_PASSWORD")
     console_show_content: bool = Field(True, validation_alias="PARLEY_CONSOLE_SHOW_CONTENT")
-    console_session_hours: float = Field(
-        12.0, gt=0, validation_alias="PARLEY_CONSOLE_SESSION_HOURS"
+    # A console session ends after this many idle hours, and at the latest after
+    # console_session_max_hours from sign-in, whatever its use.
+    console_session_hours: float = Field(2.0, gt=0, validation_alias="PARLEY_CONSOLE_SESSION_HOURS")
+    console_session_max_hours: float = Field(
+        12.0, gt=0, validation_alias="PARLEY_CONSOLE_SESSION_MAX_HOURS"
     )
+    # auto: Secure when PARLEY_PUBLIC_URL is https or the request arrived over https.
+    console_secure_cookie: Literal["auto", "true", "false"] = Field(
+        "auto", validation_alias="PARLEY_CONSOLE_SECURE_COOKIE"
+    )
+    # Wrong passwords are slowed, never locked out: the wait doubles from this many
+    # seconds, up to the maximum (docs/security.md).
+    console_signin_delay_seconds: float = Field(
+        1.0, ge=0, le=60, validation_alias="PARLEY_CONSOLE_SIGNIN_DELAY"
+    )
+    console_signin_max_delay_seconds: float = Field(
+        30.0, ge=0, le=3600, validation_alias="PARLEY_CONSOLE_SIGNIN_MAX_DELAY"
+    )
+    console_signin_tracked: int = Field(
+        10_000, ge=1, le=1_000_000, validation_alias="PARLEY_CONSOLE_SIGNIN_TRACKED"
+    )
+
+    @field_validator("console_secure_cookie", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("admins")
     @classmethod

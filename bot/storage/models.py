@@ -245,3 +245,21 @@ class AuditEntry(SQLModel, table=True):
     surface: str = Field(default="", max_length=32)
     allowed: bool = True
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in console session. The cookie holds a random token; only its SHA-256 is
+    stored, so reading this table gives no usable cookie. Signing out deletes the row."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    csrf: str = Field(max_length=64)
+    # Which password it was signed in with (an HMAC of it): a new password ends it.
+    password_tag: str = Field(max_length=64)
+    client: str = Field(default="", max_length=64)
+    created_at: datetime = _timestamp()
+    seen_at: datetime = _timestamp()
+    expires_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )

@@ -1,12 +1,12 @@
 """The admin web console under /admin: server-rendered pages, no JavaScript needed.
 
 Sign-in takes PARLEY_ADMIN_PASSWORD: both sides are hashed (SHA-256) and compared in
-constant time; five wrong passwords from one address lock it out for up to 5 minutes.
-The session lives in a signed cookie (itsdangerous through Starlette's SessionMiddleware,
-keyed from the password, so changing it signs everyone out). Every POST carries the
-session's CSRF token; a missing or wrong one is refused with 403. Every change goes
-through `Administration` or `AdminStore` and into the audit log with the surface
-"console".
+constant time; wrong passwords are slowed per address and globally, never locked out
+(bot/web/signin.py). Sessions live in the database and end at sign-out, when idle too
+long, or at their absolute lifetime (bot/web/sessions.py). Every POST carries the
+session's CSRF token; a missing or wrong one is refused with 403, a body that is not a
+form with 400. Every change goes through `Administration` or `AdminStore` and into the
+audit log with the surface "console".
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import time
 import zoneinfo
@@ -21,12 +22,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -35,14 +33,17 @@ from bot.admin import Administration, UnknownTool
 from bot.config import AdminSettings
 from bot.domain import ChatKind, ChatRef, UserRef
 from bot.storage.admin import LIMIT_KEYS, AdminStore
+from bot.storage.sessions import ConsoleSessionStore
+from bot.web.clients import ClientResolver
+from bot.web.forms import MAX_ID, NOT_A_FORM, BadQuery, page_number, query_int, read_form
+from bot.web.sessions import ConsoleSessions
+from bot.web.signin import SignInBusy, SignInThrottle
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 ACTOR = "console:admin"
 SURFACE = "console"
-MAX_FAILURES = 5  # wrong passwords from one address...
-FAILURE_WINDOW = 300.0  # ...within this many seconds lock it out until the oldest expires
 CHART_CACHE_SECONDS = 60.0
 CHART_COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1")
 
@@ -65,6 +66,9 @@ class Console:
         settings: AdminSettings,
         store: AdminStore,
         admin: Administration,
+        sessions: ConsoleSessionStore,
+        clients: ClientResolver | None = None,
+        public_url: str = "",
         reminders: Reminders | None = None,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
@@ -75,11 +79,14 @@ class Console:
         self.admin = admin
         self.reminders = reminders
         self._password_digest = _digest(password)
-        self._failures: dict[str, list[float]] = {}
+        self.clients = clients or ClientResolver()
+        self.sessions = ConsoleSessions(settings, sessions, self.clients, public_url=public_url)
+        self.throttle = SignInThrottle(
+            base_delay=settings.console_signin_delay_seconds,
+            max_delay=settings.console_signin_max_delay_seconds,
+            tracked=settings.console_signin_tracked,
+        )
         self._chart: tuple[float, list[tuple[str, str, int]]] | None = None
-        self._session_key = hmac.new(
-            password.encode("utf-8"), b"parley-console-session", hashlib.sha256
-        ).hexdigest()
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(default=True),
@@ -95,7 +102,7 @@ class Console:
                 Route("/", signed_in(self.home)),
                 Route("/login", self.login_page, methods=["GET"]),
                 Route("/login", self.login, methods=["POST"]),
-                Route("/logout", self._checked(self.logout), methods=["POST"]),
+                Route("/logout", signed_in(self._checked(self.logout)), methods=["POST"]),
                 Route("/channels", signed_in(self.channels)),
                 Route("/channels/{id:int}", signed_in(self.channel)),
                 Route(
@@ -125,24 +132,22 @@ class Console:
                 Route("/audit", signed_in(self.audit)),
                 Route("/usage", signed_in(self.usage)),
             ],
-            middleware=[
-                Middleware(
-                    SessionMiddleware,
-                    secret_key=self._session_key,
-                    session_cookie="parley_console",
-                    max_age=int(self.settings.console_session_hours * 3600),
-                    path="/admin",
-                    same_site="strict",
-                )
-            ],
         )
         return [Mount("/admin", app=app)]
 
     def _signed_in(self, handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
-            if not request.session.get("admin"):
+            session = await self.sessions.current(request)
+            if session is None:
                 return RedirectResponse("/admin/login", status_code=303)
-            return await handler(request)
+            request.state.session = session
+            if any(isinstance(v, int) and v > MAX_ID for v in request.path_params.values()):
+                return self._render(request, "message.html", status_code=404, text="Not found.")
+            try:
+                return await handler(request)
+            except BadQuery as exc:
+                log.warning("console: refused %s with 400: %s", request.url.path, exc)
+                return self._render(request, "message.html", status_code=400, text=f"{exc}.")
 
         return guarded
 
@@ -150,8 +155,10 @@ class Console:
         """Refuse a POST whose CSRF token is missing or not this session's."""
 
         async def guarded(request: Request) -> Response:
-            form = await _form(request)
-            expected = str(request.session.get("csrf", ""))
+            form = await read_form(request)
+            if form is None:
+                return self._render(request, "message.html", status_code=400, text=NOT_A_FORM)
+            expected = request.state.session.csrf
             given = form.get("csrf", "")
             if not expected or not secrets.compare_digest(expected, given):
                 log.warning(
@@ -170,15 +177,19 @@ class Console:
     def _render(
         self, request: Request, name: str, status_code: int = 200, **context: Any
     ) -> Response:
-        if "csrf" not in request.session:
-            request.session["csrf"] = secrets.token_urlsafe(32)
+        session = getattr(request.state, "session", None)
+        new_login_token = False
+        if session is not None:
+            csrf = session.csrf
+        else:
+            csrf, new_login_token = self.sessions.login_token(request)
         html = self.env.get_template(name).render(
-            csrf=request.session["csrf"],
-            signed_in=bool(request.session.get("admin")),
-            path=request.url.path,
-            **context,
+            csrf=csrf, signed_in=session is not None, path=request.url.path, **context
         )
-        return HTMLResponse(html, status_code=status_code)
+        response = HTMLResponse(html, status_code=status_code)
+        if new_login_token:
+            self.sessions.set_login_token(request, response, csrf)
+        return response
 
     # -- sign-in ---------------------------------------------------------------------------
 
@@ -189,59 +200,58 @@ class Console:
         return self._render(request, "login.html", error="")
 
     async def login(self, request: Request) -> Response:
-        form = await _form(request)
-        expected = str(request.session.get("csrf", ""))
-        if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
+        form = await read_form(request)
+        if form is None:
+            return self._render(request, "login.html", status_code=400, error=NOT_A_FORM)
+        if not self.sessions.login_token_ok(request, form.get("csrf", "")):
             return self._render(
                 request, "login.html", status_code=403, error="The form expired: try again."
             )
-        client = request.client.host if request.client else "?"
-        wait = self._throttled(client)
-        if wait:
-            log.warning("console: sign-in from %s refused: too many wrong passwords", client)
-            return self._render(
+        client = self.clients.address(request.scope)
+        try:
+            async with self.throttle.attempt(client):
+                if hmac.compare_digest(_digest(form.get("password", "")), self._password_digest):
+                    self.throttle.succeeded(client)
+                    signed_in = RedirectResponse("/admin/channels", status_code=303)
+                    await self.sessions.start(request, signed_in, client)
+                    await self.store.audit(actor=ACTOR, action="console.signin", surface=SURFACE)
+                    return signed_in
+                wait = self.throttle.failed(client)
+                log.warning("console: wrong password from %s", client)
+                await self.store.audit(
+                    actor=f"console:{client}",
+                    action="console.signin",
+                    surface=SURFACE,
+                    allowed=False,
+                    details={"reason": "wrong password"},
+                )
+        except SignInBusy:
+            log.warning("console: sign-in from %s refused: another one is waiting", client)
+            busy = self._render(
                 request,
                 "login.html",
                 status_code=429,
-                error=f"Too many wrong passwords: wait {wait} s and try again.",
+                error="Another sign-in from your address is waiting: try again in a moment.",
             )
-        if not hmac.compare_digest(_digest(form.get("password", "")), self._password_digest):
-            self._failures.setdefault(client, []).append(time.monotonic())
-            log.warning("console: wrong password from %s", client)
-            await self.store.audit(
-                actor=f"console:{client}",
-                action="console.signin",
-                surface=SURFACE,
-                allowed=False,
-                details={"reason": "wrong password"},
-            )
-            return self._render(request, "login.html", status_code=401, error="Wrong password.")
-        request.session.clear()
-        request.session["admin"] = True
-        request.session["csrf"] = secrets.token_urlsafe(32)
-        await self.store.audit(actor=ACTOR, action="console.signin", surface=SURFACE)
-        return RedirectResponse("/admin/channels", status_code=303)
-
-    def _throttled(self, client: str) -> int:
-        """Seconds `client` must wait after MAX_FAILURES wrong passwords in FAILURE_WINDOW."""
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(client, []) if now - t < FAILURE_WINDOW]
-        if recent:
-            self._failures[client] = recent
-        else:
-            self._failures.pop(client, None)
-        if len(recent) < MAX_FAILURES:
-            return 0
-        return int(FAILURE_WINDOW - (now - recent[0])) + 1
+            busy.headers["Retry-After"] = str(math.ceil(self.throttle.delay(client)))
+            return busy
+        error = "Wrong password."
+        if wait > 0:
+            error += f" After several wrong passwords, the next try waits {math.ceil(wait)} s."
+        response = self._render(request, "login.html", status_code=401, error=error)
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
 
     async def logout(self, request: Request) -> Response:
-        request.session.clear()
-        return RedirectResponse("/admin/login", status_code=303)
+        response = RedirectResponse("/admin/login", status_code=303)
+        await self.sessions.end(request, response)
+        await self.store.audit(actor=ACTOR, action="console.signout", surface=SURFACE)
+        return response
 
     # -- channels --------------------------------------------------------------------------
 
     async def channels(self, request: Request) -> Response:
-        page = await self.store.channels_page(_page(request))
+        page = await self.store.channels_page(page_number(request))
         return self._render(request, "channels.html", page=page)
 
     async def channel(self, request: Request) -> Response:
@@ -325,7 +335,7 @@ class Console:
     # -- users -----------------------------------------------------------------------------
 
     async def users(self, request: Request) -> Response:
-        page = await self.store.users_page(_page(request))
+        page = await self.store.users_page(page_number(request))
         month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         usage = await self.store.user_usage([row.id for row in page.rows], month_start)
         return self._render(request, "users.html", page=page, usage=usage)
@@ -354,20 +364,20 @@ class Console:
             surface=SURFACE,
             details={"user_id": user_id, "timezone": timezone or None},
         )
-        return RedirectResponse(f"/admin/users?page={_page(request)}", status_code=303)
+        return RedirectResponse(f"/admin/users?page={page_number(request)}", status_code=303)
 
     # -- conversations ---------------------------------------------------------------------
 
     async def conversations(self, request: Request) -> Response:
-        channel = request.query_params.get("channel", "")
-        page = await self.store.conversations_page(
-            _page(request), int(channel) if channel.isdigit() else None
+        channel = query_int(request, "channel")
+        page = await self.store.conversations_page(page_number(request), channel)
+        return self._render(
+            request, "conversations.html", page=page, channel="" if channel is None else channel
         )
-        return self._render(request, "conversations.html", page=page, channel=channel)
 
     async def conversation(self, request: Request) -> Response:
         conversation_id = int(request.path_params["id"])
-        page = await self.store.messages_page(conversation_id, _page(request))
+        page = await self.store.messages_page(conversation_id, page_number(request))
         return self._render(
             request,
             "conversation.html",
@@ -380,7 +390,7 @@ class Console:
 
     async def reminders_page(self, request: Request) -> Response:
         status = request.query_params.get("status", "pending")
-        page = await self.store.reminders_page(_page(request), status=status)
+        page = await self.store.reminders_page(page_number(request), status=status)
         return self._render(
             request,
             "reminders.html",
@@ -412,7 +422,7 @@ class Console:
     # -- audit and usage -------------------------------------------------------------------
 
     async def audit(self, request: Request) -> Response:
-        page = await self.store.audit_page(_page(request))
+        page = await self.store.audit_page(page_number(request))
         return self._render(request, "audit.html", page=page)
 
     async def usage(self, request: Request) -> Response:
@@ -474,21 +484,6 @@ def usage_chart(rows: list[tuple[str, str, int]], *, days: int) -> dict[str, Any
         "last": day_list[-1],
         "empty": not rows,
     }
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The url-encoded body as a dict (first value of each field)."""
-    body = (await request.body())[:200_000]
-    try:
-        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
-        return {}
-    return {key: values[0] for key, values in parsed.items() if values}
-
-
-def _page(request: Request) -> int:
-    value = request.query_params.get("page", "1")
-    return max(1, min(int(value), 100_000)) if value.isdigit() else 1
 
 
 def _kind(value: str) -> ChatKind:

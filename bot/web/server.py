@@ -9,17 +9,27 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
+
+from bot.web.limits import BodyLimit, BodyLimitMiddleware
 
 log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], Awaitable[dict[str, object]]]
 
 
-def create_web_app(*, health: HealthCheck, routes: Sequence[BaseRoute] = ()) -> Starlette:
-    """`/healthz` answers 200 while the process is alive and its checks pass."""
+def create_web_app(
+    *,
+    health: HealthCheck,
+    routes: Sequence[BaseRoute] = (),
+    body_limits: Sequence[BodyLimit] = (),
+    max_body: int = 65_536,
+) -> Starlette:
+    """`/healthz` answers 200 while the process is alive and its checks pass; every
+    request body is bounded by `body_limits` (else `max_body` bytes)."""
 
     async def healthz(_request: Request) -> JSONResponse:
         try:
@@ -29,7 +39,10 @@ def create_web_app(*, health: HealthCheck, routes: Sequence[BaseRoute] = ()) -> 
             return JSONResponse({"status": "error", "error": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok", **details})
 
-    return Starlette(routes=[Route("/healthz", healthz), *routes])
+    return Starlette(
+        routes=[Route("/healthz", healthz), *routes],
+        middleware=[Middleware(BodyLimitMiddleware, limits=body_limits, default=max_body)],
+    )
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -43,8 +56,16 @@ class WebServer:
     """Serves an ASGI app in the current event loop until `stop()`."""
 
     def __init__(self, app: Starlette, *, host: str, port: int) -> None:
+        # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1;
+        # bot/web/clients.py believes only the proxies the operator names.
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            proxy_headers=False,
         )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None

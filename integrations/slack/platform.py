@@ -1,7 +1,8 @@
 """`SlackPlatform`: Parley in Slack through slack-bolt's `AsyncApp`.
 
 HTTP mode mounts `/slack/events` (events, interactivity, slash commands) on Parley's
-web app, and bolt checks every request's signature; Socket Mode (an app-level token)
+web app; `inbound.py` checks each request's signature headers before its body is read,
+then the signature and the body's shape, before bolt sees it; Socket Mode (an app-level token)
 needs no public URL. Bolt acks events before it runs a listener, so a turn always runs
 after the ack. Bolt does no deduplication: each event is claimed in the database as
 `team_id:event_id` before its turn, so a retry (even one that arrives while the first
@@ -22,6 +23,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +38,7 @@ from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import CONFIRM_NO, CONFIRM_YES, Confirmations
 from integrations.slack.convert import PLATFORM, chat_kind, thread_of, to_incoming_message
+from integrations.slack.inbound import Refused, check_body, check_headers, check_signature
 from integrations.slack.surface import SlackSurface
 from integrations.slack.webapi import SlackMessenger, slack_call
 
@@ -107,6 +110,7 @@ class SlackPlatform:
         self._prompted: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http = AsyncSlackRequestHandler(self.bolt)
+        self._verifier = SignatureVerifier(secret) if secret else None
         self._register()
 
     # -- Platform ----------------------------------------------------------------------
@@ -140,6 +144,18 @@ class SlackPlatform:
             await session.close()
 
     async def _endpoint(self, request: Request) -> Response:
+        try:
+            check_headers(request.headers)
+            body = await request.body()  # within PARLEY_HTTP_SLACK_*_MAX_BYTES
+            if self._verifier is not None:
+                check_signature(self._verifier, request.headers, body)
+            check_body(request.headers, body)
+        except Refused as refused:
+            client = request.client.host if request.client else "?"
+            log.warning(
+                "slack: refused a request from %s with %d: %s", client, refused.status, refused
+            )
+            return Response(str(refused), status_code=refused.status, media_type="text/plain")
         return await self._http.handle(request)
 
     # -- listeners ---------------------------------------------------------------------
