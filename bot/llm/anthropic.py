@@ -217,7 +217,7 @@ class AnthropicProvider:
                         elif delta_type == "signature_delta":
                             signed = kept.get(event.get("index", -1))
                             if signed is not None and signed["type"] == "thinking":
-                                signed["signature"] += delta.get("signature") or ""
+                                signed["signature"] = delta.get("signature") or ""
                         # citations_delta: not needed for the answer
                     elif kind == "content_block_start":
                         content = event.get("content_block") or {}

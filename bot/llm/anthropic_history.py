@@ -79,6 +79,8 @@ def _in_layout(
     used_thinking = used_calls = text_end = 0
     try:
         for kind, *where in layout:
+            if any(not isinstance(n, int) or n < 0 for n in where):
+                return None
             if kind == "thinking":
                 out.append(thinking[where[0]])
                 used_thinking += 1
@@ -114,12 +116,15 @@ def _assistant_blocks(message: ChatMessage, model: str, pending: set[str]) -> li
             }
         )
     thinking, layout = _thinking_of(message, model)
-    if layout is not None:
-        ordered = _in_layout(layout, thinking, message.content, tool_uses)
-        if ordered is not None:
-            return ordered
-    text = [{"type": "text", "text": message.content}] if message.content else []
-    return [*thinking, *text, *tool_uses]
+    ordered = _in_layout(layout, thinking, message.content, tool_uses) if layout else None
+    if ordered is None:
+        text = [{"type": "text", "text": message.content}] if message.content else []
+        ordered = [*thinking, *text, *tool_uses]
+    # "The final block in an assistant message cannot be `thinking`" (a 400): thinking that
+    # led to nothing (cut by max_tokens, or an empty answer) stays out.
+    while ordered and ordered[-1]["type"] in THINKING_TYPES:
+        ordered.pop()
+    return ordered
 
 
 def to_anthropic_messages(
