@@ -410,3 +410,21 @@ def test_interleaved_thinking_keeps_its_order() -> None:
         "tool_use",
         "tool_use",
     ]
+
+
+async def test_omitted_thinking_text_still_goes_back_with_its_signature(
+    claude: ScriptedAnthropicServer, make_provider: MakeProvider
+) -> None:
+    """With thinking display "omitted" a block has empty text and only its signature; it
+    is complete, and goes back like any other."""
+    provider = make_provider(thinking="on")
+    claude.script(
+        anthropic_tool_reply(("get_weather", {"city": "Oslo"}), thinking=("",)),
+        anthropic_text_reply("Sunny."),
+    )
+    first = await collect(provider, [ASK])
+    [block] = first[-1].vendor_state.data["blocks"]
+    assert block["thinking"] == "" and block["signature"]
+    await collect(provider, stored([ASK], first, "sunny"))
+    assert claude.rejected == []
+    assert claude.requests[1]["messages"][1]["content"][0] == block
