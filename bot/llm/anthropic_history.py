@@ -200,17 +200,40 @@ def to_anthropic_messages(
     return "\n\n".join(system), [{"role": role, "content": blocks} for role, blocks in turns]
 
 
+def open_loop(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The assistant messages of the tool loop this request continues (it ends with tool
+    results), oldest first; empty for a request that starts a turn.
+
+    To the API a tool loop is one assistant turn: everything after the last user message
+    that is not tool results. Its first message decides the loop's thinking."""
+    last = messages[-1] if messages else None
+    if last is None or last["role"] != "user" or not _has_results(last):
+        return []
+    start = len(messages)
+    while start > 0 and not (
+        messages[start - 1]["role"] == "user" and not _has_results(messages[start - 1])
+    ):
+        start -= 1
+    return [m for m in messages[start:] if m["role"] == "assistant"]
+
+
+def _has_results(message: dict[str, Any]) -> bool:
+    return any(b.get("type") == "tool_result" for b in message["content"])
+
+
 def loop_lacks_thinking(messages: list[dict[str, Any]]) -> bool:
-    """True when the request continues a tool loop (it ends with tool results) whose last
-    assistant message does not start with a thinking block: that loop began without
-    thinking (another vendor, another model, or thinking off), and the API refuses a
+    """True when the request continues a tool loop that did not begin with a thinking
+    block (another vendor or model made it, or thinking was off): the API refuses a
     thinking request that continues it."""
-    if len(messages) < 2:
-        return False
-    last, before = messages[-1], messages[-2]
-    if last["role"] != "user" or not any(b.get("type") == "tool_result" for b in last["content"]):
-        return False
-    return before["role"] == "assistant" and before["content"][0].get("type") not in THINKING_TYPES
+    loop = open_loop(messages)
+    return bool(loop) and loop[0]["content"][0].get("type") not in THINKING_TYPES
+
+
+def drop_loop_thinking(messages: list[dict[str, Any]]) -> None:
+    """Remove thinking blocks from the open tool loop, which goes on without thinking:
+    the API refuses thinking blocks in a turn made without it."""
+    for message in open_loop(messages):
+        message["content"] = [b for b in message["content"] if b.get("type") not in THINKING_TYPES]
 
 
 def to_anthropic_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from bot.domain import VendorState
 from bot.errors import ConfigError
-from bot.llm.anthropic_history import THINKING_TYPES, loop_lacks_thinking
+from bot.llm.anthropic_history import THINKING_TYPES, drop_loop_thinking, loop_lacks_thinking
 
 log = logging.getLogger("bot.llm.anthropic")
 
@@ -98,10 +98,12 @@ class ThinkingRules:
         if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
             return
         if loop_lacks_thinking(request["messages"]):
-            # Its last assistant turn has no thinking block to lead with, which the API
-            # refuses with thinking on: the loop finishes without thinking, as it began.
+            # The loop's first assistant message has no thinking block to lead with, which
+            # the API refuses with thinking on: the loop finishes without thinking, as it
+            # began, and without the blocks a later round may have brought.
             log.info("continuing a tool loop that began without thinking: no thinking sent")
             del request["thinking"]
+            drop_loop_thinking(request["messages"])
             return
         choice = request.get("tool_choice")
         if isinstance(choice, dict) and choice.get("type") in _FORCED_CHOICES:

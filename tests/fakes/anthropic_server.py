@@ -14,20 +14,18 @@ another model or from another server fails its check.
 
 Like the real API, the server rejects (HTTP 400, `invalid_request_error`, the API's own
 wording where it is known) a request that breaks the Messages API's rules, so tests prove
-that what Parley sends is valid: `validate_request` lists the rules checked.
+that what Parley sends is valid: `tests/fakes/anthropic_rules.py` lists the rules checked.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tests.fakes.anthropic_rules import Signer, validate_request
 from tests.fakes.openai_server import Message, Scope, ScriptedOpenAIServer, ScriptedReply
 
 __all__ = [
@@ -46,7 +44,6 @@ _MODEL = "@@MODEL@@"
 _CALL = "@@CALL_{}@@"
 _SIGNATURE = "@@SIG_{}@@"
 _REDACTED = "@@REDACTED_{}@@"
-_THINKING_DOCS = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
 
 
 @dataclass(frozen=True)
@@ -57,34 +54,6 @@ class AnthropicReply(ScriptedReply):
 
     thinking: tuple[str, ...] = ()
     redacted: int = 0
-
-
-class Signer:
-    """Signs thinking the way only this server can check: an HMAC over model and block."""
-
-    def __init__(self) -> None:
-        self._key = secrets.token_bytes(32)
-
-    def _mac(self, *parts: str) -> bytes:
-        return hmac.new(self._key, "\0".join(parts).encode(), hashlib.sha256).digest()
-
-    def signature(self, model: str, thinking: str) -> str:
-        return base64.b64encode(self._mac("thinking", model, thinking)).decode()
-
-    def redacted_data(self, model: str) -> str:
-        nonce = secrets.token_hex(8)
-        return base64.b64encode(nonce.encode() + self._mac("redacted", model, nonce)).decode()
-
-    def valid(self, model: str, block: dict[str, Any]) -> bool:
-        if block.get("type") == "thinking":
-            expected = self.signature(model, str(block.get("thinking")))
-            return hmac.compare_digest(expected, str(block.get("signature")))
-        try:
-            raw = base64.b64decode(str(block.get("data")), validate=True)
-        except ValueError:
-            return False
-        nonce, mac = raw[:16].decode(errors="replace"), raw[16:]
-        return hmac.compare_digest(mac, self._mac("redacted", model, nonce))
 
 
 def _event(kind: str, payload: dict[str, Any]) -> bytes:
@@ -310,146 +279,6 @@ def anthropic_stream_error_reply(message: str, kind: str = "overloaded_error") -
     return ScriptedReply(status=200, body=partial.body, events=events, events_with_usage=events)
 
 
-def _thinking_problem(
-    payload: dict[str, Any], messages: list[tuple[str, list[dict[str, Any]]]]
-) -> str | None:
-    """What the API refuses about thinking: its parameters, and the loop rule."""
-    thinking = payload.get("thinking")
-    kind = thinking.get("type") if isinstance(thinking, dict) else None
-    if kind not in ("enabled", "adaptive"):
-        role, last = messages[-1]
-        if role == "assistant" and any(b.get("type") == "thinking" for b in last):
-            return (
-                f"messages.{len(messages) - 1}.content.0: When thinking is disabled, an "
-                "`assistant` message in the final position cannot contain `thinking`. To use "
-                "thinking blocks, enable `thinking` in your request."
-            )
-        return None
-    assert isinstance(thinking, dict)
-    if kind == "enabled":
-        budget = thinking.get("budget_tokens")
-        if not isinstance(budget, int):
-            return "thinking.enabled.budget_tokens: Field required"
-        if budget < 1024:
-            return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
-        if payload["max_tokens"] <= budget:
-            return (
-                "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
-                f"documentation at {_THINKING_DOCS}#max-tokens-and-context-window-size"
-            )
-        choice = payload.get("tool_choice")
-        if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
-            return "Thinking may not be enabled when tool_choice forces tool use."
-    if payload.get("temperature") not in (None, 1):
-        return (
-            "`temperature` may only be set to 1 when thinking is enabled. Please consult our "
-            f"documentation at {_THINKING_DOCS}"
-            "#important-considerations-when-using-extended-thinking"
-        )
-    # A request that continues a tool loop (it ends with tool results) must send the loop's
-    # last assistant message with its thinking first. Stricter than the API for adaptive
-    # thinking, which may skip thinking: Parley must not rely on that.
-    last = messages[-1][1]
-    if len(messages) >= 2 and any(b.get("type") == "tool_result" for b in last):
-        number = len(messages) - 2
-        found = messages[number][1][0].get("type")
-        if found not in _THINKING_BLOCKS:
-            return (
-                f"messages.{number}.content.0.type: Expected `thinking` or `redacted_thinking`, "
-                f"but found `{found}`. When `thinking` is enabled, a final `assistant` message "
-                "must start with a thinking block (preceeding the lastmost set of `tool_use` and "
-                "`tool_result` blocks). We recommend you include thinking blocks from previous "
-                "turns. To avoid this requirement, disable `thinking`. Please consult our "
-                f"documentation at {_THINKING_DOCS}"
-            )
-    return None
-
-
-_THINKING_BLOCKS = ("thinking", "redacted_thinking")
-
-
-def validate_request(payload: Any, signer: Signer | None = None) -> str | None:
-    """Why the Messages API would reject this request body with a 400, or None.
-
-    Checked: model and max_tokens present; messages non-empty, starting with a user turn
-    and alternating user/assistant (no system or tool role); blocks are text (non-empty),
-    tool_use, tool_result, or (assistant only) thinking/redacted_thinking, never the last
-    block of a message; every tool_use id is answered by a tool_result in the very next
-    (user) message, and every tool_result answers a tool_use of the message before; tools
-    have name, input_schema of type object and a valid name. With `signer`, every thinking
-    block must carry the signature it was sent with, for this model. With thinking enabled
-    or adaptive: budget_tokens at least 1024 and below max_tokens, no forced tool_choice
-    (manual thinking), temperature unset or 1, and the tool loop rule (`_thinking_problem`).
-    """
-    if not isinstance(payload, dict):
-        return "body must be an object"
-    if not payload.get("model"):
-        return "model: Field required"
-    if not isinstance(payload.get("max_tokens"), int):
-        return "max_tokens: Field required"
-    messages = payload.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return "messages: at least one message is required"
-    if "system" in payload and not isinstance(payload["system"], str | list):
-        return "system: must be a string or a list of blocks"
-    model = str(payload["model"])
-    contents: list[tuple[str, list[dict[str, Any]]]] = []
-    expected = "user"
-    open_calls: set[str] = set()
-    for number, message in enumerate(messages):
-        role = message.get("role")
-        if role != expected:
-            return f"messages.{number}.role: expected {expected!r}, got {role!r}"
-        content = message.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        if not isinstance(blocks, list) or not blocks:
-            return f"messages.{number}: content must be non-empty"
-        contents.append((role, blocks))
-        answered = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
-        if open_calls - answered:
-            return (
-                f"messages.{number}: `tool_use` ids were found without `tool_result` blocks "
-                f"immediately after: {', '.join(sorted(open_calls - answered))}"
-            )
-        if answered - open_calls:
-            return f"messages.{number}: unexpected `tool_use_id` in `tool_result` blocks"
-        open_calls = set()
-        for position, block in enumerate(blocks):
-            kind = block.get("type")
-            if kind == "text" and not block.get("text"):
-                return f"messages.{number}: text content blocks must be non-empty"
-            if kind == "tool_use":
-                if role != "assistant" or not isinstance(block.get("input"), dict):
-                    return f"messages.{number}: invalid tool_use block"
-                open_calls.add(str(block.get("id")))
-            elif kind == "tool_result" and role != "user":
-                return f"messages.{number}: tool_result only in user messages"
-            elif kind in _THINKING_BLOCKS:
-                if role != "assistant":
-                    return (
-                        f"messages.{number}.content.{position}: {kind} only in assistant messages"
-                    )
-                if signer is not None and not signer.valid(model, block):
-                    field = "signature" if kind == "thinking" else "data"
-                    return (
-                        f"messages.{number}.content.{position}: Invalid `{field}` in `{kind}` block"
-                    )
-            elif kind not in ("text", "tool_use", "tool_result"):
-                return f"messages.{number}: unsupported block type {kind!r}"
-        if role == "assistant" and blocks[-1].get("type") == "thinking":
-            return (
-                f"messages.{number}: The final block in an assistant message cannot be `thinking`."
-            )
-        expected = "assistant" if role == "user" else "user"
-    for number, tool in enumerate(payload.get("tools") or []):
-        schema = tool.get("input_schema")
-        if not isinstance(schema, dict) or schema.get("type") != "object":
-            return f"tools.{number}.input_schema: must be an object schema"
-        if not tool.get("name"):
-            return f"tools.{number}.name: Field required"
-    return _thinking_problem(payload, contents)
-
-
 class ScriptedAnthropicServer(ScriptedOpenAIServer):
     """A real Anthropic-shaped HTTP server answering from a queue of scripted replies.
 
@@ -461,6 +290,8 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
         super().__init__()
         self.rejected: list[str] = []
         self.signer = Signer()
+        # Like the newest models: no `thinking` parameter means adaptive thinking.
+        self.thinks_by_default = False
 
     def start(self) -> None:
         super().start()
@@ -469,6 +300,7 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
     def reset(self) -> None:
         super().reset()
         self.rejected.clear()
+        self.thinks_by_default = False
 
     async def _app(
         self,
@@ -496,7 +328,7 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
         self.request_headers.append(
             {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         )
-        problem = validate_request(payload, self.signer)
+        problem = validate_request(payload, self.signer, thinks_by_default=self.thinks_by_default)
         if problem is not None:
             self.rejected.append(problem)
             await self._send(send, anthropic_error_reply(400, message=problem), b"")

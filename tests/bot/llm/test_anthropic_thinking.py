@@ -21,7 +21,6 @@ from tests.fakes.anthropic_server import (
     anthropic_cut_reply,
     anthropic_text_reply,
     anthropic_tool_reply,
-    validate_request,
 )
 
 WEATHER = ToolSpec(
@@ -190,48 +189,6 @@ async def test_a_loop_without_thinking_is_continued_without_thinking(
     assert claude.requests[1]["thinking"] == {"type": "adaptive"}
     assert "deepseek" not in str(claude.requests[0]) and "I should look" not in str(
         claude.requests[0]
-    )
-
-
-def test_the_server_refuses_what_the_api_refuses() -> None:
-    """The fake's own refusals, each with the API's wording."""
-    tool_use = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
-    loop = [
-        {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": [{"type": "text", "text": "Let me see."}, tool_use]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1"}]},
-    ]
-
-    def problem(**body: Any) -> str | None:
-        return validate_request({"model": "m", "max_tokens": 4096, "messages": loop, **body})
-
-    assert problem() is None
-    missing = problem(thinking={"type": "adaptive"}) or ""
-    assert missing.startswith(
-        "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `text`"
-    )
-    enabled = {"type": "enabled", "budget_tokens": 1024}
-    assert "Expected `thinking`" in (problem(thinking=enabled) or "")
-    assert problem(thinking={"type": "enabled", "budget_tokens": 1000}) == (
-        "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
-    )
-    too_big = {"type": "enabled", "budget_tokens": 4096}
-    assert (problem(thinking=too_big) or "").startswith(
-        "`max_tokens` must be greater than `thinking.budget_tokens`"
-    )
-    forced = problem(
-        thinking=enabled, tool_choice={"type": "any"}, messages=[{"role": "user", "content": "x"}]
-    )
-    assert forced == "Thinking may not be enabled when tool_choice forces tool use."
-    hot = problem(thinking=enabled, temperature=0.2, messages=[{"role": "user", "content": "x"}])
-    assert (hot or "").startswith("`temperature` may only be set to 1 when thinking is enabled")
-    only_thinking = [
-        {"role": "user", "content": "x"},
-        {"role": "assistant", "content": [{"type": "thinking", "thinking": "", "signature": ""}]},
-        {"role": "user", "content": "y"},
-    ]
-    assert problem(messages=only_thinking) == (
-        "messages.1: The final block in an assistant message cannot be `thinking`."
     )
 
 
@@ -428,3 +385,50 @@ async def test_omitted_thinking_text_still_goes_back_with_its_signature(
     await collect(provider, stored([ASK], first, "sunny"))
     assert claude.rejected == []
     assert claude.requests[1]["messages"][1]["content"][0] == block
+
+
+async def test_the_loop_keeps_the_thinking_it_began_with(
+    claude: ScriptedAnthropicServer, make_provider: MakeProvider
+) -> None:
+    """Manual thinking without interleaving thinks once, at the start of the turn: a
+    later round without a block of its own still continues the loop with thinking."""
+    provider = make_provider(model="claude-sonnet-4-5", thinking="on")
+    claude.script(
+        anthropic_tool_reply(("get_weather", {"city": "Oslo"}), thinking="Two cities."),
+        anthropic_tool_reply(("get_weather", {"city": "Bergen"})),
+        anthropic_text_reply("Both sunny."),
+    )
+    history = stored([ASK], await collect(provider, [ASK]), "sunny")
+    history = stored(history, await collect(provider, history), "rain")
+    await collect(provider, history)
+    assert claude.rejected == []
+    assert all(r["thinking"]["type"] == "enabled" for r in claude.requests)
+    assert [m["content"][0]["type"] for m in claude.requests[2]["messages"][1::2]] == [
+        "thinking",
+        "tool_use",
+    ]
+
+
+async def test_a_loop_begun_elsewhere_goes_on_without_any_thinking(
+    claude: ScriptedAnthropicServer, make_provider: MakeProvider
+) -> None:
+    """The loop began on another vendor; a later Anthropic round in it brought thinking.
+    The request that continues it sends neither thinking nor that block (the API refuses
+    thinking blocks in a turn made without thinking)."""
+    provider = make_provider(thinking="on")
+    call = ToolCall("call_1", "get_weather", {"city": "Oslo"})
+    history = [
+        ASK,
+        ChatMessage(Role.ASSISTANT, tool_calls=(call,), vendor_state=VendorState("vllm", {})),
+        ChatMessage(Role.TOOL, "sunny", tool_call_id="call_1", name="get_weather"),
+    ]
+    claude.thinks_by_default = True  # this round thinks although none was asked
+    claude.script(anthropic_tool_reply(("get_weather", {"city": "Bergen"}), thinking="More."))
+    history = stored(history, await collect(provider, history), "rain")
+    claude.thinks_by_default = False
+    claude.script(anthropic_text_reply("Both fine."))
+    await collect(provider, history)
+    assert claude.rejected == []
+    request = claude.requests[1]
+    assert "thinking" not in request
+    assert "thinking" not in str(request["messages"])
