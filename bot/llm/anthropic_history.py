@@ -12,6 +12,13 @@ Thinking blocks travel in the assistant message's `VendorState("anthropic", ...)
 or a tool call, `layout` (the order of the response's content). They go back unchanged,
 first in the message, or in their original order when `layout` still fits the message.
 Another vendor's state is ignored, and so are blocks made by another model.
+
+Only the turn in progress (the assistant messages after the last user message: a tool
+loop) gets its blocks back. The API requires them there, and needs none from finished
+turns; sending those would be worse than useless, because models with preserved thinking
+check each block against everything before it (`system`, `tools`, earlier messages), and
+Parley's system prompt carries the time, the window drops old messages and a channel's
+tools change. Within one turn none of that moves.
 """
 
 from __future__ import annotations
@@ -102,7 +109,9 @@ def _in_layout(
     return out
 
 
-def _assistant_blocks(message: ChatMessage, model: str, pending: set[str]) -> list[dict[str, Any]]:
+def _assistant_blocks(
+    message: ChatMessage, model: str, pending: set[str], replay: bool
+) -> list[dict[str, Any]]:
     tool_uses: list[dict[str, Any]] = []
     for call in message.tool_calls:
         call_id = _tool_id(call.id)
@@ -115,7 +124,7 @@ def _assistant_blocks(message: ChatMessage, model: str, pending: set[str]) -> li
                 "input": call.arguments if call.arguments is not None else {},
             }
         )
-    thinking, layout = _thinking_of(message, model)
+    thinking, layout = _thinking_of(message, model) if replay else ([], None)
     ordered = _in_layout(layout, thinking, message.content, tool_uses) if layout else None
     if ordered is None:
         text = [{"type": "text", "text": message.content}] if message.content else []
@@ -133,7 +142,7 @@ def to_anthropic_messages(
     """Vendor-neutral messages to (`system`, `messages`) of a Messages API request.
 
     `model` is the model the request goes to: thinking blocks another model made are
-    left out (empty: every stored block is sent)."""
+    left out (empty: every block of the turn in progress is sent)."""
     system: list[str] = []
     turns: list[tuple[str, list[dict[str, Any]]]] = []
     pending: set[str] = set()  # tool_use ids of the last assistant turn still unanswered
@@ -166,7 +175,8 @@ def to_anthropic_messages(
             )
             pending.clear()
 
-    for message in messages:
+    turn_starts = max((i for i, m in enumerate(messages) if m.role is Role.USER), default=-1)
+    for number, message in enumerate(messages):
         if message.role is Role.SYSTEM:
             if message.content:
                 system.append(message.content)
@@ -187,7 +197,7 @@ def to_anthropic_messages(
                 add("user", [{"type": "text", "text": f"[result of {message.name}]: {shown}"}])
         elif message.role is Role.ASSISTANT:
             close_pending()
-            blocks = _assistant_blocks(message, model, pending)
+            blocks = _assistant_blocks(message, model, pending, number > turn_starts)
             if blocks:
                 add("assistant", blocks)
         else:

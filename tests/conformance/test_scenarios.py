@@ -261,6 +261,8 @@ async def test_silent_refusal_still_answers(vendor: Vendor) -> None:
 def anthropic_only(vendor: Vendor) -> AnthropicProvider:
     if vendor.name != "anthropic":
         pytest.skip("signed thinking blocks and message_stop are the Messages API's")
+    assert isinstance(vendor.server, ScriptedAnthropicServer)
+    vendor.server.checks_prefix = True  # as models with preserved thinking do
     return AnthropicProvider(
         api_key="sk-ant-test",
         model="claude-test",

@@ -9,16 +9,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 from typing import Any
 
-__all__ = ["Signer", "validate_request"]
+__all__ = ["Signer", "prefix_digest", "validate_request"]
 
 _THINKING_DOCS = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
 
 
+def prefix_digest(payload: dict[str, Any], upto: int) -> str:
+    """What a block made in answer to `messages[:upto]` was reasoned from: `system`, `tools`
+    and those messages (the prefix that models with preserved thinking check)."""
+    prefix = [payload.get("system"), payload.get("tools"), payload["messages"][:upto]]
+    canonical = json.dumps(prefix, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 class Signer:
-    """Signs thinking the way only this server can check: an HMAC over model and block."""
+    """Signs thinking the way only this server can check: an HMAC over model and block,
+    and over the block's prefix (`prefix_digest`) when the server checks prefixes."""
 
     def __init__(self) -> None:
         self._key = secrets.token_bytes(32)
@@ -26,23 +36,24 @@ class Signer:
     def _mac(self, *parts: str) -> bytes:
         return hmac.new(self._key, "\0".join(parts).encode(), hashlib.sha256).digest()
 
-    def signature(self, model: str, thinking: str) -> str:
-        return base64.b64encode(self._mac("thinking", model, thinking)).decode()
+    def signature(self, model: str, thinking: str, prefix: str = "") -> str:
+        return base64.b64encode(self._mac("thinking", model, prefix, thinking)).decode()
 
-    def redacted_data(self, model: str) -> str:
+    def redacted_data(self, model: str, prefix: str = "") -> str:
         nonce = secrets.token_hex(8)
-        return base64.b64encode(nonce.encode() + self._mac("redacted", model, nonce)).decode()
+        mac = self._mac("redacted", model, prefix, nonce)
+        return base64.b64encode(nonce.encode() + mac).decode()
 
-    def valid(self, model: str, block: dict[str, Any]) -> bool:
+    def valid(self, model: str, block: dict[str, Any], prefix: str = "") -> bool:
         if block.get("type") == "thinking":
-            expected = self.signature(model, str(block.get("thinking")))
+            expected = self.signature(model, str(block.get("thinking")), prefix)
             return hmac.compare_digest(expected, str(block.get("signature")))
         try:
             raw = base64.b64decode(str(block.get("data")), validate=True)
         except ValueError:
             return False
         nonce, mac = raw[:16].decode(errors="replace"), raw[16:]
-        return hmac.compare_digest(mac, self._mac("redacted", model, nonce))
+        return hmac.compare_digest(mac, self._mac("redacted", model, prefix, nonce))
 
 
 def _final_turn(
@@ -125,7 +136,11 @@ _THINKING_BLOCKS = ("thinking", "redacted_thinking")
 
 
 def validate_request(
-    payload: Any, signer: Signer | None = None, *, thinks_by_default: bool = False
+    payload: Any,
+    signer: Signer | None = None,
+    *,
+    thinks_by_default: bool = False,
+    checks_prefix: bool = False,
 ) -> str | None:
     """Why the Messages API would reject this request body with a 400, or None.
 
@@ -189,7 +204,8 @@ def validate_request(
                     return (
                         f"messages.{number}.content.{position}: {kind} only in assistant messages"
                     )
-                if signer is not None and not signer.valid(model, block):
+                prefix = prefix_digest(payload, number) if checks_prefix else ""
+                if signer is not None and not signer.valid(model, block, prefix):
                     field = "signature" if kind == "thinking" else "data"
                     return (
                         f"messages.{number}.content.{position}: Invalid `{field}` in `{kind}` block"

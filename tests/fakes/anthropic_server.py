@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fakes.anthropic_rules import Signer, validate_request
+from tests.fakes.anthropic_rules import Signer, prefix_digest, validate_request
 from tests.fakes.openai_server import Message, Scope, ScriptedOpenAIServer, ScriptedReply
 
 __all__ = [
@@ -292,6 +292,9 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
         self.signer = Signer()
         # Like the newest models: no `thinking` parameter means adaptive thinking.
         self.thinks_by_default = False
+        # Like models with preserved thinking: a block is valid only after the same
+        # system, tools and earlier messages it was made after.
+        self.checks_prefix = False
 
     def start(self) -> None:
         super().start()
@@ -301,6 +304,7 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
         super().reset()
         self.rejected.clear()
         self.thinks_by_default = False
+        self.checks_prefix = False
 
     async def _app(
         self,
@@ -328,12 +332,18 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
         self.request_headers.append(
             {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         )
-        problem = validate_request(payload, self.signer, thinks_by_default=self.thinks_by_default)
+        problem = validate_request(
+            payload,
+            self.signer,
+            thinks_by_default=self.thinks_by_default,
+            checks_prefix=self.checks_prefix,
+        )
         if problem is not None:
             self.rejected.append(problem)
             await self._send(send, anthropic_error_reply(400, message=problem), b"")
             return
-        reply = self._sign(self._next_reply(), str(payload["model"]))
+        prefix = prefix_digest(payload, len(payload["messages"])) if self.checks_prefix else ""
+        reply = self._sign(self._next_reply(), str(payload["model"]), prefix)
         model = json.dumps(str(payload["model"]))[1:-1].encode()
         if not payload.get("stream") or reply.events is None:
             await self._send(send, reply, model)
@@ -341,14 +351,17 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
         body = b"".join(reply.events)
         await self._send(send, reply, model, body=body, content_type=b"text/event-stream")
 
-    def _sign(self, reply: ScriptedReply, model: str) -> ScriptedReply:
+    def _sign(self, reply: ScriptedReply, model: str, prefix: str) -> ScriptedReply:
         """The reply with its thinking signed for `model`, as the API signs it."""
         if not isinstance(reply, AnthropicReply):
             return reply
         marks = [
-            (_SIGNATURE.format(i), self.signer.signature(model, text))
+            (_SIGNATURE.format(i), self.signer.signature(model, text, prefix))
             for i, text in enumerate(reply.thinking)
-        ] + [(_REDACTED.format(i), self.signer.redacted_data(model)) for i in range(reply.redacted)]
+        ] + [
+            (_REDACTED.format(i), self.signer.redacted_data(model, prefix))
+            for i in range(reply.redacted)
+        ]
 
         def signed(data: bytes) -> bytes:
             for mark, value in marks:

@@ -117,7 +117,8 @@ async def test_signed_round_trip_with_thinking_on(
     sent = claude.requests[1]["messages"][1]["content"]
     assert [b["type"] for b in sent] == ["thinking", "text", "tool_use"]
     assert sent[0] == first[-1].vendor_state.data["blocks"][0]  # unchanged, signature too
-    # A later turn: every stored block still goes back, and the API still accepts it.
+    # A later turn: the finished turn's blocks stay behind (the API needs none, and a
+    # model with preserved thinking would check them against a changed system prompt).
     finished = second[-1]
     later = [
         *history,
@@ -126,7 +127,8 @@ async def test_signed_round_trip_with_thinking_on(
     ]
     await collect(provider, later)
     assert claude.rejected == []
-    assert claude.requests[2]["messages"][3]["content"][0]["type"] == "thinking"
+    sent_types = [b["type"] for m in claude.requests[2]["messages"] for b in m["content"]]
+    assert "thinking" not in sent_types and claude.requests[2]["thinking"] == {"type": "adaptive"}
 
 
 async def test_redacted_thinking_goes_back_unchanged(
@@ -432,3 +434,33 @@ async def test_a_loop_begun_elsewhere_goes_on_without_any_thinking(
     request = claude.requests[1]
     assert "thinking" not in request
     assert "thinking" not in str(request["messages"])
+
+
+async def test_blocks_go_back_only_within_their_turn_so_prefix_checks_pass(
+    claude: ScriptedAnthropicServer, make_provider: MakeProvider
+) -> None:
+    """Models with preserved thinking check a block against the system prompt, tools and
+    messages before it. Parley's system prompt carries the time, so between turns it
+    changes: the finished turn's blocks stay behind and the next turn is accepted, while
+    the same block sent after a changed system prompt is refused."""
+    claude.checks_prefix = True
+    provider = make_provider(thinking="on")
+    at_ten = ChatMessage(Role.SYSTEM, "It is now 10:00.")
+    claude.script(
+        anthropic_tool_reply(("get_weather", {"city": "Oslo"}), thinking="Look."),
+        anthropic_text_reply("Sunny."),
+        anthropic_text_reply("Bye."),
+    )
+    history = stored([at_ten, ASK], await collect(provider, [at_ten, ASK]), "sunny")
+    await collect(provider, history)  # the loop, same prefix: accepted
+    at_eleven = ChatMessage(Role.SYSTEM, "It is now 11:00.")
+    next_turn = [
+        at_eleven,
+        *history[1:],
+        ChatMessage(Role.ASSISTANT, "Sunny."),
+        ChatMessage(Role.USER, "bye"),
+    ]
+    await collect(provider, next_turn)
+    assert claude.rejected == []
+    with pytest.raises(ProviderBadRequest, match="Invalid `signature`"):
+        await collect(provider, [at_eleven, *history[1:]])  # the loop under a new prompt
