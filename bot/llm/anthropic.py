@@ -152,7 +152,8 @@ class AnthropicProvider:
         }
         if system:
             request["system"] = system
-        self._thinking.ask(request, model)
+        if self._thinking.mode == "on":
+            self._thinking.ask(request, model)
         if tools:
             request["tools"] = to_anthropic_tools(tools)
             choice: dict[str, Any] = {"type": self._tool_choice} if self._tool_choice else {}
@@ -164,7 +165,8 @@ class AnthropicProvider:
             request["temperature"] = min(self._temperature, 1.0)  # Anthropic's range is 0..1
         if self._extra_body:
             request.update(self._extra_body)
-        self._thinking.enforce(request)
+        if "thinking" in request:
+            self._thinking.enforce(request)
         return request
 
     async def _stream_sse(self, request: dict[str, Any]) -> AsyncIterator[StreamEvent]:

@@ -175,7 +175,9 @@ def to_anthropic_messages(
             )
             pending.clear()
 
-    turn_starts = max((i for i, m in enumerate(messages) if m.role is Role.USER), default=-1)
+    turn_starts = len(messages) - 1  # the last user message: the turn in progress follows
+    while turn_starts >= 0 and messages[turn_starts].role is not Role.USER:
+        turn_starts -= 1
     for number, message in enumerate(messages):
         if message.role is Role.SYSTEM:
             if message.content:
@@ -197,7 +199,10 @@ def to_anthropic_messages(
                 add("user", [{"type": "text", "text": f"[result of {message.name}]: {shown}"}])
         elif message.role is Role.ASSISTANT:
             close_pending()
-            blocks = _assistant_blocks(message, model, pending, number > turn_starts)
+            if message.tool_calls or (message.vendor_state and number > turn_starts):
+                blocks = _assistant_blocks(message, model, pending, number > turn_starts)
+            else:  # the common case, kept cheap: a plain answer
+                blocks = [{"type": "text", "text": message.content}] if message.content else []
             if blocks:
                 add("assistant", blocks)
         else:
