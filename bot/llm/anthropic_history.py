@@ -86,17 +86,17 @@ def _in_layout(
     used_thinking = used_calls = text_end = 0
     try:
         for kind, *where in layout:
-            if any(not isinstance(n, int) or n < 0 for n in where):
-                return None
-            if kind == "thinking":
-                out.append(thinking[where[0]])
+            # Blocks and calls are each referred to once, in order: anything else is not
+            # a layout this module wrote.
+            if kind == "thinking" and where == [used_thinking]:
+                out.append(thinking[used_thinking])
                 used_thinking += 1
-            elif kind == "tool_use":
-                out.append(tool_uses[where[0]])
+            elif kind == "tool_use" and where == [used_calls]:
+                out.append(tool_uses[used_calls])
                 used_calls += 1
             elif kind == "text":
                 start, end = where
-                if start != text_end or end <= start:
+                if start != text_end or not isinstance(end, int) or end <= start:
                     return None
                 out.append({"type": "text", "text": content[start:end]})
                 text_end = end
