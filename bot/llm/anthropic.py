@@ -1,30 +1,32 @@
 """`Provider` for Anthropic's Messages API, through the official `anthropic` SDK.
 
-Parley's history is vendor-neutral (`ChatMessage`s with OpenAI-like roles), so a
-conversation may have started with another vendor. `to_anthropic_messages` turns it
-into what the Messages API accepts: system text moved to the top-level `system`, tool
-results sent as `tool_result` blocks of a user message, consecutive same-role messages
-merged, empty text dropped, and a history cut by the context window repaired (every
-`tool_use` answered in the very next message, orphan results turned into text).
+The history is converted by `bot.llm.anthropic_history`. Thinking (`thinking` blocks with
+their signatures, `redacted_thinking` blocks) is never part of the answer: it is returned
+unchanged as the `VendorState` of the assistant message and sent back with it, as the API
+requires of the assistant turn that carries `tool_use`. `PARLEY_LLM_THINKING=on` asks for
+thinking (adaptive where the model takes it, else a `budget_tokens` budget); auto and off
+send nothing (the model's default). A thinking request never forces a tool, never sets a
+temperature, and never continues a tool loop that began without thinking.
 
 As in `openai_compat`, the SDK supplies configuration, authentication, retries and HTTP
 error mapping, while the stream is read as raw SSE lines decoded with `json.loads`
-(`messages.stream()` builds a pydantic event and a full message snapshot per chunk).
+(`messages.stream()` builds a pydantic event and a full message snapshot per chunk). A
+stream that ends before `message_stop` (and before a stop reason) is cut off.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import anthropic
 import httpx2
 
 from bot.config import LLMSettings
-from bot.domain import ChatMessage, Role, ToolCall, Usage
+from bot.domain import ChatMessage, ToolCall, Usage
 from bot.errors import (
+    AnswerCutOff,
     ContextTooLong,
     ProviderAuthError,
     ProviderBadRequest,
@@ -32,6 +34,8 @@ from bot.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
+from bot.llm.anthropic_history import THINKING_TYPES, to_anthropic_messages, to_anthropic_tools
+from bot.llm.anthropic_thinking import DEFAULT_MAX_TOKENS, ThinkingRules, thinking_state
 from bot.llm.base import (
     REFUSED_TEXT,
     StreamEvent,
@@ -43,10 +47,11 @@ from bot.llm.base import (
 from bot.llm.errors import ErrorMapper
 from bot.llm.openai_compat import parse_tool_call
 
-DEFAULT_MAX_TOKENS = 4096
+__all__ = ["AnthropicProvider", "to_anthropic_messages", "to_anthropic_tools"]
+
 _RAW_STREAM_HEADER = {"X-Stainless-Raw-Response": "stream"}
 _CONTEXT_HINTS = ("prompt is too long", "context window", "too many total text bytes")
-_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+_TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "any"}
 # Anthropic's stop reasons in the engine's (OpenAI's) vocabulary.
 STOP_REASONS = {
     "end_turn": "stop",
@@ -57,101 +62,14 @@ STOP_REASONS = {
     "model_context_window_exceeded": "length",
     "refusal": "refusal",
 }
-_EMPTY_HISTORY = "(earlier conversation omitted)"
-
-
-def _tool_id(call_id: str) -> str:
-    """Tool use ids must match ^[a-zA-Z0-9_-]+$; other vendors' ids may not."""
-    return _ID_UNSAFE.sub("_", call_id) or "toolu_missing"
-
-
-def to_anthropic_messages(
-    messages: Sequence[ChatMessage],
-) -> tuple[str, list[dict[str, Any]]]:
-    """Vendor-neutral messages to (`system`, `messages`) of a Messages API request."""
-    system: list[str] = []
-    turns: list[tuple[str, list[dict[str, Any]]]] = []
-    pending: set[str] = set()  # tool_use ids of the last assistant turn still unanswered
-
-    def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if turns and turns[-1][0] == role:
-            turns[-1][1].extend(blocks)
-        else:
-            turns.append((role, blocks))
-
-    def close_pending() -> None:
-        # A tool_use without its result in the next message is a 400: answer it.
-        if pending:
-            add(
-                "user",
-                [
-                    {
-                        "type": "tool_result",
-                        "tool_use_id": call_id,
-                        "content": "No result was recorded for this call.",
-                        "is_error": True,
-                    }
-                    for call_id in sorted(pending)
-                ],
-            )
-            pending.clear()
-
-    for message in messages:
-        if message.role is Role.SYSTEM:
-            if message.content:
-                system.append(message.content)
-        elif message.role is Role.TOOL:
-            call_id = _tool_id(message.tool_call_id)
-            if call_id in pending:
-                pending.discard(call_id)
-                block: dict[str, Any] = {
-                    "type": "tool_result",
-                    "tool_use_id": call_id,
-                    "content": message.content or "(empty result)",
-                }
-                if message.is_error:
-                    block["is_error"] = True
-                add("user", [block])
-            else:  # its tool_use was cut from the window: keep the information as text
-                shown = message.content or "(empty result)"
-                add("user", [{"type": "text", "text": f"[result of {message.name}]: {shown}"}])
-        elif message.role is Role.ASSISTANT:
-            close_pending()
-            blocks: list[dict[str, Any]] = []
-            if message.content:
-                blocks.append({"type": "text", "text": message.content})
-            for call in message.tool_calls:
-                call_id = _tool_id(call.id)
-                pending.add(call_id)
-                blocks.append(
-                    {
-                        "type": "tool_use",
-                        "id": call_id,
-                        "name": call.name,
-                        "input": call.arguments if call.arguments is not None else {},
-                    }
-                )
-            if blocks:
-                add("assistant", blocks)
-        else:
-            close_pending()
-            if message.content:
-                add("user", [{"type": "text", "text": message.content}])
-    close_pending()
-    if turns and turns[0][0] != "user":
-        turns.insert(0, ("user", [{"type": "text", "text": _EMPTY_HISTORY}]))
-    return "\n\n".join(system), [{"role": role, "content": blocks} for role, blocks in turns]
-
-
-def to_anthropic_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
-    return [
-        {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
-        for tool in tools
-    ]
 
 
 class AnthropicProvider:
-    """One Claude model behind the Messages API (`/v1/messages`)."""
+    """One Claude model behind the Messages API (`/v1/messages`).
+
+    `thinking` is PARLEY_LLM_THINKING: "on" sends a `thinking` parameter fit for the
+    model, "auto" and "off" send none. `thinking_budget` is `budget_tokens` for models
+    that take only manual thinking (and, when set, for the Claude 4.6 models)."""
 
     def __init__(
         self,
@@ -166,14 +84,19 @@ class AnthropicProvider:
         temperature: float | None = None,
         max_tokens: int | None = None,
         parallel_tool_calls: bool | None = None,
+        tool_choice: str = "",
+        thinking: Literal["auto", "on", "off"] = "auto",
+        thinking_budget: int | None = None,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
         self._api_key = api_key or ""
         self._stream = stream
         self._temperature = temperature
-        self._max_tokens = max_tokens or DEFAULT_MAX_TOKENS
+        self._max_tokens = max_tokens
+        self._thinking = ThinkingRules(thinking, thinking_budget, max_tokens)
         self._parallel_tool_calls = parallel_tool_calls
+        self._tool_choice = _TOOL_CHOICES.get(tool_choice, "")
         self._extra_body = dict(extra_body or {})
         self._client = anthropic.AsyncAnthropic(
             api_key=self._api_key,
@@ -198,6 +121,9 @@ class AnthropicProvider:
             temperature=settings.temperature,
             max_tokens=settings.max_tokens,
             parallel_tool_calls=settings.parallel_tool_calls,
+            tool_choice=settings.tool_choice,
+            thinking=settings.thinking,
+            thinking_budget=settings.thinking_budget,
             extra_body=settings.extra_body,
         )
 
@@ -210,31 +136,37 @@ class AnthropicProvider:
         """One model call: `TextDelta`s, at most one `ToolCallsReady`, one `TurnFinished`.
 
         `model` overrides the configured model for this call (a channel's own model)."""
-        request = self.build_request(messages, tools)
-        if model:
-            request["model"] = model
+        request = self.build_request(messages, tools, model=model)
         return self._stream_sse(request) if self._stream else self._complete(request)
 
     def build_request(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], *, model: str = ""
     ) -> dict[str, Any]:
         """The JSON body of a `/v1/messages` request (without `stream`)."""
-        system, converted = to_anthropic_messages(messages)
+        model = model or self.model
+        system, converted = to_anthropic_messages(messages, model=model)
         request: dict[str, Any] = {
-            "model": self.model,
-            "max_tokens": self._max_tokens,
+            "model": model,
+            "max_tokens": self._max_tokens or DEFAULT_MAX_TOKENS,
             "messages": converted,
         }
         if system:
             request["system"] = system
+        if self._thinking.mode == "on":
+            self._thinking.ask(request, model)
         if tools:
             request["tools"] = to_anthropic_tools(tools)
-            if self._parallel_tool_calls is False:
-                request["tool_choice"] = {"type": "auto", "disable_parallel_tool_use": True}
+            choice: dict[str, Any] = {"type": self._tool_choice} if self._tool_choice else {}
+            if self._parallel_tool_calls is False and self._tool_choice != "none":
+                choice = {"type": choice.get("type", "auto"), "disable_parallel_tool_use": True}
+            if choice:
+                request["tool_choice"] = choice
         if self._temperature is not None:
             request["temperature"] = min(self._temperature, 1.0)  # Anthropic's range is 0..1
         if self._extra_body:
             request.update(self._extra_body)
+        if "thinking" in request:
+            self._thinking.enforce(request)
         return request
 
     async def _stream_sse(self, request: dict[str, Any]) -> AsyncIterator[StreamEvent]:
@@ -242,9 +174,13 @@ class AnthropicProvider:
         loads = json.loads
         model = ""
         stop_reason = ""
+        stopped = False
         input_tokens = output_tokens = 0
-        said = False
+        said = 0  # characters of answer text so far
         blocks: dict[int, list[Any]] = {}  # index -> [id, name, [json fragments], start input]
+        kept: dict[int, dict[str, Any]] = {}  # index -> thinking or redacted_thinking block
+        thought: dict[int, list[str]] = {}  # index -> thinking_delta pieces
+        order: list[tuple[str, int, int]] = []  # (block type, index, text characters before)
         try:
             response = await self._client.post(
                 "/v1/messages",
@@ -268,23 +204,49 @@ class AnthropicProvider:
                         delta = event.get("delta") or {}
                         delta_type = delta.get("type")
                         if delta_type == "text_delta":
-                            if delta.get("text"):
-                                said = True
-                                yield TextDelta(delta["text"])
+                            text = delta.get("text")
+                            if text:
+                                said += len(text)
+                                yield TextDelta(text)
                         elif delta_type == "input_json_delta":
                             block = blocks.get(event.get("index", -1))
                             if block is not None and delta.get("partial_json"):
                                 block[2].append(delta["partial_json"])
-                        # thinking_delta, signature_delta, citations_delta: not the answer
+                        elif delta_type == "thinking_delta":
+                            pieces = thought.get(event.get("index", -1))
+                            if pieces is not None and delta.get("thinking"):
+                                pieces.append(delta["thinking"])
+                        elif delta_type == "signature_delta":
+                            signed = kept.get(event.get("index", -1))
+                            if signed is not None and signed["type"] == "thinking":
+                                signed["signature"] = delta.get("signature") or ""
+                        # citations_delta: not needed for the answer
                     elif kind == "content_block_start":
                         content = event.get("content_block") or {}
-                        if content.get("type") == "tool_use":
-                            blocks[event.get("index", len(blocks))] = [
+                        block_type = content.get("type") or ""
+                        index = event.get("index", len(order))
+                        order.append((block_type, index, said))
+                        if block_type == "tool_use":
+                            blocks[index] = [
                                 content.get("id") or "",
                                 content.get("name") or "",
                                 [],
                                 content.get("input"),
                             ]
+                        elif block_type == "thinking":
+                            kept[index] = {
+                                "type": "thinking",
+                                "thinking": content.get("thinking") or "",
+                                "signature": content.get("signature") or "",
+                            }
+                            thought[index] = []
+                        elif block_type == "redacted_thinking":
+                            kept[index] = {
+                                "type": "redacted_thinking",
+                                "data": content.get("data") or "",
+                            }
+                    elif kind == "message_stop":
+                        stopped = True
                     elif kind == "message_start":
                         message = event.get("message") or {}
                         model = message.get("model") or ""
@@ -306,10 +268,18 @@ class AnthropicProvider:
             raise self._map_error(exc) from _cause(exc)
         except httpx2.RequestError as exc:
             raise self._errors.broke_off(exc) from exc
+        if not stopped and not stop_reason:
+            raise AnswerCutOff(
+                f"{self.base_url} ended the stream without message_stop or a stop reason: "
+                f"the answer was cut off after {said} characters"
+            )
         ready = [
             parse_tool_call(b[0], b[1], "".join(b[2]) or _start_input(b[3]))
             for _, b in sorted(blocks.items())
         ]
+        for index, pieces in thought.items():
+            if pieces:
+                kept[index]["thinking"] += "".join(pieces)
         if stop_reason == "refusal" and not said:
             yield TextDelta(REFUSED_TEXT)
         if ready:
@@ -317,7 +287,8 @@ class AnthropicProvider:
         yield TurnFinished(
             _finish_reason(stop_reason, bool(ready)),
             Usage(input_tokens, output_tokens),
-            model or self.model,
+            model or request["model"],
+            thinking_state(kept, order, said, request["model"]) if kept else None,
         )
 
     async def _complete(self, request: dict[str, Any]) -> AsyncIterator[StreamEvent]:
@@ -337,12 +308,16 @@ class AnthropicProvider:
         if message.get("type") == "error":
             raise self._stream_error(message.get("error"), response.headers.get("request-id"))
         calls: list[ToolCall] = []
-        said = False
-        for block in message.get("content") or []:
-            if block.get("type") == "text" and block.get("text"):
-                said = True
+        said = 0
+        kept: dict[int, dict[str, Any]] = {}
+        order: list[tuple[str, int, int]] = []
+        for index, block in enumerate(message.get("content") or []):
+            block_type = block.get("type") or ""
+            order.append((block_type, index, said))
+            if block_type == "text" and block.get("text"):
+                said += len(block["text"])
                 yield TextDelta(block["text"])
-            elif block.get("type") == "tool_use":
+            elif block_type == "tool_use":
                 calls.append(
                     parse_tool_call(
                         block.get("id") or "",
@@ -350,6 +325,8 @@ class AnthropicProvider:
                         json.dumps(block.get("input") or {}),
                     )
                 )
+            elif block_type in THINKING_TYPES:
+                kept[index] = block
         if message.get("stop_reason") == "refusal" and not said:
             yield TextDelta(REFUSED_TEXT)
         if calls:
@@ -358,7 +335,8 @@ class AnthropicProvider:
         yield TurnFinished(
             _finish_reason(message.get("stop_reason") or "", bool(calls)),
             Usage(_input_tokens(usage), int(usage.get("output_tokens") or 0)),
-            message.get("model") or self.model,
+            message.get("model") or request["model"],
+            thinking_state(kept, order, said, request["model"]) if kept else None,
         )
 
     def _map_error(self, exc: anthropic.APIError) -> ProviderError:

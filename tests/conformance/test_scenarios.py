@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bot.domain import ChatMessage, Role, ToolCall, ToolResult, Usage
+from bot.domain import ChatMessage, Role, ToolCall, ToolResult, Usage, VendorState
+from bot.errors import AnswerCutOff, ProviderBadRequest
+from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import (
     REFUSED_TEXT,
     Provider,
@@ -23,7 +25,12 @@ from bot.llm.base import (
     TurnFinished,
 )
 from tests.conformance.conftest import Vendor
-from tests.fakes.anthropic_server import anthropic_text_reply
+from tests.fakes.anthropic_server import (
+    ScriptedAnthropicServer,
+    anthropic_cut_reply,
+    anthropic_text_reply,
+    anthropic_tool_reply,
+)
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -242,3 +249,184 @@ async def test_silent_refusal_still_answers(vendor: Vendor) -> None:
     result = await run(vendor.provider, [ChatMessage(Role.USER, "something bad")])
     assert result.text == REFUSED_TEXT
     assert result.finish.finish_reason == vendor.refusal_finish
+
+
+# -- Anthropic only: signed thinking in tool loops, cut-off streams ----------------------
+#
+# The Messages API wants a tool loop's last assistant turn back with its thinking blocks
+# first, signatures unchanged; the scripted server signs what it sends and refuses the
+# rest. Each scenario drives a provider with PARLEY_LLM_THINKING=on over two user turns.
+
+
+def anthropic_only(vendor: Vendor) -> AnthropicProvider:
+    if vendor.name != "anthropic":
+        pytest.skip("signed thinking blocks and message_stop are the Messages API's")
+    assert isinstance(vendor.server, ScriptedAnthropicServer)
+    vendor.server.checks_prefix = True  # as models with preserved thinking do
+    return AnthropicProvider(
+        api_key="sk-ant-test",
+        model="claude-test",
+        base_url=vendor.server.base_url,
+        max_retries=0,
+        thinking="on",
+    )
+
+
+def refused(vendor: Vendor) -> list[str]:
+    """Why the scripted Anthropic server refused requests (400), in order."""
+    assert isinstance(vendor.server, ScriptedAnthropicServer)
+    return vendor.server.rejected
+
+
+def kept(
+    history: list[ChatMessage], round_: Round, results: Sequence[ToolResult]
+) -> list[ChatMessage]:
+    """`answered`, with the assistant message's vendor state stored as the engine does."""
+    stored = answered(history, round_, results)
+    index = len(history)
+    stored[index] = ChatMessage(
+        Role.ASSISTANT,
+        round_.text,
+        tool_calls=round_.calls,
+        vendor_state=round_.finish.vendor_state,
+    )
+    return stored
+
+
+async def test_anthropic_signed_thinking_round_trip(vendor: Vendor) -> None:
+    provider = anthropic_only(vendor)
+    try:
+        history = [SYSTEM, ChatMessage(Role.USER, "weather in Paris?")]
+        vendor.script(
+            anthropic_tool_reply(("get_weather", {"city": "Paris"}), thinking="Look it up."),
+            anthropic_text_reply("Sunny in Paris.", thinking="Now answer."),
+            anthropic_tool_reply(("get_time", {"timezone": "Europe/Paris"}), thinking="Time."),
+            anthropic_text_reply("It is 9 pm."),
+        )
+        first = await run(provider, history)
+        history = kept(history, first, [ok(first.calls[0], "sunny")])
+        second = await run(provider, history)
+        assert second.text == "Sunny in Paris." and first.text == ""
+        # The second user turn, with a tool round of its own.
+        history = [
+            *history,
+            ChatMessage(Role.ASSISTANT, second.text, vendor_state=second.finish.vendor_state),
+            ChatMessage(Role.USER, "and the time?"),
+        ]
+        third = await run(provider, history)
+        fourth = await run(provider, kept(history, third, [ok(third.calls[0], "21:00")]))
+        assert fourth.text == "It is 9 pm."
+        assert refused(vendor) == []
+        assert all(r["thinking"] == {"type": "adaptive"} for r in vendor.requests)
+        loop = vendor.requests[3]["messages"][-2]["content"]
+        assert [b["type"] for b in loop] == ["thinking", "tool_use"]
+    finally:
+        await provider.aclose()
+
+
+async def test_anthropic_tampered_or_missing_thinking(vendor: Vendor) -> None:
+    provider = anthropic_only(vendor)
+    try:
+        history = [ChatMessage(Role.USER, "weather in Paris?")]
+        vendor.script(anthropic_tool_reply(("get_weather", {"city": "Paris"}), thinking="Plan."))
+        first = await run(provider, history)
+        state = first.finish.vendor_state
+        assert state is not None
+        tampered = [{**state.data["blocks"][0], "signature": "Zm9yZ2Vk"}]
+        forged_state = VendorState("anthropic", {**state.data, "blocks": tampered})
+        forged = Round(
+            first.text, first.calls, [TurnFinished("tool_calls", Usage(), "", forged_state)]
+        )
+        with pytest.raises(ProviderBadRequest, match="Invalid `signature`"):
+            await run(provider, kept(history, forged, [ok(first.calls[0], "sunny")]))
+        # Without the block (state lost), Parley does not send what the server refuses:
+        # the loop is continued without thinking, and the next turn thinks again.
+        vendor.script(anthropic_text_reply("Sunny."), anthropic_text_reply("Bye."))
+        lost = answered(history, first, [ok(first.calls[0], "sunny")])
+        await run(provider, lost)
+        await run(
+            provider, [*lost, ChatMessage(Role.ASSISTANT, "Sunny."), ChatMessage(Role.USER, "bye")]
+        )
+        assert refused(vendor) == ["messages.1.content.0: Invalid `signature` in `thinking` block"]
+        assert "thinking" not in vendor.requests[2] and "thinking" in vendor.requests[3]
+    finally:
+        await provider.aclose()
+
+
+async def test_anthropic_redacted_thinking_passed_back(vendor: Vendor) -> None:
+    provider = anthropic_only(vendor)
+    try:
+        history = [ChatMessage(Role.USER, "weather in Paris?")]
+        vendor.script(
+            anthropic_tool_reply(("get_weather", {"city": "Paris"}), redacted=1),
+            anthropic_text_reply("Sunny."),
+            anthropic_text_reply("Bye."),
+        )
+        first = await run(provider, history)
+        history = kept(history, first, [ok(first.calls[0], "sunny")])
+        second = await run(provider, history)
+        await run(
+            provider,
+            [
+                *history,
+                ChatMessage(Role.ASSISTANT, second.text, vendor_state=second.finish.vendor_state),
+                ChatMessage(Role.USER, "bye"),
+            ],
+        )
+        assert refused(vendor) == []
+        sent = vendor.requests[1]["messages"][1]["content"]
+        assert sent[0]["type"] == "redacted_thinking"
+        assert sent[0] == first.finish.vendor_state.data["blocks"][0]
+    finally:
+        await provider.aclose()
+
+
+async def test_anthropic_history_from_another_vendor(vendor: Vendor) -> None:
+    """A conversation that started on an OpenAI-compatible vendor, stopped in the middle of
+    a tool loop: its reasoning state is not sent, and the loop finishes without thinking."""
+    provider = anthropic_only(vendor)
+    try:
+        call = ToolCall("call_0", "get_weather", {"city": "Paris"})
+        history = [
+            SYSTEM,
+            ChatMessage(Role.USER, "weather in Paris?"),
+            ChatMessage(
+                Role.ASSISTANT,
+                tool_calls=(call,),
+                vendor_state=VendorState("deepseek", {"reasoning_content": "Use the tool."}),
+            ),
+            ChatMessage(Role.TOOL, "sunny", tool_call_id=call.id, name=call.name),
+        ]
+        vendor.script(anthropic_text_reply("Sunny."), anthropic_text_reply("Bye."))
+        first = await run(provider, history)
+        await run(
+            provider,
+            [*history, ChatMessage(Role.ASSISTANT, first.text), ChatMessage(Role.USER, "bye")],
+        )
+        assert refused(vendor) == []
+        assert "thinking" not in vendor.requests[0] and "thinking" in vendor.requests[1]
+        assert "Use the tool." not in str(vendor.requests)
+    finally:
+        await provider.aclose()
+
+
+async def test_anthropic_stream_cut_before_message_stop(vendor: Vendor) -> None:
+    provider = anthropic_only(vendor)
+    try:
+        vendor.script(anthropic_cut_reply("The weather in Paris is cur"))
+        seen: list[str] = []
+
+        async def read() -> None:
+            async for event in provider.stream([ChatMessage(Role.USER, "weather?")], TOOLS):
+                assert isinstance(event, TextDelta)
+                seen.append(event.text)
+
+        with pytest.raises(AnswerCutOff):
+            await read()
+        assert "".join(seen) == "The weather in Paris is cur"
+        # The cut answer is never stored, so the next turn's history is as before.
+        vendor.script(anthropic_text_reply("Sunny."))
+        again = await run(provider, [ChatMessage(Role.USER, "weather?")])
+        assert again.text == "Sunny." and refused(vendor) == []
+    finally:
+        await provider.aclose()

@@ -4,12 +4,17 @@
 reply queue, request recording) and answers `POST /v1/messages`. Replies are built by
 the helpers below in the Messages API's SSE shape: `message_start`, per content block
 `content_block_start`/`content_block_delta` (`text_delta`, `input_json_delta`,
-`thinking_delta`)/`content_block_stop`, then `message_delta` (stop reason, output
-tokens) and `message_stop`, with `event:` lines as the API sends them.
+`thinking_delta`, `signature_delta`)/`content_block_stop`, then `message_delta` (stop
+reason, output tokens) and `message_stop`, with `event:` lines as the API sends them.
 
-Like the real API, the server rejects (HTTP 400, `invalid_request_error`) a request that
-breaks the Messages API's rules, so tests prove that what Parley sends is valid:
-`validate_request` lists the rules checked.
+Thinking is signed as the API signs it: each `thinking` block's signature (and each
+`redacted_thinking` block's opaque `data`) is an HMAC under the server's own key over the
+model and the block, made when the reply is sent, so a block that comes back edited, from
+another model or from another server fails its check.
+
+Like the real API, the server rejects (HTTP 400, `invalid_request_error`, the API's own
+wording where it is known) a request that breaks the Messages API's rules, so tests prove
+that what Parley sends is valid: `tests/fakes/anthropic_rules.py` lists the rules checked.
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+from tests.fakes.anthropic_rules import Signer, prefix_digest, validate_request
 from tests.fakes.openai_server import Message, Scope, ScriptedOpenAIServer, ScriptedReply
 
 __all__ = [
+    "AnthropicReply",
     "ScriptedAnthropicServer",
+    "Signer",
+    "anthropic_cut_reply",
     "anthropic_error_reply",
     "anthropic_stream_error_reply",
     "anthropic_text_reply",
@@ -32,6 +42,18 @@ __all__ = [
 
 _MODEL = "@@MODEL@@"
 _CALL = "@@CALL_{}@@"
+_SIGNATURE = "@@SIG_{}@@"
+_REDACTED = "@@REDACTED_{}@@"
+
+
+@dataclass(frozen=True)
+class AnthropicReply(ScriptedReply):
+    """A reply whose thinking is signed when it is sent: `thinking` holds the text of each
+    signed block (`@@SIG_<i>@@` in the events), `redacted` the number of
+    `redacted_thinking` blocks (`@@REDACTED_<i>@@`)."""
+
+    thinking: tuple[str, ...] = ()
+    redacted: int = 0
 
 
 def _event(kind: str, payload: dict[str, Any]) -> bytes:
@@ -115,33 +137,63 @@ def _text_block(text: str, chunk_size: int) -> tuple[dict[str, Any], list[dict[s
     return {"type": "text", "text": ""}, deltas
 
 
+def _thinking_blocks(
+    thinking: str | tuple[str, ...], redacted: int, chunk_size: int
+) -> tuple[
+    list[tuple[dict[str, Any], list[dict[str, Any]]]], list[dict[str, Any]], tuple[str, ...]
+]:
+    """Streamed blocks, plain content and texts of the thinking that leads a reply."""
+    texts = ((thinking,) if thinking else ()) if isinstance(thinking, str) else thinking
+    blocks: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    plain: list[dict[str, Any]] = []
+    for i, text in enumerate(texts):
+        signature = _SIGNATURE.format(i)
+        deltas = [{"type": "thinking_delta", "thinking": p} for p in _pieces(text, chunk_size)]
+        blocks.append(
+            (
+                {"type": "thinking", "thinking": ""},
+                [*deltas, {"type": "signature_delta", "signature": signature}],
+            )
+        )
+        plain.append({"type": "thinking", "thinking": text, "signature": signature})
+    for i in range(redacted):
+        block = {"type": "redacted_thinking", "data": _REDACTED.format(i)}
+        blocks.append((block, []))
+        plain.append(block)
+    return blocks, plain, texts
+
+
+def _signed(reply: ScriptedReply, texts: tuple[str, ...], redacted: int) -> ScriptedReply:
+    if not texts and not redacted:
+        return reply
+    return AnthropicReply(
+        status=reply.status,
+        body=reply.body,
+        events=reply.events,
+        events_with_usage=reply.events_with_usage,
+        call_count=reply.call_count,
+        thinking=texts,
+        redacted=redacted,
+    )
+
+
 def anthropic_text_reply(
     text: str,
     *,
     chunk_size: int = 8,
     usage: tuple[int, int] = (10, 5),
     stop_reason: str = "end_turn",
-    thinking: str = "",
+    thinking: str | tuple[str, ...] = "",
+    redacted: int = 0,
 ) -> ScriptedReply:
-    """A plain answer in `chunk_size` pieces, after an optional `thinking` block."""
-    blocks = []
-    if thinking:
-        blocks.append(
-            (
-                {"type": "thinking", "thinking": "", "signature": ""},
-                [
-                    *(
-                        {"type": "thinking_delta", "thinking": piece}
-                        for piece in _pieces(thinking, chunk_size)
-                    ),
-                    {"type": "signature_delta", "signature": "c2lnbmF0dXJl"},
-                ],
-            )
-        )
+    """A plain answer in `chunk_size` pieces, after optional signed `thinking` blocks (a
+    tuple for several; `("",)` for one whose text is omitted, signature only) and
+    `redacted` `redacted_thinking` blocks."""
+    blocks, plain, texts = _thinking_blocks(thinking, redacted, chunk_size)
     if text:
         blocks.append(_text_block(text, chunk_size))
-    plain = [{"type": "text", "text": text}] if text else []
-    return _message(blocks, stop_reason, usage, plain)
+        plain.append({"type": "text", "text": text})
+    return _signed(_message(blocks, stop_reason, usage, plain), texts, redacted)
 
 
 def anthropic_tool_reply(
@@ -149,12 +201,17 @@ def anthropic_tool_reply(
     text: str = "",
     split_arguments: int = 0,
     usage: tuple[int, int] = (10, 5),
+    thinking: str | tuple[str, ...] = "",
+    redacted: int = 0,
 ) -> ScriptedReply:
     """The model asks for `calls`, each `(name, input)`: a dict is JSON-encoded, a str sent
     as is (malformed JSON). `split_arguments=N` streams `input_json_delta`s of N chars.
-    Ids are `toolu_<n>`, unique per server."""
-    blocks = [_text_block(text, 8)] if text else []
-    plain: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    Ids are `toolu_<n>`, unique per server. `thinking` and `redacted` lead the reply as in
+    `anthropic_text_reply`."""
+    blocks, plain, texts = _thinking_blocks(thinking, redacted, 8)
+    if text:
+        blocks.append(_text_block(text, 8))
+        plain.append({"type": "text", "text": text})
     for index, (name, arguments) in enumerate(calls):
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
         call_id = _CALL.format(index)
@@ -171,7 +228,19 @@ def anthropic_tool_reply(
         except ValueError:
             value = {}
         plain.append({"type": "tool_use", "id": call_id, "name": name, "input": value})
-    return _message(blocks, "tool_use", usage, plain, call_count=len(calls))
+    reply = _message(blocks, "tool_use", usage, plain, call_count=len(calls))
+    return _signed(reply, texts, redacted)
+
+
+def anthropic_cut_reply(
+    text: str, *, chunk_size: int = 8, keep_delta: bool = False
+) -> ScriptedReply:
+    """A stream that ends cleanly after some of `text`, without `message_stop` (and, unless
+    `keep_delta`, without the `message_delta` that carries the stop reason)."""
+    whole = anthropic_text_reply(text, chunk_size=chunk_size)
+    assert whole.events is not None
+    events = whole.events[:-1] if keep_delta else whole.events[:-3]  # the block stays open
+    return ScriptedReply(status=200, body=whole.body, events=events, events_with_usage=events)
 
 
 _ERROR_TYPES = {
@@ -210,67 +279,6 @@ def anthropic_stream_error_reply(message: str, kind: str = "overloaded_error") -
     return ScriptedReply(status=200, body=partial.body, events=events, events_with_usage=events)
 
 
-def validate_request(payload: Any) -> str | None:
-    """Why the Messages API would reject this request body with a 400, or None.
-
-    Checked: model and max_tokens present; messages non-empty, starting with a user turn
-    and alternating user/assistant (no system or tool role); blocks are text (non-empty),
-    tool_use or tool_result; every tool_use id is answered by a tool_result in the very
-    next (user) message, and every tool_result answers a tool_use of the message before;
-    tools have name, input_schema of type object and a valid name.
-    """
-    if not isinstance(payload, dict):
-        return "body must be an object"
-    if not payload.get("model"):
-        return "model: Field required"
-    if not isinstance(payload.get("max_tokens"), int):
-        return "max_tokens: Field required"
-    messages = payload.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return "messages: at least one message is required"
-    if "system" in payload and not isinstance(payload["system"], str | list):
-        return "system: must be a string or a list of blocks"
-    expected = "user"
-    open_calls: set[str] = set()
-    for number, message in enumerate(messages):
-        role = message.get("role")
-        if role != expected:
-            return f"messages.{number}.role: expected {expected!r}, got {role!r}"
-        content = message.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        if not isinstance(blocks, list) or not blocks:
-            return f"messages.{number}: content must be non-empty"
-        answered = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
-        if open_calls - answered:
-            return (
-                f"messages.{number}: `tool_use` ids were found without `tool_result` blocks "
-                f"immediately after: {', '.join(sorted(open_calls - answered))}"
-            )
-        if answered - open_calls:
-            return f"messages.{number}: unexpected `tool_use_id` in `tool_result` blocks"
-        open_calls = set()
-        for block in blocks:
-            kind = block.get("type")
-            if kind == "text" and not block.get("text"):
-                return f"messages.{number}: text content blocks must be non-empty"
-            if kind == "tool_use":
-                if role != "assistant" or not isinstance(block.get("input"), dict):
-                    return f"messages.{number}: invalid tool_use block"
-                open_calls.add(str(block.get("id")))
-            elif kind == "tool_result" and role != "user":
-                return f"messages.{number}: tool_result only in user messages"
-            elif kind not in ("text", "tool_use", "tool_result"):
-                return f"messages.{number}: unsupported block type {kind!r}"
-        expected = "assistant" if role == "user" else "user"
-    for number, tool in enumerate(payload.get("tools") or []):
-        schema = tool.get("input_schema")
-        if not isinstance(schema, dict) or schema.get("type") != "object":
-            return f"tools.{number}.input_schema: must be an object schema"
-        if not tool.get("name"):
-            return f"tools.{number}.name: Field required"
-    return None
-
-
 class ScriptedAnthropicServer(ScriptedOpenAIServer):
     """A real Anthropic-shaped HTTP server answering from a queue of scripted replies.
 
@@ -281,6 +289,12 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
     def __init__(self) -> None:
         super().__init__()
         self.rejected: list[str] = []
+        self.signer = Signer()
+        # Like the newest models: no `thinking` parameter means adaptive thinking.
+        self.thinks_by_default = False
+        # Like models with preserved thinking: a block is valid only after the same
+        # system, tools and earlier messages it was made after.
+        self.checks_prefix = False
 
     def start(self) -> None:
         super().start()
@@ -289,6 +303,8 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
     def reset(self) -> None:
         super().reset()
         self.rejected.clear()
+        self.thinks_by_default = False
+        self.checks_prefix = False
 
     async def _app(
         self,
@@ -316,18 +332,51 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
         self.request_headers.append(
             {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         )
-        problem = validate_request(payload)
+        problem = validate_request(
+            payload,
+            self.signer,
+            thinks_by_default=self.thinks_by_default,
+            checks_prefix=self.checks_prefix,
+        )
         if problem is not None:
             self.rejected.append(problem)
             await self._send(send, anthropic_error_reply(400, message=problem), b"")
             return
-        reply = self._next_reply()
-        model = json.dumps(str(payload.get("model", "")))[1:-1].encode()
+        prefix = prefix_digest(payload, len(payload["messages"])) if self.checks_prefix else ""
+        reply = self._sign(self._next_reply(), str(payload["model"]), prefix)
+        model = json.dumps(str(payload["model"]))[1:-1].encode()
         if not payload.get("stream") or reply.events is None:
             await self._send(send, reply, model)
             return
         body = b"".join(reply.events)
         await self._send(send, reply, model, body=body, content_type=b"text/event-stream")
+
+    def _sign(self, reply: ScriptedReply, model: str, prefix: str) -> ScriptedReply:
+        """The reply with its thinking signed for `model`, as the API signs it."""
+        if not isinstance(reply, AnthropicReply):
+            return reply
+        marks = [
+            (_SIGNATURE.format(i), self.signer.signature(model, text, prefix))
+            for i, text in enumerate(reply.thinking)
+        ] + [
+            (_REDACTED.format(i), self.signer.redacted_data(model, prefix))
+            for i in range(reply.redacted)
+        ]
+
+        def signed(data: bytes) -> bytes:
+            for mark, value in marks:
+                data = data.replace(mark.encode(), value.encode())
+            return data
+
+        events = tuple(signed(e) for e in reply.events) if reply.events is not None else None
+        return ScriptedReply(
+            status=reply.status,
+            body=signed(reply.body),
+            events=events,
+            events_with_usage=events,
+            headers=reply.headers,
+            call_count=reply.call_count,
+        )
 
     async def _send(
         self,

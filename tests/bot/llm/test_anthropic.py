@@ -246,3 +246,51 @@ async def test_a_conversation_switches_vendor_mid_history(
     assert [b["type"] for b in earlier] == ["tool_result", "tool_result"]
     assert earlier[1]["is_error"] is True
     assert request["system"].startswith("You are Parley")
+
+
+async def test_thinking_survives_storage_across_turns(
+    claude: ScriptedAnthropicServer, tmp_path: Path
+) -> None:
+    """Engine and SQLite in the loop: the signed block of a tool round is stored with its
+    assistant message and sent back, unchanged, in the round's follow-up; the next turn
+    starts clean and is accepted too."""
+    chat = ChatRef("test", "c1", ChatKind.DM)
+    user = UserRef("test", "u1", "U")
+    app = Application(
+        Settings.load(
+            env_file=None,
+            llm={
+                "provider": "anthropic",
+                "anthropic_api_key": API_KEY,
+                "anthropic_base_url": claude.base_url,
+                "model": "claude-test",
+                "max_retries": 0,
+                "thinking": "on",
+            },
+            database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
+        ),
+        tools=ALL_TOOLS,
+    )
+    await app.start()
+    claude.checks_prefix = True  # as models with preserved thinking do
+    claude.script(
+        anthropic_tool_reply(("get_current_time", {"timezone": "UTC"}), thinking="Clock."),
+        anthropic_text_reply("It is noon.", thinking="Say it."),
+        anthropic_text_reply("Bye!"),
+    )
+    try:
+        first = await app.engine.handle(IncomingMessage(chat, user, "time?"), RecordingSurface())
+        second = await app.engine.handle(IncomingMessage(chat, user, "bye"), RecordingSurface())
+    finally:
+        await app.aclose()
+    assert (first.text, second.text) == ("It is noon.", "Bye!")
+    assert claude.rejected == []
+    thinking = [
+        [b for m in r["messages"] for b in m["content"] if b["type"] == "thinking"]
+        for r in claude.requests
+    ]
+    assert [[b["thinking"] for b in blocks] for blocks in thinking] == [
+        [],
+        ["Clock."],
+        [],
+    ]
