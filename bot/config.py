@@ -357,6 +357,17 @@ class Settings:
                 raise ConfigError(describe_validation_error(group_cls, exc)) from None
         return cls(**groups)
 
+    def secrets(self) -> dict[str, str]:
+        """Every secret that is set (each `SecretStr` field), as {value: variable name}."""
+        found: dict[str, str] = {}
+        for name, group_cls in self.GROUPS.items():
+            group = getattr(self, name)
+            for field_name, field in group_cls.model_fields.items():
+                value = getattr(group, field_name)
+                if isinstance(value, SecretStr) and value.get_secret_value():
+                    found[value.get_secret_value()] = _env_name(field)
+        return found
+
     @classmethod
     def env_names(cls) -> list[str]:
         """Every environment variable Parley reads, in declaration order."""

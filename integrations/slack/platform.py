@@ -21,6 +21,7 @@ import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
@@ -31,7 +32,7 @@ from bot.admin import Administration, TTLCache
 from bot.config import SlackSettings
 from bot.domain import ChatKind, ChatRef, UserRef
 from bot.engine import Engine
-from bot.errors import ConfigError
+from bot.errors import ConfigError, PlatformUnavailable
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import CONFIRM_NO, CONFIRM_YES, Confirmations
@@ -52,6 +53,10 @@ EMPTY_HINT = "Hi! Write your question after the mention, or type `{command} help
 _KNOWN_THREADS = 10_000
 # Message subtypes that are still a person writing to Parley (None: a plain message).
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+# auth.test errors that mean the token itself is wrong (docs.slack.dev auth.test).
+REJECTED_TOKEN = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
 
 
 class SlackPlatform:
@@ -119,12 +124,34 @@ class SlackPlatform:
     async def start(self) -> None:
         # One pooled HTTP session for every Web API call from now on.
         self.client.session = aiohttp.ClientSession()
+        try:
+            await self._sign_in()
+        except BaseException:
+            session, self.client.session = self.client.session, None
+            await session.close()
+            raise
         if self._app_token:
             self._socket = AsyncSocketModeHandler(self.bolt, self._app_token)
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("slack: connected in Socket Mode")
         else:
             log.info("slack: taking events at /slack/events")
+
+    async def _sign_in(self) -> None:
+        """auth.test now, so a rejected token ends `parley run` with one line naming
+        SLACK_BOT_TOKEN instead of failing every event later (bolt asks only then)."""
+        try:
+            await self.client.auth_test()
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "")) if exc.response is not None else ""
+            if error in REJECTED_TOKEN:
+                raise ConfigError(f"SLACK_BOT_TOKEN was rejected by Slack ({error})") from None
+            raise PlatformUnavailable(f"Slack refused auth.test at start ({error})") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PlatformUnavailable(
+                f"cannot reach the Slack Web API at PARLEY_SLACK_API_URL "
+                f"({self.settings.api_url}): {exc.__class__.__name__}"
+            ) from None
 
     async def stop(self) -> None:
         if self._socket is not None:

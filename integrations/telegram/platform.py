@@ -44,6 +44,7 @@ from bot.toolkit import Tool
 from integrations.telegram.convert import command_of, thread_key, to_chat_ref, to_incoming_message
 from integrations.telegram.outbox import Outbox
 from integrations.telegram.sender import ChatPace, ChatUnavailable
+from integrations.telegram.startup import start_failure
 from integrations.telegram.surface import (
     PLATFORM,
     TelegramMessenger,
@@ -133,6 +134,25 @@ class TelegramPlatform:
         return [Route(path, self._webhook, methods=["POST"])]
 
     async def start(self) -> None:
+        """Sign in (getMe), register the commands and start taking updates; a refusal or
+        an unreachable Bot API raises a one-line `ParleyError` naming the setting."""
+        try:
+            await self._start()
+        except TelegramError as exc:
+            await self._abandon()
+            raise start_failure(exc, self.settings.base_url) from None
+
+    async def _abandon(self) -> None:
+        # Close what a start that failed half-way opened (PTB's HTTP clients at least).
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+        await app.bot.shutdown()
+
+    async def _start(self) -> None:
         app = self.application
         await app.initialize()
         self._bot_id, self._username = app.bot.id, app.bot.username

@@ -205,7 +205,10 @@ class FakeTelegramServer:
     """A recording Bot API server. Point python-telegram-bot at `base_url`, queue updates
     with `push`, inspect `calls`, and script failures with `fail`."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str = TOKEN, username: str = BOT_USERNAME) -> None:
+        # A bot's id is the part of its token before the colon, as on Telegram.
+        self.token, self.username = token, username
+        self.bot_id = int(token.partition(":")[0])
         self.base_url = ""
         self.calls: list[Call] = []
         self._state = _State()
@@ -331,8 +334,12 @@ class FakeTelegramServer:
             status, payload = self._control(path, body)
         else:
             prefix, _, method = path.rpartition("/")
-            if prefix != f"/bot{TOKEN}":
+            if not prefix.startswith("/bot"):
                 status, payload = 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+            elif prefix != f"/bot{self.token}":
+                # What the Bot API answers for a revoked or mistyped token.
+                status = 401
+                payload = {"ok": False, "error_code": 401, "description": "Unauthorized"}
             else:
                 params = _decode(scope, body)
                 with self._lock:
@@ -409,10 +416,10 @@ class FakeTelegramServer:
 
     def _bot_user(self) -> dict[str, Any]:
         return {
-            "id": BOT_ID,
+            "id": self.bot_id,
             "is_bot": True,
             "first_name": "Parley",
-            "username": BOT_USERNAME,
+            "username": self.username,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
             "supports_inline_queries": False,
