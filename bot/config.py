@@ -292,6 +292,11 @@ class OpsSettings(_Group):
         5.0, gt=0, validation_alias="PARLEY_SCHEDULER_LEASE_RENEW_SECONDS"
     )
     log_bodies: bool = Field(False, validation_alias="PARLEY_LOG_BODIES")
+    # Claimed event ids are forgotten after this long (by the scheduler leader, hourly).
+    # Telegram re-delivers for up to 24 hours and Slack for minutes: keep it above a day.
+    event_retention_hours: float = Field(
+        72.0, ge=24, validation_alias="PARLEY_EVENT_RETENTION_HOURS"
+    )
 
 
 class Settings:

@@ -4,8 +4,8 @@ HTTP mode mounts `/slack/events` (events, interactivity, slash commands) on Parl
 web app, and bolt checks every request's signature; Socket Mode (an app-level token)
 needs no public URL. Bolt acks events before it runs a listener, so a turn always runs
 after the ack. Bolt does no deduplication: each event is claimed in the database as
-`team_id:event_id` before its turn, so a retry (even one that arrives while the first
-delivery is still running, or after a restart) gets no second reply.
+`team_id:event_id` for its app (`api_app_id`) before its turn, so a retry (even one that
+arrives while the first delivery is still running, or after a restart) gets no second reply.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from integrations.slack.webapi import SlackMessenger, slack_call
 
 log = logging.getLogger(__name__)
 
-ClaimEvent = Callable[[str, str], Awaitable[bool]]
+ClaimEvent = Callable[[str, str, str], Awaitable[bool]]  # (platform, bot, event id)
 KnowsThread = Callable[[ChatRef, str], Awaitable[bool]]
 
 SUGGESTED_PROMPTS = [
@@ -317,7 +317,9 @@ class SlackPlatform:
             log.warning("slack: an event without event_id was ignored: %s", event.get("type"))
             return
         try:
-            first = await self.claim_event(PLATFORM, f"{team_id}:{event_id}")
+            # Keyed by app too: two Slack apps on one database never share event ids.
+            app_id = str(body.get("api_app_id") or "")
+            first = await self.claim_event(PLATFORM, app_id, f"{team_id}:{event_id}")
         except Exception:
             log.exception("slack: could not record event %s; not answering it", event_id)
             return

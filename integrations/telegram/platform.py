@@ -215,7 +215,10 @@ class TelegramPlatform:
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
-            if not await self.engine.store.claim_event(PLATFORM, str(update.update_id)):
+            # Keyed by bot: each bot's update ids are its own (and re-randomised at times).
+            if not await self.engine.store.claim_event(
+                PLATFORM, str(self._bot_id), str(update.update_id)
+            ):
                 log.info("telegram update %s seen before; ignored", update.update_id)
                 return
             if update.callback_query is not None:

@@ -65,7 +65,8 @@ async def test_a_request_without_the_right_secret_gets_403_and_nothing_happens(
 
     assert response.status_code == 403 and response.content == b""
     assert llm.requests == [] and telegram.calls_of("sendMessage") == []
-    assert await app.store.claim_event("telegram", "90")  # the update was never claimed
+    # The update was never claimed.
+    assert await app.store.claim_event("telegram", str(telegram.bot_id), "90")
     assert SECRET not in caplog.text
 
 
