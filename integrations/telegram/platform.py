@@ -25,8 +25,6 @@ from starlette.routing import BaseRoute, Route
 from telegram import (
     BotCommand,
     CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
     Update,
 )
@@ -40,8 +38,14 @@ from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.surface import Messenger
-from bot.toolkit import Tool
-from integrations.telegram.convert import command_of, thread_key, to_chat_ref, to_incoming_message
+from integrations.telegram.convert import (
+    OWN_COMMANDS,
+    command_of,
+    thread_key,
+    to_chat_ref,
+    to_incoming_message,
+)
+from integrations.telegram.keyboards import TOGGLE, TOOLS_HINT, tools_keyboard
 from integrations.telegram.outbox import Outbox
 from integrations.telegram.sender import ChatPace, ChatUnavailable
 from integrations.telegram.startup import start_failure
@@ -237,7 +241,7 @@ class TelegramPlatform:
                 await self.outbox.send_part(message.chat.id, TEXT_ONLY, render=False)
             return
         command = command_of(message, self._username)
-        if command in ("start", "help", "reset", "tools"):
+        if command in OWN_COMMANDS:
             await self._command(command, message, update_id)
             return
         incoming = self._incoming(message, update_id, command=command is not None)
@@ -336,6 +340,10 @@ class TelegramPlatform:
             return True
         if chat.kind is ChatKind.DM:
             return False
+        if user.platform_user_id.startswith("-"):
+            # Posted as a chat: the group itself is one of its anonymous admins; a channel
+            # is nobody Telegram can be asked about (getChatMember takes users only).
+            return user.platform_user_id == chat.platform_chat_id
         key = (chat.platform_chat_id, user.platform_user_id)
         bot = self.application.bot
 
@@ -391,20 +399,3 @@ class TelegramPlatform:
             )
         except TelegramError as exc:
             log.info("telegram: could not redraw the tools keyboard: %s", exc)
-
-
-TOGGLE = "tt"
-TOOLS_HINT = "Admins can tap a tool below to switch it on (✅) or off (⬜)."
-
-
-def tools_keyboard(overview: list[tuple[Tool, bool]]) -> InlineKeyboardMarkup:
-    """One button per tool, callback data `tt:<name>`. A tool whose name does not fit
-    Telegram's 64-byte callback data is left off the keyboard (the console can switch it)."""
-    rows = []
-    for item, on in overview[:90]:
-        mark = "✅" if on else "⬜"
-        warn = " ⚠" if item.side_effect else ""
-        data = f"{TOGGLE}:{item.name}"
-        if len(data.encode()) <= 64:
-            rows.append([InlineKeyboardButton(f"{mark} {item.name}{warn}", callback_data=data)])
-    return InlineKeyboardMarkup(rows)

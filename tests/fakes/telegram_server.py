@@ -35,6 +35,7 @@ __all__ = [
     "BOT_USERNAME",
     "Call",
     "FakeTelegramServer",
+    "as_chat_message",
     "callback_update",
     "group_message",
     "private_message",
@@ -118,6 +119,42 @@ def group_message(
             "chat": chat,
             "from": bot,
             "text": "an earlier answer",
+        }
+    return {"message": message}
+
+
+# The fake users the Bot API puts in `from` when a message was posted as a chat.
+ANONYMOUS_ADMIN = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
+SERVICE_USER = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
+
+
+def as_chat_message(
+    chat_id: int, text: str, *, channel: dict[str, Any] | None = None, automatic: bool = False
+) -> dict[str, Any]:
+    """A supergroup message posted as a chat, the way the Bot API delivers it: by an
+    anonymous admin (no `channel`: `sender_chat` is the group), by a member posting as
+    `channel`, or (`automatic`) `channel`'s post forwarded into its discussion group."""
+    group: dict[str, Any] = {"id": chat_id, "type": "supergroup", "title": "Team"}
+    if channel is None:
+        sender, user = group, ANONYMOUS_ADMIN
+    else:
+        sender = {"type": "channel", **channel}
+        user = SERVICE_USER if automatic else CHANNEL_BOT
+    message = _message(group, user, text)
+    message["sender_chat"] = sender
+    if automatic:
+        message["is_automatic_forward"] = True
+        message["forward_origin"] = {
+            "type": "channel",
+            "date": message["date"] - 1,
+            "chat": sender,
+            "message_id": 7,
         }
     return {"message": message}
 
@@ -530,6 +567,9 @@ class FakeTelegramServer:
 
     def _m_getChatMember(self, params: dict[str, Any]) -> Any:
         chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        if user_id <= 0:
+            # Users only: a chat's id (an anonymous admin's or a channel's) is refused.
+            return _bad_request("PARTICIPANT_ID_INVALID")
         status = "administrator" if (chat_id, user_id) in self._state.admins else "member"
         user = {"id": user_id, "is_bot": False, "first_name": "Member"}
         if status == "administrator":
