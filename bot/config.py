@@ -12,6 +12,7 @@ import json
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -363,7 +364,8 @@ class Settings:
         return cls(**groups)
 
     def secrets(self) -> dict[str, str]:
-        """Every secret that is set (each `SecretStr` field), as {value: variable name}."""
+        """Every secret that is set (each `SecretStr` field, the database password), as
+        {value: variable name}: what the logs must never show."""
         found: dict[str, str] = {}
         for name, group_cls in self.GROUPS.items():
             group = getattr(self, name)
@@ -371,6 +373,10 @@ class Settings:
                 value = getattr(group, field_name)
                 if isinstance(value, SecretStr) and value.get_secret_value():
                     found[value.get_secret_value()] = _env_name(field)
+        # A PostgreSQL URL carries its password (as written, and decoded).
+        password = urlsplit(self.database.url).password
+        if password:
+            found[password] = found[unquote(password)] = "DATABASE_URL password"
         return found
 
     @classmethod

@@ -127,15 +127,33 @@ class SlackPlatform:
         try:
             await self._sign_in()
         except BaseException:
-            session, self.client.session = self.client.session, None
-            await session.close()
+            await self._close_after_failed_start()
             raise
         if self._app_token:
             self._socket = AsyncSocketModeHandler(self.bolt, self._app_token)
+            # The socket URL first: with a rejected app token the client would otherwise
+            # retry for ever, a traceback each time.
+            socket = self._socket.client
+            try:
+                socket.wss_uri = await socket.issue_new_wss_url()
+            except SlackApiError as exc:
+                await self._close_after_failed_start()
+                error = str(exc.response.get("error", ""))
+                if error in REJECTED_TOKEN:
+                    raise ConfigError(f"SLACK_APP_TOKEN was rejected by Slack ({error})") from None
+                raise PlatformUnavailable(f"Slack refused a Socket Mode URL ({error})") from None
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("slack: connected in Socket Mode")
         else:
             log.info("slack: taking events at /slack/events")
+
+    async def _close_after_failed_start(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        session, self.client.session = self.client.session, None
+        if session is not None:
+            await session.close()
 
     async def _sign_in(self) -> None:
         """auth.test now, so a rejected token ends `parley run` with one line naming

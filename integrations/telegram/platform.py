@@ -29,7 +29,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.admin import NOT_ADMIN, Administration, TTLCache, actor_id, place_of
@@ -48,7 +48,7 @@ from integrations.telegram.convert import (
 from integrations.telegram.keyboards import TOGGLE, TOOLS_HINT, tools_keyboard
 from integrations.telegram.outbox import Outbox
 from integrations.telegram.sender import ChatPace, ChatUnavailable
-from integrations.telegram.startup import start_failure
+from integrations.telegram.startup import WebhookRefused, start_failure
 from integrations.telegram.surface import (
     PLATFORM,
     TelegramMessenger,
@@ -163,11 +163,14 @@ class TelegramPlatform:
         await app.bot.set_my_commands(list(COMMANDS))
         await app.start()
         if self.settings.webhook_url:
-            await app.bot.set_webhook(
-                self.settings.webhook_url,
-                secret_token=self._webhook_secret(),
-                allowed_updates=ALLOWED_UPDATES,
-            )
+            try:
+                await app.bot.set_webhook(
+                    self.settings.webhook_url,
+                    secret_token=self._webhook_secret(),
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            except BadRequest as exc:
+                raise WebhookRefused(exc.message) from None
             log.info("telegram: @%s takes updates by webhook", self._username)
         else:
             if app.updater is None:

@@ -7,7 +7,7 @@ into the `ParleyError` the command line prints as one line naming the setting.
 
 from __future__ import annotations
 
-from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 
 from bot.errors import ConfigError, ParleyError, PlatformUnavailable
 
@@ -15,8 +15,16 @@ from bot.errors import ConfigError, ParleyError, PlatformUnavailable
 _STATUS = {"Unauthorized": "401 Unauthorized", "Not Found": "404 Not Found"}
 
 
+class WebhookRefused(BadRequest):
+    """setWebhook was refused (the URL: not HTTPS, a port Telegram does not call, ...)."""
+
+
 def start_failure(error: TelegramError, base_url: str) -> ParleyError:
     """The error `parley run` ends with when Telegram refused to start the bot."""
+    if isinstance(error, WebhookRefused):
+        return ConfigError(
+            f"PARLEY_TELEGRAM_WEBHOOK_URL was refused by the Telegram Bot API ({error.message})"
+        )
     if isinstance(error, InvalidToken):
         # `Bot.initialize()` re-raises with the token in the text; its cause has Telegram's.
         cause = error.__cause__ if isinstance(error.__cause__, InvalidToken) else error

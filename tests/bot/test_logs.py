@@ -25,6 +25,7 @@ SECRETS = {
     "llm": {"api_key": "sk-openai-secret-value", "anthropic_api_key": "sk-ant-secret-value"},
     "email": {"password": "smtp-password-value"},
     "admin": {"console_password": "console-password-value"},
+    "database": {"url": "postgresql://parley:db%2Fpassword-value@db:5432/parley"},
 }
 
 
@@ -61,7 +62,9 @@ def test_every_secret_setting_is_found_by_its_type() -> None:
         "ANTHROPIC_API_KEY",
         "SMTP_PASSWORD",
         "PARLEY_ADMIN_PASSWORD",
+        "DATABASE_URL password",
     }
+    assert settings().secrets()["db/password-value"] == "DATABASE_URL password"
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])

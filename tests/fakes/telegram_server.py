@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes.http import ThreadedServer
 
@@ -555,6 +555,13 @@ class FakeTelegramServer:
         return True
 
     def _m_setWebhook(self, params: dict[str, Any]) -> Any:
+        url = urlsplit(str(params.get("url", "")))
+        if url.geturl() and url.scheme != "https":
+            return _bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        if url.geturl() and (url.port or 443) not in (80, 88, 443, 8443):
+            return _bad_request(
+                "bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+            )
         secret = str(params.get("secret_token", ""))
         if secret and not all(c.isalnum() or c in "_-" for c in secret):
             return _bad_request("secret token contains unallowed characters")
