@@ -147,14 +147,18 @@ class TelegramPlatform:
             raise start_failure(exc, self.settings.base_url) from None
 
     async def _abandon(self) -> None:
-        # Close what a start that failed half-way opened (PTB's HTTP clients at least).
+        # Close what a start that failed half-way opened (PTB's HTTP clients at least);
+        # a failure here must not hide the one that is being reported.
         app = self.application
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        await app.shutdown()
-        await app.bot.shutdown()
+        try:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+            await app.shutdown()
+            await app.bot.shutdown()
+        except Exception as exc:
+            log.warning("telegram: cleaning up after the failed start failed too (%s)", exc)
 
     async def _start(self) -> None:
         app = self.application
