@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from tools.mcp import MCPTools
 
 log = logging.getLogger(__name__)
+
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 def build_provider(settings: Settings) -> Provider:
@@ -154,8 +158,9 @@ class Application:
             renew_seconds=settings.ops.lease_renew_seconds,
             on_gain=self.scheduler.start,
             on_loss=self.scheduler.stop,
-            on_renew=self.scheduler.pick_up_new,
+            on_renew=self.leader_work,
         )
+        self._next_prune = 0.0
         self.started: list[Platform] = []
         # Set on shutdown: webhooks answer 503 (the platform retries), /readyz fails.
         self.draining = False
@@ -271,6 +276,19 @@ class Application:
                 elif platform.name == "telegram":
                     limits.append(BodyLimit(path, http.telegram_max_bytes))
         return limits
+
+    async def leader_work(self) -> None:
+        """What the scheduler leader does at each lease renewal: schedule reminders other
+        replicas created and, at most hourly, forget event claims past their retention
+        (off the hot path, where a claim stays one insert)."""
+        await self.scheduler.pick_up_new()
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        cutoff = datetime.now(UTC) - timedelta(hours=self.settings.ops.event_retention_hours)
+        removed = await self.store.prune_events(cutoff)
+        if removed:
+            log.info("forgot %d event claim(s) older than %s", removed, cutoff.isoformat())
 
     def console_routes(self) -> list[BaseRoute]:
         """The web console under /admin, or nothing (and a log line) without a password."""

@@ -31,7 +31,11 @@ cli = typer.Typer(
 
 def _settings(*, quiet: bool = False) -> Settings:
     settings = Settings.load()
-    configure_logging("WARNING" if quiet else settings.log.level, settings.log.format)
+    configure_logging(
+        "WARNING" if quiet else settings.log.level,
+        settings.log.format,
+        secrets=settings.secrets(),
+    )
     return settings
 
 

@@ -13,6 +13,7 @@ import json
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -364,6 +365,11 @@ class OpsSettings(_Group):
         5.0, gt=0, validation_alias="PARLEY_SCHEDULER_LEASE_RENEW_SECONDS"
     )
     log_bodies: bool = Field(False, validation_alias="PARLEY_LOG_BODIES")
+    # Claimed event ids are forgotten after this long (by the scheduler leader, hourly).
+    # Telegram re-delivers for up to 24 hours and Slack for minutes: keep it above a day.
+    event_retention_hours: float = Field(
+        72.0, ge=24, validation_alias="PARLEY_EVENT_RETENTION_HOURS"
+    )
 
 
 class Settings:
@@ -428,6 +434,22 @@ class Settings:
             except ValidationError as exc:
                 raise ConfigError(describe_validation_error(group_cls, exc)) from None
         return cls(**groups)
+
+    def secrets(self) -> dict[str, str]:
+        """Every secret that is set (each `SecretStr` field, the database password), as
+        {value: variable name}: what the logs must never show."""
+        found: dict[str, str] = {}
+        for name, group_cls in self.GROUPS.items():
+            group = getattr(self, name)
+            for field_name, field in group_cls.model_fields.items():
+                value = getattr(group, field_name)
+                if isinstance(value, SecretStr) and value.get_secret_value():
+                    found[value.get_secret_value()] = _env_name(field)
+        # A PostgreSQL URL carries its password (as written, and decoded).
+        password = urlsplit(self.database.url).password
+        if password:
+            found[password] = found[unquote(password)] = "DATABASE_URL password"
+        return found
 
     @classmethod
     def env_names(cls) -> list[str]:

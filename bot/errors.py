@@ -3,6 +3,7 @@
     ParleyError
     ├── ConfigError                 settings missing or invalid
     ├── StorageError                the database refused or is unreachable
+    ├── PlatformUnavailable         a chat platform's API cannot be reached at start
     ├── ProviderError               the LLM call failed
     │   ├── ProviderRateLimited     429 after retries
     │   ├── ProviderUnavailable     connection errors, timeouts, 5xx after retries
@@ -30,6 +31,11 @@ class ConfigError(ParleyError):
 
 class StorageError(ParleyError):
     """The database could not do what was asked."""
+
+
+class PlatformUnavailable(ParleyError):
+    """A chat platform's API could not be reached (or failed) while Parley started; the
+    message names the setting with its address, never a credential."""
 
 
 class ProviderError(ParleyError):

@@ -3,7 +3,7 @@
 Every line written inside a turn carries that turn's id (`turn_id` in JSON, `[id]` in
 text), set by the engine through a context variable, so one turn can be followed across
 the engine, the tools and the adapter. Message bodies are not logged unless
-PARLEY_LOG_BODIES is on; secrets never are.
+PARLEY_LOG_BODIES is on; secrets never are, whoever logs them (bot/redact.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from bot.observe import TurnIdFilter
+from bot.redact import SecretFilter
 
 
 class TextFormatter(logging.Formatter):
@@ -34,14 +36,30 @@ class JSONFormatter(logging.Formatter):
         turn_id = getattr(record, "turn_id", "")
         if turn_id:
             entry["turn_id"] = turn_id
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            # SecretFilter has redacted exc_text already: use it, never a fresh rendering.
+            entry["exception"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+# Libraries whose DEBUG lines print URLs or headers that carry tokens: never below INFO.
+# (python-telegram-bot logs its Bot API URL, token included; slack_sdk its requests.)
+QUIET_AT_DEBUG = ("telegram", "slack_sdk", "slack_bolt", "apscheduler", "mcp")
+# The HTTP clients and SDKs log every request at INFO: noise, and URLs may carry tokens.
+QUIET = ("httpx", "httpx2", "httpcore", "openai", "anthropic", "uvicorn.access")
+
+
+def configure_logging(
+    level: str = "INFO", fmt: str = "text", *, secrets: Mapping[str, str] | None = None
+) -> None:
+    """One stderr handler on the root logger, with the turn id and `SecretFilter` on it,
+    so every record, whichever logger wrote it, loses the `secrets` ({value: setting name})
+    it mentions."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(TurnIdFilter())
+    handler.addFilter(SecretFilter(secrets or {}))
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
     else:
@@ -51,6 +69,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # The HTTP clients log every request at INFO: noise, and URLs may carry tokens.
-    for noisy in ("httpx", "httpx2", "httpcore", "openai", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Only ever raised above the root's level: INFO set on a library under a WARNING root
+    # would let its INFO lines through.
+    for name in QUIET_AT_DEBUG:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+    for name in QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -147,11 +147,17 @@ class UsageRecord(SQLModel, table=True):
 
 
 class ProcessedEvent(SQLModel, table=True):
-    """A platform event already taken: re-deliveries of the same id are ignored."""
+    """A platform event already taken: re-deliveries of the same id are ignored.
+
+    `bot` is the receiving bot (Telegram: the bot's id; Slack: the app id), so two bots on
+    one database never share an id space; rows are pruned after
+    PARLEY_EVENT_RETENTION_HOURS (Telegram re-randomises update ids after a quiet week).
+    """
 
     __tablename__ = "processed_events"
 
     platform: str = Field(primary_key=True, max_length=32)
+    bot: str = Field(default="", primary_key=True, max_length=64)
     event_id: str = Field(primary_key=True, max_length=255)
     created_at: datetime = _timestamp(index=True)
 

@@ -15,9 +15,10 @@ import json
 from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, text, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, text, tuple_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
@@ -271,12 +272,29 @@ class ConversationStore:
 
     # -- deduplication -----------------------------------------------------------------
 
-    async def claim_event(self, platform: str, event_id: str) -> bool:
-        """True the first time an event id is seen, False for every re-delivery."""
-        values = {"platform": platform, "event_id": event_id, "created_at": utcnow()}
+    async def claim_event(self, platform: str, bot: str, event_id: str) -> bool:
+        """True the first time `bot` sees an event id, False for every re-delivery.
+        (`bot`: the receiving bot, so two bots on one database never collide.)"""
+        values = {"platform": platform, "bot": bot, "event_id": event_id, "created_at": utcnow()}
         return await self.db.run(
             lambda connection: _insert_ignore(connection, _PROCESSED_EVENTS, values)
         )
+
+    async def prune_events(self, older_than: datetime, *, batch: int = 5000) -> int:
+        """Forget claims made before `older_than`; how many went. In batches, each its own
+        transaction, so a first prune of a large table never holds the writer for long."""
+        total = 0
+        while True:
+            removed = await self.db.run(
+                lambda connection: (
+                    connection.execute(
+                        _PRUNE_EVENTS, {"before": older_than, "batch": batch}
+                    ).rowcount
+                )
+            )
+            total += removed
+            if removed < batch:
+                return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +444,16 @@ _CHANNELS: Table = Channel.__table__  # type: ignore[attr-defined]
 _CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]
 _MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
 _PROCESSED_EVENTS: Table = ProcessedEvent.__table__  # type: ignore[attr-defined]
+
+_PRUNE_EVENTS = delete(_PROCESSED_EVENTS).where(
+    tuple_(_PROCESSED_EVENTS.c.platform, _PROCESSED_EVENTS.c.bot, _PROCESSED_EVENTS.c.event_id).in_(
+        sa_select(
+            _PROCESSED_EVENTS.c.platform, _PROCESSED_EVENTS.c.bot, _PROCESSED_EVENTS.c.event_id
+        )
+        .where(_PROCESSED_EVENTS.c.created_at < bindparam("before"))
+        .limit(bindparam("batch"))
+    )
+)
 
 _USER_ID = sa_select(_USERS.c.id, _USERS.c.timezone).where(
     _USERS.c.platform == bindparam("platform"),

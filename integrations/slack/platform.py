@@ -5,8 +5,8 @@ web app; `inbound.py` checks each request's signature headers before its body is
 then the signature and the body's shape, before bolt sees it; Socket Mode (an app-level token)
 needs no public URL. Bolt acks events before it runs a listener, so a turn always runs
 after the ack. Bolt does no deduplication: each event is claimed in the database as
-`team_id:event_id` before its turn, so a retry (even one that arrives while the first
-delivery is still running, or after a restart) gets no second reply.
+`team_id:event_id` for its app (`api_app_id`) before its turn, so a retry (even one that
+arrives while the first delivery is still running, or after a restart) gets no second reply.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -33,7 +34,7 @@ from bot.admin import Administration, TTLCache
 from bot.config import SlackSettings
 from bot.domain import ChatKind, ChatRef, UserRef
 from bot.engine import Engine
-from bot.errors import ConfigError
+from bot.errors import ConfigError, PlatformUnavailable
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import CONFIRM_NO, CONFIRM_YES, Confirmations
@@ -44,7 +45,7 @@ from integrations.slack.webapi import SlackMessenger, slack_call
 
 log = logging.getLogger(__name__)
 
-ClaimEvent = Callable[[str, str], Awaitable[bool]]
+ClaimEvent = Callable[[str, str, str], Awaitable[bool]]  # (platform, bot, event id)
 KnowsThread = Callable[[ChatRef, str], Awaitable[bool]]
 
 SUGGESTED_PROMPTS = [
@@ -55,6 +56,10 @@ EMPTY_HINT = "Hi! Write your question after the mention, or type `{command} help
 _KNOWN_THREADS = 10_000
 # Message subtypes that are still a person writing to Parley (None: a plain message).
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+# auth.test errors that mean the token itself is wrong (docs.slack.dev auth.test).
+REJECTED_TOKEN = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
 
 
 class SlackPlatform:
@@ -123,12 +128,52 @@ class SlackPlatform:
     async def start(self) -> None:
         # One pooled HTTP session for every Web API call from now on.
         self.client.session = aiohttp.ClientSession()
+        try:
+            await self._sign_in()
+        except BaseException:
+            await self._close_after_failed_start()
+            raise
         if self._app_token:
             self._socket = AsyncSocketModeHandler(self.bolt, self._app_token)
+            # The socket URL first: with a rejected app token the client would otherwise
+            # retry for ever, a traceback each time.
+            socket = self._socket.client
+            try:
+                socket.wss_uri = await socket.issue_new_wss_url()
+            except SlackApiError as exc:
+                await self._close_after_failed_start()
+                error = str(exc.response.get("error", ""))
+                if error in REJECTED_TOKEN:
+                    raise ConfigError(f"SLACK_APP_TOKEN was rejected by Slack ({error})") from None
+                raise PlatformUnavailable(f"Slack refused a Socket Mode URL ({error})") from None
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("slack: connected in Socket Mode")
         else:
             log.info("slack: taking events at /slack/events")
+
+    async def _close_after_failed_start(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        session, self.client.session = self.client.session, None
+        if session is not None:
+            await session.close()
+
+    async def _sign_in(self) -> None:
+        """auth.test now, so a rejected token ends `parley run` with one line naming
+        SLACK_BOT_TOKEN instead of failing every event later (bolt asks only then)."""
+        try:
+            await self.client.auth_test()
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "")) if exc.response is not None else ""
+            if error in REJECTED_TOKEN:
+                raise ConfigError(f"SLACK_BOT_TOKEN was rejected by Slack ({error})") from None
+            raise PlatformUnavailable(f"Slack refused auth.test at start ({error})") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PlatformUnavailable(
+                f"cannot reach the Slack Web API at PARLEY_SLACK_API_URL "
+                f"({self.settings.api_url}): {exc.__class__.__name__}"
+            ) from None
 
     async def stop(self) -> None:
         if self._socket is not None:
@@ -306,7 +351,9 @@ class SlackPlatform:
             log.warning("slack: an event without event_id was ignored: %s", event.get("type"))
             return
         try:
-            first = await self.claim_event(PLATFORM, f"{team_id}:{event_id}")
+            # Keyed by app too: two Slack apps on one database never share event ids.
+            app_id = str(body.get("api_app_id") or "")
+            first = await self.claim_event(PLATFORM, app_id, f"{team_id}:{event_id}")
         except Exception:
             log.exception("slack: could not record event %s; not answering it", event_id)
             return

@@ -1,8 +1,15 @@
 """`to_incoming_message`: a Telegram message as Parley's `IncomingMessage`, or None.
 
 Private chats: every text message. Groups: only messages that mention the bot, reply to
-it, or carry a command; the mention is taken out of the text. Forum topics keep their
+it, or carry one of its commands; the mention is taken out of the text. Every bot in a
+group sees every command, so there an unqualified command is Parley's only if Parley has
+it (`/ban spammer` is another bot's); `/cmd@<parley>` always is. Forum topics keep their
 own context through `thread_key` (the topic's `message_thread_id`).
+
+Who a turn is for (`author_of`): the person who wrote, or the chat a message was posted
+as: an anonymous admin posts as the group itself, a member may post as a channel (the Bot
+API puts a fake user in `from` and the real sender in `sender_chat`). Posts a linked
+channel forwards into its discussion group automatically are nobody's question: ignored.
 """
 
 from __future__ import annotations
@@ -10,11 +17,13 @@ from __future__ import annotations
 import re
 
 from telegram import Message, MessageEntity
-from telegram.constants import ChatType
+from telegram.constants import ChatID, ChatType
 
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 
 PLATFORM = "telegram"
+# Parley's commands: in a group, the only unqualified commands that address it.
+OWN_COMMANDS = frozenset({"start", "help", "reset", "tools"})
 
 
 def to_chat_ref(message: Message) -> ChatRef:
@@ -31,17 +40,44 @@ def thread_key(message: Message) -> str:
     return ""
 
 
-def command_of(message: Message, bot_username: str) -> str | None:
-    """The command at the start of `message` ("reset" for "/reset@bot"), if it is ours."""
+def _leading_command(message: Message) -> tuple[str, str] | None:
+    """(name, target bot) of the command the text starts with ("reset", "bot")."""
     text = message.text or ""
     entities = message.entities or ()
     if not entities or entities[0].type != MessageEntity.BOT_COMMAND or entities[0].offset:
         return None
-    word = text[: entities[0].length].lstrip("/")
-    name, _, target = word.partition("@")
-    if target and target.lower() != bot_username.lower():
+    name, _, target = text[: entities[0].length].lstrip("/").partition("@")
+    return name.lower(), target.lower()
+
+
+def command_of(message: Message, bot_username: str) -> str | None:
+    """The command at the start of `message` ("reset" for "/reset@bot") if it is meant for
+    this bot: addressed to it by name, or, unqualified, in a private chat or one of
+    `OWN_COMMANDS`."""
+    command = _leading_command(message)
+    if command is None:
         return None
-    return name.lower()
+    name, target = command
+    if target:
+        return name if target == bot_username.lower() else None
+    if message.chat.type != ChatType.PRIVATE and name not in OWN_COMMANDS:
+        return None
+    return name
+
+
+def author_of(message: Message) -> UserRef | None:
+    """Whom a turn is for: the sender, or the chat the message was posted as (the group
+    for an anonymous admin, a channel); None for bots and the Telegram service account."""
+    if message.chat.type != ChatType.PRIVATE and message.sender_chat is not None:
+        sender = message.sender_chat
+        name = sender.title or sender.username or str(sender.id)
+        if sender.id == message.chat.id:
+            name = f"{name} (anonymous admin)"
+        return UserRef(PLATFORM, str(sender.id), name)
+    user = message.from_user
+    if user is None or user.is_bot or user.id == ChatID.SERVICE_CHAT:
+        return None
+    return UserRef(PLATFORM, str(user.id), user.full_name)
 
 
 def is_addressed(message: Message, bot_id: int, bot_username: str) -> bool:
@@ -69,18 +105,24 @@ def to_incoming_message(
 ) -> IncomingMessage | None:
     """The turn this message starts, or None when it is not for the bot (`command`: it
     carries one of the bot's commands, which addresses the bot in a group too)."""
-    if message.from_user is None or message.from_user.is_bot or message.text is None:
+    if message.text is None or message.is_automatic_forward:
         return None
-    if not command and not is_addressed(message, bot_id, bot_username):
+    user = author_of(message)
+    if user is None:
         return None
+    if not command:
+        group = message.chat.type != ChatType.PRIVATE
+        if group and _leading_command(message) is not None:
+            return None  # another bot's command, even in a reply to Parley
+        if not is_addressed(message, bot_id, bot_username):
+            return None
     text = message.text
     mention = f"@{bot_username}"
     if message.chat.type != ChatType.PRIVATE:
         text = _without(text, mention).strip()
-    user = message.from_user
     return IncomingMessage(
         chat=to_chat_ref(message),
-        user=UserRef(PLATFORM, str(user.id), user.full_name),
+        user=user,
         text=text,
         thread_key=thread_key(message),
         platform_message_id=str(message.message_id),

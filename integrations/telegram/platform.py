@@ -24,13 +24,11 @@ from starlette.routing import BaseRoute, Route
 from telegram import (
     BotCommand,
     CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.admin import NOT_ADMIN, Administration, TTLCache, actor_id, place_of
@@ -39,10 +37,17 @@ from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.surface import Messenger
-from bot.toolkit import Tool
-from integrations.telegram.convert import command_of, thread_key, to_chat_ref, to_incoming_message
+from integrations.telegram.convert import (
+    OWN_COMMANDS,
+    command_of,
+    thread_key,
+    to_chat_ref,
+    to_incoming_message,
+)
+from integrations.telegram.keyboards import TOGGLE, TOOLS_HINT, tools_keyboard
 from integrations.telegram.outbox import Outbox
 from integrations.telegram.sender import ChatPace, ChatUnavailable
+from integrations.telegram.startup import WebhookRefused, start_failure
 from integrations.telegram.surface import (
     PLATFORM,
     TelegramMessenger,
@@ -133,17 +138,43 @@ class TelegramPlatform:
         return [Route(path, self._webhook, methods=["POST"])]
 
     async def start(self) -> None:
+        """Sign in (getMe), register the commands and start taking updates; a refusal or
+        an unreachable Bot API raises a one-line `ParleyError` naming the setting."""
+        try:
+            await self._start()
+        except TelegramError as exc:
+            await self._abandon()
+            raise start_failure(exc, self.settings.base_url) from None
+
+    async def _abandon(self) -> None:
+        # Close what a start that failed half-way opened (PTB's HTTP clients at least);
+        # a failure here must not hide the one that is being reported.
+        app = self.application
+        try:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+            await app.shutdown()
+            await app.bot.shutdown()
+        except Exception as exc:
+            log.warning("telegram: cleaning up after the failed start failed too (%s)", exc)
+
+    async def _start(self) -> None:
         app = self.application
         await app.initialize()
         self._bot_id, self._username = app.bot.id, app.bot.username
         await app.bot.set_my_commands(list(COMMANDS))
         await app.start()
         if self.settings.webhook_url:
-            await app.bot.set_webhook(
-                self.settings.webhook_url,
-                secret_token=self._webhook_secret(),
-                allowed_updates=ALLOWED_UPDATES,
-            )
+            try:
+                await app.bot.set_webhook(
+                    self.settings.webhook_url,
+                    secret_token=self._webhook_secret(),
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            except BadRequest as exc:
+                raise WebhookRefused(exc.message) from None
             log.info("telegram: @%s takes updates by webhook", self._username)
         else:
             if app.updater is None:
@@ -195,7 +226,10 @@ class TelegramPlatform:
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
-            if not await self.engine.store.claim_event(PLATFORM, str(update.update_id)):
+            # Keyed by bot: each bot's update ids are its own (and re-randomised at times).
+            if not await self.engine.store.claim_event(
+                PLATFORM, str(self._bot_id), str(update.update_id)
+            ):
                 log.info("telegram update %s seen before; ignored", update.update_id)
                 return
             if update.callback_query is not None:
@@ -214,7 +248,7 @@ class TelegramPlatform:
                 await self.outbox.send_part(message.chat.id, TEXT_ONLY, render=False)
             return
         command = command_of(message, self._username)
-        if command in ("start", "help", "reset", "tools"):
+        if command in OWN_COMMANDS:
             await self._command(command, message, update_id)
             return
         incoming = self._incoming(message, update_id, command=command is not None)
@@ -313,6 +347,10 @@ class TelegramPlatform:
             return True
         if chat.kind is ChatKind.DM:
             return False
+        if user.platform_user_id.startswith("-"):
+            # Posted as a chat: the group itself is one of its anonymous admins; a channel
+            # is nobody Telegram can be asked about (getChatMember takes users only).
+            return user.platform_user_id == chat.platform_chat_id
         key = (chat.platform_chat_id, user.platform_user_id)
         bot = self.application.bot
 
@@ -368,23 +406,6 @@ class TelegramPlatform:
             )
         except TelegramError as exc:
             log.info("telegram: could not redraw the tools keyboard: %s", exc)
-
-
-TOGGLE = "tt"
-TOOLS_HINT = "Admins can tap a tool below to switch it on (✅) or off (⬜)."
-
-
-def tools_keyboard(overview: list[tuple[Tool, bool]]) -> InlineKeyboardMarkup:
-    """One button per tool, callback data `tt:<name>`. A tool whose name does not fit
-    Telegram's 64-byte callback data is left off the keyboard (the console can switch it)."""
-    rows = []
-    for item, on in overview[:90]:
-        mark = "✅" if on else "⬜"
-        warn = " ⚠" if item.side_effect else ""
-        data = f"{TOGGLE}:{item.name}"
-        if len(data.encode()) <= 64:
-            rows.append([InlineKeyboardButton(f"{mark} {item.name}{warn}", callback_data=data)])
-    return InlineKeyboardMarkup(rows)
 
 
 def _reason(exc: Exception) -> str:

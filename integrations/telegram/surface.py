@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
 TYPING_EVERY = 4.0
+CANNOT_CONFIRM_AS_CHAT = (
+    "This needs a confirmation, and only a person can give one: ask again as yourself, "
+    "not anonymously or as a channel. Nothing was done."
+)
 _draft_ids = itertools.count(1)
 
 
@@ -123,6 +127,19 @@ class TelegramSurface:
     async def confirm(self, user: UserRef, question: str) -> bool:
         await self._settle()
         if self._gone:
+            return False
+        if user.platform_user_id.startswith("-"):
+            # Posted as a chat (anonymous admin, channel): no person to bind the buttons
+            # to, so nothing is done, and the asker learns why.
+            await self._guard(
+                self.outbox.send_part(
+                    self.chat_id,
+                    CANNOT_CONFIRM_AS_CHAT,
+                    thread_id=self.thread_id,
+                    reply_to=self.reply_to,
+                    render=False,
+                )
+            )
             return False
         token = secrets.token_urlsafe(9)
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes.http import ThreadedServer
 
@@ -35,6 +35,7 @@ __all__ = [
     "BOT_USERNAME",
     "Call",
     "FakeTelegramServer",
+    "as_chat_message",
     "callback_update",
     "group_message",
     "private_message",
@@ -122,6 +123,42 @@ def group_message(
     return {"message": message}
 
 
+# The fake users the Bot API puts in `from` when a message was posted as a chat.
+ANONYMOUS_ADMIN = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
+SERVICE_USER = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
+
+
+def as_chat_message(
+    chat_id: int, text: str, *, channel: dict[str, Any] | None = None, automatic: bool = False
+) -> dict[str, Any]:
+    """A supergroup message posted as a chat, the way the Bot API delivers it: by an
+    anonymous admin (no `channel`: `sender_chat` is the group), by a member posting as
+    `channel`, or (`automatic`) `channel`'s post forwarded into its discussion group."""
+    group: dict[str, Any] = {"id": chat_id, "type": "supergroup", "title": "Team"}
+    if channel is None:
+        sender, user = group, ANONYMOUS_ADMIN
+    else:
+        sender = {"type": "channel", **channel}
+        user = SERVICE_USER if automatic else CHANNEL_BOT
+    message = _message(group, user, text)
+    message["sender_chat"] = sender
+    if automatic:
+        message["is_automatic_forward"] = True
+        message["forward_origin"] = {
+            "type": "channel",
+            "date": message["date"] - 1,
+            "chat": sender,
+            "message_id": 7,
+        }
+    return {"message": message}
+
+
 def _message(
     chat: dict[str, Any],
     user: dict[str, Any],
@@ -205,7 +242,10 @@ class FakeTelegramServer:
     """A recording Bot API server. Point python-telegram-bot at `base_url`, queue updates
     with `push`, inspect `calls`, and script failures with `fail`."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str = TOKEN, username: str = BOT_USERNAME) -> None:
+        # A bot's id is the part of its token before the colon, as on Telegram.
+        self.token, self.username = token, username
+        self.bot_id = int(token.partition(":")[0])
         self.base_url = ""
         self.calls: list[Call] = []
         self._state = _State()
@@ -331,8 +371,12 @@ class FakeTelegramServer:
             status, payload = self._control(path, body)
         else:
             prefix, _, method = path.rpartition("/")
-            if prefix != f"/bot{TOKEN}":
+            if not prefix.startswith("/bot"):
                 status, payload = 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+            elif prefix != f"/bot{self.token}":
+                # What the Bot API answers for a revoked or mistyped token.
+                status = 401
+                payload = {"ok": False, "error_code": 401, "description": "Unauthorized"}
             else:
                 params = _decode(scope, body)
                 with self._lock:
@@ -409,10 +453,10 @@ class FakeTelegramServer:
 
     def _bot_user(self) -> dict[str, Any]:
         return {
-            "id": BOT_ID,
+            "id": self.bot_id,
             "is_bot": True,
             "first_name": "Parley",
-            "username": BOT_USERNAME,
+            "username": self.username,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
             "supports_inline_queries": False,
@@ -511,6 +555,13 @@ class FakeTelegramServer:
         return True
 
     def _m_setWebhook(self, params: dict[str, Any]) -> Any:
+        url = urlsplit(str(params.get("url", "")))
+        if url.geturl() and url.scheme != "https":
+            return _bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        if url.geturl() and (url.port or 443) not in (80, 88, 443, 8443):
+            return _bad_request(
+                "bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+            )
         secret = str(params.get("secret_token", ""))
         if secret and not all(c.isalnum() or c in "_-" for c in secret):
             return _bad_request("secret token contains unallowed characters")
@@ -523,6 +574,9 @@ class FakeTelegramServer:
 
     def _m_getChatMember(self, params: dict[str, Any]) -> Any:
         chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        if user_id <= 0:
+            # Users only: a chat's id (an anonymous admin's or a channel's) is refused.
+            return _bad_request("PARTICIPANT_ID_INVALID")
         status = "administrator" if (chat_id, user_id) in self._state.admins else "member"
         user = {"id": user_id, "is_bot": False, "first_name": "Member"}
         if status == "administrator":

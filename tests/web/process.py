@@ -1,7 +1,8 @@
 """A real `parley run` in a child process, for measuring what one request costs it.
 
-Slack in HTTP mode and the console are on; the model and the Slack Web API point at a
-closed port, since nothing here gets far enough to call them. Readiness is `/readyz`.
+Slack in HTTP mode and the console are on; the model points at a closed port, since
+nothing here gets far enough to call it, and the Slack Web API at a fake of its own (Slack
+checks its token at start). Readiness is `/readyz`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from types import TracebackType
 
 import httpx
 
+from tests.fakes.slack_server import FakeSlackServer
+
 REPO = Path(__file__).resolve().parents[2]
 SIGNING_SECRET = "memory-test-signing-secret"
 
@@ -33,6 +36,7 @@ class ParleyProcess:
     def __init__(self, directory: Path, **env: str) -> None:
         self.directory = directory
         self.port = free_port()
+        self.slack = FakeSlackServer()
         keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "USER")}
         self.env = {
             **keep,
@@ -43,7 +47,6 @@ class ParleyProcess:
             "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
             "SLACK_BOT_TOKEN": "xoxb-unused",
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "PARLEY_SLACK_API_URL": "http://127.0.0.1:9/api/",
             "PARLEY_ADMIN_PASSWORD": "memory-test-password",
             "PARLEY_LOG_LEVEL": "WARNING",
             **env,
@@ -56,6 +59,8 @@ class ParleyProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ParleyProcess:
+        self.slack.start()
+        self.env.setdefault("PARLEY_SLACK_API_URL", self.slack.api_url)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bot.cli", "run"],
@@ -97,15 +102,17 @@ class ParleyProcess:
         raise KeyError(field)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout=20)
+            if self.process is not None and self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout=20)
+                finally:
+                    if self.process.poll() is None:
+                        self.process.kill()
+                        self.process.wait()
         finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
+            self.slack.stop()
 
 
 async def upload(total: int, size: int = 1 << 20) -> AsyncIterator[bytes]:

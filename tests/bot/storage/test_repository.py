@@ -192,10 +192,12 @@ async def test_reset_starts_a_new_conversation_and_keeps_the_old_one(
 
 
 async def test_an_event_is_claimed_exactly_once_even_concurrently(store: ConversationStore) -> None:
-    claims = await asyncio.gather(*(store.claim_event("slack", "T1:Ev1") for _ in range(20)))
+    claims = await asyncio.gather(*(store.claim_event("slack", "A1", "T1:Ev1") for _ in range(20)))
     assert claims.count(True) == 1
-    assert await store.claim_event("slack", "T1:Ev1") is False
-    assert await store.claim_event("telegram", "T1:Ev1") is True
+    assert await store.claim_event("slack", "A1", "T1:Ev1") is False
+    assert await store.claim_event("telegram", "A1", "T1:Ev1") is True
+    # Another bot on the same database has ids of its own.
+    assert await store.claim_event("slack", "A2", "T1:Ev1") is True
 
 
 async def test_timezone_is_stored_per_user(database_url: str) -> None:

@@ -232,8 +232,10 @@ async def test_the_same_event_id_in_another_workspace_is_a_different_event(
     llm.set_default(text_reply("hi"))
     await harness.event(dm_event("one"), event_id="EvSAME")
     await slack.wait_for("chat.stopStream")
-    assert await harness.app.store.claim_event("slack", "T0001:EvSAME") is False
-    assert await harness.app.store.claim_event("slack", "T0002:EvSAME") is True
+    assert await harness.app.store.claim_event("slack", "A0001", "T0001:EvSAME") is False
+    assert await harness.app.store.claim_event("slack", "A0001", "T0002:EvSAME") is True
+    # Another Slack app on the same database: its own event ids.
+    assert await harness.app.store.claim_event("slack", "A0002", "T0001:EvSAME") is True
 
 
 async def test_app_home_messages_tab_sets_suggested_prompts(

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from bot.app import Application
+from bot.errors import ConfigError
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.telegram_server import FakeTelegramServer, private_message
 from tests.integrations.telegram.conftest import AppFactory, platform_of
@@ -65,7 +66,8 @@ async def test_a_request_without_the_right_secret_gets_403_and_nothing_happens(
 
     assert response.status_code == 403 and response.content == b""
     assert llm.requests == [] and telegram.calls_of("sendMessage") == []
-    assert await app.store.claim_event("telegram", "90")  # the update was never claimed
+    # The update was never claimed.
+    assert await app.store.claim_event("telegram", str(telegram.bot_id), "90")
     assert SECRET not in caplog.text
 
 
@@ -88,3 +90,27 @@ async def test_an_update_with_the_secret_is_answered_once(
     [sent] = telegram.calls_of("sendMessage")
     assert sent.params["text"] == "Hello from the webhook."
     assert len(llm.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://parley.example.test/telegram/hook", "An HTTPS URL must be provided"),
+        ("https://parley.example.test:8080/telegram/hook", "only on ports 80, 88, 443 or 8443"),
+    ],
+)
+async def test_a_webhook_url_telegram_refuses_stops_the_start_naming_the_setting(
+    make_app: AppFactory, telegram: FakeTelegramServer, url: str, reason: str
+) -> None:
+    app = await make_app(start=False, webhook_url=url, webhook_secret=SECRET)
+    platform = platform_of(app)
+
+    with pytest.raises(ConfigError) as refused:
+        await platform.start()
+
+    assert str(refused.value).startswith(
+        "PARLEY_TELEGRAM_WEBHOOK_URL was refused by the Telegram Bot API (Bad webhook: "
+    )
+    assert reason.lower() in str(refused.value).lower()
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
+    assert not platform.application.running
