@@ -1,19 +1,24 @@
 """The conformance scenarios, replayed for every vendor profile and the Anthropic API.
 
 Each test drives the real provider (real SDK, real HTTP) against a scripted server that
-streams in that vendor's shape, and checks the Provider contract: `TextDelta`s, at most
-one `ToolCallsReady`, one `TurnFinished`, and a valid next request carrying the tool
-results. `python -m tests.conformance.table` turns the results into docs/providers.md.
+streams in that vendor's shape and refuses what that vendor refuses, and checks the
+Provider contract: `TextDelta`s, at most one `ToolCallsReady`, one `TurnFinished`, and a
+valid next request carrying the tool results (and any state the vendor wants back, as
+the engine stores it). A scenario that does not apply to a vendor is skipped with the
+reason. `python -m tests.conformance.table` turns the results into docs/providers.md.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
-from bot.domain import ChatMessage, Role, ToolCall, ToolResult, Usage
+from bot.domain import ChatMessage, Role, ToolCall, ToolResult, Usage, VendorState
+from bot.errors import AnswerCutOff, ProviderBadRequest
 from bot.llm.base import (
     REFUSED_TEXT,
     Provider,
@@ -22,8 +27,11 @@ from bot.llm.base import (
     ToolSpec,
     TurnFinished,
 )
+from bot.llm.profiles import GENERIC
 from tests.conformance.conftest import Vendor
 from tests.fakes.anthropic_server import anthropic_text_reply
+from tests.fakes.openai_rules import DEEPSEEK_REASONING_MISSING
+from tests.fakes.openai_server import markup_tool_reply
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -88,7 +96,12 @@ def answered(
     """The history after the engine stored the round and its tool results."""
     return [
         *history,
-        ChatMessage(Role.ASSISTANT, round_.text, tool_calls=round_.calls),
+        ChatMessage(
+            Role.ASSISTANT,
+            round_.text,
+            tool_calls=round_.calls,
+            vendor_state=round_.finish.vendor_state,
+        ),
         *(
             ChatMessage(
                 Role.TOOL, r.content, tool_call_id=r.call_id, name=r.name, is_error=r.is_error
@@ -242,3 +255,191 @@ async def test_silent_refusal_still_answers(vendor: Vendor) -> None:
     result = await run(vendor.provider, [ChatMessage(Role.USER, "something bad")])
     assert result.text == REFUSED_TEXT
     assert result.finish.finish_reason == vendor.refusal_finish
+
+
+def only(vendor: Vendor, names: tuple[str, ...], reason: str) -> None:
+    if vendor.name not in names:
+        pytest.skip(reason)
+
+
+def assistant_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in request["messages"] if m["role"] == "assistant"]
+
+
+async def test_reasoning_goes_back_after_a_tool_round(vendor: Vendor) -> None:
+    only(vendor, ("deepseek",), "only DeepSeek's thinking mode needs a tool round's reasoning back")
+    assert vendor.variant is not None
+    history = [SYSTEM, ChatMessage(Role.USER, "weather in Paris?")]
+    thought = "The user wants the weather in Paris: call get_weather."
+    vendor.script(vendor.tools(("get_weather", {"city": "Paris"}), reasoning=thought))
+    first = await run(vendor.provider, history)
+    assert first.text == ""  # the reasoning is never the answer
+    assert first.finish.vendor_state == VendorState("deepseek", {"reasoning_content": thought})
+    after_tools = answered(history, first, [ok(first.calls[0], "sunny")])
+
+    # Without it (what a provider that drops reasoning sends) DeepSeek answers 400.
+    dropping = vendor.variant(profile=GENERIC)
+    with pytest.raises(ProviderBadRequest, match="reasoning_content"):
+        await run(dropping, after_tools)
+    assert vendor.server.rejected == [DEEPSEEK_REASONING_MISSING]
+
+    # With it, the tool loop goes on; and the next turn still carries it.
+    vendor.script(vendor.text("It is sunny in Paris."))
+    second = await run(vendor.provider, after_tools)
+    history = [
+        *after_tools,
+        ChatMessage(Role.ASSISTANT, second.text, vendor_state=second.finish.vendor_state),
+        ChatMessage(Role.USER, "and tomorrow?"),
+    ]
+    vendor.script(vendor.text("Sunny again."))
+    third = await run(vendor.provider, history)
+    assert third.text == "Sunny again."
+    for request in vendor.requests[-2:]:
+        carried = [m.get("reasoning_content") for m in assistant_messages(request)]
+        # The tool round's reasoning goes back; the plain answer carries none.
+        assert carried[0] == thought and carried[1:] in ([], [None])
+    assert vendor.server.rejected == [DEEPSEEK_REASONING_MISSING]
+
+
+async def test_parallel_calls_at_one_index_stay_apart(vendor: Vendor) -> None:
+    only(vendor, ("ollama",), "this vendor numbers each call with its own index")
+    history = [ChatMessage(Role.USER, "weather in Paris and Zürich?")]
+    vendor.script(
+        vendor.tools(("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Zürich"}))
+    )
+    raw = vendor.requests
+    first = await run(vendor.provider, history)
+    assert [c.arguments for c in first.calls] == [{"city": "Paris"}, {"city": "Zürich"}]
+    assert first.finish.finish_reason == "tool_calls"  # Ollama said "stop"
+    ids = [c.id for c in first.calls]
+    assert len(set(ids)) == 2
+    vendor.script(vendor.text("Sunny in both."))
+    results = [ok(first.calls[0], "sunny"), ok(first.calls[1], "sunny too")]
+    second = await run(vendor.provider, answered(history, first, results))
+    assert second.text == "Sunny in both."
+    assert vendor.tool_call_ids(raw[1]) == ids
+    assert [r[0] for r in vendor.tool_results(raw[1])] == ids
+
+
+async def test_object_arguments(vendor: Vendor) -> None:
+    only(vendor, ("ollama",), "this vendor sends arguments as a JSON string")
+    history = [ChatMessage(Role.USER, "weather?")]
+    vendor.script(vendor.tools(("get_weather", {"city": "Paris"}), object_arguments=True))
+    first = await run(vendor.provider, history)
+    [call] = first.calls
+    assert (call.arguments, call.arguments_error) == ({"city": "Paris"}, "")
+    vendor.script(vendor.text("Sunny."))
+    await run(vendor.provider, answered(history, first, [ok(call, "sunny")]))
+    # Sent back as the string every vendor expects (the fake refuses anything else).
+    [message] = assistant_messages(vendor.requests[1])
+    assert json.loads(message["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
+
+
+async def test_arguments_end_on_the_finishing_chunk(vendor: Vendor) -> None:
+    only(vendor, ("vllm",), "only vLLM's hermes parser sends arguments on the finishing chunk")
+    vendor.script(
+        vendor.tools(
+            ("get_weather", {"city": "Paris, France"}), split_arguments=6, rest_on_finish=True
+        )
+    )
+    result = await run(vendor.provider, [ChatMessage(Role.USER, "weather?")])
+    [call] = result.calls
+    assert call.arguments == {"city": "Paris, France"}
+
+
+@pytest.mark.parametrize("closed", [True, False], ids=["closed", "unclosed"])
+async def test_tool_call_markup_in_the_text(vendor: Vendor, closed: bool) -> None:
+    only(vendor, ("vllm", "ollama"), "this vendor's server always parses tool calls itself")
+    history = [ChatMessage(Role.USER, "weather in Paris?")]
+    vendor.script(
+        markup_tool_reply(
+            ("get_weather", {"city": "Paris"}),
+            text="Let me check.",
+            vendor=vendor.name,
+            close=closed,
+        )
+    )
+    first = await run(vendor.provider, history)
+    assert first.text.strip() == "Let me check." and "tool_call" not in first.text
+    [call] = first.calls
+    assert call.name == "get_weather" and call.id
+    assert first.finish.finish_reason == "tool_calls"
+    if closed:
+        assert call.arguments == {"city": "Paris"}
+    else:  # a call cut short is still a call: the model reads why it failed
+        assert call.arguments is None and "not closed" in call.arguments_error
+    vendor.script(vendor.text("Sunny."))
+    await run(vendor.provider, answered(history, first, [ok(call, "sunny")]))
+    assert vendor.tool_call_ids(vendor.requests[1]) == [call.id]
+
+
+async def test_stream_cut_without_terminator(vendor: Vendor) -> None:
+    if vendor.cut is None:
+        pytest.skip("scripted with this vendor's own scenarios")
+    history = [ChatMessage(Role.USER, "weather in Paris?")]
+    vendor.script(vendor.cut("The weather in Paris is cur"))
+    shown: list[str] = []
+
+    async def read() -> None:
+        async for event in vendor.provider.stream(history, TOOLS):
+            assert isinstance(event, TextDelta), "a cut answer never finishes"
+            shown.append(event.text)
+
+    with pytest.raises(AnswerCutOff):
+        await read()
+    assert "".join(shown) == "The weather in Paris is cur"
+    # Nothing of it is stored, so the same history is asked again, and answered.
+    vendor.script(vendor.text("It is sunny in Paris."))
+    again = await run(vendor.provider, history)
+    assert again.text == "It is sunny in Paris."
+
+
+async def test_vendor_switch_drops_foreign_state(vendor: Vendor) -> None:
+    secret = "reasoning another vendor wrote"
+    foreign = VendorState(
+        "anthropic" if vendor.name == "deepseek" else "deepseek",
+        {"reasoning_content": secret, "thinking": [{"signature": secret}]},
+    )
+    call = ToolCall("call_from_before", "get_weather", {"city": "Paris"})
+    history = [
+        ChatMessage(Role.USER, "weather?"),
+        ChatMessage(Role.ASSISTANT, "", tool_calls=(call,), vendor_state=foreign),
+        ChatMessage(Role.TOOL, "sunny", tool_call_id=call.id, name=call.name),
+        ChatMessage(Role.ASSISTANT, "Sunny.", vendor_state=foreign),
+        ChatMessage(Role.USER, "and in Rome?"),
+    ]
+    vendor.script(vendor.text("Sunny in Rome too."))
+    result = await run(vendor.provider, history)
+    assert result.text == "Sunny in Rome too."
+    assert secret not in json.dumps(vendor.requests[0], ensure_ascii=False)
+
+
+THINKING_FIELDS: dict[str, dict[str, Any]] = {
+    "deepseek": {
+        "on": {"thinking": {"type": "enabled"}},
+        "off": {"thinking": {"type": "disabled"}},
+    },
+    "dashscope": {"on": {"enable_thinking": True}, "off": {"enable_thinking": False}},
+    "vllm": {
+        "on": {"chat_template_kwargs": {"enable_thinking": True, "thinking": True}},
+        "off": {"chat_template_kwargs": {"enable_thinking": False, "thinking": False}},
+    },
+    "ollama": {"on": {"reasoning_effort": "medium"}, "off": {"reasoning_effort": "none"}},
+}
+
+
+@pytest.mark.parametrize("mode", ["on", "off"])
+async def test_thinking_switch(vendor: Vendor, mode: str) -> None:
+    if vendor.variant is None:
+        pytest.skip("scripted with this vendor's own scenarios")
+    # A forced tool choice too: vendors that refuse it while thinking do not get it then.
+    provider = vendor.variant(thinking=mode, thinking_budget=2048, tool_choice="required")
+    vendor.script(vendor.text("42.", reasoning="Thinking." if mode == "on" else ""))
+    result = await run(provider, [ChatMessage(Role.USER, "answer?")])
+    assert result.text == "42." and vendor.server.rejected == []
+    [request] = vendor.requests
+    for key, value in THINKING_FIELDS.get(vendor.name, {}).get(mode, {}).items():
+        assert request[key] == value
+    refused_while_thinking = vendor.name in ("deepseek", "dashscope") and mode == "on"
+    kept = vendor.name != "ollama" and not refused_while_thinking  # Ollama takes only auto
+    assert request.get("tool_choice") == ("required" if kept else None)

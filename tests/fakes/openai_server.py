@@ -40,12 +40,16 @@ from types import TracebackType
 from typing import Any
 
 from tests.fakes.http import ThreadedServer
+from tests.fakes.openai_rules import refusal
 
 __all__ = [
     "VENDORS",
     "ScriptedOpenAIServer",
     "ScriptedReply",
+    "cut_reply",
+    "deltas_reply",
     "error_reply",
+    "markup_tool_reply",
     "refusal_reply",
     "stream_error_reply",
     "text_reply",
@@ -105,8 +109,10 @@ def _stream_reply(
     delay: float,
     call_count: int = 0,
     vendor: str = "openai",
+    finish_delta: dict[str, Any] | None = None,
 ) -> ScriptedReply:
-    """Frame `deltas` as chunks, add the finish and usage chunks, and the plain variant."""
+    """Frame `deltas` as chunks, add the finish and usage chunks, and the plain variant.
+    `finish_delta` rides on the finishing chunk (vLLM sends the rest of a call there)."""
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     created = int(time.time())
     base = {
@@ -124,7 +130,12 @@ def _stream_reply(
         {
             **base,
             "choices": [
-                {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish_reason}
+                {
+                    "index": 0,
+                    "delta": finish_delta or {},
+                    "logprobs": None,
+                    "finish_reason": finish_reason,
+                }
             ],
         }
     )
@@ -233,18 +244,28 @@ def tool_call_reply(
     delay: float = 0.0,
     qwen_style: bool = False,
     vendor: str = "openai",
+    reasoning: str = "",
+    object_arguments: bool = False,
+    rest_on_finish: bool = False,
 ) -> ScriptedReply:
     """The model asks for `calls`, each `(name, arguments)`; a dict is JSON-encoded and a
     str is sent as is (to script malformed JSON). `split_arguments=N` streams each call's
     arguments in N-character fragments. `qwen_style` mimics DashScope: the first chunk of a
     call carries the first fragment, continuation chunks carry `"id": ""`, and a last
     chunk per call carries `"function": {}`. Ids are `call_<n>`, unique per server.
-    `vendor` picks a vendor's shape (module docstring); "dashscope" implies `qwen_style`."""
+    `vendor` picks a vendor's shape (module docstring); "dashscope" implies `qwen_style`.
+    `reasoning` streams first in the vendor's reasoning field (a thinking model);
+    `object_arguments` (Ollama) sends dict arguments as JSON objects, not strings;
+    `rest_on_finish` (vLLM's hermes parser) sends the last call's last argument fragment
+    on the finishing chunk."""
     _check_vendor(vendor)
     qwen_style = qwen_style or vendor == "dashscope"
+    field = _REASONING_FIELD.get(vendor, "reasoning_content")
+    thought = [{"content": None, field: piece} for piece in _pieces(reasoning, _TEXT_CHUNK)]
     if vendor == "ollama":
-        return _ollama_tool_calls(calls, text, usage, delay)
+        return _ollama_tool_calls(calls, text, usage, delay, thought, object_arguments)
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None if qwen_style else ""}]
+    deltas += thought
     deltas += [{"content": piece} for piece in _pieces(text, _TEXT_CHUNK)]
     message_calls = []
     for index, (name, arguments) in enumerate(calls):
@@ -333,8 +354,20 @@ def tool_call_reply(
         "refusal": None,
         "tool_calls": message_calls,
     }
+    if reasoning:
+        message[field] = reasoning
+    finish_delta = None
+    if rest_on_finish and deltas[-1].get("tool_calls"):
+        finish_delta = deltas.pop()
     return _stream_reply(
-        deltas, "tool_calls", usage, message, delay, call_count=len(calls), vendor=vendor
+        deltas,
+        "tool_calls",
+        usage,
+        message,
+        delay,
+        call_count=len(calls),
+        vendor=vendor,
+        finish_delta=finish_delta,
     )
 
 
@@ -343,27 +376,84 @@ def _ollama_tool_calls(
     text: str,
     usage: tuple[int, int] | None,
     delay: float,
+    thought: list[dict[str, Any]],
+    object_arguments: bool,
 ) -> ScriptedReply:
-    """Ollama sends all calls whole in one chunk and finishes with "stop"."""
-    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+    """Ollama sends each call whole in its own chunk, every one at index 0, and finishes
+    with "stop" (ollama#7963, vercel/ai#14277)."""
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}, *thought]
     deltas += [{"content": piece} for piece in _pieces(text, _TEXT_CHUNK)]
-    message_calls = [
-        {
+    message_calls = []
+    for index, (name, arguments) in enumerate(calls):
+        if isinstance(arguments, str) or not object_arguments:
+            sent: Any = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        else:
+            sent = arguments
+        call = {
             "id": _CALL.format(index),
-            "index": index,
+            "index": 0,
             "type": "function",
-            "function": {
-                "name": name,
-                "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
-            },
+            "function": {"name": name, "arguments": sent},
         }
-        for index, (name, arguments) in enumerate(calls)
-    ]
-    deltas.append({"role": "assistant", "content": "", "tool_calls": message_calls})
+        message_calls.append(call)
+        deltas.append({"role": "assistant", "content": "", "tool_calls": [call]})
     message = {"role": "assistant", "content": text, "tool_calls": message_calls}
     return _stream_reply(
         deltas, "stop", usage, message, delay, call_count=len(calls), vendor="ollama"
     )
+
+
+def markup_tool_reply(
+    *calls: tuple[str, dict[str, Any]],
+    text: str = "",
+    chunk_size: int = 5,
+    vendor: str = "vllm",
+    close: bool = True,
+) -> ScriptedReply:
+    """A model whose server has no matching tool-call parser: the calls arrive as Hermes
+    `<tool_call>{"name": …, "arguments": …}</tool_call>` text in `content`, finish "stop"
+    (vllm#19056). Tags are split across `chunk_size`-character chunks; `close=False`
+    leaves the last block unclosed (a model cut short)."""
+    _check_vendor(vendor)
+    blocks = [
+        "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}) + "\n</tool_call>"
+        for name, arguments in calls
+    ]
+    content = text + ("\n" if text and blocks else "") + "\n".join(blocks)
+    if not close:
+        content = content.removesuffix("\n</tool_call>")
+    return text_reply(content, chunk_size=chunk_size, vendor=vendor)
+
+
+def deltas_reply(
+    *deltas: dict[str, Any], finish_reason: str | None = "stop", done: bool = True
+) -> ScriptedReply:
+    """Exactly these `delta`s, one chunk each, then a finishing chunk (unless
+    `finish_reason` is None) and `[DONE]` (unless `done` is False): for the terminator
+    and tool-call shapes no builder above makes. Streaming requests only."""
+    base = {"id": "chatcmpl-deltas", "object": "chat.completion.chunk", "model": _MODEL}
+    frames = [
+        _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        for delta in deltas
+    ]
+    if finish_reason is not None:
+        frames.append(
+            _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]})
+        )
+    if done:
+        frames.append(_DONE)
+    body = error_reply(400, message="deltas_reply answers streaming requests only").body
+    return ScriptedReply(400, body, tuple(frames), tuple(frames))
+
+
+def cut_reply(text: str, *, vendor: str = "openai") -> ScriptedReply:
+    """An answer whose stream ends cleanly after some text: no finish reason, no [DONE]
+    (a proxy or server that dropped the rest). A plain request gets the whole answer."""
+    whole = text_reply(text, vendor=vendor, usage=None)
+    assert whole.events is not None
+    # Drop the finishing chunk and [DONE]; what is left ends mid-answer.
+    events = whole.events[:-2]
+    return dataclasses.replace(whole, events=events, events_with_usage=events)
 
 
 def _error_type(status: int) -> str:
@@ -419,6 +509,10 @@ class ScriptedOpenAIServer:
     `base_url`. `requests` and `request_headers` record what each chat completion request
     carried (headers with lower-case names), in order; `request_clients` the client's
     (host, port), so a test can tell whether connections were reused.
+
+    `refuse_as(vendor)` makes the server answer like that vendor to a request it would
+    refuse (tests/fakes/openai_rules.py): a 400 with the vendor's own text, recorded in
+    `rejected`, and no scripted reply consumed. `reset()` turns it off again.
     """
 
     def __init__(self) -> None:
@@ -426,6 +520,8 @@ class ScriptedOpenAIServer:
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.request_clients: list[tuple[str, int]] = []
+        self.rejected: list[str] = []
+        self.vendor: str | None = None
         self._queue: deque[ScriptedReply] = deque()
         self._default: ScriptedReply | None = None
         self._request_ids = itertools.count(1)
@@ -457,6 +553,10 @@ class ScriptedOpenAIServer:
         """Queue replies; each request consumes one, in order."""
         self._queue.extend(replies)
 
+    def refuse_as(self, vendor: str | None) -> None:
+        """Refuse what `vendor` refuses (None: accept any well-formed request)."""
+        self.vendor = vendor
+
     def set_default(self, reply: ScriptedReply | None) -> None:
         """Answer with `reply` whenever the queue is empty (None: a 500 error)."""
         self._default = reply
@@ -468,6 +568,8 @@ class ScriptedOpenAIServer:
         self.requests.clear()
         self.request_headers.clear()
         self.request_clients.clear()
+        self.rejected.clear()
+        self.vendor = None
 
     def _next_reply(self) -> ScriptedReply:
         try:
@@ -506,6 +608,16 @@ class ScriptedOpenAIServer:
         )
         client = scope.get("client") or ("", 0)
         self.request_clients.append((str(client[0]), int(client[1])))
+        refused = (
+            refusal(payload, self.vendor) if self.vendor and isinstance(payload, dict) else None
+        )
+        if refused is not None:
+            status, text, code = refused
+            self.rejected.append(text)
+            await self._send_whole(
+                send, error_reply(status, message=text, code=code), request_id, b""
+            )
+            return
         reply = self._next_reply()
         model = json.dumps(str(payload.get("model", "")))[1:-1].encode()
         if not payload.get("stream") or reply.events is None:
