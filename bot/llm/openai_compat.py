@@ -23,9 +23,6 @@ from bot.config import LLMSettings
 from bot.domain import ChatMessage, ToolCall, Usage, VendorState
 from bot.errors import (
     AnswerCutOff,
-    ContextTooLong,
-    ProviderError,
-    ProviderRateLimited,
     ProviderUnavailable,
 )
 from bot.llm import openai_wire as wire
@@ -38,10 +35,17 @@ from bot.llm.base import (
     TurnFinished,
 )
 from bot.llm.errors import ErrorMapper
+from bot.llm.openai_errors import error_cause, map_error, retry_delay_from_body, stream_error
 from bot.llm.openai_wire import to_openai_messages, to_openai_tools
 from bot.llm.profiles import GENERIC, ThinkTagFilter, VendorProfile, profile_for
 from bot.llm.thinking import may_think, plan_thinking
-from bot.llm.tool_calls import ToolCallAssembler, ToolCallMarkup, arguments_text, parse_tool_call
+from bot.llm.tool_calls import (
+    ToolCallAssembler,
+    ToolCallMarkup,
+    arguments_text,
+    parse_tool_call,
+    thought_signature,
+)
 
 __all__ = ["OpenAICompatProvider", "parse_tool_call", "to_openai_messages", "to_openai_tools"]
 
@@ -49,7 +53,6 @@ log = logging.getLogger(__name__)
 
 # The SDK's own switch (used by `with_streaming_response`) for "return the response unread".
 _RAW_STREAM_HEADER = {"X-Stainless-Raw-Response": "stream"}
-_CONTEXT_HINTS = ("context length", "context_length", "maximum context", "range of input length")
 
 
 class OpenAICompatProvider:
@@ -75,6 +78,7 @@ class OpenAICompatProvider:
         tool_choice: str | None = None,
         thinking: str = "auto",
         thinking_budget: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.profile = profile = profile or GENERIC
         self.model = model
@@ -120,12 +124,19 @@ class OpenAICompatProvider:
         # DeepSeek's tool-round reasoning travels back unless thinking is off.
         self._replay = profile.reasoning_replay if thinking != "off" else ""
         self._keep = profile.reasoning_replay
+        self._signed = profile.thought_signatures
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
             # Local servers (Ollama, vLLM) need no key, but the SDK refuses an empty one.
             api_key=self._api_key or "EMPTY",
             timeout=httpx2.Timeout(timeout, connect=connect_timeout),
             max_retries=max_retries,
+            default_headers=headers,
+            http_client=(
+                openai.DefaultAsyncHttpxClient(event_hooks={"response": [retry_delay_from_body]})
+                if profile.retry_delay_in_body
+                else None
+            ),
         )
 
     @classmethod
@@ -149,6 +160,7 @@ class OpenAICompatProvider:
             tool_choice=settings.tool_choice or None,
             thinking=settings.thinking,
             thinking_budget=settings.thinking_budget,
+            headers={"appid": settings.qianfan_appid} if settings.qianfan_appid else None,
         )
 
     async def aclose(self) -> None:
@@ -172,7 +184,9 @@ class OpenAICompatProvider:
         """The JSON body of a `/chat/completions` request (without `stream`)."""
         request: dict[str, Any] = {
             "model": self.model,
-            "messages": to_openai_messages(messages, replay=self._replay, vendor=self.profile.name),
+            "messages": to_openai_messages(
+                messages, replay=self._replay, vendor=self.profile.name, signatures=self._signed
+            ),
         }
         if tools:
             request["tools"] = to_openai_tools(tools, strict=self._strict_tools)
@@ -231,8 +245,8 @@ class OpenAICompatProvider:
                     if not isinstance(chunk, dict):
                         continue
                     if chunk.get("error"):
-                        raise self._stream_error(
-                            chunk["error"], response.headers.get("x-request-id")
+                        raise stream_error(
+                            self._errors, chunk["error"], response.headers.get("x-request-id")
                         )
                     if not model:
                         model = chunk.get("model") or ""
@@ -263,7 +277,7 @@ class OpenAICompatProvider:
             finally:
                 await response.aclose()
         except openai.APIError as exc:
-            raise self._map_error(exc) from _cause(exc)
+            raise map_error(self._errors, exc) from error_cause(exc)
         except httpx2.RequestError as exc:  # a read failing mid-stream (timeout, reset)
             raise self._errors.broke_off(exc) from exc
         if not done and not finish_reason:
@@ -291,7 +305,7 @@ class OpenAICompatProvider:
             wire.finish_reason(finish_reason, bool(ready), refused),
             usage,
             model or self.model,
-            self._state(reasoning, bool(ready)),
+            self._state(reasoning, ready, calls.signatures() if self._signed else None),
         )
 
     async def _complete(self, request: dict[str, Any]) -> AsyncIterator[StreamEvent]:
@@ -301,7 +315,7 @@ class OpenAICompatProvider:
             )
             completion = response.json()
         except openai.APIError as exc:
-            raise self._map_error(exc) from _cause(exc)
+            raise map_error(self._errors, exc) from error_cause(exc)
         except ValueError as exc:
             raise ProviderUnavailable(
                 f"{self.base_url} answered with invalid JSON: {exc}"
@@ -309,7 +323,9 @@ class OpenAICompatProvider:
         if not isinstance(completion, dict):
             raise ProviderUnavailable(f"{self.base_url} answered with {type(completion).__name__}")
         if completion.get("error"):
-            raise self._stream_error(completion["error"], response.headers.get("x-request-id"))
+            raise stream_error(
+                self._errors, completion["error"], response.headers.get("x-request-id")
+            )
         choices = completion.get("choices") or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
         message = choice.get("message") or {}
@@ -328,15 +344,20 @@ class OpenAICompatProvider:
             yield TextDelta(message["refusal"])
         elif choice.get("finish_reason") == "content_filter" and not message.get("tool_calls"):
             yield TextDelta(REFUSED_TEXT)
+        sent = [
+            call
+            for call in message.get("tool_calls") or []
+            if isinstance(call, dict) and call.get("type", "function") == "function"
+        ]
         ready = [
             parse_tool_call(
                 call.get("id") or "",
                 (call.get("function") or {}).get("name") or "",
                 arguments_text((call.get("function") or {}).get("arguments")),
             )
-            for call in message.get("tool_calls") or []
-            if isinstance(call, dict) and call.get("type", "function") == "function"
+            for call in sent
         ] + marked
+        signatures = {str(n): s for n, c in enumerate(sent) if (s := thought_signature(c))}
         if ready:
             yield ToolCallsReady(tuple(ready))
         thought = message.get(self._keep) if self._keep else None
@@ -346,64 +367,19 @@ class OpenAICompatProvider:
             ),
             wire.usage(completion.get("usage")),
             completion.get("model") or self.model,
-            self._state([thought] if isinstance(thought, str) else None, bool(ready)),
+            self._state([thought] if isinstance(thought, str) else None, ready, signatures),
         )
 
-    def _state(self, reasoning: list[str] | None, has_calls: bool) -> VendorState | None:
-        """The state a tool round must carry back: its reasoning (DeepSeek), if any came."""
-        if reasoning is None or not has_calls:
+    def _state(
+        self, reasoning: list[str] | None, calls: list[ToolCall], signatures: dict[str, str] | None
+    ) -> VendorState | None:
+        """What a tool round must carry back: its reasoning (DeepSeek) and its calls'
+        thought signatures by position (Gemini), whichever came."""
+        if not calls:
             return None
-        return VendorState(self.profile.name, {self._keep: "".join(reasoning)})
-
-    def _map_error(self, exc: openai.APIError) -> ProviderError:
-        """Translate an SDK exception into the `bot.errors` tree, key redacted."""
-        if isinstance(exc, openai.APITimeoutError):
-            return self._errors.timed_out()
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__
-            return self._errors.unreachable(
-                f"{type(cause).__name__}: {cause}" if cause else exc.message
-            )
-        if not isinstance(exc, openai.APIStatusError):
-            return self._errors.failed(exc.message)
-        message = _vendor_message(exc.body) or exc.message
-        too_long = exc.status_code == 400 and _is_context_error(exc.code, message)
-        return self._errors.http(
-            exc.status_code, message, exc.request_id, context_too_long=too_long
-        )
-
-    def _stream_error(self, error: Any, request_id: str | None) -> ProviderError:
-        """An `{"error": ...}` object sent inside a 200 stream."""
-        body = error if isinstance(error, dict) else {"message": str(error)}
-        message = _vendor_message(body) or "unknown error"
-        tags = f"{body.get('type') or ''} {body.get('code') or ''}".strip()
-        where = f", request id {request_id}" if request_id else ""
-        detail = self._errors.redact(
-            f"{self.base_url} failed mid-stream{where}: {message} [{tags}]"
-        )
-        if _is_context_error(body.get("code"), message):
-            return ContextTooLong(detail)
-        if "rate_limit" in tags:
-            return ProviderRateLimited(detail)
-        if "server_error" in tags or "overloaded" in message.lower():
-            return ProviderUnavailable(detail)
-        return ProviderError(detail)
-
-
-def _vendor_message(body: object) -> str:
-    if isinstance(body, dict):
-        message = body.get("message")
-        if isinstance(message, str):
-            return message
-        return json.dumps(body, ensure_ascii=False)[:500]
-    return str(body)[:500] if body else ""
-
-
-def _is_context_error(code: str | None, message: str) -> bool:
-    lowered = message.lower()
-    return code == "context_length_exceeded" or any(hint in lowered for hint in _CONTEXT_HINTS)
-
-
-def _cause(exc: openai.APIError) -> BaseException | None:
-    # Status errors carry the vendor's message, which may echo the API key: do not chain them.
-    return None if isinstance(exc, openai.APIStatusError) else exc
+        data: dict[str, Any] = {}
+        if reasoning is not None:
+            data[self._keep] = "".join(reasoning)
+        if signatures:
+            data["signatures"] = signatures
+        return VendorState(self.profile.name, data) if data else None

@@ -9,12 +9,20 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.domain import ChatMessage, Role, ToolCall, Usage
+from bot.domain import ChatMessage, Role, ToolCall, Usage, VendorState
 from bot.llm.base import ToolSpec
+
+# Google's documented value for a call Gemini did not sign (a history from another
+# vendor, or from before): it turns the signature check off for that call.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
 
 
 def to_openai_messages(
-    messages: Sequence[ChatMessage], *, replay: str = "", vendor: str = ""
+    messages: Sequence[ChatMessage],
+    *,
+    replay: str = "",
+    vendor: str = "",
+    signatures: bool = False,
 ) -> list[dict[str, Any]]:
     """Convert vendor-neutral messages to Chat Completions `messages`.
 
@@ -22,7 +30,9 @@ def to_openai_messages(
     `reasoning_content`): every assistant message with tool calls gets it, from its
     `vendor_state` when `vendor` wrote that state, else empty (a round another vendor
     made, or one from before thinking: DeepSeek refuses the message without the field
-    and accepts it empty). State another vendor wrote is never sent."""
+    and accepts it empty). `signatures` (Gemini) puts each call's thought signature back
+    on that call, and the fallback on a first call that has none. State another vendor
+    wrote is never sent."""
     converted: list[dict[str, Any]] = []
     for message in messages:
         if message.role is Role.TOOL:
@@ -31,6 +41,8 @@ def to_openai_messages(
             )
         elif message.role is Role.ASSISTANT and message.tool_calls:
             calls = [_call_to_openai(call) for call in message.tool_calls]
+            if signatures:
+                _sign(calls, message.vendor_state, vendor)
             entry = {"role": "assistant", "content": message.content or None, "tool_calls": calls}
             if replay:
                 state = message.vendor_state
@@ -40,6 +52,19 @@ def to_openai_messages(
         else:
             converted.append({"role": message.role.value, "content": message.content})
     return converted
+
+
+def _sign(calls: list[dict[str, Any]], state: VendorState | None, vendor: str) -> None:
+    # Gemini signs the first call of a parallel set only; it checks the first call of
+    # every step of the current turn.
+    kept = state.data.get("signatures") if state is not None and state.vendor == vendor else None
+    kept = kept if isinstance(kept, dict) else {}
+    for position, call in enumerate(calls):
+        signature = kept.get(str(position))
+        if not isinstance(signature, str) and position == 0:
+            signature = SKIP_SIGNATURE
+        if isinstance(signature, str):
+            call["extra_content"] = {"google": {"thought_signature": signature}}
 
 
 def _call_to_openai(call: ToolCall) -> dict[str, Any]:

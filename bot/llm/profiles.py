@@ -41,6 +41,11 @@ class VendorProfile:
     # The assistant-message field that must carry a tool round's reasoning back in
     # every later request (DeepSeek's thinking mode); "" keeps nothing.
     reasoning_replay: str = ""
+    # Tool calls carry `extra_content.google.thought_signature`, sent back with the same
+    # call (Gemini 3); a call without one gets Google's documented fallback.
+    thought_signatures: bool = False
+    # A 429 says how long to wait only in its body (`retryDelay` in `error.details`).
+    retry_delay_in_body: bool = False
 
 
 GENERIC = VendorProfile("generic", reasoning_fields=("reasoning_content", "reasoning"))
@@ -95,6 +100,28 @@ PROFILES: dict[str, VendorProfile] = {
         tool_call_markup=True,
         thinking="ollama",
     ),
+    # Gemini's OpenAI-compatible endpoint: tool-call deltas without index, each call
+    # whole, finish_reason "stop" after calls, thought signatures on calls, errors as a
+    # JSON array, retryDelay only in a 429's body. parallel_tool_calls, strict and a
+    # forced tool_choice are unverified there, so not sent.
+    "gemini": VendorProfile(
+        "gemini",
+        parallel_tool_calls=False,
+        tool_choice=frozenset({"auto", "none"}),
+        strict_schemas=False,
+        thinking="gemini",
+        thought_signatures=True,
+        retry_delay_in_body=True,
+    ),
+    # ERNIE on Baidu Qianfan (v2, OpenAI-compatible): ERNIE X1 streams reasoning_content;
+    # parallel_tool_calls, strict and a forced tool_choice are unverified, so not sent.
+    "ernie": VendorProfile(
+        "ernie",
+        parallel_tool_calls=False,
+        tool_choice=frozenset({"auto", "none"}),
+        strict_schemas=False,
+        reasoning_fields=("reasoning_content",),
+    ),
 }
 
 
@@ -110,6 +137,10 @@ def detect_profile(base_url: str) -> VendorProfile:
         return PROFILES["deepseek"]
     if parts.port == 11434 or "ollama" in host:
         return PROFILES["ollama"]
+    if host == "generativelanguage.googleapis.com":
+        return PROFILES["gemini"]
+    if host == "qianfan.baidubce.com":
+        return PROFILES["ernie"]
     return GENERIC
 
 

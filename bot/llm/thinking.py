@@ -64,6 +64,15 @@ def plan_thinking(
             body["reasoning_effort"] = "medium" if on else "none"
         if budget is not None:
             dropped.append("a thinking budget")
+    elif style == "gemini":
+        # reasoning_effort ("none" turns thinking off where the model can), or a budget in
+        # Google's own block; the two together are refused.
+        if mode == "off":
+            body["reasoning_effort"] = "none"
+        elif budget is not None:
+            body["extra_body"] = {"google": {"thinking_config": {"thinking_budget": budget}}}
+        elif on:
+            body["reasoning_effort"] = "medium"
     elif mode != "auto" or budget is not None:
         dropped.append(f"PARLEY_LLM_THINKING={mode}" if mode != "auto" else "a thinking budget")
     return ThinkingPlan(body, tuple(dropped))

@@ -53,12 +53,13 @@ def arguments_text(arguments: Any) -> str:
 
 
 class ToolCallAssembler:
-    """Collects `delta.tool_calls` fragments into calls, in the order they started."""
+    """Collects `delta.tool_calls` fragments into calls, in the order they started, and
+    Gemini's thought signatures (`extra_content.google.thought_signature`) by position."""
 
     __slots__ = ("_calls", "_slots")
 
     def __init__(self) -> None:
-        self._calls: list[list[Any]] = []  # [id, name, [argument fragments]]
+        self._calls: list[list[Any]] = []  # [id, name, [argument fragments], signature]
         self._slots: dict[int, list[Any]] = {}  # index -> the call it currently names
 
     def __bool__(self) -> bool:
@@ -76,7 +77,7 @@ class ToolCallAssembler:
             else:
                 entry = self._slots.get(index)
             if entry is None or (call_id and entry[0] and call_id != entry[0]):
-                entry = [call_id, function.get("name") or "", []]
+                entry = [call_id, function.get("name") or "", [], ""]
                 self._calls.append(entry)
                 if index is not None:
                     self._slots[index] = entry
@@ -88,9 +89,23 @@ class ToolCallAssembler:
             fragment = function.get("arguments")
             if fragment:
                 entry[2].append(fragment if isinstance(fragment, str) else arguments_text(fragment))
+            if "extra_content" in delta:
+                entry[3] = thought_signature(delta) or entry[3]
 
     def calls(self) -> list[ToolCall]:
         return [parse_tool_call(c[0], c[1], "".join(c[2])) for c in self._calls]
+
+    def signatures(self) -> dict[str, str]:
+        """Thought signatures by call position ("0", "1", …), for the calls that had one."""
+        return {str(n): c[3] for n, c in enumerate(self._calls) if c[3]}
+
+
+def thought_signature(call: dict[str, Any]) -> str:
+    """Gemini's `extra_content.google.thought_signature` of a tool call, or ""."""
+    extra = call.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    return signature if isinstance(signature, str) else ""
 
 
 class ToolCallMarkup:
