@@ -147,9 +147,12 @@ async def vendor(
             text,
             tools,
             lambda value: refusal_reply(value, vendor=name),
-            {"openai": "refusal", "dashscope": "content_filter", "deepseek": "content_filter"}.get(
-                name, "stop"
-            ),
+            {
+                "openai": "refusal",
+                "dashscope": "content_filter",
+                "deepseek": "content_filter",
+                "gemini": "content_filter",
+            }.get(name, "stop"),
             cut=lambda value: cut_reply(value, vendor=name),
             variant=variant,
         )

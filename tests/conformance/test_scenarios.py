@@ -27,7 +27,7 @@ from bot.llm.base import (
     ToolSpec,
     TurnFinished,
 )
-from bot.llm.profiles import GENERIC
+from bot.llm.profiles import GENERIC, PROFILES
 from tests.conformance.conftest import Vendor
 from tests.fakes.anthropic_server import anthropic_text_reply
 from tests.fakes.openai_rules import DEEPSEEK_REASONING_MISSING
@@ -124,6 +124,8 @@ async def test_plain_answer(vendor: Vendor) -> None:
 
 
 async def test_reasoning_is_kept_out_of_the_answer(vendor: Vendor) -> None:
+    if vendor.name == "gemini":
+        pytest.skip("Gemini sends no reasoning text unless asked for thought summaries")
     if vendor.name == "anthropic":
         vendor.script(anthropic_text_reply("42.", thinking="Let me think hard about it."))
     else:
@@ -248,7 +250,7 @@ async def test_think_tags_in_content(vendor: Vendor) -> None:
 async def test_silent_refusal_still_answers(vendor: Vendor) -> None:
     if vendor.name == "anthropic":
         vendor.script(anthropic_text_reply("", stop_reason="refusal"))
-    elif vendor.name in ("dashscope", "deepseek"):
+    elif vendor.name in ("dashscope", "deepseek", "gemini"):
         vendor.script(vendor.text("", finish_reason="content_filter"))
     else:
         pytest.skip("this vendor declines in words, never with an empty filtered answer")
@@ -425,6 +427,11 @@ THINKING_FIELDS: dict[str, dict[str, Any]] = {
         "off": {"chat_template_kwargs": {"enable_thinking": False, "thinking": False}},
     },
     "ollama": {"on": {"reasoning_effort": "medium"}, "off": {"reasoning_effort": "none"}},
+    # With a budget Gemini gets it in Google's own block, never with reasoning_effort.
+    "gemini": {
+        "on": {"extra_body": {"google": {"thinking_config": {"thinking_budget": 2048}}}},
+        "off": {"reasoning_effort": "none"},
+    },
 }
 
 
@@ -441,5 +448,58 @@ async def test_thinking_switch(vendor: Vendor, mode: str) -> None:
     for key, value in THINKING_FIELDS.get(vendor.name, {}).get(mode, {}).items():
         assert request[key] == value
     refused_while_thinking = vendor.name in ("deepseek", "dashscope") and mode == "on"
-    kept = vendor.name != "ollama" and not refused_while_thinking  # Ollama takes only auto
+    accepted = "required" in PROFILES[vendor.name].tool_choice  # Ollama takes only auto
+    kept = accepted and not refused_while_thinking
     assert request.get("tool_choice") == ("required" if kept else None)
+
+
+async def test_thought_signatures_go_back(vendor: Vendor) -> None:
+    only(vendor, ("gemini",), "only Gemini signs its function calls")
+    assert vendor.variant is not None
+    history = [SYSTEM, ChatMessage(Role.USER, "weather in Paris and Rome?")]
+    vendor.script(
+        vendor.tools(("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"}))
+    )
+    first = await run(vendor.provider, history)
+    assert len(first.calls) == 2 and first.finish.finish_reason == "tool_calls"
+    state = first.finish.vendor_state
+    assert state is not None and state.vendor == "gemini"
+    # Gemini signs the first call of a parallel set only.
+    [(position, signature)] = state.data["signatures"].items()
+    assert position == "0" and signature in vendor.server.issued_signatures
+    results = [ok(first.calls[0], "sunny"), ok(first.calls[1], "rainy")]
+    after_tools = answered(history, first, results)
+
+    # Without it Gemini refuses the tool loop (and answers with a JSON array).
+    dropping = vendor.variant(profile=GENERIC)
+    with pytest.raises(ProviderBadRequest, match="missing a thought_signature"):
+        await run(dropping, after_tools)
+
+    vendor.script(vendor.text("Sunny in Paris, rainy in Rome."))
+    second = await run(vendor.provider, after_tools)
+    assert second.text == "Sunny in Paris, rainy in Rome."
+    [assistant] = assistant_messages(vendor.requests[-1])
+    sent = [c.get("extra_content") for c in assistant["tool_calls"]]
+    assert sent == [{"google": {"thought_signature": signature}}, None]
+
+    # The next turn carries it too; an unsigned round (another vendor's) gets the fallback.
+    foreign = ChatMessage(
+        Role.ASSISTANT, "", tool_calls=(ToolCall("call_x", "get_time", {"timezone": "UTC"}),)
+    )
+    history = [
+        *after_tools,
+        ChatMessage(Role.ASSISTANT, second.text),
+        ChatMessage(Role.USER, "and the time?"),
+        foreign,
+        ChatMessage(Role.TOOL, "12:00", tool_call_id="call_x", name="get_time"),
+    ]
+    vendor.script(vendor.text("Noon."))
+    third = await run(vendor.provider, history)
+    assert third.text == "Noon."
+    first_calls = [
+        m["tool_calls"][0] for m in assistant_messages(vendor.requests[-1]) if m.get("tool_calls")
+    ]
+    assert [c["extra_content"]["google"]["thought_signature"] for c in first_calls] == [
+        signature,
+        "skip_thought_signature_validator",
+    ]

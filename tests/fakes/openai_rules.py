@@ -21,6 +21,13 @@ Sources (texts copied from the vendors' answers as their users report them):
   (required by the models named in `DASHSCOPE_BUDGET_REQUIRED`).
 - ollama (its /v1 compatibility layer): `reasoning_effort` one of high, medium, low,
   none.
+- gemini (ai.google.dev/gemini-api/docs/thought-signatures and /openai; bug threads such
+  as manthanabc/paws#103): in the current turn (after the last user message) the first
+  call of every step must carry the thought signature Gemini issued, or the documented
+  fallback; other vendors' fields are unknown names to its proto parser;
+  `reasoning_effort` one of minimal, low, medium, high, none, and never with a
+  `thinking_config` budget.
+- ernie (Qianfan v2): the common rules; its error bodies carry string codes.
 """
 
 from __future__ import annotations
@@ -54,12 +61,15 @@ DASHSCOPE_BUDGET_REQUIRED = ("qwen3.5-27b",)
 OLLAMA_EFFORTS = ("high", "medium", "low", "none")
 
 
-def refusal(payload: dict[str, Any], vendor: str) -> Refusal | None:
-    """Why `vendor` would refuse this request body, or None."""
+def refusal(payload: dict[str, Any], vendor: str, issued: set[str] | None = None) -> Refusal | None:
+    """Why `vendor` would refuse this request body, or None. `issued`: the thought
+    signatures a Gemini server handed out."""
     messages = payload.get("messages") or []
     problem = _tool_pairing(messages)
     if problem:
         return problem
+    if vendor == "gemini":
+        return _gemini(payload, messages, issued or set())
     check = _CHECKS.get(vendor)
     return check(payload, messages) if check else None
 
@@ -168,6 +178,62 @@ def _ollama(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal 
             f'invalid reasoning value: \'{effort}\' (must be "high", "medium", "low", or "none")',
             None,
         )
+    return None
+
+
+GEMINI_SIGNATURE_MISSING = (
+    "Function call is missing a thought_signature in functionCall parts. This is required "
+    "for tools to work correctly, and missing thought_signature may lead to degraded model "
+    "performance. Additional data, function call `default_api:{name}` , position {position}. "
+    "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
+GEMINI_FALLBACKS = ("skip_thought_signature_validator", "context_engineering_is_the_way_to_go")
+GEMINI_FOREIGN = ("thinking", "enable_thinking", "thinking_budget", "chat_template_kwargs",
+                  "thinking_token_budget", "think")  # fmt: skip
+GEMINI_EFFORTS = ("minimal", "low", "medium", "high", "none")
+
+
+def _gemini(
+    payload: dict[str, Any], messages: list[dict[str, Any]], issued: set[str]
+) -> Refusal | None:
+    for key in GEMINI_FOREIGN:
+        if key in payload:
+            return (
+                400,
+                f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.',
+                None,
+            )
+    for number, message in enumerate(messages):
+        if "reasoning_content" in message:
+            return (
+                400,
+                'Invalid JSON payload received. Unknown name "reasoning_content" at '
+                f"'messages[{number}]': Cannot find field.",
+                None,
+            )
+    effort = payload.get("reasoning_effort")
+    if effort is not None and effort not in GEMINI_EFFORTS:
+        return 400, f"Invalid reasoning effort: {effort}", None
+    google = ((payload.get("extra_body") or {}).get("google") or {}).get("thinking_config") or {}
+    if effort is not None and "thinking_budget" in google:
+        return 400, "reasoning_effort and thinking_budget cannot both be set", None
+    users = [n for n, m in enumerate(messages) if m.get("role") == "user"]
+    turn = users[-1] if users else -1
+    contents = [m for m in messages if m.get("role") != "system"]
+    for message in messages[turn + 1 :]:
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if not calls:
+            continue
+        first = calls[0]
+        signature = ((first.get("extra_content") or {}).get("google") or {}).get(
+            "thought_signature"
+        )
+        if not isinstance(signature, str) or not signature:
+            name = (first.get("function") or {}).get("name")
+            position = contents.index(message) + 1
+            return 400, GEMINI_SIGNATURE_MISSING.format(name=name, position=position), None
+        if signature not in GEMINI_FALLBACKS and signature not in issued:
+            return 400, "Thought signature is not valid.", None
     return None
 
 

@@ -21,8 +21,16 @@ documented and published captured streams, not recorded live here):
   `reasoning_content`, refusals as `content_filter`.
 - "vllm": a call's first delta has the name and no `arguments`, ids `chatcmpl-tool-…`,
   thinking in `reasoning_content`.
-- "ollama": every call whole in one chunk, `finish_reason` "stop" even after tool
-  calls, thinking in `reasoning`.
+- "ollama": each call whole in its own chunk, all at index 0, `finish_reason` "stop"
+  even after tool calls, thinking in `reasoning`.
+- "gemini": each call whole in its own chunk without `index`, the first call of a round
+  signed (`extra_content.google.thought_signature`), `finish_reason` "stop"; refusals
+  as `content_filter`; errors as a JSON array (`gemini_error_reply`).
+- "ernie": OpenAI's shape, thinking (ERNIE X1) in `reasoning_content`; errors with
+  Qianfan's `code`/`type` strings (`ernie_error_reply`).
+
+`refuse_as(vendor)` makes the server refuse what that vendor refuses
+(tests/fakes/openai_rules.py), with that vendor's error body.
 """
 
 from __future__ import annotations
@@ -48,7 +56,9 @@ __all__ = [
     "ScriptedReply",
     "cut_reply",
     "deltas_reply",
+    "ernie_error_reply",
     "error_reply",
+    "gemini_error_reply",
     "markup_tool_reply",
     "refusal_reply",
     "stream_error_reply",
@@ -57,11 +67,14 @@ __all__ = [
 ]
 
 _MODEL = "@@MODEL@@"
+# A fresh signature per served reply: the server swaps it for "sig-<n>" and remembers it.
+GEMINI_SIGNATURE = "@@SIGNATURE@@"
+_SIGNATURE_BYTES = GEMINI_SIGNATURE.encode()
 _MODEL_BYTES = _MODEL.encode()
 _CALL = "@@CALL_{}@@"
 _DONE = b"data: [DONE]\n\n"
 _TEXT_CHUNK = 8
-VENDORS = ("openai", "dashscope", "deepseek", "vllm", "ollama")
+VENDORS = ("openai", "dashscope", "deepseek", "vllm", "ollama", "gemini", "ernie")
 _REASONING_FIELD = {"ollama": "reasoning"}
 
 Scope = MutableMapping[str, Any]
@@ -232,7 +245,7 @@ def refusal_reply(
         deltas += [{"refusal": piece} for piece in _pieces(text, _TEXT_CHUNK)]
         message = {"role": "assistant", "content": None, "refusal": text}
         return _stream_reply(deltas, "stop", usage, message, 0.0)
-    finish = "content_filter" if vendor in ("dashscope", "deepseek") else "stop"
+    finish = "content_filter" if vendor in ("dashscope", "deepseek", "gemini") else "stop"
     return text_reply(text, usage=usage, finish_reason=finish, vendor=vendor)
 
 
@@ -264,6 +277,8 @@ def tool_call_reply(
     thought = [{"content": None, field: piece} for piece in _pieces(reasoning, _TEXT_CHUNK)]
     if vendor == "ollama":
         return _ollama_tool_calls(calls, text, usage, delay, thought, object_arguments)
+    if vendor == "gemini":
+        return _gemini_tool_calls(calls, text, usage, delay)
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None if qwen_style else ""}]
     deltas += thought
     deltas += [{"content": piece} for piece in _pieces(text, _TEXT_CHUNK)]
@@ -403,6 +418,37 @@ def _ollama_tool_calls(
     )
 
 
+def _gemini_tool_calls(
+    calls: tuple[tuple[str, dict[str, Any] | str], ...],
+    text: str,
+    usage: tuple[int, int] | None,
+    delay: float,
+) -> ScriptedReply:
+    """Gemini sends each call whole in its own chunk, without `index`; only the first call
+    of a parallel set carries a thought signature (thought-signatures page); finish
+    "stop" (python-genai#2868)."""
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+    deltas += [{"content": piece} for piece in _pieces(text, _TEXT_CHUNK)]
+    message_calls = []
+    for index, (name, arguments) in enumerate(calls):
+        call: dict[str, Any] = {
+            "id": _CALL.format(index),
+            "type": "function",
+            "function": {
+                "name": name,
+                "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+            },
+        }
+        if index == 0:
+            call["extra_content"] = {"google": {"thought_signature": GEMINI_SIGNATURE}}
+        message_calls.append(call)
+        deltas.append({"role": "assistant", "tool_calls": [call]})
+    message = {"role": "assistant", "content": text or None, "tool_calls": message_calls}
+    return _stream_reply(
+        deltas, "stop", usage, message, delay, call_count=len(calls), vendor="gemini"
+    )
+
+
 def markup_tool_reply(
     *calls: tuple[str, dict[str, Any]],
     text: str = "",
@@ -481,6 +527,52 @@ def error_reply(
     )
 
 
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+def gemini_error_reply(
+    status: int, *, message: str = "error", retry_delay: str | None = None
+) -> ScriptedReply:
+    """Gemini's error: a JSON array of one `{"error": {"code", "message", "status"}}`; a
+    429 names its delay only in `details` (`google.rpc.RetryInfo`), never in a header."""
+    error: dict[str, Any] = {
+        "code": status,
+        "message": message,
+        "status": _GOOGLE_STATUS.get(status, "UNKNOWN"),
+    }
+    if retry_delay is not None:
+        error["details"] = [
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}
+        ]
+    return ScriptedReply(status=status, body=json.dumps([{"error": error}]).encode())
+
+
+def ernie_error_reply(status: int, *, message: str, code: str, kind: str) -> ScriptedReply:
+    """Qianfan's error: `{"error": {"code", "message", "type"}, "id"}` with string codes
+    (malformed_json, invalid_model, rpm_rate_limit_exceeded …)."""
+    body = {"error": {"code": code, "message": message, "type": kind}, "id": "as-fake"}
+    return ScriptedReply(status=status, body=json.dumps(body).encode())
+
+
+def vendor_error_reply(vendor: str, status: int, message: str, code: str | None) -> ScriptedReply:
+    """An error in the body shape `vendor` answers with."""
+    if vendor == "gemini":
+        return gemini_error_reply(status, message=message)
+    if vendor == "ernie":
+        return ernie_error_reply(
+            status, message=message, code=code or "invalid_argument", kind="invalid_request_error"
+        )
+    return error_reply(status, message=message, code=code)
+
+
 def stream_error_reply(message: str) -> ScriptedReply:
     """A stream that starts an answer, then sends an `{"error": ...}` chunk and ends
     without `[DONE]`. A plain request gets a 500 with the same message."""
@@ -522,6 +614,8 @@ class ScriptedOpenAIServer:
         self.request_clients: list[tuple[str, int]] = []
         self.rejected: list[str] = []
         self.vendor: str | None = None
+        self.issued_signatures: set[str] = set()
+        self._signatures = itertools.count(1)
         self._queue: deque[ScriptedReply] = deque()
         self._default: ScriptedReply | None = None
         self._request_ids = itertools.count(1)
@@ -570,6 +664,7 @@ class ScriptedOpenAIServer:
         self.request_clients.clear()
         self.rejected.clear()
         self.vendor = None
+        self.issued_signatures.clear()
 
     def _next_reply(self) -> ScriptedReply:
         try:
@@ -609,14 +704,15 @@ class ScriptedOpenAIServer:
         client = scope.get("client") or ("", 0)
         self.request_clients.append((str(client[0]), int(client[1])))
         refused = (
-            refusal(payload, self.vendor) if self.vendor and isinstance(payload, dict) else None
+            refusal(payload, self.vendor, self.issued_signatures)
+            if self.vendor and isinstance(payload, dict)
+            else None
         )
         if refused is not None:
             status, text, code = refused
             self.rejected.append(text)
-            await self._send_whole(
-                send, error_reply(status, message=text, code=code), request_id, b""
-            )
+            reply = vendor_error_reply(self.vendor or "", status, text, code)
+            await self._send_whole(send, reply, request_id, b"")
             return
         reply = self._next_reply()
         model = json.dumps(str(payload.get("model", "")))[1:-1].encode()
@@ -634,7 +730,7 @@ class ScriptedOpenAIServer:
         ]
         # No pause between chunks, so one write carries them all: the client still parses
         # one SSE event per chunk, and the server stays fast enough for benchmarks.
-        body = b"".join(events).replace(_MODEL_BYTES, model)
+        body = self._sign(b"".join(events).replace(_MODEL_BYTES, model))
         for placeholder, call_id in ids:
             body = body.replace(placeholder, call_id)
         await send(
@@ -663,6 +759,14 @@ class ScriptedOpenAIServer:
             return
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
+    def _sign(self, body: bytes) -> bytes:
+        """Give the reply's thought signature (if any) a fresh value, and remember it."""
+        if _SIGNATURE_BYTES not in body:
+            return body
+        signature = f"sig-{next(self._signatures)}-{secrets.token_hex(4)}"
+        self.issued_signatures.add(signature)
+        return body.replace(_SIGNATURE_BYTES, signature.encode())
+
     async def _send_whole(
         self,
         send: Callable[[Message], Awaitable[None]],
@@ -670,7 +774,7 @@ class ScriptedOpenAIServer:
         request_id: bytes,
         model: bytes,
     ) -> None:
-        body = reply.body.replace(_MODEL_BYTES, model)
+        body = self._sign(reply.body.replace(_MODEL_BYTES, model))
         for i in range(reply.call_count):
             body = body.replace(_CALL.format(i).encode(), b"call_%d" % next(self._call_ids))
         headers = [
