@@ -243,7 +243,11 @@ class OpenAICompatProvider:
                             f"{self.base_url} sent a chunk that is not JSON ({exc}): {data[:200]!r}"
                         ) from None
                     if not isinstance(chunk, dict):
-                        continue
+                        # Gemini wraps an error in a JSON array of one object.
+                        if isinstance(chunk, list) and chunk and isinstance(chunk[0], dict):
+                            chunk = chunk[0]
+                        else:
+                            continue
                     if chunk.get("error"):
                         raise stream_error(
                             self._errors, chunk["error"], response.headers.get("x-request-id")

@@ -38,14 +38,19 @@ def stream_error(errors: ErrorMapper, error: Any, request_id: str | None) -> Pro
     """An `{"error": ...}` object sent inside a 200 stream."""
     body = error if isinstance(error, dict) else {"message": str(error)}
     message = _vendor_message(body) or "unknown error"
-    tags = f"{body.get('type') or ''} {body.get('code') or ''}".strip()
+    # OpenAI's `type`/`code`, Qianfan's string codes, Google's `status`.
+    tags = " ".join(str(body.get(key) or "") for key in ("type", "code", "status")).strip()
     where = f", request id {request_id}" if request_id else ""
     detail = errors.redact(f"{errors.base_url} failed mid-stream{where}: {message} [{tags}]")
-    if _is_context_error(body.get("code"), message):
+    code = body.get("code")
+    if _is_context_error(code if isinstance(code, str) else None, message):
         return ContextTooLong(detail)
-    if "rate_limit" in tags:
+    lowered = tags.lower()
+    if "rate_limit" in lowered or "resource_exhausted" in lowered:
         return ProviderRateLimited(detail)
-    if "server_error" in tags or "overloaded" in message.lower():
+    if any(word in lowered for word in ("server_error", "unavailable", "internal")) or (
+        "overloaded" in message.lower()
+    ):
         return ProviderUnavailable(detail)
     return ProviderError(detail)
 

@@ -438,16 +438,21 @@ def markup_tool_reply(
 
 
 def deltas_reply(
-    *deltas: dict[str, Any], finish_reason: str | None = "stop", done: bool = True
+    *deltas: dict[str, Any],
+    finish_reason: str | None = "stop",
+    done: bool = True,
+    raw: bytes = b"",
 ) -> ScriptedReply:
-    """Exactly these `delta`s, one chunk each, then a finishing chunk (unless
-    `finish_reason` is None) and `[DONE]` (unless `done` is False): for the terminator
-    and tool-call shapes no builder above makes. Streaming requests only."""
+    """Exactly these `delta`s, one chunk each, then `raw` SSE bytes as given, a finishing
+    chunk (unless `finish_reason` is None) and `[DONE]` (unless `done` is False): for the
+    terminator, error and tool-call shapes no builder above makes. Streaming requests only."""
     base = {"id": "chatcmpl-deltas", "object": "chat.completion.chunk", "model": MODEL}
     frames = [
         _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
         for delta in deltas
     ]
+    if raw:
+        frames.append(raw)
     if finish_reason is not None:
         frames.append(
             _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]})

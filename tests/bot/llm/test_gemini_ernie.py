@@ -12,12 +12,13 @@ import pytest
 
 from bot.config import LLMSettings
 from bot.domain import ChatMessage, Role, VendorState
-from bot.errors import ProviderBadRequest, ProviderRateLimited
+from bot.errors import ProviderBadRequest, ProviderRateLimited, ProviderUnavailable
 from bot.llm.base import StreamEvent, TextDelta, TurnFinished
 from bot.llm.openai_compat import OpenAICompatProvider
 from bot.llm.profiles import PROFILES, detect_profile
 from tests.fakes.openai_server import (
     ScriptedOpenAIServer,
+    deltas_reply,
     ernie_error_reply,
     gemini_error_reply,
     text_reply,
@@ -136,3 +137,17 @@ def test_no_appid_no_header() -> None:
     settings = LLMSettings(_env_file=None, PARLEY_LLM_PROFILE="ernie")  # type: ignore[call-arg]
     provider = OpenAICompatProvider.from_settings(settings)
     assert "appid" not in provider._client.default_headers
+
+
+async def test_an_error_array_mid_stream_is_an_error(llm: ScriptedOpenAIServer, make: Make) -> None:
+    llm.script(
+        deltas_reply(
+            {"content": "Partial"},
+            finish_reason=None,
+            done=False,
+            raw=b'data: [{"error": {"code": 503, "message": "The model is overloaded.",'
+            b' "status": "UNAVAILABLE"}}]\n\n',
+        )
+    )
+    with pytest.raises(ProviderUnavailable, match="The model is overloaded"):
+        await collect(make("gemini"))

@@ -121,3 +121,12 @@ def test_text_that_only_looks_like_a_tag_is_shown() -> None:
     assert markup.feed("a <tool") == "a "
     assert markup.feed("box> b") == "<toolbox> b"
     assert markup.flush() == "" and markup.calls == []
+
+
+def test_a_signature_sent_on_its_own_delta_joins_the_call_before_it() -> None:
+    calls = ToolCallAssembler()
+    calls.feed([{"id": "a", "function": {"name": "f", "arguments": "{}"}}])
+    calls.feed([{"extra_content": {"google": {"thought_signature": "sig-a"}}}])
+    calls.feed([{"id": "b", "function": {"name": "g", "arguments": "{}"}}])
+    assert [c.id for c in calls.calls()] == ["a", "b"]
+    assert calls.signatures() == {"0": "sig-a"}
