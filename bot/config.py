@@ -43,9 +43,9 @@ class LLMSettings(_Group):
     anthropic_base_url: str = Field(
         "https://api.anthropic.com", validation_alias="PARLEY_ANTHROPIC_BASE_URL"
     )
-    profile: Literal["auto", "generic", "openai", "dashscope", "deepseek", "vllm", "ollama"] = (
-        Field("auto", validation_alias="PARLEY_LLM_PROFILE")
-    )
+    profile: Literal[
+        "auto", "generic", "openai", "dashscope", "deepseek", "vllm", "ollama", "gemini", "ernie"
+    ] = Field("auto", validation_alias="PARLEY_LLM_PROFILE")
     tool_choice: Literal["", "auto", "none", "required"] = Field(
         "", validation_alias="PARLEY_LLM_TOOL_CHOICE"
     )
@@ -69,6 +69,8 @@ class LLMSettings(_Group):
     extra_body: Annotated[dict[str, Any], NoDecode] = Field(
         default_factory=dict, validation_alias="PARLEY_LLM_EXTRA_BODY"
     )
+    # Baidu Qianfan: the application id sent as the `appid` header (None: not sent).
+    qianfan_appid: str | None = Field(None, validation_alias="PARLEY_QIANFAN_APPID")
 
     @field_validator("extra_body", mode="before")
     @classmethod

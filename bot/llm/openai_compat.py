@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -21,13 +20,12 @@ import httpx2
 import openai
 
 from bot.config import LLMSettings
-from bot.domain import ChatMessage, Role, ToolCall, Usage
+from bot.domain import ChatMessage, ToolCall, Usage, VendorState
 from bot.errors import (
-    ContextTooLong,
-    ProviderError,
-    ProviderRateLimited,
+    AnswerCutOff,
     ProviderUnavailable,
 )
+from bot.llm import openai_wire as wire
 from bot.llm.base import (
     REFUSED_TEXT,
     StreamEvent,
@@ -37,81 +35,24 @@ from bot.llm.base import (
     TurnFinished,
 )
 from bot.llm.errors import ErrorMapper
+from bot.llm.openai_errors import error_cause, map_error, retry_delay_from_body, stream_error
+from bot.llm.openai_wire import to_openai_messages, to_openai_tools
 from bot.llm.profiles import GENERIC, ThinkTagFilter, VendorProfile, profile_for
+from bot.llm.thinking import may_think, plan_thinking
+from bot.llm.tool_calls import (
+    ToolCallAssembler,
+    ToolCallMarkup,
+    arguments_text,
+    parse_tool_call,
+    thought_signature,
+)
+
+__all__ = ["OpenAICompatProvider", "parse_tool_call", "to_openai_messages", "to_openai_tools"]
 
 log = logging.getLogger(__name__)
 
 # The SDK's own switch (used by `with_streaming_response`) for "return the response unread".
 _RAW_STREAM_HEADER = {"X-Stainless-Raw-Response": "stream"}
-_CONTEXT_HINTS = ("context length", "context_length", "maximum context", "range of input length")
-
-
-def to_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
-    """Convert vendor-neutral messages to Chat Completions `messages`."""
-    converted: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role is Role.TOOL:
-            converted.append(
-                {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
-            )
-        elif message.role is Role.ASSISTANT and message.tool_calls:
-            calls = [_call_to_openai(call) for call in message.tool_calls]
-            converted.append(
-                {"role": "assistant", "content": message.content or None, "tool_calls": calls}
-            )
-        else:
-            converted.append({"role": message.role.value, "content": message.content})
-    return converted
-
-
-def _call_to_openai(call: ToolCall) -> dict[str, Any]:
-    return {
-        "id": call.id,
-        "type": "function",
-        "function": {"name": call.name, "arguments": _arguments_json(call)},
-    }
-
-
-def _arguments_json(call: ToolCall) -> str:
-    if call.arguments is not None:
-        return json.dumps(call.arguments, ensure_ascii=False)
-    # Vendors reject a history whose tool call arguments are not valid JSON.
-    try:
-        json.loads(call.raw_arguments)
-    except ValueError:
-        return "{}"
-    return call.raw_arguments
-
-
-def to_openai_tools(tools: Sequence[ToolSpec], *, strict: bool = False) -> list[dict[str, Any]]:
-    """Convert tool specs to Chat Completions `tools`; `strict` adds `"strict": true`."""
-    converted = []
-    for tool in tools:
-        function: dict[str, Any] = {
-            "name": tool.name,
-            "description": tool.description,
-            "parameters": tool.parameters,
-        }
-        if strict and tool.strict:
-            function["strict"] = True
-        converted.append({"type": "function", "function": function})
-    return converted
-
-
-def parse_tool_call(call_id: str, name: str, raw: str) -> ToolCall:
-    """Build a `ToolCall` from streamed parts, recording (not raising) bad arguments."""
-    call_id = call_id or f"call_{secrets.token_hex(12)}"
-    if not raw.strip():
-        return ToolCall(call_id, name, {}, raw_arguments=raw)
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        return ToolCall(call_id, name, None, raw, f"arguments are not valid JSON: {exc}")
-    if not isinstance(value, dict):
-        return ToolCall(
-            call_id, name, None, raw, f"arguments must be a JSON object, not {type(value).__name__}"
-        )
-    return ToolCall(call_id, name, value, raw)
 
 
 class OpenAICompatProvider:
@@ -135,6 +76,9 @@ class OpenAICompatProvider:
         extra_body: dict[str, Any] | None = None,
         profile: VendorProfile | None = None,
         tool_choice: str | None = None,
+        thinking: str = "auto",
+        thinking_budget: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.profile = profile = profile or GENERIC
         self.model = model
@@ -157,6 +101,16 @@ class OpenAICompatProvider:
         if tool_choice and tool_choice not in profile.tool_choice:
             dropped.append(f"tool_choice={tool_choice}")
             tool_choice = None
+        thinks = may_think(profile, thinking, stream=stream)
+        if thinks and tool_choice not in (None, "", "auto", "none"):
+            dropped.append(f"tool_choice={tool_choice} while thinking")
+            tool_choice = None
+        extra_body = dict(extra_body or {})
+        if thinks and "response_format" in extra_body:
+            dropped.append("JSON mode (response_format) while thinking")
+            del extra_body["response_format"]
+        plan = plan_thinking(profile, thinking, thinking_budget, stream=stream)
+        dropped += plan.dropped
         if dropped:
             log.warning(
                 "the %s profile does not accept %s: not sent", profile.name, ", ".join(dropped)
@@ -165,13 +119,24 @@ class OpenAICompatProvider:
         self._parallel_tool_calls = parallel_tool_calls
         self._strict_tools = strict_tools
         self._tool_choice = tool_choice or None
-        self._extra_body = dict(extra_body or {})
+        self._thinking_body = plan.body
+        self._extra_body = extra_body
+        # DeepSeek's tool-round reasoning travels back unless thinking is off.
+        self._replay = profile.reasoning_replay if thinking != "off" else ""
+        self._keep = profile.reasoning_replay
+        self._signed = profile.thought_signatures
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
             # Local servers (Ollama, vLLM) need no key, but the SDK refuses an empty one.
             api_key=self._api_key or "EMPTY",
             timeout=httpx2.Timeout(timeout, connect=connect_timeout),
             max_retries=max_retries,
+            default_headers=headers,
+            http_client=(
+                openai.DefaultAsyncHttpxClient(event_hooks={"response": [retry_delay_from_body]})
+                if profile.retry_delay_in_body
+                else None
+            ),
         )
 
     @classmethod
@@ -193,6 +158,9 @@ class OpenAICompatProvider:
             extra_body=settings.extra_body,
             profile=profile_for(settings.profile, settings.base_url),
             tool_choice=settings.tool_choice or None,
+            thinking=settings.thinking,
+            thinking_budget=settings.thinking_budget,
+            headers={"appid": settings.qianfan_appid} if settings.qianfan_appid else None,
         )
 
     async def aclose(self) -> None:
@@ -214,7 +182,12 @@ class OpenAICompatProvider:
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> dict[str, Any]:
         """The JSON body of a `/chat/completions` request (without `stream`)."""
-        request: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages)}
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": to_openai_messages(
+                messages, replay=self._replay, vendor=self.profile.name, signatures=self._signed
+            ),
+        }
         if tools:
             request["tools"] = to_openai_tools(tools, strict=self._strict_tools)
             if self._parallel_tool_calls is not None:
@@ -225,6 +198,8 @@ class OpenAICompatProvider:
             request["temperature"] = self._temperature
         if self._max_tokens is not None:
             request["max_tokens"] = self._max_tokens
+        if self._thinking_body:
+            request.update(self._thinking_body)
         if self._extra_body:
             request.update(self._extra_body)
         return request
@@ -237,8 +212,11 @@ class OpenAICompatProvider:
         finish_reason = ""
         done = False
         usage = Usage()
-        calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument fragments]]
+        calls = ToolCallAssembler()
         think = ThinkTagFilter() if self.profile.think_tags else None
+        markup = ToolCallMarkup() if self.profile.tool_call_markup else None
+        keep = self._keep
+        reasoning: list[str] | None = None  # the reasoning a tool round must send back
         refused = said = False
         request["stream"] = True
         try:
@@ -265,22 +243,31 @@ class OpenAICompatProvider:
                             f"{self.base_url} sent a chunk that is not JSON ({exc}): {data[:200]!r}"
                         ) from None
                     if not isinstance(chunk, dict):
-                        continue
+                        # Gemini wraps an error in a JSON array of one object.
+                        if isinstance(chunk, list) and chunk and isinstance(chunk[0], dict):
+                            chunk = chunk[0]
+                        else:
+                            continue
                     if chunk.get("error"):
-                        raise self._stream_error(
-                            chunk["error"], response.headers.get("x-request-id")
+                        raise stream_error(
+                            self._errors, chunk["error"], response.headers.get("x-request-id")
                         )
                     if not model:
                         model = chunk.get("model") or ""
                     if chunk.get("usage"):
-                        usage = _usage(chunk["usage"])
+                        usage = wire.usage(chunk["usage"])
                     for choice in chunk.get("choices") or ():
                         delta = choice.get("delta") or {}
-                        # Reasoning fields (the profile's) are deliberately not read.
+                        # Reasoning is never answer text; only a profile that must send it
+                        # back keeps it.
+                        if keep and isinstance(thought := delta.get(keep), str):
+                            (reasoning := reasoning or []).append(thought)
                         content = delta.get("content")
                         if content:
                             if think is not None:
                                 content = think.feed(content)
+                            if markup is not None and content:
+                                content = markup.feed(content)
                             if content:
                                 said = True
                                 yield TextDelta(content)
@@ -288,25 +275,41 @@ class OpenAICompatProvider:
                             refused = True
                             yield TextDelta(delta["refusal"])
                         if delta.get("tool_calls"):
-                            _accumulate(calls, delta["tool_calls"])
+                            calls.feed(delta["tool_calls"])
                         if choice.get("finish_reason"):
                             finish_reason = choice["finish_reason"]
             finally:
                 await response.aclose()
         except openai.APIError as exc:
-            raise self._map_error(exc) from _cause(exc)
+            raise map_error(self._errors, exc) from error_cause(exc)
         except httpx2.RequestError as exc:  # a read failing mid-stream (timeout, reset)
             raise self._errors.broke_off(exc) from exc
-        if think is not None and (tail := think.flush()):
+        if not done and not finish_reason:
+            # The body ended cleanly, but without a finish reason and without [DONE]: what
+            # arrived is the start of an answer, never a whole one.
+            raise AnswerCutOff(
+                self._errors.redact(
+                    f"{self.base_url} ended the stream without a finish reason or [DONE]"
+                )
+            )
+        tail = think.flush() if think is not None else ""
+        if markup is not None:
+            tail = markup.feed(tail) + markup.flush()
+        if tail:
             said = True
             yield TextDelta(tail)
-        ready = [parse_tool_call(c[0], c[1], "".join(c[2])) for _, c in sorted(calls.items())]
+        ready = calls.calls()
+        if markup is not None:
+            ready += markup.calls
         if finish_reason == "content_filter" and not said and not refused and not ready:
             yield TextDelta(REFUSED_TEXT)
         if ready:
             yield ToolCallsReady(tuple(ready))
         yield TurnFinished(
-            _finish_reason(finish_reason, bool(ready), refused), usage, model or self.model
+            wire.finish_reason(finish_reason, bool(ready), refused),
+            usage,
+            model or self.model,
+            self._state(reasoning, ready, calls.signatures() if self._signed else None),
         )
 
     async def _complete(self, request: dict[str, Any]) -> AsyncIterator[StreamEvent]:
@@ -316,7 +319,7 @@ class OpenAICompatProvider:
             )
             completion = response.json()
         except openai.APIError as exc:
-            raise self._map_error(exc) from _cause(exc)
+            raise map_error(self._errors, exc) from error_cause(exc)
         except ValueError as exc:
             raise ProviderUnavailable(
                 f"{self.base_url} answered with invalid JSON: {exc}"
@@ -324,7 +327,9 @@ class OpenAICompatProvider:
         if not isinstance(completion, dict):
             raise ProviderUnavailable(f"{self.base_url} answered with {type(completion).__name__}")
         if completion.get("error"):
-            raise self._stream_error(completion["error"], response.headers.get("x-request-id"))
+            raise stream_error(
+                self._errors, completion["error"], response.headers.get("x-request-id")
+            )
         choices = completion.get("choices") or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
         message = choice.get("message") or {}
@@ -332,114 +337,53 @@ class OpenAICompatProvider:
         if content and self.profile.think_tags:
             think = ThinkTagFilter()
             content = think.feed(content) + think.flush()
+        marked: list[ToolCall] = []
+        if content and self.profile.tool_call_markup:
+            markup = ToolCallMarkup()
+            content = markup.feed(content) + markup.flush()
+            marked = markup.calls
         if content:
             yield TextDelta(content)
         elif message.get("refusal"):
             yield TextDelta(message["refusal"])
         elif choice.get("finish_reason") == "content_filter" and not message.get("tool_calls"):
             yield TextDelta(REFUSED_TEXT)
+        sent = [
+            call
+            for call in message.get("tool_calls") or []
+            if isinstance(call, dict) and call.get("type", "function") == "function"
+        ]
         ready = [
             parse_tool_call(
                 call.get("id") or "",
                 (call.get("function") or {}).get("name") or "",
-                (call.get("function") or {}).get("arguments") or "",
+                arguments_text((call.get("function") or {}).get("arguments")),
             )
-            for call in message.get("tool_calls") or []
-            if call.get("type", "function") == "function"
-        ]
+            for call in sent
+        ] + marked
+        signatures = {str(n): s for n, c in enumerate(sent) if (s := thought_signature(c))}
         if ready:
             yield ToolCallsReady(tuple(ready))
+        thought = message.get(self._keep) if self._keep else None
         yield TurnFinished(
-            _finish_reason(
+            wire.finish_reason(
                 choice.get("finish_reason") or "", bool(ready), bool(message.get("refusal"))
             ),
-            _usage(completion.get("usage")),
+            wire.usage(completion.get("usage")),
             completion.get("model") or self.model,
+            self._state([thought] if isinstance(thought, str) else None, ready, signatures),
         )
 
-    def _map_error(self, exc: openai.APIError) -> ProviderError:
-        """Translate an SDK exception into the `bot.errors` tree, key redacted."""
-        if isinstance(exc, openai.APITimeoutError):
-            return self._errors.timed_out()
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__
-            return self._errors.unreachable(
-                f"{type(cause).__name__}: {cause}" if cause else exc.message
-            )
-        if not isinstance(exc, openai.APIStatusError):
-            return self._errors.failed(exc.message)
-        message = _vendor_message(exc.body) or exc.message
-        too_long = exc.status_code == 400 and _is_context_error(exc.code, message)
-        return self._errors.http(
-            exc.status_code, message, exc.request_id, context_too_long=too_long
-        )
-
-    def _stream_error(self, error: Any, request_id: str | None) -> ProviderError:
-        """An `{"error": ...}` object sent inside a 200 stream."""
-        body = error if isinstance(error, dict) else {"message": str(error)}
-        message = _vendor_message(body) or "unknown error"
-        tags = f"{body.get('type') or ''} {body.get('code') or ''}".strip()
-        where = f", request id {request_id}" if request_id else ""
-        detail = self._errors.redact(
-            f"{self.base_url} failed mid-stream{where}: {message} [{tags}]"
-        )
-        if _is_context_error(body.get("code"), message):
-            return ContextTooLong(detail)
-        if "rate_limit" in tags:
-            return ProviderRateLimited(detail)
-        if "server_error" in tags or "overloaded" in message.lower():
-            return ProviderUnavailable(detail)
-        return ProviderError(detail)
-
-
-def _accumulate(calls: dict[int, list[Any]], deltas: list[dict[str, Any]]) -> None:
-    for delta in deltas:
-        index = delta.get("index")
-        if index is None:  # some servers omit it: a new id starts a call, else continue the last
-            index = len(calls) if delta.get("id") or not calls else max(calls)
-        function = delta.get("function") or {}
-        entry = calls.get(index)
-        if entry is None:
-            calls[index] = [delta.get("id") or "", function.get("name") or "", []]
-            entry = calls[index]
-        else:
-            # Qwen repeats "id": "" and "function": {} on later chunks: never overwrite with empty.
-            if delta.get("id") and not entry[0]:
-                entry[0] = delta["id"]
-            if function.get("name") and not entry[1]:
-                entry[1] = function["name"]
-        if function.get("arguments"):
-            entry[2].append(function["arguments"])
-
-
-def _finish_reason(reason: str, has_calls: bool, refused: bool) -> str:
-    if refused:
-        return "refusal"
-    if has_calls and reason in ("", "stop"):  # Ollama says "stop" after tool calls
-        return "tool_calls"
-    return reason or "stop"
-
-
-def _usage(raw: Any) -> Usage:
-    if not isinstance(raw, dict):
-        return Usage()
-    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
-
-
-def _vendor_message(body: object) -> str:
-    if isinstance(body, dict):
-        message = body.get("message")
-        if isinstance(message, str):
-            return message
-        return json.dumps(body, ensure_ascii=False)[:500]
-    return str(body)[:500] if body else ""
-
-
-def _is_context_error(code: str | None, message: str) -> bool:
-    lowered = message.lower()
-    return code == "context_length_exceeded" or any(hint in lowered for hint in _CONTEXT_HINTS)
-
-
-def _cause(exc: openai.APIError) -> BaseException | None:
-    # Status errors carry the vendor's message, which may echo the API key: do not chain them.
-    return None if isinstance(exc, openai.APIStatusError) else exc
+    def _state(
+        self, reasoning: list[str] | None, calls: list[ToolCall], signatures: dict[str, str] | None
+    ) -> VendorState | None:
+        """What a tool round must carry back: its reasoning (DeepSeek) and its calls'
+        thought signatures by position (Gemini), whichever came."""
+        if not calls:
+            return None
+        data: dict[str, Any] = {}
+        if reasoning is not None:
+            data[self._keep] = "".join(reasoning)
+        if signatures:
+            data["signatures"] = signatures
+        return VendorState(self.profile.name, data) if data else None

@@ -30,6 +30,22 @@ class VendorProfile:
     # Reasoning inlined in `content` as <think>...</think> (served without a reasoning
     # parser): stripped from the answer.
     think_tags: bool = False
+    # Tool calls may arrive as Hermes `<tool_call>` markup in `content` (a server without
+    # a matching tool-call parser): parsed into calls, kept out of the answer.
+    tool_call_markup: bool = False
+    # How PARLEY_LLM_THINKING is sent (bot/llm/thinking.py): "" sends nothing.
+    thinking: str = ""
+    # Thinking is on unless turned off (auto means on), and a forced `tool_choice`
+    # (required or a named function) is refused while it is.
+    thinks_by_default: bool = False
+    # The assistant-message field that must carry a tool round's reasoning back in
+    # every later request (DeepSeek's thinking mode); "" keeps nothing.
+    reasoning_replay: str = ""
+    # Tool calls carry `extra_content.google.thought_signature`, sent back with the same
+    # call (Gemini 3); a call without one gets Google's documented fallback.
+    thought_signatures: bool = False
+    # A 429 says how long to wait only in its body (`retryDelay` in `error.details`).
+    retry_delay_in_body: bool = False
 
 
 GENERIC = VendorProfile("generic", reasoning_fields=("reasoning_content", "reasoning"))
@@ -38,20 +54,28 @@ PROFILES: dict[str, VendorProfile] = {
     "openai": VendorProfile("openai"),
     # Qwen answers one tool call per response unless parallel_tool_calls=true; thinking
     # arrives in reasoning_content; `required` and strict are unverified, so not sent.
+    # Qwen3.5 thinks by default (enable_thinking, streaming only) and then refuses a
+    # forced tool_choice; `required` without thinking is accepted.
     "dashscope": VendorProfile(
         "dashscope",
         default_parallel_tool_calls=True,
-        tool_choice=frozenset({"auto", "none"}),
         strict_schemas=False,
         reasoning_fields=("reasoning_content",),
+        thinking="dashscope",
+        thinks_by_default=True,
     ),
     # DeepSeek: no parallel_tool_calls parameter; strict only on its beta endpoint;
-    # deepseek-reasoner streams reasoning_content; usage comes on the last chunk.
+    # usage comes on the last chunk. V4 models think by default ({"thinking": {"type":
+    # ...}}), refuse a forced tool_choice while thinking, and need a tool round's
+    # reasoning_content back in every later request.
     "deepseek": VendorProfile(
         "deepseek",
         parallel_tool_calls=False,
         strict_schemas=False,
         reasoning_fields=("reasoning_content",),
+        thinking="deepseek",
+        thinks_by_default=True,
+        reasoning_replay="reasoning_content",
     ),
     # vLLM: reasoning parsers emit `reasoning_content` (older) or `reasoning` (newer);
     # without a parser a thinking model inlines <think> tags in the content.
@@ -60,9 +84,12 @@ PROFILES: dict[str, VendorProfile] = {
         strict_schemas=False,
         reasoning_fields=("reasoning_content", "reasoning"),
         think_tags=True,
+        tool_call_markup=True,
+        thinking="vllm",
     ),
     # Ollama's compatible endpoint: no parallel_tool_calls or tool_choice, thinking in
-    # `reasoning`, whole tool calls in one chunk, and finish_reason "stop" with calls.
+    # `reasoning` (switched with reasoning_effort), each tool call whole in its own
+    # chunk at index 0, and finish_reason "stop" with calls.
     "ollama": VendorProfile(
         "ollama",
         parallel_tool_calls=False,
@@ -70,6 +97,30 @@ PROFILES: dict[str, VendorProfile] = {
         strict_schemas=False,
         reasoning_fields=("reasoning",),
         think_tags=True,
+        tool_call_markup=True,
+        thinking="ollama",
+    ),
+    # Gemini's OpenAI-compatible endpoint: tool-call deltas without index, each call
+    # whole, finish_reason "stop" after calls, thought signatures on calls, errors as a
+    # JSON array, retryDelay only in a 429's body. parallel_tool_calls, strict and a
+    # forced tool_choice are unverified there, so not sent.
+    "gemini": VendorProfile(
+        "gemini",
+        parallel_tool_calls=False,
+        tool_choice=frozenset({"auto", "none"}),
+        strict_schemas=False,
+        thinking="gemini",
+        thought_signatures=True,
+        retry_delay_in_body=True,
+    ),
+    # ERNIE on Baidu Qianfan (v2, OpenAI-compatible): ERNIE X1 streams reasoning_content;
+    # parallel_tool_calls, strict and a forced tool_choice are unverified, so not sent.
+    "ernie": VendorProfile(
+        "ernie",
+        parallel_tool_calls=False,
+        tool_choice=frozenset({"auto", "none"}),
+        strict_schemas=False,
+        reasoning_fields=("reasoning_content",),
     ),
 }
 
@@ -86,6 +137,10 @@ def detect_profile(base_url: str) -> VendorProfile:
         return PROFILES["deepseek"]
     if parts.port == 11434 or "ollama" in host:
         return PROFILES["ollama"]
+    if host == "generativelanguage.googleapis.com":
+        return PROFILES["gemini"]
+    if host == "qianfan.baidubce.com":
+        return PROFILES["ernie"]
     return GENERIC
 
 

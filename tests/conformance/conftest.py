@@ -1,8 +1,10 @@
 """One harness per vendor: its provider, aimed at a scripted server in its stream shape.
 
 The OpenAI-compatible vendors share `ScriptedOpenAIServer` (replies rendered with
-`vendor=`) and differ in the `VendorProfile` the provider uses; Anthropic has its own
-server, which refuses any request the Messages API would refuse.
+`vendor=`, requests refused as that vendor refuses them: tests/fakes/openai_rules.py)
+and differ in the `VendorProfile` the provider uses; Anthropic has its own server,
+which refuses any request the Messages API would refuse. DeepSeek's harness thinks, as
+its V4 models do by default: its tool rounds carry reasoning that must come back.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tests.fakes.openai_server import (
     VENDORS,
     ScriptedOpenAIServer,
     ScriptedReply,
+    cut_reply,
     refusal_reply,
     text_reply,
     tool_call_reply,
@@ -45,6 +48,10 @@ class Vendor:
     tools: Callable[..., ScriptedReply]
     refusal: Callable[[str], ScriptedReply]
     refusal_finish: str
+    # A stream cut without its terminator (None: scripted in the vendor's own scenarios).
+    cut: Callable[[str], ScriptedReply] | None = None
+    # Another provider for the same server: `variant(thinking="on")`, `variant(profile=…)`.
+    variant: Callable[..., Provider] | None = None
 
     def script(self, *replies: ScriptedReply) -> None:
         self.server.script(*replies)
@@ -95,6 +102,7 @@ async def vendor(
 ) -> AsyncIterator[Vendor]:
     name: str = request.param
     harness: Vendor
+    made: list[Provider] = []
     if name == "anthropic":
         harness = Vendor(
             name,
@@ -113,24 +121,41 @@ async def vendor(
             return text_reply(value, vendor=name, **options)
 
         def tools(*calls: Any, **options: Any) -> ScriptedReply:
+            if name == "deepseek":
+                options.setdefault("reasoning", f"The user asked; I will call {calls[0][0]}.")
             return tool_call_reply(*calls, vendor=name, **options)
 
+        def variant(**options: Any) -> Provider:
+            provider = OpenAICompatProvider(
+                **{
+                    "base_url": llm.base_url,
+                    "api_key": "sk-test",
+                    "model": "test-model",
+                    "max_retries": 0,
+                    "profile": PROFILES[name],
+                    **options,
+                }
+            )
+            made.append(provider)
+            return provider
+
+        llm.refuse_as(name)
         harness = Vendor(
             name,
-            OpenAICompatProvider(
-                base_url=llm.base_url,
-                api_key="sk-test",
-                model="test-model",
-                max_retries=0,
-                profile=PROFILES[name],
-            ),
+            variant(),
             llm,
             text,
             tools,
             lambda value: refusal_reply(value, vendor=name),
-            {"openai": "refusal", "dashscope": "content_filter", "deepseek": "content_filter"}.get(
-                name, "stop"
-            ),
+            {
+                "openai": "refusal",
+                "dashscope": "content_filter",
+                "deepseek": "content_filter",
+                "gemini": "content_filter",
+            }.get(name, "stop"),
+            cut=lambda value: cut_reply(value, vendor=name),
+            variant=variant,
         )
     yield harness
-    await harness.provider.aclose()
+    for provider in made or [harness.provider]:
+        await provider.aclose()

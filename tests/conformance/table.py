@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-NODE = re.compile(r"::test_(?P<scenario>\w+)\[(?P<vendor>\w+)\]$")
+# test_<scenario>[<vendor>] or, for a scenario with cases, test_<scenario>[<vendor>-<case>]:
+# a scenario passes for a vendor when every case does.
+NODE = re.compile(r"::test_(?P<scenario>\w+)\[(?P<vendor>\w+)(?:-[\w-]+)?\]$")
 MARKS = {"passed": "pass", "failed": "FAIL", "skipped": "n/a"}
 
 

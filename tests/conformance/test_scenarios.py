@@ -1,15 +1,19 @@
 """The conformance scenarios, replayed for every vendor profile and the Anthropic API.
 
 Each test drives the real provider (real SDK, real HTTP) against a scripted server that
-streams in that vendor's shape, and checks the Provider contract: `TextDelta`s, at most
-one `ToolCallsReady`, one `TurnFinished`, and a valid next request carrying the tool
-results. `python -m tests.conformance.table` turns the results into docs/providers.md.
+streams in that vendor's shape and refuses what that vendor refuses, and checks the
+Provider contract: `TextDelta`s, at most one `ToolCallsReady`, one `TurnFinished`, and a
+valid next request carrying the tool results (and any state the vendor wants back, as
+the engine stores it). A scenario that does not apply to a vendor is skipped with the
+reason. `python -m tests.conformance.table` turns the results into docs/providers.md.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -24,6 +28,7 @@ from bot.llm.base import (
     ToolSpec,
     TurnFinished,
 )
+from bot.llm.profiles import GENERIC, PROFILES
 from tests.conformance.conftest import Vendor
 from tests.fakes.anthropic_server import (
     ScriptedAnthropicServer,
@@ -31,6 +36,8 @@ from tests.fakes.anthropic_server import (
     anthropic_text_reply,
     anthropic_tool_reply,
 )
+from tests.fakes.openai_rules import DEEPSEEK_REASONING_MISSING
+from tests.fakes.openai_server import markup_tool_reply
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -95,7 +102,12 @@ def answered(
     """The history after the engine stored the round and its tool results."""
     return [
         *history,
-        ChatMessage(Role.ASSISTANT, round_.text, tool_calls=round_.calls),
+        ChatMessage(
+            Role.ASSISTANT,
+            round_.text,
+            tool_calls=round_.calls,
+            vendor_state=round_.finish.vendor_state,
+        ),
         *(
             ChatMessage(
                 Role.TOOL, r.content, tool_call_id=r.call_id, name=r.name, is_error=r.is_error
@@ -118,6 +130,8 @@ async def test_plain_answer(vendor: Vendor) -> None:
 
 
 async def test_reasoning_is_kept_out_of_the_answer(vendor: Vendor) -> None:
+    if vendor.name == "gemini":
+        pytest.skip("Gemini sends no reasoning text unless asked for thought summaries")
     if vendor.name == "anthropic":
         vendor.script(anthropic_text_reply("42.", thinking="Let me think hard about it."))
     else:
@@ -242,7 +256,7 @@ async def test_think_tags_in_content(vendor: Vendor) -> None:
 async def test_silent_refusal_still_answers(vendor: Vendor) -> None:
     if vendor.name == "anthropic":
         vendor.script(anthropic_text_reply("", stop_reason="refusal"))
-    elif vendor.name in ("dashscope", "deepseek"):
+    elif vendor.name in ("dashscope", "deepseek", "gemini"):
         vendor.script(vendor.text("", finish_reason="content_filter"))
     else:
         pytest.skip("this vendor declines in words, never with an empty filtered answer")
@@ -278,21 +292,6 @@ def refused(vendor: Vendor) -> list[str]:
     return vendor.server.rejected
 
 
-def kept(
-    history: list[ChatMessage], round_: Round, results: Sequence[ToolResult]
-) -> list[ChatMessage]:
-    """`answered`, with the assistant message's vendor state stored as the engine does."""
-    stored = answered(history, round_, results)
-    index = len(history)
-    stored[index] = ChatMessage(
-        Role.ASSISTANT,
-        round_.text,
-        tool_calls=round_.calls,
-        vendor_state=round_.finish.vendor_state,
-    )
-    return stored
-
-
 async def test_anthropic_signed_thinking_round_trip(vendor: Vendor) -> None:
     provider = anthropic_only(vendor)
     try:
@@ -304,7 +303,7 @@ async def test_anthropic_signed_thinking_round_trip(vendor: Vendor) -> None:
             anthropic_text_reply("It is 9 pm."),
         )
         first = await run(provider, history)
-        history = kept(history, first, [ok(first.calls[0], "sunny")])
+        history = answered(history, first, [ok(first.calls[0], "sunny")])
         second = await run(provider, history)
         assert second.text == "Sunny in Paris." and first.text == ""
         # The second user turn, with a tool round of its own.
@@ -314,7 +313,7 @@ async def test_anthropic_signed_thinking_round_trip(vendor: Vendor) -> None:
             ChatMessage(Role.USER, "and the time?"),
         ]
         third = await run(provider, history)
-        fourth = await run(provider, kept(history, third, [ok(third.calls[0], "21:00")]))
+        fourth = await run(provider, answered(history, third, [ok(third.calls[0], "21:00")]))
         assert fourth.text == "It is 9 pm."
         assert refused(vendor) == []
         assert all(r["thinking"] == {"type": "adaptive"} for r in vendor.requests)
@@ -338,11 +337,12 @@ async def test_anthropic_tampered_or_missing_thinking(vendor: Vendor) -> None:
             first.text, first.calls, [TurnFinished("tool_calls", Usage(), "", forged_state)]
         )
         with pytest.raises(ProviderBadRequest, match="Invalid `signature`"):
-            await run(provider, kept(history, forged, [ok(first.calls[0], "sunny")]))
+            await run(provider, answered(history, forged, [ok(first.calls[0], "sunny")]))
         # Without the block (state lost), Parley does not send what the server refuses:
         # the loop is continued without thinking, and the next turn thinks again.
         vendor.script(anthropic_text_reply("Sunny."), anthropic_text_reply("Bye."))
-        lost = answered(history, first, [ok(first.calls[0], "sunny")])
+        stateless = Round(first.text, first.calls, [TurnFinished("tool_calls", Usage())])
+        lost = answered(history, stateless, [ok(first.calls[0], "sunny")])
         await run(provider, lost)
         await run(
             provider, [*lost, ChatMessage(Role.ASSISTANT, "Sunny."), ChatMessage(Role.USER, "bye")]
@@ -363,7 +363,7 @@ async def test_anthropic_redacted_thinking_passed_back(vendor: Vendor) -> None:
             anthropic_text_reply("Bye."),
         )
         first = await run(provider, history)
-        history = kept(history, first, [ok(first.calls[0], "sunny")])
+        history = answered(history, first, [ok(first.calls[0], "sunny")])
         second = await run(provider, history)
         await run(
             provider,
@@ -430,3 +430,249 @@ async def test_anthropic_stream_cut_before_message_stop(vendor: Vendor) -> None:
         assert again.text == "Sunny." and refused(vendor) == []
     finally:
         await provider.aclose()
+
+
+def only(vendor: Vendor, names: tuple[str, ...], reason: str) -> None:
+    if vendor.name not in names:
+        pytest.skip(reason)
+
+
+def assistant_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in request["messages"] if m["role"] == "assistant"]
+
+
+async def test_reasoning_goes_back_after_a_tool_round(vendor: Vendor) -> None:
+    only(vendor, ("deepseek",), "only DeepSeek's thinking mode needs a tool round's reasoning back")
+    assert vendor.variant is not None
+    history = [SYSTEM, ChatMessage(Role.USER, "weather in Paris?")]
+    thought = "The user wants the weather in Paris: call get_weather."
+    vendor.script(vendor.tools(("get_weather", {"city": "Paris"}), reasoning=thought))
+    first = await run(vendor.provider, history)
+    assert first.text == ""  # the reasoning is never the answer
+    assert first.finish.vendor_state == VendorState("deepseek", {"reasoning_content": thought})
+    after_tools = answered(history, first, [ok(first.calls[0], "sunny")])
+
+    # Without it (what a provider that drops reasoning sends) DeepSeek answers 400.
+    dropping = vendor.variant(profile=GENERIC)
+    with pytest.raises(ProviderBadRequest, match="reasoning_content"):
+        await run(dropping, after_tools)
+    assert vendor.server.rejected == [DEEPSEEK_REASONING_MISSING]
+
+    # With it, the tool loop goes on; and the next turn still carries it.
+    vendor.script(vendor.text("It is sunny in Paris."))
+    second = await run(vendor.provider, after_tools)
+    history = [
+        *after_tools,
+        ChatMessage(Role.ASSISTANT, second.text, vendor_state=second.finish.vendor_state),
+        ChatMessage(Role.USER, "and tomorrow?"),
+    ]
+    vendor.script(vendor.text("Sunny again."))
+    third = await run(vendor.provider, history)
+    assert third.text == "Sunny again."
+    for request in vendor.requests[-2:]:
+        carried = [m.get("reasoning_content") for m in assistant_messages(request)]
+        # The tool round's reasoning goes back; the plain answer carries none.
+        assert carried[0] == thought and carried[1:] in ([], [None])
+    assert vendor.server.rejected == [DEEPSEEK_REASONING_MISSING]
+
+
+async def test_parallel_calls_at_one_index_stay_apart(vendor: Vendor) -> None:
+    only(vendor, ("ollama",), "this vendor numbers each call with its own index")
+    history = [ChatMessage(Role.USER, "weather in Paris and Zürich?")]
+    vendor.script(
+        vendor.tools(("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Zürich"}))
+    )
+    raw = vendor.requests
+    first = await run(vendor.provider, history)
+    assert [c.arguments for c in first.calls] == [{"city": "Paris"}, {"city": "Zürich"}]
+    assert first.finish.finish_reason == "tool_calls"  # Ollama said "stop"
+    ids = [c.id for c in first.calls]
+    assert len(set(ids)) == 2
+    vendor.script(vendor.text("Sunny in both."))
+    results = [ok(first.calls[0], "sunny"), ok(first.calls[1], "sunny too")]
+    second = await run(vendor.provider, answered(history, first, results))
+    assert second.text == "Sunny in both."
+    assert vendor.tool_call_ids(raw[1]) == ids
+    assert [r[0] for r in vendor.tool_results(raw[1])] == ids
+
+
+async def test_object_arguments(vendor: Vendor) -> None:
+    only(vendor, ("ollama",), "this vendor sends arguments as a JSON string")
+    history = [ChatMessage(Role.USER, "weather?")]
+    vendor.script(vendor.tools(("get_weather", {"city": "Paris"}), object_arguments=True))
+    first = await run(vendor.provider, history)
+    [call] = first.calls
+    assert (call.arguments, call.arguments_error) == ({"city": "Paris"}, "")
+    vendor.script(vendor.text("Sunny."))
+    await run(vendor.provider, answered(history, first, [ok(call, "sunny")]))
+    # Sent back as the string every vendor expects (the fake refuses anything else).
+    [message] = assistant_messages(vendor.requests[1])
+    assert json.loads(message["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
+
+
+async def test_arguments_end_on_the_finishing_chunk(vendor: Vendor) -> None:
+    only(vendor, ("vllm",), "only vLLM's hermes parser sends arguments on the finishing chunk")
+    vendor.script(
+        vendor.tools(
+            ("get_weather", {"city": "Paris, France"}), split_arguments=6, rest_on_finish=True
+        )
+    )
+    result = await run(vendor.provider, [ChatMessage(Role.USER, "weather?")])
+    [call] = result.calls
+    assert call.arguments == {"city": "Paris, France"}
+
+
+@pytest.mark.parametrize("closed", [True, False], ids=["closed", "unclosed"])
+async def test_tool_call_markup_in_the_text(vendor: Vendor, closed: bool) -> None:
+    only(vendor, ("vllm", "ollama"), "this vendor's server always parses tool calls itself")
+    history = [ChatMessage(Role.USER, "weather in Paris?")]
+    vendor.script(
+        markup_tool_reply(
+            ("get_weather", {"city": "Paris"}),
+            text="Let me check.",
+            vendor=vendor.name,
+            close=closed,
+        )
+    )
+    first = await run(vendor.provider, history)
+    assert first.text.strip() == "Let me check." and "tool_call" not in first.text
+    [call] = first.calls
+    assert call.name == "get_weather" and call.id
+    assert first.finish.finish_reason == "tool_calls"
+    if closed:
+        assert call.arguments == {"city": "Paris"}
+    else:  # a call cut short is still a call: the model reads why it failed
+        assert call.arguments is None and "not closed" in call.arguments_error
+    vendor.script(vendor.text("Sunny."))
+    await run(vendor.provider, answered(history, first, [ok(call, "sunny")]))
+    assert vendor.tool_call_ids(vendor.requests[1]) == [call.id]
+
+
+async def test_stream_cut_without_terminator(vendor: Vendor) -> None:
+    if vendor.cut is None:
+        pytest.skip("scripted with this vendor's own scenarios")
+    history = [ChatMessage(Role.USER, "weather in Paris?")]
+    vendor.script(vendor.cut("The weather in Paris is cur"))
+    shown: list[str] = []
+
+    async def read() -> None:
+        async for event in vendor.provider.stream(history, TOOLS):
+            assert isinstance(event, TextDelta), "a cut answer never finishes"
+            shown.append(event.text)
+
+    with pytest.raises(AnswerCutOff):
+        await read()
+    assert "".join(shown) == "The weather in Paris is cur"
+    # Nothing of it is stored, so the same history is asked again, and answered.
+    vendor.script(vendor.text("It is sunny in Paris."))
+    again = await run(vendor.provider, history)
+    assert again.text == "It is sunny in Paris."
+
+
+async def test_vendor_switch_drops_foreign_state(vendor: Vendor) -> None:
+    secret = "reasoning another vendor wrote"
+    foreign = VendorState(
+        "anthropic" if vendor.name == "deepseek" else "deepseek",
+        {"reasoning_content": secret, "thinking": [{"signature": secret}]},
+    )
+    call = ToolCall("call_from_before", "get_weather", {"city": "Paris"})
+    history = [
+        ChatMessage(Role.USER, "weather?"),
+        ChatMessage(Role.ASSISTANT, "", tool_calls=(call,), vendor_state=foreign),
+        ChatMessage(Role.TOOL, "sunny", tool_call_id=call.id, name=call.name),
+        ChatMessage(Role.ASSISTANT, "Sunny.", vendor_state=foreign),
+        ChatMessage(Role.USER, "and in Rome?"),
+    ]
+    vendor.script(vendor.text("Sunny in Rome too."))
+    result = await run(vendor.provider, history)
+    assert result.text == "Sunny in Rome too."
+    assert secret not in json.dumps(vendor.requests[0], ensure_ascii=False)
+
+
+THINKING_FIELDS: dict[str, dict[str, Any]] = {
+    "deepseek": {
+        "on": {"thinking": {"type": "enabled"}},
+        "off": {"thinking": {"type": "disabled"}},
+    },
+    "dashscope": {"on": {"enable_thinking": True}, "off": {"enable_thinking": False}},
+    "vllm": {
+        "on": {"chat_template_kwargs": {"enable_thinking": True, "thinking": True}},
+        "off": {"chat_template_kwargs": {"enable_thinking": False, "thinking": False}},
+    },
+    "ollama": {"on": {"reasoning_effort": "medium"}, "off": {"reasoning_effort": "none"}},
+    # With a budget Gemini gets it in Google's own block, never with reasoning_effort.
+    "gemini": {
+        "on": {"extra_body": {"google": {"thinking_config": {"thinking_budget": 2048}}}},
+        "off": {"reasoning_effort": "none"},
+    },
+}
+
+
+@pytest.mark.parametrize("mode", ["on", "off"])
+async def test_thinking_switch(vendor: Vendor, mode: str) -> None:
+    if vendor.variant is None:
+        pytest.skip("scripted with this vendor's own scenarios")
+    # A forced tool choice too: vendors that refuse it while thinking do not get it then.
+    provider = vendor.variant(thinking=mode, thinking_budget=2048, tool_choice="required")
+    vendor.script(vendor.text("42.", reasoning="Thinking." if mode == "on" else ""))
+    result = await run(provider, [ChatMessage(Role.USER, "answer?")])
+    assert result.text == "42." and vendor.server.rejected == []
+    [request] = vendor.requests
+    for key, value in THINKING_FIELDS.get(vendor.name, {}).get(mode, {}).items():
+        assert request[key] == value
+    refused_while_thinking = vendor.name in ("deepseek", "dashscope") and mode == "on"
+    accepted = "required" in PROFILES[vendor.name].tool_choice  # Ollama takes only auto
+    kept = accepted and not refused_while_thinking
+    assert request.get("tool_choice") == ("required" if kept else None)
+
+
+async def test_thought_signatures_go_back(vendor: Vendor) -> None:
+    only(vendor, ("gemini",), "only Gemini signs its function calls")
+    assert vendor.variant is not None
+    history = [SYSTEM, ChatMessage(Role.USER, "weather in Paris and Rome?")]
+    vendor.script(
+        vendor.tools(("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"}))
+    )
+    first = await run(vendor.provider, history)
+    assert len(first.calls) == 2 and first.finish.finish_reason == "tool_calls"
+    state = first.finish.vendor_state
+    assert state is not None and state.vendor == "gemini"
+    # Gemini signs the first call of a parallel set only.
+    [(position, signature)] = state.data["signatures"].items()
+    assert position == "0" and signature in vendor.server.issued_signatures
+    results = [ok(first.calls[0], "sunny"), ok(first.calls[1], "rainy")]
+    after_tools = answered(history, first, results)
+
+    # Without it Gemini refuses the tool loop (and answers with a JSON array).
+    dropping = vendor.variant(profile=GENERIC)
+    with pytest.raises(ProviderBadRequest, match="missing a thought_signature"):
+        await run(dropping, after_tools)
+
+    vendor.script(vendor.text("Sunny in Paris, rainy in Rome."))
+    second = await run(vendor.provider, after_tools)
+    assert second.text == "Sunny in Paris, rainy in Rome."
+    [assistant] = assistant_messages(vendor.requests[-1])
+    sent = [c.get("extra_content") for c in assistant["tool_calls"]]
+    assert sent == [{"google": {"thought_signature": signature}}, None]
+
+    # The next turn carries it too; an unsigned round (another vendor's) gets the fallback.
+    foreign = ChatMessage(
+        Role.ASSISTANT, "", tool_calls=(ToolCall("call_x", "get_time", {"timezone": "UTC"}),)
+    )
+    history = [
+        *after_tools,
+        ChatMessage(Role.ASSISTANT, second.text),
+        ChatMessage(Role.USER, "and the time?"),
+        foreign,
+        ChatMessage(Role.TOOL, "12:00", tool_call_id="call_x", name="get_time"),
+    ]
+    vendor.script(vendor.text("Noon."))
+    third = await run(vendor.provider, history)
+    assert third.text == "Noon."
+    first_calls = [
+        m["tool_calls"][0] for m in assistant_messages(vendor.requests[-1]) if m.get("tool_calls")
+    ]
+    assert [c["extra_content"]["google"]["thought_signature"] for c in first_calls] == [
+        signature,
+        "skip_thought_signature_validator",
+    ]

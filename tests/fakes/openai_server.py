@@ -2,411 +2,64 @@
 
 `ScriptedOpenAIServer` is a real HTTP server on 127.0.0.1 (an ephemeral port), served by
 uvicorn in a background thread with its own event loop, so the real `openai` client can
-talk to it over real sockets. Tests queue `ScriptedReply` objects built by the helpers
-below; each request to `/v1/chat/completions` consumes one. A reply answers a streaming
-request with SSE chunks shaped like OpenAI's `chat.completion.chunk`, and a plain request
-with one `chat.completion`.
+talk to it over real sockets. Tests queue `ScriptedReply` objects built by the helpers of
+tests/fakes/openai_replies.py (re-exported here); each request to `/v1/chat/completions`
+consumes one.
 
-Reply bytes are rendered when the helper is called; serving only substitutes the model
-name and the tool call ids, so the server keeps up with benchmarks.
-
-`vendor=` on `text_reply`, `tool_call_reply` and `refusal_reply` renders the stream in
-the shape one OpenAI-compatible vendor sends (`VENDORS`; modelled on each vendor's
-documented and published captured streams, not recorded live here):
-
-- "openai": as described above; refusals stream in `delta.refusal`.
-- "dashscope": Qwen's tool call deltas (`"id": ""` continuations, a closing
-  `"function": {}`), thinking in `reasoning_content`, refusals as `content_filter`.
-- "deepseek": usage on the finishing chunk whether asked or not, thinking in
-  `reasoning_content`, refusals as `content_filter`.
-- "vllm": a call's first delta has the name and no `arguments`, ids `chatcmpl-tool-…`,
-  thinking in `reasoning_content`.
-- "ollama": every call whole in one chunk, `finish_reason` "stop" even after tool
-  calls, thinking in `reasoning`.
+`refuse_as(vendor)` makes the server refuse what that vendor refuses
+(tests/fakes/openai_rules.py), with that vendor's error body.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import json
 import secrets
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from tests.fakes.http import ThreadedServer
+from tests.fakes.openai_replies import (
+    CALL,
+    MODEL_BYTES,
+    SIGNATURE_BYTES,
+    VENDORS,
+    ScriptedReply,
+    cut_reply,
+    deltas_reply,
+    ernie_error_reply,
+    error_reply,
+    gemini_error_reply,
+    markup_tool_reply,
+    refusal_reply,
+    stream_error_reply,
+    text_reply,
+    tool_call_reply,
+    vendor_error_reply,
+)
+from tests.fakes.openai_rules import refusal
 
 __all__ = [
     "VENDORS",
     "ScriptedOpenAIServer",
     "ScriptedReply",
+    "cut_reply",
+    "deltas_reply",
+    "ernie_error_reply",
     "error_reply",
+    "gemini_error_reply",
+    "markup_tool_reply",
     "refusal_reply",
     "stream_error_reply",
     "text_reply",
     "tool_call_reply",
 ]
 
-_MODEL = "@@MODEL@@"
-_MODEL_BYTES = _MODEL.encode()
-_CALL = "@@CALL_{}@@"
-_DONE = b"data: [DONE]\n\n"
-_TEXT_CHUNK = 8
-VENDORS = ("openai", "dashscope", "deepseek", "vllm", "ollama")
-_REASONING_FIELD = {"ollama": "reasoning"}
-
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ScriptedReply:
-    """One prepared answer. Build it with `text_reply`, `tool_call_reply`, `error_reply`
-    or `stream_error_reply` rather than by hand.
-
-    `events`/`events_with_usage` are the SSE frames for a streaming request (without and
-    with `stream_options.include_usage`); when `events` is None a streaming request gets
-    the same `status` and `body` as a plain one.
-    """
-
-    status: int
-    body: bytes
-    events: tuple[bytes, ...] | None = None
-    events_with_usage: tuple[bytes, ...] | None = None
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-    delay: float = 0.0
-    call_count: int = 0
-    chunk_delay: float = 0.0
-
-
-def _sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
-
-
-def _pieces(text: str, size: int) -> list[str]:
-    size = max(size, 1)
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
-def _usage(usage: tuple[int, int]) -> dict[str, int]:
-    return {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
-
-
-def _stream_reply(
-    deltas: list[dict[str, Any]],
-    finish_reason: str,
-    usage: tuple[int, int] | None,
-    completion: dict[str, Any],
-    delay: float,
-    call_count: int = 0,
-    vendor: str = "openai",
-) -> ScriptedReply:
-    """Frame `deltas` as chunks, add the finish and usage chunks, and the plain variant."""
-    completion_id = f"chatcmpl-{secrets.token_hex(12)}"
-    created = int(time.time())
-    base = {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": _MODEL,
-        "system_fingerprint": None,
-    }
-    chunks = [
-        {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}
-        for delta in deltas
-    ]
-    chunks.append(
-        {
-            **base,
-            "choices": [
-                {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish_reason}
-            ],
-        }
-    )
-    if vendor == "deepseek":
-        # DeepSeek reports usage on the finishing chunk, asked for or not.
-        if usage is not None:
-            chunks[-1]["usage"] = _usage(usage)
-        events = (*(_sse(chunk) for chunk in chunks), _DONE)
-        return ScriptedReply(
-            status=200,
-            body=_completion_body(completion_id, created, completion, finish_reason, usage),
-            events=events,
-            events_with_usage=events,
-            delay=delay,
-            call_count=call_count,
-        )
-    events = (*(_sse(chunk) for chunk in chunks), _DONE)
-    # With include_usage OpenAI puts "usage": null on every chunk, then a usage-only chunk.
-    with_usage = [_sse({**chunk, "usage": None}) for chunk in chunks]
-    if usage is not None:
-        with_usage.append(_sse({**base, "choices": [], "usage": _usage(usage)}))
-    return ScriptedReply(
-        status=200,
-        body=_completion_body(completion_id, created, completion, finish_reason, usage),
-        events=events,
-        events_with_usage=(*with_usage, _DONE),
-        delay=delay,
-        call_count=call_count,
-    )
-
-
-def _completion_body(
-    completion_id: str,
-    created: int,
-    completion: dict[str, Any],
-    finish_reason: str,
-    usage: tuple[int, int] | None,
-) -> bytes:
-    body: dict[str, Any] = {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": _MODEL,
-        "system_fingerprint": None,
-        "choices": [
-            {"index": 0, "message": completion, "logprobs": None, "finish_reason": finish_reason}
-        ],
-    }
-    if usage is not None:
-        body["usage"] = _usage(usage)
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
-def _check_vendor(vendor: str) -> None:
-    if vendor not in VENDORS:
-        raise ValueError(f"unknown vendor shape {vendor!r}; one of {', '.join(VENDORS)}")
-
-
-def text_reply(
-    text: str,
-    *,
-    chunk_size: int = 8,
-    usage: tuple[int, int] | None = (10, 5),
-    finish_reason: str = "stop",
-    delay: float = 0.0,
-    reasoning: str = "",
-    vendor: str = "openai",
-    chunk_delay: float = 0.0,
-) -> ScriptedReply:
-    """A plain answer streamed in `chunk_size`-character pieces, after optional
-    `reasoning` sent as `delta.reasoning_content` (DashScope/DeepSeek thinking; Ollama's
-    `reasoning` with `vendor="ollama"`); `chunk_delay` seconds pass between chunks (a
-    model that writes slowly)."""
-    _check_vendor(vendor)
-    field = _REASONING_FIELD.get(vendor, "reasoning_content")
-    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
-    deltas += [{"content": None, field: piece} for piece in _pieces(reasoning, chunk_size)]
-    deltas += [{"content": piece} for piece in _pieces(text, chunk_size)]
-    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
-    if reasoning:
-        message[field] = reasoning
-    reply = _stream_reply(deltas, finish_reason, usage, message, delay, vendor=vendor)
-    return dataclasses.replace(reply, chunk_delay=chunk_delay) if chunk_delay else reply
-
-
-def refusal_reply(
-    text: str, *, usage: tuple[int, int] | None = (10, 5), vendor: str = "openai"
-) -> ScriptedReply:
-    """The model declines: OpenAI streams `delta.refusal`; DashScope and DeepSeek end
-    with `finish_reason` "content_filter"; vLLM and Ollama just answer in text."""
-    _check_vendor(vendor)
-    if vendor == "openai":
-        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None, "refusal": ""}]
-        deltas += [{"refusal": piece} for piece in _pieces(text, _TEXT_CHUNK)]
-        message = {"role": "assistant", "content": None, "refusal": text}
-        return _stream_reply(deltas, "stop", usage, message, 0.0)
-    finish = "content_filter" if vendor in ("dashscope", "deepseek") else "stop"
-    return text_reply(text, usage=usage, finish_reason=finish, vendor=vendor)
-
-
-def tool_call_reply(
-    *calls: tuple[str, dict[str, Any] | str],
-    text: str = "",
-    split_arguments: int = 0,
-    usage: tuple[int, int] | None = (10, 5),
-    delay: float = 0.0,
-    qwen_style: bool = False,
-    vendor: str = "openai",
-) -> ScriptedReply:
-    """The model asks for `calls`, each `(name, arguments)`; a dict is JSON-encoded and a
-    str is sent as is (to script malformed JSON). `split_arguments=N` streams each call's
-    arguments in N-character fragments. `qwen_style` mimics DashScope: the first chunk of a
-    call carries the first fragment, continuation chunks carry `"id": ""`, and a last
-    chunk per call carries `"function": {}`. Ids are `call_<n>`, unique per server.
-    `vendor` picks a vendor's shape (module docstring); "dashscope" implies `qwen_style`."""
-    _check_vendor(vendor)
-    qwen_style = qwen_style or vendor == "dashscope"
-    if vendor == "ollama":
-        return _ollama_tool_calls(calls, text, usage, delay)
-    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None if qwen_style else ""}]
-    deltas += [{"content": piece} for piece in _pieces(text, _TEXT_CHUNK)]
-    message_calls = []
-    for index, (name, arguments) in enumerate(calls):
-        raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
-        call_id = _CALL.format(index)
-        message_calls.append(
-            {"id": call_id, "type": "function", "function": {"name": name, "arguments": raw}}
-        )
-        fragments = _pieces(raw, split_arguments) if split_arguments > 0 else ([raw] if raw else [])
-        if qwen_style:
-            first = fragments.pop(0) if fragments else ""
-            deltas.append(
-                {
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "index": index,
-                            "id": call_id,
-                            "type": "function",
-                            "function": {"name": name, "arguments": first},
-                        }
-                    ],
-                }
-            )
-            deltas += [
-                {
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "index": index,
-                            "id": "",
-                            "type": "function",
-                            "function": {"arguments": fragment},
-                        }
-                    ],
-                }
-                for fragment in fragments
-            ]
-            deltas.append(
-                {
-                    "content": None,
-                    "tool_calls": [{"index": index, "id": "", "type": "function", "function": {}}],
-                }
-            )
-        elif vendor == "vllm":
-            deltas.append(
-                {
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": f"chatcmpl-tool-{call_id}",
-                            "type": "function",
-                            "index": index,
-                            "function": {"name": name},
-                        }
-                    ],
-                }
-            )
-            deltas += [
-                {
-                    "content": None,
-                    "tool_calls": [{"index": index, "function": {"arguments": fragment}}],
-                }
-                for fragment in fragments
-            ]
-        else:
-            deltas.append(
-                {
-                    "tool_calls": [
-                        {
-                            "index": index,
-                            "id": call_id,
-                            "type": "function",
-                            "function": {"name": name, "arguments": ""},
-                        }
-                    ]
-                }
-            )
-            deltas += [
-                {"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}
-                for fragment in fragments
-            ]
-    message = {
-        "role": "assistant",
-        "content": text or None,
-        "refusal": None,
-        "tool_calls": message_calls,
-    }
-    return _stream_reply(
-        deltas, "tool_calls", usage, message, delay, call_count=len(calls), vendor=vendor
-    )
-
-
-def _ollama_tool_calls(
-    calls: tuple[tuple[str, dict[str, Any] | str], ...],
-    text: str,
-    usage: tuple[int, int] | None,
-    delay: float,
-) -> ScriptedReply:
-    """Ollama sends all calls whole in one chunk and finishes with "stop"."""
-    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
-    deltas += [{"content": piece} for piece in _pieces(text, _TEXT_CHUNK)]
-    message_calls = [
-        {
-            "id": _CALL.format(index),
-            "index": index,
-            "type": "function",
-            "function": {
-                "name": name,
-                "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
-            },
-        }
-        for index, (name, arguments) in enumerate(calls)
-    ]
-    deltas.append({"role": "assistant", "content": "", "tool_calls": message_calls})
-    message = {"role": "assistant", "content": text, "tool_calls": message_calls}
-    return _stream_reply(
-        deltas, "stop", usage, message, delay, call_count=len(calls), vendor="ollama"
-    )
-
-
-def _error_type(status: int) -> str:
-    if status == 429:
-        return "rate_limit_error"
-    if status in (401, 403):
-        return "authentication_error"
-    return "server_error" if status >= 500 else "invalid_request_error"
-
-
-def error_reply(
-    status: int,
-    *,
-    message: str = "error",
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> ScriptedReply:
-    """An HTTP error with OpenAI's body `{"error": {"message", "type", "param", "code"}}`,
-    for streaming and plain requests alike. `headers` e.g. `{"retry-after-ms": "10"}`."""
-    body = {"error": {"message": message, "type": _error_type(status), "param": None, "code": code}}
-    return ScriptedReply(
-        status=status,
-        body=json.dumps(body).encode(),
-        headers=tuple((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
-    )
-
-
-def stream_error_reply(message: str) -> ScriptedReply:
-    """A stream that starts an answer, then sends an `{"error": ...}` chunk and ends
-    without `[DONE]`. A plain request gets a 500 with the same message."""
-    partial = text_reply("Partial answer that will be cut", usage=None)
-    assert partial.events is not None
-    error = _sse(
-        {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
-    )
-    events = (*partial.events[:3], error)
-    return ScriptedReply(
-        status=500,
-        body=error_reply(500, message=message).body,
-        events=events,
-        events_with_usage=events,
-    )
-
 
 _NO_REPLY = error_reply(500, message="no scripted reply")
 _NOT_FOUND = error_reply(404, message="unknown path")
@@ -419,6 +72,10 @@ class ScriptedOpenAIServer:
     `base_url`. `requests` and `request_headers` record what each chat completion request
     carried (headers with lower-case names), in order; `request_clients` the client's
     (host, port), so a test can tell whether connections were reused.
+
+    `refuse_as(vendor)` makes the server answer like that vendor to a request it would
+    refuse (tests/fakes/openai_rules.py): a 400 with the vendor's own text, recorded in
+    `rejected`, and no scripted reply consumed. `reset()` turns it off again.
     """
 
     def __init__(self) -> None:
@@ -426,6 +83,10 @@ class ScriptedOpenAIServer:
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.request_clients: list[tuple[str, int]] = []
+        self.rejected: list[str] = []
+        self.vendor: str | None = None
+        self.issued_signatures: set[str] = set()
+        self._signatures = itertools.count(1)
         self._queue: deque[ScriptedReply] = deque()
         self._default: ScriptedReply | None = None
         self._request_ids = itertools.count(1)
@@ -457,6 +118,10 @@ class ScriptedOpenAIServer:
         """Queue replies; each request consumes one, in order."""
         self._queue.extend(replies)
 
+    def refuse_as(self, vendor: str | None) -> None:
+        """Refuse what `vendor` refuses (None: accept any well-formed request)."""
+        self.vendor = vendor
+
     def set_default(self, reply: ScriptedReply | None) -> None:
         """Answer with `reply` whenever the queue is empty (None: a 500 error)."""
         self._default = reply
@@ -468,6 +133,9 @@ class ScriptedOpenAIServer:
         self.requests.clear()
         self.request_headers.clear()
         self.request_clients.clear()
+        self.rejected.clear()
+        self.vendor = None
+        self.issued_signatures.clear()
 
     def _next_reply(self) -> ScriptedReply:
         try:
@@ -506,6 +174,17 @@ class ScriptedOpenAIServer:
         )
         client = scope.get("client") or ("", 0)
         self.request_clients.append((str(client[0]), int(client[1])))
+        refused = (
+            refusal(payload, self.vendor, self.issued_signatures)
+            if self.vendor and isinstance(payload, dict)
+            else None
+        )
+        if refused is not None:
+            status, text, code = refused
+            self.rejected.append(text)
+            reply = vendor_error_reply(self.vendor or "", status, text, code)
+            await self._send_whole(send, reply, request_id, b"")
+            return
         reply = self._next_reply()
         model = json.dumps(str(payload.get("model", "")))[1:-1].encode()
         if not payload.get("stream") or reply.events is None:
@@ -517,12 +196,12 @@ class ScriptedOpenAIServer:
         events = reply.events_with_usage if include_usage else reply.events
         assert events is not None
         ids = [
-            (_CALL.format(i).encode(), b"call_%d" % next(self._call_ids))
+            (CALL.format(i).encode(), b"call_%d" % next(self._call_ids))
             for i in range(reply.call_count)
         ]
         # No pause between chunks, so one write carries them all: the client still parses
         # one SSE event per chunk, and the server stays fast enough for benchmarks.
-        body = b"".join(events).replace(_MODEL_BYTES, model)
+        body = self._sign(b"".join(events).replace(MODEL_BYTES, model))
         for placeholder, call_id in ids:
             body = body.replace(placeholder, call_id)
         await send(
@@ -551,6 +230,14 @@ class ScriptedOpenAIServer:
             return
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
+    def _sign(self, body: bytes) -> bytes:
+        """Give the reply's thought signature (if any) a fresh value, and remember it."""
+        if SIGNATURE_BYTES not in body:
+            return body
+        signature = f"sig-{next(self._signatures)}-{secrets.token_hex(4)}"
+        self.issued_signatures.add(signature)
+        return body.replace(SIGNATURE_BYTES, signature.encode())
+
     async def _send_whole(
         self,
         send: Callable[[Message], Awaitable[None]],
@@ -558,9 +245,9 @@ class ScriptedOpenAIServer:
         request_id: bytes,
         model: bytes,
     ) -> None:
-        body = reply.body.replace(_MODEL_BYTES, model)
+        body = self._sign(reply.body.replace(MODEL_BYTES, model))
         for i in range(reply.call_count):
-            body = body.replace(_CALL.format(i).encode(), b"call_%d" % next(self._call_ids))
+            body = body.replace(CALL.format(i).encode(), b"call_%d" % next(self._call_ids))
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -1,0 +1,240 @@
+"""What each OpenAI-compatible vendor refuses, as `ScriptedOpenAIServer.refuse_as(vendor)`
+applies it: `refusal(payload, vendor)` is the (status, message, code) of the 400 the real
+service answers, or None when it would accept the request.
+
+Sources (texts copied from the vendors' answers as their users report them):
+- every vendor: an assistant message's tool calls answered by tool messages right after
+  it (OpenAI's text; DashScope and DeepSeek enforce the same); `function.arguments` a
+  string.
+- openai: unknown request arguments ("Unrecognized request argument supplied: …"),
+  which is how it answers the other vendors' thinking switches; `reasoning_content` on a
+  message (modelled the same way: it is not part of its message schema).
+- deepseek (api-docs.deepseek.com/guides/thinking_mode; opencode#24722, continue#11285,
+  cloudwego/eino#994): thinking is on unless `thinking.type` is "disabled"; then an
+  assistant message with tool calls and no `reasoning_content` is refused, and so is a
+  forced `tool_choice`. `deepseek-reasoner` (the older rule) also refused
+  `reasoning_content` on assistant messages without tool calls.
+- dashscope (alibabacloud deep-thinking page; langchain4j#3974, eino#994,
+  Qwen-Agent#941, presenton#184): Qwen3.5 thinks unless `enable_thinking` is false,
+  which a non-streaming call must say; no forced
+  `tool_choice` and no JSON mode while thinking, `thinking_budget` a positive integer
+  (required by the models named in `DASHSCOPE_BUDGET_REQUIRED`).
+- ollama (its /v1 compatibility layer): `reasoning_effort` one of high, medium, low,
+  none.
+- gemini (ai.google.dev/gemini-api/docs/thought-signatures and /openai; bug threads such
+  as manthanabc/paws#103): in the current turn (after the last user message) the first
+  call of every step must carry the thought signature Gemini issued, or the documented
+  fallback; other vendors' fields are unknown names to its proto parser;
+  `reasoning_effort` one of minimal, low, medium, high, none, and never with a
+  `thinking_config` budget.
+- ernie (Qianfan v2): the common rules; its error bodies carry string codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Refusal = tuple[int, str, str | None]
+
+OPENAI_ARGUMENTS = frozenset(
+    {
+        "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "stream",
+        "stream_options", "temperature", "max_tokens", "max_completion_tokens", "top_p",
+        "n", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
+        "top_logprobs", "user", "seed", "response_format", "reasoning_effort", "metadata",
+        "store", "service_tier", "modalities", "audio", "prediction", "verbosity",
+        "web_search_options", "safety_identifier", "prompt_cache_key",
+    }
+)  # fmt: skip
+DEEPSEEK_REASONING_MISSING = (
+    "The `reasoning_content` in the thinking mode must be passed back to the API."
+)
+DEEPSEEK_TOOL_CHOICE = "Thinking mode does not support this tool_choice"
+DASHSCOPE_NOT_STREAMING = "parameter.enable_thinking must be set to false for non-streaming calls"
+DASHSCOPE_TOOL_CHOICE = (
+    "<400> InternalError.Algo.InvalidParameter: The tool_choice parameter does not support "
+    "being set to required or object in thinking mode"
+)
+DASHSCOPE_JSON_MODE = "Json mode response is not supported when enable_thinking is true"
+DASHSCOPE_MAX_BUDGET = 38912
+DASHSCOPE_BUDGET_REQUIRED = ("qwen3.5-27b",)
+OLLAMA_EFFORTS = ("high", "medium", "low", "none")
+
+
+def refusal(payload: dict[str, Any], vendor: str, issued: set[str] | None = None) -> Refusal | None:
+    """Why `vendor` would refuse this request body, or None. `issued`: the thought
+    signatures a Gemini server handed out."""
+    messages = payload.get("messages") or []
+    problem = _tool_pairing(messages)
+    if problem:
+        return problem
+    if vendor == "gemini":
+        return _gemini(payload, messages, issued or set())
+    check = _CHECKS.get(vendor)
+    return check(payload, messages) if check else None
+
+
+def _tool_pairing(messages: list[dict[str, Any]]) -> Refusal | None:
+    for number, message in enumerate(messages):
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if not calls:
+            continue
+        for position, call in enumerate(calls):
+            arguments = (call.get("function") or {}).get("arguments")
+            if not isinstance(arguments, str):
+                return (
+                    400,
+                    f"Invalid type for 'messages[{number}].tool_calls[{position}].function."
+                    f"arguments': expected a string, but got {type(arguments).__name__} instead.",
+                    "invalid_type",
+                )
+        answered = set()
+        for later in messages[number + 1 :]:
+            if later.get("role") != "tool":
+                break
+            answered.add(later.get("tool_call_id"))
+        missing = [call.get("id") for call in calls if call.get("id") not in answered]
+        if missing:
+            return (
+                400,
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {', '.join(str(m) for m in missing)}",
+                None,
+            )
+    return None
+
+
+def _openai(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal | None:
+    for key in payload:
+        if key not in OPENAI_ARGUMENTS:
+            return 400, f"Unrecognized request argument supplied: {key}", None
+    for number, message in enumerate(messages):
+        if "reasoning_content" in message:
+            return (
+                400,
+                f"Unrecognized request argument supplied: messages[{number}].reasoning_content",
+                None,
+            )
+    return None
+
+
+def _deepseek(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal | None:
+    thinking = payload.get("thinking")
+    if thinking is not None and (
+        not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled")
+    ):
+        return 400, "thinking.type must be one of enabled, disabled", "invalid_request_error"
+    if not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
+        choice = payload.get("tool_choice")
+        if choice == "required" or isinstance(choice, dict):
+            return 400, DEEPSEEK_TOOL_CHOICE, "invalid_request_error"
+        legacy = payload.get("model") == "deepseek-reasoner"
+        for message in messages:
+            if message.get("role") != "assistant":
+                continue
+            if message.get("tool_calls") and not isinstance(message.get("reasoning_content"), str):
+                return 400, DEEPSEEK_REASONING_MISSING, "invalid_request_error"
+            if legacy and not message.get("tool_calls") and "reasoning_content" in message:
+                return (
+                    400,
+                    "reasoning_content is not allowed in input messages without tool calls",
+                    "invalid_request_error",
+                )
+    return None
+
+
+def _dashscope(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal | None:
+    # Qwen3.5 models think unless told not to.
+    thinking = payload.get("enable_thinking", True)
+    if thinking is True and not payload.get("stream"):
+        return 400, DASHSCOPE_NOT_STREAMING, "invalid_parameter_error"
+    budget = payload.get("thinking_budget")
+    if thinking is True:
+        if budget is None and str(payload.get("model")) in DASHSCOPE_BUDGET_REQUIRED:
+            budget = 0  # treated as 0 when missing, then refused
+        if budget is not None and (
+            not isinstance(budget, int) or not 0 < budget <= DASHSCOPE_MAX_BUDGET
+        ):
+            return (
+                400,
+                "<400> InternalError.Algo.InvalidParameter: The thinking_budget parameter must "
+                f"be a positive integer and not greater than {DASHSCOPE_MAX_BUDGET}",
+                "invalid_parameter_error",
+            )
+        choice = payload.get("tool_choice")
+        if choice == "required" or isinstance(choice, dict):
+            return 400, DASHSCOPE_TOOL_CHOICE, "invalid_parameter_error"
+        if (payload.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+            return 400, DASHSCOPE_JSON_MODE, "invalid_parameter_error"
+    return None
+
+
+def _ollama(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal | None:
+    effort = payload.get("reasoning_effort")
+    if effort is not None and effort not in OLLAMA_EFFORTS:
+        return (
+            400,
+            f'invalid reasoning value: \'{effort}\' (must be "high", "medium", "low", or "none")',
+            None,
+        )
+    return None
+
+
+GEMINI_SIGNATURE_MISSING = (
+    "Function call is missing a thought_signature in functionCall parts. This is required "
+    "for tools to work correctly, and missing thought_signature may lead to degraded model "
+    "performance. Additional data, function call `default_api:{name}` , position {position}. "
+    "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
+GEMINI_FALLBACKS = ("skip_thought_signature_validator", "context_engineering_is_the_way_to_go")
+GEMINI_FOREIGN = ("thinking", "enable_thinking", "thinking_budget", "chat_template_kwargs",
+                  "thinking_token_budget", "think")  # fmt: skip
+GEMINI_EFFORTS = ("minimal", "low", "medium", "high", "none")
+
+
+def _gemini(
+    payload: dict[str, Any], messages: list[dict[str, Any]], issued: set[str]
+) -> Refusal | None:
+    for key in GEMINI_FOREIGN:
+        if key in payload:
+            return (
+                400,
+                f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.',
+                None,
+            )
+    for number, message in enumerate(messages):
+        if "reasoning_content" in message:
+            return (
+                400,
+                'Invalid JSON payload received. Unknown name "reasoning_content" at '
+                f"'messages[{number}]': Cannot find field.",
+                None,
+            )
+    effort = payload.get("reasoning_effort")
+    if effort is not None and effort not in GEMINI_EFFORTS:
+        return 400, f"Invalid reasoning effort: {effort}", None
+    google = ((payload.get("extra_body") or {}).get("google") or {}).get("thinking_config") or {}
+    if effort is not None and "thinking_budget" in google:
+        return 400, "reasoning_effort and thinking_budget cannot both be set", None
+    users = [n for n, m in enumerate(messages) if m.get("role") == "user"]
+    turn = users[-1] if users else -1
+    contents = [m for m in messages if m.get("role") != "system"]
+    for message in messages[turn + 1 :]:
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if not calls:
+            continue
+        first = calls[0]
+        signature = ((first.get("extra_content") or {}).get("google") or {}).get(
+            "thought_signature"
+        )
+        if not isinstance(signature, str) or not signature:
+            name = (first.get("function") or {}).get("name")
+            position = contents.index(message) + 1
+            return 400, GEMINI_SIGNATURE_MISSING.format(name=name, position=position), None
+        if signature not in GEMINI_FALLBACKS and signature not in issued:
+            return 400, "Thought signature is not valid.", None
+    return None
+
+
+_CHECKS = {"openai": _openai, "deepseek": _deepseek, "dashscope": _dashscope, "ollama": _ollama}
