@@ -1,4 +1,9 @@
-"""The `parley` command: run, chat, migrate, tools, reminders."""
+"""The `parley` command: run, chat, migrate, doctor, tools, reminders.
+
+Every command reads its settings from one `.env` file (`--env-file`, else PARLEY_ENV_FILE,
+else `./.env` if there is one) plus the environment, and says on stderr which file and
+which database it uses: run from the wrong folder, the line shows it at once.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -21,24 +28,101 @@ from bot.toolkit import ToolRegistry
 
 log = logging.getLogger("parley")
 
+HELP = {"help_option_names": ["-h", "--help"]}
+ENV_FILE_VARIABLE = "PARLEY_ENV_FILE"
+
 cli = typer.Typer(
     help="Parley: an LLM assistant with real tools for Slack, Telegram and the terminal.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=HELP,
 )
 
 
-def _settings(*, quiet: bool = False) -> Settings:
-    settings = Settings.load()
+def parley_version() -> str:
+    try:
+        return version("parley")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"parley {parley_version()}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def options(
+    ctx: typer.Context,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            envvar=ENV_FILE_VARIABLE,
+            help="The .env file to read settings from (default: ./.env if it exists).",
+            show_default=False,
+        ),
+    ] = None,
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Parley: an LLM assistant with real tools for Slack, Telegram and the terminal."""
+    ctx.obj = env_file
+
+
+def resolve_env_file(given: Path | None) -> Path | None:
+    """The .env file a command reads: the one asked for (it must exist), else ./.env."""
+    if given is not None:
+        path = given.expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"--env-file/{ENV_FILE_VARIABLE}: {path} does not exist or is not a file"
+            )
+        return path.resolve()
+    default = Path(".env")
+    return default.resolve() if default.is_file() else None
+
+
+def describe_sources(env_file: Path | None, database_url: str) -> str:
+    """One line: which .env file and which database (password hidden) a command uses."""
+    from sqlalchemy import make_url
+
+    source = (
+        f"settings from {env_file}"
+        if env_file is not None
+        else f"no .env file in {Path.cwd()} (environment only; see --env-file)"
+    )
+    try:
+        url = make_url(database_url)
+    except Exception:  # an invalid URL is reported by the command that opens it
+        return f"{source}; database {database_url!r}"
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = Path(url.database).expanduser().resolve()
+        state = "" if path.exists() else " (does not exist yet: it will be created)"
+        return f"{source}; database {path}{state}"
+    return f"{source}; database {url.render_as_string(hide_password=True)}"
+
+
+def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
+    root = ctx.find_root()
+    env_file = resolve_env_file(root.obj if isinstance(root.obj, Path) else None)
+    settings = Settings.load(env_file=env_file)
     configure_logging("WARNING" if quiet else settings.log.level, settings.log.format)
+    typer.echo(f"parley: {describe_sources(env_file, settings.database.url)}", err=True)
     return settings
 
 
 @cli.command()
-def run() -> None:
+def run(ctx: typer.Context) -> None:
     """Run the bot: every configured platform plus the web server (/healthz)."""
-    settings = _settings()
+    settings = _settings(ctx)
 
     async def main() -> None:
         application = Application(settings)
@@ -57,11 +141,11 @@ def run() -> None:
 
 
 @cli.command()
-def chat() -> None:
+def chat(ctx: typer.Context) -> None:
     """Chat with Parley in this terminal (same database and tools as the bot)."""
     from integrations.console import ConsoleMessenger, run_console
 
-    settings = _settings(quiet=True)
+    settings = _settings(ctx, quiet=True)
 
     async def main() -> None:
         application = Application(settings, messengers=[ConsoleMessenger()])
@@ -76,14 +160,16 @@ def chat() -> None:
 
 
 @cli.command()
-def migrate() -> None:
+def migrate(ctx: typer.Context) -> None:
     """Bring the database (DATABASE_URL) to the newest schema."""
-    settings = _settings()
+    settings = _settings(ctx)
     _run(lambda: migrate_database(settings.database.url))
     typer.echo("database is up to date")
 
 
-tools_cli = typer.Typer(help="The tools the model can be offered.", add_completion=False)
+tools_cli = typer.Typer(
+    help="The tools the model can be offered.", add_completion=False, context_settings=HELP
+)
 cli.add_typer(tools_cli, name="tools")
 
 
@@ -94,17 +180,18 @@ def tools(
 ) -> None:
     """List the tools (`parley tools` is `parley tools list`)."""
     if ctx.invoked_subcommand is None:
-        list_tools(as_json)
+        list_tools(ctx, as_json)
 
 
 @tools_cli.command("list")
 def list_tools(
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the schemas as JSON."),
 ) -> None:
     """Every tool: built-in ones and those of the MCP servers in PARLEY_MCP_CONFIG."""
     from tools import ALL_TOOLS
 
-    settings = _settings(quiet=True)
+    settings = _settings(ctx, quiet=True)
     registry = ToolRegistry(ALL_TOOLS)
 
     async def collect() -> None:
@@ -138,16 +225,19 @@ def list_tools(
         )
 
 
-reminders_cli = typer.Typer(help="Reminders and follow-ups in the database.", no_args_is_help=True)
+reminders_cli = typer.Typer(
+    help="Reminders and follow-ups in the database.", no_args_is_help=True, context_settings=HELP
+)
 cli.add_typer(reminders_cli, name="reminders")
 
 
 @reminders_cli.command("list")
 def reminders_list(
+    ctx: typer.Context,
     show_all: bool = typer.Option(False, "--all", help="Also delivered, cancelled, failed."),
 ) -> None:
     """Show pending reminders (soonest first): id, when (UTC), owner, kind, repeat, text."""
-    settings = _settings(quiet=True)
+    settings = _settings(ctx, quiet=True)
 
     async def main() -> None:
         application = Application(settings, provider=_NoProvider())
@@ -171,9 +261,9 @@ def reminders_list(
 
 
 @reminders_cli.command("cancel")
-def reminders_cancel(reminder_id: int) -> None:
+def reminders_cancel(ctx: typer.Context, reminder_id: int) -> None:
     """Cancel a pending reminder by id."""
-    settings = _settings(quiet=True)
+    settings = _settings(ctx, quiet=True)
 
     async def main() -> bool:
         application = Application(settings, provider=_NoProvider())

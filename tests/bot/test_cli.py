@@ -48,10 +48,98 @@ def parley(
 def test_run_without_a_key_stops_with_one_line_naming_the_variables(tmp_path: Path) -> None:
     result = parley(tmp_path, "run")
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "OPENAI_API_KEY" in lines[0] and "OPENAI_BASE_URL" in lines[0]
+    sources, *errors = result.stderr.strip().splitlines()
+    assert sources.startswith("parley: no .env file in "), result.stderr
+    assert len(errors) == 1, result.stderr
+    assert "OPENAI_API_KEY" in errors[0] and "OPENAI_BASE_URL" in errors[0]
     assert "Traceback" not in result.stderr
+
+
+def test_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    result = subprocess.run(
+        [*PARLEY, "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"parley {version('parley')}\n"
+
+
+COMMANDS = [
+    (),
+    ("run",),
+    ("chat",),
+    ("migrate",),
+    ("tools",),
+    ("tools", "list"),
+    ("reminders",),
+    ("reminders", "list"),
+    ("reminders", "cancel"),
+]
+
+
+def test_every_command_explains_itself_with_dash_h(tmp_path: Path) -> None:
+    for command in COMMANDS:
+        result = parley(tmp_path, *command, "-h")
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Usage:" in result.stdout and "--help" in result.stdout, command
+    assert not (tmp_path / "data").exists()  # asking for help touches no database
+
+
+def test_env_file_is_found_from_another_folder_and_named_with_its_database(
+    tmp_path: Path,
+) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    database = project / "data" / "parley.db"
+    env_file = project / ".env"
+    env_file.write_text(f"DATABASE_URL=sqlite:///{database}\n")
+    env = environment(tmp_path)
+    del env["DATABASE_URL"]
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*PARLEY, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=elsewhere,
+            env={**env, **extra},
+            check=False,
+        )
+
+    first = run("--env-file", str(env_file), "migrate")
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.splitlines()[0] == (
+        f"parley: settings from {env_file}; database {database} "
+        "(does not exist yet: it will be created)"
+    )
+    assert database.exists() and not (elsewhere / "data").exists()
+
+    second = run("migrate", PARLEY_ENV_FILE=str(env_file))
+    assert second.returncode == 0, second.stderr
+    assert second.stderr.splitlines()[0] == f"parley: settings from {env_file}; database {database}"
+
+    missing = run("--env-file", str(elsewhere / ".env"), "migrate")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"parley: configuration error: --env-file/PARLEY_ENV_FILE: {elsewhere / '.env'} "
+        "does not exist or is not a file"
+    ]
+
+
+def test_the_sources_line_hides_a_database_password(tmp_path: Path) -> None:
+    result = parley(
+        tmp_path,
+        "reminders",
+        "list",
+        DATABASE_URL="postgresql://parley:hunter2@127.0.0.1:9/parley",
+    )
+    assert result.returncode != 0
+    first = result.stderr.splitlines()[0]
+    assert first.endswith("database postgresql://parley:***@127.0.0.1:9/parley"), first
+    assert "hunter2" not in result.stderr + result.stdout
 
 
 def test_an_invalid_setting_is_one_line_naming_it(tmp_path: Path) -> None:
