@@ -19,9 +19,10 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.app import Application, build_mcp
+from bot.app import Application, build_mcp, build_provider
 from bot.config import Settings
 from bot.errors import ConfigError, ParleyError
+from bot.llm.base import Provider
 from bot.logs import configure_logging
 from bot.storage import migrate as migrate_database
 from bot.toolkit import ToolRegistry
@@ -105,7 +106,7 @@ def describe_sources(env_file: Path | None, database_url: str) -> str:
         return f"{source}; database {database_url!r}"
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         path = Path(url.database).expanduser().resolve()
-        state = "" if path.exists() else " (does not exist yet: it will be created)"
+        state = "" if path.exists() else " (does not exist yet)"
         return f"{source}; database {path}{state}"
     return f"{source}; database {url.render_as_string(hide_password=True)}"
 
@@ -165,6 +166,79 @@ def migrate(ctx: typer.Context) -> None:
     settings = _settings(ctx)
     _run(lambda: migrate_database(settings.database.url))
     typer.echo("database is up to date")
+
+
+@cli.command()
+def doctor(
+    ctx: typer.Context,
+    timeout: float = typer.Option(15.0, "--timeout", help="Seconds each check may take."),
+) -> None:
+    """Check the settings, the database, each platform's token, the model, SMTP and the
+    MCP servers; one line each, exit code 1 if anything fails."""
+    from bot.doctor import Check, build_checks, render, run_checks, secret_values
+
+    settings = _settings(ctx, quiet=True)
+    logging.getLogger().setLevel(logging.CRITICAL)  # the check lines say it all
+    try:
+        provider: Provider | None = build_provider(_one_token(settings))
+    except ConfigError:
+        provider = None  # the settings check names the missing key
+    checks: list[Check] = build_checks(settings, provider)
+    if settings.slack.enabled:
+        from integrations.slack.doctor import slack_check
+
+        checks.append(slack_check(settings.slack))
+    if settings.telegram.bot_token is not None:
+        from integrations.telegram.doctor import telegram_check
+
+        checks.append(telegram_check(settings.telegram))
+
+    async def main() -> list[Any]:
+        registry = ToolRegistry([])
+        mcp = build_mcp(settings, registry)
+        try:
+            if mcp is not None:
+                await mcp.start()  # waits up to PARLEY_MCP_START_TIMEOUT for every server
+                checks.extend(_mcp_check(link, registry, settings.mcp.config) for link in mcp.links)
+            return await run_checks(checks, within=timeout)
+        finally:
+            if mcp is not None:
+                await mcp.aclose()
+
+    results = _run(main)
+    secrets = secret_values(settings)
+    for result in results:
+        typer.echo(render(result, secrets))
+    failed = sum(1 for result in results if not result.ok)
+    if failed:
+        typer.echo(f"{failed} of {len(results)} checks failed", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"all {len(results)} checks passed")
+
+
+def _one_token(settings: Settings) -> Settings:
+    """The settings with a one-token answer and no retries: the doctor's model call."""
+    llm = settings.llm.model_copy(update={"max_tokens": 1, "max_retries": 0})
+    groups = {name: getattr(settings, name) for name in Settings.GROUPS}
+    return Settings(**{**groups, "llm": llm})
+
+
+def _mcp_check(link: Any, registry: ToolRegistry, config: str) -> Any:
+    """An MCP server's check: it started and listed its tools (`link` has tried by now)."""
+    from bot.doctor import Check, CheckFailed
+
+    name = link.config.name
+
+    async def probe() -> str:
+        if not link.available:
+            raise CheckFailed(
+                f"did not start or list its tools ({link.last_error or 'no answer'})",
+                f"check [servers.{name}] in {config}.",
+            )
+        count = sum(1 for item in registry if item.source == f"mcp:{name}")
+        return f"{count} tool(s) listed"
+
+    return Check(f"MCP server {name}", probe)
 
 
 tools_cli = typer.Typer(

@@ -72,6 +72,7 @@ COMMANDS = [
     ("migrate",),
     ("tools",),
     ("tools", "list"),
+    ("doctor",),
     ("reminders",),
     ("reminders", "list"),
     ("reminders", "cancel"),
@@ -112,8 +113,7 @@ def test_env_file_is_found_from_another_folder_and_named_with_its_database(
     first = run("--env-file", str(env_file), "migrate")
     assert first.returncode == 0, first.stderr
     assert first.stderr.splitlines()[0] == (
-        f"parley: settings from {env_file}; database {database} "
-        "(does not exist yet: it will be created)"
+        f"parley: settings from {env_file}; database {database} (does not exist yet)"
     )
     assert database.exists() and not (elsewhere / "data").exists()
 

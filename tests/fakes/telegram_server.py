@@ -332,7 +332,7 @@ class FakeTelegramServer:
         else:
             prefix, _, method = path.rpartition("/")
             if prefix != f"/bot{TOKEN}":
-                status, payload = 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+                status, payload = _unknown_token(prefix.removeprefix("/bot"))
             else:
                 params = _decode(scope, body)
                 with self._lock:
@@ -547,6 +547,15 @@ class FakeTelegramServer:
 
 def _rendition(params: dict[str, Any]) -> tuple[str, str | None]:
     return str(params.get("text", "")), params.get("parse_mode")
+
+
+def _unknown_token(token: str) -> tuple[int, Any]:
+    """What the Bot API answers a token it does not know: 401 Unauthorized for one shaped
+    like a token (`<bot id>:<secret>`, e.g. revoked or mistyped), 404 for anything else."""
+    bot_id, colon, secret = token.partition(":")
+    if colon and bot_id.isdigit() and secret:
+        return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
 
 
 def _bad_request(description: str) -> tuple[int, Any]:
