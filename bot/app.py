@@ -16,7 +16,9 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
 from sqlalchemy import text
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from bot.admin import Administration
@@ -81,6 +83,10 @@ def build_mcp(settings: Settings, registry: ToolRegistry) -> MCPTools | None:
         start_timeout=settings.mcp.start_timeout_seconds,
         initial_backoff=settings.mcp.restart_backoff_seconds,
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None and value.get_secret_value() else None
 
 
 class Application:
@@ -206,15 +212,7 @@ class Application:
         this replica holds the leader lease) until `stop` is set, then shut down
         gracefully: take no new work, let turns in flight finish (at most
         PARLEY_SHUTDOWN_GRACE_SECONDS), stop the scheduler, the platforms, the server."""
-        routes = [route for platform in self.platforms for route in platform.routes()]
-        routes.extend(self.console_routes())
-        routes += ops_routes(
-            ready=self.readiness,
-            metrics=self.metrics.exposition,
-            content_type=METRICS_CONTENT_TYPE,
-        )
-        app = create_web_app(health=self.health, routes=routes)
-        app.add_middleware(DrainingMiddleware, draining=lambda: self.draining)
+        app = self.web_app()
         self.web = WebServer(app, host=self.settings.http.host, port=self.settings.http.port)
         self.draining = False
         await self.web.start()
@@ -248,6 +246,20 @@ class Application:
                 await platform.stop()
             self.started = []
             await self.web.stop()
+
+    def web_app(self) -> Starlette:
+        """The ASGI app `serve()` runs: webhooks, the console, health, readiness, metrics."""
+        routes = [route for platform in self.platforms for route in platform.routes()]
+        routes.extend(self.console_routes())
+        routes += ops_routes(
+            ready=self.readiness,
+            metrics=self.metrics.exposition,
+            content_type=METRICS_CONTENT_TYPE,
+            details_token=_secret(self.settings.ops.readyz_token),
+        )
+        app = create_web_app(health=self.health, routes=routes)
+        app.add_middleware(DrainingMiddleware, draining=lambda: self.draining)
+        return app
 
     def console_routes(self) -> list[BaseRoute]:
         """The web console under /admin, or nothing (and a log line) without a password."""
@@ -288,7 +300,7 @@ class Application:
     async def health(self) -> dict[str, object]:
         async with self.database.read() as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-        return {"database": "ok", "model": self.provider.model}
+        return {"database": "ok"}
 
     async def aclose(self) -> None:
         await self.leadership.stop()

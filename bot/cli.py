@@ -8,12 +8,12 @@ which database it uses: run from the wrong folder, the line shows it at once.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.errors import ConfigError, ParleyError
 from bot.llm.base import Provider
 from bot.logs import configure_logging
+from bot.observe import parley_version
 from bot.storage import migrate as migrate_database
 from bot.toolkit import ToolRegistry
 
@@ -39,13 +40,6 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings=HELP,
 )
-
-
-def parley_version() -> str:
-    try:
-        return version("parley")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
 
 
 def _show_version(value: bool) -> None:
@@ -116,7 +110,11 @@ def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
     env_file = resolve_env_file(root.obj if isinstance(root.obj, Path) else None)
     settings = Settings.load(env_file=env_file)
     configure_logging("WARNING" if quiet else settings.log.level, settings.log.format)
-    typer.echo(f"parley: {describe_sources(env_file, settings.database.url)}", err=True)
+    sources = describe_sources(env_file, settings.database.url)
+    if quiet:
+        typer.echo(f"parley: {sources}", err=True)
+    else:  # a logging command says it in its log format (JSON lines stay JSON)
+        log.info("%s", sources)
     return settings
 
 
@@ -343,7 +341,18 @@ def reminders_cancel(ctx: typer.Context, reminder_id: int) -> None:
         application = Application(settings, provider=_NoProvider())
         try:
             await application.start()
-            return await application.scheduler.cancel(None, reminder_id)
+            cancelled = await application.scheduler.cancel(None, reminder_id)
+            # The same audit row as a cancel in the console, with who ran the command.
+            await application.admin_store.audit(
+                actor=f"cli:{_os_user()}",
+                action="reminder.cancel",
+                surface="cli",
+                allowed=cancelled,
+                details={"reminder_id": reminder_id}
+                if cancelled
+                else {"reminder_id": reminder_id, "reason": "not pending"},
+            )
+            return cancelled
         finally:
             await application.aclose()
 
@@ -351,6 +360,13 @@ def reminders_cancel(ctx: typer.Context, reminder_id: int) -> None:
         typer.echo(f"no pending reminder {reminder_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"reminder {reminder_id} cancelled")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user without a passwd entry or $USER
+        return "unknown"
 
 
 class _NoProvider:

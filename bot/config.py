@@ -282,7 +282,8 @@ class ReminderSettings(_Group):
 
 
 class OpsSettings(_Group):
-    """Running in production: shutdown, the scheduler leader lease, logging bodies."""
+    """Running in production: shutdown, the scheduler leader lease, logging bodies,
+    who may see /readyz's details."""
 
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, validation_alias="PARLEY_SHUTDOWN_GRACE_SECONDS"
@@ -292,6 +293,8 @@ class OpsSettings(_Group):
         5.0, gt=0, validation_alias="PARLEY_SCHEDULER_LEASE_RENEW_SECONDS"
     )
     log_bodies: bool = Field(False, validation_alias="PARLEY_LOG_BODIES")
+    # Lets a remote monitor see /readyz's details (callers on this host always do).
+    readyz_token: SecretStr | None = Field(None, validation_alias="PARLEY_READYZ_TOKEN")
 
 
 class Settings:

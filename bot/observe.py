@@ -10,9 +10,21 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import platform
 import uuid
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.domain import Usage
@@ -20,6 +32,14 @@ from bot.domain import Usage
 TURN_ID: contextvars.ContextVar[str] = contextvars.ContextVar("parley_turn_id", default="")
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def parley_version() -> str:
+    """The installed distribution's version ("unknown" in an uninstalled checkout)."""
+    try:
+        return version("parley")
+    except PackageNotFoundError:  # a checkout that was never installed
+        return "unknown"
 
 
 def new_turn_id() -> str:
@@ -59,6 +79,13 @@ class Metrics(Observer):
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # The standard process_* (CPU, memory, open files, start time) and python_info.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        r.register(GC_COLLECTOR)
+        Info("parley_build", "The running Parley release", registry=r).info(
+            {"version": parley_version(), "python": platform.python_version()}
+        )
         self.turns = Counter(
             "parley_turns",
             "Turns handled, by platform and outcome",
