@@ -22,7 +22,9 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from bot.admin import Administration
+from bot.alerts import Alerts
 from bot.config import Settings
+from bot.doctor import Check
 from bot.domain import ToolServices
 from bot.engine import Engine
 from bot.errors import ConfigError
@@ -30,7 +32,7 @@ from bot.leader import LeaderLease, Leadership
 from bot.limits import Limits
 from bot.llm.base import Provider
 from bot.mail import SMTPMailer
-from bot.observe import METRICS_CONTENT_TYPE, Metrics
+from bot.observe import METRICS_CONTENT_TYPE, Metrics, Observers
 from bot.platform import Platform
 from bot.policy import ChannelToolPolicy
 from bot.scheduler import ReminderScheduler
@@ -89,6 +91,20 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None and value.get_secret_value() else None
 
 
+def build_platform_checks(settings: Settings) -> list[Check]:
+    """The doctor's check of each configured platform (its token, its API)."""
+    checks: list[Check] = []
+    if settings.slack.enabled:
+        from integrations.slack.doctor import slack_check
+
+        checks.append(slack_check(settings.slack))
+    if settings.telegram.bot_token is not None:
+        from integrations.telegram.doctor import telegram_check
+
+        checks.append(telegram_check(settings.telegram))
+    return checks
+
+
 class Application:
     """Everything one Parley process runs, with an explicit start and stop."""
 
@@ -126,6 +142,8 @@ class Application:
             cache_seconds=settings.weather.cache_seconds,
         )
         self.mailer = SMTPMailer(settings.email, self.database)
+        self.alerts = Alerts(settings.alerts, self.messengers, self.mailer)
+        observer = Observers(self.metrics, self.alerts)
         services = ToolServices(
             reminders=self.scheduler,
             mailer=self.mailer,
@@ -140,7 +158,7 @@ class Application:
             policy=self.policy,
             limits=self.limits,
             services=services,
-            observer=self.metrics,
+            observer=observer,
             log_bodies=settings.ops.log_bodies,
         )
         self.platforms: list[Platform] = self.build_platforms()
@@ -149,7 +167,7 @@ class Application:
         for messenger in messengers:
             self.messengers[messenger.platform] = messenger
         self.scheduler.engine = self.engine
-        self.scheduler.observer = self.metrics
+        self.scheduler.observer = observer
         self.web: WebServer | None = None
         # Exactly one replica on a database runs the reminder scheduler (bot/leader.py).
         self.leadership = Leadership(
@@ -229,10 +247,12 @@ class Application:
             else:
                 log.info("no chat platform configured yet: try `parley chat` in a terminal")
             await self.leadership.start()
+            self.alerts.watch(build_platform_checks(self.settings))
             await stop.wait()
         finally:
             log.info("stopping: taking no new work")
             self.draining = True
+            await self.alerts.stop()
             grace = self.settings.ops.shutdown_grace_seconds
             if self.engine.turns_in_flight:
                 log.info("waiting up to %.1f s for %d turn(s)", grace, self.engine.turns_in_flight)
@@ -305,6 +325,7 @@ class Application:
     async def aclose(self) -> None:
         await self.leadership.stop()
         await self.scheduler.stop()
+        await self.alerts.stop()
         await self.weather.aclose()
         if self.mcp is not None:
             await self.mcp.aclose()

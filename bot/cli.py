@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.app import Application, build_mcp, build_provider
+from bot.app import Application, build_mcp, build_platform_checks, build_provider
 from bot.config import Settings
 from bot.errors import ConfigError, ParleyError
 from bot.llm.base import Provider
@@ -181,15 +181,7 @@ def doctor(
         provider: Provider | None = build_provider(_one_token(settings))
     except ConfigError:
         provider = None  # the settings check names the missing key
-    checks: list[Check] = build_checks(settings, provider)
-    if settings.slack.enabled:
-        from integrations.slack.doctor import slack_check
-
-        checks.append(slack_check(settings.slack))
-    if settings.telegram.bot_token is not None:
-        from integrations.telegram.doctor import telegram_check
-
-        checks.append(telegram_check(settings.telegram))
+    checks: list[Check] = [*build_checks(settings, provider), *build_platform_checks(settings)]
 
     async def main() -> list[Any]:
         registry = ToolRegistry([])

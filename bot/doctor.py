@@ -37,6 +37,7 @@ from bot.errors import (
     ProviderUnavailable,
 )
 from bot.llm.base import Provider
+from bot.mail import allowed
 from bot.storage.database import to_async_url
 from bot.storage.migrate import alembic_config
 
@@ -142,11 +143,23 @@ def settings_check(settings: Settings) -> Check:
             )
             if on
         ]
+        for kind, target in settings.alerts.targets:
+            if kind == "email" and not (email.host and allowed(target, email.allowed_recipients)):
+                raise CheckFailed(
+                    f"PARLEY_ALERT_TO names {target} but email cannot reach it",
+                    "set SMTP_HOST and put the address on PARLEY_EMAIL_ALLOWLIST.",
+                )
+            if kind != "email" and kind not in platforms:
+                raise CheckFailed(
+                    f"PARLEY_ALERT_TO names {kind}:{target} but {kind} is not configured",
+                    f"configure {kind} or remove the target.",
+                )
         return (
             f"provider {llm.provider}, model {llm.model}; "
             f"platforms: {', '.join(platforms) or 'none (parley chat only)'}; "
             f"email {'on' if email.host else 'off'}; "
-            f"MCP {'from ' + settings.mcp.config if settings.mcp.config else 'off'}"
+            f"MCP {'from ' + settings.mcp.config if settings.mcp.config else 'off'}; "
+            f"alerts to {len(settings.alerts.targets) or 'nobody'}"
         )
 
     return Check("settings", probe)

@@ -73,6 +73,33 @@ class Observer:
         return None
 
 
+class Observers(Observer):
+    """Reports to each of several observers in turn (the metrics and the alerts)."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self.observers = observers
+
+    def turn_started(self) -> None:
+        for observer in self.observers:
+            observer.turn_started()
+
+    def turn_finished(self, platform: str, outcome: str, seconds: float) -> None:
+        for observer in self.observers:
+            observer.turn_finished(platform, outcome, seconds)
+
+    def llm_call(self, model: str, usage: Usage, *, failed: bool) -> None:
+        for observer in self.observers:
+            observer.llm_call(model, usage, failed=failed)
+
+    def tool_call(self, tool: str, *, failed: bool) -> None:
+        for observer in self.observers:
+            observer.tool_call(tool, failed=failed)
+
+    def reminder_fired(self, *, late: bool, failed: bool) -> None:
+        for observer in self.observers:
+            observer.reminder_fired(late=late, failed=failed)
+
+
 class Metrics(Observer):
     """Prometheus counters and histograms in a registry of their own."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.request import HTTPXRequest
 
 from bot.config import TelegramSettings
 from bot.doctor import Check, CheckFailed
@@ -17,7 +18,10 @@ def telegram_check(settings: TelegramSettings) -> Check:
     token = settings.bot_token.get_secret_value()
 
     async def probe() -> str:
-        bot = Bot(token, base_url=settings.base_url)
+        # A request object of our own, closed below: Bot.shutdown() closes nothing for a
+        # bot whose initialize() (itself a getMe) never succeeded.
+        request = HTTPXRequest(connection_pool_size=1)
+        bot = Bot(token, base_url=settings.base_url, request=request)
         try:
             me = await bot.get_me()
         except InvalidToken:
@@ -33,7 +37,7 @@ def telegram_check(settings: TelegramSettings) -> Check:
         except TelegramError as exc:
             raise CheckFailed(f"getMe failed ({exc})") from None
         finally:
-            await bot.shutdown()
+            await request.shutdown()
         mode = "webhook" if settings.webhook_url else "long polling"
         return f"@{me.username} ({me.id}), {mode}"
 
