@@ -21,6 +21,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from bot.activity import ActivityRecorder
 from bot.admin import Administration
 from bot.alerts import Alerts
 from bot.config import Settings
@@ -37,12 +38,14 @@ from bot.platform import Platform
 from bot.policy import ChannelToolPolicy
 from bot.scheduler import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
+from bot.storage.activity import ActivityStore
 from bot.storage.admin import AdminStore
 from bot.surface import Messenger
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
 from bot.web.console import Console
 from bot.web.ops import DrainingMiddleware, ops_routes
+from bot.web.overview import Overview, PlatformState
 from tools import ALL_TOOLS
 from tools.weather import OpenMeteo
 
@@ -89,6 +92,16 @@ def build_mcp(settings: Settings, registry: ToolRegistry) -> MCPTools | None:
 
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None and value.get_secret_value() else None
+
+
+def vendor_name(settings: Settings) -> str:
+    """Who serves the model, as the overview labels it: anthropic, or the OpenAI-compatible
+    vendor profile (openai, dashscope, deepseek, vllm, ollama, generic)."""
+    if settings.llm.provider == "anthropic":
+        return "anthropic"
+    from bot.llm.profiles import profile_for
+
+    return profile_for(settings.llm.profile, settings.llm.base_url).name
 
 
 def build_platform_checks(settings: Settings) -> list[Check]:
@@ -143,7 +156,13 @@ class Application:
         )
         self.mailer = SMTPMailer(settings.email, self.database)
         self.alerts = Alerts(settings.alerts, self.messengers, self.mailer)
-        observer = Observers(self.metrics, self.alerts)
+        self.activity_store = ActivityStore(self.database)
+        self.activity = ActivityRecorder(
+            self.activity_store,
+            vendor=vendor_name(settings),
+            keep_days=settings.ops.activity_keep_days,
+        )
+        observer = Observers(self.metrics, self.alerts, self.activity)
         services = ToolServices(
             reminders=self.scheduler,
             mailer=self.mailer,
@@ -291,6 +310,14 @@ class Application:
             store=self.admin_store,
             admin=self.admin,
             reminders=self.scheduler,
+            overview=Overview(
+                store=self.activity_store,
+                recorder=self.activity,
+                platforms=lambda: [
+                    PlatformState(p.name, p in self.started) for p in self.platforms
+                ],
+                alerts=self.alerts,
+            ),
         )
         return console.routes()
 
@@ -326,6 +353,7 @@ class Application:
         await self.leadership.stop()
         await self.scheduler.stop()
         await self.alerts.stop()
+        await self.activity.stop()
         await self.weather.aclose()
         if self.mcp is not None:
             await self.mcp.aclose()

@@ -330,6 +330,8 @@ class OpsSettings(_Group):
     log_bodies: bool = Field(False, validation_alias="PARLEY_LOG_BODIES")
     # Lets a remote monitor see /readyz's details (callers on this host always do).
     readyz_token: SecretStr | None = Field(None, validation_alias="PARLEY_READYZ_TOKEN")
+    # Days of per-turn records the console's overview keeps (turn_log).
+    activity_keep_days: int = Field(90, ge=1, validation_alias="PARLEY_ACTIVITY_KEEP_DAYS")
 
 
 class Settings:

@@ -35,6 +35,7 @@ from bot.admin import Administration, UnknownTool
 from bot.config import AdminSettings
 from bot.domain import ChatKind, ChatRef, UserRef
 from bot.storage.admin import LIMIT_KEYS, AdminStore
+from bot.web.overview import Overview
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Console:
         store: AdminStore,
         admin: Administration,
         reminders: Reminders | None = None,
+        overview: Overview | None = None,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
             raise ValueError("the console needs PARLEY_ADMIN_PASSWORD")
@@ -74,6 +76,7 @@ class Console:
         self.store = store
         self.admin = admin
         self.reminders = reminders
+        self.overview = overview
         self._password_digest = _digest(password)
         self._failures: dict[str, list[float]] = {}
         self._chart: tuple[float, list[tuple[str, str, int]]] | None = None
@@ -124,6 +127,11 @@ class Console:
                 ),
                 Route("/audit", signed_in(self.audit)),
                 Route("/usage", signed_in(self.usage)),
+                *(
+                    [Route("/overview", signed_in(self.overview_page))]
+                    if self.overview is not None
+                    else []
+                ),
             ],
             middleware=[
                 Middleware(
@@ -183,7 +191,13 @@ class Console:
     # -- sign-in ---------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
-        return RedirectResponse("/admin/channels", status_code=303)
+        landing = "/admin/overview" if self.overview is not None else "/admin/channels"
+        return RedirectResponse(landing, status_code=303)
+
+    async def overview_page(self, request: Request) -> Response:
+        if self.overview is None:  # the route exists only with an overview
+            return RedirectResponse("/admin/channels", status_code=303)
+        return await self.overview.page(request, self._render)
 
     async def login_page(self, request: Request) -> Response:
         return self._render(request, "login.html", error="")
@@ -220,7 +234,7 @@ class Console:
         request.session["admin"] = True
         request.session["csrf"] = secrets.token_urlsafe(32)
         await self.store.audit(actor=ACTOR, action="console.signin", surface=SURFACE)
-        return RedirectResponse("/admin/channels", status_code=303)
+        return RedirectResponse("/admin/", status_code=303)  # the landing page
 
     def _throttled(self, client: str) -> int:
         """Seconds `client` must wait after MAX_FAILURES wrong passwords in FAILURE_WINDOW."""
