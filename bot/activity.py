@@ -39,6 +39,7 @@ class ActivityRecorder(Observer):
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        self.approvals_waiting = 0  # in this process: confirmations are answered in process
 
     def turn_started(self) -> None:
         self._open[TURN_ID.get()] = _Turn()
@@ -52,6 +53,9 @@ class ActivityRecorder(Observer):
         turn = self._open.get(TURN_ID.get())
         if turn is not None:
             _tally(turn.tools, tool, failed)
+
+    def approval_waiting(self, change: int) -> None:
+        self.approvals_waiting = max(0, self.approvals_waiting + change)
 
     def turn_finished(self, platform: str, outcome: str, seconds: float) -> None:
         turn_id = TURN_ID.get()

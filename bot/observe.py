@@ -72,6 +72,10 @@ class Observer:
     def reminder_fired(self, *, late: bool, failed: bool) -> None:
         return None
 
+    def approval_waiting(self, change: int) -> None:
+        """A confirmation question was asked (+1) or answered, refused or expired (-1)."""
+        return None
+
 
 class Observers(Observer):
     """Reports to each of several observers in turn (the metrics and the alerts)."""
@@ -98,6 +102,10 @@ class Observers(Observer):
     def reminder_fired(self, *, late: bool, failed: bool) -> None:
         for observer in self.observers:
             observer.reminder_fired(late=late, failed=failed)
+
+    def approval_waiting(self, change: int) -> None:
+        for observer in self.observers:
+            observer.approval_waiting(change)
 
 
 class Metrics(Observer):
@@ -144,6 +152,11 @@ class Metrics(Observer):
             ["tool", "outcome"],
             registry=r,
         )
+        self.approvals_waiting = Gauge(
+            "parley_approvals_waiting",
+            "Confirmation questions asked and not yet answered",
+            registry=r,
+        )
         self.reminders = Counter(
             "parley_reminders_fired",
             "Reminder deliveries, by timeliness and outcome",
@@ -171,6 +184,9 @@ class Metrics(Observer):
 
     def reminder_fired(self, *, late: bool, failed: bool) -> None:
         self.reminders.labels("late" if late else "on_time", "error" if failed else "ok").inc()
+
+    def approval_waiting(self, change: int) -> None:
+        self.approvals_waiting.inc(change)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -86,6 +86,7 @@ class Overview:
             "users": await self.store.busiest(since=since, by="user"),
             "alerts": list(reversed(self.alerts.sent[-5:])) if self.alerts else [],
             "alerts_on": bool(self.alerts and self.alerts.enabled),
+            "approvals": self.recorder.approvals_waiting if self.recorder else 0,
             "window_days": WINDOW_DAYS,
             "now": now,
         }

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+from pydantic import BaseModel
+
+from bot.domain import IncomingMessage, ToolContext, UserRef
 from bot.storage.activity import TurnSample
+from bot.toolkit import tool
 from bot.web.overview import FAILED, nice_scale, percentiles
-from tests.fakes.openai_server import ScriptedOpenAIServer
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
+from tests.fakes.surface import RecordingSurface
 from tests.web.console_harness import ConsoleFactory, sign_in
-from tests.web.overview_data import HISTORY, tell
+from tests.web.overview_data import ALICE, FINANCE, HISTORY, tell
 from tools.clock import get_current_time
 
 
@@ -92,3 +98,50 @@ def test_scales_are_round_and_percentiles_nearest_rank() -> None:
     samples = [TurnSample(float(s), "v", {}, {}) for s in range(1, 101)]
     assert percentiles(samples) == (100, "50.00 s", "90.00 s", "99.00 s")
     assert percentiles([]) == (0, "-", "-", "-")
+
+
+class Launch(BaseModel):
+    target: str
+
+
+@tool(side_effect=True)
+async def launch(params: Launch, ctx: ToolContext) -> str:
+    """Launch something (asks first)."""
+    return f"launched {params.target}"
+
+
+class WaitingSurface(RecordingSurface):
+    """A user who has been asked and has not pressed anything yet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+        self.press = asyncio.Event()
+
+    async def confirm(self, user: UserRef, question: str) -> bool:
+        self.asked.set()
+        await self.press.wait()
+        return True
+
+
+async def test_an_unanswered_confirmation_counts_as_an_approval_waiting(
+    make_console: ConsoleFactory, llm: ScriptedOpenAIServer
+) -> None:
+    console = await make_console(tools=(launch,))
+    llm.script(tool_call_reply(("launch", {"target": "rocket"})), text_reply("Launched."))
+    surface = WaitingSurface()
+    turn = asyncio.create_task(
+        console.app.engine.handle(IncomingMessage(chat=FINANCE, user=ALICE, text="go"), surface)
+    )
+    async with console.client() as client:
+        await sign_in(client)
+        await asyncio.wait_for(surface.asked.wait(), 10)
+        waiting = (await client.get("/admin/overview")).text
+        gauge = (await client.get("/metrics")).text
+        surface.press.set()
+        outcome = await turn
+        answered = (await client.get("/admin/overview")).text
+    assert not outcome.error and outcome.text == "Launched."
+    assert '<span class="n">1</span> approvals waiting' in waiting
+    assert "parley_approvals_waiting 1.0" in gauge
+    assert '<span class="n">0</span> approvals waiting' in answered
