@@ -177,3 +177,27 @@ def test_a_database_behind_the_newest_migration_is_reported(tmp_path: Path) -> N
     assert (
         f"is at migration 0003, the newest is {HEAD}. Fix: run `parley migrate`." in result.stdout
     )
+
+
+async def test_a_postgres_database_at_the_newest_migration_passes(postgres_url: str) -> None:
+    from bot.doctor import database_check, run_checks
+    from bot.storage import migrate
+    from tests.databases import fresh_postgres_database
+
+    async with fresh_postgres_database(postgres_url) as url:
+        before = await run_checks([database_check(url)], within=15)
+        await migrate(url)
+        after = await run_checks([database_check(url)], within=15)
+    assert not before[0].ok and "is at migration none" in before[0].detail
+    assert after[0].ok and after[0].detail.endswith(f"at migration {HEAD} (newest)")
+
+
+async def test_an_unreachable_postgres_is_one_line_without_its_password() -> None:
+    from bot.doctor import database_check, render, run_checks
+
+    url = "postgresql://parley:pg-secret-pw@127.0.0.1:9/parley"
+    [result] = await run_checks([database_check(url)], within=15)
+    line = render(result, ["pg-secret-pw"])
+    assert line.startswith("FAIL  database: cannot connect to postgresql+asyncpg://parley:***@")
+    assert "Fix: check DATABASE_URL and that the database server is running." in line
+    assert "pg-secret-pw" not in line
