@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.domain import Usage
 from bot.observe import TURN_ID, Observer
 from bot.storage.activity import ActivityStore
-from bot.storage.models import TurnRecord, utcnow
+from bot.storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class ActivityRecorder(Observer):
         self.vendor = vendor
         self.keep_days = keep_days
         self._open: dict[str, _Turn] = {}
-        self._pending: list[TurnRecord] = []
+        self._pending: list[dict[str, Any]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
@@ -60,18 +61,19 @@ class ActivityRecorder(Observer):
     def turn_finished(self, platform: str, outcome: str, seconds: float) -> None:
         turn_id = TURN_ID.get()
         turn = self._open.pop(turn_id, None) or _Turn()
+        # A plain dict per turn: a model instance would cost ~50 µs of validation each.
         self._pending.append(
-            TurnRecord(
-                turn_id=turn_id,
-                finished_at=utcnow(),
-                platform=platform or "none",
-                outcome=outcome,
-                seconds=seconds,
-                vendor=self.vendor,
-                models=turn.models,
-                tools=turn.tools,
-                error=_describe(turn) if outcome != "ok" else "",
-            )
+            {
+                "turn_id": turn_id,
+                "finished_at": utcnow(),
+                "platform": platform or "none",
+                "outcome": outcome,
+                "seconds": seconds,
+                "vendor": self.vendor,
+                "models": turn.models,
+                "tools": turn.tools,
+                "error": _describe(turn) if outcome != "ok" else "",
+            }
         )
         self._schedule()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, cast, delete, func
+from sqlalchemy import Connection, Date, cast, delete, func, insert
 from sqlalchemy import select as sa_select
 
 from bot.storage.database import Database
@@ -61,14 +61,17 @@ class ActivityStore:
     def __init__(self, database: Database) -> None:
         self.db = database
 
-    async def record(self, rows: Sequence[TurnRecord], *, keep_days: int) -> None:
-        """Store finished turns and forget those older than `keep_days`."""
-        t = TurnRecord.__table__  # type: ignore[attr-defined]
-        async with self.db.write() as session:
-            session.add_all(rows)
-            await session.exec(
-                delete(t).where(t.c.finished_at < utcnow() - timedelta(days=keep_days))
-            )
+    async def record(self, rows: Sequence[dict[str, Any]], *, keep_days: int) -> None:
+        """Store finished turns (`turn_log` columns as dicts; one executemany, off the ORM)
+        and forget those older than `keep_days`."""
+        table = TurnRecord.__table__  # type: ignore[attr-defined]
+        cutoff = utcnow() - timedelta(days=keep_days)
+
+        def work(connection: Connection) -> None:
+            connection.execute(insert(table), list(rows))
+            connection.execute(delete(table).where(table.c.finished_at < cutoff))
+
+        await self.db.run(work)
 
     async def turns_per_day(self, *, days: int) -> dict[str, tuple[int, int]]:
         """{"YYYY-MM-DD": (answered, failed)} for the last `days` UTC days with turns."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 
 from bot.domain import ChatKind, ChatRef, IncomingMessage, ReminderRequest, UserRef
-from bot.storage.models import Reminder, TurnRecord
+from bot.storage.models import Reminder
 from tests.fakes.openai_server import ScriptedOpenAIServer, error_reply, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
 from tests.web.console_harness import ConsoleHarness
@@ -31,17 +31,17 @@ async def tell(console: ConsoleHarness, llm: ScriptedOpenAIServer) -> Story:
     app = console.app
     now = datetime.now(UTC)
     history = [
-        TurnRecord(
-            turn_id=f"old{days:02d}{i:03d}",
-            finished_at=now - timedelta(days=days),
-            platform="telegram",
-            outcome="ok" if i < answered else "error",
-            seconds=0.5 + i / 10,
-            vendor="generic",
-            models={"scripted": [1, 0 if i < answered else 1]},
-            tools={},
-            error="" if i < answered else "the model failed (scripted)",
-        )
+        {
+            "turn_id": f"old{days:02d}{i:03d}",
+            "finished_at": now - timedelta(days=days),
+            "platform": "telegram",
+            "outcome": "ok" if i < answered else "error",
+            "seconds": 0.5 + i / 10,
+            "vendor": "generic",
+            "models": {"scripted": [1, 0 if i < answered else 1]},
+            "tools": {},
+            "error": "" if i < answered else "the model failed (scripted)",
+        }
         for days, answered, failed in HISTORY
         for i in range(answered + failed)
     ]
