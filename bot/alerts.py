@@ -67,7 +67,7 @@ class Alerts(Observer):
         self.mailer = mailer
         self.clock = clock
         self.conditions: dict[str, Condition] = {}
-        self.sent: list[str] = []  # every message sent, newest last (the console shows them)
+        self.sent: list[str] = []  # the last 50 messages, newest last (the console shows them)
         self._host = socket.gethostname()
         self._tasks: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
@@ -173,7 +173,7 @@ class Alerts(Observer):
 
     def _send(self, text: str) -> None:
         log.warning("%s", text)
-        self.sent.append(text)
+        self.sent = [*self.sent[-49:], text]
         if not self.enabled:
             return
         try:

@@ -177,11 +177,15 @@ def doctor(
 
     settings = _settings(ctx, quiet=True)
     logging.getLogger().setLevel(logging.CRITICAL)  # the check lines say it all
-    try:
-        provider: Provider | None = build_provider(_one_token(settings))
-    except ConfigError:
-        provider = None  # the settings check names the missing key
-    checks: list[Check] = [*build_checks(settings, provider), *build_platform_checks(settings)]
+
+    def provider_for(one_token: bool) -> Provider:
+        return build_provider(_for_doctor(settings, one_token=one_token))
+
+    llm = settings.llm
+    key = llm.anthropic_api_key if llm.provider == "anthropic" else llm.api_key
+    # Without a key there is no model to ask: the settings check names the missing one.
+    model = provider_for if key is not None and key.get_secret_value() else None
+    checks: list[Check] = [*build_checks(settings, model), *build_platform_checks(settings)]
 
     async def main() -> list[Any]:
         registry = ToolRegistry([])
@@ -206,9 +210,13 @@ def doctor(
     typer.echo(f"all {len(results)} checks passed")
 
 
-def _one_token(settings: Settings) -> Settings:
-    """The settings with a one-token answer and no retries: the doctor's model call."""
-    llm = settings.llm.model_copy(update={"max_tokens": 1, "max_retries": 0})
+def _for_doctor(settings: Settings, *, one_token: bool) -> Settings:
+    """The settings of the doctor's model call: no retries, no thinking (a budget would not
+    fit in one token), and a one-token answer when asked."""
+    update: dict[str, Any] = {"max_retries": 0, "thinking": "off"}
+    if one_token:
+        update["max_tokens"] = 1
+    llm = settings.llm.model_copy(update=update)
     groups = {name: getattr(settings, name) for name in Settings.GROUPS}
     return Settings(**{**groups, "llm": llm})
 

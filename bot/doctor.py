@@ -211,16 +211,31 @@ def _current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def model_check(provider: Provider, *, base_url: str, key_name: str, url_name: str) -> Check:
+def model_check(
+    provider_for: Callable[[bool], Provider], *, base_url: str, key_name: str, url_name: str
+) -> Check:
     """One short call to the model: the key, the endpoint and the model name all work.
 
-    `provider` should be built with a one-token answer limit and no retries."""
+    `provider_for(True)` is a provider limited to a one-token answer, `provider_for(False)`
+    one without a limit: a model that refuses the limit (OpenAI's reasoning models want
+    `max_completion_tokens`) is asked again the way the bot asks it."""
+
+    async def ask(provider: Provider) -> str:
+        try:
+            async for _ in provider.stream([ChatMessage(Role.USER, "Reply with OK.")], []):
+                pass
+        finally:
+            await provider.aclose()
+        return provider.model
 
     async def probe() -> str:
-        finished = ""
         try:
-            async for event in provider.stream([ChatMessage(Role.USER, "Say OK.")], []):
-                finished = getattr(event, "model", "") or finished
+            try:
+                model = await ask(provider_for(True))
+            except ProviderBadRequest as exc:
+                if "max_tokens" not in str(exc) and "max_completion_tokens" not in str(exc):
+                    raise
+                model = await ask(provider_for(False))
         except ProviderAuthError as exc:
             raise CheckFailed(
                 f"the key was refused ({exc})", f"check {key_name} (and its access to the model)."
@@ -238,9 +253,7 @@ def model_check(provider: Provider, *, base_url: str, key_name: str, url_name: s
             ) from None
         except ProviderError as exc:
             raise CheckFailed(str(exc)) from None
-        finally:
-            await provider.aclose()
-        return f"{provider.model} at {base_url} answered"
+        return f"{model} at {base_url} answered"
 
     return Check("model", probe)
 
@@ -288,15 +301,17 @@ def smtp_check(settings: EmailSettings) -> Check:
     return Check("email (SMTP)", probe)
 
 
-def build_checks(settings: Settings, provider: Provider | None) -> list[Check]:
-    """The core's checks for these settings (the model's only when a provider was built)."""
+def build_checks(
+    settings: Settings, provider_for: Callable[[bool], Provider] | None
+) -> list[Check]:
+    """The core's checks for these settings (the model's only with a way to build one)."""
     checks = [settings_check(settings), database_check(settings.database.url)]
-    if provider is not None:
+    if provider_for is not None:
         llm = settings.llm
         anthropic = llm.provider == "anthropic"
         checks.append(
             model_check(
-                provider,
+                provider_for,
                 base_url=llm.anthropic_base_url if anthropic else llm.base_url,
                 key_name="ANTHROPIC_API_KEY" if anthropic else "OPENAI_API_KEY",
                 url_name="PARLEY_ANTHROPIC_BASE_URL" if anthropic else "OPENAI_BASE_URL",

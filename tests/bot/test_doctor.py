@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 
 from bot.storage.migrate import alembic_config
 from tests.bot.test_cli import REPO, parley
-from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
+from tests.fakes.openai_server import ScriptedOpenAIServer, error_reply, text_reply
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.smtp import PASSWORD, USERNAME, SMTPServer
 from tests.fakes.telegram_server import TOKEN, FakeTelegramServer
@@ -94,6 +94,25 @@ def test_a_healthy_deployment_is_all_green(
     assert [body["_token"] for body in slack.bodies("auth.test")] == [SLACK_TOKEN]
     assert [call.method for call in telegram.calls] == ["getMe"]
     assert_no_secret(result)
+
+
+def test_a_model_that_refuses_max_tokens_is_asked_again_without(
+    tmp_path: Path, deployment: dict[str, str], llm: ScriptedOpenAIServer
+) -> None:
+    llm.set_default(None)
+    llm.script(
+        error_reply(
+            400,
+            message="Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            code="unsupported_parameter",
+        ),
+        text_reply("OK"),
+    )
+    result = parley(tmp_path, "doctor", **deployment)
+
+    assert result.returncode == 0, result.stdout
+    assert [("max_tokens" in request) for request in llm.requests] == [True, False]
 
 
 WRONG_TELEGRAM_TOKEN = "7000001:WRONG-token_abcdefghijklmnopqrstuvwx"
