@@ -220,3 +220,29 @@ async def test_an_unreachable_postgres_is_one_line_without_its_password() -> Non
     assert line.startswith("FAIL  database: cannot connect to postgresql+asyncpg://parley:***@")
     assert "Fix: check DATABASE_URL and that the database server is running." in line
     assert "pg-secret-pw" not in line
+
+
+def test_an_mcp_server_that_does_not_start_and_a_stray_alert_target_are_named(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "mcp.toml"
+    config.write_text('[servers.broken]\ncommand = "/nonexistent/mcp-server"\n', encoding="utf-8")
+    assert parley(tmp_path, "migrate").returncode == 0
+    result = parley(
+        tmp_path,
+        "doctor",
+        OPENAI_API_KEY="sk-x",
+        OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        PARLEY_MCP_CONFIG=str(config),
+        PARLEY_ALERT_TO="slack:U0123",
+    )
+
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert (
+        "FAIL  settings: PARLEY_ALERT_TO names slack:U0123 but slack is not configured. "
+        "Fix: configure slack or remove the target." in lines
+    )
+    [mcp] = [line for line in lines if "MCP server broken" in line]
+    assert mcp.startswith("FAIL  MCP server broken: did not start or list its tools (")
+    assert mcp.endswith(f"Fix: check [servers.broken] in {config}.")
