@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
 from bot.domain import IncomingMessage, ToolContext, UserRef
 from bot.storage.activity import TurnSample
 from bot.toolkit import tool
-from bot.web.overview import FAILED, nice_scale, percentiles
+from bot.web.overview import FAILED, Overview, PlatformState, nice_scale, percentiles
+from tests.apps import AppFactory
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
 from tests.web.console_harness import ConsoleFactory, sign_in
@@ -145,3 +147,32 @@ async def test_an_unanswered_confirmation_counts_as_an_approval_waiting(
     assert '<span class="n">1</span> approvals waiting' in waiting
     assert "parley_approvals_waiting 1.0" in gauge
     assert '<span class="n">0</span> approvals waiting' in answered
+
+
+async def test_platforms_show_whether_they_run_and_their_last_turn(make_app: AppFactory) -> None:
+    app = await make_app()
+    await app.activity_store.record(
+        [
+            {
+                "turn_id": "t1",
+                "finished_at": datetime.now(UTC),
+                "platform": "slack",
+                "outcome": "ok",
+                "seconds": 1.0,
+                "vendor": "openai",
+                "models": {},
+                "tools": {},
+                "error": "",
+            }
+        ],
+        keep_days=90,
+    )
+    overview = Overview(
+        store=app.activity_store,
+        platforms=lambda: [PlatformState("slack", True), PlatformState("telegram", False)],
+    )
+    context = await overview.context()
+    (slack, slack_up, slack_last), telegram = context["platforms"]
+    assert (slack, slack_up) == ("slack", True) and slack_last is not None
+    assert telegram == ("telegram", False, None)
+    assert context["other_platforms"] == []
