@@ -8,6 +8,7 @@ from bot.alerts import Alerts
 from bot.config import Settings
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.errors import ConfigError
+from bot.web.overview import Overview
 from integrations.telegram.doctor import telegram_check
 from tests.apps import AppFactory, RecordingMessenger, wait_until
 from tests.fakes.openai_server import ScriptedOpenAIServer, error_reply, text_reply
@@ -52,6 +53,9 @@ async def test_a_failing_model_alerts_once_then_recovers_once(
     assert "the model (scripted) failed 3 times in 10 minute(s)" in alert
     assert recovery.startswith("Parley recovered on ")
     assert "the model (scripted) answers again" in recovery
+    # The console's overview lists them, newest first.
+    context = await Overview(store=app.activity_store, alerts=app.alerts).context()
+    assert context["alerts"] == [recovery, alert] and context["alerts_on"] is True
 
 
 async def test_trouble_that_returns_soon_after_an_alert_stays_quiet(
