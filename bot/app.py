@@ -18,11 +18,16 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
 from sqlalchemy import text
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from bot.activity import ActivityRecorder
 from bot.admin import Administration
+from bot.alerts import Alerts
 from bot.config import Settings
+from bot.doctor import Check
 from bot.domain import ToolServices
 from bot.engine import Engine
 from bot.errors import ConfigError
@@ -30,11 +35,12 @@ from bot.leader import LeaderLease, Leadership
 from bot.limits import Limits
 from bot.llm.base import Provider
 from bot.mail import SMTPMailer
-from bot.observe import METRICS_CONTENT_TYPE, Metrics
+from bot.observe import METRICS_CONTENT_TYPE, Metrics, Observers
 from bot.platform import Platform
 from bot.policy import ChannelToolPolicy
 from bot.scheduler import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
+from bot.storage.activity import ActivityStore
 from bot.storage.admin import AdminStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.surface import Messenger
@@ -44,6 +50,7 @@ from bot.web.clients import ClientResolver
 from bot.web.console import Console
 from bot.web.limits import BodyLimit
 from bot.web.ops import DrainingMiddleware, ops_routes
+from bot.web.overview import Overview, PlatformState
 from tools import ALL_TOOLS
 from tools.weather import OpenMeteo
 
@@ -90,6 +97,34 @@ def build_mcp(settings: Settings, registry: ToolRegistry) -> MCPTools | None:
     )
 
 
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None and value.get_secret_value() else None
+
+
+def vendor_name(settings: Settings) -> str:
+    """Who serves the model, as the overview labels it: anthropic, or the OpenAI-compatible
+    vendor profile (openai, dashscope, deepseek, vllm, ollama, generic)."""
+    if settings.llm.provider == "anthropic":
+        return "anthropic"
+    from bot.llm.profiles import profile_for
+
+    return profile_for(settings.llm.profile, settings.llm.base_url).name
+
+
+def build_platform_checks(settings: Settings) -> list[Check]:
+    """The doctor's check of each configured platform (its token, its API)."""
+    checks: list[Check] = []
+    if settings.slack.enabled:
+        from integrations.slack.doctor import slack_check
+
+        checks.append(slack_check(settings.slack))
+    if settings.telegram.bot_token is not None:
+        from integrations.telegram.doctor import telegram_check
+
+        checks.append(telegram_check(settings.telegram))
+    return checks
+
+
 class Application:
     """Everything one Parley process runs, with an explicit start and stop."""
 
@@ -127,6 +162,14 @@ class Application:
             cache_seconds=settings.weather.cache_seconds,
         )
         self.mailer = SMTPMailer(settings.email, self.database)
+        self.alerts = Alerts(settings.alerts, self.messengers, self.mailer)
+        self.activity_store = ActivityStore(self.database)
+        self.activity = ActivityRecorder(
+            self.activity_store,
+            vendor=vendor_name(settings),
+            keep_days=settings.ops.activity_keep_days,
+        )
+        observer = Observers(self.metrics, self.alerts, self.activity)
         services = ToolServices(
             reminders=self.scheduler,
             mailer=self.mailer,
@@ -141,7 +184,7 @@ class Application:
             policy=self.policy,
             limits=self.limits,
             services=services,
-            observer=self.metrics,
+            observer=observer,
             log_bodies=settings.ops.log_bodies,
         )
         self.platforms: list[Platform] = self.build_platforms()
@@ -150,7 +193,7 @@ class Application:
         for messenger in messengers:
             self.messengers[messenger.platform] = messenger
         self.scheduler.engine = self.engine
-        self.scheduler.observer = self.metrics
+        self.scheduler.observer = observer
         self.web: WebServer | None = None
         # Exactly one replica on a database runs the reminder scheduler (bot/leader.py).
         self.leadership = Leadership(
@@ -214,20 +257,7 @@ class Application:
         this replica holds the leader lease) until `stop` is set, then shut down
         gracefully: take no new work, let turns in flight finish (at most
         PARLEY_SHUTDOWN_GRACE_SECONDS), stop the scheduler, the platforms, the server."""
-        routes = [route for platform in self.platforms for route in platform.routes()]
-        routes.extend(self.console_routes())
-        routes += ops_routes(
-            ready=self.readiness,
-            metrics=self.metrics.exposition,
-            content_type=METRICS_CONTENT_TYPE,
-        )
-        app = create_web_app(
-            health=self.health,
-            routes=routes,
-            body_limits=self.body_limits(),
-            max_body=self.settings.http.max_bytes,
-        )
-        app.add_middleware(DrainingMiddleware, draining=lambda: self.draining)
+        app = self.web_app()
         self.web = WebServer(app, host=self.settings.http.host, port=self.settings.http.port)
         self.draining = False
         await self.web.start()
@@ -244,10 +274,12 @@ class Application:
             else:
                 log.info("no chat platform configured yet: try `parley chat` in a terminal")
             await self.leadership.start()
+            self.alerts.watch(build_platform_checks(self.settings))
             await stop.wait()
         finally:
             log.info("stopping: taking no new work")
             self.draining = True
+            await self.alerts.stop()
             grace = self.settings.ops.shutdown_grace_seconds
             if self.engine.turns_in_flight:
                 log.info("waiting up to %.1f s for %d turn(s)", grace, self.engine.turns_in_flight)
@@ -290,6 +322,25 @@ class Application:
         if removed:
             log.info("forgot %d event claim(s) older than %s", removed, cutoff.isoformat())
 
+    def web_app(self) -> Starlette:
+        """The ASGI app `serve()` runs: webhooks, the console, health, readiness, metrics."""
+        routes = [route for platform in self.platforms for route in platform.routes()]
+        routes.extend(self.console_routes())
+        routes += ops_routes(
+            ready=self.readiness,
+            metrics=self.metrics.exposition,
+            content_type=METRICS_CONTENT_TYPE,
+            details_token=_secret(self.settings.ops.readyz_token),
+        )
+        app = create_web_app(
+            health=self.health,
+            routes=routes,
+            body_limits=self.body_limits(),
+            max_body=self.settings.http.max_bytes,
+        )
+        app.add_middleware(DrainingMiddleware, draining=lambda: self.draining)
+        return app
+
     def console_routes(self) -> list[BaseRoute]:
         """The web console under /admin, or nothing (and a log line) without a password."""
         if not self.settings.admin.console_enabled:
@@ -303,6 +354,14 @@ class Application:
             clients=ClientResolver(self.settings.http.trusted_networks),
             public_url=self.settings.http.public_url,
             reminders=self.scheduler,
+            overview=Overview(
+                store=self.activity_store,
+                recorder=self.activity,
+                platforms=lambda: [
+                    PlatformState(p.name, p in self.started) for p in self.platforms
+                ],
+                alerts=self.alerts,
+            ),
         )
         return console.routes()
 
@@ -332,11 +391,13 @@ class Application:
     async def health(self) -> dict[str, object]:
         async with self.database.read() as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-        return {"database": "ok", "model": self.provider.model}
+        return {"database": "ok"}
 
     async def aclose(self) -> None:
         await self.leadership.stop()
         await self.scheduler.stop()
+        await self.alerts.stop()
+        await self.activity.stop()
         await self.weather.aclose()
         if self.mcp is not None:
             await self.mcp.aclose()

@@ -1,48 +1,131 @@
-"""The `parley` command: run, chat, migrate, tools, reminders."""
+"""The `parley` command: run, chat, migrate, doctor, tools, reminders.
+
+Every command reads its settings from one `.env` file (`--env-file`, else PARLEY_ENV_FILE,
+else `./.env` if there is one) plus the environment, and says on stderr which file and
+which database it uses: run from the wrong folder, the line shows it at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from bot.app import Application, build_mcp
+from bot.app import Application, build_mcp, build_platform_checks, build_provider
 from bot.config import Settings
 from bot.errors import ConfigError, ParleyError
+from bot.llm.base import Provider
 from bot.logs import configure_logging
+from bot.observe import parley_version
 from bot.storage import migrate as migrate_database
 from bot.toolkit import ToolRegistry
 
 log = logging.getLogger("parley")
+
+HELP = {"help_option_names": ["-h", "--help"]}
+ENV_FILE_VARIABLE = "PARLEY_ENV_FILE"
 
 cli = typer.Typer(
     help="Parley: an LLM assistant with real tools for Slack, Telegram and the terminal.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=HELP,
 )
 
 
-def _settings(*, quiet: bool = False) -> Settings:
-    settings = Settings.load()
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"parley {parley_version()}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def options(
+    ctx: typer.Context,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            envvar=ENV_FILE_VARIABLE,
+            help="The .env file to read settings from (default: ./.env if it exists).",
+            show_default=False,
+        ),
+    ] = None,
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Parley: an LLM assistant with real tools for Slack, Telegram and the terminal."""
+    ctx.obj = env_file
+
+
+def resolve_env_file(given: Path | None) -> Path | None:
+    """The .env file a command reads: the one asked for (it must exist), else ./.env."""
+    if given is not None:
+        path = given.expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"--env-file/{ENV_FILE_VARIABLE}: {path} does not exist or is not a file"
+            )
+        return path.resolve()
+    default = Path(".env")
+    return default.resolve() if default.is_file() else None
+
+
+def describe_sources(env_file: Path | None, database_url: str) -> str:
+    """One line: which .env file and which database (password hidden) a command uses."""
+    from sqlalchemy import make_url
+
+    source = (
+        f"settings from {env_file}"
+        if env_file is not None
+        else f"no .env file in {Path.cwd()} (environment only; see --env-file)"
+    )
+    try:
+        url = make_url(database_url)
+    except Exception:  # an invalid URL is reported by the command that opens it
+        return f"{source}; database {database_url!r}"
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = Path(url.database).expanduser().resolve()
+        state = "" if path.exists() else " (does not exist yet)"
+        return f"{source}; database {path}{state}"
+    return f"{source}; database {url.render_as_string(hide_password=True)}"
+
+
+def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
+    root = ctx.find_root()
+    env_file = resolve_env_file(root.obj if isinstance(root.obj, Path) else None)
+    settings = Settings.load(env_file=env_file)
     configure_logging(
         "WARNING" if quiet else settings.log.level,
         settings.log.format,
         secrets=settings.secrets(),
     )
+    sources = describe_sources(env_file, settings.database.url)
+    if quiet:
+        typer.echo(f"parley: {sources}", err=True)
+    else:  # a logging command says it in its log format (JSON lines stay JSON)
+        log.info("%s", sources)
     return settings
 
 
 @cli.command()
-def run() -> None:
+def run(ctx: typer.Context) -> None:
     """Run the bot: every configured platform plus the web server (/healthz)."""
-    settings = _settings()
+    settings = _settings(ctx)
 
     async def main() -> None:
         application = Application(settings)
@@ -61,11 +144,11 @@ def run() -> None:
 
 
 @cli.command()
-def chat() -> None:
+def chat(ctx: typer.Context) -> None:
     """Chat with Parley in this terminal (same database and tools as the bot)."""
     from integrations.console import ConsoleMessenger, run_console
 
-    settings = _settings(quiet=True)
+    settings = _settings(ctx, quiet=True)
 
     async def main() -> None:
         application = Application(settings, messengers=[ConsoleMessenger()])
@@ -80,14 +163,89 @@ def chat() -> None:
 
 
 @cli.command()
-def migrate() -> None:
+def migrate(ctx: typer.Context) -> None:
     """Bring the database (DATABASE_URL) to the newest schema."""
-    settings = _settings()
+    settings = _settings(ctx)
     _run(lambda: migrate_database(settings.database.url))
     typer.echo("database is up to date")
 
 
-tools_cli = typer.Typer(help="The tools the model can be offered.", add_completion=False)
+@cli.command()
+def doctor(
+    ctx: typer.Context,
+    timeout: float = typer.Option(15.0, "--timeout", help="Seconds each check may take."),
+) -> None:
+    """Check the settings, the database, each platform's token, the model, SMTP and the
+    MCP servers; one line each, exit code 1 if anything fails."""
+    from bot.doctor import Check, build_checks, render, run_checks, secret_values
+
+    settings = _settings(ctx, quiet=True)
+    logging.getLogger().setLevel(logging.CRITICAL)  # the check lines say it all
+
+    def provider_for(one_token: bool) -> Provider:
+        return build_provider(_for_doctor(settings, one_token=one_token))
+
+    llm = settings.llm
+    key = llm.anthropic_api_key if llm.provider == "anthropic" else llm.api_key
+    # Without a key there is no model to ask: the settings check names the missing one.
+    model = provider_for if key is not None and key.get_secret_value() else None
+    checks: list[Check] = [*build_checks(settings, model), *build_platform_checks(settings)]
+
+    async def main() -> list[Any]:
+        registry = ToolRegistry([])
+        mcp = build_mcp(settings, registry)
+        try:
+            if mcp is not None:
+                await mcp.start()  # waits up to PARLEY_MCP_START_TIMEOUT for every server
+                checks.extend(_mcp_check(link, registry, settings.mcp.config) for link in mcp.links)
+            return await run_checks(checks, within=timeout)
+        finally:
+            if mcp is not None:
+                await mcp.aclose()
+
+    results = _run(main)
+    secrets = secret_values(settings)
+    for result in results:
+        typer.echo(render(result, secrets))
+    failed = sum(1 for result in results if not result.ok)
+    if failed:
+        typer.echo(f"{failed} of {len(results)} checks failed", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"all {len(results)} checks passed")
+
+
+def _for_doctor(settings: Settings, *, one_token: bool) -> Settings:
+    """The settings of the doctor's model call: no retries, no thinking (a budget would not
+    fit in one token), and a one-token answer when asked."""
+    update: dict[str, Any] = {"max_retries": 0, "thinking": "off"}
+    if one_token:
+        update["max_tokens"] = 1
+    llm = settings.llm.model_copy(update=update)
+    groups = {name: getattr(settings, name) for name in Settings.GROUPS}
+    return Settings(**{**groups, "llm": llm})
+
+
+def _mcp_check(link: Any, registry: ToolRegistry, config: str) -> Any:
+    """An MCP server's check: it started and listed its tools (`link` has tried by now)."""
+    from bot.doctor import Check, CheckFailed
+
+    name = link.config.name
+
+    async def probe() -> str:
+        if not link.available:
+            raise CheckFailed(
+                f"did not start or list its tools ({link.last_error or 'no answer'})",
+                f"check [servers.{name}] in {config}.",
+            )
+        count = sum(1 for item in registry if item.source == f"mcp:{name}")
+        return f"{count} tool(s) listed"
+
+    return Check(f"MCP server {name}", probe)
+
+
+tools_cli = typer.Typer(
+    help="The tools the model can be offered.", add_completion=False, context_settings=HELP
+)
 cli.add_typer(tools_cli, name="tools")
 
 
@@ -98,17 +256,18 @@ def tools(
 ) -> None:
     """List the tools (`parley tools` is `parley tools list`)."""
     if ctx.invoked_subcommand is None:
-        list_tools(as_json)
+        list_tools(ctx, as_json)
 
 
 @tools_cli.command("list")
 def list_tools(
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the schemas as JSON."),
 ) -> None:
     """Every tool: built-in ones and those of the MCP servers in PARLEY_MCP_CONFIG."""
     from tools import ALL_TOOLS
 
-    settings = _settings(quiet=True)
+    settings = _settings(ctx, quiet=True)
     registry = ToolRegistry(ALL_TOOLS)
 
     async def collect() -> None:
@@ -142,16 +301,19 @@ def list_tools(
         )
 
 
-reminders_cli = typer.Typer(help="Reminders and follow-ups in the database.", no_args_is_help=True)
+reminders_cli = typer.Typer(
+    help="Reminders and follow-ups in the database.", no_args_is_help=True, context_settings=HELP
+)
 cli.add_typer(reminders_cli, name="reminders")
 
 
 @reminders_cli.command("list")
 def reminders_list(
+    ctx: typer.Context,
     show_all: bool = typer.Option(False, "--all", help="Also delivered, cancelled, failed."),
 ) -> None:
     """Show pending reminders (soonest first): id, when (UTC), owner, kind, repeat, text."""
-    settings = _settings(quiet=True)
+    settings = _settings(ctx, quiet=True)
 
     async def main() -> None:
         application = Application(settings, provider=_NoProvider())
@@ -175,15 +337,26 @@ def reminders_list(
 
 
 @reminders_cli.command("cancel")
-def reminders_cancel(reminder_id: int) -> None:
+def reminders_cancel(ctx: typer.Context, reminder_id: int) -> None:
     """Cancel a pending reminder by id."""
-    settings = _settings(quiet=True)
+    settings = _settings(ctx, quiet=True)
 
     async def main() -> bool:
         application = Application(settings, provider=_NoProvider())
         try:
             await application.start()
-            return await application.scheduler.cancel(None, reminder_id)
+            cancelled = await application.scheduler.cancel(None, reminder_id)
+            # The same audit row as a cancel in the console, with who ran the command.
+            await application.admin_store.audit(
+                actor=f"cli:{_os_user()}",
+                action="reminder.cancel",
+                surface="cli",
+                allowed=cancelled,
+                details={"reminder_id": reminder_id}
+                if cancelled
+                else {"reminder_id": reminder_id, "reason": "not pending"},
+            )
+            return cancelled
         finally:
             await application.aclose()
 
@@ -191,6 +364,13 @@ def reminders_cancel(reminder_id: int) -> None:
         typer.echo(f"no pending reminder {reminder_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"reminder {reminder_id} cancelled")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user without a passwd entry or $USER
+        return "unknown"
 
 
 class _NoProvider:

@@ -348,6 +348,41 @@ class EmailSettings(_Group):
         return [item.strip().lower() for item in self.allowlist.split(",") if item.strip()]
 
 
+class AlertSettings(_Group):
+    """Who is told when the model keeps failing, a platform stays unreachable or reminders
+    fail, and when that counts as "keeps"."""
+
+    to: str = Field("", validation_alias="PARLEY_ALERT_TO")
+    model_failures: int = Field(5, ge=1, validation_alias="PARLEY_ALERT_MODEL_FAILURES")
+    reminder_failures: int = Field(3, ge=1, validation_alias="PARLEY_ALERT_REMINDER_FAILURES")
+    window_minutes: float = Field(10.0, gt=0, validation_alias="PARLEY_ALERT_WINDOW_MINUTES")
+    disconnected_seconds: float = Field(
+        120.0, ge=0, validation_alias="PARLEY_ALERT_DISCONNECTED_SECONDS"
+    )
+    check_seconds: float = Field(60.0, gt=0, validation_alias="PARLEY_ALERT_CHECK_SECONDS")
+    repeat_minutes: float = Field(60.0, ge=0, validation_alias="PARLEY_ALERT_REPEAT_MINUTES")
+
+    @field_validator("to")
+    @classmethod
+    def _targets(cls, value: str) -> str:
+        for item in _comma_list(value):
+            kind, _, target = item.partition(":")
+            if not kind or not target:
+                raise ValueError(
+                    f"{item!r} is not a target (write e.g. slack:U123,telegram:42,"
+                    "email:ops@example.com)"
+                )
+        return value
+
+    @property
+    def targets(self) -> list[tuple[str, str]]:
+        """(platform or "email", id or address) of everyone to tell."""
+        return [
+            (kind.strip(), target.strip())
+            for kind, _, target in (item.partition(":") for item in _comma_list(self.to))
+        ]
+
+
 class ReminderSettings(_Group):
     retry_seconds: float = Field(30.0, gt=0, validation_alias="PARLEY_REMINDER_RETRY_SECONDS")
     max_attempts: int = Field(5, ge=1, le=50, validation_alias="PARLEY_REMINDER_MAX_ATTEMPTS")
@@ -357,7 +392,8 @@ class ReminderSettings(_Group):
 
 
 class OpsSettings(_Group):
-    """Running in production: shutdown, the scheduler leader lease, logging bodies."""
+    """Running in production: shutdown, the scheduler leader lease, logging bodies,
+    who may see /readyz's details."""
 
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, validation_alias="PARLEY_SHUTDOWN_GRACE_SECONDS"
@@ -372,6 +408,10 @@ class OpsSettings(_Group):
     event_retention_hours: float = Field(
         72.0, ge=24, validation_alias="PARLEY_EVENT_RETENTION_HOURS"
     )
+    # Lets a remote monitor see /readyz's details (callers on this host always do).
+    readyz_token: SecretStr | None = Field(None, validation_alias="PARLEY_READYZ_TOKEN")
+    # Days of per-turn records the console's overview keeps (turn_log).
+    activity_keep_days: int = Field(90, ge=1, validation_alias="PARLEY_ACTIVITY_KEEP_DAYS")
 
 
 class Settings:
@@ -396,6 +436,7 @@ class Settings:
         "reminders": ReminderSettings,
         "telegram": TelegramSettings,
         "ops": OpsSettings,
+        "alerts": AlertSettings,
     }
 
     llm: LLMSettings
@@ -413,6 +454,7 @@ class Settings:
     reminders: ReminderSettings
     telegram: TelegramSettings
     ops: OpsSettings
+    alerts: AlertSettings
 
     def __init__(self, **groups: _Group) -> None:
         for name, group_cls in self.GROUPS.items():

@@ -374,8 +374,8 @@ class Engine:
                     results[call.id] = ToolResult(call.id, call.name, refusal, is_error=True)
                     continue
             # Confirmations are asked one at a time, before anything runs.
-            if item.side_effect and not await surface.confirm(
-                message.user, item.confirmation_question(arguments)
+            if item.side_effect and not await self._confirm(
+                surface, message.user, item.confirmation_question(arguments)
             ):
                 results[call.id] = ToolResult(
                     call.id,
@@ -405,6 +405,13 @@ class Engine:
             label = call.name if self.tools.get(call.name) is not None else "(unknown)"
             self.observer.tool_call(label, failed=results[call.id].is_error)
         return [results[call.id] for call in calls]
+
+    async def _confirm(self, surface: Surface, user: UserRef, question: str) -> bool:
+        self.observer.approval_waiting(+1)
+        try:
+            return await surface.confirm(user, question)
+        finally:
+            self.observer.approval_waiting(-1)
 
     def _tool_context(self, message: IncomingMessage, info: ConversationInfo) -> ToolContext:
         timezone = info.timezone or self.settings.default_timezone

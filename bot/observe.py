@@ -10,9 +10,21 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import platform
 import uuid
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.domain import Usage
@@ -20,6 +32,14 @@ from bot.domain import Usage
 TURN_ID: contextvars.ContextVar[str] = contextvars.ContextVar("parley_turn_id", default="")
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def parley_version() -> str:
+    """The installed distribution's version ("unknown" in an uninstalled checkout)."""
+    try:
+        return version("parley")
+    except PackageNotFoundError:  # a checkout that was never installed
+        return "unknown"
 
 
 def new_turn_id() -> str:
@@ -52,6 +72,41 @@ class Observer:
     def reminder_fired(self, *, late: bool, failed: bool) -> None:
         return None
 
+    def approval_waiting(self, change: int) -> None:
+        """A confirmation question was asked (+1) or answered, refused or expired (-1)."""
+        return None
+
+
+class Observers(Observer):
+    """Reports to each of several observers in turn (the metrics and the alerts)."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self.observers = observers
+
+    def turn_started(self) -> None:
+        for observer in self.observers:
+            observer.turn_started()
+
+    def turn_finished(self, platform: str, outcome: str, seconds: float) -> None:
+        for observer in self.observers:
+            observer.turn_finished(platform, outcome, seconds)
+
+    def llm_call(self, model: str, usage: Usage, *, failed: bool) -> None:
+        for observer in self.observers:
+            observer.llm_call(model, usage, failed=failed)
+
+    def tool_call(self, tool: str, *, failed: bool) -> None:
+        for observer in self.observers:
+            observer.tool_call(tool, failed=failed)
+
+    def reminder_fired(self, *, late: bool, failed: bool) -> None:
+        for observer in self.observers:
+            observer.reminder_fired(late=late, failed=failed)
+
+    def approval_waiting(self, change: int) -> None:
+        for observer in self.observers:
+            observer.approval_waiting(change)
+
 
 class Metrics(Observer):
     """Prometheus counters and histograms in a registry of their own."""
@@ -59,6 +114,13 @@ class Metrics(Observer):
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # The standard process_* (CPU, memory, open files, start time) and python_info.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        r.register(GC_COLLECTOR)
+        Info("parley_build", "The running Parley release", registry=r).info(
+            {"version": parley_version(), "python": platform.python_version()}
+        )
         self.turns = Counter(
             "parley_turns",
             "Turns handled, by platform and outcome",
@@ -90,6 +152,11 @@ class Metrics(Observer):
             ["tool", "outcome"],
             registry=r,
         )
+        self.approvals_waiting = Gauge(
+            "parley_approvals_waiting",
+            "Confirmation questions asked and not yet answered",
+            registry=r,
+        )
         self.reminders = Counter(
             "parley_reminders_fired",
             "Reminder deliveries, by timeliness and outcome",
@@ -117,6 +184,9 @@ class Metrics(Observer):
 
     def reminder_fired(self, *, late: bool, failed: bool) -> None:
         self.reminders.labels("late" if late else "on_time", "error" if failed else "ok").inc()
+
+    def approval_waiting(self, change: int) -> None:
+        self.approvals_waiting.inc(change)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

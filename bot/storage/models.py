@@ -269,3 +269,27 @@ class ConsoleSession(SQLModel, table=True):
     expires_at: datetime = Field(
         sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
     )
+
+
+class TurnRecord(SQLModel, table=True):
+    """One finished turn as the console's overview counts it: when, where, how long, and
+    the model and tool calls it made as `{name: [calls, failures]}`."""
+
+    __tablename__ = "turn_log"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigIntId, primary_key=True, autoincrement=True)
+    )
+    turn_id: str = Field(max_length=32)
+    finished_at: datetime = _timestamp(index=True)
+    platform: str = Field(max_length=32)
+    outcome: str = Field(max_length=16)
+    seconds: float
+    vendor: str = Field(default="", max_length=64)
+    models: dict[str, list[int]] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    tools: dict[str, list[int]] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    error: str = Field(default="", max_length=255)

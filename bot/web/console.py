@@ -36,6 +36,7 @@ from bot.storage.admin import LIMIT_KEYS, AdminStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.web.clients import ClientResolver
 from bot.web.forms import MAX_ID, NOT_A_FORM, BadQuery, page_number, query_int, read_form
+from bot.web.overview import Overview
 from bot.web.sessions import ConsoleSessions
 from bot.web.signin import SignInBusy, SignInThrottle
 
@@ -70,6 +71,7 @@ class Console:
         clients: ClientResolver | None = None,
         public_url: str = "",
         reminders: Reminders | None = None,
+        overview: Overview | None = None,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
             raise ValueError("the console needs PARLEY_ADMIN_PASSWORD")
@@ -78,6 +80,7 @@ class Console:
         self.store = store
         self.admin = admin
         self.reminders = reminders
+        self.overview = overview
         self._password_digest = _digest(password)
         self.clients = clients or ClientResolver()
         self.sessions = ConsoleSessions(settings, sessions, self.clients, public_url=public_url)
@@ -131,6 +134,11 @@ class Console:
                 ),
                 Route("/audit", signed_in(self.audit)),
                 Route("/usage", signed_in(self.usage)),
+                *(
+                    [Route("/overview", signed_in(self.overview_page))]
+                    if self.overview is not None
+                    else []
+                ),
             ],
         )
         return [Mount("/admin", app=app)]
@@ -194,7 +202,13 @@ class Console:
     # -- sign-in ---------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
-        return RedirectResponse("/admin/channels", status_code=303)
+        landing = "/admin/overview" if self.overview is not None else "/admin/channels"
+        return RedirectResponse(landing, status_code=303)
+
+    async def overview_page(self, request: Request) -> Response:
+        if self.overview is None:  # the route exists only with an overview
+            return RedirectResponse("/admin/channels", status_code=303)
+        return await self.overview.page(request, self._render)
 
     async def login_page(self, request: Request) -> Response:
         return self._render(request, "login.html", error="")
@@ -212,7 +226,7 @@ class Console:
             async with self.throttle.attempt(client):
                 if hmac.compare_digest(_digest(form.get("password", "")), self._password_digest):
                     self.throttle.succeeded(client)
-                    signed_in = RedirectResponse("/admin/channels", status_code=303)
+                    signed_in = RedirectResponse("/admin/", status_code=303)  # the landing page
                     await self.sessions.start(request, signed_in, client)
                     await self.store.audit(actor=ACTOR, action="console.signin", surface=SURFACE)
                     return signed_in

@@ -28,16 +28,17 @@ def create_web_app(
     body_limits: Sequence[BodyLimit] = (),
     max_body: int = 65_536,
 ) -> Starlette:
-    """`/healthz` answers 200 while the process is alive and its checks pass; every
-    request body is bounded by `body_limits` (else `max_body` bytes)."""
+    """`/healthz` answers 200 while the process is alive and its checks pass, and says
+    nothing more to anyone (the reasons are in the log and on `/readyz`); every request
+    body is bounded by `body_limits` (else `max_body` bytes)."""
 
     async def healthz(_request: Request) -> JSONResponse:
         try:
-            details = await health()
+            await health()
         except Exception as exc:  # a failing check is a 503, not a crash
             log.warning("health check failed: %s", exc)
-            return JSONResponse({"status": "error", "error": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ok", **details})
+            return JSONResponse({"status": "error"}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     return Starlette(
         routes=[Route("/healthz", healthz), *routes],

@@ -52,6 +52,8 @@ class FakeSlackServer:
         self.call_times: dict[str, list[float]] = defaultdict(list)
         self.socket_acks: list[dict[str, Any]] = []
         self.users: dict[str, dict[str, Any]] = {}
+        # Tokens Slack does not know: every method answers `invalid_auth` for them.
+        self.rejected_tokens: set[str] = set()
         self._failures: dict[str, list[_Failure]] = defaultdict(list)
         self._ts = itertools.count(1)
         self._order = itertools.count(1)
@@ -133,6 +135,7 @@ class FakeSlackServer:
             self._failures.clear()
             self.socket_acks.clear()
             self.users.clear()
+            self.rejected_tokens.clear()
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -243,6 +246,11 @@ class FakeSlackServer:
                 if isinstance(body.get(key), str):
                     body[key] = json.loads(body[key])
         body["_token"] = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not body["_token"] or body["_token"] in self.rejected_tokens:
+            with self._lock:
+                self.calls[method].append(body)
+            error = "invalid_auth" if body["_token"] else "not_authed"
+            return web.json_response({"ok": False, "error": error})
         with self._lock:
             body["_order"] = next(self._order)
             self.calls[method].append(body)

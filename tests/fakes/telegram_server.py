@@ -371,12 +371,8 @@ class FakeTelegramServer:
             status, payload = self._control(path, body)
         else:
             prefix, _, method = path.rpartition("/")
-            if not prefix.startswith("/bot"):
-                status, payload = 404, {"ok": False, "error_code": 404, "description": "Not Found"}
-            elif prefix != f"/bot{self.token}":
-                # What the Bot API answers for a revoked or mistyped token.
-                status = 401
-                payload = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+            if prefix != f"/bot{self.token}":
+                status, payload = _unknown_token(prefix.removeprefix("/bot"))
             else:
                 params = _decode(scope, body)
                 with self._lock:
@@ -601,6 +597,15 @@ class FakeTelegramServer:
 
 def _rendition(params: dict[str, Any]) -> tuple[str, str | None]:
     return str(params.get("text", "")), params.get("parse_mode")
+
+
+def _unknown_token(token: str) -> tuple[int, Any]:
+    """What the Bot API answers a token it does not know: 401 Unauthorized for one shaped
+    like a token (`<bot id>:<secret>`, e.g. revoked or mistyped), 404 for anything else."""
+    bot_id, colon, secret = token.partition(":")
+    if colon and bot_id.isdigit() and secret:
+        return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
 
 
 def _bad_request(description: str) -> tuple[int, Any]:

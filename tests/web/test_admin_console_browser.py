@@ -105,6 +105,8 @@ async def test_an_admin_session_in_the_browser(
     await page.screenshot(path=str(ARTIFACTS / "login.png"), full_page=True)
     await page.fill("input[name=password]", PASSWORD)
     await page.click("button[type=submit]")
+    await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    await page.get_by_role("link", name="Channels").click()
     await expect(page.get_by_role("heading", name="Channels")).to_be_visible()
     await page.screenshot(path=str(ARTIFACTS / "channels.png"), full_page=True)
 

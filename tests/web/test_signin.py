@@ -44,7 +44,7 @@ async def test_wrong_passwords_are_slowed_and_the_right_one_still_signs_in(
     assert [r.headers["retry-after"] for r in wrong[: FREE_FAILURES - 1]] == ["0", "0"]
     assert all(r.headers["retry-after"] == "1" for r in wrong[FREE_FAILURES - 1 :])
     assert "the next try waits" in wrong[-1].text
-    assert right.status_code == 303 and right.headers["location"] == "/admin/channels"
+    assert right.status_code == 303 and right.headers["location"] == "/admin/"
     refusals = [e for e in await audit_rows(console.app) if not e.allowed]
     assert len(refusals) == FREE_FAILURES + 3
     assert {e.actor for e in refusals} == {"console:127.0.0.1"}
