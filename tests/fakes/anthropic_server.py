@@ -14,6 +14,7 @@ breaks the Messages API's rules, so tests prove that what Parley sends is valid:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ __all__ = [
     "anthropic_stream_error_reply",
     "anthropic_text_reply",
     "anthropic_tool_reply",
+    "anthropic_without_terminator",
     "validate_request",
 ]
 
@@ -210,6 +212,19 @@ def anthropic_stream_error_reply(message: str, kind: str = "overloaded_error") -
     return ScriptedReply(status=200, body=partial.body, events=events, events_with_usage=events)
 
 
+def anthropic_without_terminator(reply: ScriptedReply) -> ScriptedReply:
+    """`reply`'s stream cut off cleanly before `message_delta` and `message_stop`: the
+    content blocks that came before are sent, the stop reason and the end never are."""
+    if reply.events is None:
+        raise ValueError("only a streamed reply can be cut off")
+    kept = tuple(
+        e
+        for e in reply.events
+        if not e.startswith((b"event: message_delta", b"event: message_stop"))
+    )
+    return dataclasses.replace(reply, events=kept, events_with_usage=kept)
+
+
 def validate_request(payload: Any) -> str | None:
     """Why the Messages API would reject this request body with a 400, or None.
 
@@ -217,6 +232,7 @@ def validate_request(payload: Any) -> str | None:
     and alternating user/assistant (no system or tool role); blocks are text (non-empty),
     tool_use or tool_result; every tool_use id is answered by a tool_result in the very
     next (user) message, and every tool_result answers a tool_use of the message before;
+    no tool_use id appears twice in the request;
     tools have name, input_schema of type object and a valid name.
     """
     if not isinstance(payload, dict):
@@ -232,6 +248,7 @@ def validate_request(payload: Any) -> str | None:
         return "system: must be a string or a list of blocks"
     expected = "user"
     open_calls: set[str] = set()
+    seen_calls: set[str] = set()
     for number, message in enumerate(messages):
         role = message.get("role")
         if role != expected:
@@ -249,13 +266,16 @@ def validate_request(payload: Any) -> str | None:
         if answered - open_calls:
             return f"messages.{number}: unexpected `tool_use_id` in `tool_result` blocks"
         open_calls = set()
-        for block in blocks:
+        for position, block in enumerate(blocks):
             kind = block.get("type")
             if kind == "text" and not block.get("text"):
                 return f"messages.{number}: text content blocks must be non-empty"
             if kind == "tool_use":
                 if role != "assistant" or not isinstance(block.get("input"), dict):
                     return f"messages.{number}: invalid tool_use block"
+                if str(block.get("id")) in seen_calls:  # across the whole request
+                    return f"messages.{number}.content.{position}: `tool_use` ids must be unique"
+                seen_calls.add(str(block.get("id")))
                 open_calls.add(str(block.get("id")))
             elif kind == "tool_result" and role != "user":
                 return f"messages.{number}: tool_result only in user messages"
