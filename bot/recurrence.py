@@ -53,7 +53,10 @@ def shortest_gap(
 
     A pattern's gaps repeat within its day, and from one day to the next, so a dense
     pattern shows its shortest gap at once ("0,1 9 * * *": a minute); the search stops
-    as soon as a gap is shorter than `enough`.
+    as soon as a gap is shorter than `enough`. Gaps within a day of a clock change are not
+    counted: the 23-hour day summer time starts, a time that does not exist that night
+    (fired an hour later), or 2:30 coming twice the night it ends (fired twice) are the
+    clock's doing, not the pattern's.
     """
     trigger = cron_trigger(cron, timezone)
     zone = zoneinfo.ZoneInfo(timezone)
@@ -69,9 +72,12 @@ def shortest_gap(
         if upcoming is None:
             break
         moment = as_utc(cast(datetime, upcoming))
-        gap = (moment - previous).total_seconds()
-        shortest = gap if shortest is None else min(shortest, gap)
-        if shortest < enough or moment > horizon:
+        day = timedelta(days=1)
+        before, after = (previous - day).astimezone(zone), (moment + day).astimezone(zone)
+        if before.utcoffset() == after.utcoffset():
+            gap = (moment - previous).total_seconds()
+            shortest = gap if shortest is None else min(shortest, gap)
+        if (shortest is not None and shortest < enough) or moment > horizon:
             break
         previous = moment
     return shortest

@@ -225,8 +225,13 @@ def test_the_shortest_gap_of_a_pattern_is_found() -> None:
     start = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # a Monday
     assert shortest_gap("* * * * *", "UTC", start, 3600) == 60
     assert shortest_gap("0,1 9 * * *", "UTC", start, 3600) == 60  # two runs a minute apart
-    # Daily in local time: the shortest day is the one summer time starts (23 hours).
-    assert shortest_gap("59 23 * * *", "Europe/Berlin", start, 3600) == 23 * 3600
+    # Clock changes do not count against a pattern: not the 23-hour day summer time
+    # starts, nor 2:30 coming twice the night it ends.
+    spring, autumn = datetime(2027, 3, 20, tzinfo=UTC), datetime(2027, 10, 20, tzinfo=UTC)
+    assert shortest_gap("59 23 * * *", "Europe/Berlin", start, 86400) == 86400
+    assert shortest_gap("30 2 * * *", "Europe/Berlin", spring, 86400, runs=30) == 86400
+    assert shortest_gap("30 2 * * *", "Europe/Berlin", autumn, 86400, runs=30) == 86400
+    assert shortest_gap("0 * * * *", "Europe/Berlin", autumn, 3600) == 3600
     assert shortest_gap("0 23,0 * * *", "UTC", start, 3600) == 3600  # across midnight
     assert shortest_gap("30 8 * * mon-fri", "Asia/Shanghai", start, 3600) == 86400
     assert shortest_gap("0 9 1 * *", "UTC", start, 3600) == 28 * 86400  # 1 Feb -> 1 Mar
