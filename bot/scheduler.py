@@ -263,8 +263,10 @@ class ReminderScheduler:
         cap = self.settings.max_pending_per_user
         async with self.db.write() as session:
             # Counted in the write that inserts: SQLite writes one at a time, and the user's
-            # row lock makes PostgreSQL's concurrent creates of one user take turns.
-            await session.exec(select(User.id).where(User.id == user_id).with_for_update())
+            # row lock makes PostgreSQL's concurrent creates of one user take turns. NO KEY
+            # UPDATE, so it does not wait for transactions that merely reference the user.
+            lock = select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+            await session.exec(lock)
             pending = (
                 await session.exec(
                     select(func.count())
