@@ -344,6 +344,12 @@ async def test_a_persistent_server_error_gives_a_clear_message_and_no_traceback(
     info = await app.store.open_conversation(message("hi"))
     assert [s.message.role for s in await app.store.history(info.conversation_id)] == [Role.USER]
 
+    # The next request carries it with the next message, so roles still alternate.
+    llm.set_default(None)
+    llm.script(text_reply("Hello again."))
+    await app.engine.handle(message("anyone there?"), RecordingSurface())
+    assert llm.requests[-1]["messages"][1:] == [{"role": "user", "content": "hi\n\nanyone there?"}]
+
 
 async def test_context_is_trimmed_to_the_budget(
     llm: ScriptedOpenAIServer, make_app: AppFactory
