@@ -24,9 +24,10 @@ from bot.errors import AnswerCutOff
 from bot.toolkit import tool
 from tests.apps import AppFactory
 from tests.conformance.conftest import Vendor
-from tests.fakes.anthropic_server import anthropic_without_terminator, validate_request
-from tests.fakes.openai_server import (
-    ScriptedReply,
+from tests.fakes.anthropic_server import validate_request
+from tests.fakes.openai_server import ScriptedReply
+from tests.fakes.reply_edits import (
+    anthropic_without_terminator,
     chat_completions_problem,
     with_call_ids,
     without_terminator,

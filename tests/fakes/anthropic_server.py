@@ -14,7 +14,6 @@ breaks the Messages API's rules, so tests prove that what Parley sends is valid:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -28,7 +27,6 @@ __all__ = [
     "anthropic_stream_error_reply",
     "anthropic_text_reply",
     "anthropic_tool_reply",
-    "anthropic_without_terminator",
     "validate_request",
 ]
 
@@ -210,19 +208,6 @@ def anthropic_stream_error_reply(message: str, kind: str = "overloaded_error") -
     assert partial.events is not None
     events = (*partial.events[:4], _event("error", {"error": {"type": kind, "message": message}}))
     return ScriptedReply(status=200, body=partial.body, events=events, events_with_usage=events)
-
-
-def anthropic_without_terminator(reply: ScriptedReply) -> ScriptedReply:
-    """`reply`'s stream cut off cleanly before `message_delta` and `message_stop`: the
-    content blocks that came before are sent, the stop reason and the end never are."""
-    if reply.events is None:
-        raise ValueError("only a streamed reply can be cut off")
-    kept = tuple(
-        e
-        for e in reply.events
-        if not e.startswith((b"event: message_delta", b"event: message_stop"))
-    )
-    return dataclasses.replace(reply, events=kept, events_with_usage=kept)
 
 
 def validate_request(payload: Any) -> str | None:
