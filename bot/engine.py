@@ -309,6 +309,7 @@ class Engine:
                 message.user,
                 self._tool_context(message, info),
                 surface,
+                confirm=lambda user, question: self._confirm(surface, user, question),
             )
             for call, result in zip(prepared.calls, results, strict=True):
                 # A name the model made up is not a label of its own.
@@ -361,6 +362,15 @@ class Engine:
         outcome.error = CUT_OFF_NOTE  # shown, but not an answer (follow-ups retry)
         outcome.text = "\n\n".join(visible)
         await surface.finish(outcome.text)
+
+    async def _confirm(self, surface: Surface, user: UserRef, question: str) -> bool:
+        """Ask `user` through the surface and log the answer (the question holds the call's
+        arguments, so it is logged only with PARLEY_LOG_BODIES)."""
+        allowed = await surface.confirm(user, question)
+        shown = f": {question}" if self.log_bodies else ""
+        answer = "allowed" if allowed else "declined"
+        log.info("%s %s a side-effecting call%s", user.qualified_id, answer, shown)
+        return allowed
 
     def _tool_context(self, message: IncomingMessage, info: ConversationInfo) -> ToolContext:
         timezone = info.timezone or self.settings.default_timezone

@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from pydantic import BaseModel
@@ -32,6 +32,8 @@ from bot.surface import Surface
 from bot.toolkit import InvalidArguments, Tool
 
 log = logging.getLogger(__name__)
+
+Confirm = Callable[[UserRef, str], Awaitable[bool]]
 
 _USABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 MAX_NAME_CHARS = 64  # the longest tool name any vendor allows; longer is made up
@@ -117,8 +119,13 @@ async def run_round(
     user: UserRef,
     context: ToolContext,
     surface: Surface,
+    confirm: Confirm | None = None,
 ) -> list[ToolResult]:
-    """Check, confirm and run one round's calls; one result per call, in their order."""
+    """Check, confirm and run one round's calls; one result per call, in their order.
+
+    `confirm(user, question)` asks for a side-effecting call (default: the surface's
+    own `confirm`; the engine may wrap it, e.g. to count approvals waiting)."""
+    ask = confirm or surface.confirm
     calls = prepared.calls
     results: list[ToolResult | None] = [None] * len(calls)
     ready: dict[int, tuple[Tool, BaseModel]] = {}
@@ -143,9 +150,7 @@ async def run_round(
                 results[position] = ToolResult(call.id, call.name, refused, is_error=True)
                 continue
         # Asked one at a time, before anything runs; each answer belongs to one position.
-        if item.side_effect and not await surface.confirm(
-            user, item.confirmation_question(arguments)
-        ):
+        if item.side_effect and not await ask(user, item.confirmation_question(arguments)):
             results[position] = ToolResult(
                 call.id,
                 call.name,

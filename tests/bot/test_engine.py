@@ -413,13 +413,16 @@ async def test_too_many_rounds_end_with_an_honest_message(
 
 
 async def test_side_effects_run_only_when_the_user_confirms(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = await make_app()
     LAUNCHED.clear()
     llm.script(tool_call_reply(("launch", {"text": "rocket"})), text_reply("not launched"))
     declined = RecordingSurface(confirm_answer=False)
-    outcome = await app.engine.handle(message("launch it"), declined)
+    with caplog.at_level(logging.INFO, logger="bot.engine"):
+        outcome = await app.engine.handle(message("launch it"), declined)
+    assert "test:alice declined a side-effecting call" in caplog.text
+    assert "rocket" not in caplog.text  # arguments are bodies: not logged by default
     assert LAUNCHED == []
     assert declined.confirmations == [(ALICE, "Allow launch(text='rocket')?")]
     assert outcome.tool_results[0].is_error and "did not confirm" in outcome.tool_results[0].content
