@@ -156,11 +156,10 @@ def last_user_text(vendor: Vendor, request: dict[str, Any]) -> str:
 
 
 def cut(vendor: Vendor, reply: ScriptedReply) -> ScriptedReply:
-    return (
-        anthropic_without_terminator(reply)
-        if vendor.name == "anthropic"
-        else (without_terminator(reply))
-    )
+    """`reply` as a stream that ends cleanly before the vendor's terminator."""
+    if vendor.name == "anthropic":
+        return anthropic_without_terminator(reply)
+    return without_terminator(reply)
 
 
 @pytest.fixture
