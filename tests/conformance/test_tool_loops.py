@@ -162,15 +162,21 @@ def cut(vendor: Vendor, reply: ScriptedReply) -> ScriptedReply:
     return without_terminator(reply)
 
 
-@pytest.fixture
-async def loop(vendor: Vendor, make_app: AppFactory) -> Loop:
+async def start_loop(vendor: Vendor, make_app: AppFactory, **groups: dict[str, Any]) -> Loop:
+    """A Loop whose application has these settings groups (e.g. `bot={...}`)."""
     SENT_NOTES.clear()
     app = await make_app(
         provider=vendor.provider,
         tools=[send_note, get_weather],
         admin={"default_tools_dm": "all,send_note"},
+        **groups,
     )
     return Loop(vendor, app)
+
+
+@pytest.fixture
+async def loop(vendor: Vendor, make_app: AppFactory) -> Loop:
+    return await start_loop(vendor, make_app)
 
 
 # -- scenarios ---------------------------------------------------------------------------
@@ -206,6 +212,28 @@ async def test_duplicate_call_ids_one_confirmed_one_cancelled(loop: Loop) -> Non
         ]
     stored = await loop.stored()
     assert [entry[2] for entry in stored if entry[0] is Role.TOOL] == [(kept,), (sent.call_id,)]
+
+
+async def test_refused_calls_past_the_cap_or_too_large_leave_a_valid_history(
+    vendor: Vendor, make_app: AppFactory
+) -> None:
+    loop = await start_loop(
+        vendor, make_app, bot={"max_tool_calls_per_round": 2, "max_tool_argument_chars": 1024}
+    )
+    calls = vendor.tools(
+        ("get_weather", {"city": "x" * 5000}),
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "Rome"}),
+    )
+    one, two = await two_turns(loop, [calls, vendor.text("Only Paris worked.")])
+
+    oversized, ran, past_cap = one.outcome.tool_results
+    assert oversized.is_error and "more than the 1024 a tool call may have" in oversized.content
+    assert (ran.is_error, ran.content) == (False, "sunny in Paris")
+    assert past_cap.is_error and "at most 2 tool calls can run at once" in past_cap.content
+    for request in (one.requests[1], two.requests[0]):
+        assert len(vendor.tool_results(request)) == 3
+        assert "x" * 2000 not in str(request["messages"])  # the bulk is never sent back
 
 
 @needs_cut_detection
