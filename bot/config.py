@@ -94,6 +94,14 @@ class BotSettings(_Group):
     max_tool_rounds: int = Field(5, ge=1, le=50, validation_alias="PARLEY_MAX_TOOL_ROUNDS")
     context_tokens: int = Field(12000, ge=500, validation_alias="PARLEY_CONTEXT_TOKENS")
     tool_timeout_seconds: float = Field(30.0, gt=0, validation_alias="PARLEY_TOOL_TIMEOUT")
+    # Calls past this many in one model answer are refused (the model reads why), not run.
+    max_tool_calls_per_round: int = Field(
+        8, ge=1, le=128, validation_alias="PARLEY_MAX_TOOL_CALLS_PER_ROUND"
+    )
+    # A call whose arguments are longer is refused as invalid and stored shortened.
+    max_tool_argument_chars: int = Field(
+        65_536, ge=1024, validation_alias="PARLEY_MAX_TOOL_ARGUMENT_CHARS"
+    )
     default_timezone: str = Field("UTC", validation_alias="PARLEY_DEFAULT_TIMEZONE")
     # A reply complete within this time is sent whole: no streamed preview, typing action
     # or status first (each would be a platform call replaced a moment later).
@@ -388,6 +396,15 @@ class ReminderSettings(_Group):
     max_attempts: int = Field(5, ge=1, le=50, validation_alias="PARLEY_REMINDER_MAX_ATTEMPTS")
     late_after_seconds: float = Field(
         60.0, ge=0, validation_alias="PARLEY_REMINDER_LATE_AFTER_SECONDS"
+    )
+    # Pending reminders and follow-ups one user may have at once.
+    max_pending_per_user: int = Field(
+        50, ge=1, validation_alias="PARLEY_REMINDER_MAX_PENDING_PER_USER"
+    )
+    # A repeating follow-up runs a model turn each time: it may not repeat more often
+    # than this (0: no minimum). Repeating message reminders are not limited.
+    min_follow_up_interval_seconds: float = Field(
+        3600.0, ge=0, validation_alias="PARLEY_REMINDER_MIN_FOLLOW_UP_INTERVAL_SECONDS"
     )
 
 

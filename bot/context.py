@@ -4,7 +4,8 @@ History is trimmed to a token budget from the newest message backwards, in whole
 *exchanges*: an assistant message that called tools travels with all its tool results,
 so trimming can never separate a call from its result (vendors reject the whole request
 when it does). A call whose result was never stored (a crash mid-round, or data written
-by an older version) is answered with a synthetic error result rather than sent bare.
+by an older version) is answered with a synthetic error result rather than sent bare, and
+user messages left without an answer are merged with the next, so roles alternate.
 
 Token counts are estimates (about four characters a token for alphabetic scripts, one
 a character for CJK): close enough for a budget, and no tokenizer tables on the hot path.
@@ -13,6 +14,7 @@ a character for CJK): close enough for a budget, and no tokenizer tables on the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from bot.domain import ChatMessage, Role, ToolCall
 
@@ -106,4 +108,22 @@ def build_context(
     # A context that starts with the assistant confuses some vendors; start at a user turn.
     while kept and kept[0][0].role is not Role.USER:
         kept.pop(0)
-    return [system, *(message for unit in kept for message in unit), *new_messages]
+    return alternate([system, *(message for unit in kept for message in unit), *new_messages])
+
+
+def alternate(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """Merge user messages that follow each other into one.
+
+    A turn that failed before the model answered (a provider error, an answer cut off
+    twice) leaves its user message without a reply, so the next one follows it directly;
+    deepseek-reasoner refuses that ("does not support successive user or assistant
+    messages") and Anthropic merges them anyway. Both texts are kept, in order.
+    """
+    merged: list[ChatMessage] = []
+    for message in messages:
+        previous = merged[-1] if merged else None
+        if previous is not None and previous.role is Role.USER and message.role is Role.USER:
+            merged[-1] = replace(previous, content=f"{previous.content}\n\n{message.content}")
+        else:
+            merged.append(message)
+    return merged

@@ -6,9 +6,14 @@
     loop, at most `max_tool_rounds` times:
         stream the model's answer to the surface
         no tool calls: store the answer (+ usage) in one transaction, finish
-        tool calls: check policy, validate, confirm side effects, run concurrently
-                    store the assistant message and every result (+ usage) in one
-                    transaction, then call the model again
+        tool calls: give each a unique id, check, confirm side effects, run concurrently
+                    (bot/tool_round.py); store the assistant message and every result
+                    (+ usage) in one transaction, then call the model again
+
+A stream cut off before its terminator (`AnswerCutOff`) is retried once if none of its
+text was shown; otherwise the user is told, after what they saw, and what they saw is
+stored with that note, never as a finished answer. A scheduled turn (`run_prompt`, a
+follow-up) is not offered the tools that create or cancel scheduled work.
 
 The engine knows no platform and no vendor: it sees `IncomingMessage`, `Surface`,
 `Provider` and `Tool`. Every failure ends as a message to the user (never a traceback)
@@ -21,13 +26,12 @@ import asyncio
 import logging
 import time
 import zoneinfo
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
-
+from bot.answer import call_model
 from bot.config import BotSettings
 from bot.context import build_context, message_tokens
 from bot.domain import (
@@ -35,28 +39,30 @@ from bot.domain import (
     ChatRef,
     IncomingMessage,
     Role,
-    ToolCall,
     ToolContext,
     ToolResult,
     ToolServices,
     Usage,
     UserRef,
-    VendorState,
 )
 from bot.errors import ProviderError
 from bot.limits import Limits
-from bot.llm.base import Provider, TextDelta, ToolCallsReady, ToolSpec, TurnFinished
+from bot.llm.base import Provider, ToolSpec
 from bot.observe import TURN_ID, Observer, new_turn_id
-from bot.policy import AllowAllTools, ChannelProfile, ToolPolicy
+from bot.policy import AllowAllTools, ChannelProfile, ToolPolicy, for_scheduled_turn
 from bot.storage import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
 from bot.surface import Surface
-from bot.toolkit import InvalidArguments, Tool, ToolRegistry
+from bot.tool_round import RoundRules, ids_in, prepare_round, run_round
+from bot.toolkit import Tool, ToolRegistry
 
 log = logging.getLogger(__name__)
 
 EMPTY_ANSWER = "(The model returned an empty answer. Please try rephrasing your message.)"
 UNEXPECTED_ERROR = (
     "Sorry, something went wrong on my side. The operators can find details in the logs."
+)
+CUT_OFF_NOTE = (
+    "(The answer was cut off here: the model stopped before finishing. Please ask again.)"
 )
 
 
@@ -135,6 +141,11 @@ class Engine:
 
     async def handle(self, message: IncomingMessage, surface: Surface) -> TurnOutcome:
         """Run one turn for `message`, answering through `surface`."""
+        return await self._handle(message, surface, scheduled=False)
+
+    async def _handle(
+        self, message: IncomingMessage, surface: Surface, *, scheduled: bool
+    ) -> TurnOutcome:
         started = time.perf_counter()
         outcome = TurnOutcome()
         key = conversation_key(message)
@@ -154,7 +165,7 @@ class Engine:
             async with self._locks.hold(key):
                 try:
                     async with self.store.conversation_lock(key):
-                        await self._run_turn(message, surface, outcome)
+                        await self._run_turn(message, surface, outcome, scheduled=scheduled)
                 except ProviderError as exc:
                     log.warning("turn failed: provider error: %s", exc)
                     outcome.error = exc.user_message
@@ -187,9 +198,10 @@ class Engine:
         self, user: UserRef, chat: ChatRef, prompt: str, surface: Surface, *, thread_key: str = ""
     ) -> TurnOutcome:
         """A turn nobody typed just now (a scheduled follow-up): `prompt` is run as the
-        user's message in their conversation in `chat`, answered through `surface`."""
+        user's message in their conversation in `chat`, answered through `surface`,
+        without the tools that create or cancel scheduled work."""
         message = IncomingMessage(chat=chat, user=user, text=prompt, thread_key=thread_key)
-        return await self.handle(message, surface)
+        return await self._handle(message, surface, scheduled=True)
 
     async def offered_tools(self, message: IncomingMessage) -> list[Tool]:
         """The tools a turn from this message's chat would be offered (for /tools)."""
@@ -208,7 +220,7 @@ class Engine:
         return [(item, item.name in enabled) for item in self.tools]
 
     async def _run_turn(
-        self, message: IncomingMessage, surface: Surface, outcome: TurnOutcome
+        self, message: IncomingMessage, surface: Surface, outcome: TurnOutcome, *, scheduled: bool
     ) -> None:
         user_id, channel_id = await self.store.ids_of(message.user, message.chat)
         profile = await self.policy.profile(channel_id)
@@ -229,7 +241,16 @@ class Engine:
             message, StoredMessage(user_message, message_tokens(user_message))
         )
         enabled = await self.policy.enabled_tools(message, info.channel_id, list(self.tools))
+        withheld: dict[str, str] = {}
+        if scheduled:
+            enabled, withheld = for_scheduled_turn(enabled)
         offered = {item.name: item for item in enabled}
+        rules = RoundRules(
+            max_calls=self.settings.max_tool_calls_per_round,
+            max_argument_chars=self.settings.max_tool_argument_chars,
+            timeout_seconds=self.settings.tool_timeout_seconds,
+            withheld=withheld,
+        )
         specs = [self._spec(item) for item in offered.values()]
         context = build_context(
             self._system_prompt(info, profile),
@@ -241,15 +262,21 @@ class Engine:
         visible: list[str] = []
         for round_number in range(1, self.settings.max_tool_rounds + 1):
             outcome.rounds = round_number
-            text, calls, usage, model, state = await self._call_model(
-                context, specs, surface, visible, outcome, profile.model or ""
+            answer = await call_model(
+                self.provider, self.observer, context, specs, surface, visible, profile.model or ""
             )
-            outcome.usage += usage
+            outcome.provider_seconds += answer.seconds
+            if answer.cut:
+                await self._end_cut_off(info, answer.text, surface, visible, outcome)
+                return
+            outcome.usage += answer.usage
             usage_entry = UsageEntry(
-                info.user_id, info.channel_id, info.conversation_id, model, usage
+                info.user_id, info.channel_id, info.conversation_id, answer.model, answer.usage
             )
-            assistant = ChatMessage(Role.ASSISTANT, text, tool_calls=calls, vendor_state=state)
-            if not calls:
+            if not answer.calls:
+                assistant = ChatMessage(
+                    Role.ASSISTANT, answer.text, vendor_state=answer.vendor_state
+                )
                 await self.store.append(
                     info.conversation_id,
                     [StoredMessage(assistant, message_tokens(assistant))],
@@ -264,7 +291,30 @@ class Engine:
                 outcome.text = "\n\n".join(visible)
                 await surface.finish(outcome.text)
                 return
-            results = await self._run_tools(calls, offered, message, info, surface)
+            prepared = prepare_round(
+                answer.calls, ids_in(context), self.settings.max_tool_argument_chars
+            )
+            if prepared.renamed:
+                log.info("gave %d tool call(s) a fresh id (empty or repeated)", prepared.renamed)
+            assistant = ChatMessage(
+                Role.ASSISTANT,
+                answer.text,
+                tool_calls=prepared.calls,
+                vendor_state=answer.vendor_state,
+            )
+            results = await run_round(
+                prepared,
+                offered,
+                rules,
+                message.user,
+                self._tool_context(message, info),
+                surface,
+                confirm=lambda user, question: self._confirm(surface, user, question),
+            )
+            for call, result in zip(prepared.calls, results, strict=True):
+                # A name the model made up is not a label of its own.
+                label = call.name if self.tools.get(call.name) is not None else "(unknown)"
+                self.observer.tool_call(label, failed=result.is_error)
             outcome.tool_results.extend(results)
             result_messages = [
                 ChatMessage(
@@ -293,125 +343,39 @@ class Engine:
         outcome.text = "\n\n".join(visible)
         await surface.finish(outcome.text)
 
-    async def _call_model(
+    async def _end_cut_off(
         self,
-        context: Sequence[ChatMessage],
-        specs: Sequence[ToolSpec],
+        info: ConversationInfo,
+        shown: str,
         surface: Surface,
         visible: list[str],
         outcome: TurnOutcome,
-        channel_model: str,
-    ) -> tuple[str, tuple[ToolCall, ...], Usage, str, VendorState | None]:
-        parts: list[str] = []
-        calls: tuple[ToolCall, ...] = ()
-        usage = Usage()
-        state: VendorState | None = None
-        model = channel_model or self.provider.model
-        started = time.perf_counter()
-        failed = True
-        try:
-            stream = (
-                self.provider.stream(context, specs, model=channel_model)
-                if channel_model
-                else self.provider.stream(context, specs)
-            )
-            async for event in stream:
-                if isinstance(event, TextDelta):
-                    if not parts and visible:
-                        await surface.stream("\n\n")
-                    parts.append(event.text)
-                    await surface.stream(event.text)
-                elif isinstance(event, ToolCallsReady):
-                    calls = event.calls
-                elif isinstance(event, TurnFinished):
-                    usage, model = event.usage, event.model or model
-                    state = event.vendor_state
-            failed = False
-        finally:
-            outcome.provider_seconds += time.perf_counter() - started
-            self.observer.llm_call(model, usage, failed=failed)
-        text = "".join(parts)
-        if text:
-            visible.append(text)
-        return text, calls, usage, model, state
-
-    async def _run_tools(
-        self,
-        calls: Sequence[ToolCall],
-        offered: dict[str, Tool],
-        message: IncomingMessage,
-        info: ConversationInfo,
-        surface: Surface,
-    ) -> list[ToolResult]:
-        """Check, confirm and run one round's calls; results in the calls' order."""
-        context = self._tool_context(message, info)
-        ready: dict[str, tuple[Tool, BaseModel]] = {}
-        results: dict[str, ToolResult] = {}
-        for call in calls:
-            item = offered.get(call.name)
-            if item is None:
-                log.info("refused call to unknown or disabled tool %r", call.name)
-                results[call.id] = ToolResult(
-                    call.id,
-                    call.name,
-                    f"There is no tool named {call.name!r} available here. "
-                    f"Available tools: {', '.join(offered) or 'none'}.",
-                    is_error=True,
-                )
-                continue
-            try:
-                arguments = item.validate(call)
-            except InvalidArguments as exc:
-                results[call.id] = ToolResult(call.id, call.name, str(exc), is_error=True)
-                continue
-            if item.precheck is not None:
-                try:
-                    refusal = await item.precheck(arguments, context)
-                except Exception as exc:  # a check must not crash the turn either
-                    refusal = f"{call.name} cannot run: {exc}"
-                if refusal:
-                    log.info("tool %s refused before confirmation: %s", call.name, refusal)
-                    results[call.id] = ToolResult(call.id, call.name, refusal, is_error=True)
-                    continue
-            # Confirmations are asked one at a time, before anything runs.
-            if item.side_effect and not await self._confirm(
-                surface, message.user, item.confirmation_question(arguments)
-            ):
-                results[call.id] = ToolResult(
-                    call.id,
-                    call.name,
-                    "The user did not confirm this action, so it was not done.",
-                    is_error=True,
-                )
-                continue
-            ready[call.id] = (item, arguments)
-
-        async def run(call: ToolCall) -> None:
-            item, arguments = ready[call.id]
-            await surface.tool_started(call)
-            result = await item.run_validated(
-                call, arguments, context, self.settings.tool_timeout_seconds
-            )
-            if result.is_error:
-                log.info("tool %s failed: %s", call.name, result.content)
-            results[call.id] = result
-            await surface.tool_finished(call, result)
-
-        runnable = [call for call in calls if call.id in ready]
-        if runnable:
-            await surface.status(f"Running {', '.join(call.name for call in runnable)}…")
-            await asyncio.gather(*(run(call) for call in runnable))
-        for call in calls:  # a name the model made up is not a label of its own
-            label = call.name if self.tools.get(call.name) is not None else "(unknown)"
-            self.observer.tool_call(label, failed=results[call.id].is_error)
-        return [results[call.id] for call in calls]
+    ) -> None:
+        """Tell the user, after what they saw, that the answer was cut off; store what
+        they saw with that note, so the next turn's history says it was not finished."""
+        record = ChatMessage(Role.ASSISTANT, f"{shown}\n\n{CUT_OFF_NOTE}")
+        await self.store.append(
+            info.conversation_id, [StoredMessage(record, message_tokens(record))]
+        )
+        await surface.stream(f"\n\n{CUT_OFF_NOTE}")
+        visible.append(CUT_OFF_NOTE)
+        outcome.error = CUT_OFF_NOTE  # shown, but not an answer (follow-ups retry)
+        outcome.text = "\n\n".join(visible)
+        await surface.finish(outcome.text)
 
     async def _confirm(self, surface: Surface, user: UserRef, question: str) -> bool:
+        """Ask `user` through the surface and log the answer (the question holds the call's
+        arguments, so it is logged only with PARLEY_LOG_BODIES); the observer counts the
+        questions waiting for an answer."""
         self.observer.approval_waiting(+1)
         try:
-            return await surface.confirm(user, question)
+            allowed = await surface.confirm(user, question)
         finally:
             self.observer.approval_waiting(-1)
+        shown = f": {question}" if self.log_bodies else ""
+        answer = "allowed" if allowed else "declined"
+        log.info("%s %s a side-effecting call%s", user.qualified_id, answer, shown)
+        return allowed
 
     def _tool_context(self, message: IncomingMessage, info: ConversationInfo) -> ToolContext:
         timezone = info.timezone or self.settings.default_timezone

@@ -58,6 +58,25 @@ class AllowAllTools:
         return ChannelProfile()
 
 
+SCHEDULED_TURN_REFUSAL = (
+    "{name} is not available in a scheduled follow-up: a follow-up cannot create or "
+    "cancel reminders. Tell the user they can ask for it in a message of their own."
+)
+
+
+def for_scheduled_turn(tools: Sequence[Tool]) -> tuple[list[Tool], dict[str, str]]:
+    """The tools a scheduled turn (a follow-up) is offered, and those it is refused with
+    the sentence the model reads: a follow-up that could create reminders could copy
+    itself without bound, and one that could cancel them could undo the user's plans."""
+    offered = [item for item in tools if not item.scheduling]
+    withheld = {
+        item.name: SCHEDULED_TURN_REFUSAL.format(name=item.name)
+        for item in tools
+        if item.scheduling
+    }
+    return offered, withheld
+
+
 def policy_key(item: Tool) -> str | None:
     """The name of the group a tool belongs to (`mcp:<server>`), or None for a built-in."""
     return item.source if item.source.startswith("mcp:") else None

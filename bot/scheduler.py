@@ -42,9 +42,8 @@ from typing import Any, cast
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, func, update
 from sqlmodel import col, select
 
 from bot.config import ReminderSettings
@@ -58,8 +57,9 @@ from bot.domain import (
     UserRef,
 )
 from bot.engine import Engine
-from bot.errors import StorageError
+from bot.errors import StorageError, ToolError
 from bot.observe import Observer
+from bot.recurrence import as_utc, duration, next_occurrence, shortest_gap
 from bot.storage import ConversationStore, Database
 from bot.storage.models import Channel, Reminder, User, utcnow
 from bot.surface import Messenger
@@ -79,37 +79,6 @@ async def deliver_reminder(scheduler_key: str, reminder_id: int) -> None:
         log.warning("reminder %d: its scheduler is gone; it fires at the next start", reminder_id)
         return
     await owner.deliver(reminder_id)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite gives naive datetimes back; everything stored is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def cron_trigger(cron: str, timezone: str) -> CronTrigger:
-    """A 5-field crontab (minute first), or 6 fields with seconds first, in `timezone`."""
-    zone = zoneinfo.ZoneInfo(timezone)
-    fields = cron.split()
-    if len(fields) == 6:
-        second, minute, hour, day, month, day_of_week = fields
-        return CronTrigger(
-            second=second,
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=day_of_week,
-            timezone=zone,
-        )
-    return CronTrigger.from_crontab(cron, timezone=zone)
-
-
-def next_occurrence(cron: str, timezone: str, after: datetime) -> datetime | None:
-    """The first time strictly after `after` that `cron` names, in UTC (DST-safe)."""
-    trigger = cron_trigger(cron, timezone)
-    start = after.astimezone(zoneinfo.ZoneInfo(timezone)) + timedelta(seconds=1)
-    found = trigger.get_next_fire_time(None, start.replace(microsecond=0))
-    return None if found is None else as_utc(cast(datetime, found))
 
 
 @dataclass
@@ -275,6 +244,10 @@ class ReminderScheduler:
     # -- ReminderBook ------------------------------------------------------------------------
 
     async def create(self, request: ReminderRequest) -> ReminderInfo:
+        """Store and schedule a reminder. Raises `ToolError` with a sentence the model
+        reads when it is refused: a follow-up repeating too often, or too many pending."""
+        if request.kind == "follow_up" and request.cron:
+            self._check_follow_up_interval(request)
         user_id, channel_id = await self.store.ids_of(request.user, request.chat)
         row = Reminder(
             user_id=user_id,
@@ -287,16 +260,68 @@ class ReminderScheduler:
             recurrence=request.recurrence,
             cron=request.cron,
         )
+        cap = self.settings.max_pending_per_user
         async with self.db.write() as session:
+            # Counted in the write that inserts: SQLite writes one at a time, and the user's
+            # row lock makes PostgreSQL's concurrent creates of one user take turns. NO KEY
+            # UPDATE, so it does not wait for transactions that merely reference the user.
+            lock = select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+            await session.exec(lock)
+            pending = (
+                await session.exec(
+                    select(func.count())
+                    .select_from(Reminder)
+                    .where(Reminder.user_id == user_id, Reminder.status == "pending")
+                )
+            ).one()
+            if pending >= cap:
+                log.info(
+                    "reminder refused for %s: %d pending, the cap is %d",
+                    request.user.qualified_id,
+                    pending,
+                    cap,
+                )
+                raise ToolError(
+                    f"Not created: the user already has {pending} pending reminders, the most "
+                    f"one person may have ({cap}). They can cancel ones they no longer need "
+                    "(list_reminders shows them) and then ask again."
+                )
             session.add(row)
             await session.flush()
         self._schedule(row_id(row), row.due_at)
         log.info("reminder %d created for %s", row_id(row), request.user.qualified_id)
         return to_info(row, request.user.qualified_id)
 
-    async def list_for(self, user: UserRef, *, include_done: bool = False) -> list[ReminderInfo]:
+    def _check_follow_up_interval(self, request: ReminderRequest) -> None:
+        minimum = self.settings.min_follow_up_interval_seconds
+        if minimum <= 0:
+            return
+        try:
+            gap = shortest_gap(request.cron, request.timezone, as_utc(request.due_at), minimum)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
+            raise ToolError(f"invalid repeat pattern {request.cron!r}: {exc}") from None
+        if gap is not None and gap < minimum:
+            log.info(
+                "follow-up refused for %s: %r repeats after %s",
+                request.user.qualified_id,
+                request.cron,
+                duration(gap),
+            )
+            raise ToolError(
+                f"Not created: a repeating follow-up runs a model turn each time, so it may "
+                f"repeat at most once every {duration(minimum)}, and {request.cron!r} would "
+                f"run again after {duration(gap)}. Choose a longer interval (daily, for "
+                "example), or a repeating reminder of kind 'message', which is not limited."
+            )
+
+    async def list_for(
+        self, user: UserRef, *, include_done: bool = False, chat: ChatRef | None = None
+    ) -> list[ReminderInfo]:
+        """`user`'s reminders, soonest first; with `chat`, only those delivered there."""
         user_id = await self.store.user_id_of(user)
         query = select(Reminder).where(Reminder.user_id == user_id)
+        if chat is not None:
+            query = query.where(Reminder.channel_id == await self.store.channel_id(chat))
         if not include_done:
             query = query.where(Reminder.status == "pending")
         async with self.db.read() as session:
@@ -384,8 +409,9 @@ class ReminderScheduler:
 
     async def _send(self, row: Reminder, user: UserRef, chat: ChatRef) -> None:
         error = ""
+        late = self.is_late(row, utcnow())
         try:
-            text = await self._compose(row, user, chat, as_utc(row.due_at), utcnow())
+            text = await self._compose(row, user, chat, late)
             messenger = self.messengers.get(chat.platform)
             if messenger is None:
                 raise DeliveryFailed(f"no messenger for platform {chat.platform!r}")
@@ -394,17 +420,26 @@ class ReminderScheduler:
             raise  # stopped mid-send: the row stays pending, the next start delivers it
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
-        now = utcnow()
-        late = (now - as_utc(row.due_at)).total_seconds() > self.settings.late_after_seconds
         self.observer.reminder_fired(late=late, failed=bool(error))
-        self._settles.put_nowait(Outcome(row, now, error))
+        self._settles.put_nowait(Outcome(row, utcnow(), error))
 
-    async def _compose(
-        self, row: Reminder, user: UserRef, chat: ChatRef, due_at: datetime, now: datetime
-    ) -> str:
+    def is_late(self, row: Reminder, now: datetime) -> bool:
+        """Whether this attempt starts more than `late_after_seconds` after the time it
+        was scheduled for: `due_at`, or for a retry the `retry_at` the backoff chose.
+
+        "Late" tells the reader what they cannot otherwise know: Parley was down or
+        backlogged when it should have acted. A retry that runs when its backoff said is
+        delivery working as designed (the first at `retry_seconds`, the whole schedule
+        bounded by `max_attempts`), so it is not called late; one that starts late after
+        its own retry time is.
+        """
+        scheduled = as_utc(row.retry_at or row.due_at)
+        return (now - scheduled).total_seconds() > self.settings.late_after_seconds
+
+    async def _compose(self, row: Reminder, user: UserRef, chat: ChatRef, is_late: bool) -> str:
         late = ""
-        if (now - due_at).total_seconds() > self.settings.late_after_seconds:
-            local = due_at.astimezone(zoneinfo.ZoneInfo(row.timezone))
+        if is_late:
+            local = as_utc(row.due_at).astimezone(zoneinfo.ZoneInfo(row.timezone))
             late = f" (late: this was due {local:%Y-%m-%d %H:%M} {row.timezone})"
         if row.kind != "follow_up":
             return f"⏰ Reminder{late}: {row.text}"

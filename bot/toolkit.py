@@ -56,6 +56,9 @@ class Tool:
     strict: bool = True
     validator: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     precheck: Precheck | None = None
+    # Creates or cancels scheduled work (reminders, follow-ups): a scheduled turn is never
+    # offered it, so a follow-up cannot copy itself or undo what the user planned.
+    scheduling: bool = False
 
     def json_schema(self) -> dict[str, Any]:
         if self.schema is not None:
@@ -267,13 +270,15 @@ def tool(
     side_effect: bool = False,
     timeout: float | None = None,
     precheck: Precheck | None = None,
+    scheduling: bool = False,
 ) -> Callable[[ToolFunction], Tool]:
     """Turn `async def fn(params: Model, ctx: ToolContext)` into a `Tool`.
 
     The docstring is the description the model reads; the parameter model's field
     descriptions become the schema's. `precheck(params, ctx)` runs before a
     side-effecting call is confirmed, so a call that cannot succeed (a recipient off the
-    allow-list) is refused without asking the user first.
+    allow-list) is refused without asking the user first. `scheduling` marks a tool that
+    creates or cancels scheduled work: scheduled turns (follow-ups) are not offered it.
     """
 
     def decorate(function: ToolFunction) -> Tool:
@@ -293,7 +298,14 @@ def tool(
         if not description:
             raise ValueError(f"tool {tool_name} needs a docstring: it is what the model reads")
         return Tool(
-            tool_name, description, model, function, side_effect, timeout, precheck=precheck
+            tool_name,
+            description,
+            model,
+            function,
+            side_effect,
+            timeout,
+            precheck=precheck,
+            scheduling=scheduling,
         )
 
     return decorate

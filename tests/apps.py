@@ -54,7 +54,8 @@ DEFAULT_TOOLS = {"default_tools_dm": ON_BY_DEFAULT, "default_tools_group": ON_BY
 @pytest.fixture
 async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[AppFactory]:
     """`await make_app(messengers=[...], email={...}, reminders={...})`: a started
-    Application on `tmp_path/parley.db` (the same file each call: a restart)."""
+    Application on `tmp_path/parley.db` (the same file each call: a restart).
+    `provider=` replaces the one the settings would build (another vendor's harness)."""
     apps: list[Application] = []
 
     async def make(
@@ -62,6 +63,7 @@ async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[A
         messengers: tuple[Any, ...] = (),
         tools: Any = None,
         database_url: str = "",
+        provider: Any = None,
         **groups: dict[str, Any],
     ) -> Application:
         settings = Settings.load(
@@ -75,7 +77,7 @@ async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[A
             database={"url": database_url or f"sqlite:///{tmp_path / 'parley.db'}"},
             **{"admin": DEFAULT_TOOLS, **groups},
         )
-        app = Application(settings, tools=tools, messengers=messengers)
+        app = Application(settings, tools=tools, messengers=messengers, provider=provider)
         await app.start()
         apps.append(app)
         return app

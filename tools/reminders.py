@@ -9,7 +9,14 @@ from typing import Any, Literal
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, Field
 
-from bot.domain import Recurrence, ReminderInfo, ReminderKind, ReminderRequest, ToolContext
+from bot.domain import (
+    ChatKind,
+    Recurrence,
+    ReminderInfo,
+    ReminderKind,
+    ReminderRequest,
+    ToolContext,
+)
 from bot.errors import ToolError
 from bot.toolkit import tool
 
@@ -113,7 +120,7 @@ def describe(info: ReminderInfo) -> dict[str, Any]:
     return shown
 
 
-@tool()
+@tool(scheduling=True)
 async def create_reminder(params: CreateReminderParams, ctx: ToolContext) -> dict[str, Any]:
     """Set a reminder for the user, once or repeating, delivered in this chat. Turn what
     the user said ("tomorrow at 9", "in 20 minutes", "every weekday at 8:30") into 'at'
@@ -173,11 +180,14 @@ class ListRemindersParams(BaseModel):
 @tool()
 async def list_reminders(params: ListRemindersParams, ctx: ToolContext) -> dict[str, Any]:
     """List the user's reminders and follow-ups (pending ones unless include_done), with
-    their ids, which cancel_reminder takes."""
+    their ids, which cancel_reminder takes. In a group or channel only those that deliver
+    in this chat are listed; in a direct chat, all of the user's."""
     book = ctx.services.reminders
     if book is None:
         raise ToolError("Reminders are not available on this bot.")
-    infos = await book.list_for(ctx.user, include_done=params.include_done)
+    # A group sees what is listed: the user's private reminders stay out of it.
+    here = None if ctx.chat.kind == ChatKind.DM else ctx.chat
+    infos = await book.list_for(ctx.user, include_done=params.include_done, chat=here)
     return {"reminders": [describe(info) for info in infos]}
 
 
@@ -185,7 +195,7 @@ class CancelReminderParams(BaseModel):
     id: int = Field(description="The reminder's id, from list_reminders.")
 
 
-@tool()
+@tool(scheduling=True)
 async def cancel_reminder(params: CancelReminderParams, ctx: ToolContext) -> str:
     """Cancel one of the user's pending reminders (a repeating one stops for good)."""
     book = ctx.services.reminders

@@ -76,7 +76,15 @@ class ToolCallAssembler:
                 entry = self._calls[-1] if self._calls else None
             else:
                 entry = self._slots.get(index)
-            if entry is None or (call_id and entry[0] and call_id != entry[0]):
+            # A delta with an id and a name opens a call (continuations carry neither, or an
+            # empty id): a new id, or the same one again after arguments arrived (servers
+            # that reuse ids, each call whole in its chunk at index 0), starts a new call.
+            opens = bool(call_id and function.get("name"))
+            if (
+                entry is None
+                or (call_id and entry[0] and call_id != entry[0])
+                or (opens and entry[1] and entry[2])
+            ):
                 entry = [call_id, function.get("name") or "", [], ""]
                 self._calls.append(entry)
                 if index is not None:

@@ -1,6 +1,13 @@
 from __future__ import annotations
 
-from bot.context import INTERRUPTED_RESULT, build_context, estimate_tokens, message_tokens, repair
+from bot.context import (
+    INTERRUPTED_RESULT,
+    alternate,
+    build_context,
+    estimate_tokens,
+    message_tokens,
+    repair,
+)
 from bot.domain import ChatMessage, Role, ToolCall
 
 
@@ -96,3 +103,15 @@ def test_the_new_message_is_kept_even_over_budget() -> None:
     context = build_context("sys", with_tokens([user("old")]), [user("y" * 10_000)], 600)
     assert [m.role for m in context] == [Role.SYSTEM, Role.USER]
     assert context[-1].content.startswith("yyy")
+
+
+def test_user_messages_left_unanswered_are_merged_with_the_next() -> None:
+    history = [user("first"), user("second"), assistant("answer"), user("third")]
+    context = build_context("sys", with_tokens(history), [user("fourth")], 10_000)
+    assert [(m.role, m.content) for m in context] == [
+        (Role.SYSTEM, "sys"),
+        (Role.USER, "first\n\nsecond"),
+        (Role.ASSISTANT, "answer"),
+        (Role.USER, "third\n\nfourth"),
+    ]
+    assert alternate([assistant("a"), assistant("b")]) == [assistant("a"), assistant("b")]

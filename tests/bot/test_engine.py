@@ -23,6 +23,9 @@ from bot.domain import (
     ToolContext,
     UserRef,
 )
+from bot.engine import CUT_OFF_NOTE
+from bot.errors import AnswerCutOff
+from bot.llm.base import TextDelta
 from bot.storage import StoredMessage
 from bot.toolkit import Tool, tool
 from tests.apps import DEFAULT_TOOLS
@@ -341,6 +344,12 @@ async def test_a_persistent_server_error_gives_a_clear_message_and_no_traceback(
     info = await app.store.open_conversation(message("hi"))
     assert [s.message.role for s in await app.store.history(info.conversation_id)] == [Role.USER]
 
+    # The next request carries it with the next message, so roles still alternate.
+    llm.set_default(None)
+    llm.script(text_reply("Hello again."))
+    await app.engine.handle(message("anyone there?"), RecordingSurface())
+    assert llm.requests[-1]["messages"][1:] == [{"role": "user", "content": "hi\n\nanyone there?"}]
+
 
 async def test_context_is_trimmed_to_the_budget(
     llm: ScriptedOpenAIServer, make_app: AppFactory
@@ -404,13 +413,16 @@ async def test_too_many_rounds_end_with_an_honest_message(
 
 
 async def test_side_effects_run_only_when_the_user_confirms(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = await make_app()
     LAUNCHED.clear()
     llm.script(tool_call_reply(("launch", {"text": "rocket"})), text_reply("not launched"))
     declined = RecordingSurface(confirm_answer=False)
-    outcome = await app.engine.handle(message("launch it"), declined)
+    with caplog.at_level(logging.INFO, logger="bot.engine"):
+        outcome = await app.engine.handle(message("launch it"), declined)
+    assert "test:alice declined a side-effecting call" in caplog.text
+    assert "rocket" not in caplog.text  # arguments are bodies: not logged by default
     assert LAUNCHED == []
     assert declined.confirmations == [(ALICE, "Allow launch(text='rocket')?")]
     assert outcome.tool_results[0].is_error and "did not confirm" in outcome.tool_results[0].content
@@ -505,3 +517,141 @@ async def test_an_empty_answer_is_never_sent_as_an_empty_message(
     assert outcome.text.startswith("(The model returned an empty answer")
     assert outcome.error == outcome.text  # callers such as follow-ups can tell it apart
     assert surface.finished == [outcome.text] and surface.streamed == outcome.text
+
+
+class CutOff:
+    """The real provider, except that the calls numbered in `cut` end the way a stream
+    without its terminator does under the Provider contract: the text that arrived,
+    then `AnswerCutOff` instead of the calls and the finish."""
+
+    def __init__(self, inner: Any, cut: set[int]) -> None:
+        self.inner, self.cut, self.model, self.calls = inner, cut, inner.model, 0
+
+    async def stream(self, messages: Any, tools: Any, *, model: str = "") -> AsyncIterator[Any]:
+        self.calls += 1
+        number = self.calls
+        async for event in self.inner.stream(messages, tools):
+            if number in self.cut and not isinstance(event, TextDelta):
+                raise AnswerCutOff("the stream ended without [DONE]")
+            yield event
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def stored_turns(app: Application) -> list[tuple[Role, str]]:
+    info = await app.store.open_conversation(message(""))
+    return [
+        (s.message.role, s.message.content) for s in await app.store.history(info.conversation_id)
+    ]
+
+
+async def test_an_answer_cut_off_before_any_text_is_asked_for_again_once(
+    llm: ScriptedOpenAIServer, make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = await make_app()
+    app.engine.provider = CutOff(app.engine.provider, cut={1})
+    llm.script(tool_call_reply(("launch", {"text": "rocket"})), text_reply("All quiet."))
+    surface = RecordingSurface()
+    with caplog.at_level(logging.WARNING):
+        outcome = await app.engine.handle(message("status?"), surface)
+
+    assert (outcome.text, outcome.error) == ("All quiet.", "")
+    assert surface.streamed == "All quiet." and surface.confirmations == []
+    assert outcome.tool_results == []  # a call from a cut stream never runs
+    assert llm.requests[0]["messages"] == llm.requests[1]["messages"]
+    assert "cut off before any text: asking again" in caplog.text
+    assert await stored_turns(app) == [(Role.USER, "status?"), (Role.ASSISTANT, "All quiet.")]
+
+
+async def test_an_answer_cut_off_after_text_is_told_and_never_stored_as_finished(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    app = await make_app()
+    app.engine.provider = CutOff(app.engine.provider, cut={2})
+    llm.script(
+        tool_call_reply(("echo", {"text": "Paris"}), text="Checking."),
+        text_reply("The weather in Paris is cur"),
+    )
+    surface = RecordingSurface()
+    outcome = await app.engine.handle(message("weather?"), surface)
+
+    shown = f"Checking.\n\nThe weather in Paris is cur\n\n{CUT_OFF_NOTE}"
+    assert surface.streamed == shown and surface.finished == [shown]
+    assert outcome.error == CUT_OFF_NOTE and len(llm.requests) == 2  # shown: not asked again
+    stored = await stored_turns(app)
+    assert stored[-1] == (Role.ASSISTANT, f"The weather in Paris is cur\n\n{CUT_OFF_NOTE}")
+    assert [role for role, _ in stored] == [Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT]
+
+    llm.script(text_reply("Sunny."))
+    await app.engine.handle(message("again?"), RecordingSurface())
+    sent = llm.requests[-1]["messages"]
+    assert sent_roles(llm.requests[-1]) == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
+    assert sent[2]["tool_calls"][0]["id"] == sent[3]["tool_call_id"]
+    assert sent[4]["content"].endswith(CUT_OFF_NOTE)
+
+
+async def test_an_answer_cut_off_twice_before_any_text_fails_the_turn(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    app = await make_app()
+    app.engine.provider = CutOff(app.engine.provider, cut={1, 2})
+    llm.script(text_reply(""), text_reply(""))
+    surface = RecordingSurface()
+    outcome = await app.engine.handle(message("hi"), surface)
+
+    assert surface.failures == [AnswerCutOff.user_message] and surface.finished == []
+    assert outcome.error == AnswerCutOff.user_message and len(llm.requests) == 2
+    assert await stored_turns(app) == [(Role.USER, "hi")]
+
+
+async def test_calls_past_the_per_round_cap_are_refused_and_never_run(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    app = await make_app(max_tool_calls_per_round=3)
+    llm.script(tool_call_reply(*(("echo", {"text": str(n)}) for n in range(5))), text_reply("done"))
+    surface = RecordingSurface()
+    outcome = await app.engine.handle(message("five at once"), surface)
+
+    assert [call.name for call in surface.started_tools] == ["echo"] * 3
+    ran, refused = outcome.tool_results[:3], outcome.tool_results[3:]
+    assert [r.content for r in ran] == ["echo: 0", "echo: 1", "echo: 2"]
+    assert all(r.is_error for r in refused)
+    assert "at most 3 tool calls can run at once, and this answer asked for 5" in (
+        refused[0].content
+    )
+    tool_messages = [m for m in llm.requests[1]["messages"] if m["role"] == "tool"]
+    assert len(tool_messages) == 5  # every call answered, the refused ones too
+
+
+async def test_oversized_arguments_are_refused_and_stored_shortened(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    app = await make_app()  # the default limit: 65,536 characters
+    LAUNCHED.clear()
+    huge = "x" * 200_000
+    llm.script(
+        tool_call_reply(("launch", {"text": huge}), ("echo", {"text": "small"})),
+        text_reply("I could not send all that."),
+    )
+    surface = RecordingSurface()
+    outcome = await app.engine.handle(message("launch this"), surface)
+
+    refused, ran = outcome.tool_results
+    assert refused.is_error and "200012 characters long, more than the 65536" in refused.content
+    assert LAUNCHED == [] and surface.confirmations == []  # refused before anyone was asked
+    assert ran.content == "echo: small"
+    info = await app.store.open_conversation(message(""))
+    [assistant] = [s for s in await app.store.history(info.conversation_id) if s.message.tool_calls]
+    stored_call = assistant.message.tool_calls[0]
+    assert len(stored_call.raw_arguments) < 300 and assistant.tokens < 1000
+    # Sent back as valid JSON (the vendor would refuse anything else), without the bulk.
+    sent = llm.requests[1]["messages"][2]["tool_calls"]
+    assert [json.loads(c["function"]["arguments"]) for c in sent] == [{}, {"text": "small"}]

@@ -16,6 +16,8 @@ from sqlmodel import select
 
 from bot.app import Application
 from bot.domain import ChatKind, ChatRef, ReminderRequest, UserRef
+from bot.errors import ToolError
+from bot.recurrence import shortest_gap
 from bot.scheduler import next_occurrence
 from bot.storage.models import Reminder
 from tests.apps import AppFactory, RecordingMessenger, wait_until
@@ -191,12 +193,49 @@ async def test_a_failed_follow_up_turn_is_retried(
 ) -> None:
     messenger = RecordingMessenger()
     app = await started(make_app, messenger)
-    llm.script(text_reply(""), text_reply("Second try worked."))  # an empty answer first
+    # An empty answer first, and a slow one: the retry starts well past late_after_seconds
+    # after due_at (as a loaded machine made it, now and then), yet on its retry time.
+    llm.script(text_reply("", delay=1.0), text_reply("Second try worked."))
 
     await app.scheduler.create(request("summarise my day", 0.1, kind="follow_up"))
-    await wait_until(lambda: len(messenger.sent) == 1)
+    await wait_until(lambda: len(messenger.sent) == 1, within=8)
 
-    assert messenger.texts == ["⏰ Follow-up: Second try worked."]
+    assert messenger.texts == ["⏰ Follow-up: Second try worked."]  # not called late
+
+
+async def test_late_is_measured_from_the_time_the_attempt_was_scheduled_for(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app(reminders={"late_after_seconds": 60})
+    now = datetime.now(UTC)
+    due = now - timedelta(minutes=10)
+
+    def reminder(retry_at: datetime | None) -> Reminder:
+        return Reminder(user_id=1, channel_id=1, text="x", due_at=due, retry_at=retry_at)
+
+    assert app.scheduler.is_late(reminder(None), now)  # the process was down at due_at
+    assert not app.scheduler.is_late(reminder(now - timedelta(seconds=5)), now)  # on its retry
+    assert app.scheduler.is_late(reminder(now - timedelta(minutes=3)), now)  # a late retry
+    assert not app.scheduler.is_late(
+        Reminder(user_id=1, channel_id=1, text="x", due_at=now - timedelta(seconds=30)), now
+    )
+
+
+def test_the_shortest_gap_of_a_pattern_is_found() -> None:
+    start = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # a Monday
+    assert shortest_gap("* * * * *", "UTC", start, 3600) == 60
+    assert shortest_gap("0,1 9 * * *", "UTC", start, 3600) == 60  # two runs a minute apart
+    # Clock changes do not count against a pattern: not the 23-hour day summer time
+    # starts, nor 2:30 coming twice the night it ends.
+    spring, autumn = datetime(2027, 3, 20, tzinfo=UTC), datetime(2027, 10, 20, tzinfo=UTC)
+    assert shortest_gap("59 23 * * *", "Europe/Berlin", start, 86400) == 86400
+    assert shortest_gap("30 2 * * *", "Europe/Berlin", spring, 86400, runs=30) == 86400
+    assert shortest_gap("30 2 * * *", "Europe/Berlin", autumn, 86400, runs=30) == 86400
+    assert shortest_gap("0 * * * *", "Europe/Berlin", autumn, 3600) == 3600
+    assert shortest_gap("0 23,0 * * *", "UTC", start, 3600) == 3600  # across midnight
+    assert shortest_gap("30 8 * * mon-fri", "Asia/Shanghai", start, 3600) == 86400
+    assert shortest_gap("0 9 1 * *", "UTC", start, 3600) == 28 * 86400  # 1 Feb -> 1 Mar
+    assert shortest_gap("* * * * * *", "UTC", start, 3600) == 1  # six fields: seconds
 
 
 async def test_delivery_failure_is_retried_with_backoff(make_app: AppFactory) -> None:
@@ -294,6 +333,39 @@ async def test_reminders_on_postgresql(make_app: AppFactory, postgres_url: str) 
             stored = (await session.exec(select(Reminder).where(Reminder.id == once.id))).one()
         assert stored.status == "delivered"
         await app.database.aclose()
+
+
+async def creates_at_once(app: Application, count: int) -> tuple[int, list[str]]:
+    """`count` creates for one user at the same time: how many were stored, and why the
+    others were refused."""
+    results = await asyncio.gather(
+        *(app.scheduler.create(request(f"r{n}", 600)) for n in range(count)),
+        return_exceptions=True,
+    )
+    refused = [str(r) for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(r, ToolError) for r in results if isinstance(r, BaseException))
+    return len(results) - len(refused), refused
+
+
+async def test_the_pending_cap_holds_when_creates_race(make_app: AppFactory) -> None:
+    app = await make_app(reminders={**FAST, "max_pending_per_user": 3})
+    created, refused = await creates_at_once(app, 8)
+    assert created == 3 and len(refused) == 5
+    assert "already has 3 pending reminders" in refused[0]
+    assert len(await app.scheduler.list_for(ALICE)) == 3
+
+
+@pytest.mark.postgres
+async def test_the_pending_cap_holds_when_creates_race_on_postgresql(
+    make_app: AppFactory, postgres_url: str
+) -> None:
+    async with fresh_postgres_database(postgres_url) as url:
+        app = await make_app(database_url=url, reminders={**FAST, "max_pending_per_user": 3})
+        created, refused = await creates_at_once(app, 8)
+        listed = await app.scheduler.list_for(ALICE)
+        await app.aclose()
+        await app.database.aclose()
+    assert created == 3 and len(refused) == 5 and len(listed) == 3
 
 
 class StuckMessenger(RecordingMessenger):

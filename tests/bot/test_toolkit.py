@@ -7,6 +7,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from bot.domain import ChatRef, ToolCall, ToolContext, UserRef
+from bot.policy import for_scheduled_turn
 from bot.toolkit import (
     InvalidArguments,
     ToolRegistry,
@@ -198,3 +199,16 @@ def test_registry_replaces_one_sources_tools_only() -> None:
     registry.replace_source("mcp:srv", [])
     assert registry.names() == ["send_thing"]
     assert len({first, clash, send_thing}) == 3  # tools hash by identity, schema or not
+
+
+def test_scheduling_tools_are_marked_and_withheld_from_scheduled_turns() -> None:
+    @tool(scheduling=True)
+    async def plan_thing(params: SendParams, ctx: ToolContext) -> str:
+        """Plan a thing for later."""
+        return "planned"
+
+    assert plan_thing.scheduling and not send_thing.scheduling
+    offered, withheld = for_scheduled_turn([send_thing, plan_thing])
+    assert offered == [send_thing]
+    assert list(withheld) == ["plan_thing"]
+    assert "not available in a scheduled follow-up" in withheld["plan_thing"]

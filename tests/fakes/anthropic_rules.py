@@ -148,7 +148,8 @@ def validate_request(
     and alternating user/assistant (no system or tool role); blocks are text (non-empty),
     tool_use, tool_result, or (assistant only) thinking/redacted_thinking, never the last
     block of a message; every tool_use id is answered by a tool_result in the very next
-    (user) message, and every tool_result answers a tool_use of the message before; tools
+    (user) message, and every tool_result answers a tool_use of the message before; no
+    tool_use id appears twice in the request; tools
     have name, input_schema of type object and a valid name. With `signer`, every thinking
     block must carry the signature it was sent with, for this model. With thinking enabled
     or adaptive: budget_tokens at least 1024 and below max_tokens, no forced tool_choice
@@ -171,6 +172,7 @@ def validate_request(
     contents: list[tuple[str, list[dict[str, Any]]]] = []
     expected = "user"
     open_calls: set[str] = set()
+    seen_calls: set[str] = set()
     for number, message in enumerate(messages):
         role = message.get("role")
         if role != expected:
@@ -196,6 +198,9 @@ def validate_request(
             if kind == "tool_use":
                 if role != "assistant" or not isinstance(block.get("input"), dict):
                     return f"messages.{number}: invalid tool_use block"
+                if str(block.get("id")) in seen_calls:  # across the whole request
+                    return f"messages.{number}.content.{position}: `tool_use` ids must be unique"
+                seen_calls.add(str(block.get("id")))
                 open_calls.add(str(block.get("id")))
             elif kind == "tool_result" and role != "user":
                 return f"messages.{number}: tool_result only in user messages"

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from bot.app import Application
-from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.domain import ChatKind, ChatRef, IncomingMessage, ReminderRequest, UserRef
 from tests.apps import AppFactory, RecordingMessenger, wait_until
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
@@ -152,3 +152,123 @@ async def test_a_repeating_reminder_never_starts_in_the_past(make_app: AppFactor
         create_reminder, {"text": "y", "at": "2026-11-23T09:00", "repeat": "daily"}, ctx
     )
     assert json.loads(late.content)["created"]["next"] == "Tue 2026-11-24 09:00 Asia/Shanghai"
+
+
+def names_offered(request: dict) -> set[str]:
+    return {t["function"]["name"] for t in request.get("tools") or []}
+
+
+async def test_a_user_cannot_have_more_pending_reminders_than_the_cap(
+    make_app: AppFactory, llm: ScriptedOpenAIServer
+) -> None:
+    app = await make_app(messengers=(RecordingMessenger(),), reminders={"max_pending_per_user": 2})
+    llm.script(
+        tool_call_reply(
+            *(("create_reminder", {"text": f"r{n}", "in_seconds": 600 + n}) for n in range(3))
+        ),
+        text_reply("Two are set; the third was refused."),
+    )
+    outcome = await app.engine.handle(
+        IncomingMessage(DM, ALICE, "three reminders"), RecordingSurface()
+    )
+
+    first, second, third = outcome.tool_results
+    assert not first.is_error and not second.is_error
+    assert third.is_error and "already has 2 pending reminders" in third.content
+    assert "list_reminders shows them" in third.content
+    assert [i.text for i in await app.scheduler.list_for(ALICE)] == ["r0", "r1"]
+    # Only pending ones count: once one is cancelled, there is room again.
+    assert await app.scheduler.cancel(ALICE, json.loads(first.content)["created"]["id"])
+    llm.script(
+        tool_call_reply(("create_reminder", {"text": "r3", "in_seconds": 60})), text_reply("ok")
+    )
+    again = await app.engine.handle(IncomingMessage(DM, ALICE, "one more"), RecordingSurface())
+    assert not again.tool_results[0].is_error
+
+
+async def test_a_repeating_follow_up_may_not_run_more_often_than_the_minimum(
+    make_app: AppFactory, llm: ScriptedOpenAIServer
+) -> None:
+    app = await make_app(messengers=(RecordingMessenger(),))  # the default: at most hourly
+    every_minute = {"text": "check", "kind": "follow_up", "in_seconds": 60, "repeat": "cron"}
+    llm.script(
+        tool_call_reply(
+            ("create_reminder", {**every_minute, "cron": "* * * * *"}),
+            ("create_reminder", {**every_minute, "cron": "0,1 9 * * *"}),  # two a minute apart
+            (
+                "create_reminder",
+                {"text": "weather", "kind": "follow_up", "in_seconds": 60, "repeat": "daily"},
+            ),
+            (
+                "create_reminder",
+                {"text": "stretch", "in_seconds": 60, "repeat": "cron", "cron": "* * * * *"},
+            ),
+        ),
+        text_reply("The daily one is set."),
+    )
+    outcome = await app.engine.handle(
+        IncomingMessage(DM, ALICE, "keep checking"), RecordingSurface()
+    )
+
+    minutely, paired, daily, message_kind = outcome.tool_results
+    for refused, pattern in ((minutely, "* * * * *"), (paired, "0,1 9 * * *")):
+        assert refused.is_error, refused.content
+        assert "at most once every 1 hour" in refused.content
+        assert f"{pattern!r} would run again after 1 minute" in refused.content
+    assert not daily.is_error and not message_kind.is_error  # messages run no model turn
+    assert sorted(i.text for i in await app.scheduler.list_for(ALICE)) == ["stretch", "weather"]
+
+
+async def test_a_follow_up_turn_cannot_create_or_cancel_reminders(
+    make_app: AppFactory, llm: ScriptedOpenAIServer
+) -> None:
+    messenger = RecordingMessenger()
+    app = await make_app(messengers=(messenger,))
+    await app.start_scheduler()
+    kept = await app.scheduler.create(
+        ReminderRequest(ALICE, DM, "", "message", "keep me", NOW + timedelta(days=400), "UTC")
+    )
+    llm.script(
+        tool_call_reply(
+            ("create_reminder", {"text": "do it again", "kind": "follow_up", "in_seconds": 1}),
+            ("cancel_reminder", {"id": kept.id}),
+            ("list_reminders", {}),
+        ),
+        text_reply("I could not schedule another check from here."),
+    )
+    follow_up = ReminderRequest(
+        ALICE, DM, "", "follow_up", "check and remind me again", datetime.now(UTC), "UTC"
+    )
+    fired = await app.scheduler.create(follow_up)
+    await wait_until(lambda: len(messenger.sent) == 1)
+
+    offered = names_offered(llm.requests[0])
+    assert "list_reminders" in offered
+    assert not offered & {"create_reminder", "cancel_reminder"}
+    sent_results = [m["content"] for m in llm.requests[1]["messages"] if m["role"] == "tool"]
+    assert all("not available in a scheduled follow-up" in r for r in sent_results[:2])
+    assert "keep me" in sent_results[2]
+    everything = await app.scheduler.list_for(ALICE, include_done=True)
+    assert sorted(i.id for i in everything) == [kept.id, fired.id]  # nothing new
+    assert [i.status for i in everything if i.id == kept.id] == ["pending"]
+    assert messenger.texts == ["⏰ Follow-up: I could not schedule another check from here."]
+
+
+async def test_list_reminders_in_a_group_shows_only_that_groups(
+    make_app: AppFactory, llm: ScriptedOpenAIServer
+) -> None:
+    app = await app_with_scheduler(make_app)
+    group = ChatRef("test", "team-room", ChatKind.GROUP)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    for chat, text in ((DM, "private: call the doctor"), (group, "team: stand-up")):
+        await app.scheduler.create(ReminderRequest(ALICE, chat, "", "message", text, later, "UTC"))
+
+    async def listed(chat: ChatRef) -> list[str]:
+        llm.script(tool_call_reply(("list_reminders", {})), text_reply("Here they are."))
+        outcome = await app.engine.handle(
+            IncomingMessage(chat, ALICE, "my reminders?"), RecordingSurface()
+        )
+        return [r["text"] for r in json.loads(outcome.tool_results[0].content)["reminders"]]
+
+    assert await listed(group) == ["team: stand-up"]
+    assert await listed(DM) == ["private: call the doctor", "team: stand-up"]

@@ -36,6 +36,26 @@ def test_the_same_id_again_continues_its_call() -> None:
     assert (call.id, call.name, call.arguments) == ("c1", "f", {"a": 1})
 
 
+def test_a_whole_call_again_with_the_same_id_is_a_second_call() -> None:
+    # Servers that reuse ids (Ollama-style whole calls at index 0): the engine renames the
+    # duplicate; the assembler must not glue the two argument objects together.
+    calls = ToolCallAssembler()
+    for place in ("Paris", "Zürich"):
+        calls.feed(
+            [
+                {
+                    "index": 0,
+                    "id": "call_1",
+                    "function": {"name": "get_weather", "arguments": {"place": place}},
+                }
+            ]
+        )
+    assert [(c.id, c.arguments) for c in calls.calls()] == [
+        ("call_1", {"place": "Paris"}),
+        ("call_1", {"place": "Zürich"}),
+    ]
+
+
 def test_interleaved_indexes_keep_their_order() -> None:
     calls = ToolCallAssembler()
     calls.feed([{"index": 0, "id": "a", "function": {"name": "f", "arguments": ""}}])

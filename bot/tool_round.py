@@ -1,0 +1,224 @@
+"""One round of tool calls: from the calls of a model answer to the results it reads next.
+
+    prepare   every call gets an id unique in the round and in the context (an empty,
+              repeated or unusable id gets a fresh one; the first holder keeps its own),
+              and arguments over the size limit are cut to a short stub
+    check     past the round's cap, oversized, unknown or withheld tool, invalid
+              arguments, a precheck's refusal: an error result the model reads, not run
+    confirm   side-effecting calls are asked about one at a time, before anything runs
+    run       what is left, concurrently, each within its timeout
+
+Everything is keyed by the call's *position* in the round, never by the model's id.
+Some compatible servers send one id twice; keyed by id, a round with one cancelled and
+one confirmed call of the same id ran the confirmed call twice. Prepared calls are what
+the engine stores and sends back, so the next request pairs each call with its result
+for every vendor (OpenAI wants ids of at most 40 characters, Anthropic `[A-Za-z0-9_-]`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from pydantic import BaseModel
+
+from bot.domain import ChatMessage, ToolCall, ToolContext, ToolResult, UserRef
+from bot.surface import Surface
+from bot.toolkit import InvalidArguments, Tool
+
+log = logging.getLogger(__name__)
+
+Confirm = Callable[[UserRef, str], Awaitable[bool]]
+
+_USABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+MAX_NAME_CHARS = 64  # the longest tool name any vendor allows; longer is made up
+KEPT_ARGUMENT_CHARS = 200  # how much of oversized arguments the stored call keeps
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRound:
+    """A round's calls as they are stored and sent back, and which were too large."""
+
+    calls: tuple[ToolCall, ...]
+    oversized: Mapping[int, int] = field(default_factory=dict)  # position -> original size
+    renamed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRules:
+    """What a round may do: how many calls, how large, and tools this turn may not use
+    (name -> the sentence the model reads instead)."""
+
+    max_calls: int
+    max_argument_chars: int
+    timeout_seconds: float
+    withheld: Mapping[str, str] = field(default_factory=dict)
+
+
+def ids_in(messages: Iterable[ChatMessage]) -> set[str]:
+    """Every tool call id the messages carry (a new round's ids must differ)."""
+    return {call.id for message in messages for call in message.tool_calls}
+
+
+def prepare_round(
+    calls: Sequence[ToolCall], taken: set[str], max_argument_chars: int
+) -> PreparedRound:
+    """Unique, usable ids and bounded arguments, before anything runs (module docstring)."""
+    # Fresh ids avoid every id the model sent too, so a later call cannot collide with one.
+    avoid = taken | {call.id for call in calls}
+    used = set(taken)
+    prepared: list[ToolCall] = []
+    oversized: dict[int, int] = {}
+    renamed = 0
+    for position, call in enumerate(calls):
+        call_id = call.id
+        if call_id in used or not _USABLE_ID.match(call_id):
+            call_id = _fresh_id(avoid)
+            renamed += 1
+        used.add(call_id)
+        avoid.add(call_id)
+        size = _argument_size(call)
+        changed = replace(call, id=call_id, name=call.name[:MAX_NAME_CHARS])
+        if size > max_argument_chars:
+            oversized[position] = size
+            stub = call.raw_arguments[:KEPT_ARGUMENT_CHARS] or "{}"
+            changed = replace(
+                changed,
+                arguments=None,
+                raw_arguments=f"{stub}… [{size} characters, not stored]",
+                arguments_error=f"arguments too long ({size} characters)",
+            )
+        prepared.append(changed)
+    return PreparedRound(tuple(prepared), oversized, renamed)
+
+
+def _fresh_id(avoid: set[str]) -> str:
+    while True:
+        candidate = f"call_{secrets.token_hex(12)}"
+        if candidate not in avoid:
+            return candidate
+
+
+def _argument_size(call: ToolCall) -> int:
+    if call.raw_arguments:
+        return len(call.raw_arguments)
+    if call.arguments:
+        return len(json.dumps(call.arguments, ensure_ascii=False))
+    return 0
+
+
+async def run_round(
+    prepared: PreparedRound,
+    offered: Mapping[str, Tool],
+    rules: RoundRules,
+    user: UserRef,
+    context: ToolContext,
+    surface: Surface,
+    confirm: Confirm | None = None,
+) -> list[ToolResult]:
+    """Check, confirm and run one round's calls; one result per call, in their order.
+
+    `confirm(user, question)` asks for a side-effecting call (default: the surface's
+    own `confirm`; the engine may wrap it, e.g. to count approvals waiting)."""
+    ask = confirm or surface.confirm
+    calls = prepared.calls
+    results: list[ToolResult | None] = [None] * len(calls)
+    ready: dict[int, tuple[Tool, BaseModel]] = {}
+    for position, call in enumerate(calls):
+        refusal = _refusal(position, call, prepared, offered, rules)
+        if refusal:
+            results[position] = ToolResult(call.id, call.name, refusal, is_error=True)
+            continue
+        item = offered[call.name]
+        try:
+            arguments = item.validate(call)
+        except InvalidArguments as exc:
+            results[position] = ToolResult(call.id, call.name, str(exc), is_error=True)
+            continue
+        if item.precheck is not None:
+            try:
+                refused = await item.precheck(arguments, context)
+            except Exception as exc:  # a check must not crash the turn either
+                refused = f"{call.name} cannot run: {exc}"
+            if refused:
+                log.info("tool %s refused before confirmation: %s", call.name, refused)
+                results[position] = ToolResult(call.id, call.name, refused, is_error=True)
+                continue
+        # Asked one at a time, before anything runs; each answer belongs to one position.
+        if item.side_effect and not await ask(user, item.confirmation_question(arguments)):
+            results[position] = ToolResult(
+                call.id,
+                call.name,
+                "The user did not confirm this action, so it was not done.",
+                is_error=True,
+            )
+            continue
+        ready[position] = (item, arguments)
+
+    async def run(position: int) -> None:
+        call = calls[position]
+        item, arguments = ready[position]
+        await surface.tool_started(call)
+        result = await item.run_validated(call, arguments, context, rules.timeout_seconds)
+        if result.is_error:
+            log.info("tool %s failed: %s", call.name, result.content)
+        results[position] = result
+        await surface.tool_finished(call, result)
+
+    if ready:
+        names = ", ".join(calls[position].name for position in ready)
+        await surface.status(f"Running {names}…")
+        await asyncio.gather(*(run(position) for position in ready))
+    finished = [result for result in results if result is not None]
+    if len(finished) != len(calls):  # every position is answered above; guard the invariant
+        raise RuntimeError("a tool call of the round was left without a result")
+    return finished
+
+
+def _refusal(
+    position: int,
+    call: ToolCall,
+    prepared: PreparedRound,
+    offered: Mapping[str, Tool],
+    rules: RoundRules,
+) -> str:
+    """Why this call is not run at all (empty: it may be validated and run)."""
+    if position >= rules.max_calls:
+        if position == rules.max_calls:
+            log.info(
+                "refused %d tool calls past the cap of %d",
+                len(prepared.calls) - position,
+                rules.max_calls,
+            )
+        return (
+            f"Not run: at most {rules.max_calls} tool calls can run at once, and this answer "
+            f"asked for {len(prepared.calls)}. Ask for the rest in your next answer, at most "
+            f"{rules.max_calls} at a time."
+        )
+    if position in prepared.oversized:
+        log.info(
+            "refused a %s call with %d characters of arguments",
+            call.name,
+            prepared.oversized[position],
+        )
+        return (
+            f"Not run: the arguments of this {call.name} call are "
+            f"{prepared.oversized[position]} characters long, more than the "
+            f"{rules.max_argument_chars} a tool call may have. Call it again with shorter "
+            "arguments."
+        )
+    if call.name in rules.withheld:
+        log.info("refused call to withheld tool %r", call.name)
+        return rules.withheld[call.name]
+    if call.name not in offered:
+        log.info("refused call to unknown or disabled tool %r", call.name)
+        return (
+            f"There is no tool named {call.name!r} available here. "
+            f"Available tools: {', '.join(offered) or 'none'}."
+        )
+    return ""
