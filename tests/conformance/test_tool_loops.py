@@ -10,22 +10,36 @@ turn showed and sent; a new scenario scripts its replies and asserts on the resu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from bot.app import Application
-from bot.domain import ChatKind, ChatRef, IncomingMessage, Role, ToolContext, UserRef
+from bot.domain import ChatKind, ChatRef, IncomingMessage, Role, ToolContext, UserRef, VendorState
 from bot.engine import CUT_OFF_NOTE, TurnOutcome
 from bot.errors import AnswerCutOff
+from bot.llm.anthropic import AnthropicProvider
+from bot.llm.openai_compat import OpenAICompatProvider
+from bot.llm.profiles import PROFILES
 from bot.toolkit import tool
 from tests.apps import AppFactory
 from tests.conformance.conftest import Vendor
-from tests.fakes.anthropic_server import validate_request
-from tests.fakes.openai_server import ScriptedReply
+from tests.fakes.anthropic_server import (
+    ScriptedAnthropicServer,
+    anthropic_text_reply,
+    anthropic_tool_reply,
+    validate_request,
+)
+from tests.fakes.openai_server import (
+    ScriptedOpenAIServer,
+    ScriptedReply,
+    text_reply,
+    tool_call_reply,
+)
 from tests.fakes.reply_edits import (
     anthropic_without_terminator,
     chat_completions_problem,
@@ -38,8 +52,6 @@ ALICE = UserRef("test", "alice", "Alice")
 DM = ChatRef("test", "dm-alice", ChatKind.DM)
 
 
-# The providers raise AnswerCutOff for a stream without its terminator from the work
-# on issue 12's provider side; until that is merged they report such a stream finished.
 class NoteParams(BaseModel):
     to: str
     text: str
@@ -310,3 +322,128 @@ async def test_a_stream_cut_twice_before_any_text_fails_the_turn_cleanly(loop: L
     roles = [m["role"] for m in two.requests[0]["messages"] if m["role"] != "system"]
     assert roles == ["user"]
     assert last_user_text(vendor, two.requests[0]) == "please do it\n\nthanks, and now?"
+
+
+# -- reasoning state through the engine and the database ------------------------------
+#
+# What a thinking model returns with a tool round is stored with that assistant message
+# and, where the vendor requires it, sent back in every later request of the
+# conversation: DeepSeek's reasoning_content, Anthropic's signed thinking blocks. The
+# scripted servers refuse a tool loop without it, so both turns passing is the proof.
+
+
+def thinking_loop_vendor(vendor: Vendor) -> Vendor:
+    """`vendor`, with Anthropic's provider asking for thinking (the others' servers stream
+    reasoning whether asked or not)."""
+    if vendor.name != "anthropic":
+        return vendor
+    assert isinstance(vendor.server, ScriptedAnthropicServer)
+    vendor.server.checks_prefix = True  # as models with preserved thinking do
+    provider = AnthropicProvider(
+        api_key="sk-ant-test",
+        model="claude-test",
+        base_url=vendor.server.base_url,
+        max_retries=0,
+        thinking="on",
+    )
+    return replace(vendor, provider=provider)
+
+
+async def test_reasoning_of_a_tool_round_survives_storage_and_goes_back_where_required(
+    vendor: Vendor, make_app: AppFactory
+) -> None:
+    thinking = thinking_loop_vendor(vendor)
+    loop = await start_loop(thinking, make_app)
+    thought = "思考: the user wants Paris, so call get_weather first."
+    try:
+        if vendor.name == "anthropic":
+            first = [
+                anthropic_tool_reply(("get_weather", {"city": "Paris"}), thinking=thought),
+                anthropic_text_reply("Sunny in Paris.", thinking="Now answer."),
+            ]
+        else:
+            first = [
+                vendor.tools(("get_weather", {"city": "Paris"}), reasoning=thought),
+                vendor.text("Sunny in Paris."),
+            ]
+        one, two = await two_turns(loop, first, first_text="weather in Paris?")
+    finally:
+        if thinking is not vendor:
+            await thinking.provider.aclose()
+
+    assert one.outcome.text == "Sunny in Paris." and one.outcome.error == ""
+    assert thought not in one.surface.streamed  # reasoning is never the answer
+    assert vendor.server.rejected == []
+    info = await loop.app.store.open_conversation(IncomingMessage(DM, ALICE, ""))
+    [tool_round] = [
+        s.message
+        for s in await loop.app.store.history(info.conversation_id)
+        if s.message.tool_calls
+    ]
+    follow_up, second = one.requests[1], two.requests[0]
+    if vendor.name == "deepseek":
+        assert tool_round.vendor_state == VendorState("deepseek", {"reasoning_content": thought})
+        for request in (follow_up, second):
+            [carried] = [m for m in request["messages"] if m.get("tool_calls")]
+            assert carried["reasoning_content"] == thought
+    elif vendor.name == "anthropic":
+        assert tool_round.vendor_state is not None
+        assert tool_round.vendor_state.vendor == "anthropic"
+        [loop_turn] = [
+            m
+            for m in follow_up["messages"]
+            if m["role"] == "assistant" and isinstance(m["content"], list)
+        ]
+        assert [b["type"] for b in loop_turn["content"]] == ["thinking", "tool_use"]
+        assert loop_turn["content"][0]["thinking"] == thought
+    else:  # nobody else documents needing it back: it is not sent
+        for request in (follow_up, second):
+            assert thought not in json.dumps(request, ensure_ascii=False)
+
+
+async def test_a_conversation_that_switches_vendor_drops_the_other_vendors_state(
+    make_app: AppFactory, llm: ScriptedOpenAIServer, claude: ScriptedAnthropicServer
+) -> None:
+    """DeepSeek's reasoning is stored with its round; when the channel moves to Claude the
+    history goes on without it, and the Messages API takes the request."""
+    llm.refuse_as("deepseek")
+    deepseek = OpenAICompatProvider(
+        base_url=llm.base_url,
+        api_key="sk-test",
+        model="deepseek-v4-flash",
+        max_retries=0,
+        profile=PROFILES["deepseek"],
+    )
+    claude_provider = AnthropicProvider(
+        api_key="sk-ant-test", model="claude-test", base_url=claude.base_url, max_retries=0
+    )
+    thought = "secret chain of thought: call get_weather"
+    try:
+        app = await make_app(provider=deepseek, tools=[get_weather])
+        llm.script(
+            tool_call_reply(
+                ("get_weather", {"city": "Paris"}), vendor="deepseek", reasoning=thought
+            ),
+            text_reply("Sunny in Paris.", vendor="deepseek"),
+        )
+        first = await app.engine.handle(
+            IncomingMessage(chat=DM, user=ALICE, text="weather in Paris?"), RecordingSurface()
+        )
+        assert first.text == "Sunny in Paris." and llm.rejected == []
+
+        app.engine.provider = claude_provider  # the operator switched PARLEY_PROVIDER
+        claude.script(anthropic_text_reply("You're welcome."))
+        second = await app.engine.handle(
+            IncomingMessage(chat=DM, user=ALICE, text="thanks"), RecordingSurface()
+        )
+    finally:
+        await deepseek.aclose()
+        await claude_provider.aclose()
+
+    assert second.text == "You're welcome." and second.error == ""
+    [request] = claude.requests
+    assert validate_request(request) is None and claude.rejected == []
+    assert thought not in json.dumps(request)
+    # The tool round goes on as a plain tool_use turn: no thinking block, no reasoning.
+    assistant = [m["content"] for m in request["messages"] if m["role"] == "assistant"]
+    assert [b["type"] for b in assistant[0]] == ["tool_use"]
