@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -35,8 +36,11 @@ class SendEmailParams(BaseModel):
     @field_validator("subject")
     @classmethod
     def _one_line(cls, value: str) -> str:
-        if "\r" in value or "\n" in value:
-            raise ValueError("the subject must be one line (no line breaks)")
+        # Every character str.splitlines() breaks on (U+2028, U+0085, \v …) and any other
+        # control character: the email package folds or refuses them in a header, which
+        # would fail only after the user confirmed.
+        if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+            raise ValueError("the subject must be one line (no line breaks or control characters)")
         return value
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from bot.app import Application
@@ -166,6 +167,20 @@ async def test_header_injection_and_oversize_are_refused(
     assert injected.is_error and "one line" in injected.content
     assert bad_address.is_error and "not plain email addresses" in bad_address.content
     assert huge.is_error and "body" in huge.content
+    assert smtp_server.messages == []
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x00"])
+async def test_a_subject_with_any_line_break_is_refused_before_the_user_is_asked(
+    make_app: AppFactory, llm: ScriptedOpenAIServer, smtp_server: SMTPServer, breaker: str
+) -> None:
+    app = await make_app(email=email_settings(smtp_server))
+    surface = RecordingSurface()
+
+    result = await turn(app, llm, surface, {**MAIL, "subject": f"Hi{breaker}Bcc: x@example.com"})
+
+    assert "one line" in result
+    assert surface.confirmations == []  # refused as invalid, never put to the user
     assert smtp_server.messages == []
 
 
