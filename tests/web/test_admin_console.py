@@ -6,12 +6,21 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from bot.app import Application
 from bot.config import Settings
-from bot.domain import ChatKind, ChatRef, IncomingMessage, ReminderRequest, UserRef
+from bot.domain import (
+    ChatKind,
+    ChatRef,
+    IncomingMessage,
+    ReminderRequest,
+    ToolContext,
+    UserRef,
+)
 from bot.storage.models import AuditEntry
+from bot.toolkit import tool
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.surface import RecordingSurface
 from tests.web.console_harness import ConsoleFactory, csrf_of, sign_in
@@ -232,3 +241,38 @@ async def test_the_usage_page_draws_bars(
     assert "<rect" in page.text and "test:Finance: 150 tokens" in page.text
     assert "test:Finance: 150 tokens" in cached.text  # remembered for a minute
     assert "test:Finance: 300 tokens" in fresh.text
+
+
+class _NoParams(BaseModel):
+    pass
+
+
+@tool()
+async def long_described(params: _NoParams, ctx: ToolContext) -> str:
+    """Looks up the on-call engineer for a team, with their phone number and the time
+    their shift ends, from the team's rota.
+
+    Only for teams that publish a rota."""
+    return "nobody"
+
+
+async def test_channels_are_listed_by_name_and_descriptions_are_whole_sentences(
+    make_console: ConsoleFactory, llm: ScriptedOpenAIServer
+) -> None:
+    console = await make_console(tools=(long_described,))
+    llm.set_default(text_reply("ok"))
+    await console.app.engine.handle(hello(), RecordingSurface())
+    channel_id = await console.app.store.channel_id(ROOM)
+    async with console.client() as client:
+        await sign_in(client)
+        listing = (await client.get("/admin/channels")).text
+        page = (await client.get(f"/admin/channels/{channel_id}")).text
+
+    assert f'<a href="/admin/channels/{channel_id}">Finance</a>' in listing
+    assert "<code" in listing and "room-1</code>" in listing  # the id beside the name
+    # The docstring's first paragraph, not its first line (which ends mid-sentence).
+    assert (
+        "Looks up the on-call engineer for a team, with their phone number and the time "
+        "their shift ends, from the team&#39;s rota." in page
+    )
+    assert "Only for teams" not in page

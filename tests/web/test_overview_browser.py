@@ -11,7 +11,7 @@ import pytest
 
 from tests.fakes.openai_server import ScriptedOpenAIServer
 from tests.web.console_harness import PASSWORD, ConsoleFactory
-from tests.web.overview_data import tell
+from tests.web.overview_data import FINANCE, tell
 from tests.web.test_admin_console_browser import ARGS, ARTIFACTS, BROWSER_WANTED, CHROMIUM
 from tests.web.test_admin_console_browser import CHROMIUM_PRESENT as CHROMIUM_FOUND
 from tools.clock import get_current_time
@@ -77,3 +77,42 @@ async def test_the_overview_reads_well_at_desktop_and_phone_width(
         finally:
             await context.close()
             await browser.close()
+
+
+async def test_every_console_page_fits_a_phone_screen(
+    make_console: ConsoleFactory, llm: ScriptedOpenAIServer
+) -> None:
+    if not CHROMIUM_FOUND:
+        pytest.fail(f"PARLEY_TEST_BROWSER is set but {CHROMIUM} is missing", pytrace=False)
+    from playwright.async_api import async_playwright
+
+    console = await make_console(tools=(get_current_time,))
+    await tell(console, llm)
+    channel_id = await console.app.store.channel_id(FINANCE)
+    pages = ["channels", f"channels/{channel_id}", "users", "conversations", "reminders"]
+    pages += ["audit", "usage"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = await browser.new_context(
+            viewport={"width": 390, "height": 900}, java_script_enabled=False
+        )
+        try:
+            page = await context.new_page()
+            await page.goto(f"{console.url}/admin/")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("button[type=submit]")
+            wider = {}
+            for name in pages:
+                await page.goto(f"{console.url}/admin/{name}")
+                overflow = await page.evaluate(
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                )
+                if overflow > 0:
+                    wider[name] = overflow
+                shot = name.replace("/", "-")
+                await page.screenshot(path=str(ARTIFACTS / f"{shot}-390.png"), full_page=True)
+        finally:
+            await context.close()
+            await browser.close()
+    assert wider == {}, f"pages wider than a 390 px screen (px): {wider}"
