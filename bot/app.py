@@ -38,7 +38,7 @@ from bot.mail import SMTPMailer
 from bot.observe import METRICS_CONTENT_TYPE, Metrics, Observers
 from bot.platform import Platform
 from bot.policy import ChannelToolPolicy
-from bot.scheduler import ReminderScheduler
+from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.activity import ActivityStore
 from bot.storage.admin import AdminStore

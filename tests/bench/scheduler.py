@@ -33,7 +33,7 @@ from sqlmodel import select
 
 from bot.config import ReminderSettings
 from bot.domain import ChatKind, ChatRef, UserRef
-from bot.scheduler import ReminderScheduler
+from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.models import Reminder
 

@@ -17,8 +17,7 @@ from sqlmodel import select
 from bot.app import Application
 from bot.domain import ChatKind, ChatRef, ReminderRequest, UserRef
 from bot.errors import ToolError
-from bot.recurrence import shortest_gap
-from bot.scheduler import next_occurrence
+from bot.recurrence import next_occurrence, shortest_gap
 from bot.storage.models import Reminder
 from tests.apps import AppFactory, RecordingMessenger, wait_until
 from tests.databases import fresh_postgres_database
