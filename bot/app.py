@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
@@ -42,6 +41,8 @@ from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.activity import ActivityStore
 from bot.storage.admin import AdminStore
+from bot.storage.emails import EmailLog
+from bot.storage.leases import LeaseStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.surface import Messenger
 from bot.toolkit import Tool, ToolRegistry
@@ -161,7 +162,7 @@ class Application:
             timeout=settings.weather.timeout_seconds,
             cache_seconds=settings.weather.cache_seconds,
         )
-        self.mailer = SMTPMailer(settings.email, self.database)
+        self.mailer = SMTPMailer(settings.email, EmailLog(self.database))
         self.alerts = Alerts(settings.alerts, self.messengers, self.mailer)
         self.activity_store = ActivityStore(self.database)
         self.activity = ActivityRecorder(
@@ -197,7 +198,7 @@ class Application:
         self.web: WebServer | None = None
         # Exactly one replica on a database runs the reminder scheduler (bot/leader.py).
         self.leadership = Leadership(
-            LeaderLease(self.database, "scheduler", settings.ops.lease_seconds),
+            LeaderLease(LeaseStore(self.database), "scheduler", settings.ops.lease_seconds),
             renew_seconds=settings.ops.lease_renew_seconds,
             on_gain=self.scheduler.start,
             on_loss=self.scheduler.stop,
@@ -389,8 +390,7 @@ class Application:
         return ok, details
 
     async def health(self) -> dict[str, object]:
-        async with self.database.read() as session:
-            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        await self.database.ping()
         return {"database": "ok"}
 
     async def aclose(self) -> None:
