@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -78,14 +78,18 @@ class ReminderScheduler:
         database: Database,
         store: ConversationStore,
         settings: ReminderSettings,
-        messengers: Mapping[str, Messenger],
+        messenger_for: Callable[[str], Messenger | None],
         *,
-        engine: Engine | None = None,
+        engine: Callable[[], Engine | None] = lambda: None,
+        observer: Observer | None = None,
     ) -> None:
+        """`messenger_for(platform)` and `engine()` are asked when a reminder goes out:
+        the composition root builds the engine and the platforms after this scheduler
+        (the engine's tools need it), so they are resolved then, not here."""
         self.reminders = ReminderStore(database)
         self.store = store
         self.settings = settings
-        self.messengers = messengers
+        self.messenger_for = messenger_for
         self.engine = engine
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
@@ -96,7 +100,7 @@ class ReminderScheduler:
         self._settles: asyncio.Queue[Outcome] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self.stop_grace_seconds = 5.0
-        self.observer = Observer()
+        self.observer = observer or Observer()
         self.running = False
         self._known: set[int] = set()  # ids scheduled here since start()
 
@@ -287,8 +291,8 @@ class ReminderScheduler:
         error = ""
         late = self.is_late(row, utcnow())
         try:
-            text = await compose(row, user, chat, late, self.engine)
-            messenger = self.messengers.get(chat.platform)
+            text = await compose(row, user, chat, late, self.engine())
+            messenger = self.messenger_for(chat.platform)
             if messenger is None:
                 raise DeliveryFailed(f"no messenger for platform {chat.platform!r}")
             await messenger.send(chat, text, row.thread_key)
