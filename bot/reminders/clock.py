@@ -99,7 +99,6 @@ class ReminderScheduler:
         self._claims: asyncio.Queue[int] = asyncio.Queue()
         self._settles: asyncio.Queue[Outcome] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
-        self.stop_grace_seconds = 5.0
         self.observer = observer or Observer()
         self.running = False
         self._known: set[int] = set()  # ids scheduled here since start()
@@ -146,7 +145,9 @@ class ReminderScheduler:
         self.running = False
         self._scheduler.shutdown(wait=False)
         if self._inflight:
-            _, pending = await asyncio.wait(set(self._inflight), timeout=self.stop_grace_seconds)
+            _, pending = await asyncio.wait(
+                set(self._inflight), timeout=self.settings.stop_grace_seconds
+            )
             for task in pending:
                 task.cancel()
             if pending:
