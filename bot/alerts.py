@@ -25,7 +25,7 @@ import math
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.config import AlertSettings
@@ -57,13 +57,13 @@ class Alerts(Observer):
     def __init__(
         self,
         settings: AlertSettings,
-        messengers: Mapping[str, Messenger],
+        messenger_for: Callable[[str], Messenger | None],
         mailer: Mailer | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.messengers = messengers
+        self.messenger_for = messenger_for
         self.mailer = mailer
         self.clock = clock
         self.conditions: dict[str, Condition] = {}
@@ -193,7 +193,7 @@ class Alerts(Observer):
                     chat = ChatRef("parley", "alerts")
                     await self.mailer.send(SENDER, chat, [target], subject, text)
                     continue
-                messenger = self.messengers.get(kind)
+                messenger = self.messenger_for(kind)
                 if messenger is None:
                     raise LookupError(f"no platform {kind!r} is running")
                 await messenger.send(ChatRef(kind, target, ChatKind.DM), text)

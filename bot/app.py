@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
@@ -38,10 +37,12 @@ from bot.mail import SMTPMailer
 from bot.observe import METRICS_CONTENT_TYPE, Metrics, Observers
 from bot.platform import Platform
 from bot.policy import ChannelToolPolicy
-from bot.scheduler import ReminderScheduler
+from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.activity import ActivityStore
 from bot.storage.admin import AdminStore
+from bot.storage.emails import EmailLog
+from bot.storage.leases import LeaseStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.surface import Messenger
 from bot.toolkit import Tool, ToolRegistry
@@ -149,20 +150,20 @@ class Application:
         self.policy = ChannelToolPolicy(self.admin_store, settings.admin)
         self.limits = Limits(self.admin_store, settings.limits)
         self.admin = Administration(self.admin_store, self.policy, self.tools, settings.admin)
-        # One messenger per platform delivers reminders. The dict is filled below, once the
-        # platforms exist: they need the engine, which needs the scheduler.
-        self.messengers: dict[str, Messenger] = {}
-        self.scheduler = ReminderScheduler(
-            self.database, self.store, settings.reminders, self.messengers
-        )
         self.weather = OpenMeteo(
             geocoding_url=settings.weather.geocoding_url,
             forecast_url=settings.weather.forecast_url,
             timeout=settings.weather.timeout_seconds,
             cache_seconds=settings.weather.cache_seconds,
         )
-        self.mailer = SMTPMailer(settings.email, self.database)
-        self.alerts = Alerts(settings.alerts, self.messengers, self.mailer)
+        self.mailer = SMTPMailer(settings.email, EmailLog(self.database))
+        # Built in dependency order, once. Two dependencies point back up the order: the
+        # engine needs the scheduler (a tool creates reminders) and the alerts (it reports
+        # failures to them), while a follow-up runs a turn of that engine and reminders and
+        # alerts go out through the platforms' messengers, which exist only after the
+        # engine. Those two are passed as callables resolved when a message goes out
+        # (`self.messenger_for`, `lambda: self.engine`), long after this constructor.
+        self.alerts = Alerts(settings.alerts, self.messenger_for, self.mailer)
         self.activity_store = ActivityStore(self.database)
         self.activity = ActivityRecorder(
             self.activity_store,
@@ -170,6 +171,14 @@ class Application:
             keep_days=settings.ops.activity_keep_days,
         )
         observer = Observers(self.metrics, self.alerts, self.activity)
+        self.scheduler = ReminderScheduler(
+            self.database,
+            self.store,
+            settings.reminders,
+            self.messenger_for,
+            engine=lambda: self.engine,
+            observer=observer,
+        )
         services = ToolServices(
             reminders=self.scheduler,
             mailer=self.mailer,
@@ -188,16 +197,16 @@ class Application:
             log_bodies=settings.ops.log_bodies,
         )
         self.platforms: list[Platform] = self.build_platforms()
-        # The platforms' own messengers come first; explicit ones (console, tests) override.
-        self.messengers.update({p.name: p.messenger for p in self.platforms})
-        for messenger in messengers:
-            self.messengers[messenger.platform] = messenger
-        self.scheduler.engine = self.engine
-        self.scheduler.observer = observer
+        # One messenger per platform delivers reminders and alerts: the platforms' own,
+        # overridden by explicit ones (the terminal chat's, tests').
+        self.messengers: dict[str, Messenger] = {
+            **{p.name: p.messenger for p in self.platforms},
+            **{m.platform: m for m in messengers},
+        }
         self.web: WebServer | None = None
         # Exactly one replica on a database runs the reminder scheduler (bot/leader.py).
         self.leadership = Leadership(
-            LeaderLease(self.database, "scheduler", settings.ops.lease_seconds),
+            LeaderLease(LeaseStore(self.database), "scheduler", settings.ops.lease_seconds),
             renew_seconds=settings.ops.lease_renew_seconds,
             on_gain=self.scheduler.start,
             on_loss=self.scheduler.stop,
@@ -243,6 +252,10 @@ class Application:
         await migrate(self.settings.database.url)
         if self.mcp is not None:
             await self.mcp.start()
+
+    def messenger_for(self, platform: str) -> Messenger | None:
+        """The messenger that delivers reminders and alerts on `platform`, if any."""
+        return self.messengers.get(platform)
 
     def add_messenger(self, messenger: Messenger) -> None:
         """Deliver reminders for `messenger.platform` through it (e.g. the console's)."""
@@ -389,8 +402,7 @@ class Application:
         return ok, details
 
     async def health(self) -> dict[str, object]:
-        async with self.database.read() as session:
-            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        await self.database.ping()
         return {"database": "ok"}
 
     async def aclose(self) -> None:

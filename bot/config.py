@@ -406,6 +406,11 @@ class ReminderSettings(_Group):
     min_follow_up_interval_seconds: float = Field(
         3600.0, ge=0, validation_alias="PARLEY_REMINDER_MIN_FOLLOW_UP_INTERVAL_SECONDS"
     )
+    # At shutdown, how long sends in flight may finish before they are cancelled (a
+    # cancelled one stays pending and goes out again at the next start).
+    stop_grace_seconds: float = Field(
+        5.0, ge=0, validation_alias="PARLEY_REMINDER_STOP_GRACE_SECONDS"
+    )
 
 
 class OpsSettings(_Group):

@@ -20,11 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from pydantic import SecretStr
-from sqlalchemy import Connection, make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import make_url
 
 from bot.config import EmailSettings, Settings
 from bot.domain import ChatMessage, Role
@@ -39,7 +36,7 @@ from bot.errors import (
 from bot.llm.base import Provider
 from bot.mail import allowed
 from bot.storage.database import to_async_url
-from bot.storage.migrate import alembic_config
+from bot.storage.migrate import current_revision, head_revision
 
 
 class CheckFailed(Exception):
@@ -173,18 +170,14 @@ def database_check(url: str) -> Check:
         shown = async_url.render_as_string(hide_password=True)
         if async_url.get_backend_name() == "sqlite":
             shown = _existing_sqlite_file(async_url.database or "")
-        engine = create_async_engine(async_url)
         try:
-            async with engine.connect() as connection:
-                current = await connection.run_sync(_current_revision)
+            current = await current_revision(url)
         except Exception as exc:
             raise CheckFailed(
                 f"cannot connect to {shown} ({type(exc).__name__}: {exc})",
                 "check DATABASE_URL and that the database server is running.",
             ) from None
-        finally:
-            await engine.dispose()
-        head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+        head = head_revision(url)
         if current != head:
             raise CheckFailed(
                 f"{shown} is at migration {current or 'none'}, the newest is {head}",
@@ -205,10 +198,6 @@ def _existing_sqlite_file(database: str) -> str:
             "at the database you meant.",
         )
     return str(path)
-
-
-def _current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
 
 
 def model_check(

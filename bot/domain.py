@@ -190,7 +190,7 @@ class ReminderInfo:
 
 
 class ReminderBook(Protocol):
-    """Creates, lists and cancels reminders (bot.scheduler.ReminderScheduler)."""
+    """Creates, lists and cancels reminders (bot.reminders.ReminderScheduler)."""
 
     async def create(self, request: ReminderRequest) -> ReminderInfo: ...
 

@@ -23,12 +23,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col
-
-from bot.storage import Database
-from bot.storage.models import Lease, utcnow
+from bot.storage.leases import LeaseStore
+from bot.storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +32,8 @@ log = logging.getLogger(__name__)
 class LeaderLease:
     """Take, renew and release one named lease."""
 
-    def __init__(self, database: Database, name: str, ttl_seconds: float) -> None:
-        self.db = database
+    def __init__(self, leases: LeaseStore, name: str, ttl_seconds: float) -> None:
+        self.leases = leases
         self.name = name
         self.ttl = timedelta(seconds=ttl_seconds)
         self.holder = f"{uuid.uuid4().hex[:12]}"
@@ -45,26 +41,10 @@ class LeaderLease:
     async def acquire(self) -> bool:
         """Take the lease if it is free or expired, renew it if it is ours."""
         now = utcnow()
-        dialect = sqlite if self.db.is_sqlite else postgresql
-        table = Lease.__table__  # type: ignore[attr-defined]
-        statement = dialect.insert(table).values(
-            name=self.name, holder=self.holder, expires_at=now + self.ttl
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.name],
-            set_={"holder": statement.excluded.holder, "expires_at": statement.excluded.expires_at},
-            where=(table.c.holder == self.holder) | (table.c.expires_at < now),
-        ).returning(table.c.holder)
-        async with self.db.write() as session:
-            connection = await session.connection()
-            row = (await connection.execute(statement)).first()
-        return row is not None and row[0] == self.holder
+        return await self.leases.take(self.name, self.holder, now=now, until=now + self.ttl)
 
     async def release(self) -> None:
-        async with self.db.write() as session:
-            await session.exec(
-                delete(Lease).where(col(Lease.name) == self.name, col(Lease.holder) == self.holder)
-            )
+        await self.leases.release(self.name, self.holder)
 
 
 class Leadership:

@@ -18,8 +18,7 @@ import aiosmtplib
 from bot.config import EmailSettings
 from bot.domain import ChatRef, UserRef
 from bot.errors import ToolError
-from bot.storage import Database
-from bot.storage.models import AuditEntry, SentEmail
+from bot.storage.emails import EmailLog
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +37,9 @@ def allowed(address: str, allowlist: Sequence[str]) -> bool:
 class SMTPMailer:
     """Sends through the SMTP server of `EmailSettings`; one connection per message."""
 
-    def __init__(self, settings: EmailSettings, database: Database) -> None:
+    def __init__(self, settings: EmailSettings, emails: EmailLog) -> None:
         self.settings = settings
-        self.db = database
+        self.emails = emails
 
     def refusal(self, recipients: Sequence[str]) -> str | None:
         settings = self.settings
@@ -103,7 +102,7 @@ class SMTPMailer:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("email to %s failed: %s", ", ".join(to), error)
-        await self._record(requester, chat, to, subject, message_id, error)
+        await self.emails.record(requester, chat, to, subject, message_id, error)
         if error:
             raise ToolError(
                 f"The email was not sent: the mail server ({settings.host}) could not be reached "
@@ -111,41 +110,3 @@ class SMTPMailer:
             )
         log.info("email %s sent to %s for %s", message_id, ", ".join(to), requester.qualified_id)
         return message_id
-
-    async def _record(
-        self,
-        requester: UserRef,
-        chat: ChatRef,
-        to: Sequence[str],
-        subject: str,
-        message_id: str,
-        error: str,
-    ) -> None:
-        async with self.db.write() as session:
-            session.add(
-                SentEmail(
-                    requested_by=requester.qualified_id,
-                    chat=f"{chat.platform}:{chat.platform_chat_id}",
-                    recipients=", ".join(to),
-                    subject=subject,
-                    message_id=message_id if not error else "",
-                    status="failed" if error else "sent",
-                    error=error[:1000],
-                )
-            )
-            # The admins' audit log has every email too (same transaction).
-            session.add(
-                AuditEntry(
-                    actor=requester.qualified_id,
-                    action="email.failed" if error else "email.sent",
-                    place=f"{chat.platform}:{chat.platform_chat_id}",
-                    surface=chat.platform,
-                    allowed=not error,
-                    details={
-                        "recipients": list(to),
-                        "subject": subject[:200],
-                        "message_id": message_id if not error else "",
-                        **({"error": error[:500]} if error else {}),
-                    },
-                )
-            )

@@ -51,35 +51,42 @@ ON_BY_DEFAULT = "all,launch,send_email"
 DEFAULT_TOOLS = {"default_tools_dm": ON_BY_DEFAULT, "default_tools_group": ON_BY_DEFAULT}
 
 
+def app_settings(llm_url: str, database_url: str, **groups: dict[str, Any]) -> Settings:
+    """The settings every test application starts from: the scripted model at `llm_url`
+    (no retries: a test scripts each answer), the database at `database_url`, the
+    side-effecting tools on. Each of `groups` (`bot={...}`, `slack={...}`) overrides its
+    group; `llm` is merged over the scripted model's, `admin` replaces the tool defaults."""
+    llm = {"base_url": llm_url, "api_key": "sk-test-secret", "model": "scripted", "max_retries": 0}
+    return Settings.load(
+        env_file=None,
+        llm={**llm, **groups.pop("llm", {})},
+        database={"url": database_url},
+        **{"admin": DEFAULT_TOOLS, **groups},
+    )
+
+
 @pytest.fixture
 async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[AppFactory]:
-    """`await make_app(messengers=[...], email={...}, reminders={...})`: a started
-    Application on `tmp_path/parley.db` (the same file each call: a restart).
-    `provider=` replaces the one the settings would build (another vendor's harness)."""
+    """`await make_app(tools, messengers=[...], email={...}, reminders={...})`: a started
+    Application on `tmp_path/parley.db` (the same file each call: a restart), closed
+    after the test. `tools` defaults to every real tool; `provider=` replaces the one the
+    settings would build (another vendor's harness); every other keyword is a settings
+    group (see `app_settings`). Suites with their own defaults wrap this one."""
     apps: list[Application] = []
 
     async def make(
+        tools: Any = None,
         *,
         messengers: tuple[Any, ...] = (),
-        tools: Any = None,
         database_url: str = "",
         provider: Any = None,
         **groups: dict[str, Any],
     ) -> Application:
-        settings = Settings.load(
-            env_file=None,
-            llm={
-                "base_url": llm.base_url,
-                "api_key": "sk-test",
-                "model": "scripted",
-                "max_retries": 0,
-            },
-            database={"url": database_url or f"sqlite:///{tmp_path / 'parley.db'}"},
-            **{"admin": DEFAULT_TOOLS, **groups},
-        )
+        url = database_url or f"sqlite:///{tmp_path / 'parley.db'}"
+        settings = app_settings(llm.base_url, url, **groups)
         app = Application(settings, tools=tools, messengers=messengers, provider=provider)
+        apps.append(app)  # closed even if starting fails
         await app.start()
-        apps.append(app)
         return app
 
     yield make

@@ -6,6 +6,9 @@
 - `tools` use only `bot.toolkit`, `bot.domain` and `bot.errors` of the core, and never
   an adapter.
 
+- SQL is written only under `bot/storage`: no other module imports SQLAlchemy or
+  SQLModel (parsing a database URL aside) or calls `execute`/`exec` itself; it asks a store.
+
 Imports under `if TYPE_CHECKING:` count: a type-only dependency is still a dependency.
 """
 
@@ -153,3 +156,78 @@ def test_allowed_imports_pass(tmp_path: Path, path: str, source: str) -> None:
     module.parent.mkdir(parents=True)
     module.write_text(source, encoding="utf-8")
     assert violations(tmp_path) == []
+
+
+# Parsing a database URL (to show it, or find the SQLite file) writes no SQL.
+URL_PARSING = frozenset({"sqlalchemy.make_url", "sqlalchemy.engine.make_url", "sqlalchemy.URL"})
+EXECUTING = frozenset({"execute", "exec", "exec_driver_sql", "executemany", "executescript"})
+
+
+def sql_violations(root: Path) -> list[str]:
+    """Where a module outside bot/storage builds or runs SQL itself."""
+    found = []
+    for path in source_files(root):
+        source = path.relative_to(root).as_posix()
+        if source.startswith("bot/storage/"):
+            continue
+        for line, imported in imports_of(root, path):
+            if within(imported, ("sqlalchemy", "sqlmodel")) and imported not in URL_PARSING:
+                found.append(f"{source}:{line} imports {imported}: SQL belongs in bot/storage")
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in EXECUTING
+            ):
+                found.append(
+                    f"{source}:{node.lineno} calls .{node.func.attr}(): ask a store in bot/storage"
+                )
+    return found
+
+
+def test_sql_is_written_only_under_bot_storage() -> None:
+    assert (ROOT / "bot" / "storage" / "repository.py").is_file(), "is ROOT right?"
+    broken = sql_violations(ROOT)
+    assert not broken, "SQL outside bot/storage:\n" + "\n".join(broken)
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "expected"),
+    [
+        ("bot/leader.py", "from sqlalchemy import delete", "imports sqlalchemy.delete"),
+        ("bot/mail.py", "from sqlmodel import select", "imports sqlmodel.select"),
+        ("bot/app.py", "import sqlalchemy.dialects.sqlite", "imports sqlalchemy.dialects"),
+        ("integrations/slack/app.py", "from sqlalchemy import text", "imports sqlalchemy.text"),
+        ("tools/weather.py", "from sqlalchemy.ext.asyncio import x", "imports sqlalchemy.ext"),
+        ("bot/app.py", "async def f(s):\n    await s.exec(q)", "calls .exec()"),
+        ("bot/leader.py", "def f(c):\n    c.execute(q)", "calls .execute()"),
+        ("bot/doctor.py", "def f(c):\n    c.exec_driver_sql('x')", "calls .exec_driver_sql()"),
+    ],
+)
+def test_sql_outside_storage_is_reported(
+    tmp_path: Path, path: str, source: str, expected: str
+) -> None:
+    module = tmp_path / path
+    module.parent.mkdir(parents=True)
+    module.write_text(source + "\n", encoding="utf-8")
+    found = sql_violations(tmp_path)
+    assert len(found) == 1
+    assert expected in found[0]
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        ("bot/storage/leases.py", "from sqlalchemy import delete\ndef f(c):\n    c.execute(q)"),
+        ("bot/storage/migrations/env.py", "from sqlalchemy import pool"),
+        ("bot/cli.py", "from sqlalchemy import make_url"),
+        ("bot/doctor.py", "from sqlalchemy import make_url\nfrom bot.storage import migrate"),
+        ("bot/leader.py", "async def f(s):\n    await s.take('scheduler')"),
+    ],
+)
+def test_sql_inside_storage_and_url_parsing_pass(tmp_path: Path, path: str, source: str) -> None:
+    module = tmp_path / path
+    module.parent.mkdir(parents=True)
+    module.write_text(source + "\n", encoding="utf-8")
+    assert sql_violations(tmp_path) == []

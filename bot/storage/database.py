@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -41,6 +41,7 @@ ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg
 SQLITE_READ_THREADS = 2
 
 T = TypeVar("T")
+_PING = text("SELECT 1")
 
 
 def to_async_url(url: str) -> URL:
@@ -131,6 +132,11 @@ class Database:
             )
         async with self.writer.begin() as connection:
             return await connection.run_sync(work)
+
+    async def ping(self) -> None:
+        """One `SELECT 1`: raises if the database does not answer (for `/readyz`)."""
+        async with self.engine.connect() as connection:
+            await connection.execute(_PING)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -48,6 +50,26 @@ async def migrate(url: str, revision: str = "head") -> None:
             await connection.run_sync(_upgrade, config, revision)
     finally:
         await engine.dispose()
+
+
+async def current_revision(url: str) -> str | None:
+    """The migration the database at `url` is at (None: never migrated). Never creates
+    it; raises whatever the driver raises when it cannot connect."""
+    engine = create_async_engine(to_async_url(url))
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_current_revision)
+    finally:
+        await engine.dispose()
+
+
+def head_revision(url: str) -> str | None:
+    """The newest migration this version of Parley ships."""
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def _ensure_sqlite_directory(url: URL) -> None:

@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.web.process import ParleyProcess, upload
+from tests.processes import ParleyProcess, upload
 
 NO_LIMITS = {
     "PARLEY_HTTP_SLACK_EVENTS_MAX_BYTES": str(1 << 30),

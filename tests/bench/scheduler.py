@@ -33,7 +33,7 @@ from sqlmodel import select
 
 from bot.config import ReminderSettings
 from bot.domain import ChatKind, ChatRef, UserRef
-from bot.scheduler import ReminderScheduler
+from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.models import Reminder
 
@@ -90,7 +90,7 @@ async def main(count: int, window: float, lead: float) -> None:
             await session.exec(insert(Reminder.__table__), params=rows)  # type: ignore[attr-defined]
         messenger = TimingMessenger(count)
         scheduler = ReminderScheduler(
-            database, store, ReminderSettings(), {messenger.platform: messenger}
+            database, store, ReminderSettings(), {messenger.platform: messenger}.get
         )
         began = time.perf_counter()
         cpu_began = time.process_time()

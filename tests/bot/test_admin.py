@@ -10,7 +10,8 @@ from sqlalchemy import select
 from bot.domain import ChatKind, ChatRef, Usage, UserRef
 from bot.storage import UsageEntry
 from bot.storage.models import AuditEntry
-from tests.bot.test_engine import ALICE, DM, AppFactory, echo, hang, launch, make_app, message
+from tests.apps import AppFactory
+from tests.bot.test_engine import ALICE, DM, echo, hang, launch, make_engine_app, message
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
 from tools.clock import get_current_time
@@ -18,7 +19,7 @@ from tools.clock import get_current_time
 GROUP = ChatRef("test", "room-1", ChatKind.GROUP)
 ADMIN = "test:root"
 
-__all__ = ["make_app"]  # the fixture, shared with test_engine
+__all__ = ["make_engine_app"]  # the fixture, shared with test_engine
 
 
 def offered(request: dict[str, object]) -> set[str]:
@@ -31,9 +32,9 @@ async def audit_rows(app: object) -> list[AuditEntry]:
 
 
 async def test_a_disabled_tool_is_not_offered_and_a_forced_call_is_refused(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     channel_id = await app.store.channel_id(DM)
     done = await app.admin.set_tool(
         actor=ADMIN,
@@ -64,9 +65,9 @@ async def test_a_disabled_tool_is_not_offered_and_a_forced_call_is_refused(
 
 
 async def test_defaults_per_chat_kind_keep_side_effects_off_unless_named(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app(
+    app = await make_engine_app(
         tools=(echo, hang, launch),
         admin={"default_tools_dm": "all", "default_tools_group": "echo,launch"},
     )
@@ -79,11 +80,13 @@ async def test_defaults_per_chat_kind_keep_side_effects_off_unless_named(
 
 
 async def test_mcp_tools_follow_their_server_switch_and_their_own(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
     remote = dataclasses.replace(echo, name="docs_search", source="mcp:docs")
     other = dataclasses.replace(echo, name="docs_fetch", source="mcp:docs")
-    app = await make_app(tools=(remote, other, get_current_time), admin={"default_tools_dm": "all"})
+    app = await make_engine_app(
+        tools=(remote, other, get_current_time), admin={"default_tools_dm": "all"}
+    )
     channel_id = await app.store.channel_id(DM)
     llm.set_default(text_reply("ok"))
 
@@ -104,8 +107,8 @@ async def test_mcp_tools_follow_their_server_switch_and_their_own(
     assert offered(llm.requests[1]) == {"docs_fetch", "get_current_time"}
 
 
-async def test_a_non_admin_change_is_refused_and_audited(make_app: AppFactory) -> None:
-    app = await make_app()
+async def test_a_non_admin_change_is_refused_and_audited(make_engine_app: AppFactory) -> None:
+    app = await make_engine_app()
     channel_id = await app.store.channel_id(DM)
 
     done = await app.admin.set_tool(
@@ -125,17 +128,17 @@ async def test_a_non_admin_change_is_refused_and_audited(make_app: AppFactory) -
     assert config.tools == {}
 
 
-async def test_parley_admins_names_platform_qualified_users(make_app: AppFactory) -> None:
-    app = await make_app(admin={"admins": "test:alice, slack:U1"})
+async def test_parley_admins_names_platform_qualified_users(make_engine_app: AppFactory) -> None:
+    app = await make_engine_app(admin={"admins": "test:alice, slack:U1"})
     assert app.admin.is_listed(ALICE)
     assert not app.admin.is_listed(UserRef("slack", "alice"))
     assert not app.admin.is_listed(UserRef("test", "bob"))
 
 
 async def test_a_channel_uses_its_own_system_prompt_and_model(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     channel_id = await app.store.channel_id(DM)
     await app.admin_store.set_channel_settings(
         channel_id, system_prompt="You are the finance bot.", model="finance-model", limits={}
@@ -153,9 +156,9 @@ async def test_a_channel_uses_its_own_system_prompt_and_model(
 
 
 async def test_a_user_over_the_daily_budget_is_told_so(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app(limits={"user_daily_tokens": 30})
+    app = await make_engine_app(limits={"user_daily_tokens": 30})
     llm.set_default(text_reply("fine", usage=(20, 15)))
 
     first = await app.engine.handle(message("one"), RecordingSurface())
@@ -169,9 +172,9 @@ async def test_a_user_over_the_daily_budget_is_told_so(
 
 
 async def test_a_channel_budget_override_and_the_rate_limit(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app(limits={"user_messages_per_minute": 2})
+    app = await make_engine_app(limits={"user_messages_per_minute": 2})
     llm.set_default(text_reply("fine", usage=(50, 50)))
     group_id = await app.store.channel_id(GROUP)
     await app.admin_store.set_channel_settings(
@@ -191,9 +194,9 @@ async def test_a_channel_budget_override_and_the_rate_limit(
 
 
 async def test_the_usage_chart_names_the_top_channels_and_sums_the_rest(
-    make_app: AppFactory,
+    make_engine_app: AppFactory,
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     for index in range(8):
         chat = ChatRef("test", f"room-{index}", ChatKind.GROUP)
         info = await app.store.open_conversation(message("x", chat=chat))
@@ -211,10 +214,10 @@ async def test_the_usage_chart_names_the_top_channels_and_sums_the_rest(
 
 
 async def test_another_replicas_change_shows_once_the_cache_expires(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app(tools=(echo,))
-    other = await make_app(tools=(echo,))  # a second process on the same database
+    app = await make_engine_app(tools=(echo,))
+    other = await make_engine_app(tools=(echo,))  # a second process on the same database
     app.admin_store.cache_seconds = 0.2
     llm.set_default(text_reply("ok"))
     await app.engine.handle(message("1"), RecordingSurface())

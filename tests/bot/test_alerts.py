@@ -121,7 +121,7 @@ async def test_an_unreachable_platform_alerts_after_the_grace_and_recovers(
         alerts={"to": "test:42", "check_seconds": 0.05, "disconnected_seconds": 0},
         telegram={"bot_token": TOKEN, "base_url": telegram.base_url},
     )
-    alerts = Alerts(settings.alerts, {"test": admin})
+    alerts = Alerts(settings.alerts, {"test": admin}.get)
     # The real getMe check against the fake Bot API, which fails three times, then answers.
     telegram.fail("getMe", 502, "Bad Gateway", times=3)
     alerts.watch([telegram_check(settings.telegram)])

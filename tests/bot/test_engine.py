@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from bot.app import Application
-from bot.config import Settings
 from bot.domain import (
     ChatKind,
     ChatMessage,
@@ -28,7 +27,7 @@ from bot.errors import AnswerCutOff
 from bot.llm.base import TextDelta
 from bot.storage import StoredMessage
 from bot.toolkit import Tool, tool
-from tests.apps import DEFAULT_TOOLS
+from tests.apps import AppFactory
 from tests.fakes.openai_server import (
     ScriptedOpenAIServer,
     error_reply,
@@ -92,44 +91,18 @@ def rendezvous_tool(name: str, arrivals: list[str], everyone: int, arrived: asyn
     return tool(name=name)(wait_for_the_others)
 
 
-AppFactory = Callable[..., Awaitable[Application]]
+ENGINE_TOOLS: tuple[Tool, ...] = (echo, hang, launch, *ALL_TOOLS)
 
 
 @pytest.fixture
-async def make_app(llm: ScriptedOpenAIServer, tmp_path) -> AsyncIterator[AppFactory]:
-    apps: list[Application] = []
+def make_engine_app(make_app: AppFactory) -> AppFactory:
+    """The one app factory (tests/apps.py), with the engine tests' own tools unless a
+    test names others."""
 
-    async def make(
-        tools: Iterable[Tool] = (echo, hang, launch, *ALL_TOOLS),
-        *,
-        llm_options: dict[str, Any] | None = None,
-        admin: dict[str, Any] | None = None,
-        limits: dict[str, Any] | None = None,
-        **bot: Any,
-    ) -> Application:
-        settings = Settings.load(
-            env_file=None,
-            llm={
-                "base_url": llm.base_url,
-                "api_key": "sk-test-secret",
-                "model": "scripted",
-                "max_retries": 0,
-                **(llm_options or {}),
-            },
-            database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
-            bot=bot,
-            # `launch` acts on the world, so it is off by default unless named.
-            admin=admin or DEFAULT_TOOLS,
-            limits=limits or {},
-        )
-        app = Application(settings, tools=tools)
-        await app.start()
-        apps.append(app)
-        return app
+    async def make(tools: Iterable[Tool] = ENGINE_TOOLS, **overrides: Any) -> Application:
+        return await make_app(tools, **overrides)
 
-    yield make
-    for app in apps:
-        await app.aclose()
+    return make
 
 
 def sent_roles(request: dict[str, Any]) -> list[str]:
@@ -137,9 +110,9 @@ def sent_roles(request: dict[str, Any]) -> list[str]:
 
 
 async def test_a_plain_answer_streams_and_is_stored(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     llm.script(text_reply("Hello there, how can I help?", chunk_size=5, usage=(11, 7)))
     surface = RecordingSurface()
 
@@ -167,9 +140,9 @@ async def test_a_plain_answer_streams_and_is_stored(
 
 
 async def test_non_streaming_mode_gives_the_same_turn(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app(llm_options={"stream": False})
+    app = await make_engine_app(llm={"stream": False})
     llm.script(tool_call_reply(("echo", {"text": "x"})), text_reply("done"))
     surface = RecordingSurface()
     outcome = await app.engine.handle(message("go"), surface)
@@ -179,9 +152,9 @@ async def test_non_streaming_mode_gives_the_same_turn(
 
 
 async def test_one_tool_call_is_run_and_its_result_fed_back(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     llm.script(
         tool_call_reply(("get_current_time", {"timezone": "Asia/Tokyo"}), text="Let me check."),
         text_reply("It is evening in Tokyo."),
@@ -203,7 +176,7 @@ async def test_one_tool_call_is_run_and_its_result_fed_back(
 
 
 async def test_parallel_tool_calls_provably_run_concurrently(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
     arrivals: list[str] = []
     arrived = asyncio.Event()
@@ -211,7 +184,7 @@ async def test_parallel_tool_calls_provably_run_concurrently(
         rendezvous_tool("meet_a", arrivals, 2, arrived),
         rendezvous_tool("meet_b", arrivals, 2, arrived),
     ]
-    app = await make_app(tools)
+    app = await make_engine_app(tools)
     llm.script(tool_call_reply(("meet_a", {}), ("meet_b", {})), text_reply("both met"))
     surface = RecordingSurface()
 
@@ -230,9 +203,9 @@ async def test_parallel_tool_calls_provably_run_concurrently(
 
 
 async def test_three_rounds_of_tools_then_an_answer(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     llm.script(
         tool_call_reply(("echo", {"text": "one"})),
         tool_call_reply(("echo", {"text": "two"})),
@@ -255,9 +228,9 @@ async def test_three_rounds_of_tools_then_an_answer(
 
 
 async def test_arguments_split_over_many_chunks_are_assembled(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     long_text = 'a fairly long argument, 北京, with unicode and "quotes"'
     llm.script(tool_call_reply(("echo", {"text": long_text}), split_arguments=2), text_reply("ok"))
     outcome = await app.engine.handle(message("echo it"), RecordingSurface())
@@ -265,9 +238,9 @@ async def test_arguments_split_over_many_chunks_are_assembled(
 
 
 async def test_malformed_arguments_go_back_to_the_model_which_recovers(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     llm.script(
         tool_call_reply(("echo", '{"text": "unterminated')),
         tool_call_reply(("echo", {"text": "fixed"})),
@@ -284,9 +257,9 @@ async def test_malformed_arguments_go_back_to_the_model_which_recovers(
 
 
 async def test_an_unknown_tool_is_refused_and_never_run(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     llm.script(
         tool_call_reply(("delete_everything", {}), ("echo", {"text": "hi"})), text_reply("sorry")
     )
@@ -300,9 +273,9 @@ async def test_an_unknown_tool_is_refused_and_never_run(
 
 
 async def test_a_tool_that_times_out_becomes_an_error_result(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     llm.script(tool_call_reply(("hang", {})), text_reply("it timed out"))
     outcome = await app.engine.handle(message("go"), RecordingSurface())
     [result] = outcome.tool_results
@@ -312,9 +285,9 @@ async def test_a_tool_that_times_out_becomes_an_error_result(
 
 
 async def test_a_rate_limit_is_retried_then_succeeds(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app(llm_options={"max_retries": 2})
+    app = await make_engine_app(llm={"max_retries": 2})
     llm.script(
         error_reply(429, message="slow down", headers={"retry-after-ms": "10"}),
         text_reply("made it"),
@@ -326,9 +299,9 @@ async def test_a_rate_limit_is_retried_then_succeeds(
 
 
 async def test_a_persistent_server_error_gives_a_clear_message_and_no_traceback(
-    llm: ScriptedOpenAIServer, make_app: AppFactory, caplog: pytest.LogCaptureFixture
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = await make_app(llm_options={"max_retries": 1})
+    app = await make_engine_app(llm={"max_retries": 1})
     llm.set_default(error_reply(500, message="upstream exploded"))
     surface = RecordingSurface()
     with caplog.at_level(logging.WARNING):
@@ -352,9 +325,9 @@ async def test_a_persistent_server_error_gives_a_clear_message_and_no_traceback(
 
 
 async def test_context_is_trimmed_to_the_budget(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app(context_tokens=600)
+    app = await make_engine_app(bot={"context_tokens": 600})
     for i in range(8):
         llm.script(text_reply(f"answer {i} " + "words " * 40))
         await app.engine.handle(message(f"question {i} " + "padding " * 40), RecordingSurface())
@@ -369,13 +342,15 @@ async def test_context_is_trimmed_to_the_budget(
     assert sum(len(c) for c in contents) < 600 * 4 + 1000
 
 
-async def test_history_survives_a_restart(llm: ScriptedOpenAIServer, make_app: AppFactory) -> None:
-    first = await make_app()
+async def test_history_survives_a_restart(
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
+) -> None:
+    first = await make_engine_app()
     llm.script(text_reply("Nice to meet you, Ada."))
     await first.engine.handle(message("my name is Ada"), RecordingSurface())
     await first.aclose()
 
-    second = await make_app()  # same SQLite file, new process objects
+    second = await make_engine_app()  # same SQLite file, new process objects
     llm.script(text_reply("Your name is Ada."))
     await second.engine.handle(message("what is my name?"), RecordingSurface())
     assert [m["content"] for m in llm.requests[-1]["messages"][1:]] == [
@@ -386,9 +361,9 @@ async def test_history_survives_a_restart(llm: ScriptedOpenAIServer, make_app: A
 
 
 async def test_too_many_rounds_end_with_an_honest_message(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app(max_tool_rounds=2)
+    app = await make_engine_app(bot={"max_tool_rounds": 2})
     llm.set_default(tool_call_reply(("echo", {"text": "again"})))
     surface = RecordingSurface()
     outcome = await app.engine.handle(message("loop forever"), surface)
@@ -413,9 +388,9 @@ async def test_too_many_rounds_end_with_an_honest_message(
 
 
 async def test_side_effects_run_only_when_the_user_confirms(
-    llm: ScriptedOpenAIServer, make_app: AppFactory, caplog: pytest.LogCaptureFixture
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     LAUNCHED.clear()
     llm.script(tool_call_reply(("launch", {"text": "rocket"})), text_reply("not launched"))
     declined = RecordingSurface(confirm_answer=False)
@@ -433,9 +408,9 @@ async def test_side_effects_run_only_when_the_user_confirms(
 
 
 async def test_turns_of_one_conversation_never_interleave(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     llm.script(text_reply("first answer", delay=0.3), text_reply("second answer"))
     await asyncio.gather(
         app.engine.handle(message("first"), RecordingSurface()),
@@ -450,11 +425,11 @@ async def test_turns_of_one_conversation_never_interleave(
 
 
 async def test_different_conversations_run_concurrently(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
     arrivals: list[str] = []
     arrived = asyncio.Event()
-    app = await make_app([rendezvous_tool("meet", arrivals, 2, arrived)])
+    app = await make_engine_app([rendezvous_tool("meet", arrivals, 2, arrived)])
     llm.script(
         tool_call_reply(("meet", {})),
         tool_call_reply(("meet", {})),
@@ -471,9 +446,9 @@ async def test_different_conversations_run_concurrently(
 
 
 async def test_a_crash_mid_round_leaves_history_a_vendor_accepts(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
 
     class CrashingSurface(RecordingSurface):
         async def tool_started(self, call: Any) -> None:
@@ -508,9 +483,9 @@ async def test_a_crash_mid_round_leaves_history_a_vendor_accepts(
 
 
 async def test_an_empty_answer_is_never_sent_as_an_empty_message(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     llm.script(text_reply(""))
     surface = RecordingSurface()
     outcome = await app.engine.handle(message("hi"), surface)
@@ -547,9 +522,9 @@ async def stored_turns(app: Application) -> list[tuple[Role, str]]:
 
 
 async def test_an_answer_cut_off_before_any_text_is_asked_for_again_once(
-    llm: ScriptedOpenAIServer, make_app: AppFactory, caplog: pytest.LogCaptureFixture
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     app.engine.provider = CutOff(app.engine.provider, cut={1})
     llm.script(tool_call_reply(("launch", {"text": "rocket"})), text_reply("All quiet."))
     surface = RecordingSurface()
@@ -565,9 +540,9 @@ async def test_an_answer_cut_off_before_any_text_is_asked_for_again_once(
 
 
 async def test_an_answer_cut_off_after_text_is_told_and_never_stored_as_finished(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     app.engine.provider = CutOff(app.engine.provider, cut={2})
     llm.script(
         tool_call_reply(("echo", {"text": "Paris"}), text="Checking."),
@@ -599,9 +574,9 @@ async def test_an_answer_cut_off_after_text_is_told_and_never_stored_as_finished
 
 
 async def test_an_answer_cut_off_twice_before_any_text_fails_the_turn(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await make_engine_app()
     app.engine.provider = CutOff(app.engine.provider, cut={1, 2})
     llm.script(text_reply(""), text_reply(""))
     surface = RecordingSurface()
@@ -613,9 +588,9 @@ async def test_an_answer_cut_off_twice_before_any_text_fails_the_turn(
 
 
 async def test_calls_past_the_per_round_cap_are_refused_and_never_run(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app(max_tool_calls_per_round=3)
+    app = await make_engine_app(bot={"max_tool_calls_per_round": 3})
     llm.script(tool_call_reply(*(("echo", {"text": str(n)}) for n in range(5))), text_reply("done"))
     surface = RecordingSurface()
     outcome = await app.engine.handle(message("five at once"), surface)
@@ -632,9 +607,9 @@ async def test_calls_past_the_per_round_cap_are_refused_and_never_run(
 
 
 async def test_oversized_arguments_are_refused_and_stored_shortened(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_app()  # the default limit: 65,536 characters
+    app = await make_engine_app()  # the default limit: 65,536 characters
     LAUNCHED.clear()
     huge = "x" * 200_000
     llm.script(

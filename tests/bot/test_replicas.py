@@ -16,12 +16,11 @@ import httpx
 import pytest
 
 from bot.app import Application
-from bot.config import Settings
 from bot.domain import ChatKind, ChatRef, IncomingMessage, ReminderRequest, UserRef
 from bot.storage.models import Reminder
 from integrations.slack import SlackPlatform
 from integrations.telegram import TelegramPlatform
-from tests.apps import RecordingMessenger, wait_until
+from tests.apps import AppFactory, RecordingMessenger, wait_until
 from tests.databases import fresh_postgres_database
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.slack_server import FakeSlackServer
@@ -42,26 +41,21 @@ async def database(postgres_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def replica(llm: ScriptedOpenAIServer, database: str) -> AsyncIterator[Replica]:
-    """`await replica(**groups)`: a started Application on the shared PostgreSQL
-    database; `serve=True` also runs `serve()` (web server on port 0, platforms)."""
-    running: list[tuple[Application, asyncio.Event, asyncio.Task[None] | None]] = []
+async def replica(make_app: AppFactory, database: str) -> AsyncIterator[Replica]:
+    """`await replica(**groups)`: the one app factory (tests/apps.py) on the shared
+    PostgreSQL database, without tools; `serve=True` also runs `serve()` (web server on
+    port 0, platforms)."""
+    running: list[tuple[asyncio.Event, asyncio.Task[None] | None]] = []
 
     async def make(
         *, serve: bool = False, messengers: tuple[Any, ...] = (), **groups: Any
     ) -> Application:
-        settings = Settings.load(
-            env_file=None,
-            llm={"base_url": llm.base_url, "api_key": "sk-test", "model": "scripted"},
-            database={"url": database},
-            http={"port": 0},
-            **groups,
+        app = await make_app(
+            [], messengers=messengers, database_url=database, **{"http": {"port": 0}, **groups}
         )
-        app = Application(settings, tools=[], messengers=messengers)
-        await app.start()
         stop = asyncio.Event()
         task = asyncio.create_task(app.serve(stop)) if serve else None
-        running.append((app, stop, task))
+        running.append((stop, task))
         if task is not None:
             deadline = time.monotonic() + 10
             while len(app.started) < len(app.platforms) or app.web is None:
@@ -71,11 +65,10 @@ async def replica(llm: ScriptedOpenAIServer, database: str) -> AsyncIterator[Rep
         return app
 
     yield make
-    for app, stop, task in running:
+    for stop, task in running:
         stop.set()
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)  # a failure was reported
-        await app.aclose()
 
 
 async def test_two_replicas_answer_one_telegram_update_once(

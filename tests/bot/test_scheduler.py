@@ -17,8 +17,7 @@ from sqlmodel import select
 from bot.app import Application
 from bot.domain import ChatKind, ChatRef, ReminderRequest, UserRef
 from bot.errors import ToolError
-from bot.recurrence import shortest_gap
-from bot.scheduler import next_occurrence
+from bot.recurrence import next_occurrence, shortest_gap
 from bot.storage.models import Reminder
 from tests.apps import AppFactory, RecordingMessenger, wait_until
 from tests.databases import fresh_postgres_database
@@ -380,8 +379,7 @@ async def test_a_crash_between_sending_and_recording_resends_rather_than_loses(
     make_app: AppFactory,
 ) -> None:
     stuck = StuckMessenger()
-    first = await started(make_app, stuck)
-    first.scheduler.stop_grace_seconds = 0.1
+    first = await started(make_app, stuck, stop_grace_seconds=0.1)
     info = await first.scheduler.create(request("at least once", 0.1))
     await wait_until(lambda: len(stuck.sent) == 1)
     await first.aclose()  # the send never finished: nothing was recorded

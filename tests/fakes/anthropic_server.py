@@ -296,9 +296,8 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
         # system, tools and earlier messages it was made after.
         self.checks_prefix = False
 
-    def start(self) -> None:
-        super().start()
-        self.base_url = self.base_url.removesuffix("/v1")
+    def started(self, root: str) -> None:
+        self.base_url = root
 
     def reset(self) -> None:
         super().reset()

@@ -12,13 +12,12 @@ Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `cr
 from __future__ import annotations
 
 import os
-from types import TracebackType
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from tests.fakes.http import ThreadedServer
+from tests.fakes.http import FakeServer, ThreadedServer
 
 
 class Sum(BaseModel):
@@ -70,26 +69,16 @@ def build_server(name: str = "fake") -> MCPServer:
     return server
 
 
-class StreamableHTTPMCPServer:
+class StreamableHTTPMCPServer(FakeServer):
     """`build_server()` served over streamable HTTP by uvicorn in a thread."""
 
     def __init__(self, name: str = "fake") -> None:
         self.url = ""
         self._app = build_server(name).streamable_http_app()
-        self._http = ThreadedServer(self._app, name="fake-mcp-http", lifespan="on")
+        super().__init__(ThreadedServer(self._app, name="fake-mcp-http", lifespan="on"))
 
-    def __enter__(self) -> StreamableHTTPMCPServer:
-        self._http.start()
-        self.url = f"http://127.0.0.1:{self._http.port}/mcp"
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._http.stop()
+    def started(self, root: str) -> None:
+        self.url = f"{root}/mcp"
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.fakes.http import ThreadedServer
+from tests.fakes.http import FakeServer, ThreadedServer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -71,7 +70,7 @@ PLACES: list[dict[str, Any]] = [
 ]
 
 
-class OpenMeteoServer:
+class OpenMeteoServer(FakeServer):
     """Use as a context manager; `geocoding_url` and `forecast_url` point at it."""
 
     def __init__(self) -> None:
@@ -80,26 +79,16 @@ class OpenMeteoServer:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.fail_status: int | None = None
         self.delay = 0.0
-        self._http = ThreadedServer(self._app, name="fake-open-meteo")
+        super().__init__(ThreadedServer(self._app, name="fake-open-meteo"))
 
     def reset(self) -> None:
         self.requests.clear()
         self.fail_status = None
         self.delay = 0.0
 
-    def __enter__(self) -> OpenMeteoServer:
-        self._http.start()
-        self.geocoding_url = f"http://127.0.0.1:{self._http.port}/v1/search"
-        self.forecast_url = f"http://127.0.0.1:{self._http.port}/v1/forecast"
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._http.stop()
+    def started(self, root: str) -> None:
+        self.geocoding_url = f"{root}/v1/search"
+        self.forecast_url = f"{root}/v1/forecast"
 
     async def _app(
         self,

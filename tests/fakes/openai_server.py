@@ -18,10 +18,9 @@ import json
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
-from types import TracebackType
 from typing import Any
 
-from tests.fakes.http import ThreadedServer
+from tests.fakes.http import FakeServer, ThreadedServer
 from tests.fakes.openai_replies import (
     CALL,
     MODEL_BYTES,
@@ -65,7 +64,7 @@ _NO_REPLY = error_reply(500, message="no scripted reply")
 _NOT_FOUND = error_reply(404, message="unknown path")
 
 
-class ScriptedOpenAIServer:
+class ScriptedOpenAIServer(FakeServer):
     """A real OpenAI-compatible HTTP server answering from a queue of scripted replies.
 
     Use `start()`/`stop()` or `with ScriptedOpenAIServer() as server:`. Point a client at
@@ -91,28 +90,10 @@ class ScriptedOpenAIServer:
         self._default: ScriptedReply | None = None
         self._request_ids = itertools.count(1)
         self._call_ids = itertools.count(1)
-        self._http = ThreadedServer(self._app, name="scripted-openai")
+        super().__init__(ThreadedServer(self._app, name="scripted-openai"))
 
-    def start(self) -> None:
-        """Bind an ephemeral port and serve in a background thread; returns when ready."""
-        self._http.start()
-        self.base_url = f"http://127.0.0.1:{self._http.port}/v1"
-
-    def stop(self) -> None:
-        """Shut the server down and wait for its thread."""
-        self._http.stop()
-
-    def __enter__(self) -> ScriptedOpenAIServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def started(self, root: str) -> None:
+        self.base_url = f"{root}/v1"
 
     def script(self, *replies: ScriptedReply) -> None:
         """Queue replies; each request consumes one, in order."""

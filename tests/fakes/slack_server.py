@@ -17,17 +17,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import threading
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.http import AiohttpServer, FakeServer
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
@@ -42,12 +42,13 @@ class _Failure:
     retry_after: int = 0
 
 
-class FakeSlackServer:
+class FakeSlackServer(FakeServer):
     """Records Web API calls in `calls[method]` (request bodies, in order)."""
 
     def __init__(self) -> None:
+        self._aiohttp = AiohttpServer(self._build, name="fake-slack")
+        super().__init__(self._aiohttp)
         self.api_url = ""
-        self.port = 0
         self.calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.call_times: dict[str, list[float]] = defaultdict(list)
         self.socket_acks: list[dict[str, Any]] = []
@@ -58,75 +59,30 @@ class FakeSlackServer:
         self._ts = itertools.count(1)
         self._order = itertools.count(1)
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
         self._sockets: list[web.WebSocketResponse] = []
         self._socket_ready = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.api_url = f"http://127.0.0.1:{self.port}/api/"
-        ready = threading.Event()
-        errors: list[BaseException] = []
+    def _build(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
+        app.router.add_post("/response/{id}", self._response_url)
+        app.router.add_get("/socket", self._socket)
+        return app
 
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_post("/api/{method}", self._api)
-            app.router.add_get("/api/{method}", self._api)
-            app.router.add_post("/response/{id}", self._response_url)
-            app.router.add_get("/socket", self._socket)
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            try:
-                loop.run_until_complete(runner.setup())
-                loop.run_until_complete(web.SockSite(runner, sock).start())
-            except BaseException as exc:
-                errors.append(exc)
-                ready.set()
-                return
-            self._runner = runner
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
+    def started(self, root: str) -> None:
+        self.api_url = f"{root}/api/"
 
-        self._thread = threading.Thread(target=run, name="fake-slack", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if errors:
-            raise RuntimeError("fake Slack server failed to start") from errors[0]
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        loop = self._loop
-
+    def wake(self) -> None:
+        # Open Socket Mode connections would keep the loop from stopping.
         async def close_sockets() -> None:
             for ws in list(self._sockets):
                 await ws.close()
 
-        asyncio.run_coroutine_threadsafe(close_sockets(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(10)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> FakeSlackServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        if self._aiohttp.loop is not None:
+            asyncio.run_coroutine_threadsafe(close_sockets(), self._aiohttp.loop).result(5)
 
     def reset(self) -> None:
         with self._lock:
@@ -161,14 +117,14 @@ class FakeSlackServer:
         self, method: str, count: int = 1, *, within: float = 5.0
     ) -> list[dict[str, Any]]:
         """The bodies of `method`'s calls once there are at least `count` of them."""
-        deadline = time.monotonic() + within
-        while self.count(method) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"expected {count} call(s) of {method}, got {self.count(method)}; "
-                    f"calls: { {m: len(c) for m, c in self.calls.items()} }"
-                )
-            await asyncio.sleep(0.01)
+        await self.wait_until(
+            lambda: self.count(method) >= count,
+            lambda: (
+                f"expected {count} call(s) of {method}, got {self.count(method)}; "
+                f"calls: { {m: len(c) for m, c in self.calls.items()} }"
+            ),
+            within=within,
+        )
         return self.bodies(method)
 
     # -- Socket Mode -------------------------------------------------------------------
@@ -189,13 +145,14 @@ class FakeSlackServer:
             "retry_attempt": retry_attempt,
             "retry_reason": "timeout" if retry_attempt else "",
         }
-        assert self._loop is not None
+        loop = self._aiohttp.loop
+        assert loop is not None
 
         async def send() -> None:
             for ws in list(self._sockets):
                 await ws.send_str(json.dumps(envelope))
 
-        asyncio.run_coroutine_threadsafe(send(), self._loop).result(5)
+        asyncio.run_coroutine_threadsafe(send(), loop).result(5)
         return envelope_id
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:

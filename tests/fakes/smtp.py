@@ -9,13 +9,15 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.fakes.http import FakeServer, listening_socket
 
 USERNAME, PASSWORD = "user", "secret"
 
@@ -60,32 +62,37 @@ class _PortZeroController(Controller):
         return self.loop.create_server(self._factory_invoker, sock=self._sock)
 
 
-class SMTPServer:
-    def __init__(self) -> None:
-        self.messages: list[Received] = []
-        self.host = "127.0.0.1"
+class _SMTPThread:
+    """aiosmtpd's Controller (its own loop in a thread) as a `ServerThread`."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
         self.port = 0
         self._controller: Controller | None = None
 
-    def __enter__(self) -> SMTPServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
+    @property
+    def stopping(self) -> bool:
+        return False  # no handler waits: nothing to give up
+
+    def start(self) -> None:
+        sock = listening_socket()
         self.port = sock.getsockname()[1]
         self._controller = _PortZeroController(
-            _Handler(self),
+            self.handler,
             sock,
             authenticator=_authenticate,
             auth_require_tls=False,
         )
-        self._controller.start()
-        return self
+        self._controller.start()  # returns once it answers (aiosmtpd's ready check)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self, wake: Callable[[], None] | None = None) -> None:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+
+class SMTPServer(FakeServer):
+    def __init__(self) -> None:
+        self.messages: list[Received] = []
+        self.host = "127.0.0.1"
+        super().__init__(_SMTPThread(_Handler(self)))

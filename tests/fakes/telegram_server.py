@@ -24,11 +24,10 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.fakes.http import ThreadedServer
+from tests.fakes.http import FakeServer, ThreadedServer
 
 __all__ = [
     "BOT_ID",
@@ -238,7 +237,7 @@ class _HTMLCheck(HTMLParser):
         self.text.append(data)
 
 
-class FakeTelegramServer:
+class FakeTelegramServer(FakeServer):
     """A recording Bot API server. Point python-telegram-bot at `base_url`, queue updates
     with `push`, inspect `calls`, and script failures with `fail`."""
 
@@ -253,34 +252,18 @@ class FakeTelegramServer:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._arrived: asyncio.Event | None = None
-        self._http = ThreadedServer(self._app, name="fake-telegram", on_loop=self._bind_loop)
+        super().__init__(ThreadedServer(self._app, name="fake-telegram", on_loop=self._bind_loop))
         self._message_ids: dict[int, itertools.count[int]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._http.start()
-        self.base_url = f"http://127.0.0.1:{self._http.port}/bot"
+    def started(self, root: str) -> None:
+        self.base_url = f"{root}/bot"
 
     def _bind_loop(self) -> None:
         # Long polls wait on an Event of the server's own loop.
         self._loop = asyncio.get_running_loop()
         self._arrived = asyncio.Event()
-
-    def stop(self) -> None:
-        self._http.stop(wake=self._wake)
-
-    def __enter__(self) -> FakeTelegramServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Forget calls, updates, messages, failures and admins (between tests)."""
@@ -297,7 +280,7 @@ class FakeTelegramServer:
             uid = self._last_update_id + 1 if update_id is None else update_id
             self._last_update_id = max(self._last_update_id, uid)
             self._state.updates.append({"update_id": uid, **update})
-        self._wake()
+        self.wake()
         return uid
 
     def fail(
@@ -338,14 +321,13 @@ class FakeTelegramServer:
         self, predicate: Callable[[FakeTelegramServer], bool], within: float = 5.0
     ) -> None:
         """Wait until `predicate(self)` holds; fail with the calls seen so far."""
-        deadline = time.monotonic() + within
-        while not predicate(self):
-            if time.monotonic() > deadline:
-                seen = [(c.method, c.params) for c in self.calls]
-                raise AssertionError(f"condition not met within {within} s; calls: {seen}")
-            await asyncio.sleep(0.01)
+        await self.wait_until(
+            lambda: predicate(self),
+            lambda: f"calls: {[(c.method, c.params) for c in self.calls]}",
+            within=within,
+        )
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         loop, arrived = self._loop, self._arrived
         if loop is not None and arrived is not None and not loop.is_closed():
             loop.call_soon_threadsafe(arrived.set)
@@ -442,7 +424,7 @@ class FakeTelegramServer:
                 ready = [u for u in self._state.updates if u["update_id"] >= offset][:limit]
                 self._arrived.clear()
             remaining = deadline - time.monotonic()
-            if ready or remaining <= 0 or self._http.stopping:
+            if ready or remaining <= 0 or self.stopping:
                 return ready
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)

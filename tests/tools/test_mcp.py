@@ -7,17 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.app import Application
-from bot.config import Settings
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.errors import ConfigError
 from bot.toolkit import ToolRegistry
+from tests.apps import AppFactory
 from tests.fakes.mcp_server import StreamableHTTPMCPServer
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
@@ -48,32 +48,25 @@ def http_mcp() -> Iterator[StreamableHTTPMCPServer]:
         yield server
 
 
-AppFactory = Callable[[dict[str, Any]], Awaitable[Application]]
+McpAppFactory = Callable[[dict[str, Any]], Awaitable[Application]]
 
 
 @pytest.fixture
-async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[AppFactory]:
-    apps: list[Application] = []
+def make_mcp_app(make_app: AppFactory, tmp_path: Path) -> McpAppFactory:
+    """The one app factory (tests/apps.py) with `servers` as its MCP configuration."""
 
     async def make(servers: dict[str, Any]) -> Application:
         config = tmp_path / "mcp.json"
         config.write_text(json.dumps({"servers": servers}), encoding="utf-8")
-        settings = Settings.load(
-            env_file=None,
-            llm={"base_url": llm.base_url, "api_key": "sk-test", "model": "m", "max_retries": 0},
-            database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
+        return await make_app(
+            ALL_TOOLS,
+            llm={"model": "m"},
             mcp={"config": str(config), "restart_backoff_seconds": 0.1},
             # MCP tools that may act are off until an admin enables their server.
             admin={"default_tools_dm": ",".join(["all", *(f"mcp:{name}" for name in servers)])},
         )
-        app = Application(settings, tools=ALL_TOOLS)
-        apps.append(app)
-        await app.start()
-        return app
 
-    yield make
-    for app in apps:
-        await app.aclose()
+    return make
 
 
 def offered(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -87,9 +80,9 @@ async def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None
 
 
 async def test_stdio_server_tool_in_a_full_turn_and_a_disabled_tool_is_never_offered(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory
 ) -> None:
-    app = await make_app(
+    app = await make_mcp_app(
         {"fake": stdio_server(allowed_tools=["add", "echo", "fail", "crash", "grow"])}
     )
     llm.script(tool_call_reply(("fake_add", {"a": 2, "b": 3})), text_reply("2 + 3 = 5."))
@@ -118,9 +111,9 @@ async def test_stdio_server_tool_in_a_full_turn_and_a_disabled_tool_is_never_off
 
 
 async def test_tool_errors_are_error_results(
-    llm: ScriptedOpenAIServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory
 ) -> None:
-    app = await make_app({"fake": stdio_server(confirm="never")})
+    app = await make_mcp_app({"fake": stdio_server(confirm="never")})
     llm.script(
         tool_call_reply(("fake_fail", {"reason": "testing"}), ("fake_add", {"a": "two"})),
         text_reply("Both failed."),
@@ -133,9 +126,9 @@ async def test_tool_errors_are_error_results(
 
 
 async def test_streamable_http_server_with_strict_nulls_and_list_changes(
-    llm: ScriptedOpenAIServer, make_app: AppFactory, http_mcp: StreamableHTTPMCPServer
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, http_mcp: StreamableHTTPMCPServer
 ) -> None:
-    app = await make_app({"web": {"url": http_mcp.url, "confirm": "never"}})
+    app = await make_mcp_app({"web": {"url": http_mcp.url, "confirm": "never"}})
     # A strict schema makes the model send null for the optional `title`: it means "absent".
     llm.script(
         tool_call_reply(("web_echo", {"text": "hi", "title": None}), ("web_grow", {})),
@@ -157,9 +150,9 @@ async def test_streamable_http_server_with_strict_nulls_and_list_changes(
 
 
 async def test_a_crashing_server_is_survived_and_restarted(
-    llm: ScriptedOpenAIServer, make_app: AppFactory, http_mcp: StreamableHTTPMCPServer
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, http_mcp: StreamableHTTPMCPServer
 ) -> None:
-    app = await make_app(
+    app = await make_mcp_app(
         {"fake": stdio_server(confirm="never"), "web": {"url": http_mcp.url, "confirm": "never"}}
     )
     assert app.mcp is not None

@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from bot.app import Application
-from bot.config import Settings
-from tests.apps import DEFAULT_TOOLS
+from tests.apps import DEFAULT_TOOLS, app_settings
 from tests.fakes.openai_server import ScriptedOpenAIServer
 
 PASSWORD = "correct horse battery staple"
@@ -94,15 +93,9 @@ async def make_console(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterat
         groups: dict[str, dict[str, Any]] | None = None,
         **admin: Any,
     ) -> ConsoleHarness:
-        settings = Settings.load(
-            env_file=None,
-            llm={
-                "base_url": llm.base_url,
-                "api_key": "sk-test",
-                "model": "scripted",
-                "max_retries": 0,
-            },
-            database={"url": database_url or f"sqlite:///{tmp_path / 'parley.db'}"},
+        settings = app_settings(
+            llm.base_url,
+            database_url or f"sqlite:///{tmp_path / 'parley.db'}",
             http={"port": 0, **(http or {})},
             admin={**DEFAULT_TOOLS, "console_password": password, **admin},
             **(groups or {}),

@@ -17,10 +17,9 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Application
-from bot.config import Settings
 from bot.toolkit import Tool
 from integrations.slack import SlackPlatform
-from tests.apps import DEFAULT_TOOLS
+from tests.apps import DEFAULT_TOOLS, app_settings
 from tests.fakes.openai_server import ScriptedOpenAIServer
 from tests.fakes.slack_server import BOT_USER_ID, TEAM_ID, FakeSlackServer
 from tools import ALL_TOOLS
@@ -208,16 +207,10 @@ async def make_slack(
         }
         if socket_mode:
             options["app_token"] = "xapp-test-token"
-        settings = Settings.load(
-            env_file=None,
-            llm={
-                "base_url": llm.base_url,
-                "api_key": "sk-test",
-                "model": "scripted",
-                "max_retries": 0,
-            },
+        settings = app_settings(
+            llm.base_url,
+            f"sqlite:///{tmp_path / 'parley.db'}",
             bot={"preview_delay_seconds": preview_delay},
-            database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
             http={"port": 0},
             slack=options,
             # Side-effecting test tools are off by default unless named.

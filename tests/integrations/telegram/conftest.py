@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.app import Application
-from bot.config import Settings
 from bot.toolkit import Tool
 from integrations.telegram import TelegramPlatform
-from tests.apps import DEFAULT_TOOLS
-from tests.fakes.openai_server import ScriptedOpenAIServer
+from tests.apps import DEFAULT_TOOLS, AppFactory
 from tests.fakes.telegram_server import TOKEN, FakeTelegramServer
 from tools import ALL_TOOLS
-
-AppFactory = Callable[..., Awaitable[Application]]
 
 
 def platform_of(app: Application) -> TelegramPlatform:
@@ -27,13 +23,14 @@ def platform_of(app: Application) -> TelegramPlatform:
 
 
 @pytest.fixture
-async def make_app(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, tmp_path: Path
+async def telegram_app(
+    make_app: AppFactory, telegram: FakeTelegramServer, tmp_path: Path
 ) -> AsyncIterator[AppFactory]:
-    """Build, migrate and start an application with the Telegram adapter polling (or, with
-    `start=False`, leave starting to the test); everything is stopped afterwards.
-    `preview_delay=0` shows progress from the first word, as a test of streaming wants."""
-    running: list[tuple[Application, bool]] = []
+    """The one app factory (tests/apps.py) with the Telegram adapter on the fake Bot API,
+    polling (or, with `start=False`, leave starting to the test); its platform is stopped
+    afterwards. `preview_delay=0` shows progress from the first word, as a test of
+    streaming wants; other keywords are Telegram settings."""
+    started: list[Application] = []
 
     async def make(
         tools: Iterable[Tool] = ALL_TOOLS,
@@ -44,32 +41,22 @@ async def make_app(
         preview_delay: float | None = None,
         **options: Any,
     ) -> Application:
-        settings = Settings.load(
-            env_file=None,
-            llm={
-                "base_url": llm.base_url,
-                "api_key": "sk-test-secret",
-                "model": "scripted",
-                "max_retries": 0,
-            },
-            database={"url": f"sqlite:///{database or tmp_path / 'parley.db'}"},
+        app = await make_app(
+            tools,
+            database_url=f"sqlite:///{database or tmp_path / 'parley.db'}",
             http={"port": 0},
             bot={} if preview_delay is None else {"preview_delay_seconds": preview_delay},
             telegram={"bot_token": TOKEN, "base_url": telegram.base_url, **options},
             admin={**DEFAULT_TOOLS, **(admin or {})},
         )
-        app = Application(settings, tools=tools)
-        await app.start()
         if start:
             await platform_of(app).start()
-        running.append((app, start))
+            started.append(app)
         return app
 
     yield make
-    for app, started in running:
-        if started:
-            await stop(app)
-        await app.aclose()
+    for app in started:
+        await stop(app)
 
 
 async def stop(app: Application) -> None:

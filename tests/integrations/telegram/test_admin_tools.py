@@ -39,9 +39,9 @@ async def tools_keyboard(telegram: FakeTelegramServer) -> tuple[int, list[dict[s
 
 
 async def test_a_group_admin_switches_a_tool_and_the_next_turn_sees_it(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
-    app = await make_app(tools=[get_current_time])
+    app = await telegram_app(tools=[get_current_time])
     telegram.make_admin(GROUP, ADMIN)
     telegram.push(group_message(GROUP, MEMBER, "/tools"))
     message_id, buttons = await tools_keyboard(telegram)
@@ -70,9 +70,9 @@ async def test_a_group_admin_switches_a_tool_and_the_next_turn_sees_it(
 
 
 async def test_a_member_is_refused_told_and_audited(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
-    app = await make_app(tools=[get_current_time])
+    app = await telegram_app(tools=[get_current_time])
     telegram.push(group_message(GROUP, MEMBER, "/tools"))
     message_id, _ = await tools_keyboard(telegram)
 
@@ -97,9 +97,9 @@ async def test_a_member_is_refused_told_and_audited(
 
 
 async def test_in_a_private_chat_only_parley_admins_may_switch(
-    telegram: FakeTelegramServer, make_app: AppFactory
+    telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
-    await make_app(tools=[get_current_time], admin={"admins": f"telegram:{ADMIN}"})
+    await telegram_app(tools=[get_current_time], admin={"admins": f"telegram:{ADMIN}"})
     private = {"id": MEMBER, "type": "private", "first_name": "Mia"}
     telegram.push(private_message(MEMBER, "/tools"))
     message_id, _ = await tools_keyboard(telegram)
@@ -120,9 +120,9 @@ async def test_in_a_private_chat_only_parley_admins_may_switch(
 
 
 async def test_a_failed_admin_check_refuses_once_and_is_not_remembered(
-    telegram: FakeTelegramServer, make_app: AppFactory
+    telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
-    await make_app(tools=[get_current_time])
+    await telegram_app(tools=[get_current_time])
     telegram.make_admin(GROUP, ADMIN)
     telegram.push(group_message(GROUP, ADMIN, "/tools"))
     message_id, _ = await tools_keyboard(telegram)

@@ -15,7 +15,7 @@ OTHER_TOKEN = "7000002:OTHER-token_abcdefghijklmnopqrstuvwxyz"
 async def test_two_bots_on_one_database_both_answer_the_same_update_id(
     llm: ScriptedOpenAIServer,
     telegram: FakeTelegramServer,
-    make_app: AppFactory,
+    telegram_app: AppFactory,
     tmp_path: Path,
 ) -> None:
     llm.set_default(text_reply("Hello."))
@@ -24,8 +24,10 @@ async def test_two_bots_on_one_database_both_answer_the_same_update_id(
     other.start()
     second = None
     try:
-        await make_app(database=database)
-        second = await make_app(database=database, bot_token=OTHER_TOKEN, base_url=other.base_url)
+        await telegram_app(database=database)
+        second = await telegram_app(
+            database=database, bot_token=OTHER_TOKEN, base_url=other.base_url
+        )
         # Telegram numbers each bot's updates on its own: the same id reaches both.
         telegram.push(private_message(4001, "hi"), update_id=1)
         other.push(private_message(4002, "hi"), update_id=1)

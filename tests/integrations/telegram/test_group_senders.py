@@ -38,10 +38,10 @@ def texts(telegram: FakeTelegramServer) -> list[str]:
 
 
 async def test_only_parleys_own_or_qualified_commands_address_it_in_a_group(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.set_default(text_reply("Forecast follows."))
-    await make_app()
+    await telegram_app()
 
     telegram.push(group_message(GROUP, BOB, "/ban spammer"))  # another bot's command
     telegram.push(group_message(GROUP, BOB, "/ban spammer", reply_to_bot=True))
@@ -56,10 +56,10 @@ async def test_only_parleys_own_or_qualified_commands_address_it_in_a_group(
 
 
 async def test_a_linked_channels_automatic_forward_is_ignored(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.set_default(text_reply("Hi."))
-    await make_app()
+    await telegram_app()
 
     telegram.push(as_chat_message(GROUP, f"{MENTION} new post", channel=NEWS, automatic=True))
     telegram.push(group_message(GROUP, BOB, f"{MENTION} hello"))
@@ -71,11 +71,11 @@ async def test_a_linked_channels_automatic_forward_is_ignored(
 async def test_an_anonymous_admin_and_a_channel_are_answered_as_those_chats(
     llm: ScriptedOpenAIServer,
     telegram: FakeTelegramServer,
-    make_app: AppFactory,
+    telegram_app: AppFactory,
     tmp_path: Path,
 ) -> None:
     llm.script(text_reply("Hello, admins."), text_reply("Hello, news."))
-    app = await make_app()
+    app = await telegram_app()
 
     telegram.push(as_chat_message(GROUP, f"{MENTION} hello from an admin"))
     await telegram.wait_for(lambda t: len(texts(t)) == 1)
@@ -97,11 +97,11 @@ async def test_an_anonymous_admin_and_a_channel_are_answered_as_those_chats(
 
 
 async def test_a_chat_cannot_confirm_and_is_told_why(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     LAUNCHED.clear()
     llm.script(tool_call_reply(("launch", {"name": "rocket"})), text_reply("Not launched."))
-    await make_app(tools=[launch])
+    await telegram_app(tools=[launch])
 
     telegram.push(as_chat_message(GROUP, f"{MENTION} launch the rocket"))
     await telegram.wait_for(lambda t: len(texts(t)) == 2)

@@ -31,10 +31,10 @@ def visible_calls(telegram: FakeTelegramServer) -> list:
 
 
 async def test_unaddressed_group_messages_are_ignored_and_addressed_ones_answered(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.set_default(text_reply("Sure."))
-    await make_app()
+    await telegram_app()
 
     telegram.push(group_message(GROUP, BOB, "lunch anyone?"))
     telegram.push(group_message(GROUP, BOB, "ask @someone_else"))
@@ -53,9 +53,9 @@ async def test_unaddressed_group_messages_are_ignored_and_addressed_ones_answere
 
 
 async def test_a_group_command_addresses_the_bot(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
-    await make_app()
+    await telegram_app()
 
     telegram.push(group_message(GROUP, BOB, "/help@other_bot"))
     telegram.push(group_message(GROUP, BOB, f"/help@{BOT_USERNAME}"))
@@ -68,10 +68,10 @@ async def test_a_group_command_addresses_the_bot(
 
 
 async def test_forum_topics_keep_separate_contexts(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.set_default(text_reply("Noted."))
-    await make_app()
+    await telegram_app()
     mention = f"@{BOT_USERNAME}"
 
     for thread, text in ((11, "topic one"), (12, "topic two"), (11, "again one")):
@@ -86,10 +86,10 @@ async def test_forum_topics_keep_separate_contexts(
 
 
 async def test_a_quick_answer_in_a_group_is_one_reply_without_edits(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.script(text_reply("Short **and** whole.", chunk_size=3))
-    await make_app(preview_delay=2)
+    await telegram_app(preview_delay=2)
 
     telegram.push(group_message(GROUP, BOB, f"@{BOT_USERNAME} quick one"))
     await telegram.wait_for(lambda t: len(visible_calls(t)) == 1)
@@ -101,12 +101,12 @@ async def test_a_quick_answer_in_a_group_is_one_reply_without_edits(
 
 
 async def test_streaming_edits_keep_at_least_the_interval_per_chat(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     answer = " ".join(f"w{i}" for i in range(60))
     # Two people in one group at once: their edits share the chat's pace.
     llm.set_default(text_reply(answer, chunk_size=5, chunk_delay=0.04))
-    await make_app(edit_interval_seconds=1.0)
+    await telegram_app(edit_interval_seconds=1.0)
 
     telegram.push(group_message(GROUP, BOB, f"@{BOT_USERNAME} talk"))
     telegram.push(group_message(GROUP, CAROL, f"@{BOT_USERNAME} talk too", name="Carol"))
@@ -137,11 +137,11 @@ async def launch(params: Target, ctx: ToolContext) -> str:
 
 
 async def test_a_confirmation_only_counts_from_the_user_who_asked(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     LAUNCHED.clear()
     llm.script(tool_call_reply(("launch", {"name": "rocket"})), text_reply("Launched."))
-    await make_app(tools=[launch])
+    await telegram_app(tools=[launch])
 
     telegram.push(group_message(GROUP, BOB, f"@{BOT_USERNAME} launch the rocket"))
     await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) == 1)
@@ -170,11 +170,11 @@ async def test_a_confirmation_only_counts_from_the_user_who_asked(
 
 
 async def test_an_unanswered_confirmation_times_out_as_no(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     LAUNCHED.clear()
     llm.script(tool_call_reply(("launch", {"name": "probe"})), text_reply("Not launched."))
-    await make_app(tools=[launch], confirm_timeout_seconds=0.3)
+    await telegram_app(tools=[launch], confirm_timeout_seconds=0.3)
 
     telegram.push(group_message(GROUP, BOB, f"@{BOT_USERNAME} launch the probe"))
     await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) == 2)

@@ -24,14 +24,14 @@ def sent_texts(telegram: FakeTelegramServer, chat_id: int = ALICE) -> list[str]:
 
 
 async def test_a_private_message_with_a_tool_call_streams_a_draft_and_sends_the_answer(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.script(
         tool_call_reply(("get_current_time", {"timezone": "Asia/Tokyo"})),
         # Paced chunks: a zero-latency answer could end before its first preview.
         text_reply("It is **evening** in Tokyo.", chunk_size=4, chunk_delay=0.05),
     )
-    await make_app(preview_delay=0)
+    await telegram_app(preview_delay=0)
 
     telegram.push(private_message(ALICE, "What time is it in Tokyo?"))
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
@@ -58,11 +58,11 @@ async def test_a_private_message_with_a_tool_call_streams_a_draft_and_sends_the_
 
 
 async def test_drafts_are_throttled_and_never_repeat_a_text(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     answer = " ".join(f"word{i}" for i in range(40))
     llm.script(text_reply(answer, chunk_size=6, chunk_delay=0.03))
-    await make_app(draft_interval_seconds=0.2)
+    await telegram_app(draft_interval_seconds=0.2)
 
     telegram.push(private_message(ALICE, "talk"))
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
@@ -78,10 +78,10 @@ async def test_drafts_are_throttled_and_never_repeat_a_text(
 
 
 async def test_a_quick_answer_is_one_message_without_typing_or_drafts(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.script(text_reply("Quick and whole.", chunk_size=3))
-    await make_app(preview_delay=2)
+    await telegram_app(preview_delay=2)
 
     telegram.push(private_message(ALICE, "quick one"))
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
@@ -91,11 +91,11 @@ async def test_a_quick_answer_is_one_message_without_typing_or_drafts(
 
 
 async def test_a_slow_answer_gets_typing_then_drafts_at_the_pace(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     answer = " ".join(f"word{i}" for i in range(30))
     llm.script(text_reply(answer, chunk_size=6, delay=0.6, chunk_delay=0.03))
-    await make_app(preview_delay=0.2, draft_interval_seconds=0.2)
+    await telegram_app(preview_delay=0.2, draft_interval_seconds=0.2)
 
     telegram.push(private_message(ALICE, "think first"))
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
@@ -110,14 +110,14 @@ async def test_a_slow_answer_gets_typing_then_drafts_at_the_pace(
 
 
 async def test_text_before_a_pause_is_previewed_whole_and_once(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     first = "Let me look that up for you."
     llm.script(
         tool_call_reply(("get_current_time", {"timezone": "UTC"}), text=first),
         text_reply("It is noon.", delay=3),
     )
-    await make_app(preview_delay=0, draft_interval_seconds=0.2)
+    await telegram_app(preview_delay=0, draft_interval_seconds=0.2)
 
     def drafts(t: FakeTelegramServer) -> list[str]:
         return [d.params["text"] for d in t.calls_of("sendMessageDraft")]
@@ -132,13 +132,13 @@ async def test_text_before_a_pause_is_previewed_whole_and_once(
 
 
 async def test_a_long_answer_is_split_at_paragraphs_into_messages_under_the_limit(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     paragraphs = [f"Paragraph {i}: " + "lorem ipsum dolor sit amet " * 30 for i in range(20)]
     answer = "\n\n".join(p.strip() for p in paragraphs)
     assert len(answer) > 3 * 4096
     llm.script(text_reply(answer, chunk_size=500))
-    await make_app()
+    await telegram_app()
 
     telegram.push(private_message(ALICE, "write a lot"))
     await telegram.wait_for(lambda t: "\n\n".join(sent_texts(t)) == answer, within=10)
@@ -151,7 +151,7 @@ async def test_a_long_answer_is_split_at_paragraphs_into_messages_under_the_limi
 
 
 async def test_markdown_telegram_cannot_parse_arrives_as_plain_text(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     answer = "Use **bold** here"
     llm.script(text_reply(answer))
@@ -161,7 +161,7 @@ async def test_markdown_telegram_cannot_parse_arrives_as_plain_text(
         "Bad Request: can't parse entities: can't find end of bold entity at byte offset 4",
         when=lambda params: params.get("parse_mode") == "HTML",
     )
-    await make_app()
+    await telegram_app()
 
     telegram.push(private_message(ALICE, "format it"))
     await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) == 2)
@@ -172,12 +172,12 @@ async def test_markdown_telegram_cannot_parse_arrives_as_plain_text(
 
 
 async def test_markdown_that_breaks_markdown_v2_still_renders_as_valid_html(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     # Unescaped MarkdownV2 specials, an unclosed bold, angle brackets and a code block.
     answer = "Costs 1.5€ (approx.) - see a_b_c, x < y & **unclosed\n\n```py\nif a<b: pass\n```"
     llm.script(text_reply(answer))
-    await make_app()
+    await telegram_app()
 
     telegram.push(private_message(ALICE, "tricky"))
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
@@ -189,11 +189,11 @@ async def test_markdown_that_breaks_markdown_v2_still_renders_as_valid_html(
 
 
 async def test_a_redelivered_update_is_answered_once_also_after_a_restart(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory, tmp_path
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory, tmp_path
 ) -> None:
     llm.set_default(text_reply("Hello!"))
     database = tmp_path / "shared.db"
-    app = await make_app(database=database)
+    app = await telegram_app(database=database)
     update = private_message(ALICE, "hi")
 
     telegram.push(update, update_id=500)
@@ -202,7 +202,7 @@ async def test_a_redelivered_update_is_answered_once_also_after_a_restart(
     await telegram.wait_for(lambda t: t.pending_updates == 0)
     await stop(app)
 
-    await make_app(database=database)
+    await telegram_app(database=database)
     telegram.push(update, update_id=500)
     telegram.push(private_message(ALICE, "and now?"), update_id=501)
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 2)
@@ -217,11 +217,11 @@ async def test_a_redelivered_update_is_answered_once_also_after_a_restart(
 
 
 async def test_flood_control_waits_the_retry_after_and_delivers_once(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.script(text_reply("Patience pays."))
     telegram.fail("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
-    await make_app()
+    await telegram_app()
 
     telegram.push(private_message(ALICE, "quick!"))
     await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) == 2, within=5)
@@ -236,12 +236,12 @@ async def test_flood_control_waits_the_retry_after_and_delivers_once(
 async def test_a_blocked_bot_drops_the_turn_and_keeps_serving(
     llm: ScriptedOpenAIServer,
     telegram: FakeTelegramServer,
-    make_app: AppFactory,
+    telegram_app: AppFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     llm.set_default(text_reply("Hi"))
     telegram.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
-    await make_app()
+    await telegram_app()
 
     with caplog.at_level(logging.WARNING):
         telegram.push(private_message(ALICE, "hello"))
@@ -255,11 +255,11 @@ async def test_a_blocked_bot_drops_the_turn_and_keeps_serving(
 
 
 async def test_polling_survives_network_errors(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.set_default(text_reply("Still here."))
     telegram.fail("getUpdates", 502, "Bad Gateway", times=2)
-    await make_app()
+    await telegram_app()
 
     telegram.push(private_message(ALICE, "are you there?"))
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1, within=10)
@@ -268,10 +268,10 @@ async def test_polling_survives_network_errors(
 
 
 async def test_commands_help_reset_and_tools(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.set_default(text_reply("ok"))
-    await make_app()
+    await telegram_app()
 
     telegram.push(private_message(ALICE, "first"))
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
@@ -290,9 +290,9 @@ async def test_commands_help_reset_and_tools(
 
 
 async def test_a_proactive_message_goes_through_the_messenger(
-    telegram: FakeTelegramServer, make_app: AppFactory
+    telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
-    app = await make_app()
+    app = await telegram_app()
     messenger = platform_of(app).messenger
 
     await messenger.send(ChatRef("telegram", "-100777", ChatKind.GROUP), "Reminder: *standup*", "9")
@@ -303,9 +303,9 @@ async def test_a_proactive_message_goes_through_the_messenger(
 
 
 async def test_a_non_text_message_in_private_gets_a_clear_answer(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
-    await make_app()
+    await telegram_app()
     update = private_message(ALICE, "")
     del update["message"]["text"]
     update["message"]["sticker_stand_in"] = True
@@ -317,10 +317,10 @@ async def test_a_non_text_message_in_private_gets_a_clear_answer(
 
 
 async def test_turns_of_different_chats_run_concurrently(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.set_default(text_reply("Done.", delay=0.5))
-    await make_app()
+    await telegram_app()
 
     started = asyncio.get_running_loop().time()
     for user in range(ALICE, ALICE + 4):
@@ -331,13 +331,13 @@ async def test_turns_of_different_chats_run_concurrently(
 
 
 async def test_typing_shows_while_tools_run_after_text(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     llm.script(
         tool_call_reply(("get_current_time", {"timezone": "UTC"}), text="Let me check."),
         text_reply("It is noon.", delay=0.3),  # time for the preview of the first round
     )
-    await make_app(preview_delay=0)
+    await telegram_app(preview_delay=0)
 
     telegram.push(private_message(ALICE, "time?"))
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
@@ -353,13 +353,13 @@ async def test_typing_shows_while_tools_run_after_text(
 
 
 async def test_stopping_answers_open_confirmations_with_no(
-    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, make_app: AppFactory
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     from tests.integrations.telegram.test_groups import LAUNCHED, launch
 
     LAUNCHED.clear()
     llm.script(tool_call_reply(("launch", {"name": "x"})), text_reply("Cancelled then."))
-    app = await make_app(tools=[launch])
+    app = await telegram_app(tools=[launch])
     telegram.push(private_message(ALICE, "launch x"))
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
 

@@ -20,9 +20,9 @@ HOOK = "https://parley.example.test/telegram/hook"
 
 
 @pytest.fixture
-async def served(make_app: AppFactory) -> AsyncIterator[tuple[Application, str]]:
+async def served(telegram_app: AppFactory) -> AsyncIterator[tuple[Application, str]]:
     """An application serving HTTP (port 0) in webhook mode, and its webhook URL."""
-    app = await make_app(start=False, webhook_url=HOOK, webhook_secret=SECRET)
+    app = await telegram_app(start=False, webhook_url=HOOK, webhook_secret=SECRET)
     stop = asyncio.Event()
     task = asyncio.create_task(app.serve(stop))
     while not platform_of(app).application.running:
@@ -100,9 +100,9 @@ async def test_an_update_with_the_secret_is_answered_once(
     ],
 )
 async def test_a_webhook_url_telegram_refuses_stops_the_start_naming_the_setting(
-    make_app: AppFactory, telegram: FakeTelegramServer, url: str, reason: str
+    telegram_app: AppFactory, telegram: FakeTelegramServer, url: str, reason: str
 ) -> None:
-    app = await make_app(start=False, webhook_url=url, webhook_secret=SECRET)
+    app = await telegram_app(start=False, webhook_url=url, webhook_secret=SECRET)
     platform = platform_of(app)
 
     with pytest.raises(ConfigError) as refused:
