@@ -27,6 +27,7 @@ from bot.activity import ActivityRecorder
 from bot.admin import Administration
 from bot.alerts import Alerts
 from bot.config import Settings
+from bot.desk import Desk
 from bot.doctor import Check
 from bot.domain import ToolServices
 from bot.engine import Engine
@@ -187,6 +188,8 @@ class Application:
             observer=observer,
             log_bodies=settings.ops.log_bodies,
         )
+        # The one object every platform receives: claims, turns, tools, confirmations.
+        self.desk = Desk(self.engine, self.store, self.admin)
         self.platforms: list[Platform] = self.build_platforms()
         # The platforms' own messengers come first; explicit ones (console, tests) override.
         self.messengers.update({p.name: p.messenger for p in self.platforms})
@@ -217,10 +220,7 @@ class Application:
             platforms.append(
                 SlackPlatform(
                     self.settings.slack,
-                    engine=self.engine,
-                    claim_event=self.store.claim_event,
-                    knows_thread=self.store.has_thread,
-                    admin=self.admin,
+                    self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
                 )
             )
@@ -230,9 +230,8 @@ class Application:
             platforms.append(
                 TelegramPlatform(
                     self.settings.telegram,
-                    self.engine,
+                    self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
-                    admin=self.admin,
                 )
             )
         return platforms

@@ -22,8 +22,9 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.desk import Confirmations
 from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
-from integrations.slack.confirmations import Confirmations, confirmation_blocks
+from integrations.slack.confirmations import confirmation_blocks
 from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text
 from integrations.slack.webapi import (
     CHANNEL_ERRORS,

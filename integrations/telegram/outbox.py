@@ -1,6 +1,6 @@
 """`Outbox`: what every Telegram surface of one bot shares, and how it sends.
 
-The bot, the per-chat pace, the open Confirm / Cancel questions, and the two ways of
+The bot, the per-chat pace, and the two ways of
 putting final text in a chat: `send_part`/`send_markdown` (rendered to HTML, resent as
 plain text when Telegram cannot parse it) and `edit_part` (which never sends an edit that
 would not change what the reader sees).
@@ -8,10 +8,9 @@ would not change what the reader sees).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
@@ -28,14 +27,8 @@ T = TypeVar("T")
 
 
 @dataclass(slots=True)
-class PendingConfirmation:
-    user_id: int
-    answer: asyncio.Future[bool]
-
-
-@dataclass(slots=True)
 class Outbox:
-    """What every surface of one bot shares: the bot, the pace, the open questions."""
+    """What every surface of one bot shares: the bot and the pace."""
 
     bot: Bot
     pace: ChatPace
@@ -43,7 +36,6 @@ class Outbox:
     draft_interval: float
     preview_delay: float
     confirm_timeout: float
-    confirmations: dict[str, PendingConfirmation] = field(default_factory=dict)
 
     async def call(self, make: Callable[[], Awaitable[Any]], what: str, chat_id: int) -> Any:
         return await deliver(

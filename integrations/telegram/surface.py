@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import secrets
 from collections.abc import Awaitable
 from typing import Any
 
@@ -28,13 +27,14 @@ from telegram import (
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
+from bot.desk import Confirmations
 from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
 from integrations.telegram.formatting import (
     PART_LIMIT,
     split_markdown,
     utf16_len,
 )
-from integrations.telegram.outbox import EMPTY_ANSWER, Outbox, PendingConfirmation
+from integrations.telegram.outbox import EMPTY_ANSWER, Outbox
 from integrations.telegram.sender import (
     ChatUnavailable,
     is_not_modified,
@@ -58,6 +58,7 @@ class TelegramSurface:
     def __init__(
         self,
         outbox: Outbox,
+        confirmations: Confirmations,
         chat_id: int,
         *,
         private: bool,
@@ -65,6 +66,7 @@ class TelegramSurface:
         reply_to: int | None = None,
     ) -> None:
         self.outbox = outbox
+        self.confirmations = confirmations
         self.chat_id = chat_id
         self.private = private
         self.thread_id = thread_id
@@ -141,9 +143,7 @@ class TelegramSurface:
                 )
             )
             return False
-        token = secrets.token_urlsafe(9)
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.outbox.confirmations[token] = PendingConfirmation(int(user.platform_user_id), answer)
+        token, answer = self.confirmations.open(user.platform_user_id)
         keyboard = InlineKeyboardMarkup(
             [
                 [
@@ -180,7 +180,7 @@ class TelegramSurface:
             self._drop(exc)
             return False
         finally:
-            self.outbox.confirmations.pop(token, None)
+            self.confirmations.discard(token)
 
     async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
         await TelegramMessenger(self.outbox).send(chat, text, thread_key)

@@ -15,8 +15,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.desk import Confirmations
 from bot.domain import ChatKind, ChatRef
-from integrations.slack.confirmations import Confirmations
 from integrations.slack.convert import split_text, strip_mention, to_incoming_message
 from integrations.slack.surface import SlackSurface
 from integrations.slack.webapi import SlackMessenger
