@@ -222,6 +222,8 @@ class Application:
                     self.settings.slack,
                     self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
+                    confirm_timeout=self.settings.bot.confirm_timeout_seconds,
+                    drain_timeout=self.settings.ops.shutdown_grace_seconds,
                 )
             )
         if self.settings.telegram.bot_token is not None:
@@ -232,6 +234,7 @@ class Application:
                     self.settings.telegram,
                     self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
+                    confirm_timeout=self.settings.bot.confirm_timeout_seconds,
                 )
             )
         return platforms

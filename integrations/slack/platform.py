@@ -68,11 +68,9 @@ class SlackPlatform:
         settings: SlackSettings,
         desk: Desk,
         *,
-        preview_delay: float = 0.3,
-        stream_interval: float = 0.5,
-        update_interval: float = 1.0,
-        confirm_timeout: float = 300.0,
-        drain_timeout: float = 30.0,
+        preview_delay: float,
+        confirm_timeout: float,
+        drain_timeout: float,
     ) -> None:
         if settings.bot_token is None or not settings.bot_token.get_secret_value():
             raise ConfigError("SLACK_BOT_TOKEN is not set")
@@ -86,8 +84,8 @@ class SlackPlatform:
         self.settings = settings
         self.desk = desk
         self.preview_delay = preview_delay
-        self.stream_interval = stream_interval
-        self.update_interval = update_interval
+        self.stream_interval = settings.stream_interval_seconds
+        self.update_interval = settings.update_interval_seconds
         self.confirm_timeout = confirm_timeout
         self.drain_timeout = drain_timeout
         self.client = AsyncWebClient(

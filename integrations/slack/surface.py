@@ -52,10 +52,10 @@ class SlackSurface:
         thread_ts: str,
         user_id: str,
         team_id: str,
-        preview_delay: float = 0.3,
-        stream_interval: float = 0.5,
-        update_interval: float = 1.0,
-        confirm_timeout: float = 300.0,
+        preview_delay: float,
+        stream_interval: float,
+        update_interval: float,
+        confirm_timeout: float,
         message_limit: int = MESSAGE_LIMIT,
     ) -> None:
         self.client = client

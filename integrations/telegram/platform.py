@@ -11,7 +11,6 @@ loop never waits for a model, and the engine serialises turns of one conversatio
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -90,6 +89,7 @@ class TelegramPlatform:
         desk: Desk,
         *,
         preview_delay: float,
+        confirm_timeout: float,
     ) -> None:
         if settings.bot_token is None:
             raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
@@ -98,9 +98,6 @@ class TelegramPlatform:
                 "PARLEY_TELEGRAM_WEBHOOK_SECRET must be set when PARLEY_TELEGRAM_WEBHOOK_URL is "
                 "(Telegram sends it with every update so that nobody else can post one)"
             )
-        # PTB 22 warns on every RetryAfter it builds unless durations are timedeltas;
-        # Parley reads both forms (sender.retry_after_seconds).
-        os.environ.setdefault("PTB_TIMEDELTA", "true")
         self.settings = settings
         self.desk = desk
         builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
@@ -120,7 +117,7 @@ class TelegramPlatform:
             max_retries=settings.max_retries,
             draft_interval=settings.draft_interval_seconds,
             preview_delay=preview_delay,
-            confirm_timeout=settings.confirm_timeout_seconds,
+            confirm_timeout=confirm_timeout,
         )
         self.messenger: Messenger = TelegramMessenger(self.outbox)
         self._bot_id = 0

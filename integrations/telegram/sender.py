@@ -31,6 +31,14 @@ from telegram.warnings import PTBDeprecationWarning
 
 log = logging.getLogger(__name__)
 
+# PTB 22.2+ deprecates reading `RetryAfter.retry_after` as an int, and reads it itself
+# while building the error, so every 429 would warn. Parley reads both forms
+# (`retry_after_seconds`), so only that one notice is silenced here; PTB_TIMEDELTA
+# would instead change the type of every duration PTB returns, to every library in
+# the process.
+RETRY_AFTER_NOTICE = r".*`retry_after` will be of type"
+warnings.filterwarnings("ignore", RETRY_AFTER_NOTICE, PTBDeprecationWarning)
+
 T = TypeVar("T")
 
 _GONE = (
@@ -51,7 +59,7 @@ class ChatUnavailable(Exception):
 
 def retry_after_seconds(error: RetryAfter) -> float:
     """`RetryAfter.retry_after` is an int (with a deprecation warning) or a timedelta
-    (PTB_TIMEDELTA=true); read either without the warning."""
+    (PTB_TIMEDELTA=true, or PTB 23); read either without the warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PTBDeprecationWarning)
         value = error.retry_after

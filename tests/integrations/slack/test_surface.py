@@ -42,6 +42,10 @@ async def client(slack: FakeSlackServer) -> AsyncIterator[AsyncWebClient]:
     await session.close()
 
 
+# The settings' defaults (SlackSettings, BotSettings).
+TIMING = {"stream_interval": 0.5, "update_interval": 1.0, "confirm_timeout": 300.0}
+
+
 def surface(client: AsyncWebClient, **options: float) -> SlackSurface:
     """A reply in a channel thread; it streams from the first piece unless a
     `preview_delay` is given."""
@@ -52,7 +56,7 @@ def surface(client: AsyncWebClient, **options: float) -> SlackSurface:
         thread_ts="1700000000.000100",
         user_id=ALICE,
         team_id="T0001",
-        **{"preview_delay": 0, **options},  # type: ignore[arg-type]
+        **{"preview_delay": 0, **TIMING, **options},  # type: ignore[arg-type]
     )
 
 

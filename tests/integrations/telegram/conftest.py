@@ -42,6 +42,7 @@ async def make_app(
         database: Path | None = None,
         admin: dict[str, Any] | None = None,
         preview_delay: float | None = None,
+        confirm_timeout: float | None = None,
         **options: Any,
     ) -> Application:
         settings = Settings.load(
@@ -54,7 +55,10 @@ async def make_app(
             },
             database={"url": f"sqlite:///{database or tmp_path / 'parley.db'}"},
             http={"port": 0},
-            bot={} if preview_delay is None else {"preview_delay_seconds": preview_delay},
+            bot={
+                **({} if preview_delay is None else {"preview_delay_seconds": preview_delay}),
+                **({} if confirm_timeout is None else {"confirm_timeout_seconds": confirm_timeout}),
+            },
             telegram={"bot_token": TOKEN, "base_url": telegram.base_url, **options},
             admin={**DEFAULT_TOOLS, **(admin or {})},
         )
