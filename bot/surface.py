@@ -39,9 +39,6 @@ class Surface(Protocol):
     async def confirm(self, user: UserRef, question: str) -> bool:
         """Ask `user` (and only them) to confirm; True only on an explicit yes."""
 
-    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
-        """Post a proactive message (reminders, follow-ups) to a chat."""
-
 
 @runtime_checkable
 class Messenger(Protocol):

@@ -99,9 +99,6 @@ class ConsoleSurface:
             return False
         return answer.strip().lower() in ("y", "yes")
 
-    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
-        self._write(f"{text}\n")
-
 
 class ConsoleMessenger:
     """Delivers reminders and follow-ups for the `console` platform by printing them."""

@@ -125,7 +125,7 @@ class SlashCommands:
             replace_original=True,
             response_type="ephemeral",
             text=note or tools_text(overview),
-            blocks=tools_blocks(overview, editable=True, note=note),
+            blocks=tools_blocks(overview, note=note),
         )
 
 
@@ -142,9 +142,7 @@ def tools_text(overview: list[tuple[Tool, bool]]) -> str:
     return f"Tools in this channel: {', '.join(enabled) or 'none'}"
 
 
-def tools_blocks(
-    overview: list[tuple[Tool, bool]], *, editable: bool = True, note: str = ""
-) -> list[dict[str, Any]]:
+def tools_blocks(overview: list[tuple[Tool, bool]], *, note: str = "") -> list[dict[str, Any]]:
     """A header, checkboxes (10 tools per group, as Slack allows) and a footnote."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Tools in this channel"}}
@@ -165,20 +163,13 @@ def tools_blocks(
         initial = [option for option, (_, on) in zip(options, chunk, strict=True) if on]
         if initial:
             element["initial_options"] = initial
-        if editable:
-            blocks.append(
-                {
-                    "type": "actions",
-                    "block_id": f"{TOOLS_ACTION}:{index // CHUNK}",
-                    "elements": [element],
-                }
-            )
-        else:
-            lines = [
-                f"{':white_check_mark:' if on else ':no_entry:'} *{item.name}*"
-                for item, on in chunk
-            ]
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"{TOOLS_ACTION}:{index // CHUNK}",
+                "elements": [element],
+            }
+        )
     blocks.append(
         {
             "type": "context",

@@ -23,12 +23,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.desk import Confirmations
-from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
+from bot.domain import ToolCall, ToolResult, UserRef
 from integrations.slack.confirmations import confirmation_blocks
 from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text
 from integrations.slack.webapi import (
     CHANNEL_ERRORS,
-    SlackMessenger,
     log_slack_error,
     markdown_blocks,
     slack_call,
@@ -158,9 +157,6 @@ class SlackSurface:
             return False
         finally:
             self.confirmations.discard(token)
-
-    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
-        await SlackMessenger(self.client).send(chat, text, thread_key)
 
     # -- in the background -------------------------------------------------------------
 

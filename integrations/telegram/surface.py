@@ -182,9 +182,6 @@ class TelegramSurface:
         finally:
             self.confirmations.discard(token)
 
-    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
-        await TelegramMessenger(self.outbox).send(chat, text, thread_key)
-
     # -- inside ------------------------------------------------------------------------
 
     async def _settle(self) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 
 from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
-from integrations.console import ConsoleSurface
+from integrations.console import ConsoleMessenger, ConsoleSurface
 
 USER = UserRef("console", "me")
 
@@ -58,8 +58,10 @@ async def test_confirmation_needs_an_explicit_yes() -> None:
 
 
 async def test_proactive_messages_are_printed() -> None:
+    # Reminders and follow-ups reach the terminal through its Messenger (a Surface only
+    # answers the turn it was made for).
     out = io.StringIO()
-    await ConsoleSurface(out, never_called, color=False).send(
-        ChatRef("console", "local"), "Reminder!"
-    )
-    assert out.getvalue() == "Reminder!\n"
+    messenger = ConsoleMessenger(out)
+    await messenger.send(ChatRef("console", "local"), "Reminder!")
+    assert messenger.platform == "console"
+    assert out.getvalue() == "\nReminder!\n"
