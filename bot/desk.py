@@ -95,6 +95,11 @@ class Desk:
         self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds)
         self.confirmations = Confirmations()
 
+    @property
+    def model(self) -> str:
+        """The model answering (for a platform's greeting)."""
+        return self._engine.provider.model
+
     # -- events and turns --------------------------------------------------------------
 
     async def claim(self, platform: str, bot: str, event_id: str) -> bool:

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
-from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
-from integrations.console import ConsoleMessenger, ConsoleSurface
+from bot.app import Application
+from bot.config import Settings
+from bot.domain import ChatRef, IncomingMessage, ToolCall, ToolResult, UserRef
+from integrations.console import CONSOLE_CHAT, ConsoleMessenger, ConsoleSurface, run_console
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 
 USER = UserRef("console", "me")
 
@@ -65,3 +69,40 @@ async def test_proactive_messages_are_printed() -> None:
     await messenger.send(ChatRef("console", "local"), "Reminder!")
     assert messenger.platform == "console"
     assert out.getvalue() == "\nReminder!\n"
+
+
+async def test_the_terminal_runs_turns_reset_and_tools_on_the_desk(
+    llm: ScriptedOpenAIServer, tmp_path: Path
+) -> None:
+    llm.script(text_reply("Hello from the model."))
+    settings = Settings.load(
+        env_file=None,
+        llm={"base_url": llm.base_url, "api_key": "sk-test", "model": "scripted"},
+        database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
+    )
+    app = Application(settings, tools=[])
+    lines = iter(["hello", "/tools", "/reset", "/help"])
+
+    async def typed(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    out = io.StringIO()
+    try:
+        await app.start()
+        await run_console(app.desk, reader=typed, out=out, user=USER, color=False)
+        # The turn went through the core: stored, in the console's own conversation.
+        message = IncomingMessage(chat=CONSOLE_CHAT, user=USER, text="")
+        assert await app.desk.reset(message) is False  # /reset already closed it
+    finally:
+        await app.aclose()
+    shown = out.getvalue()
+    assert shown.startswith("Parley (scripted). Commands: /reset")
+    assert "Hello from the model." in shown
+    assert "Tools: none\n" in shown
+    assert "(new conversation)\n" in shown
+    assert shown.count("Commands: /reset") == 2
+    [request] = llm.requests
+    assert request["messages"][-1] == {"role": "user", "content": "hello"}
