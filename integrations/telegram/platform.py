@@ -43,9 +43,8 @@ from integrations.telegram.convert import (
     to_chat_ref,
     to_incoming_message,
 )
+from integrations.telegram.delivery import ChatPace, ChatUnavailable, Delivery
 from integrations.telegram.keyboards import TOGGLE, TOOLS_HINT, tools_keyboard
-from integrations.telegram.outbox import Outbox
-from integrations.telegram.sender import ChatPace, ChatUnavailable
 from integrations.telegram.startup import WebhookRefused, start_failure
 from integrations.telegram.surface import (
     PLATFORM,
@@ -111,7 +110,7 @@ class TelegramPlatform:
             builder = builder.updater(None)
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update, block=False))
-        self.outbox = Outbox(
+        self.delivery = Delivery(
             bot=self.application.bot,
             pace=ChatPace(settings.edit_interval_seconds),
             max_retries=settings.max_retries,
@@ -119,7 +118,7 @@ class TelegramPlatform:
             preview_delay=preview_delay,
             confirm_timeout=confirm_timeout,
         )
-        self.messenger: Messenger = TelegramMessenger(self.outbox)
+        self.messenger: Messenger = TelegramMessenger(self.delivery)
         self._bot_id = 0
         self._username = ""
 
@@ -235,7 +234,7 @@ class TelegramPlatform:
         private = message.chat.type == ChatType.PRIVATE
         if message.text is None:
             if private and message.from_user is not None and not message.from_user.is_bot:
-                await self.outbox.send_part(message.chat.id, TEXT_ONLY, render=False)
+                await self.delivery.send_part(message.chat.id, TEXT_ONLY, render=False)
             return
         command = command_of(message, self._username)
         if command in OWN_COMMANDS:
@@ -245,7 +244,7 @@ class TelegramPlatform:
         if incoming is None:
             return
         surface = TelegramSurface(
-            self.outbox,
+            self.delivery,
             self.desk.confirmations,
             message.chat.id,
             private=private,
@@ -283,7 +282,7 @@ class TelegramPlatform:
         else:
             text = await self._tools_text(incoming)
             overview = await self.desk.tool_overview(incoming)
-            await self.outbox.send_part(
+            await self.delivery.send_part(
                 chat_id,
                 f"{text}\n\n{TOOLS_HINT}",
                 thread_id=topic,
@@ -292,7 +291,7 @@ class TelegramPlatform:
                 render=False,
             )
             return
-        await self.outbox.send_part(
+        await self.delivery.send_part(
             chat_id, text, thread_id=topic, reply_to=message.message_id, render=False
         )
 
@@ -389,7 +388,7 @@ class TelegramPlatform:
         await query.answer(f"{name} {'enabled' if not current else 'disabled'}.")
         overview = await self.desk.tool_overview(incoming)
         try:
-            await self.outbox.call(
+            await self.delivery.call(
                 lambda: query.edit_message_reply_markup(reply_markup=tools_keyboard(overview)),
                 "editMessageReplyMarkup",
                 message.chat.id,

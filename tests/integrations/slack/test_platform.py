@@ -87,7 +87,7 @@ async def test_timing_and_the_confirmation_timeout_come_from_the_settings(
         assert (slack.stream_interval, slack.update_interval) == (2.5, 4.0)
         # One setting for both platforms: a question waits as long in either.
         assert slack.confirm_timeout == 42.0
-        assert telegram.outbox.confirm_timeout == 42.0  # type: ignore[attr-defined]
+        assert telegram.delivery.confirm_timeout == 42.0  # type: ignore[attr-defined]
     finally:
         await app.aclose()
 
