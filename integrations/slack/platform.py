@@ -37,7 +37,7 @@ from bot.errors import ConfigError, PlatformUnavailable
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import CONFIRM_NO, CONFIRM_YES
-from integrations.slack.convert import PLATFORM, chat_kind, thread_of, to_incoming_message
+from integrations.slack.convert import PLATFORM, chat_kind, to_incoming_message
 from integrations.slack.inbound import Refused, check_body, check_headers, check_signature
 from integrations.slack.surface import SlackSurface
 from integrations.slack.webapi import SlackMessenger, slack_call
@@ -344,18 +344,17 @@ class SlackPlatform:
         if not first:
             log.info("slack: event %s:%s was already taken; skipping the retry", team_id, event_id)
             return
-        message = to_incoming_message(
+        message, reply = to_incoming_message(
             event, team_id=team_id, event_id=event_id, bot_user_id=context.bot_user_id
         )
-        thread_ts = thread_of(event)
         if message.chat.kind is not ChatKind.DM:
-            self._remember_thread((message.chat.platform_chat_id, thread_ts))
+            self._remember_thread((reply.channel, reply.thread_ts))
         if not message.text:
             await slack_call(
                 "chat.postMessage (empty message)",
                 self.client.chat_postMessage(
-                    channel=message.chat.platform_chat_id,
-                    thread_ts=thread_ts,
+                    channel=reply.channel,
+                    thread_ts=reply.thread_ts,
                     text=EMPTY_HINT.format(command=self.settings.command),
                 ),
             )
@@ -363,10 +362,10 @@ class SlackPlatform:
         surface = SlackSurface(
             self.client,
             self.desk.confirmations,
-            channel=message.chat.platform_chat_id,
-            thread_ts=thread_ts,
-            user_id=message.user.platform_user_id,
-            team_id=team_id,
+            channel=reply.channel,
+            thread_ts=reply.thread_ts,
+            user_id=reply.user_id,
+            team_id=reply.team_id,
             preview_delay=self.preview_delay,
             stream_interval=self.stream_interval,
             update_interval=self.update_interval,

@@ -38,8 +38,8 @@ from bot.errors import ConfigError
 from bot.surface import Messenger
 from integrations.telegram.convert import (
     OWN_COMMANDS,
+    ReplyAddress,
     command_of,
-    thread_key,
     to_chat_ref,
     to_incoming_message,
 )
@@ -240,22 +240,23 @@ class TelegramPlatform:
         if command in OWN_COMMANDS:
             await self._command(command, message, update_id)
             return
-        incoming = self._incoming(message, update_id, command=command is not None)
-        if incoming is None:
+        converted = self._incoming(message, update_id, command=command is not None)
+        if converted is None:
             return
+        incoming, reply = converted
         surface = TelegramSurface(
             self.delivery,
             self.desk.confirmations,
-            message.chat.id,
-            private=private,
-            thread_id=message.message_thread_id if incoming.thread_key else None,
-            reply_to=message.message_id,
+            reply.chat_id,
+            private=reply.private,
+            thread_id=reply.thread_id,
+            reply_to=reply.reply_to,
         )
         await self.desk.turn(incoming, surface)
 
     def _incoming(
         self, message: Message, update_id: int, *, command: bool = False
-    ) -> IncomingMessage | None:
+    ) -> tuple[IncomingMessage, ReplyAddress] | None:
         return to_incoming_message(
             message,
             bot_id=self._bot_id,
@@ -265,11 +266,11 @@ class TelegramPlatform:
         )
 
     async def _command(self, command: str, message: Message, update_id: int) -> None:
-        incoming = self._incoming(message, update_id, command=True)
-        if incoming is None:
+        converted = self._incoming(message, update_id, command=True)
+        if converted is None:
             return
-        chat_id = message.chat.id
-        topic = int(thread_key(message)) if thread_key(message) else None
+        incoming, reply = converted
+        chat_id, topic = reply.chat_id, reply.thread_id
         if command in ("start", "help"):
             text = HELP
         elif command == "reset":
@@ -286,13 +287,13 @@ class TelegramPlatform:
                 chat_id,
                 f"{text}\n\n{TOOLS_HINT}",
                 thread_id=topic,
-                reply_to=message.message_id,
+                reply_to=reply.reply_to,
                 markup=tools_keyboard(overview),
                 render=False,
             )
             return
         await self.delivery.send_part(
-            chat_id, text, thread_id=topic, reply_to=message.message_id, render=False
+            chat_id, text, thread_id=topic, reply_to=reply.reply_to, render=False
         )
 
     async def _tools_text(self, incoming: IncomingMessage) -> str:

@@ -17,7 +17,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.desk import Confirmations
 from bot.domain import ChatKind, ChatRef
-from integrations.slack.convert import split_text, strip_mention, to_incoming_message
+from integrations.slack.convert import (
+    ReplyAddress,
+    split_text,
+    strip_mention,
+    to_incoming_message,
+)
 from integrations.slack.surface import SlackSurface
 from integrations.slack.webapi import SlackMessenger
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
@@ -302,11 +307,15 @@ def test_split_text_prefers_line_breaks_and_keeps_everything() -> None:
 
 def test_incoming_messages_are_keyed_per_thread_in_channels_and_per_dm() -> None:
     mention = mention_event("hi  there", thread_ts="170.1")
-    channel = to_incoming_message(mention, team_id="T1", event_id="Ev1", bot_user_id="UBOT")
+    channel, there = to_incoming_message(mention, team_id="T1", event_id="Ev1", bot_user_id="UBOT")
     assert channel.thread_key == "170.1" and channel.text == "hi there"
     assert channel.chat.kind is ChatKind.CHANNEL and channel.event_id == "T1:Ev1"
-    dm = to_incoming_message(dm_event("yo"), team_id="T1", event_id="Ev2", bot_user_id="UBOT")
+    # The converter also says where the answer goes, so nobody reads the event again.
+    assert there == ReplyAddress(CHANNEL, "170.1", ALICE, "T1")
+    direct = dm_event("yo")
+    dm, here = to_incoming_message(direct, team_id="T1", event_id="Ev2", bot_user_id="UBOT")
     assert dm.thread_key == "" and dm.chat.kind is ChatKind.DM
+    assert here == ReplyAddress(DM_CHANNEL, direct["ts"], ALICE, "T1")
     assert strip_mention("<@UBOT|parley> hello", "UBOT") == "hello"
 
 
