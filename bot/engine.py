@@ -51,13 +51,12 @@ from bot.llm.base import Provider, ToolSpec
 from bot.observe import TURN_ID, Observer, new_turn_id
 from bot.policy import AllowAllTools, ChannelProfile, ToolPolicy, for_scheduled_turn
 from bot.storage import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
-from bot.surface import Surface
+from bot.surface import NO_ANSWER, Surface
 from bot.tool_round import RoundRules, ids_in, prepare_round, run_round
 from bot.toolkit import Tool, ToolRegistry
 
 log = logging.getLogger(__name__)
 
-EMPTY_ANSWER = "(The model returned an empty answer. Please try rephrasing your message.)"
 UNEXPECTED_ERROR = (
     "Sorry, something went wrong on my side. The operators can find details in the logs."
 )
@@ -285,9 +284,9 @@ class Engine:
                 if not visible:
                     # An empty answer would be an empty chat message, which platforms refuse.
                     log.warning("the model ended the turn without any text")
-                    outcome.error = EMPTY_ANSWER  # shown, but not an answer (follow-ups retry)
-                    await surface.stream(EMPTY_ANSWER)
-                    visible.append(EMPTY_ANSWER)
+                    outcome.error = NO_ANSWER  # shown, but not an answer (follow-ups retry)
+                    await surface.stream(NO_ANSWER)
+                    visible.append(NO_ANSWER)
                 outcome.text = "\n\n".join(visible)
                 await surface.finish(outcome.text)
                 return

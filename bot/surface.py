@@ -12,6 +12,11 @@ from typing import Protocol, runtime_checkable
 
 from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
 
+# What a chat shows instead of an empty answer, on every platform (a chat message may not
+# be empty): the engine streams it when the model answered nothing, and a Surface or
+# Messenger given empty text sends it rather than an empty message.
+NO_ANSWER = "(The model returned an empty answer. Please try rephrasing your message.)"
+
 
 @runtime_checkable
 class Surface(Protocol):

@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.desk import Confirmations
 from bot.domain import ToolCall, ToolResult, UserRef
+from bot.surface import NO_ANSWER
 from integrations.slack.confirmations import confirmation_blocks
 from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text
 from integrations.slack.webapi import (
@@ -35,8 +36,6 @@ from integrations.slack.webapi import (
 )
 
 log = logging.getLogger(__name__)
-
-NO_ANSWER = "I have no answer to that."
 
 
 class SlackSurface:

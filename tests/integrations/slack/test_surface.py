@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.desk import Confirmations
 from bot.domain import ChatKind, ChatRef
+from bot.surface import NO_ANSWER
 from integrations.slack.convert import (
     ReplyAddress,
     split_text,
@@ -332,3 +333,13 @@ async def test_a_non_json_error_answer_is_logged_not_raised(
         await reply.finish("hi")
     assert "assistant.threads.setStatus failed: HTTP 404" in caplog.text
     assert "chat.postMessage failed: HTTP 404" in caplog.text
+
+
+async def test_an_empty_answer_shows_the_one_placeholder_every_platform_uses(
+    client: AsyncWebClient, slack: FakeSlackServer
+) -> None:
+    reply = surface(client, preview_delay=5)
+    await reply.start()
+    await reply.finish("")
+    [post] = slack.bodies("chat.postMessage")
+    assert post["text"] == NO_ANSWER  # Slack refuses an empty message; this is bot.surface's
