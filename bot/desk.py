@@ -116,6 +116,10 @@ class Desk:
     async def reset(self, message: IncomingMessage) -> bool:
         return await self._engine.reset(message)
 
+    async def drain(self, within: float) -> bool:
+        """Wait until no turn runs (at most `within` seconds); True if none does."""
+        return await self._engine.drain(within)
+
     # -- tools -------------------------------------------------------------------------
 
     async def offered_tools(self, message: IncomingMessage) -> list[Tool]:

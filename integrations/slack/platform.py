@@ -11,7 +11,6 @@ arrives while the first delivery is still running, or after a restart) gets no s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections import OrderedDict
@@ -99,7 +98,6 @@ class SlackPlatform:
         self._socket: AsyncSocketModeHandler | None = None
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._prompted: set[str] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._http = AsyncSlackRequestHandler(self.bolt)
         self._verifier = SignatureVerifier(secret) if secret else None
         self._register()
@@ -165,11 +163,11 @@ class SlackPlatform:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=self.drain_timeout)
-            for task in pending:
-                log.warning("slack: cancelling a turn still running at shutdown")
-                task.cancel()
+        # No new events now; the turns in flight are the engine's (Application.serve has
+        # normally drained them already, this covers a platform stopped on its own).
+        if not await self.desk.drain(self.drain_timeout):
+            log.warning("slack: turns still running at shutdown")
+        self.desk.confirmations.refuse_all()
         session, self.client.session = self.client.session, None
         if session is not None:
             await session.close()
@@ -325,10 +323,6 @@ class SlackPlatform:
     async def _turn(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
         team_id = str(body.get("team_id") or context.team_id or "")
         event_id = str(body.get("event_id") or "")
         if not event_id:
