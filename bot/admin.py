@@ -79,9 +79,6 @@ class Administration:
         groups = sorted({key for item in self.tools if (key := policy_key(item)) is not None})
         return names + groups
 
-    def tool(self, name: str) -> Tool | None:
-        return next((item for item in self.tools if item.name == name), None)
-
     async def overview(self, channel_id: int, chat: ChatRef) -> list[tuple[Tool, bool]]:
         config = await self.store.channel_config(channel_id)
         return [(item, self.policy.is_enabled(item, chat.kind, config)) for item in self.tools]
@@ -116,15 +113,3 @@ class Administration:
             actor=actor, action="tool.toggle", place=place, surface=surface, details=details
         )
         return True
-
-    async def refused(
-        self, *, actor: str, action: str, place: str, surface: str, details: dict[str, Any]
-    ) -> None:
-        await self.store.audit(
-            actor=actor,
-            action=action,
-            place=place,
-            surface=surface,
-            allowed=False,
-            details={**details, "reason": "not an admin"},
-        )

@@ -26,6 +26,7 @@ from bot.activity import ActivityRecorder
 from bot.admin import Administration
 from bot.alerts import Alerts
 from bot.config import Settings
+from bot.desk import Desk
 from bot.doctor import Check
 from bot.domain import ToolServices
 from bot.engine import Engine
@@ -196,6 +197,8 @@ class Application:
             observer=observer,
             log_bodies=settings.ops.log_bodies,
         )
+        # The one object every platform receives: claims, turns, tools, confirmations.
+        self.desk = Desk(self.engine, self.store, self.admin)
         self.platforms: list[Platform] = self.build_platforms()
         # One messenger per platform delivers reminders and alerts: the platforms' own,
         # overridden by explicit ones (the terminal chat's, tests').
@@ -226,11 +229,10 @@ class Application:
             platforms.append(
                 SlackPlatform(
                     self.settings.slack,
-                    engine=self.engine,
-                    claim_event=self.store.claim_event,
-                    knows_thread=self.store.has_thread,
-                    admin=self.admin,
+                    self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
+                    confirm_timeout=self.settings.bot.confirm_timeout_seconds,
+                    drain_timeout=self.settings.ops.shutdown_grace_seconds,
                 )
             )
         if self.settings.telegram.bot_token is not None:
@@ -239,9 +241,9 @@ class Application:
             platforms.append(
                 TelegramPlatform(
                     self.settings.telegram,
-                    self.engine,
+                    self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
-                    admin=self.admin,
+                    confirm_timeout=self.settings.bot.confirm_timeout_seconds,
                 )
             )
         return platforms

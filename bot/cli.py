@@ -155,7 +155,7 @@ def chat(ctx: typer.Context) -> None:
         try:
             await application.start()
             await application.start_scheduler()
-            await run_console(application.engine)
+            await run_console(application.desk)
         finally:
             await application.aclose()
 

@@ -106,6 +106,13 @@ class BotSettings(_Group):
     # A reply complete within this time is sent whole: no streamed preview, typing action
     # or status first (each would be a platform call replaced a moment later).
     preview_delay_seconds: float = Field(0.3, ge=0, le=10, validation_alias="PARLEY_PREVIEW_DELAY")
+    # How long a Confirm / Cancel question waits for its asker, on every platform (the
+    # Telegram-only name it had before is still read).
+    confirm_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        validation_alias=AliasChoices("PARLEY_CONFIRM_TIMEOUT", "PARLEY_TELEGRAM_CONFIRM_TIMEOUT"),
+    )
 
     @field_validator("default_timezone")
     @classmethod
@@ -188,6 +195,15 @@ class SlackSettings(_Group):
     app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     api_url: str = Field("https://slack.com/api/", validation_alias="PARLEY_SLACK_API_URL")
     command: str = Field("/parley", validation_alias="PARLEY_SLACK_COMMAND")
+    # A streamed answer is appended (chat.appendStream) at most this often, and where
+    # streaming is unavailable, edited (chat.update, rate-limited per channel) at most
+    # every `update_interval_seconds`.
+    stream_interval_seconds: float = Field(
+        0.5, gt=0, le=60, validation_alias="PARLEY_SLACK_STREAM_INTERVAL"
+    )
+    update_interval_seconds: float = Field(
+        1.0, gt=0, le=60, validation_alias="PARLEY_SLACK_UPDATE_INTERVAL"
+    )
 
     @field_validator("command")
     @classmethod
@@ -216,9 +232,6 @@ class TelegramSettings(_Group):
     )
     draft_interval_seconds: float = Field(
         0.5, ge=0.1, le=60, validation_alias="PARLEY_TELEGRAM_DRAFT_INTERVAL"
-    )
-    confirm_timeout_seconds: float = Field(
-        300.0, gt=0, validation_alias="PARLEY_TELEGRAM_CONFIRM_TIMEOUT"
     )
     max_retries: int = Field(5, ge=0, le=20, validation_alias="PARLEY_TELEGRAM_MAX_RETRIES")
 

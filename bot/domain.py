@@ -260,6 +260,5 @@ class ToolContext:
     timezone: str
     now: datetime
     conversation_id: int | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
     thread_key: str = ""
     services: ToolServices = field(default_factory=ToolServices)

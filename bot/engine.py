@@ -51,13 +51,12 @@ from bot.llm.base import Provider, ToolSpec
 from bot.observe import TURN_ID, Observer, new_turn_id
 from bot.policy import AllowAllTools, ChannelProfile, ToolPolicy, for_scheduled_turn
 from bot.storage import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
-from bot.surface import Surface
+from bot.surface import NO_ANSWER, Surface
 from bot.tool_round import RoundRules, ids_in, prepare_round, run_round
 from bot.toolkit import Tool, ToolRegistry
 
 log = logging.getLogger(__name__)
 
-EMPTY_ANSWER = "(The model returned an empty answer. Please try rephrasing your message.)"
 UNEXPECTED_ERROR = (
     "Sorry, something went wrong on my side. The operators can find details in the logs."
 )
@@ -99,7 +98,7 @@ class Engine:
         self.observer = observer or Observer()
         self.log_bodies = log_bodies
         self.services = services or ToolServices()
-        self.store = store
+        self._store = store
         self.tools = tools
         self.settings = settings
         self.policy = policy or AllowAllTools()
@@ -164,7 +163,7 @@ class Engine:
             # In-process first (cheap), then across replicas (a database lock on PostgreSQL).
             async with self._locks.hold(key):
                 try:
-                    async with self.store.conversation_lock(key):
+                    async with self._store.conversation_lock(key):
                         await self._run_turn(message, surface, outcome, scheduled=scheduled)
                 except ProviderError as exc:
                     log.warning("turn failed: provider error: %s", exc)
@@ -205,14 +204,14 @@ class Engine:
 
     async def offered_tools(self, message: IncomingMessage) -> list[Tool]:
         """The tools a turn from this message's chat would be offered (for /tools)."""
-        channel_id = await self.store.channel_id(message.chat)
+        channel_id = await self._store.channel_id(message.chat)
         return await self.policy.enabled_tools(message, channel_id, list(self.tools))
 
     async def reset(self, message: IncomingMessage) -> bool:
         """Start a new conversation for this user here; the old one stays stored."""
         key = conversation_key(message)
         async with self._locks.hold(key):
-            return await self.store.reset_conversation(message)
+            return await self._store.reset_conversation(message)
 
     async def tool_overview(self, message: IncomingMessage) -> list[tuple[Tool, bool]]:
         """Every registered tool and whether the message's chat may use it."""
@@ -222,7 +221,7 @@ class Engine:
     async def _run_turn(
         self, message: IncomingMessage, surface: Surface, outcome: TurnOutcome, *, scheduled: bool
     ) -> None:
-        user_id, channel_id = await self.store.ids_of(message.user, message.chat)
+        user_id, channel_id = await self._store.ids_of(message.user, message.chat)
         profile = await self.policy.profile(channel_id)
         if self.limits is not None:
             refusal = await self.limits.check(message, user_id, channel_id, profile.limits)
@@ -237,7 +236,7 @@ class Engine:
                 await surface.fail(refusal)
                 return
         user_message = ChatMessage(Role.USER, message.text)
-        info, history = await self.store.start_turn(
+        info, history = await self._store.start_turn(
             message, StoredMessage(user_message, message_tokens(user_message))
         )
         enabled = await self.policy.enabled_tools(message, info.channel_id, list(self.tools))
@@ -277,7 +276,7 @@ class Engine:
                 assistant = ChatMessage(
                     Role.ASSISTANT, answer.text, vendor_state=answer.vendor_state
                 )
-                await self.store.append(
+                await self._store.append(
                     info.conversation_id,
                     [StoredMessage(assistant, message_tokens(assistant))],
                     usage=usage_entry,
@@ -285,9 +284,9 @@ class Engine:
                 if not visible:
                     # An empty answer would be an empty chat message, which platforms refuse.
                     log.warning("the model ended the turn without any text")
-                    outcome.error = EMPTY_ANSWER  # shown, but not an answer (follow-ups retry)
-                    await surface.stream(EMPTY_ANSWER)
-                    visible.append(EMPTY_ANSWER)
+                    outcome.error = NO_ANSWER  # shown, but not an answer (follow-ups retry)
+                    await surface.stream(NO_ANSWER)
+                    visible.append(NO_ANSWER)
                 outcome.text = "\n\n".join(visible)
                 await surface.finish(outcome.text)
                 return
@@ -323,7 +322,7 @@ class Engine:
                 for r in results
             ]
             round_messages = [assistant, *result_messages]
-            await self.store.append(
+            await self._store.append(
                 info.conversation_id,
                 [StoredMessage(m, message_tokens(m)) for m in round_messages],
                 usage=usage_entry,
@@ -335,7 +334,7 @@ class Engine:
             "Try asking for less at once, or rephrase the request."
         )
         stopped = ChatMessage(Role.ASSISTANT, note)
-        await self.store.append(
+        await self._store.append(
             info.conversation_id, [StoredMessage(stopped, message_tokens(stopped))]
         )
         await surface.stream(("\n\n" if visible else "") + note)
@@ -354,7 +353,7 @@ class Engine:
         """Tell the user, after what they saw, that the answer was cut off; store what
         they saw with that note, so the next turn's history says it was not finished."""
         record = ChatMessage(Role.ASSISTANT, f"{shown}\n\n{CUT_OFF_NOTE}")
-        await self.store.append(
+        await self._store.append(
             info.conversation_id, [StoredMessage(record, message_tokens(record))]
         )
         await surface.stream(f"\n\n{CUT_OFF_NOTE}")

@@ -11,8 +11,7 @@
     │   ├── ContextTooLong          the prompt exceeds the model's window
     │   ├── ProviderAuthError       401/403: wrong key or no access to the model
     │   └── ProviderBadRequest      any other 4xx: the request itself is wrong
-    ├── ToolError                   a tool failed; becomes a tool result, never a crash
-    └── PolicyDenied                a tool or action the channel or user may not use
+    └── ToolError                   a tool failed; becomes a tool result, never a crash
 
 Each ProviderError carries `user_message`, a sentence safe to show in a chat; the
 technical detail stays in the exception text, for the logs.
@@ -81,7 +80,3 @@ class ProviderBadRequest(ProviderError):
 
 class ToolError(ParleyError):
     """A tool could not do its work; the text is shown to the model as the tool result."""
-
-
-class PolicyDenied(ParleyError):
-    """The user or channel is not allowed to do this."""

@@ -12,6 +12,11 @@ from typing import Protocol, runtime_checkable
 
 from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
 
+# What a chat shows instead of an empty answer, on every platform (a chat message may not
+# be empty): the engine streams it when the model answered nothing, and a Surface or
+# Messenger given empty text sends it rather than an empty message.
+NO_ANSWER = "(The model returned an empty answer. Please try rephrasing your message.)"
+
 
 @runtime_checkable
 class Surface(Protocol):
@@ -38,9 +43,6 @@ class Surface(Protocol):
 
     async def confirm(self, user: UserRef, question: str) -> bool:
         """Ask `user` (and only them) to confirm; True only on an explicit yes."""
-
-    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
-        """Post a proactive message (reminders, follow-ups) to a chat."""
 
 
 @runtime_checkable

@@ -1,7 +1,11 @@
 """`parley chat`: the core in a terminal, with the same database as the bot.
 
-The answer is printed as it streams; each tool call and its result show as a dim line.
-`/reset` starts a new conversation, `/help` lists commands, Ctrl-D quits.
+A third platform on the same desk as Slack and Telegram, to show what one needs: a
+converter (a typed line → the message and where to answer), a Surface (the terminal),
+a Messenger (reminders printed) and rendering (dim tool lines); turns, reset and the
+tools list are the desk's. The answer is printed as it streams; each tool call and its
+result show as a dim line. `/reset` starts a new conversation, `/tools` lists the tools,
+`/help` lists commands, Ctrl-D quits.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
+from bot.desk import Desk
 from bot.domain import ChatKind, ChatRef, IncomingMessage, ToolCall, ToolResult, UserRef
-from bot.engine import Engine
 
 Reader = Callable[[str], Awaitable[str]]
 
-HELP = "Commands: /reset starts a new conversation, /help shows this, Ctrl-D quits."
+HELP = (
+    "Commands: /reset starts a new conversation, /tools lists the tools, /help shows this, "
+    "Ctrl-D quits."
+)
 RESULT_PREVIEW_CHARS = 160
 
 
@@ -33,6 +40,11 @@ def console_user() -> UserRef:
 
 
 CONSOLE_CHAT = ChatRef("console", "local", ChatKind.DM, "terminal")
+
+
+def to_incoming_message(line: str, user: UserRef) -> tuple[IncomingMessage, ChatRef]:
+    """A typed line as the core's message, and where its answer goes (this terminal)."""
+    return IncomingMessage(chat=CONSOLE_CHAT, user=user, text=line), CONSOLE_CHAT
 
 
 class ConsoleSurface:
@@ -99,9 +111,6 @@ class ConsoleSurface:
             return False
         return answer.strip().lower() in ("y", "yes")
 
-    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
-        self._write(f"{text}\n")
-
 
 class ConsoleMessenger:
     """Delivers reminders and follow-ups for the `console` platform by printing them."""
@@ -118,7 +127,7 @@ class ConsoleMessenger:
 
 
 async def run_console(
-    engine: Engine,
+    desk: Desk,
     *,
     reader: Reader = read_line,
     out: TextIO | None = None,
@@ -129,7 +138,7 @@ async def run_console(
     stream = out or sys.stdout
     surface = ConsoleSurface(stream, reader, color=color)
     who = user or console_user()
-    stream.write(f"Parley ({engine.provider.model}). {HELP}\n")
+    stream.write(f"Parley ({desk.model}). {HELP}\n")
     stream.flush()
     while True:
         try:
@@ -140,12 +149,16 @@ async def run_console(
             return
         if not line:
             continue
-        message = IncomingMessage(chat=CONSOLE_CHAT, user=who, text=line)
+        message, _ = to_incoming_message(line, who)
         if line == "/reset":
-            await engine.reset(message)
+            await desk.reset(message)
             surface._dim("(new conversation)")
+            continue
+        if line == "/tools":
+            tools = await desk.offered_tools(message)
+            surface._dim("Tools: " + (", ".join(item.name for item in tools) or "none"))
             continue
         if line == "/help":
             surface._dim(HELP)
             continue
-        await engine.handle(message, surface)
+        await desk.turn(message, surface)

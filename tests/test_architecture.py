@@ -2,7 +2,8 @@
 
 - `bot` is the core: it never imports `integrations` or `tools`, except the composition
   root `bot/app.py` and the CLI `bot/cli.py` that calls it.
-- `integrations` (platform adapters) never import `tools`.
+- `integrations` (platform adapters) never import `tools`, nor `bot.storage`: an adapter
+  asks the desk (`bot.desk`), it does not reach into the database.
 - `tools` use only `bot.toolkit`, `bot.domain` and `bot.errors` of the core, and never
   an adapter.
 
@@ -70,6 +71,8 @@ def rule_broken(source: str, imported: str) -> str | None:
     elif layer == "integrations":
         if within(imported, ("tools",)):
             return "adapters may not import tools"
+        if within(imported, ("bot.storage",)):
+            return "adapters may not import bot.storage (ask the desk)"
     elif layer == "tools":
         if within(imported, ("integrations",)):
             return "tools may not import adapters"
@@ -124,6 +127,8 @@ def test_tools_package_lists_all_tools() -> None:
         ("bot/engine.py", "import tools.weather", "bot/engine.py:1 imports tools.weather"),
         ("bot/llm/openai.py", "from ... import tools", "bot/llm/openai.py:1 imports tools"),
         ("integrations/console.py", "from tools import ALL_TOOLS", "imports tools.ALL_TOOLS"),
+        ("integrations/slack/commands.py", "from bot.storage import db", "imports bot.storage"),
+        ("integrations/telegram/surface.py", "import bot.storage.repository", "(ask the desk)"),
         ("tools/weather.py", "from bot.engine import handle", "imports bot.engine.handle"),
         ("tools/weather.py", "from bot import storage", "imports bot.storage"),
         ("tools/weather.py", "from ..bot import policy", "imports bot.policy"),
@@ -147,6 +152,7 @@ def test_a_broken_rule_is_reported(tmp_path: Path, path: str, source: str, expec
         ("bot/cli.py", "from integrations import console\n"),
         ("bot/engine.py", "from bot.toolkit import Tool\nfrom . import policy\n"),
         ("integrations/console.py", "from bot.engine import handle\n"),
+        ("integrations/slack/platform.py", "from bot.desk import Desk\nfrom bot import storer\n"),
         ("tools/weather.py", "from bot.toolkit import tool\nfrom bot import domain\n"),
         ("tools/email.py", "from bot.errors import ToolError\nfrom . import weather\n"),
     ],

@@ -61,9 +61,6 @@ class CollectingSurface:
     async def confirm(self, user: UserRef, question: str) -> bool:
         return False
 
-    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
-        raise RuntimeError("a follow-up turn cannot post elsewhere")
-
 
 class DeliveryFailed(Exception):
     """This attempt did not reach the chat; it will be retried."""

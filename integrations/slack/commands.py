@@ -6,9 +6,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.admin import NOT_ADMIN, Administration, actor_id, place_of
+from bot.admin import NOT_ADMIN
+from bot.desk import AskPlatform, Desk
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
-from bot.engine import Engine
 from bot.toolkit import Tool
 from integrations.slack.convert import PLATFORM
 
@@ -26,7 +26,7 @@ RESET_IN_CHANNEL = (
 )
 
 
-IsAdmin = Callable[[UserRef], Awaitable[bool]]
+AdminQuestion = Callable[[UserRef], AskPlatform]
 TOOLS_ACTION = "parley_tools"
 CHUNK = 10  # Slack allows at most 10 options in one checkboxes element
 
@@ -35,15 +35,9 @@ class SlashCommands:
     """Answers the slash command inside bolt's 3-second ack, as an ephemeral reply, and
     the tool checkboxes it shows (admins only may change them)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        admin: Administration | None = None,
-        is_admin: IsAdmin | None = None,
-    ) -> None:
-        self.engine = engine
-        self.admin = admin
-        self.is_admin = is_admin
+    def __init__(self, desk: Desk, admin_question: AdminQuestion) -> None:
+        self.desk = desk
+        self.admin_question = admin_question
 
     async def handle(self, ack: Callable[..., Awaitable[None]], command: dict[str, Any]) -> None:
         name = str(command.get("command", "/parley"))
@@ -56,7 +50,7 @@ class SlashCommands:
             if message.chat.kind is not ChatKind.DM:
                 await ack(text=RESET_IN_CHANNEL, response_type="ephemeral")
                 return
-            closed = await self.engine.reset(message)
+            closed = await self.desk.reset(message)
             await ack(
                 text="Started a new conversation."
                 if closed
@@ -64,10 +58,10 @@ class SlashCommands:
                 response_type="ephemeral",
             )
         elif sub == "tools":
-            overview = await self.engine.tool_overview(message)
+            overview = await self.desk.tool_overview(message)
             await ack(
                 text=tools_text(overview),
-                blocks=tools_blocks(overview, editable=self.admin is not None),
+                blocks=tools_blocks(overview),
                 response_type="ephemeral",
             )
         else:
@@ -98,7 +92,7 @@ class SlashCommands:
                 "user_name": presser.get("username") or presser.get("name") or "",
             }
         )
-        overview = await self.engine.tool_overview(message)
+        overview = await self.desk.tool_overview(message)
         note = ""
         try:
             index = int(str(action.get("action_id", "")).rpartition(":")[2])
@@ -111,39 +105,27 @@ class SlashCommands:
             for item, on in chunk
             if (item.name in selected) != on
         ]
-        if self.admin is None or self.is_admin is None:
-            note = "Tools cannot be changed here."
-        elif changes:
-            allowed = await self.is_admin(message.user)
-            channel_id = await self.engine.store.channel_id(message.chat)
-            for tool_name, enabled in changes:
-                done = await self.admin.set_tool(
-                    actor=actor_id(message.user),
-                    channel_id=channel_id,
-                    place=place_of(message.chat),
-                    tool=tool_name,
-                    enabled=enabled,
-                    surface="slack",
-                    is_admin=allowed,
-                )
-                if not done:
-                    log.info(
-                        "slack: refused a tool change by %s in %s",
-                        message.user.platform_user_id,
-                        channel,
-                    )
-                    note = NOT_ADMIN
-                    break
-            else:
+        if changes:
+            done = await self.desk.set_tools(
+                message.user, message.chat, changes, ask=self.admin_question(message.user)
+            )
+            if done:
                 note = "Saved: " + ", ".join(
                     f"{tool_name} {'on' if enabled else 'off'}" for tool_name, enabled in changes
                 )
-            overview = await self.engine.tool_overview(message)
+            else:
+                log.info(
+                    "slack: refused a tool change by %s in %s",
+                    message.user.platform_user_id,
+                    channel,
+                )
+                note = NOT_ADMIN
+            overview = await self.desk.tool_overview(message)
         await respond(
             replace_original=True,
             response_type="ephemeral",
             text=note or tools_text(overview),
-            blocks=tools_blocks(overview, editable=True, note=note),
+            blocks=tools_blocks(overview, note=note),
         )
 
 
@@ -160,9 +142,7 @@ def tools_text(overview: list[tuple[Tool, bool]]) -> str:
     return f"Tools in this channel: {', '.join(enabled) or 'none'}"
 
 
-def tools_blocks(
-    overview: list[tuple[Tool, bool]], *, editable: bool = True, note: str = ""
-) -> list[dict[str, Any]]:
+def tools_blocks(overview: list[tuple[Tool, bool]], *, note: str = "") -> list[dict[str, Any]]:
     """A header, checkboxes (10 tools per group, as Slack allows) and a footnote."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Tools in this channel"}}
@@ -183,20 +163,13 @@ def tools_blocks(
         initial = [option for option, (_, on) in zip(options, chunk, strict=True) if on]
         if initial:
             element["initial_options"] = initial
-        if editable:
-            blocks.append(
-                {
-                    "type": "actions",
-                    "block_id": f"{TOOLS_ACTION}:{index // CHUNK}",
-                    "elements": [element],
-                }
-            )
-        else:
-            lines = [
-                f"{':white_check_mark:' if on else ':no_entry:'} *{item.name}*"
-                for item, on in chunk
-            ]
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"{TOOLS_ACTION}:{index // CHUNK}",
+                "elements": [element],
+            }
+        )
     blocks.append(
         {
             "type": "context",

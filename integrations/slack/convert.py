@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
@@ -40,24 +41,37 @@ def thread_of(event: dict[str, Any]) -> str:
     return str(event.get("thread_ts") or event.get("ts") or "")
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyAddress:
+    """Where the answer to an event goes: its channel and thread (a DM's answers thread
+    under the message too), for the user of the team who wrote it."""
+
+    channel: str
+    thread_ts: str
+    user_id: str
+    team_id: str
+
+
 def to_incoming_message(
     event: dict[str, Any], *, team_id: str, event_id: str, bot_user_id: str | None
-) -> IncomingMessage:
-    """A `message` or `app_mention` event as an IncomingMessage.
+) -> tuple[IncomingMessage, ReplyAddress]:
+    """A `message` or `app_mention` event as an IncomingMessage, and where to answer it.
 
     History is per user per thread in channels (`thread_key` = the thread's ts) and one
     history per user in a DM (`thread_key` empty), as DESIGN.md says.
     """
     kind = chat_kind(event)
-    return IncomingMessage(
-        chat=ChatRef(PLATFORM, str(event["channel"]), kind),
-        user=UserRef(PLATFORM, str(event["user"])),
+    channel, thread_ts, user = str(event["channel"]), thread_of(event), str(event["user"])
+    message = IncomingMessage(
+        chat=ChatRef(PLATFORM, channel, kind),
+        user=UserRef(PLATFORM, user),
         text=strip_mention(str(event.get("text") or ""), bot_user_id),
-        thread_key="" if kind is ChatKind.DM else thread_of(event),
+        thread_key="" if kind is ChatKind.DM else thread_ts,
         platform_message_id=str(event.get("ts") or ""),
         addressed=True,
         event_id=f"{team_id}:{event_id}",
     )
+    return message, ReplyAddress(channel, thread_ts, user, team_id)
 
 
 def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:

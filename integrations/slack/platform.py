@@ -11,7 +11,6 @@ arrives while the first delivery is still running, or after a restart) gets no s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections import OrderedDict
@@ -30,23 +29,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bot.admin import Administration, TTLCache
 from bot.config import SlackSettings
+from bot.desk import AskPlatform, Desk, Press
 from bot.domain import ChatKind, ChatRef, UserRef
-from bot.engine import Engine
 from bot.errors import ConfigError, PlatformUnavailable
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
-from integrations.slack.confirmations import CONFIRM_NO, CONFIRM_YES, Confirmations
-from integrations.slack.convert import PLATFORM, chat_kind, thread_of, to_incoming_message
+from integrations.slack.confirmations import CONFIRM_NO, CONFIRM_YES
+from integrations.slack.convert import PLATFORM, chat_kind, to_incoming_message
 from integrations.slack.inbound import Refused, check_body, check_headers, check_signature
 from integrations.slack.surface import SlackSurface
 from integrations.slack.webapi import SlackMessenger, slack_call
 
 log = logging.getLogger(__name__)
-
-ClaimEvent = Callable[[str, str, str], Awaitable[bool]]  # (platform, bot, event id)
-KnowsThread = Callable[[ChatRef, str], Awaitable[bool]]
 
 SUGGESTED_PROMPTS = [
     {"title": "What can you do?", "message": "What can you do, and which tools do you have?"},
@@ -70,16 +65,11 @@ class SlackPlatform:
     def __init__(
         self,
         settings: SlackSettings,
+        desk: Desk,
         *,
-        engine: Engine,
-        claim_event: ClaimEvent,
-        knows_thread: KnowsThread,
-        admin: Administration | None = None,
-        preview_delay: float = 0.3,
-        stream_interval: float = 0.5,
-        update_interval: float = 1.0,
-        confirm_timeout: float = 300.0,
-        drain_timeout: float = 30.0,
+        preview_delay: float,
+        confirm_timeout: float,
+        drain_timeout: float,
     ) -> None:
         if settings.bot_token is None or not settings.bot_token.get_secret_value():
             raise ConfigError("SLACK_BOT_TOKEN is not set")
@@ -91,14 +81,10 @@ class SlackPlatform:
                 "(or set SLACK_APP_TOKEN for Socket Mode)"
             )
         self.settings = settings
-        self.engine = engine
-        self.claim_event = claim_event
-        self.knows_thread = knows_thread
-        self.admin = admin
-        self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds if admin else 60)
+        self.desk = desk
         self.preview_delay = preview_delay
-        self.stream_interval = stream_interval
-        self.update_interval = update_interval
+        self.stream_interval = settings.stream_interval_seconds
+        self.update_interval = settings.update_interval_seconds
         self.confirm_timeout = confirm_timeout
         self.drain_timeout = drain_timeout
         self.client = AsyncWebClient(
@@ -107,13 +93,11 @@ class SlackPlatform:
         # slack_sdk retries only connection errors by default; 429s must wait Retry-After.
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         self.messenger: Messenger = SlackMessenger(self.client)
-        self.confirmations = Confirmations()
         self.bolt = AsyncApp(client=self.client, signing_secret=secret, logger=log)
         self._app_token = app_token
         self._socket: AsyncSocketModeHandler | None = None
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._prompted: set[str] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._http = AsyncSlackRequestHandler(self.bolt)
         self._verifier = SignatureVerifier(secret) if secret else None
         self._register()
@@ -179,11 +163,11 @@ class SlackPlatform:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=self.drain_timeout)
-            for task in pending:
-                log.warning("slack: cancelling a turn still running at shutdown")
-                task.cancel()
+        # No new events now; the turns in flight are the engine's (Application.serve has
+        # normally drained them already, this covers a platform stopped on its own).
+        if not await self.desk.drain(self.drain_timeout):
+            log.warning("slack: turns still running at shutdown")
+        self.desk.confirmations.refuse_all()
         session, self.client.session = self.client.session, None
         if session is not None:
             await session.close()
@@ -209,7 +193,7 @@ class SlackPlatform:
         self.bolt.event("message")(self._on_message)
         self.bolt.event("app_mention")(self._on_mention)
         self.bolt.event("app_home_opened")(self._on_home_opened)
-        commands = SlashCommands(self.engine, self.admin, self.is_admin)
+        commands = SlashCommands(self.desk, self.admin_question)
         self.bolt.command(self.settings.command)(commands.handle)
         self.bolt.action(re.compile(f"^{TOOLS_ACTION}:\\d+$"))(commands.toggle)
         self.bolt.action(re.compile(f"^({CONFIRM_YES}|{CONFIRM_NO})$"))(self._on_confirm)
@@ -262,8 +246,9 @@ class SlackPlatform:
         presser = str(body.get("user", {}).get("id", ""))
         channel = str(body.get("channel", {}).get("id", ""))
         message = body.get("message") or {}
-        owner = self.confirmations.owner(token)
-        if owner is None or owner != presser:
+        confirmed = action.get("action_id") == CONFIRM_YES
+        owner = self.desk.confirmations.owner(token)
+        if self.desk.confirmations.press(token, presser, confirmed) is not Press.ANSWERED:
             text = (
                 "This request has expired or was already answered."
                 if owner is None
@@ -280,8 +265,6 @@ class SlackPlatform:
                 ),
             )
             return
-        confirmed = action.get("action_id") == CONFIRM_YES
-        self.confirmations.resolve(token, confirmed)
         verdict = "Confirmed" if confirmed else "Cancelled"
         if message.get("ts"):
             await slack_call(
@@ -301,8 +284,10 @@ class SlackPlatform:
 
     async def is_admin(self, user: UserRef) -> bool:
         """PARLEY_ADMINS, or a workspace admin/owner per `users.info` (cached briefly)."""
-        if self.admin is not None and self.admin.is_listed(user):
-            return True
+        return await self.desk.is_admin(user, self.admin_question(user))
+
+    def admin_question(self, user: UserRef) -> AskPlatform:
+        """Slack's own answer to "is this user an admin": a workspace admin or owner."""
 
         async def ask() -> bool:
             response = await slack_call(
@@ -315,10 +300,7 @@ class SlackPlatform:
                 info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner")
             )
 
-        try:
-            return await self._admins.get(user.platform_user_id, ask)
-        except LookupError:
-            return False  # a failed check counts as "not an admin" this time only
+        return ask
 
     # -- turns -------------------------------------------------------------------------
 
@@ -327,7 +309,7 @@ class SlackPlatform:
         key = (channel, thread_ts)
         if key in self._threads:
             return True
-        if await self.knows_thread(ChatRef(PLATFORM, channel, ChatKind.CHANNEL), thread_ts):
+        if await self.desk.knows_thread(ChatRef(PLATFORM, channel, ChatKind.CHANNEL), thread_ts):
             self._remember_thread(key)
             return True
         return False
@@ -341,10 +323,6 @@ class SlackPlatform:
     async def _turn(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
         team_id = str(body.get("team_id") or context.team_id or "")
         event_id = str(body.get("event_id") or "")
         if not event_id:
@@ -353,39 +331,38 @@ class SlackPlatform:
         try:
             # Keyed by app too: two Slack apps on one database never share event ids.
             app_id = str(body.get("api_app_id") or "")
-            first = await self.claim_event(PLATFORM, app_id, f"{team_id}:{event_id}")
+            first = await self.desk.claim(PLATFORM, app_id, f"{team_id}:{event_id}")
         except Exception:
             log.exception("slack: could not record event %s; not answering it", event_id)
             return
         if not first:
             log.info("slack: event %s:%s was already taken; skipping the retry", team_id, event_id)
             return
-        message = to_incoming_message(
+        message, reply = to_incoming_message(
             event, team_id=team_id, event_id=event_id, bot_user_id=context.bot_user_id
         )
-        thread_ts = thread_of(event)
         if message.chat.kind is not ChatKind.DM:
-            self._remember_thread((message.chat.platform_chat_id, thread_ts))
+            self._remember_thread((reply.channel, reply.thread_ts))
         if not message.text:
             await slack_call(
                 "chat.postMessage (empty message)",
                 self.client.chat_postMessage(
-                    channel=message.chat.platform_chat_id,
-                    thread_ts=thread_ts,
+                    channel=reply.channel,
+                    thread_ts=reply.thread_ts,
                     text=EMPTY_HINT.format(command=self.settings.command),
                 ),
             )
             return
         surface = SlackSurface(
             self.client,
-            self.confirmations,
-            channel=message.chat.platform_chat_id,
-            thread_ts=thread_ts,
-            user_id=message.user.platform_user_id,
-            team_id=team_id,
+            self.desk.confirmations,
+            channel=reply.channel,
+            thread_ts=reply.thread_ts,
+            user_id=reply.user_id,
+            team_id=reply.team_id,
             preview_delay=self.preview_delay,
             stream_interval=self.stream_interval,
             update_interval=self.update_interval,
             confirm_timeout=self.confirm_timeout,
         )
-        await self.engine.handle(message, surface)
+        await self.desk.turn(message, surface)

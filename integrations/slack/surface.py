@@ -22,12 +22,13 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
-from integrations.slack.confirmations import Confirmations, confirmation_blocks
+from bot.desk import Confirmations
+from bot.domain import ToolCall, ToolResult, UserRef
+from bot.surface import NO_ANSWER
+from integrations.slack.confirmations import confirmation_blocks
 from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text
 from integrations.slack.webapi import (
     CHANNEL_ERRORS,
-    SlackMessenger,
     log_slack_error,
     markdown_blocks,
     slack_call,
@@ -35,8 +36,6 @@ from integrations.slack.webapi import (
 )
 
 log = logging.getLogger(__name__)
-
-NO_ANSWER = "I have no answer to that."
 
 
 class SlackSurface:
@@ -51,10 +50,10 @@ class SlackSurface:
         thread_ts: str,
         user_id: str,
         team_id: str,
-        preview_delay: float = 0.3,
-        stream_interval: float = 0.5,
-        update_interval: float = 1.0,
-        confirm_timeout: float = 300.0,
+        preview_delay: float,
+        stream_interval: float,
+        update_interval: float,
+        confirm_timeout: float,
         message_limit: int = MESSAGE_LIMIT,
     ) -> None:
         self.client = client
@@ -157,9 +156,6 @@ class SlackSurface:
             return False
         finally:
             self.confirmations.discard(token)
-
-    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
-        await SlackMessenger(self.client).send(chat, text, thread_key)
 
     # -- in the background -------------------------------------------------------------
 

@@ -15,6 +15,7 @@ channel forwards into its discussion group automatically are nobody's question: 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from telegram import Message, MessageEntity
 from telegram.constants import ChatID, ChatType
@@ -100,11 +101,23 @@ def is_addressed(message: Message, bot_id: int, bot_username: str) -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyAddress:
+    """Where the answer to a message goes: the chat, its forum topic (when the message is
+    in one), and the message it answers (a turn's answer quotes it in groups only)."""
+
+    chat_id: int
+    private: bool
+    thread_id: int | None
+    reply_to: int
+
+
 def to_incoming_message(
     message: Message, *, bot_id: int, bot_username: str, update_id: int, command: bool = False
-) -> IncomingMessage | None:
-    """The turn this message starts, or None when it is not for the bot (`command`: it
-    carries one of the bot's commands, which addresses the bot in a group too)."""
+) -> tuple[IncomingMessage, ReplyAddress] | None:
+    """The turn this message starts and where to answer it, or None when it is not for
+    the bot (`command`: it carries one of the bot's commands, which addresses the bot in
+    a group too)."""
     if message.text is None or message.is_automatic_forward:
         return None
     user = author_of(message)
@@ -120,15 +133,24 @@ def to_incoming_message(
     mention = f"@{bot_username}"
     if message.chat.type != ChatType.PRIVATE:
         text = _without(text, mention).strip()
-    return IncomingMessage(
+    topic = thread_key(message)
+    private = message.chat.type == ChatType.PRIVATE
+    incoming = IncomingMessage(
         chat=to_chat_ref(message),
         user=user,
         text=text,
-        thread_key=thread_key(message),
+        thread_key=topic,
         platform_message_id=str(message.message_id),
         addressed=True,
         event_id=str(update_id),
     )
+    reply = ReplyAddress(
+        message.chat.id,
+        private,
+        int(topic) if topic else None,
+        message.message_id,
+    )
+    return incoming, reply
 
 
 def _without(text: str, mention: str) -> str:

@@ -11,7 +11,6 @@ loop never waits for a model, and the engine serialises turns of one conversatio
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -31,22 +30,21 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.admin import NOT_ADMIN, Administration, TTLCache, actor_id, place_of
+from bot.admin import NOT_ADMIN
 from bot.config import TelegramSettings
+from bot.desk import AskPlatform, Desk, Press
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
-from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.surface import Messenger
 from integrations.telegram.convert import (
     OWN_COMMANDS,
+    ReplyAddress,
     command_of,
-    thread_key,
     to_chat_ref,
     to_incoming_message,
 )
+from integrations.telegram.delivery import ChatPace, ChatUnavailable, Delivery
 from integrations.telegram.keyboards import TOGGLE, TOOLS_HINT, tools_keyboard
-from integrations.telegram.outbox import Outbox
-from integrations.telegram.sender import ChatPace, ChatUnavailable
 from integrations.telegram.startup import WebhookRefused, start_failure
 from integrations.telegram.surface import (
     PLATFORM,
@@ -87,10 +85,10 @@ class TelegramPlatform:
     def __init__(
         self,
         settings: TelegramSettings,
-        engine: Engine,
+        desk: Desk,
         *,
         preview_delay: float,
-        admin: Administration | None = None,
+        confirm_timeout: float,
     ) -> None:
         if settings.bot_token is None:
             raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
@@ -99,13 +97,8 @@ class TelegramPlatform:
                 "PARLEY_TELEGRAM_WEBHOOK_SECRET must be set when PARLEY_TELEGRAM_WEBHOOK_URL is "
                 "(Telegram sends it with every update so that nobody else can post one)"
             )
-        # PTB 22 warns on every RetryAfter it builds unless durations are timedeltas;
-        # Parley reads both forms (sender.retry_after_seconds).
-        os.environ.setdefault("PTB_TIMEDELTA", "true")
         self.settings = settings
-        self.engine = engine
-        self.admin = admin
-        self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds if admin else 60)
+        self.desk = desk
         builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder()
             .token(settings.bot_token.get_secret_value())
@@ -117,15 +110,15 @@ class TelegramPlatform:
             builder = builder.updater(None)
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update, block=False))
-        self.outbox = Outbox(
+        self.delivery = Delivery(
             bot=self.application.bot,
             pace=ChatPace(settings.edit_interval_seconds),
             max_retries=settings.max_retries,
             draft_interval=settings.draft_interval_seconds,
             preview_delay=preview_delay,
-            confirm_timeout=settings.confirm_timeout_seconds,
+            confirm_timeout=confirm_timeout,
         )
-        self.messenger: Messenger = TelegramMessenger(self.outbox)
+        self.messenger: Messenger = TelegramMessenger(self.delivery)
         self._bot_id = 0
         self._username = ""
 
@@ -189,9 +182,7 @@ class TelegramPlatform:
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
         # Nobody will press these buttons now; "no" lets their turns end.
-        for pending in self.outbox.confirmations.values():
-            if not pending.answer.done():
-                pending.answer.set_result(False)
+        self.desk.confirmations.refuse_all()
         if app.running:
             await app.stop()  # waits for the turns in flight
         await app.shutdown()
@@ -227,9 +218,7 @@ class TelegramPlatform:
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
             # Keyed by bot: each bot's update ids are its own (and re-randomised at times).
-            if not await self.engine.store.claim_event(
-                PLATFORM, str(self._bot_id), str(update.update_id)
-            ):
+            if not await self.desk.claim(PLATFORM, str(self._bot_id), str(update.update_id)):
                 log.info("telegram update %s seen before; ignored", update.update_id)
                 return
             if update.callback_query is not None:
@@ -245,27 +234,29 @@ class TelegramPlatform:
         private = message.chat.type == ChatType.PRIVATE
         if message.text is None:
             if private and message.from_user is not None and not message.from_user.is_bot:
-                await self.outbox.send_part(message.chat.id, TEXT_ONLY, render=False)
+                await self.delivery.send_part(message.chat.id, TEXT_ONLY, render=False)
             return
         command = command_of(message, self._username)
         if command in OWN_COMMANDS:
             await self._command(command, message, update_id)
             return
-        incoming = self._incoming(message, update_id, command=command is not None)
-        if incoming is None:
+        converted = self._incoming(message, update_id, command=command is not None)
+        if converted is None:
             return
+        incoming, reply = converted
         surface = TelegramSurface(
-            self.outbox,
-            message.chat.id,
-            private=private,
-            thread_id=message.message_thread_id if incoming.thread_key else None,
-            reply_to=message.message_id,
+            self.delivery,
+            self.desk.confirmations,
+            reply.chat_id,
+            private=reply.private,
+            thread_id=reply.thread_id,
+            reply_to=reply.reply_to,
         )
-        await self.engine.handle(incoming, surface)
+        await self.desk.turn(incoming, surface)
 
     def _incoming(
         self, message: Message, update_id: int, *, command: bool = False
-    ) -> IncomingMessage | None:
+    ) -> tuple[IncomingMessage, ReplyAddress] | None:
         return to_incoming_message(
             message,
             bot_id=self._bot_id,
@@ -275,15 +266,15 @@ class TelegramPlatform:
         )
 
     async def _command(self, command: str, message: Message, update_id: int) -> None:
-        incoming = self._incoming(message, update_id, command=True)
-        if incoming is None:
+        converted = self._incoming(message, update_id, command=True)
+        if converted is None:
             return
-        chat_id = message.chat.id
-        topic = int(thread_key(message)) if thread_key(message) else None
+        incoming, reply = converted
+        chat_id, topic = reply.chat_id, reply.thread_id
         if command in ("start", "help"):
             text = HELP
         elif command == "reset":
-            closed = await self.engine.reset(incoming)
+            closed = await self.desk.reset(incoming)
             text = (
                 "Started a new conversation; the old one is kept."
                 if closed
@@ -291,23 +282,22 @@ class TelegramPlatform:
             )
         else:
             text = await self._tools_text(incoming)
-            if self.admin is not None:
-                overview = await self.engine.tool_overview(incoming)
-                await self.outbox.send_part(
-                    chat_id,
-                    f"{text}\n\n{TOOLS_HINT}",
-                    thread_id=topic,
-                    reply_to=message.message_id,
-                    markup=tools_keyboard(overview),
-                    render=False,
-                )
-                return
-        await self.outbox.send_part(
-            chat_id, text, thread_id=topic, reply_to=message.message_id, render=False
+            overview = await self.desk.tool_overview(incoming)
+            await self.delivery.send_part(
+                chat_id,
+                f"{text}\n\n{TOOLS_HINT}",
+                thread_id=topic,
+                reply_to=reply.reply_to,
+                markup=tools_keyboard(overview),
+                render=False,
+            )
+            return
+        await self.delivery.send_part(
+            chat_id, text, thread_id=topic, reply_to=reply.reply_to, render=False
         )
 
     async def _tools_text(self, incoming: IncomingMessage) -> str:
-        tools = await self.engine.offered_tools(incoming)
+        tools = await self.desk.offered_tools(incoming)
         if not tools:
             return "No tools are enabled in this chat."
         lines = ["Tools I can use in this chat:"]
@@ -324,37 +314,43 @@ class TelegramPlatform:
             await self._on_toggle(query, rest)
             return
         token, _, choice = rest.partition(":")
-        pending = self.outbox.confirmations.get(token) if kind == "cf" else None
-        if pending is None or pending.answer.done():
+        press = (
+            self.desk.confirmations.press(token, str(query.from_user.id), choice == "1")
+            if kind == "cf"
+            else Press.GONE
+        )
+        if press is Press.GONE:
             await query.answer("This question is no longer open.")
             return
-        if query.from_user.id != pending.user_id:
+        if press is Press.NOT_YOURS:
             log.info("telegram: user %s pressed another user's confirmation", query.from_user.id)
             await query.answer("This is not yours to confirm.", show_alert=True)
             return
-        pending.answer.set_result(choice == "1")
         await query.answer("Confirmed." if choice == "1" else "Cancelled.")
 
     # -- tool toggles ------------------------------------------------------------------
 
     async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
-        """PARLEY_ADMINS, or an administrator/creator of this group (asked, cached briefly).
+        """PARLEY_ADMINS, or an administrator/creator of this group (asked, cached briefly)."""
+        return await self.desk.is_admin(
+            user, self.admin_question(user, chat), where=chat.platform_chat_id
+        )
 
-        In a private chat only PARLEY_ADMINS count: owning a DM does not make anyone an
-        admin of Parley's tools. Button presses always carry the presser's real id, even
-        an anonymous admin's (their *messages* come from GroupAnonymousBot instead)."""
-        if self.admin is not None and self.admin.is_listed(user):
-            return True
-        if chat.kind is ChatKind.DM:
-            return False
-        if user.platform_user_id.startswith("-"):
-            # Posted as a chat: the group itself is one of its anonymous admins; a channel
-            # is nobody Telegram can be asked about (getChatMember takes users only).
-            return user.platform_user_id == chat.platform_chat_id
-        key = (chat.platform_chat_id, user.platform_user_id)
+    def admin_question(self, user: UserRef, chat: ChatRef) -> AskPlatform:
+        """Telegram's own answer to "is this user an admin of this chat".
+
+        In a private chat nobody is: owning a DM does not make anyone an admin of
+        Parley's tools. Button presses always carry the presser's real id, even an
+        anonymous admin's (their *messages* come from GroupAnonymousBot instead)."""
         bot = self.application.bot
 
         async def ask() -> bool:
+            if chat.kind is ChatKind.DM:
+                return False
+            if user.platform_user_id.startswith("-"):
+                # Posted as a chat: the group itself is one of its anonymous admins; a
+                # channel is nobody Telegram can be asked about (getChatMember takes users).
+                return user.platform_user_id == chat.platform_chat_id
             try:
                 member = await bot.get_chat_member(
                     int(chat.platform_chat_id), int(user.platform_user_id)
@@ -364,42 +360,36 @@ class TelegramPlatform:
                 raise LookupError(str(exc)) from exc  # not cached
             return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 
-        try:
-            return await self._admins.get(key, ask)
-        except LookupError:
-            return False  # a failed check counts as "not an admin" this time only
+        return ask
 
     async def _on_toggle(self, query: CallbackQuery, name: str) -> None:
         message = query.message
-        if self.admin is None or not isinstance(message, Message):
+        if not isinstance(message, Message):
             await query.answer("This keyboard is no longer active.")
             return
         user = UserRef(PLATFORM, str(query.from_user.id), query.from_user.full_name)
         chat = to_chat_ref(message)
         incoming = IncomingMessage(chat=chat, user=user, text="")
-        overview = await self.engine.tool_overview(incoming)
+        overview = await self.desk.tool_overview(incoming)
         current = next((on for item, on in overview if item.name == name), None)
         if current is None:
             await query.answer("That tool no longer exists.", show_alert=True)
             return
-        allowed = await self.is_admin(user, chat)
-        done = await self.admin.set_tool(
-            actor=actor_id(user),
-            channel_id=await self.engine.store.channel_id(chat),
-            place=place_of(chat),
-            tool=name,
-            enabled=not current,
-            surface=PLATFORM,
-            is_admin=allowed,
+        done = await self.desk.set_tools(
+            user,
+            chat,
+            [(name, not current)],
+            ask=self.admin_question(user, chat),
+            where=chat.platform_chat_id,
         )
         if not done:
             log.info("telegram: refused a tool change by %s in %s", user.platform_user_id, chat)
             await query.answer(NOT_ADMIN, show_alert=True)
             return
         await query.answer(f"{name} {'enabled' if not current else 'disabled'}.")
-        overview = await self.engine.tool_overview(incoming)
+        overview = await self.desk.tool_overview(incoming)
         try:
-            await self.outbox.call(
+            await self.delivery.call(
                 lambda: query.edit_message_reply_markup(reply_markup=tools_keyboard(overview)),
                 "editMessageReplyMarkup",
                 message.chat.id,

@@ -16,30 +16,16 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import secrets
 from collections.abc import Awaitable
 from typing import Any
 
-from telegram import (
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    ReplyParameters,
-)
-from telegram.constants import ChatAction
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import TelegramError
 
+from bot.desk import Confirmations
 from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
-from integrations.telegram.formatting import (
-    PART_LIMIT,
-    split_markdown,
-    utf16_len,
-)
-from integrations.telegram.outbox import EMPTY_ANSWER, Outbox, PendingConfirmation
-from integrations.telegram.sender import (
-    ChatUnavailable,
-    is_not_modified,
-    retry_after_seconds,
-)
+from integrations.telegram.delivery import ChatUnavailable, Delivery
+from integrations.telegram.formatting import PART_LIMIT, utf16_len
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +43,16 @@ class TelegramSurface:
 
     def __init__(
         self,
-        outbox: Outbox,
+        delivery: Delivery,
+        confirmations: Confirmations,
         chat_id: int,
         *,
         private: bool,
         thread_id: int | None = None,
         reply_to: int | None = None,
     ) -> None:
-        self.outbox = outbox
+        self.delivery = delivery
+        self.confirmations = confirmations
         self.chat_id = chat_id
         self.private = private
         self.thread_id = thread_id
@@ -87,7 +75,7 @@ class TelegramSurface:
 
     async def start(self) -> None:
         self._typing_due = asyncio.get_running_loop().call_later(
-            self.outbox.preview_delay, self._typing_unless_shown
+            self.delivery.preview_delay, self._typing_unless_shown
         )
 
     async def stream(self, delta: str) -> None:
@@ -95,7 +83,7 @@ class TelegramSurface:
         self.text += delta
         if self._previews_due is None and self._streaming and self.text.strip():
             self._previews_due = asyncio.get_running_loop().call_later(
-                self.outbox.preview_delay, self._start_previews
+                self.delivery.preview_delay, self._start_previews
             )
         self._fresh.set()
 
@@ -115,7 +103,7 @@ class TelegramSurface:
     async def fail(self, text: str) -> None:
         await self._settle()
         await self._guard(
-            self.outbox.send_part(
+            self.delivery.send_part(
                 self.chat_id,
                 text,
                 thread_id=self.thread_id,
@@ -132,7 +120,7 @@ class TelegramSurface:
             # Posted as a chat (anonymous admin, channel): no person to bind the buttons
             # to, so nothing is done, and the asker learns why.
             await self._guard(
-                self.outbox.send_part(
+                self.delivery.send_part(
                     self.chat_id,
                     CANNOT_CONFIRM_AS_CHAT,
                     thread_id=self.thread_id,
@@ -141,9 +129,7 @@ class TelegramSurface:
                 )
             )
             return False
-        token = secrets.token_urlsafe(9)
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.outbox.confirmations[token] = PendingConfirmation(int(user.platform_user_id), answer)
+        token, answer = self.confirmations.open(user.platform_user_id)
         keyboard = InlineKeyboardMarkup(
             [
                 [
@@ -153,7 +139,7 @@ class TelegramSurface:
             ]
         )
         try:
-            message = await self.outbox.send_part(
+            message = await self.delivery.send_part(
                 self.chat_id,
                 question,
                 thread_id=self.thread_id,
@@ -162,28 +148,19 @@ class TelegramSurface:
                 render=False,
             )
             try:
-                result = await asyncio.wait_for(answer, self.outbox.confirm_timeout)
+                result = await asyncio.wait_for(answer, self.delivery.confirm_timeout)
                 note = "Confirmed." if result else "Cancelled."
             except TimeoutError:
                 result, note = False, "No answer in time, so nothing was done."
             await self._guard(
-                self.outbox.call(
-                    lambda: self.outbox.bot.edit_message_text(
-                        f"{question}\n\n{note}", chat_id=self.chat_id, message_id=message.id
-                    ),
-                    "editMessageText",
-                    self.chat_id,
-                )
+                self.delivery.edit_plain(self.chat_id, message.id, f"{question}\n\n{note}")
             )
             return result
         except ChatUnavailable as exc:
             self._drop(exc)
             return False
         finally:
-            self.outbox.confirmations.pop(token, None)
-
-    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
-        await TelegramMessenger(self.outbox).send(chat, text, thread_key)
+            self.confirmations.discard(token)
 
     # -- inside ------------------------------------------------------------------------
 
@@ -205,8 +182,8 @@ class TelegramSurface:
 
     async def _show_previews(self) -> None:
         """Preview the newest text whenever the chat's pace allows, until stopped."""
-        pace, chat_id = self.outbox.pace, self.chat_id
-        interval = self.outbox.draft_interval if self.private else None
+        delivery, chat_id = self.delivery, self.chat_id
+        interval = self.delivery.draft_interval if self.private else None
         while self._streaming and not self._gone and not self._stop.is_set():
             text = self.text.strip()
             if text == self._shown:
@@ -214,14 +191,14 @@ class TelegramSurface:
                 await self._fresh.wait()
             elif utf16_len(text) > PART_LIMIT:
                 self._streaming = False  # the final split takes over
-            elif pace.take(chat_id, interval):
+            elif delivery.take(chat_id, interval):
                 try:
                     await self._guard(self._preview(text))
                 finally:
-                    pace.touch(chat_id, interval)
+                    delivery.touch(chat_id, interval)
             else:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(pace.ready_in(chat_id)):
+                    async with asyncio.timeout(delivery.ready_in(chat_id)):
                         await self._stop.wait()
 
     def _typing_unless_shown(self) -> None:
@@ -236,12 +213,9 @@ class TelegramSurface:
         self._typing.append((stop, asyncio.create_task(self._keep_typing(stop))))
 
     async def _keep_typing(self, stop: asyncio.Event) -> None:
-        bot = self.outbox.bot
         with contextlib.suppress(TelegramError):
             while not stop.is_set():
-                await bot.send_chat_action(
-                    self.chat_id, ChatAction.TYPING, message_thread_id=self.thread_id
-                )
+                await self.delivery.typing(self.chat_id, self.thread_id)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), TYPING_EVERY)
 
@@ -259,61 +233,32 @@ class TelegramSurface:
             await task
 
     async def _preview(self, text: str) -> None:
-        bot = self.outbox.bot
-        try:
-            if self.private:
-                await bot.send_message_draft(
-                    self.chat_id, self._draft_id, text, message_thread_id=self.thread_id
-                )
-            elif self._message_id is None:
-                reply = (
-                    ReplyParameters(self.reply_to, allow_sending_without_reply=True)
-                    if self.reply_to
-                    else None
-                )
-                message = await bot.send_message(
-                    self.chat_id, text, message_thread_id=self.thread_id, reply_parameters=reply
-                )
-                self._message_id = message.id
-            else:
-                await bot.edit_message_text(text, chat_id=self.chat_id, message_id=self._message_id)
-        except RetryAfter as exc:
-            self.outbox.pace.back_off(self.chat_id, retry_after_seconds(exc))
-            return
-        except BadRequest as exc:
-            if not is_not_modified(exc):
-                log.info("telegram streaming preview refused (%s); waiting for the final text", exc)
-                self._streaming = False
-                return
-        self._shown = text
-        self._mark_visible()
+        preview = await self.delivery.preview(
+            self.chat_id,
+            text,
+            draft_id=self._draft_id if self.private else None,
+            thread_id=self.thread_id,
+            reply_to=self.reply_to,
+            message_id=self._message_id,
+        )
+        self._message_id = preview.message_id
+        if preview.refused:
+            self._streaming = False
+        if preview.shown:
+            self._shown = text
+            self._mark_visible()
 
     async def _final(self, text: str) -> None:
-        parts = split_markdown(text) or [EMPTY_ANSWER]
-        outbox = self.outbox
-        if self._message_id is not None:
-            try:
-                await outbox.paced(
-                    self.chat_id,
-                    outbox.edit_part(self.chat_id, self._message_id, parts[0], self._shown),
-                )
-            except BadRequest as exc:
-                log.info("could not edit the streamed message (%s); sending anew", exc)
-                await outbox.paced(
-                    self.chat_id,
-                    outbox.send_part(self.chat_id, parts[0], thread_id=self.thread_id),
-                )
-        else:
-            first = outbox.send_part(
-                self.chat_id, parts[0], thread_id=self.thread_id, reply_to=self.reply_to
-            )
-            # A private chat's answer replaces its draft at once; groups keep their pace.
-            await (first if self.private else outbox.paced(self.chat_id, first))
+        await self.delivery.final(
+            self.chat_id,
+            text,
+            private=self.private,
+            thread_id=self.thread_id,
+            reply_to=self.reply_to,
+            streamed_id=self._message_id,
+            shown=self._shown,
+        )
         self._mark_visible()
-        for part in parts[1:]:
-            await outbox.paced(
-                self.chat_id, outbox.send_part(self.chat_id, part, thread_id=self.thread_id)
-            )
 
     def _mark_visible(self) -> None:
         if self.first_visible is None:
@@ -349,13 +294,13 @@ class TelegramMessenger:
 
     platform = PLATFORM
 
-    def __init__(self, outbox: Outbox) -> None:
-        self.outbox = outbox
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
 
     async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
         chat_id = int(chat.platform_chat_id)
         thread_id = int(thread_key) if thread_key else None
-        await self.outbox.send_markdown(chat_id, text, thread_id=thread_id)
+        await self.delivery.send_markdown(chat_id, text, thread_id=thread_id)
 
 
 __all__ = ["TelegramMessenger", "TelegramSurface"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
+from bot.domain import ToolCall, ToolResult, UserRef
 
 
 @dataclass
@@ -17,7 +17,6 @@ class RecordingSurface:
     started_tools: list[ToolCall] = field(default_factory=list)
     finished_tools: list[tuple[ToolCall, ToolResult]] = field(default_factory=list)
     confirmations: list[tuple[UserRef, str]] = field(default_factory=list)
-    sent: list[tuple[ChatRef, str, str]] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     starts: int = 0
@@ -50,6 +49,3 @@ class RecordingSurface:
     async def confirm(self, user: UserRef, question: str) -> bool:
         self.confirmations.append((user, question))
         return self.confirm_answer
-
-    async def send(self, chat: ChatRef, text: str, thread_key: str = "") -> None:
-        self.sent.append((chat, text, thread_key))

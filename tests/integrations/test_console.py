@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
-from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
-from integrations.console import ConsoleSurface
+from bot.app import Application
+from bot.config import Settings
+from bot.domain import ChatRef, IncomingMessage, ToolCall, ToolResult, UserRef
+from integrations.console import CONSOLE_CHAT, ConsoleMessenger, ConsoleSurface, run_console
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 
 USER = UserRef("console", "me")
 
@@ -58,8 +62,47 @@ async def test_confirmation_needs_an_explicit_yes() -> None:
 
 
 async def test_proactive_messages_are_printed() -> None:
+    # Reminders and follow-ups reach the terminal through its Messenger (a Surface only
+    # answers the turn it was made for).
     out = io.StringIO()
-    await ConsoleSurface(out, never_called, color=False).send(
-        ChatRef("console", "local"), "Reminder!"
+    messenger = ConsoleMessenger(out)
+    await messenger.send(ChatRef("console", "local"), "Reminder!")
+    assert messenger.platform == "console"
+    assert out.getvalue() == "\nReminder!\n"
+
+
+async def test_the_terminal_runs_turns_reset_and_tools_on_the_desk(
+    llm: ScriptedOpenAIServer, tmp_path: Path
+) -> None:
+    llm.script(text_reply("Hello from the model."))
+    settings = Settings.load(
+        env_file=None,
+        llm={"base_url": llm.base_url, "api_key": "sk-test", "model": "scripted"},
+        database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
     )
-    assert out.getvalue() == "Reminder!\n"
+    app = Application(settings, tools=[])
+    lines = iter(["hello", "/tools", "/reset", "/help"])
+
+    async def typed(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    out = io.StringIO()
+    try:
+        await app.start()
+        await run_console(app.desk, reader=typed, out=out, user=USER, color=False)
+        # The turn went through the core: stored, in the console's own conversation.
+        message = IncomingMessage(chat=CONSOLE_CHAT, user=USER, text="")
+        assert await app.desk.reset(message) is False  # /reset already closed it
+    finally:
+        await app.aclose()
+    shown = out.getvalue()
+    assert shown.startswith("Parley (scripted). Commands: /reset")
+    assert "Hello from the model." in shown
+    assert "Tools: none\n" in shown
+    assert "(new conversation)\n" in shown
+    assert shown.count("Commands: /reset") == 2
+    [request] = llm.requests
+    assert request["messages"][-1] == {"role": "user", "content": "hello"}

@@ -203,6 +203,8 @@ async def make_slack(
             "bot_token": "xoxb-test-token",
             "signing_secret": SIGNING_SECRET,
             "api_url": slack.api_url,
+            "stream_interval_seconds": 0.05,
+            "update_interval_seconds": 0.05,
             **slack_options,
         }
         if socket_mode:
@@ -220,8 +222,6 @@ async def make_slack(
         await app.start()
         [platform] = app.platforms
         assert isinstance(platform, SlackPlatform)
-        platform.stream_interval = 0.05
-        platform.update_interval = 0.05
         stop = asyncio.Event()
         task = asyncio.create_task(app.serve(stop))
         deadline = time.monotonic() + 10

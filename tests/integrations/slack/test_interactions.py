@@ -150,7 +150,7 @@ async def test_cancel_and_timeout_both_mean_no(
     await slack.wait_for("chat.stopStream")
     assert LAUNCHED == []
     assert any("Not confirmed in time" in b["text"] for b in slack.bodies("chat.update"))
-    assert len(harness.platform.confirmations) == 0
+    assert len(harness.platform.desk.confirmations) == 0
     assert channel == DM_CHANNEL
 
 

@@ -64,3 +64,36 @@ async def test_a_file_share_message_is_still_a_turn(
     await harness.event(dm_event("see attached", subtype="file_share"))
     await slack.wait_for("chat.stopStream")
     assert llm.requests[0]["messages"][-1]["content"] == "see attached"
+
+
+async def test_timing_and_the_confirmation_timeout_come_from_the_settings(
+    tmp_path: Path, llm: ScriptedOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:abc")
+    monkeypatch.setenv("PARLEY_SLACK_STREAM_INTERVAL", "2.5")
+    monkeypatch.setenv("PARLEY_SLACK_UPDATE_INTERVAL", "4")
+    monkeypatch.setenv("PARLEY_CONFIRM_TIMEOUT", "42")
+    loaded = Settings.load(
+        env_file=None,
+        llm={"base_url": llm.base_url, "api_key": "sk-test"},
+        database={"url": f"sqlite:///{tmp_path / 'p.db'}"},
+    )
+    app = Application(loaded)
+    try:
+        slack, telegram = app.platforms
+        assert isinstance(slack, SlackPlatform)
+        assert (slack.stream_interval, slack.update_interval) == (2.5, 4.0)
+        # One setting for both platforms: a question waits as long in either.
+        assert slack.confirm_timeout == 42.0
+        assert telegram.delivery.confirm_timeout == 42.0  # type: ignore[attr-defined]
+    finally:
+        await app.aclose()
+
+
+def test_the_former_telegram_name_of_the_confirmation_timeout_is_still_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PARLEY_TELEGRAM_CONFIRM_TIMEOUT", "17")
+    assert Settings.load(env_file=None).bot.confirm_timeout_seconds == 17.0

@@ -15,9 +15,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.desk import Confirmations
 from bot.domain import ChatKind, ChatRef
-from integrations.slack.confirmations import Confirmations
-from integrations.slack.convert import split_text, strip_mention, to_incoming_message
+from bot.surface import NO_ANSWER
+from integrations.slack.convert import (
+    ReplyAddress,
+    split_text,
+    strip_mention,
+    to_incoming_message,
+)
 from integrations.slack.surface import SlackSurface
 from integrations.slack.webapi import SlackMessenger
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
@@ -42,6 +48,10 @@ async def client(slack: FakeSlackServer) -> AsyncIterator[AsyncWebClient]:
     await session.close()
 
 
+# The settings' defaults (SlackSettings, BotSettings).
+TIMING = {"stream_interval": 0.5, "update_interval": 1.0, "confirm_timeout": 300.0}
+
+
 def surface(client: AsyncWebClient, **options: float) -> SlackSurface:
     """A reply in a channel thread; it streams from the first piece unless a
     `preview_delay` is given."""
@@ -52,7 +62,7 @@ def surface(client: AsyncWebClient, **options: float) -> SlackSurface:
         thread_ts="1700000000.000100",
         user_id=ALICE,
         team_id="T0001",
-        **{"preview_delay": 0, **options},  # type: ignore[arg-type]
+        **{"preview_delay": 0, **TIMING, **options},  # type: ignore[arg-type]
     )
 
 
@@ -298,11 +308,15 @@ def test_split_text_prefers_line_breaks_and_keeps_everything() -> None:
 
 def test_incoming_messages_are_keyed_per_thread_in_channels_and_per_dm() -> None:
     mention = mention_event("hi  there", thread_ts="170.1")
-    channel = to_incoming_message(mention, team_id="T1", event_id="Ev1", bot_user_id="UBOT")
+    channel, there = to_incoming_message(mention, team_id="T1", event_id="Ev1", bot_user_id="UBOT")
     assert channel.thread_key == "170.1" and channel.text == "hi there"
     assert channel.chat.kind is ChatKind.CHANNEL and channel.event_id == "T1:Ev1"
-    dm = to_incoming_message(dm_event("yo"), team_id="T1", event_id="Ev2", bot_user_id="UBOT")
+    # The converter also says where the answer goes, so nobody reads the event again.
+    assert there == ReplyAddress(CHANNEL, "170.1", ALICE, "T1")
+    direct = dm_event("yo")
+    dm, here = to_incoming_message(direct, team_id="T1", event_id="Ev2", bot_user_id="UBOT")
     assert dm.thread_key == "" and dm.chat.kind is ChatKind.DM
+    assert here == ReplyAddress(DM_CHANNEL, direct["ts"], ALICE, "T1")
     assert strip_mention("<@UBOT|parley> hello", "UBOT") == "hello"
 
 
@@ -319,3 +333,13 @@ async def test_a_non_json_error_answer_is_logged_not_raised(
         await reply.finish("hi")
     assert "assistant.threads.setStatus failed: HTTP 404" in caplog.text
     assert "chat.postMessage failed: HTTP 404" in caplog.text
+
+
+async def test_an_empty_answer_shows_the_one_placeholder_every_platform_uses(
+    client: AsyncWebClient, slack: FakeSlackServer
+) -> None:
+    reply = surface(client, preview_delay=5)
+    await reply.start()
+    await reply.finish("")
+    [post] = slack.bodies("chat.postMessage")
+    assert post["text"] == NO_ANSWER  # Slack refuses an empty message; this is bot.surface's

@@ -39,13 +39,17 @@ async def telegram_app(
         database: Path | None = None,
         admin: dict[str, Any] | None = None,
         preview_delay: float | None = None,
+        confirm_timeout: float | None = None,
         **options: Any,
     ) -> Application:
         app = await make_app(
             tools,
             database_url=f"sqlite:///{database or tmp_path / 'parley.db'}",
             http={"port": 0},
-            bot={} if preview_delay is None else {"preview_delay_seconds": preview_delay},
+            bot={
+                **({} if preview_delay is None else {"preview_delay_seconds": preview_delay}),
+                **({} if confirm_timeout is None else {"confirm_timeout_seconds": confirm_timeout}),
+            },
             telegram={"bot_token": TOKEN, "base_url": telegram.base_url, **options},
             admin={**DEFAULT_TOOLS, **(admin or {})},
         )

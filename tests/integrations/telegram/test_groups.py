@@ -174,7 +174,7 @@ async def test_an_unanswered_confirmation_times_out_as_no(
 ) -> None:
     LAUNCHED.clear()
     llm.script(tool_call_reply(("launch", {"name": "probe"})), text_reply("Not launched."))
-    await telegram_app(tools=[launch], confirm_timeout_seconds=0.3)
+    await telegram_app(tools=[launch], confirm_timeout=0.3)
 
     telegram.push(group_message(GROUP, BOB, f"@{BOT_USERNAME} launch the probe"))
     await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) == 2)

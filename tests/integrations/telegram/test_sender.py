@@ -9,7 +9,7 @@ import pytest
 from telegram.error import RetryAfter
 from telegram.warnings import PTBDeprecationWarning
 
-from integrations.telegram.sender import ChatPace, retry_after_seconds
+from integrations.telegram.delivery import ChatPace, retry_after_seconds
 
 
 def test_retry_after_reads_a_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bot.app import Application
@@ -33,6 +35,20 @@ async def test_the_token_enables_telegram(llm: ScriptedOpenAIServer, tmp_path) -
         await with_token.aclose()
 
 
+async def test_building_the_adapter_leaves_the_environment_alone(
+    llm: ScriptedOpenAIServer, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PTB_TIMEDELTA would change every duration PTB returns, for every library in the process.
+    monkeypatch.delenv("PTB_TIMEDELTA", raising=False)
+    before = dict(os.environ)
+    app = Application(settings(llm, tmp_path, bot_token="1:abc"))
+    try:
+        assert isinstance(app.platforms[0], TelegramPlatform)
+        assert dict(os.environ) == before
+    finally:
+        await app.aclose()
+
+
 def test_a_webhook_url_without_a_secret_is_refused(
     llm: ScriptedOpenAIServer, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -46,7 +62,7 @@ def test_a_webhook_url_without_a_secret_is_refused(
     engine_less = loaded.telegram
 
     with pytest.raises(ConfigError, match="PARLEY_TELEGRAM_WEBHOOK_SECRET must be set"):
-        TelegramPlatform(engine_less, engine=None, preview_delay=0)  # type: ignore[arg-type]
+        TelegramPlatform(engine_less, desk=None, preview_delay=0, confirm_timeout=1)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("secret", ["has space", "semi;colon", "x" * 257])

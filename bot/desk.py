@@ -1,0 +1,164 @@
+"""`Desk`: the one object every chat platform receives, and everything both adapters need.
+
+An adapter translates (native payload → `IncomingMessage` and reply address) and renders
+(a `Surface`, a `Messenger`); whatever does not depend on the platform is here, written
+once: claiming an event so a re-delivery does nothing, knowing whether Parley takes part
+in a thread, running a turn, resetting a conversation, listing and switching tools (with
+the admin check and the audit row), and the open Confirm / Cancel questions.
+
+The admin check is PARLEY_ADMINS first, then a short cache, then the platform's own
+question, which the adapter passes as a small coroutine (Slack asks `users.info`,
+Telegram `getChatMember`); a question that raises `LookupError` counts as "no" this
+time and is not cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import secrets
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+
+from bot.admin import Administration, TTLCache, actor_id, place_of
+from bot.domain import ChatRef, IncomingMessage, UserRef
+from bot.engine import Engine, TurnOutcome
+from bot.storage.repository import ConversationStore
+from bot.surface import Surface
+from bot.toolkit import Tool
+
+AskPlatform = Callable[[], Awaitable[bool]]
+
+
+class Press(enum.Enum):
+    """What became of a press on a Confirm / Cancel button."""
+
+    ANSWERED = "answered"
+    GONE = "gone"  # unknown token, timed out or already answered
+    NOT_YOURS = "not yours"  # somebody other than the asker pressed it
+
+
+class Confirmations:
+    """Questions waiting for a button press: token → (asker, future), for every platform."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[str, asyncio.Future[bool]]] = {}
+
+    def open(self, asker: str) -> tuple[str, asyncio.Future[bool]]:
+        """A new question for `asker` (a platform user id); the token goes in the buttons.
+        12 characters: Telegram's callback data holds at most 64 bytes."""
+        token = secrets.token_urlsafe(9)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending[token] = (asker, future)
+        return token, future
+
+    def owner(self, token: str) -> str | None:
+        """Who may answer this question, or None if it is no longer open."""
+        entry = self._pending.get(token)
+        return entry[0] if entry is not None and not entry[1].done() else None
+
+    def press(self, token: str, presser: str, yes: bool) -> Press:
+        """A press by `presser`: answered only if the question is open and theirs."""
+        owner = self.owner(token)
+        if owner is None:
+            return Press.GONE
+        if owner != presser:
+            return Press.NOT_YOURS
+        _, future = self._pending.pop(token)
+        future.set_result(yes)
+        return Press.ANSWERED
+
+    def discard(self, token: str) -> None:
+        self._pending.pop(token, None)
+
+    def refuse_all(self) -> None:
+        """Shutdown: nobody will press these buttons now; "no" lets their turns end."""
+        for _, future in self._pending.values():
+            if not future.done():
+                future.set_result(False)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+
+class Desk:
+    """The front door of the core for chat platforms (built once, in bot/app.py)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: ConversationStore,
+        admin: Administration,
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._admin = admin
+        self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds)
+        self.confirmations = Confirmations()
+
+    @property
+    def model(self) -> str:
+        """The model answering (for a platform's greeting)."""
+        return self._engine.provider.model
+
+    # -- events and turns --------------------------------------------------------------
+
+    async def claim(self, platform: str, bot: str, event_id: str) -> bool:
+        """True the first time this event is seen (even across restarts and replicas)."""
+        return await self._store.claim_event(platform, bot, event_id)
+
+    async def knows_thread(self, chat: ChatRef, thread_key: str) -> bool:
+        """Whether Parley has a conversation in this thread."""
+        return await self._store.has_thread(chat, thread_key)
+
+    async def turn(self, message: IncomingMessage, surface: Surface) -> TurnOutcome:
+        return await self._engine.handle(message, surface)
+
+    async def reset(self, message: IncomingMessage) -> bool:
+        return await self._engine.reset(message)
+
+    async def drain(self, within: float) -> bool:
+        """Wait until no turn runs (at most `within` seconds); True if none does."""
+        return await self._engine.drain(within)
+
+    # -- tools -------------------------------------------------------------------------
+
+    async def offered_tools(self, message: IncomingMessage) -> list[Tool]:
+        return await self._engine.offered_tools(message)
+
+    async def tool_overview(self, message: IncomingMessage) -> list[tuple[Tool, bool]]:
+        return await self._engine.tool_overview(message)
+
+    async def is_admin(self, user: UserRef, ask: AskPlatform, *, where: Hashable = "") -> bool:
+        """PARLEY_ADMINS, or what the platform says (`ask`, cached per user and `where`)."""
+        if self._admin.is_listed(user):
+            return True
+        try:
+            return await self._admins.get((actor_id(user), where), ask)
+        except LookupError:
+            return False  # a failed check counts as "not an admin" this time only
+
+    async def set_tools(
+        self,
+        user: UserRef,
+        chat: ChatRef,
+        changes: Sequence[tuple[str, bool]],
+        *,
+        ask: AskPlatform,
+        where: Hashable = "",
+    ) -> bool:
+        """Switch tools for `chat` as `user` asked; False (audited) at the first refusal."""
+        allowed = await self.is_admin(user, ask, where=where)
+        channel_id = await self._store.channel_id(chat)
+        for name, enabled in changes:
+            done = await self._admin.set_tool(
+                actor=actor_id(user),
+                channel_id=channel_id,
+                place=place_of(chat),
+                tool=name,
+                enabled=enabled,
+                surface=user.platform,
+                is_admin=allowed,
+            )
+            if not done:
+                return False
+        return True

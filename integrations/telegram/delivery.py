@@ -1,0 +1,412 @@
+"""`Delivery`: the one way out of a Telegram bot, and how it survives flood control.
+
+Every Bot API call of a surface, the messenger and the keyboards goes through one
+`Delivery` per bot: the final text rendered (Markdown to HTML, resent as plain text when
+Telegram cannot parse it), split into parts, each in the chat's next slot; previews and
+"typing…" (optional: skipped when the chat's slot is not free, never queued); edits that
+would not change what the reader sees are never sent.
+
+`deliver` runs one call and, on a 429, waits the `retry_after` Telegram asked for and
+tries again (python-telegram-bot raises `RetryAfter` and never retries by itself). A
+connection that failed before the request went out is retried with a short backoff; a
+timeout is not (the message may have arrived, and a duplicate is worse than a retry the
+user can ask for). A blocked bot or a vanished chat becomes `ChatUnavailable`, which the
+surface logs once and then stays quiet.
+
+`ChatPace` spaces the optional calls of a chat (streaming edits and drafts): a call that
+comes too soon is skipped, not queued, so a chat never sees more than one per interval
+however many turns run in it, and a 429 pushes the next slot back by its `retry_after`.
+Groups also get Telegram's 20 messages a minute (edits count, PROTOCOLS.md): previews
+stop a few short of it, so the answers themselves always find a slot, and a required
+call waits for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import logging
+import time
+import warnings
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.surface import NO_ANSWER
+from integrations.telegram.formatting import markdown_to_html, split_markdown, visible_text
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# PTB 22.2+ deprecates reading `RetryAfter.retry_after` as an int, and reads it itself
+# while building the error, so every 429 would warn. Parley reads both forms
+# (`retry_after_seconds`), so only that one notice is silenced here; PTB_TIMEDELTA
+# would instead change the type of every duration PTB returns, to every library in
+# the process.
+RETRY_AFTER_NOTICE = r".*`retry_after` will be of type"
+warnings.filterwarnings("ignore", RETRY_AFTER_NOTICE, PTBDeprecationWarning)
+
+
+_GONE = (
+    "chat not found",
+    "bot was blocked",
+    "bot was kicked",
+    "user is deactivated",
+    "have no rights to send",
+    "not enough rights",
+    "group chat was upgraded",
+    "bot is not a member",
+)
+
+
+class ChatUnavailable(Exception):
+    """Telegram will not take messages for this chat (blocked, kicked, deleted)."""
+
+
+def retry_after_seconds(error: RetryAfter) -> float:
+    """`RetryAfter.retry_after` is an int (with a deprecation warning) or a timedelta
+    (PTB_TIMEDELTA=true, or PTB 23); read either without the warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    if isinstance(value, dtm.timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+def is_gone(error: Exception) -> bool:
+    if isinstance(error, Forbidden):
+        return True
+    return isinstance(error, BadRequest) and any(
+        marker in error.message.lower() for marker in _GONE
+    )
+
+
+def is_unparsable(error: Exception) -> bool:
+    return isinstance(error, BadRequest) and "can't parse entities" in error.message.lower()
+
+
+def is_not_modified(error: Exception) -> bool:
+    return isinstance(error, BadRequest) and "message is not modified" in error.message.lower()
+
+
+async def deliver(
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    max_retries: int,
+    on_retry_after: Callable[[float], None] | None = None,
+) -> T:
+    """Run `call`, waiting out flood control and retrying failed connections."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except RetryAfter as exc:
+            wait = retry_after_seconds(exc)
+            if on_retry_after is not None:
+                on_retry_after(wait)
+            if attempt >= max_retries:
+                raise
+            log.warning("telegram flood control on %s: waiting %.1f s", what, wait)
+            await asyncio.sleep(wait)
+        except (Forbidden, BadRequest) as exc:
+            if is_gone(exc):
+                raise ChatUnavailable(exc.message) from exc
+            raise
+        except TimedOut:
+            raise
+        except NetworkError as exc:
+            if attempt >= max_retries:
+                raise
+            wait = min(0.5 * 2**attempt, 5.0)
+            log.warning("telegram network error on %s (%s): retrying in %.1f s", what, exc, wait)
+            await asyncio.sleep(wait)
+        attempt += 1
+
+
+class ChatPace:
+    """The earliest time each chat may get its next optional (skippable) call, and each
+    group's calls of the last minute."""
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        group_limit: int = 20,
+        group_window: float = 60.0,
+        group_preview_limit: int = 15,
+    ) -> None:
+        self.interval = interval
+        self.group_limit = group_limit
+        self.group_window = group_window
+        self.group_preview_limit = group_preview_limit
+        self._next: dict[int, float] = {}
+        self._group_calls: dict[int, deque[float]] = {}
+
+    def take(self, chat_id: int, interval: float | None = None) -> bool:
+        """Claim the chat's slot now if it is free; False means "skip this update"."""
+        now = time.monotonic()
+        if now < self._next.get(chat_id, 0.0):
+            return False
+        recent = self._recent(chat_id, now)
+        if recent is not None and len(recent) >= self.group_preview_limit:
+            return False  # the rest of this minute is kept for answers
+        self._next[chat_id] = now + (self.interval if interval is None else interval)
+        if recent is not None:
+            recent.append(now)
+        if len(self._next) > 10_000:
+            self._next = {k: v for k, v in self._next.items() if v > now}
+            self._group_calls = {k: v for k, v in self._group_calls.items() if v}
+        return True
+
+    def ready_in(self, chat_id: int) -> float:
+        """Seconds until `take` could succeed for the chat (0 if it could now)."""
+        now = time.monotonic()
+        at = self._next.get(chat_id, 0.0)
+        recent = self._recent(chat_id, now)
+        if recent is not None and len(recent) >= self.group_preview_limit:
+            # A group past its preview share: until enough of its minute has aged out.
+            at = max(at, recent[len(recent) - self.group_preview_limit] + self.group_window)
+        return max(0.0, at - now)
+
+    def touch(self, chat_id: int, interval: float | None = None) -> None:
+        """A call just finished: count the interval from now, since Telegram counts from
+        arrival and a slow request may have arrived late."""
+        after = time.monotonic() + (self.interval if interval is None else interval)
+        self._next[chat_id] = max(self._next.get(chat_id, 0.0), after)
+
+    def back_off(self, chat_id: int, seconds: float) -> None:
+        """Telegram said wait: no optional call to this chat for `seconds`."""
+        self._next[chat_id] = max(self._next.get(chat_id, 0.0), time.monotonic() + seconds)
+
+    async def acquire(self, chat_id: int) -> None:
+        """Wait for the chat's next slot and take it (for calls that must not be skipped)."""
+        now = time.monotonic()
+        at = max(now, self._next.get(chat_id, 0.0))
+        recent = self._recent(chat_id, now)
+        if recent is not None:
+            if len(recent) >= self.group_limit:
+                # The slot the oldest call of the counted minute frees.
+                at = max(at, recent[len(recent) - self.group_limit] + self.group_window)
+            recent.append(at)
+        self._next[chat_id] = at + self.interval
+        if at > now:
+            await asyncio.sleep(at - now)
+
+    def _recent(self, chat_id: int, now: float) -> deque[float] | None:
+        """A group's calls in the window ending now (None for a private chat: users have
+        positive ids, groups negative ones)."""
+        if chat_id > 0:
+            return None
+        recent = self._group_calls.setdefault(chat_id, deque())
+        while recent and now - recent[0] >= self.group_window:
+            recent.popleft()
+        return recent
+
+
+@dataclass(slots=True)
+class Delivery:
+    """The one way out of one bot: every Bot API call of its surfaces, messenger and
+    keyboards goes through here (pacing, 429 retries, rendering, splitting)."""
+
+    bot: Bot
+    pace: ChatPace
+    max_retries: int
+    draft_interval: float
+    preview_delay: float
+    confirm_timeout: float
+
+    async def call(self, make: Callable[[], Awaitable[Any]], what: str, chat_id: int) -> Any:
+        return await deliver(
+            make,
+            what=what,
+            max_retries=self.max_retries,
+            on_retry_after=lambda seconds: self.pace.back_off(chat_id, seconds),
+        )
+
+    async def send_markdown(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> list[Message]:
+        """Send `text` rendered, split into as many messages as it needs."""
+        sent = []
+        for index, part in enumerate(split_markdown(text) or [NO_ANSWER]):
+            reply = reply_to if not index else None
+            send = self.send_part(chat_id, part, thread_id=thread_id, reply_to=reply)
+            sent.append(await (self.paced(chat_id, send) if index else send))
+        return sent
+
+    async def paced(self, chat_id: int, work: Awaitable[T]) -> T:
+        """Run `work` in the chat's next slot, however long it takes to come."""
+        await self.pace.acquire(chat_id)
+        try:
+            return await work
+        finally:
+            self.pace.touch(chat_id)
+
+    async def send_part(
+        self,
+        chat_id: int,
+        part: str,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+        markup: InlineKeyboardMarkup | None = None,
+        render: bool = True,
+    ) -> Message:
+        reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+
+        def send(text: str, parse_mode: str | None) -> Callable[[], Awaitable[Message]]:
+            return lambda: self.bot.send_message(
+                chat_id,
+                text,
+                parse_mode=parse_mode,
+                message_thread_id=thread_id,
+                reply_parameters=reply,
+                reply_markup=markup,
+            )
+
+        if render:
+            try:
+                message: Message = await self.call(
+                    send(markdown_to_html(part), ParseMode.HTML), "sendMessage", chat_id
+                )
+                return message
+            except BadRequest as exc:
+                if not is_unparsable(exc):
+                    raise
+                log.warning("telegram could not parse the formatting (%s); sending plain", exc)
+        message = await self.call(send(part, None), "sendMessage", chat_id)
+        return message
+
+    async def edit_part(self, chat_id: int, message_id: int, part: str, shown: str) -> None:
+        """Edit a message to `part` rendered; nothing if it would show the same text."""
+        markup = markdown_to_html(part)
+        if markup == shown or (visible_text(markup) == shown and "<" not in markup):
+            return
+
+        def edit(text: str, parse_mode: str | None) -> Callable[[], Awaitable[Any]]:
+            return lambda: self.bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, parse_mode=parse_mode
+            )
+
+        try:
+            await self.call(edit(markup, ParseMode.HTML), "editMessageText", chat_id)
+        except BadRequest as exc:
+            if is_not_modified(exc):
+                return
+            if not is_unparsable(exc):
+                raise
+            log.warning("telegram could not parse the formatting (%s); editing plain", exc)
+            if part != shown:
+                await self.call(edit(part, None), "editMessageText", chat_id)
+
+    # -- previews and typing (optional: skipped, never queued) -------------------------
+
+    def take(self, chat_id: int, interval: float | None = None) -> bool:
+        return self.pace.take(chat_id, interval)
+
+    def touch(self, chat_id: int, interval: float | None = None) -> None:
+        self.pace.touch(chat_id, interval)
+
+    def ready_in(self, chat_id: int) -> float:
+        return self.pace.ready_in(chat_id)
+
+    async def preview(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        draft_id: int | None,
+        thread_id: int | None,
+        reply_to: int | None,
+        message_id: int | None,
+    ) -> Preview:
+        """One optional preview: a draft (`draft_id`, private chats), else a new message
+        or an edit of `message_id`. A 429 backs the chat's pace off; not retried."""
+        try:
+            if draft_id is not None:
+                await self.bot.send_message_draft(
+                    chat_id, draft_id, text, message_thread_id=thread_id
+                )
+            elif message_id is None:
+                reply = (
+                    ReplyParameters(reply_to, allow_sending_without_reply=True)
+                    if reply_to
+                    else None
+                )
+                message = await self.bot.send_message(
+                    chat_id, text, message_thread_id=thread_id, reply_parameters=reply
+                )
+                return Preview(shown=True, message_id=message.id)
+            else:
+                await self.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id)
+        except RetryAfter as exc:
+            self.pace.back_off(chat_id, retry_after_seconds(exc))
+            return Preview(shown=False, message_id=message_id)
+        except BadRequest as exc:
+            if not is_not_modified(exc):
+                log.info("telegram streaming preview refused (%s); waiting for the final text", exc)
+                return Preview(shown=False, message_id=message_id, refused=True)
+        return Preview(shown=True, message_id=message_id)
+
+    async def typing(self, chat_id: int, thread_id: int | None) -> None:
+        await self.bot.send_chat_action(chat_id, ChatAction.TYPING, message_thread_id=thread_id)
+
+    # -- final text ----------------------------------------------------------------------
+
+    async def final(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        private: bool,
+        thread_id: int | None,
+        reply_to: int | None,
+        streamed_id: int | None,
+        shown: str,
+    ) -> None:
+        """The whole answer, rendered and split: the streamed message (`streamed_id`, if
+        any) edited into the first part, the rest sent in the chat's next slots."""
+        parts = split_markdown(text) or [NO_ANSWER]
+        if streamed_id is not None:
+            try:
+                await self.paced(chat_id, self.edit_part(chat_id, streamed_id, parts[0], shown))
+            except BadRequest as exc:
+                log.info("could not edit the streamed message (%s); sending anew", exc)
+                await self.paced(chat_id, self.send_part(chat_id, parts[0], thread_id=thread_id))
+        else:
+            first = self.send_part(chat_id, parts[0], thread_id=thread_id, reply_to=reply_to)
+            # A private chat's answer replaces its draft at once; groups keep their pace.
+            await (first if private else self.paced(chat_id, first))
+        for part in parts[1:]:
+            await self.paced(chat_id, self.send_part(chat_id, part, thread_id=thread_id))
+
+    async def edit_plain(self, chat_id: int, message_id: int, text: str) -> None:
+        await self.call(
+            lambda: self.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id),
+            "editMessageText",
+            chat_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What became of one preview: shown or not, the message it lives in, and whether
+    Telegram refused previews of this reply (the final text still comes)."""
+
+    shown: bool
+    message_id: int | None
+    refused: bool = False
