@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
-
-PARLEY = [sys.executable, "-m", "bot.cli"]
-REPO = Path(__file__).resolve().parents[2]
-
-
-def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    keep = {
-        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "USER")
-    }
-    return {
-        **keep,
-        "PYTHONPATH": str(REPO),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'parley.db'}",
-        **extra,
-    }
+from tests.processes import PARLEY, REPO, Run, environment, free_port
 
 
 def parley(
@@ -185,65 +169,44 @@ def test_tools_lists_every_tool_with_its_schema(tmp_path: Path) -> None:
     assert schema["additionalProperties"] is False
 
 
-def start_run(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*PARLEY, "run"],
-        cwd=tmp_path,
-        env=environment(tmp_path, PARLEY_HTTP_PORT="0", **env),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-
-
-def wait_for_port(process: subprocess.Popen[str], seen: list[str]) -> int:
-    assert process.stderr is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        seen.append(line)
-        if match := re.search(r"serving http://127\.0\.0\.1:(\d+)/healthz", line):
-            return int(match.group(1))
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError("".join(seen))
-
-
-def stop(process: subprocess.Popen[str], sig: int) -> str:
-    """Signal, wait, and return the rest of stderr (read through the same buffered file)."""
-    assert process.stderr is not None
-    process.send_signal(sig)
+def ready_run(tmp_path: Path, **env: str) -> tuple[Run, str]:
+    """`parley run` on a free port, returned once its /readyz answers 200."""
+    port = free_port()
+    run = Run(tmp_path, PARLEY_HTTP_PORT=str(port), **env)
+    url = f"http://127.0.0.1:{port}"
     try:
-        process.wait(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    return process.stderr.read()
+        run.wait_ready(f"{url}/readyz")
+    except BaseException:
+        run.stop()
+        raise
+    return run, url
 
 
 def test_run_serves_healthz_and_stops_cleanly_on_ctrl_c(
     tmp_path: Path, llm: ScriptedOpenAIServer
 ) -> None:
-    seen: list[str] = []
-    with start_run(
-        tmp_path, OPENAI_API_KEY="sk-secret-value", OPENAI_BASE_URL=llm.base_url
-    ) as process:
-        port = wait_for_port(process, seen)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+    run, url = ready_run(tmp_path, OPENAI_API_KEY="sk-secret-value", OPENAI_BASE_URL=llm.base_url)
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
             health = json.loads(response.read())
-        log = "".join(seen) + stop(process, signal.SIGINT)
+        run.process.send_signal(signal.SIGINT)
+        _, log = run.finish(within=20)
+    finally:
+        run.stop()
     assert health == {"status": "ok"}
-    assert process.returncode == 0, log
+    assert run.returncode == 0, log
     assert "Traceback" not in log and "sk-secret-value" not in log
     assert "no chat platform configured" in log, log
 
 
 def test_run_stops_cleanly_on_sigterm(tmp_path: Path, llm: ScriptedOpenAIServer) -> None:
-    seen: list[str] = []
-    with start_run(tmp_path, OPENAI_API_KEY="sk-x", OPENAI_BASE_URL=llm.base_url) as process:
-        wait_for_port(process, seen)
-        log = "".join(seen) + stop(process, signal.SIGTERM)
-    assert process.returncode == 0, log
+    run, _ = ready_run(tmp_path, OPENAI_API_KEY="sk-x", OPENAI_BASE_URL=llm.base_url)
+    try:
+        run.process.send_signal(signal.SIGTERM)
+        _, log = run.finish(within=20)
+    finally:
+        run.stop()
+    assert run.returncode == 0, log
     assert "stopped" in log
 
 
