@@ -106,6 +106,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def ready_run(tmp_path: Path, **env: str) -> tuple[Run, str]:
+    """`parley run` on a free port, returned once its /readyz answers 200."""
+    port = free_port()
+    run = Run(tmp_path, PARLEY_HTTP_PORT=str(port), **env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        run.wait_ready(f"{url}/readyz")
+    except BaseException:
+        run.stop()
+        raise
+    return run, url
+
+
 class ParleyProcess:
     """A served `parley run` in `directory`: Slack in HTTP mode and the console on; the
     model points at a closed port, since nothing here gets far enough to call it, and the

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
-from tests.processes import PARLEY, REPO, Run, environment, free_port
+from tests.processes import PARLEY, REPO, environment, ready_run
 
 
 def parley(
@@ -167,19 +167,6 @@ def test_tools_lists_every_tool_with_its_schema(tmp_path: Path) -> None:
     assert schema["properties"]["timezone"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
     assert schema["required"] == ["timezone"]
     assert schema["additionalProperties"] is False
-
-
-def ready_run(tmp_path: Path, **env: str) -> tuple[Run, str]:
-    """`parley run` on a free port, returned once its /readyz answers 200."""
-    port = free_port()
-    run = Run(tmp_path, PARLEY_HTTP_PORT=str(port), **env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        run.wait_ready(f"{url}/readyz")
-    except BaseException:
-        run.stop()
-        raise
-    return run, url
 
 
 def test_run_serves_healthz_and_stops_cleanly_on_ctrl_c(

@@ -33,10 +33,10 @@ from bot.observe import TurnIdFilter
 from bot.storage.models import Lease
 from bot.toolkit import tool
 from tests.apps import AppFactory, RecordingMessenger, wait_until
-from tests.bot.test_cli import start_run, wait_for_port
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
 from tests.fakes.telegram_server import TOKEN, FakeTelegramServer, private_message
+from tests.processes import ready_run
 
 SECRET = "shutdown-webhook-secret"
 HOOK = "https://parley.example.test/telegram/hook"
@@ -48,8 +48,7 @@ def test_sigterm_during_a_turn_finishes_it_stores_it_and_exits_0(
     tmp_path: Path, llm: ScriptedOpenAIServer, telegram: FakeTelegramServer
 ) -> None:
     llm.set_default(text_reply("The slow answer arrived.", delay=1.5))
-    seen: list[str] = []
-    with start_run(
+    run, base = ready_run(
         tmp_path,
         OPENAI_API_KEY="sk-x",
         OPENAI_BASE_URL=llm.base_url,
@@ -59,9 +58,9 @@ def test_sigterm_during_a_turn_finishes_it_stores_it_and_exits_0(
         PARLEY_TELEGRAM_WEBHOOK_SECRET=SECRET,
         PARLEY_SHUTDOWN_GRACE_SECONDS="20",
         PARLEY_LOG_FORMAT="json",
-    ) as process:
-        port = wait_for_port(process, seen)
-        url = f"http://127.0.0.1:{port}/telegram/hook"
+    )
+    try:
+        url = f"{base}/telegram/hook"
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
         with httpx.Client(timeout=5) as client:
             first = client.post(
@@ -69,21 +68,18 @@ def test_sigterm_during_a_turn_finishes_it_stores_it_and_exits_0(
             )
             deadline = time.monotonic() + 10
             while not llm.requests:  # the turn is now waiting for the slow model
-                assert time.monotonic() < deadline, "".join(seen)
+                assert time.monotonic() < deadline, run.output()[1]
                 time.sleep(0.02)
-            process.send_signal(signal.SIGTERM)
+            run.process.send_signal(signal.SIGTERM)
             time.sleep(0.3)
             late = client.post(
                 url, json={"update_id": 502, **private_message(77, "again")}, headers=headers
             )
-            ready = client.get(f"http://127.0.0.1:{port}/readyz")
-        try:
-            process.wait(timeout=20)
-        finally:
-            if process.poll() is None:
-                process.kill()
-        assert process.stderr is not None
-        log = "".join(seen) + process.stderr.read()
+            ready = client.get(f"{base}/readyz")
+        _, log = run.finish(within=20)
+    finally:
+        run.stop()
+    process = run.process
 
     assert first.status_code == 200
     assert late.status_code == 503  # no new work: Telegram delivers it again later
@@ -287,8 +283,7 @@ def test_sigterm_with_a_turn_past_the_grace_period_still_exits_0_promptly(
     tmp_path: Path, llm: ScriptedOpenAIServer, telegram: FakeTelegramServer
 ) -> None:
     llm.set_default(text_reply("never in time", delay=15))
-    seen: list[str] = []
-    with start_run(
+    run, base = ready_run(
         tmp_path,
         OPENAI_API_KEY="sk-x",
         OPENAI_BASE_URL=llm.base_url,
@@ -297,28 +292,25 @@ def test_sigterm_with_a_turn_past_the_grace_period_still_exits_0_promptly(
         PARLEY_TELEGRAM_WEBHOOK_URL=HOOK,
         PARLEY_TELEGRAM_WEBHOOK_SECRET=SECRET,
         PARLEY_SHUTDOWN_GRACE_SECONDS="0.5",
-    ) as process:
-        port = wait_for_port(process, seen)
+    )
+    try:
         with httpx.Client(timeout=5) as client:
             client.post(
-                f"http://127.0.0.1:{port}/telegram/hook",
+                f"{base}/telegram/hook",
                 json={"update_id": 601, **private_message(78, "hi")},
                 headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
             )
         deadline = time.monotonic() + 10
         while not llm.requests:
-            assert time.monotonic() < deadline, "".join(seen)
+            assert time.monotonic() < deadline, run.output()[1]
             time.sleep(0.02)
         started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        run.process.send_signal(signal.SIGTERM)
+        _, log = run.finish(within=10)
         took = time.monotonic() - started
-        assert process.stderr is not None
-        log = "".join(seen) + process.stderr.read()
+    finally:
+        run.stop()
+    process = run.process
     assert process.returncode == 0, log
     assert took < 5, log
     assert "1 turn(s) still running after 0.5 s: cancelled" in log
