@@ -1,0 +1,90 @@
+"""Every word Parley writes itself, in the reader's language (gettext catalogs, Babel).
+
+Conventions, for every module that writes to people:
+
+- Wrap the English text in `_()` where it is shown: `_("Reminder: {text}", text=text)`.
+  Placeholders are named `{braces}`; values are passed as keywords, never formatted
+  into the message id first, so a translator sees the whole sentence.
+- A module-level constant is marked with `N_()` (extracted, not translated) and
+  translated where it is shown: `_(UNEXPECTED_ERROR)`.
+- The language is the reader's, chosen by whoever knows the reader (the desk, for a
+  turn; the console, for a request) with `use_locale(...)`; code that writes text does
+  not pass a language around.
+
+Catalogs live in `bot/locale/<locale>/LC_MESSAGES/parley.po` (compiled to `.mo` by the
+build); a locale without a catalog, or a message without a translation, reads English.
+"""
+
+from __future__ import annotations
+
+import gettext
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import cache
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from babel.support import Translations
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "parley"
+DEFAULT_LOCALE = "en"
+
+_current_locale: ContextVar[str] = ContextVar("parley_locale", default=DEFAULT_LOCALE)
+
+
+def normalize(tag: str | None) -> str:
+    """A platform's language tag ("zh-CN", "zh_hans", "en-US", "") as a catalog locale.
+
+    Unknown or empty tags read as English rather than failing: a user's client may send
+    anything.
+    """
+    if not tag:
+        return DEFAULT_LOCALE
+    try:
+        locale = Locale.parse(tag.replace("-", "_"), sep="_")
+    except (ValueError, UnknownLocaleError):
+        return DEFAULT_LOCALE
+    if locale.language == "zh":
+        # Simplified Chinese for every Chinese tag unless it says Traditional.
+        traditional = locale.script == "Hant" or locale.territory in {"TW", "HK", "MO"}
+        return "zh_Hant" if traditional else "zh_CN"
+    return locale.language
+
+
+@cache
+def translations(locale: str) -> gettext.NullTranslations:
+    """The compiled catalog for `locale`, or English (the message ids) when there is none."""
+    return Translations.load(str(LOCALE_DIR), [locale, DEFAULT_LOCALE], DOMAIN)
+
+
+def current_locale() -> str:
+    return _current_locale.get()
+
+
+@contextmanager
+def use_locale(tag: str | None) -> Iterator[str]:
+    """Write in the language `tag` names within this block (and tasks started in it)."""
+    token = _current_locale.set(normalize(tag))
+    try:
+        yield _current_locale.get()
+    finally:
+        _current_locale.reset(token)
+
+
+def _(message: str, /, **values: object) -> str:
+    """`message` in the current reader's language, with its `{placeholders}` filled."""
+    text = translations(_current_locale.get()).gettext(message)
+    return text.format(**values) if values else text
+
+
+def ngettext(singular: str, plural: str, count: int, /, **values: object) -> str:
+    """The singular or plural form for `count` in the reader's language (`{count}` filled)."""
+    text = translations(_current_locale.get()).ngettext(singular, plural, count)
+    return text.format(count=count, **values)
+
+
+def N_(message: str, /) -> str:
+    """Mark `message` for the catalogs without translating it (translate where shown)."""
+    return message
