@@ -59,6 +59,7 @@ class ConversationInfo:
 class StoredMessage:
     message: ChatMessage
     tokens: int
+    id: int = 0  # the row's id once stored (0 for a message not yet written)
 
 
 class ConversationStore:
@@ -221,7 +222,7 @@ class ConversationStore:
         conversation_id, rows = await self.db.run(work)
         rows.reverse()
         info = ConversationInfo(user_id, channel_id, conversation_id, timezone)
-        return info, [StoredMessage(to_chat_message(row), row.tokens) for row in rows]
+        return info, [StoredMessage(to_chat_message(row), row.tokens, row.id) for row in rows]
 
     async def history(self, conversation_id: int, *, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages, oldest first."""
@@ -230,7 +231,7 @@ class ConversationStore:
             lambda connection: list(connection.execute(_HISTORY, values)), write=False
         )
         rows.reverse()
-        return [StoredMessage(to_chat_message(row), row.tokens) for row in rows]
+        return [StoredMessage(to_chat_message(row), row.tokens, row.id) for row in rows]
 
     async def append(
         self,
@@ -485,6 +486,7 @@ _THREAD_EXISTS = (
     .limit(1)
 )
 _MESSAGE_COLUMNS = (
+    _MESSAGES.c.id,
     _MESSAGES.c.role,
     _MESSAGES.c.content,
     _MESSAGES.c.tool_calls,
