@@ -384,6 +384,7 @@ class Application:
             clients=ClientResolver(self.settings.http.trusted_networks),
             public_url=self.settings.http.public_url,
             reminders=self.scheduler,
+            memory=self.memory,
             overview=Overview(
                 store=self.activity_store,
                 recorder=self.activity,

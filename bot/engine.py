@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 import zoneinfo
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,7 +51,7 @@ from bot.llm.base import Provider, ToolSpec
 from bot.observe import TURN_ID, Observer, new_turn_id
 from bot.policy import AllowAllTools, ChannelProfile, ToolPolicy, for_scheduled_turn
 from bot.storage import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
-from bot.storage.memory import MemoryStore, TurnMemory
+from bot.storage.memory import MemoryStore, TurnMemory, TurnMemoryReader
 from bot.summaries import Summariser
 from bot.surface import NO_ANSWER, Surface
 from bot.tool_round import RoundRules, ids_in, prepare_round, run_round
@@ -242,10 +242,12 @@ class Engine:
                 await surface.fail(refusal)
                 return
         user_message = ChatMessage(Role.USER, message.text)
-        info, history = await self._store.start_turn(
-            message, StoredMessage(user_message, message_tokens(user_message))
+        enabled = await self.policy.enabled_tools(message, channel_id, list(self.tools))
+        info, history, memory = await self._store.start_turn_with(
+            message,
+            StoredMessage(user_message, message_tokens(user_message)),
+            self._memory_reader(message, user_id, enabled),
         )
-        enabled = await self.policy.enabled_tools(message, info.channel_id, list(self.tools))
         withheld: dict[str, str] = {}
         if scheduled:
             enabled, withheld = for_scheduled_turn(enabled)
@@ -257,7 +259,6 @@ class Engine:
             withheld=withheld,
         )
         specs = [self._spec(item) for item in offered.values()]
-        memory = await self._turn_memory(message, info, offered)
         summary = memory.summary if memory is not None else None
         unsummarised = (
             [stored for stored in history if stored.id > summary.through_message_id]
@@ -415,20 +416,19 @@ class Engine:
             services=self.services,
         )
 
-    async def _turn_memory(
-        self, message: IncomingMessage, info: ConversationInfo, offered: dict[str, Tool]
-    ) -> TurnMemory | None:
-        """The conversation's summary and the user's remembered facts, when on here:
-        facts only where the channel offers the memory tools (the same policy)."""
+    def _memory_reader(
+        self, message: IncomingMessage, user_id: int, enabled: Sequence[Tool]
+    ) -> TurnMemoryReader | None:
+        """How the turn reads the conversation's summary and the user's remembered facts,
+        when on here: facts only where the channel offers the memory tools (the same
+        policy). None when neither is: the turn then reads nothing more."""
         if self._memory is None:
             return None
-        facts = any(name in offered for name in MEMORY_TOOLS)
+        facts = any(item.name in MEMORY_TOOLS for item in enabled)
         summary = self._summariser is not None and self.settings.summaries
         if not facts and not summary:
             return None
-        return await self._memory.for_turn(
-            info.user_id, message.chat, info.conversation_id, facts=facts, summary=summary
-        )
+        return self._memory.reader(user_id, message.chat, facts=facts, summary=summary)
 
     def _system_prompt(
         self, info: ConversationInfo, profile: ChannelProfile, memory: TurnMemory | None = None

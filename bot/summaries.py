@@ -95,6 +95,7 @@ class Summariser:
         self._memory = memory
         self._budget = budget_tokens
         self._running: dict[int, asyncio.Task[None]] = {}
+        self.written = 0  # summaries stored by this process (benchmarks, metrics)
 
     def needed(self, unsummarised: Sequence[StoredMessage], fits: int) -> bool:
         """Whether a turn that showed the model only the newest `fits` of `unsummarised`
@@ -157,6 +158,7 @@ class Summariser:
         saved = await self._memory.save_summary(
             info.conversation_id, part[-1].id, text, estimate_tokens(text)
         )
+        self.written += saved
         log.info(
             "summarised %d message(s) of conversation %d%s",
             len(part),
