@@ -44,7 +44,9 @@ from bot.storage.activity import ActivityStore
 from bot.storage.admin import AdminStore
 from bot.storage.emails import EmailLog
 from bot.storage.leases import LeaseStore
+from bot.storage.memory import MemoryStore
 from bot.storage.sessions import ConsoleSessionStore
+from bot.summaries import Summariser
 from bot.surface import Messenger
 from bot.toolkit import Tool, ToolRegistry
 from bot.web import WebServer, create_web_app
@@ -180,11 +182,21 @@ class Application:
             engine=lambda: self.engine,
             observer=observer,
         )
+        self.memory = MemoryStore(
+            self.database,
+            self.store,
+            max_facts=settings.bot.memory_max_facts,
+            max_chars=settings.bot.memory_fact_max_chars,
+        )
+        self.summariser = Summariser(
+            self.provider, self.store, self.memory, budget_tokens=settings.bot.context_tokens
+        )
         services = ToolServices(
             reminders=self.scheduler,
             mailer=self.mailer,
             weather=self.weather,
             timezones=self.store,
+            memory=self.memory,
         )
         self.engine = Engine(
             provider=self.provider,
@@ -196,9 +208,11 @@ class Application:
             services=services,
             observer=observer,
             log_bodies=settings.ops.log_bodies,
+            memory=self.memory,
+            summariser=self.summariser,
         )
         # The one object every platform receives: claims, turns, tools, confirmations.
-        self.desk = Desk(self.engine, self.store, self.admin)
+        self.desk = Desk(self.engine, self.store, self.admin, self.memory)
         self.platforms: list[Platform] = self.build_platforms()
         # One messenger per platform delivers reminders and alerts: the platforms' own,
         # overridden by explicit ones (the terminal chat's, tests').
@@ -302,6 +316,7 @@ class Application:
                 cancelled = self.engine.cancel_turns()
                 log.warning("%d turn(s) still running after %.1f s: cancelled", cancelled, grace)
                 await self.engine.drain(5.0)
+            await self.summariser.drain(min(grace, 5.0))
             await self.leadership.stop()
             await self.scheduler.stop()
             for platform in reversed(self.started):
@@ -369,6 +384,7 @@ class Application:
             clients=ClientResolver(self.settings.http.trusted_networks),
             public_url=self.settings.http.public_url,
             reminders=self.scheduler,
+            memory=self.memory,
             overview=Overview(
                 store=self.activity_store,
                 recorder=self.activity,
@@ -408,6 +424,7 @@ class Application:
         return {"database": "ok"}
 
     async def aclose(self) -> None:
+        self.summariser.cancel()
         await self.leadership.stop()
         await self.scheduler.stop()
         await self.alerts.stop()

@@ -114,6 +114,15 @@ class BotSettings(_Group):
         validation_alias=AliasChoices("PARLEY_CONFIRM_TIMEOUT", "PARLEY_TELEGRAM_CONFIRM_TIMEOUT"),
     )
 
+    # -- memory (summaries of long conversations; facts users asked to remember) --------
+    # When history outgrows PARLEY_CONTEXT_TOKENS, its older half is summarised by the
+    # model (one extra call, after the turn) and the summary is offered ahead of the rest.
+    summaries: bool = Field(True, validation_alias="PARLEY_SUMMARIES")
+    memory_max_facts: int = Field(50, ge=1, le=1000, validation_alias="PARLEY_MEMORY_MAX_FACTS")
+    memory_fact_max_chars: int = Field(
+        300, ge=20, le=2000, validation_alias="PARLEY_MEMORY_FACT_MAX_CHARS"
+    )
+
     @field_validator("default_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -20,8 +20,9 @@ import secrets
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 
 from bot.admin import Administration, TTLCache, actor_id, place_of
-from bot.domain import ChatRef, IncomingMessage, UserRef
+from bot.domain import ChatKind, ChatRef, IncomingMessage, MemoryBook, MemoryScope, UserRef
 from bot.engine import Engine, TurnOutcome
+from bot.i18n import _, ngettext
 from bot.storage.repository import ConversationStore
 from bot.surface import Surface
 from bot.toolkit import Tool
@@ -63,7 +64,7 @@ class Confirmations:
             return Press.GONE
         if owner != presser:
             return Press.NOT_YOURS
-        _, future = self._pending.pop(token)
+        _owner, future = self._pending.pop(token)
         future.set_result(yes)
         return Press.ANSWERED
 
@@ -72,7 +73,7 @@ class Confirmations:
 
     def refuse_all(self) -> None:
         """Shutdown: nobody will press these buttons now; "no" lets their turns end."""
-        for _, future in self._pending.values():
+        for _owner, future in self._pending.values():
             if not future.done():
                 future.set_result(False)
 
@@ -88,10 +89,12 @@ class Desk:
         engine: Engine,
         store: ConversationStore,
         admin: Administration,
+        memory: MemoryBook | None = None,
     ) -> None:
         self._engine = engine
         self._store = store
         self._admin = admin
+        self._memory = memory
         self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds)
         self.confirmations = Confirmations()
 
@@ -162,3 +165,44 @@ class Desk:
             if not done:
                 return False
         return True
+
+    # -- memory (/memory, /forget) -------------------------------------------------------
+
+    async def memory_text(self, message: IncomingMessage) -> str:
+        """What the user asked Parley to remember that may be shown here, for /memory."""
+        if self._memory is None:
+            return _("Memory is not available on this bot.")
+        facts = await self._memory.facts_for(message.user, message.chat)
+        private = message.chat.kind is ChatKind.DM
+        if not facts:
+            if private:
+                return _("I don't remember anything about you. Ask me to remember something.")
+            return _(
+                "I don't remember anything about you that is shared here. "
+                "Facts you keep private are listed in a direct chat with me."
+            )
+        lines = [_("What I remember about you:")]
+        for fact in facts:
+            # In a DM both kinds are listed: say which ones groups see too.
+            shared = private and fact.scope is MemoryScope.EVERYWHERE
+            lines.append(
+                _("{number}. {text} (shared everywhere)", number=fact.id, text=fact.text)
+                if shared
+                else f"{fact.id}. {fact.text}"
+            )
+        lines.append(_("To forget one: /forget followed by its number, or /forget all."))
+        return "\n".join(lines)
+
+    async def forget_text(self, message: IncomingMessage, argument: str) -> str:
+        """Forget one fact (by number) or all facts visible here, for /forget."""
+        if self._memory is None:
+            return _("Memory is not available on this bot.")
+        word = argument.strip().lower()
+        if word in ("all", "全部"):
+            removed = await self._memory.forget(message.user, message.chat, None)
+            return ngettext("Forgot {count} fact.", "Forgot {count} facts.", removed)
+        if not word.isdigit():
+            return _("Say which fact to forget: /forget followed by its number, or /forget all.")
+        if await self._memory.forget(message.user, message.chat, int(word)):
+            return _("Forgotten.")
+        return _("There is no fact {number} here; /memory lists them.", number=word)

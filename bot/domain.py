@@ -238,6 +238,42 @@ class TimezoneBook(Protocol):
     async def set_timezone(self, user: UserRef, timezone: str) -> None: ...
 
 
+class MemoryScope(enum.StrEnum):
+    """Where a remembered fact may be offered to the model: in the user's private chats
+    only, or also in groups and channels the user talks in."""
+
+    PRIVATE = "private"
+    EVERYWHERE = "everywhere"
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryFact:
+    """Something a user asked Parley to remember (across their chats)."""
+
+    id: int
+    text: str
+    scope: MemoryScope
+    created_at: datetime
+
+
+class MemoryBook(Protocol):
+    """A user's remembered facts (bot.storage.memory.MemoryStore)."""
+
+    async def remember(
+        self, user: UserRef, chat: ChatRef, text: str, scope: MemoryScope
+    ) -> MemoryFact:
+        """Store a fact; raises ToolError when the user holds the most facts allowed."""
+        ...
+
+    async def facts_for(self, user: UserRef, chat: ChatRef) -> list[MemoryFact]:
+        """The user's facts that may be shown in `chat` (private ones only in a DM)."""
+        ...
+
+    async def forget(self, user: UserRef, chat: ChatRef, fact_id: int | None) -> int:
+        """Delete one fact (or, with None, every fact visible in `chat`); how many went."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ToolServices:
     """What the composition root gives tools; None where a service is not configured."""
@@ -246,6 +282,7 @@ class ToolServices:
     mailer: Mailer | None = None
     weather: WeatherSource | None = None
     timezones: TimezoneBook | None = None
+    memory: MemoryBook | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 import zoneinfo
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +51,8 @@ from bot.llm.base import Provider, ToolSpec
 from bot.observe import TURN_ID, Observer, new_turn_id
 from bot.policy import AllowAllTools, ChannelProfile, ToolPolicy, for_scheduled_turn
 from bot.storage import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
+from bot.storage.memory import MemoryStore, TurnMemory, TurnMemoryReader
+from bot.summaries import Summariser
 from bot.surface import NO_ANSWER, Surface
 from bot.tool_round import RoundRules, ids_in, prepare_round, run_round
 from bot.toolkit import Tool, ToolRegistry
@@ -93,6 +95,8 @@ class Engine:
         services: ToolServices | None = None,
         observer: Observer | None = None,
         log_bodies: bool = False,
+        memory: MemoryStore | None = None,
+        summariser: Summariser | None = None,
     ) -> None:
         self.provider = provider
         self.observer = observer or Observer()
@@ -103,6 +107,8 @@ class Engine:
         self.settings = settings
         self.policy = policy or AllowAllTools()
         self.limits = limits
+        self._memory = memory
+        self._summariser = summariser
         # Built on first use: tools may come and go (an MCP server's list changes).
         self._specs: dict[str, tuple[Tool, ToolSpec]] = {}
         self._locks = KeyedLocks()
@@ -236,10 +242,12 @@ class Engine:
                 await surface.fail(refusal)
                 return
         user_message = ChatMessage(Role.USER, message.text)
-        info, history = await self._store.start_turn(
-            message, StoredMessage(user_message, message_tokens(user_message))
+        enabled = await self.policy.enabled_tools(message, channel_id, list(self.tools))
+        info, history, memory = await self._store.start_turn_with(
+            message,
+            StoredMessage(user_message, message_tokens(user_message)),
+            self._memory_reader(message, user_id, enabled),
         )
-        enabled = await self.policy.enabled_tools(message, info.channel_id, list(self.tools))
         withheld: dict[str, str] = {}
         if scheduled:
             enabled, withheld = for_scheduled_turn(enabled)
@@ -251,12 +259,32 @@ class Engine:
             withheld=withheld,
         )
         specs = [self._spec(item) for item in offered.values()]
+        summary = memory.summary if memory is not None else None
+        unsummarised = (
+            [stored for stored in history if stored.id > summary.through_message_id]
+            if summary is not None
+            else history
+        )
+        # An empty summary is a watermark: the messages before it are still shown while
+        # they fit, but never summarised again (the user asked to forget something).
+        shown = unsummarised if summary is not None and summary.text else history
         context = build_context(
-            self._system_prompt(info, profile),
-            [(stored.message, stored.tokens) for stored in history],
+            self._system_prompt(info, profile, memory),
+            [(stored.message, stored.tokens) for stored in shown],
             [user_message],
             self.settings.context_tokens,
         )
+        if self._summariser is not None and self.settings.summaries:
+            in_context = {id(item) for item in context}
+            fits = sum(1 for stored in unsummarised if id(stored.message) in in_context)
+            if self._summariser.needed(unsummarised, fits):
+                self._summariser.start(
+                    info,
+                    unsummarised,
+                    summary,
+                    profile.model or "",
+                    after=self._locks.idle(conversation_key(message)),
+                )
         await surface.start()
         visible: list[str] = []
         for round_number in range(1, self.settings.max_tool_rounds + 1):
@@ -388,13 +416,42 @@ class Engine:
             services=self.services,
         )
 
-    def _system_prompt(self, info: ConversationInfo, profile: ChannelProfile) -> str:
+    def _memory_reader(
+        self, message: IncomingMessage, user_id: int, enabled: Sequence[Tool]
+    ) -> TurnMemoryReader | None:
+        """How the turn reads the conversation's summary and the user's remembered facts,
+        when on here: facts only where the channel offers the memory tools (the same
+        policy). None when neither is: the turn then reads nothing more."""
+        if self._memory is None:
+            return None
+        facts = any(item.name in MEMORY_TOOLS for item in enabled)
+        summary = self._summariser is not None and self.settings.summaries
+        if not facts and not summary:
+            return None
+        return self._memory.reader(user_id, message.chat, facts=facts, summary=summary)
+
+    def _system_prompt(
+        self, info: ConversationInfo, profile: ChannelProfile, memory: TurnMemory | None = None
+    ) -> str:
         timezone = info.timezone or self.settings.default_timezone
         now = datetime.now(UTC).astimezone(_zone(timezone))
-        return (
+        prompt = (
             f"{profile.system_prompt or self.settings.system_prompt}\n\n"
             f"The user's timezone is {timezone}; it is now {now:%A %Y-%m-%d %H:%M}."
         )
+        if memory is None:
+            return prompt
+        if memory.facts:
+            listed = "\n".join(f"- [{fact.id}] {fact.text}" for fact in memory.facts)
+            prompt += (
+                f"\n\nWhat the user asked you to remember (ids for the forget tool):\n{listed}"
+            )
+        if memory.summary is not None and memory.summary.text:
+            prompt += (
+                "\n\nA summary of the earlier part of this conversation (older messages "
+                f"are not shown):\n{memory.summary.text}"
+            )
+        return prompt
 
 
 def conversation_key(message: IncomingMessage) -> tuple[str, str, str, str]:
@@ -413,6 +470,9 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return zoneinfo.ZoneInfo("UTC")
+
+
+MEMORY_TOOLS = ("remember", "recall", "forget")
 
 
 class KeyedLocks:
@@ -436,6 +496,12 @@ class KeyedLocks:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+    async def idle(self, key: Hashable) -> None:
+        """Return once nobody who holds or waits for `key` now does (taking it for no
+        time): work that must follow a turn without delaying the next one."""
+        async with self.hold(key):
+            pass
 
     def __len__(self) -> int:
         return len(self._locks)

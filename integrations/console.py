@@ -23,7 +23,8 @@ from bot.domain import ChatKind, ChatRef, IncomingMessage, ToolCall, ToolResult,
 Reader = Callable[[str], Awaitable[str]]
 
 HELP = (
-    "Commands: /reset starts a new conversation, /tools lists the tools, /help shows this, "
+    "Commands: /reset starts a new conversation, /tools lists the tools, /memory lists what "
+    "you asked me to remember, /forget N (or /forget all) forgets it, /help shows this, "
     "Ctrl-D quits."
 )
 RESULT_PREVIEW_CHARS = 160
@@ -157,6 +158,12 @@ async def run_console(
         if line == "/tools":
             tools = await desk.offered_tools(message)
             surface._dim("Tools: " + (", ".join(item.name for item in tools) or "none"))
+            continue
+        if line == "/memory":
+            surface._dim(await desk.memory_text(message))
+            continue
+        if line == "/forget" or line.startswith("/forget "):
+            surface._dim(await desk.forget_text(message, line.removeprefix("/forget")))
             continue
         if line == "/help":
             surface._dim(HELP)

@@ -3,6 +3,7 @@
 from bot.toolkit import Tool
 from tools.clock import get_current_time
 from tools.email import send_email
+from tools.memory import forget, recall, remember
 from tools.reminders import cancel_reminder, create_reminder, list_reminders, set_timezone
 from tools.weather import get_weather
 
@@ -14,6 +15,9 @@ ALL_TOOLS: tuple[Tool, ...] = (
     list_reminders,
     cancel_reminder,
     set_timezone,
+    remember,
+    recall,
+    forget,
 )
 
 __all__ = ["ALL_TOOLS"]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, text, tuple_, update
 from sqlalchemy import select as sa_select
@@ -44,6 +44,8 @@ from bot.storage.models import (
     utcnow,
 )
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class ConversationInfo:
@@ -59,6 +61,7 @@ class ConversationInfo:
 class StoredMessage:
     message: ChatMessage
     tokens: int
+    id: int = 0  # the row's id once stored (0 for a message not yet written)
 
 
 class ConversationStore:
@@ -197,6 +200,20 @@ class ConversationStore:
         """A turn's one trip to the database before the model: the user's open
         conversation here (created if needed), its newest `limit` messages (oldest first),
         and `said` stored after them, all in one transaction."""
+        info, history, _nothing = await self.start_turn_with(message, said, None, limit=limit)
+        return info, history
+
+    async def start_turn_with(
+        self,
+        message: IncomingMessage,
+        said: StoredMessage,
+        also: Callable[[Connection, int], T] | None,
+        *,
+        limit: int = 200,
+    ) -> tuple[ConversationInfo, list[StoredMessage], T | None]:
+        """`start_turn`, and `also(connection, conversation_id)` read in the same
+        transaction (what else the turn needs, e.g. its memory), so the turn still makes
+        one trip to the database before the model."""
         user_id, timezone = await self._user_id(message.user)
         channel_id = await self._channel_id(message.chat)
         where = {
@@ -206,7 +223,7 @@ class ConversationStore:
             "limit": limit,
         }
 
-        def work(connection: Connection) -> tuple[int, list[Any]]:
+        def work(connection: Connection) -> tuple[int, list[Any], T | None]:
             # The newest messages joined to the open conversation also name it; only a
             # new or empty conversation takes the lookup-or-create path.
             rows = list(connection.execute(_OPEN_HISTORY, where))
@@ -216,12 +233,14 @@ class ConversationStore:
                 else _open_conversation_id(connection, user_id, channel_id, message.thread_key)
             )
             connection.execute(_INSERT_MESSAGE, [to_row(conversation_id, said, utcnow())])
-            return conversation_id, rows
+            extra = also(connection, conversation_id) if also is not None else None
+            return conversation_id, rows, extra
 
-        conversation_id, rows = await self.db.run(work)
+        conversation_id, rows, extra = await self.db.run(work)
         rows.reverse()
         info = ConversationInfo(user_id, channel_id, conversation_id, timezone)
-        return info, [StoredMessage(to_chat_message(row), row.tokens) for row in rows]
+        history = [StoredMessage(to_chat_message(row), row.tokens, row.id) for row in rows]
+        return info, history, extra
 
     async def history(self, conversation_id: int, *, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages, oldest first."""
@@ -230,7 +249,7 @@ class ConversationStore:
             lambda connection: list(connection.execute(_HISTORY, values)), write=False
         )
         rows.reverse()
-        return [StoredMessage(to_chat_message(row), row.tokens) for row in rows]
+        return [StoredMessage(to_chat_message(row), row.tokens, row.id) for row in rows]
 
     async def append(
         self,
@@ -485,6 +504,7 @@ _THREAD_EXISTS = (
     .limit(1)
 )
 _MESSAGE_COLUMNS = (
+    _MESSAGES.c.id,
     _MESSAGES.c.role,
     _MESSAGES.c.content,
     _MESSAGES.c.tool_calls,

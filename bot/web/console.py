@@ -33,6 +33,7 @@ from bot.admin import Administration, UnknownTool
 from bot.config import AdminSettings
 from bot.domain import ChatKind, ChatRef, UserRef
 from bot.storage.admin import LIMIT_KEYS, AdminStore
+from bot.storage.memory import MemoryStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.web.clients import ClientResolver
 from bot.web.forms import MAX_ID, NOT_A_FORM, BadQuery, page_number, query_int, read_form
@@ -72,6 +73,7 @@ class Console:
         public_url: str = "",
         reminders: Reminders | None = None,
         overview: Overview | None = None,
+        memory: MemoryStore | None = None,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
             raise ValueError("the console needs PARLEY_ADMIN_PASSWORD")
@@ -81,6 +83,7 @@ class Console:
         self.admin = admin
         self.reminders = reminders
         self.overview = overview
+        self.memory = memory
         self._password_digest = _digest(password)
         self.clients = clients or ClientResolver()
         self.sessions = ConsoleSessions(settings, sessions, self.clients, public_url=public_url)
@@ -122,6 +125,17 @@ class Console:
                 Route(
                     "/users/{id:int}/timezone",
                     signed_in(self._checked(self.user_timezone)),
+                    methods=["POST"],
+                ),
+                Route("/users/{id:int}", signed_in(self.user_page)),
+                Route(
+                    "/users/{id:int}/facts/{fact:int}/delete",
+                    signed_in(self._checked(self.delete_fact)),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/users/{id:int}/erase",
+                    signed_in(self._checked(self.erase_user)),
                     methods=["POST"],
                 ),
                 Route("/conversations", signed_in(self.conversations)),
@@ -379,6 +393,67 @@ class Console:
             details={"user_id": user_id, "timezone": timezone or None},
         )
         return RedirectResponse(f"/admin/users?page={page_number(request)}", status_code=303)
+
+    async def user_page(self, request: Request) -> Response:
+        """One user: what they asked Parley to remember, and erasing what Parley keeps."""
+        user_id = int(request.path_params["id"])
+        user = await self.store.user(user_id)
+        if user is None:
+            return self._render(request, "message.html", status_code=404, text="No such user.")
+        facts = await self.memory.facts_of_user(user_id) if self.memory is not None else []
+        return self._render(
+            request,
+            "user.html",
+            user=user,
+            facts=facts,
+            memory=self.memory is not None,
+            done=request.query_params.get("done", ""),
+        )
+
+    async def delete_fact(self, request: Request) -> Response:
+        user_id, fact_id = int(request.path_params["id"]), int(request.path_params["fact"])
+        user = await self.store.user(user_id)
+        if user is None or self.memory is None:
+            return self._render(request, "message.html", status_code=404, text="No such user.")
+        if not await self.memory.delete_fact(user_id, fact_id):
+            return self._render(request, "message.html", status_code=404, text="No such fact.")
+        await self.store.audit(
+            actor=ACTOR,
+            action="memory.forget",
+            place=f"{user.platform}:{user.platform_user_id}",
+            surface=SURFACE,
+            details={"user_id": user_id, "fact_id": fact_id},
+        )
+        return RedirectResponse(f"/admin/users/{user_id}?done=forgotten", status_code=303)
+
+    async def erase_user(self, request: Request) -> Response:
+        """Delete the user's memory, summaries and messages; the form must repeat the
+        user's platform id (a deliberate act, not a stray click)."""
+        user_id = int(request.path_params["id"])
+        user = await self.store.user(user_id)
+        if user is None or self.memory is None:
+            return self._render(request, "message.html", status_code=404, text="No such user.")
+        if request.state.form.get("confirm", "").strip() != user.platform_user_id:
+            return self._render(
+                request,
+                "message.html",
+                status_code=400,
+                text="Type the user's id to confirm: nothing was deleted.",
+            )
+        erased = await self.memory.erase_user(user_id)
+        await self.store.audit(
+            actor=ACTOR,
+            action="user.erase",
+            place=f"{user.platform}:{user.platform_user_id}",
+            surface=SURFACE,
+            details={
+                "user_id": user_id,
+                "facts": erased.facts,
+                "summaries": erased.summaries,
+                "messages": erased.messages,
+            },
+        )
+        return RedirectResponse(f"/admin/users/{user_id}?done=erased", status_code=303)
 
     # -- conversations ---------------------------------------------------------------------
 

@@ -19,7 +19,9 @@ HELP = (
     "thread; reply in that thread to continue).\n"
     "`{command} help`: this help\n"
     "`{command} reset`: start a new conversation in this DM\n"
-    "`{command} tools`: the tools Parley may use in this channel"
+    "`{command} tools`: the tools Parley may use in this channel\n"
+    "`{command} memory`: what you asked Parley to remember; "
+    "`{command} forget 3` (or `forget all`) forgets it"
 )
 RESET_IN_CHANNEL = (
     "In channels every thread is its own conversation: mention me in a new message to start afresh."
@@ -57,6 +59,11 @@ class SlashCommands:
                 else "There was nothing to reset: your next message starts a new conversation.",
                 response_type="ephemeral",
             )
+        elif sub == "memory":
+            await ack(text=await self.desk.memory_text(message), response_type="ephemeral")
+        elif sub == "forget":
+            text = await self.desk.forget_text(message, " ".join(words[1:]))
+            await ack(text=text, response_type="ephemeral")
         elif sub == "tools":
             overview = await self.desk.tool_overview(message)
             await ack(

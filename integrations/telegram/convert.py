@@ -24,7 +24,7 @@ from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 
 PLATFORM = "telegram"
 # Parley's commands: in a group, the only unqualified commands that address it.
-OWN_COMMANDS = frozenset({"start", "help", "reset", "tools"})
+OWN_COMMANDS = frozenset({"start", "help", "reset", "tools", "memory", "forget"})
 
 
 def to_chat_ref(message: Message) -> ChatRef:

@@ -60,12 +60,15 @@ COMMANDS = (
     BotCommand("help", "How to talk to me"),
     BotCommand("reset", "Start a new conversation"),
     BotCommand("tools", "Show the tools I can use in this chat"),
+    BotCommand("memory", "What I remember about you"),
+    BotCommand("forget", "Forget a remembered fact: /forget 3, or /forget all"),
 )
 HELP = (
     "I'm Parley, an assistant with real tools. In a private chat, just write to me. "
     "In a group, mention me or reply to one of my messages.\n\n"
     "/reset starts a new conversation (the old one is kept)\n"
-    "/tools shows the tools I can use in this chat"
+    "/tools shows the tools I can use in this chat\n"
+    "/memory lists what you asked me to remember; /forget 3 (or /forget all) forgets it"
 )
 TEXT_ONLY = "I can only read text messages for now."
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
@@ -273,6 +276,10 @@ class TelegramPlatform:
         chat_id, topic = reply.chat_id, reply.thread_id
         if command in ("start", "help"):
             text = HELP
+        elif command == "memory":
+            text = await self.desk.memory_text(incoming)
+        elif command == "forget":
+            text = await self.desk.forget_text(incoming, command_argument(message.text or ""))
         elif command == "reset":
             closed = await self.desk.reset(incoming)
             text = (
@@ -401,3 +408,9 @@ class TelegramPlatform:
 def _reason(exc: Exception) -> str:
     # Our own checks say what is wrong; PTB's errors may quote the body, so only their type.
     return str(exc) if isinstance(exc, BadUpdate) else f"{type(exc).__name__} in Update.de_json"
+
+
+def command_argument(text: str) -> str:
+    """What follows the command word: "/forget@parley_bot 3" → "3"."""
+    _command, _space, rest = text.strip().partition(" ")
+    return rest.strip()

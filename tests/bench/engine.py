@@ -10,6 +10,10 @@ with a streamed 60-word answer.
 so it is what the engine itself costs: resolving the conversation, loading and
 trimming history, storing messages and usage, running tools, streaming to the surface.
 
+The last scenario is long conversations: a 600-token context budget, so history
+overflows after a few turns and rolling summaries (one extra model call each, after the
+turn) are written; it prints how many and the CPU they add per turn.
+
 Usage: python tests/bench/engine.py [--turns 500] [--users 20]
 """
 
@@ -134,6 +138,34 @@ async def bench(base_url: str, turns: int, users: int) -> None:
                     f"{r['overhead_p99_ms']:>5.2f} ms {r['latency_p50_ms']:>9.2f} ms "
                     f"{r['latency_p99_ms']:>5.1f} ms {r['cpu_ms_per_turn']:>6.2f} ms"
                 )
+        finally:
+            await app.aclose()
+        await bench_long_conversations(base_url, directory, turns, users)
+
+
+async def bench_long_conversations(base_url: str, directory: str, turns: int, users: int) -> None:
+    """The same turns with summaries off and on, in conversations that overflow."""
+    for summaries in (False, True):
+        settings = Settings.load(
+            env_file=None,
+            llm={"base_url": base_url, "api_key": "bench", "model": "scripted"},
+            database={"url": f"sqlite:///{Path(directory) / f'long-{summaries}.db'}"},
+            bot={"context_tokens": 600, "summaries": summaries},
+        )
+        app = Application(settings, tools=ALL_TOOLS)
+        await app.start()
+        try:
+            cpu_before = time.process_time()
+            r = await run_turns(app, users=users, turns=turns, concurrent=True)
+            await app.summariser.drain(30)
+            cpu = time.process_time() - cpu_before
+            label = f"long, summaries {'on' if summaries else 'off'}"
+            print(
+                f"{label:<28} {r['turns_per_s']:>8.1f} {r['overhead_p50_ms']:>10.2f} ms "
+                f"{r['overhead_p99_ms']:>5.2f} ms {r['latency_p50_ms']:>9.2f} ms "
+                f"{r['latency_p99_ms']:>5.1f} ms {1000 * cpu / r['turns']:>6.2f} ms "
+                f"({app.summariser.written} summaries)"
+            )
         finally:
             await app.aclose()
 

@@ -327,7 +327,8 @@ async def test_a_persistent_server_error_gives_a_clear_message_and_no_traceback(
 async def test_context_is_trimmed_to_the_budget(
     llm: ScriptedOpenAIServer, make_engine_app: AppFactory
 ) -> None:
-    app = await make_engine_app(bot={"context_tokens": 600})
+    # Without summaries (tests/bot/test_memory.py has them): the older part falls out.
+    app = await make_engine_app(bot={"context_tokens": 600, "summaries": False})
     for i in range(8):
         llm.script(text_reply(f"answer {i} " + "words " * 40))
         await app.engine.handle(message(f"question {i} " + "padding " * 40), RecordingSurface())

@@ -7,7 +7,7 @@ from bot.app import Application
 from bot.config import Settings
 from bot.domain import ChatRef, IncomingMessage, ToolCall, ToolResult, UserRef
 from integrations.console import CONSOLE_CHAT, ConsoleMessenger, ConsoleSurface, run_console
-from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 
 USER = UserRef("console", "me")
 
@@ -106,3 +106,37 @@ async def test_the_terminal_runs_turns_reset_and_tools_on_the_desk(
     assert shown.count("Commands: /reset") == 2
     [request] = llm.requests
     assert request["messages"][-1] == {"role": "user", "content": "hello"}
+
+
+async def test_the_terminal_lists_and_forgets_what_it_remembers(
+    llm: ScriptedOpenAIServer, tmp_path: Path
+) -> None:
+    llm.script(
+        tool_call_reply(("remember", {"text": "I am vegetarian", "scope": "private"})),
+        text_reply("Noted."),
+    )
+    settings = Settings.load(
+        env_file=None,
+        llm={"base_url": llm.base_url, "api_key": "sk-test", "model": "scripted"},
+        database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
+    )
+    app = Application(settings)
+    lines = iter(["remember I'm vegetarian", "/memory", "/forget 999", "/forget all", "/memory"])
+
+    async def typed(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    out = io.StringIO()
+    try:
+        await app.start()
+        await run_console(app.desk, reader=typed, out=out, user=USER, color=False)
+    finally:
+        await app.aclose()
+    shown = out.getvalue()
+    assert "What I remember about you:" in shown and "I am vegetarian" in shown
+    assert "There is no fact 999 here; /memory lists them." in shown
+    assert "Forgot 1 fact." in shown
+    assert "I don't remember anything about you." in shown

@@ -15,6 +15,7 @@ from bot.domain import (
     ChatKind,
     ChatRef,
     IncomingMessage,
+    MemoryScope,
     ReminderRequest,
     ToolContext,
     UserRef,
@@ -276,3 +277,46 @@ async def test_channels_are_listed_by_name_and_descriptions_are_whole_sentences(
         "their shift ends, from the team&#39;s rota." in page
     )
     assert "Only for teams" not in page
+
+
+async def test_a_users_memory_is_shown_forgotten_and_erased(
+    make_console: ConsoleFactory, llm: ScriptedOpenAIServer
+) -> None:
+    console = await make_console(tools=())
+    app = console.app
+    dm = ChatRef("test", "dm-alice", ChatKind.DM)
+    veg = await app.memory.remember(ALICE, dm, "I am vegetarian", MemoryScope.PRIVATE)
+    await app.memory.remember(ALICE, dm, "Team in Hangzhou", MemoryScope.EVERYWHERE)
+    llm.set_default(text_reply("noted"))
+    await app.engine.handle(hello("my question"), RecordingSurface())
+    user_id = await app.store.user_id_of(ALICE)
+    async with console.client() as client:
+        await sign_in(client)
+        assert f'href="/admin/users/{user_id}"' in (await client.get("/admin/users")).text
+        page = await client.get(f"/admin/users/{user_id}")
+        assert "I am vegetarian" in page.text and "direct chats only" in page.text
+        assert "Team in Hangzhou" in page.text
+        gone = await client.post(
+            f"/admin/users/{user_id}/facts/{veg.id}/delete", data={"csrf": csrf_of(page.text)}
+        )
+        assert gone.headers["location"] == f"/admin/users/{user_id}?done=forgotten"
+        page = await client.get(f"/admin/users/{user_id}")
+        assert "I am vegetarian" not in page.text
+        unconfirmed = await client.post(
+            f"/admin/users/{user_id}/erase", data={"csrf": csrf_of(page.text), "confirm": "x"}
+        )
+        assert unconfirmed.status_code == 400
+        assert [f.text for f in await app.memory.facts_of_user(user_id)] == ["Team in Hangzhou"]
+        erased = await client.post(
+            f"/admin/users/{user_id}/erase", data={"csrf": csrf_of(page.text), "confirm": "alice"}
+        )
+        assert erased.status_code == 303
+        assert "Nothing remembered." in (await client.get(f"/admin/users/{user_id}")).text
+        missing = await client.get("/admin/users/9999")
+        assert missing.status_code == 404
+    assert await app.memory.facts_of_user(user_id) == []
+    info = await app.store.open_conversation(hello())
+    assert await app.store.history(info.conversation_id) == []
+    actions = [row.action for row in await audit_rows(app)]
+    assert actions[-2:] == ["memory.forget", "user.erase"]
+    assert (await audit_rows(app))[-1].details["messages"] == 2

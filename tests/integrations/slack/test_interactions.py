@@ -170,3 +170,26 @@ async def test_no_thinking_status_while_waiting_for_a_press(
     assert answer["text"] == "Probe launched." and LAUNCHED == ["probe"]
     statuses = [body["status"] for body in slack.bodies("assistant.threads.setStatus")]
     assert statuses == ["is running launch…"]
+
+
+async def test_slash_memory_and_forget(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack()
+    llm.script(
+        tool_call_reply(("remember", {"text": "My team is in Hangzhou", "scope": "everywhere"})),
+        text_reply("Noted."),
+    )
+    await harness.event(dm_event("remember that my team is in Hangzhou"))
+    await slack.wait_for("chat.stopStream")
+
+    _, listed = await harness.command("memory")
+    reply = json.loads(listed)
+    assert reply["response_type"] == "ephemeral"
+    assert "My team is in Hangzhou (shared everywhere)" in reply["text"]
+    _, in_channel = await harness.command("memory", channel=CHANNEL)
+    assert "My team is in Hangzhou" in json.loads(in_channel)["text"]
+    _, forgot = await harness.command("forget all")
+    assert json.loads(forgot)["text"] == "Forgot 1 fact."
+    _, empty = await harness.command("memory")
+    assert "I don't remember anything about you" in json.loads(empty)["text"]

@@ -54,6 +54,8 @@ async def test_a_private_message_with_a_tool_call_streams_a_draft_and_sends_the_
         "help",
         "reset",
         "tools",
+        "memory",
+        "forget",
     ]
 
 
@@ -368,3 +370,26 @@ async def test_stopping_answers_open_confirmations_with_no(
 
     assert asyncio.get_running_loop().time() - started < 3
     assert LAUNCHED == [] and sent_texts(telegram)[-1] == "Cancelled then."
+
+
+async def test_memory_and_forget_commands(
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
+) -> None:
+    llm.script(
+        tool_call_reply(("remember", {"text": "I am vegetarian", "scope": "private"})),
+        text_reply("I'll remember that."),
+    )
+    await telegram_app()
+    telegram.push(private_message(ALICE, "Remember that I am vegetarian"))
+    await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
+    commands = ("/memory", "/forget@parley_test_bot nonsense", "/forget all", "/memory")
+    for count, command in enumerate(commands, start=2):
+        telegram.push(private_message(ALICE, command))
+        await telegram.wait_for(lambda t, n=count: len(sent_texts(t)) == n)
+
+    _, listed, refused, forgot, empty = sent_texts(telegram)
+    assert "What I remember about you:" in listed and "I am vegetarian" in listed
+    assert "/forget followed by its number" in refused
+    assert forgot == "Forgot 1 fact."
+    assert "I don't remember anything about you" in empty
+    assert len(llm.requests) == 2  # commands never reach the model
