@@ -293,3 +293,18 @@ class TurnRecord(SQLModel, table=True):
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
     error: str = Field(default="", max_length=255)
+
+
+# -- Pictures (docs/media.md) ---------------------------------------------------------
+
+
+class ChannelMedia(SQLModel, table=True):
+    """Whether a channel's model is shown pictures, as an admin set it for that channel.
+
+    No row, or `vision` None: PARLEY_LLM_VISION applies."""
+
+    __tablename__ = "channel_media"
+
+    channel_id: int = Field(foreign_key="channels.id", primary_key=True)
+    vision: bool | None = Field(default=None)
+    changed_at: datetime = _timestamp()
