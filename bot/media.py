@@ -217,7 +217,7 @@ class MediaReader:
             log.info("%d picture(s) not passed on: the channel's model has no vision", len(images))
             if not text:
                 return PreparedTurn(text, record, refusal=_(NO_VISION))
-            return PreparedTurn(text, record, notes=(*notes, _(NO_VISION)))
+            return PreparedTurn(record, record, notes=(*notes, _(NO_VISION)))
         # The model reads the same marks the history keeps, next to the pictures.
         return PreparedTurn(record if images else text, record, tuple(images), tuple(notes))
 

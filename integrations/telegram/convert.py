@@ -15,11 +15,13 @@ channel forwards into its discussion group automatically are nobody's question: 
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
-from telegram import Message, MessageEntity, PhotoSize
+from telegram import Audio, Message, MessageEntity, PhotoSize, Voice
 from telegram.constants import ChatID, ChatType
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
 
@@ -127,7 +129,7 @@ def files_of(message: Message, *, image_limit: int) -> list[FileRef]:
             AttachmentKind.AUDIO,
             voice.mime_type or "audio/ogg",
             size=voice.file_size or 0,
-            duration_seconds=_seconds(voice.duration),
+            duration_seconds=_seconds(voice),
         )
         found.append(FileRef(audio, voice.file_id))
     if message.audio is not None:
@@ -137,7 +139,7 @@ def files_of(message: Message, *, image_limit: int) -> list[FileRef]:
             track.mime_type or "",
             name=track.file_name or "",
             size=track.file_size or 0,
-            duration_seconds=_seconds(track.duration),
+            duration_seconds=_seconds(track),
         )
         found.append(FileRef(audio, track.file_id))
     if message.photo:
@@ -162,8 +164,12 @@ def files_of(message: Message, *, image_limit: int) -> list[FileRef]:
     return found
 
 
-def _seconds(duration: int | timedelta | None) -> float:
-    # PTB gives a timedelta, or an int while its old behaviour is switched on.
+def _seconds(media: Voice | Audio) -> float:
+    # PTB 22 gives an int and warns that it will be a timedelta (PTB_TIMEDELTA opts in
+    # early): either is read, and the warning, meant for code that assumes one, is not.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        duration = media.duration
     if isinstance(duration, timedelta):
         return duration.total_seconds()
     return float(duration or 0)

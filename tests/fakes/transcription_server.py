@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -114,7 +114,10 @@ class ScriptedTranscriptionServer(FakeServer):
                 ),
                 "too large",
             )
-        form = await request.form(max_part_size=MAX_BYTES + 1)
+        async with request.form(max_part_size=MAX_BYTES + 1) as form:
+            return await self._answer(form)
+
+    async def _answer(self, form: FormData) -> Response:
         upload = form.get("file")
         model = form.get("model")
         if not isinstance(upload, UploadFile):
