@@ -72,7 +72,7 @@ HELP = (
     "/reset starts a new conversation (the old one is kept)\n"
     "/tools shows the tools I can use in this chat"
 )
-TEXT_ONLY = "I can only read text messages for now."
+TEXT_ONLY = "I can read text, voice messages and pictures, but not this kind of message."
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 # Connections to the Bot API. httpcore checks every pooled connection on every request,
