@@ -438,7 +438,12 @@ class SlackPlatform:
                         kind.partition(";")[0] or "no type",
                     )
                     return None
-                return await response.content.read(limit + 1)
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        break  # the core refuses it with the size; the rest is not read
+                return bytes(data)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("slack: a file download failed: %s", type(exc).__name__)
             return None

@@ -115,3 +115,22 @@ async def test_a_too_long_voice_clip_is_refused_before_it_is_downloaded(
 
     assert posted(slack) == [_(AUDIO_TOO_LONG, seconds=600, limit=60)]
     assert slack.downloads == [] and transcription.requests == [] and llm.requests == []
+
+
+async def test_a_picture_is_read_whole_and_one_sent_bigger_than_declared_is_refused(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    llm.script(text_reply("A big picture."))
+    harness = await make_slack(media={"vision": True, "max_image_bytes": 1_500_000})
+    large = JPEG + bytes(1_000_000)  # many reads of the body
+    lying = slack.add_file(JPEG + bytes(2_000_000), name="b.jpg", mimetype="image/jpeg", size=900)
+
+    await harness.event(shared("", slack.add_file(large, name="a.jpg", mimetype="image/jpeg")))
+    await slack.wait_for("chat.stopStream")
+    await harness.event(shared("", lying))
+    await slack.wait_for("chat.postMessage")
+
+    [user] = [m for m in llm.requests[0]["messages"] if m["role"] == "user"]
+    assert user["content"][1]["image_url"]["url"].endswith(base64.b64encode(large).decode())
+    assert posted(slack)[0].startswith("This picture is too large for me (1.4 MB")
+    assert len(llm.requests) == 1
