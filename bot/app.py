@@ -35,6 +35,7 @@ from bot.leader import LeaderLease, Leadership
 from bot.limits import Limits
 from bot.llm.base import Provider
 from bot.mail import SMTPMailer
+from bot.media import MediaReader
 from bot.observe import METRICS_CONTENT_TYPE, Metrics, Observers
 from bot.platform import Platform
 from bot.policy import ChannelToolPolicy
@@ -59,6 +60,7 @@ from tools import ALL_TOOLS
 from tools.weather import OpenMeteo
 
 if TYPE_CHECKING:
+    from bot.llm.transcription import OpenAITranscriber
     from tools.mcp import MCPTools
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,15 @@ def build_provider(settings: Settings) -> Provider:
     from bot.llm.openai_compat import OpenAICompatProvider
 
     return OpenAICompatProvider.from_settings(llm)
+
+
+def build_transcriber(settings: Settings) -> OpenAITranscriber | None:
+    """The voice-note transcriber, or None while PARLEY_TRANSCRIPTION_MODEL is unset."""
+    if not settings.media.transcription_enabled:
+        return None
+    from bot.llm.transcription import OpenAITranscriber
+
+    return OpenAITranscriber.from_settings(settings.media)
 
 
 def build_mcp(settings: Settings, registry: ToolRegistry) -> MCPTools | None:
@@ -198,6 +209,8 @@ class Application:
             timezones=self.store,
             memory=self.memory,
         )
+        self.transcriber = build_transcriber(settings)
+        self.media = MediaReader(settings.media, self.transcriber)
         self.engine = Engine(
             provider=self.provider,
             store=self.store,
@@ -210,9 +223,10 @@ class Application:
             log_bodies=settings.ops.log_bodies,
             memory=self.memory,
             summariser=self.summariser,
+            media=self.media,
         )
         # The one object every platform receives: claims, turns, tools, confirmations.
-        self.desk = Desk(self.engine, self.store, self.admin, self.memory)
+        self.desk = Desk(self.engine, self.store, self.admin, self.memory, media=self.media)
         self.platforms: list[Platform] = self.build_platforms()
         # One messenger per platform delivers reminders and alerts: the platforms' own,
         # overridden by explicit ones (the terminal chat's, tests').
@@ -433,4 +447,6 @@ class Application:
         if self.mcp is not None:
             await self.mcp.aclose()
         await self.provider.aclose()
+        if self.transcriber is not None:
+            await self.transcriber.aclose()
         await self.database.aclose()

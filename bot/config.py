@@ -458,6 +458,44 @@ class OpsSettings(_Group):
     activity_keep_days: int = Field(90, ge=1, validation_alias="PARLEY_ACTIVITY_KEEP_DAYS")
 
 
+# -- Voice notes and pictures (docs/media.md) -------------------------------------------
+
+
+class MediaSettings(_Group):
+    """Voice notes (transcribed through an OpenAI-compatible /audio/transcriptions
+    endpoint of their own: off while PARLEY_TRANSCRIPTION_MODEL is unset) and pictures
+    (sent to the model as image parts where it is marked vision-capable), with their
+    limits. Limits are checked on what the platform declares before a download and on
+    the bytes after it."""
+
+    transcription_base_url: str = Field(
+        "https://api.openai.com/v1", validation_alias="PARLEY_TRANSCRIPTION_BASE_URL"
+    )
+    transcription_api_key: SecretStr | None = Field(
+        None, validation_alias="PARLEY_TRANSCRIPTION_API_KEY"
+    )
+    transcription_model: str = Field("", validation_alias="PARLEY_TRANSCRIPTION_MODEL")
+    transcription_timeout_seconds: float = Field(
+        60.0, gt=0, validation_alias="PARLEY_TRANSCRIPTION_TIMEOUT"
+    )
+    # OpenAI takes at most 25 MB per transcription; Telegram lets bots download 20 MB.
+    max_audio_bytes: int = Field(
+        10 * 1024 * 1024, ge=1, le=25 * 1024 * 1024, validation_alias="PARLEY_MEDIA_MAX_AUDIO_BYTES"
+    )
+    max_audio_seconds: int = Field(300, ge=1, validation_alias="PARLEY_MEDIA_MAX_AUDIO_SECONDS")
+    vision: bool = Field(False, validation_alias="PARLEY_LLM_VISION")
+    # Anthropic refuses an image over 5 MB of base64, which is 3.75 MiB of bytes; OpenAI
+    # takes up to 20 MB.
+    max_image_bytes: int = Field(
+        3_932_160, ge=1, le=20 * 1024 * 1024, validation_alias="PARLEY_MEDIA_MAX_IMAGE_BYTES"
+    )
+    max_images: int = Field(4, ge=1, le=20, validation_alias="PARLEY_MEDIA_MAX_IMAGES")
+
+    @property
+    def transcription_enabled(self) -> bool:
+        return bool(self.transcription_model and self.transcription_base_url)
+
+
 class Settings:
     """All of Parley's settings, one group per concern.
 
@@ -481,6 +519,7 @@ class Settings:
         "telegram": TelegramSettings,
         "ops": OpsSettings,
         "alerts": AlertSettings,
+        "media": MediaSettings,
     }
 
     llm: LLMSettings
@@ -499,6 +538,7 @@ class Settings:
     telegram: TelegramSettings
     ops: OpsSettings
     alerts: AlertSettings
+    media: MediaSettings
 
     def __init__(self, **groups: _Group) -> None:
         for name, group_cls in self.GROUPS.items():

@@ -123,7 +123,11 @@ def alternate(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
     for message in messages:
         previous = merged[-1] if merged else None
         if previous is not None and previous.role is Role.USER and message.role is Role.USER:
-            merged[-1] = replace(previous, content=f"{previous.content}\n\n{message.content}")
+            merged[-1] = replace(
+                previous,
+                content=f"{previous.content}\n\n{message.content}",
+                images=previous.images + message.images,
+            )
         else:
             merged.append(message)
     return merged

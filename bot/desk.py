@@ -20,9 +20,19 @@ import secrets
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 
 from bot.admin import Administration, TTLCache, actor_id, place_of
-from bot.domain import ChatKind, ChatRef, IncomingMessage, MemoryBook, MemoryScope, UserRef
+from bot.domain import (
+    Attachment,
+    AttachmentKind,
+    ChatKind,
+    ChatRef,
+    IncomingMessage,
+    MemoryBook,
+    MemoryScope,
+    UserRef,
+)
 from bot.engine import Engine, TurnOutcome
 from bot.i18n import _, ngettext
+from bot.media import MediaReader
 from bot.storage.repository import ConversationStore
 from bot.surface import Surface
 from bot.toolkit import Tool
@@ -90,8 +100,11 @@ class Desk:
         store: ConversationStore,
         admin: Administration,
         memory: MemoryBook | None = None,
+        *,
+        media: MediaReader | None = None,
     ) -> None:
         self._engine = engine
+        self._media = media
         self._store = store
         self._admin = admin
         self._memory = memory
@@ -118,6 +131,20 @@ class Desk:
 
     async def reset(self, message: IncomingMessage) -> bool:
         return await self._engine.reset(message)
+
+    # -- files -------------------------------------------------------------------------
+
+    def file_refusal(self, attachments: Sequence[Attachment]) -> str | None:
+        """Why files the platform describes this way are not downloaded (their number,
+        declared size or length, or a kind Parley cannot use here), in the reader's
+        language; None if they may be."""
+        if self._media is None:
+            return None
+        return self._media.refusal(attachments)
+
+    def download_limit(self, kind: AttachmentKind) -> int:
+        """The most bytes an adapter may download for a file of this kind."""
+        return self._media.max_bytes(kind) if self._media is not None else 0
 
     async def drain(self, within: float) -> bool:
         """Wait until no turn runs (at most `within` seconds); True if none does."""

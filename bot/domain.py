@@ -49,12 +49,46 @@ class ChatRef:
     title: str = ""
 
 
+class AttachmentKind(enum.StrEnum):
+    AUDIO = "audio"  # a voice note or an audio file: transcribed into the turn's text
+    IMAGE = "image"  # a photo or an image file: shown to a vision-capable model
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that came with a message.
+
+    The adapter fills in what the platform declares (`media_type`, `size`,
+    `duration_seconds`, `name`) before downloading, so limits can be checked first; after
+    the download `data` holds the bytes. The declared media type is a hint: the core
+    checks the bytes themselves (bot/media.py). Never stored, never logged.
+    """
+
+    kind: AttachmentKind
+    media_type: str = ""
+    data: bytes = field(default=b"", repr=False)
+    name: str = ""
+    size: int = 0
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image for the model, in the user message of the turn in progress only: its
+    `media_type` was checked against the bytes."""
+
+    media_type: str
+    data: bytes = field(repr=False)
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """One message from a chat that may start a turn.
 
     `thread_key` separates contexts inside one chat (Slack thread_ts, Telegram topic id)
     and is empty where the platform has none. `event_id` is what deduplication keys on.
+    `attachments` are the voice notes and pictures that came with it (`text` is then
+    the caption, possibly empty).
     """
 
     chat: ChatRef
@@ -64,6 +98,7 @@ class IncomingMessage:
     platform_message_id: str = ""
     addressed: bool = True
     event_id: str = ""
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def platform(self) -> str:
@@ -116,6 +151,8 @@ class ChatMessage:
     """One entry of a conversation as sent to a model (vendor-neutral).
 
     `vendor_state` is set on assistant messages whose vendor returned reasoning state.
+    `images` only ever travel on the user message of the turn in progress: history keeps
+    the text ("[image]" and the caption), never the bytes.
     """
 
     role: Role
@@ -125,6 +162,7 @@ class ChatMessage:
     name: str = ""
     is_error: bool = False
     vendor_state: VendorState | None = None
+    images: tuple[ImagePart, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

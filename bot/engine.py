@@ -48,6 +48,7 @@ from bot.domain import (
 from bot.errors import ProviderError
 from bot.limits import Limits
 from bot.llm.base import Provider, ToolSpec
+from bot.media import MediaReader, PreparedTurn
 from bot.observe import TURN_ID, Observer, new_turn_id
 from bot.policy import AllowAllTools, ChannelProfile, ToolPolicy, for_scheduled_turn
 from bot.storage import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
@@ -97,8 +98,10 @@ class Engine:
         log_bodies: bool = False,
         memory: MemoryStore | None = None,
         summariser: Summariser | None = None,
+        media: MediaReader | None = None,
     ) -> None:
         self.provider = provider
+        self.media = media
         self.observer = observer or Observer()
         self.log_bodies = log_bodies
         self.services = services or ToolServices()
@@ -165,7 +168,12 @@ class Engine:
             if self.log_bodies:
                 log.info("turn from %s: %s", message.user.qualified_id, message.text)
             else:
-                log.info("turn from %s (%d chars)", message.user.qualified_id, len(message.text))
+                log.info(
+                    "turn from %s (%d chars, %d file(s))",
+                    message.user.qualified_id,
+                    len(message.text),
+                    len(message.attachments),
+                )
             # In-process first (cheap), then across replicas (a database lock on PostgreSQL).
             async with self._locks.hold(key):
                 try:
@@ -241,7 +249,14 @@ class Engine:
                 outcome.error = refusal
                 await surface.fail(refusal)
                 return
-        user_message = ChatMessage(Role.USER, message.text)
+        words = await self._prepare(message, profile)
+        if words.refusal:
+            outcome.error = words.refusal
+            await surface.fail(words.refusal)
+            return
+        # History keeps words ("[image]" and the caption); only this turn sends pictures.
+        user_message = ChatMessage(Role.USER, words.record)
+        turn_message = ChatMessage(Role.USER, words.text, images=words.images)
         enabled = await self.policy.enabled_tools(message, channel_id, list(self.tools))
         info, history, memory = await self._store.start_turn_with(
             message,
@@ -271,7 +286,7 @@ class Engine:
         context = build_context(
             self._system_prompt(info, profile, memory),
             [(stored.message, stored.tokens) for stored in shown],
-            [user_message],
+            [turn_message],
             self.settings.context_tokens,
         )
         if self._summariser is not None and self.settings.summaries:
@@ -287,6 +302,9 @@ class Engine:
                 )
         await surface.start()
         visible: list[str] = []
+        for number, note in enumerate(words.notes):
+            await surface.stream(("\n\n" if number else "") + note)
+            visible.append(note)
         for round_number in range(1, self.settings.max_tool_rounds + 1):
             outcome.rounds = round_number
             answer = await call_model(
@@ -309,7 +327,7 @@ class Engine:
                     [StoredMessage(assistant, message_tokens(assistant))],
                     usage=usage_entry,
                 )
-                if not visible:
+                if len(visible) == len(words.notes):
                     # An empty answer would be an empty chat message, which platforms refuse.
                     log.warning("the model ended the turn without any text")
                     outcome.error = NO_ANSWER  # shown, but not an answer (follow-ups retry)
@@ -369,6 +387,20 @@ class Engine:
         visible.append(note)
         outcome.text = "\n\n".join(visible)
         await surface.finish(outcome.text)
+
+    async def _prepare(self, message: IncomingMessage, profile: ChannelProfile) -> PreparedTurn:
+        """The turn's words and pictures: voice notes transcribed, pictures checked and
+        kept only for a model that can see (bot/media.py)."""
+        if self.media is None or not message.attachments:
+            return PreparedTurn(message.text, message.text)
+        prepared = await self.media.prepare(message, vision=self.media.vision(profile.vision))
+        if prepared.refusal:
+            log.info(
+                "turn from %s refused: its files could not be used (%s)",
+                message.user.qualified_id,
+                ", ".join(a.kind.value for a in message.attachments),
+            )
+        return prepared
 
     async def _end_cut_off(
         self,

@@ -11,6 +11,7 @@
     │   ├── ContextTooLong          the prompt exceeds the model's window
     │   ├── ProviderAuthError       401/403: wrong key or no access to the model
     │   └── ProviderBadRequest      any other 4xx: the request itself is wrong
+    ├── TranscriptionFailed         a voice note could not be transcribed
     └── ToolError                   a tool failed; becomes a tool result, never a crash
 
 Each ProviderError carries `user_message`, a sentence safe to show in a chat; the
@@ -80,3 +81,8 @@ class ProviderBadRequest(ProviderError):
 
 class ToolError(ParleyError):
     """A tool could not do its work; the text is shown to the model as the tool result."""
+
+
+class TranscriptionFailed(ParleyError):
+    """The transcription endpoint refused a voice note or could not be reached; the
+    message says why (for the logs), never the audio or the key."""

@@ -27,11 +27,13 @@ from bot.toolkit import Tool
 
 @dataclass(frozen=True, slots=True)
 class ChannelProfile:
-    """A channel's own system prompt, model and limits (None/empty: the global ones)."""
+    """A channel's own system prompt, model, limits and whether its model sees pictures
+    (None/empty: the global ones)."""
 
     system_prompt: str | None = None
     model: str | None = None
     limits: dict[str, int] = field(default_factory=dict)
+    vision: bool | None = None
 
 
 class ToolPolicy(Protocol):
@@ -100,7 +102,7 @@ class ChannelToolPolicy:
 
     async def profile(self, channel_id: int) -> ChannelProfile:
         config = await self.store.channel_config(channel_id)
-        return ChannelProfile(config.system_prompt, config.model, config.limits)
+        return ChannelProfile(config.system_prompt, config.model, config.limits, config.vision)
 
     def is_enabled(self, item: Tool, kind: ChatKind | str, config: ChannelConfig) -> bool:
         if item.name in config.tools:

@@ -5,11 +5,12 @@ finish reasons out. Shared by every OpenAI-compatible vendor; `OpenAICompatProvi
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.domain import ChatMessage, Role, ToolCall, Usage, VendorState
+from bot.domain import ChatMessage, ImagePart, Role, ToolCall, Usage, VendorState
 from bot.llm.base import ToolSpec
 
 # Google's documented value for a call Gemini did not sign (a history from another
@@ -49,9 +50,28 @@ def to_openai_messages(
                 kept = state.data.get(replay) if state and state.vendor == vendor else None
                 entry[replay] = kept if isinstance(kept, str) else ""
             converted.append(entry)
+        elif message.images:
+            converted.append({"role": "user", "content": _content_parts(message)})
         else:
             converted.append({"role": message.role.value, "content": message.content})
     return converted
+
+
+def _content_parts(message: ChatMessage) -> list[dict[str, Any]]:
+    """A user message with pictures as content parts: its text, then each picture as an
+    `image_url` part holding a base64 data URL (the form every compatible vendor takes;
+    DashScope's Qwen-VL and vLLM as well as OpenAI)."""
+    parts: list[dict[str, Any]] = []
+    if message.content:
+        parts.append({"type": "text", "text": message.content})
+    parts.extend(
+        {"type": "image_url", "image_url": {"url": data_url(image)}} for image in message.images
+    )
+    return parts
+
+
+def data_url(image: ImagePart) -> str:
+    return f"data:{image.media_type};base64,{base64.b64encode(image.data).decode('ascii')}"
 
 
 def _sign(calls: list[dict[str, Any]], state: VendorState | None, vendor: str) -> None:

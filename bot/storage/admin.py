@@ -21,6 +21,7 @@ from bot.storage.database import Database
 from bot.storage.models import (
     AuditEntry,
     Channel,
+    ChannelMedia,
     ChannelTool,
     Conversation,
     Message,
@@ -44,12 +45,14 @@ LIMIT_KEYS = (
 
 @dataclass(frozen=True, slots=True)
 class ChannelConfig:
-    """What admins set for one channel: tool choices, prompt, model and limits."""
+    """What admins set for one channel: tool choices, prompt, model, limits and whether
+    its model is shown pictures (None: the global setting)."""
 
     tools: dict[str, bool] = field(default_factory=dict)
     system_prompt: str | None = None
     model: str | None = None
     limits: dict[str, int] = field(default_factory=dict)
+    vision: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +98,21 @@ class AdminStore:
         tools = ChannelTool.__table__.c  # type: ignore[attr-defined]
         channels = Channel.__table__.c  # type: ignore[attr-defined]
 
+        media = ChannelMedia.__table__.c  # type: ignore[attr-defined]
+
         def work(connection: Connection) -> tuple[Sequence[Any], Any]:
             rows = connection.execute(
                 sa_select(tools.tool, tools.enabled).where(tools.channel_id == channel_id)
             ).all()
             channel = connection.execute(
-                sa_select(channels.system_prompt, channels.model, channels.limits).where(
-                    channels.id == channel_id
+                sa_select(channels.system_prompt, channels.model, channels.limits, media.vision)
+                .select_from(
+                    Channel.__table__.outerjoin(  # type: ignore[attr-defined]
+                        ChannelMedia.__table__,  # type: ignore[attr-defined]
+                        media.channel_id == channels.id,
+                    )
                 )
+                .where(channels.id == channel_id)
             ).first()
             return rows, channel
 
@@ -114,6 +124,7 @@ class AdminStore:
             system_prompt=channel.system_prompt or None,
             model=channel.model or None,
             limits={k: int(v) for k, v in (channel.limits or {}).items() if k in LIMIT_KEYS},
+            vision=channel.vision,
         )
 
     async def set_tool(self, channel_id: int, tool: str, enabled: bool, changed_by: str) -> None:
@@ -154,6 +165,20 @@ class AdminStore:
                     limits={k: v for k, v in limits.items() if k in LIMIT_KEYS} or None,
                 ),
             )
+        self._configs.pop(channel_id, None)
+
+    async def set_channel_vision(self, channel_id: int, vision: bool | None) -> None:
+        """Whether this channel's model is shown pictures (None: PARLEY_LLM_VISION)."""
+        values = {"channel_id": channel_id, "vision": vision, "changed_at": utcnow()}
+        async with self.db.write() as session:
+            dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            statement = insert(ChannelMedia.__table__).values(**values)  # type: ignore[attr-defined]
+            statement = statement.on_conflict_do_update(
+                index_elements=["channel_id"],
+                set_={k: statement.excluded[k] for k in ("vision", "changed_at")},
+            )
+            await _run(session, statement)
         self._configs.pop(channel_id, None)
 
     async def channel(self, channel_id: int) -> ChannelRow | None:

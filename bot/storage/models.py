@@ -325,3 +325,18 @@ class ConversationSummary(SQLModel, table=True):
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
     tokens: int = 0
     updated_at: datetime = _timestamp()
+
+
+# -- Pictures (docs/media.md) ---------------------------------------------------------
+
+
+class ChannelMedia(SQLModel, table=True):
+    """Whether a channel's model is shown pictures, as an admin set it for that channel.
+
+    No row, or `vision` None: PARLEY_LLM_VISION applies."""
+
+    __tablename__ = "channel_media"
+
+    channel_id: int = Field(foreign_key="channels.id", primary_key=True)
+    vision: bool | None = Field(default=None)
+    changed_at: datetime = _timestamp()

@@ -121,6 +121,11 @@ class Console:
                     signed_in(self._checked(self.channel_settings)),
                     methods=["POST"],
                 ),
+                Route(
+                    "/channels/{id:int}/vision",
+                    signed_in(self._checked(self.channel_vision)),
+                    methods=["POST"],
+                ),
                 Route("/users", signed_in(self.users)),
                 Route(
                     "/users/{id:int}/timezone",
@@ -359,6 +364,29 @@ class Console:
             },
         )
         return RedirectResponse(f"/admin/channels/{channel_id}?saved=settings", status_code=303)
+
+    async def channel_vision(self, request: Request) -> Response:
+        """Whether the channel's model is shown pictures: "on", "off" or "" (the global
+        PARLEY_LLM_VISION)."""
+        channel_id = int(request.path_params["id"])
+        choice = request.state.form.get("vision", "")
+        row = await self.store.channel(channel_id)
+        if row is None:
+            return self._render(request, "message.html", status_code=404, text="No such channel.")
+        if choice not in ("", "on", "off"):
+            return self._render(
+                request, "message.html", status_code=400, text="vision must be on, off or empty."
+            )
+        vision = None if not choice else choice == "on"
+        await self.store.set_channel_vision(channel_id, vision)
+        await self.store.audit(
+            actor=ACTOR,
+            action="channel.vision",
+            place=f"{row.platform}:{row.platform_chat_id}",
+            surface=SURFACE,
+            details={"channel_id": channel_id, "vision": vision},
+        )
+        return RedirectResponse(f"/admin/channels/{channel_id}?saved=vision", status_code=303)
 
     # -- users -----------------------------------------------------------------------------
 

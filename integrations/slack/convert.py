@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
 
 PLATFORM = "slack"
 
@@ -72,6 +72,56 @@ def to_incoming_message(
         event_id=f"{team_id}:{event_id}",
     )
     return message, ReplyAddress(channel, thread_ts, user, team_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SlackFile:
+    """A file shared with a message: what Slack declares about it, and where to get it.
+
+    `url` is `url_private_download` (or `url_private`), which needs the bot token;
+    `check_info` means Slack withheld the details (a Slack Connect file): files.info
+    gives them."""
+
+    attachment: Attachment
+    file_id: str
+    url: str
+    check_info: bool = False
+
+
+def to_slack_file(info: dict[str, Any]) -> SlackFile | None:
+    """One entry of an event's `files` (or files.info's `file`) as a `SlackFile`, or None
+    for a kind Parley does not read (text, PDF, video...). Voice clips recorded in Slack
+    are `audio/*` files (subtype `slack_audio`) with `duration_ms`."""
+    file_id = str(info.get("id") or "")
+    if not file_id:
+        return None
+    if info.get("file_access") == "check_file_info":
+        attachment = Attachment(AttachmentKind.IMAGE)  # a placeholder until files.info
+        return SlackFile(attachment, file_id, "", check_info=True)
+    declared = str(info.get("mimetype") or "").lower()
+    if declared.startswith("image/"):
+        kind = AttachmentKind.IMAGE
+    elif declared.startswith("audio/"):
+        kind = AttachmentKind.AUDIO
+    else:
+        return None
+    size = info.get("size")
+    duration = info.get("duration_ms")
+    attachment = Attachment(
+        kind,
+        declared,
+        name=str(info.get("name") or ""),
+        size=size if isinstance(size, int) else 0,
+        duration_seconds=duration / 1000 if isinstance(duration, int | float) else 0.0,
+    )
+    url = str(info.get("url_private_download") or info.get("url_private") or "")
+    return SlackFile(attachment, file_id, url)
+
+
+def files_of(event: dict[str, Any]) -> list[SlackFile]:
+    """The files of a `file_share` message (or a mention with files) Parley can read."""
+    found = (to_slack_file(item) for item in event.get("files") or () if isinstance(item, dict))
+    return [item for item in found if item is not None]
 
 
 def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:

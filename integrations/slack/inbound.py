@@ -124,6 +124,7 @@ def _check_event_body(body: dict[str, Any]) -> None:
         raise Refused(400, "body.event is not an object with a type")
     if event["type"] in OUR_EVENTS:
         _strings(event, EVENT_STRINGS, "event")
+        _list_of_objects(event, "files", "event")
     else:  # other events carry a user or channel object; bolt reads either
         for key in ("user", "channel"):
             if event.get(key) is not None and not isinstance(event[key], str | dict):

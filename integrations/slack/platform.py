@@ -15,6 +15,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -31,12 +32,21 @@ from starlette.routing import BaseRoute, Route
 
 from bot.config import SlackSettings
 from bot.desk import AskPlatform, Desk, Press
-from bot.domain import ChatKind, ChatRef, UserRef
+from bot.domain import Attachment, ChatKind, ChatRef, UserRef
 from bot.errors import ConfigError, PlatformUnavailable
+from bot.i18n import _
+from bot.media import DOWNLOAD_FAILED
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import CONFIRM_NO, CONFIRM_YES
-from integrations.slack.convert import PLATFORM, chat_kind, to_incoming_message
+from integrations.slack.convert import (
+    PLATFORM,
+    SlackFile,
+    chat_kind,
+    files_of,
+    to_incoming_message,
+    to_slack_file,
+)
 from integrations.slack.inbound import Refused, check_body, check_headers, check_signature
 from integrations.slack.surface import SlackSurface
 from integrations.slack.webapi import SlackMessenger, slack_call
@@ -341,9 +351,10 @@ class SlackPlatform:
         message, reply = to_incoming_message(
             event, team_id=team_id, event_id=event_id, bot_user_id=context.bot_user_id
         )
+        files = files_of(event)
         if message.chat.kind is not ChatKind.DM:
             self._remember_thread((reply.channel, reply.thread_ts))
-        if not message.text:
+        if not message.text and not files:
             await slack_call(
                 "chat.postMessage (empty message)",
                 self.client.chat_postMessage(
@@ -365,4 +376,74 @@ class SlackPlatform:
             update_interval=self.update_interval,
             confirm_timeout=self.confirm_timeout,
         )
+        if files:
+            downloaded, refusal = await self._download(files)
+            if refusal is not None:
+                await surface.fail(refusal)
+                return
+            message = replace(message, attachments=downloaded)
         await self.desk.turn(message, surface)
+
+    # -- files -------------------------------------------------------------------------
+
+    async def _download(
+        self, files: Sequence[SlackFile]
+    ) -> tuple[tuple[Attachment, ...], str | None]:
+        """The files' bytes, fetched from their private URLs with the bot token (the
+        files:read scope), or what to tell the user instead. Limits are checked on what
+        Slack declares first, and on the bytes as they arrive."""
+        described: list[SlackFile] = []
+        for shared in files:
+            item: SlackFile | None = shared
+            if shared.check_info or not shared.url:
+                response = await slack_call(
+                    "files.info", self.client.files_info(file=shared.file_id)
+                )
+                info = response.get("file") if response is not None else None
+                item = to_slack_file(info) if isinstance(info, dict) else None
+            if item is None or item.check_info or not item.url:
+                log.info("slack: a shared file could not be described by files.info")
+                return (), _(DOWNLOAD_FAILED)
+            described.append(item)
+        refusal = self.desk.file_refusal([item.attachment for item in described])
+        if refusal is not None:
+            return (), refusal
+        downloaded: list[Attachment] = []
+        for item in described:
+            data = await self._fetch(item)
+            if data is None:
+                return (), _(DOWNLOAD_FAILED)
+            downloaded.append(replace(item.attachment, data=data))
+        return tuple(downloaded), None
+
+    async def _fetch(self, item: SlackFile) -> bytes | None:
+        """One file's bytes, at most one byte over the download limit (the core refuses
+        what is over it); None when Slack does not give it. The URL is never logged."""
+        session = self.client.session
+        token = self.settings.bot_token.get_secret_value() if self.settings.bot_token else ""
+        if session is None:
+            return None
+        limit = self.desk.download_limit(item.attachment.kind)
+        try:
+            async with session.get(
+                item.url, headers={"Authorization": f"Bearer {token}"}
+            ) as response:
+                kind = response.headers.get("content-type", "")
+                if response.status != 200 or kind.startswith("text/html"):
+                    # Slack answers a request without a good token with its sign-in page.
+                    log.warning(
+                        "slack: a file download got HTTP %d (%s): does the app have the "
+                        "files:read scope?",
+                        response.status,
+                        kind.partition(";")[0] or "no type",
+                    )
+                    return None
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        break  # the core refuses it with the size; the rest is not read
+                return bytes(data)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("slack: a file download failed: %s", type(exc).__name__)
+            return None

@@ -15,12 +15,15 @@ channel forwards into its discussion group automatically are nobody's question: 
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 
-from telegram import Message, MessageEntity
+from telegram import Audio, Message, MessageEntity, PhotoSize, Voice
 from telegram.constants import ChatID, ChatType
+from telegram.warnings import PTBDeprecationWarning
 
-from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
 
 PLATFORM = "telegram"
 # Parley's commands: in a group, the only unqualified commands that address it.
@@ -95,10 +98,87 @@ def is_addressed(message: Message, bot_id: int, bot_username: str) -> bool:
     if replied and not topic_root:
         return True
     mention = f"@{bot_username}".lower()
-    for entity, value in message.parse_entities([MessageEntity.MENTION]).items():
+    found = {
+        **message.parse_entities([MessageEntity.MENTION]),
+        **message.parse_caption_entities([MessageEntity.MENTION]),
+    }
+    for entity, value in found.items():
         if entity.type == MessageEntity.MENTION and value.lower() == mention:
             return True
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file that came with a message: what Telegram declares about it, and the
+    `file_id` to download it with (getFile)."""
+
+    attachment: Attachment
+    file_id: str
+
+
+def files_of(message: Message, *, image_limit: int) -> list[FileRef]:
+    """The voice note, audio file, photo or image/audio document of a message.
+
+    A photo comes in several sizes: the largest within `image_limit` is taken (the
+    smallest when none is, so that the refusal names its size)."""
+    found: list[FileRef] = []
+    if message.voice is not None:
+        voice = message.voice
+        audio = Attachment(
+            AttachmentKind.AUDIO,
+            voice.mime_type or "audio/ogg",
+            size=voice.file_size or 0,
+            duration_seconds=_seconds(voice),
+        )
+        found.append(FileRef(audio, voice.file_id))
+    if message.audio is not None:
+        track = message.audio
+        audio = Attachment(
+            AttachmentKind.AUDIO,
+            track.mime_type or "",
+            name=track.file_name or "",
+            size=track.file_size or 0,
+            duration_seconds=_seconds(track),
+        )
+        found.append(FileRef(audio, track.file_id))
+    if message.photo:
+        photo = _photo_size(message.photo, image_limit)
+        image = Attachment(AttachmentKind.IMAGE, "image/jpeg", size=photo.file_size or 0)
+        found.append(FileRef(image, photo.file_id))
+    document = message.document
+    if document is not None:
+        declared = (document.mime_type or "").lower()
+        kind = (
+            AttachmentKind.IMAGE
+            if declared.startswith("image/")
+            else AttachmentKind.AUDIO
+            if declared.startswith("audio/")
+            else None
+        )
+        if kind is not None:
+            attachment = Attachment(
+                kind, declared, name=document.file_name or "", size=document.file_size or 0
+            )
+            found.append(FileRef(attachment, document.file_id))
+    return found
+
+
+def _seconds(media: Voice | Audio) -> float:
+    # PTB 22 gives an int and warns that it will be a timedelta (PTB_TIMEDELTA opts in
+    # early): either is read, and the warning, meant for code that assumes one, is not.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        duration = media.duration
+    if isinstance(duration, timedelta):
+        return duration.total_seconds()
+    return float(duration or 0)
+
+
+def _photo_size(sizes: tuple[PhotoSize, ...], limit: int) -> PhotoSize:
+    by_size = sorted(sizes, key=lambda size: (size.file_size or 0, size.width * size.height))
+    fitting = [size for size in by_size if (size.file_size or 0) <= limit]
+    return fitting[-1] if fitting else by_size[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +193,20 @@ class ReplyAddress:
 
 
 def to_incoming_message(
-    message: Message, *, bot_id: int, bot_username: str, update_id: int, command: bool = False
+    message: Message,
+    *,
+    bot_id: int,
+    bot_username: str,
+    update_id: int,
+    command: bool = False,
+    files: tuple[Attachment, ...] = (),
 ) -> tuple[IncomingMessage, ReplyAddress] | None:
     """The turn this message starts and where to answer it, or None when it is not for
     the bot (`command`: it carries one of the bot's commands, which addresses the bot in
-    a group too)."""
-    if message.text is None or message.is_automatic_forward:
+    a group too). With `files` (from `files_of`), the caption is the text."""
+    if message.is_automatic_forward:
+        return None
+    if message.text is None and not files:
         return None
     user = author_of(message)
     if user is None:
@@ -129,7 +217,7 @@ def to_incoming_message(
             return None  # another bot's command, even in a reply to Parley
         if not is_addressed(message, bot_id, bot_username):
             return None
-    text = message.text
+    text = message.text if message.text is not None else message.caption or ""
     mention = f"@{bot_username}"
     if message.chat.type != ChatType.PRIVATE:
         text = _without(text, mention).strip()
@@ -143,6 +231,7 @@ def to_incoming_message(
         platform_message_id=str(message.message_id),
         addressed=True,
         event_id=str(update_id),
+        attachments=files,
     )
     reply = ReplyAddress(
         message.chat.id,

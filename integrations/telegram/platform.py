@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,13 +34,17 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from bot.admin import NOT_ADMIN
 from bot.config import TelegramSettings
 from bot.desk import AskPlatform, Desk, Press
-from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.errors import ConfigError
+from bot.i18n import _
+from bot.media import DOWNLOAD_FAILED
 from bot.surface import Messenger
 from integrations.telegram.convert import (
     OWN_COMMANDS,
+    FileRef,
     ReplyAddress,
     command_of,
+    files_of,
     to_chat_ref,
     to_incoming_message,
 )
@@ -70,7 +75,7 @@ HELP = (
     "/tools shows the tools I can use in this chat\n"
     "/memory lists what you asked me to remember; /forget 3 (or /forget all) forgets it"
 )
-TEXT_ONLY = "I can only read text messages for now."
+TEXT_ONLY = "I can read text, voice messages and pictures, but not this kind of message."
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 # Connections to the Bot API. httpcore checks every pooled connection on every request,
@@ -106,6 +111,7 @@ class TelegramPlatform:
             ApplicationBuilder()
             .token(settings.bot_token.get_secret_value())
             .base_url(settings.base_url)
+            .base_file_url(file_base_url(settings.base_url))
             .concurrent_updates(True)
             .connection_pool_size(BOT_API_CONNECTIONS)
         )
@@ -235,7 +241,8 @@ class TelegramPlatform:
 
     async def _on_message(self, message: Message, update_id: int) -> None:
         private = message.chat.type == ChatType.PRIVATE
-        if message.text is None:
+        files = files_of(message, image_limit=self.desk.download_limit(AttachmentKind.IMAGE))
+        if message.text is None and not files:
             if private and message.from_user is not None and not message.from_user.is_bot:
                 await self.delivery.send_part(message.chat.id, TEXT_ONLY, render=False)
             return
@@ -243,7 +250,12 @@ class TelegramPlatform:
         if command in OWN_COMMANDS:
             await self._command(command, message, update_id)
             return
-        converted = self._incoming(message, update_id, command=command is not None)
+        converted = self._incoming(
+            message,
+            update_id,
+            command=command is not None,
+            files=tuple(f.attachment for f in files),
+        )
         if converted is None:
             return
         incoming, reply = converted
@@ -255,10 +267,50 @@ class TelegramPlatform:
             thread_id=reply.thread_id,
             reply_to=reply.reply_to,
         )
+        if files:
+            refusal = self.desk.file_refusal(incoming.attachments)
+            if refusal is None:
+                downloaded, refusal = await self._download(files)
+            if refusal is not None:
+                await surface.fail(refusal)
+                return
+            incoming = replace(incoming, attachments=downloaded)
         await self.desk.turn(incoming, surface)
 
+    async def _download(
+        self, files: Sequence[FileRef]
+    ) -> tuple[tuple[Attachment, ...], str | None]:
+        """The files' bytes (getFile, then the file URL, which carries the bot token and
+        so is never logged), or what to tell the user instead."""
+        downloaded: list[Attachment] = []
+        for ref in files:
+            attachment = ref.attachment
+            try:
+                file = await self.application.bot.get_file(ref.file_id)
+                # getFile tells the size for certain; the message may not have.
+                declared = replace(attachment, size=file.file_size or attachment.size)
+                refusal = self.desk.file_refusal([declared])
+                if refusal is not None:
+                    return (), refusal
+                data = bytes(await file.download_as_bytearray())
+            except TelegramError as exc:
+                log.warning(
+                    "telegram: a %s file could not be downloaded (%s: %s)",
+                    attachment.kind.value,
+                    type(exc).__name__,
+                    exc.message,
+                )
+                return (), _(DOWNLOAD_FAILED)
+            downloaded.append(replace(declared, data=data))
+        return tuple(downloaded), None
+
     def _incoming(
-        self, message: Message, update_id: int, *, command: bool = False
+        self,
+        message: Message,
+        update_id: int,
+        *,
+        command: bool = False,
+        files: tuple[Attachment, ...] = (),
     ) -> tuple[IncomingMessage, ReplyAddress] | None:
         return to_incoming_message(
             message,
@@ -266,6 +318,7 @@ class TelegramPlatform:
             bot_username=self._username,
             update_id=update_id,
             command=command,
+            files=files,
         )
 
     async def _command(self, command: str, message: Message, update_id: int) -> None:
@@ -403,6 +456,13 @@ class TelegramPlatform:
             )
         except TelegramError as exc:
             log.info("telegram: could not redraw the tools keyboard: %s", exc)
+
+
+def file_base_url(base_url: str) -> str:
+    """Where the Bot API serves files, next to its methods: `https://api.telegram.org/bot`
+    gives `https://api.telegram.org/file/bot` (a local Bot API server alike)."""
+    root = base_url.rstrip("/").removesuffix("/bot")
+    return f"{root}/file/bot"
 
 
 def _reason(exc: Exception) -> str:

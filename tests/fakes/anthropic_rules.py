@@ -215,6 +215,10 @@ def validate_request(
                     return (
                         f"messages.{number}.content.{position}: Invalid `{field}` in `{kind}` block"
                     )
+            elif kind == "image":
+                problem = _image_problem(block, role, f"messages.{number}.content.{position}")
+                if problem:
+                    return problem
             elif kind not in ("text", "tool_use", "tool_result"):
                 return f"messages.{number}: unsupported block type {kind!r}"
         if role == "assistant" and blocks[-1].get("type") == "thinking":
@@ -229,3 +233,66 @@ def validate_request(
         if not tool.get("name"):
             return f"tools.{number}.name: Field required"
     return _thinking_problem(payload, contents, thinks_by_default)
+
+
+# -- Image blocks (platform.claude.com vision guide; error texts as the API's users quote
+# them): base64 sources of JPEG, PNG, GIF or WebP, at most 5 MB of base64 each, whose
+# bytes are what the media type says; in user messages only.
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+MAX_IMAGE_BASE64 = 5 * 1024 * 1024
+
+
+def _actual_type(raw: bytes) -> str | None:
+    if raw.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if raw.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _image_problem(block: dict[str, Any], role: str, where: str) -> str | None:
+    if role != "user":
+        return f"{where}: image content blocks are only allowed in user messages"
+    source = block.get("source")
+    if not isinstance(source, dict):
+        return f"{where}.image.source: Field required"
+    if source.get("type") == "url":
+        return (
+            None
+            if isinstance(source.get("url"), str)
+            else f"{where}.image.source.url: Field required"
+        )
+    if source.get("type") != "base64":
+        return f"{where}.image.source.type: Input should be 'base64', 'url' or 'file'"
+    media_type = source.get("media_type")
+    if media_type not in IMAGE_TYPES:
+        return (
+            f"{where}.image.source.base64.media_type: Input should be 'image/jpeg', "
+            "'image/png', 'image/gif' or 'image/webp'"
+        )
+    data = source.get("data")
+    if not isinstance(data, str):
+        return f"{where}.image.source.base64.data: Field required"
+    if len(data) > MAX_IMAGE_BASE64:
+        return (
+            f"{where}.image.source.base64: image exceeds 5 MB maximum: {len(data)} bytes > "
+            f"{MAX_IMAGE_BASE64} bytes"
+        )
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError:
+        return f"{where}.image.source.base64.data: Could not process image"
+    actual = _actual_type(raw)
+    if actual is None:
+        return f"{where}.image.source.base64.data: Could not process image"
+    if actual != media_type:
+        return (
+            f"{where}.image.source.base64.data: The image was specified using the {media_type} "
+            f"media type, but the image appears to be a {actual} image"
+        )
+    return None

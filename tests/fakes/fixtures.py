@@ -14,6 +14,7 @@ from tests.fakes.anthropic_server import ScriptedAnthropicServer
 from tests.fakes.open_meteo import OpenMeteoServer
 from tests.fakes.openai_server import ScriptedOpenAIServer
 from tests.fakes.smtp import SMTPServer
+from tests.fakes.transcription_server import ScriptedTranscriptionServer
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +64,17 @@ def smtp_server() -> Iterator[SMTPServer]:
     """A real SMTP server (aiosmtpd) on 127.0.0.1, recording every message it accepts."""
     with SMTPServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def transcription_server() -> Iterator[ScriptedTranscriptionServer]:
+    """The session's scripted /v1/audio/transcriptions server; prefer `transcription`."""
+    with ScriptedTranscriptionServer() as server:
+        yield server
+
+
+@pytest.fixture
+def transcription(transcription_server: ScriptedTranscriptionServer) -> ScriptedTranscriptionServer:
+    """The scripted transcription server, reset for this test."""
+    transcription_server.reset()
+    return transcription_server

@@ -32,6 +32,7 @@ Sources (texts copied from the vendors' answers as their users report them):
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 Refusal = tuple[int, str, str | None]
@@ -238,3 +239,87 @@ def _gemini(
 
 
 _CHECKS = {"openai": _openai, "deepseek": _deepseek, "dashscope": _dashscope, "ollama": _ollama}
+
+
+# -- Image parts (every vendor: OpenAI's rules, which DashScope and vLLM follow) ---------
+#
+# platform.openai.com/docs/guides/images-vision: an image is an `image_url` content part
+# of a user message whose `url` is http(s) or a base64 data URL of PNG, JPEG, WebP or
+# non-animated GIF; the texts are OpenAI's, as its users quote them.
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+_IMAGE_MAGIC = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+}
+NO_VISION = "Invalid content type. image_url is only supported by certain models."
+_DATA_URL_EXAMPLE = "(e.g. 'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU=')"
+
+
+def image_refusal(payload: dict[str, Any], *, vision: bool = True) -> Refusal | None:
+    """Why the request's content parts would be refused (`vision`: the model sees)."""
+    for number, message in enumerate(payload.get("messages") or []):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for position, part in enumerate(content):
+            where = f"messages[{number}].content[{position}]"
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text":
+                if not isinstance(part.get("text"), str):
+                    return 400, f"Invalid type for '{where}.text': expected a string.", None
+                continue
+            if kind != "image_url":
+                return (
+                    400,
+                    f"Invalid value: '{kind}'. Supported values are: 'text' and 'image_url'.",
+                    None,
+                )
+            if message.get("role") != "user":
+                return (
+                    400,
+                    "Image URLs are only allowed for messages with role 'user', but this message "
+                    f"with role '{message.get('role')}' contains an image URL.",
+                    "invalid_value",
+                )
+            if not vision:
+                return 400, NO_VISION, None
+            problem = _data_url_problem(part.get("image_url"), where)
+            if problem:
+                return problem
+    return None
+
+
+def _data_url_problem(image_url: Any, where: str) -> Refusal | None:
+    url = image_url.get("url") if isinstance(image_url, dict) else None
+    if not isinstance(url, str):
+        return 400, f"Missing required parameter: '{where}.image_url.url'.", None
+    if url.startswith(("https://", "http://")):
+        return None
+    expected = (
+        f"Invalid '{where}.image_url.url'. Expected a base64-encoded data URL with an "
+        f"image MIME type {_DATA_URL_EXAMPLE}"
+    )
+    header, comma, data = url.partition(",")
+    if not header.startswith("data:") or not comma:
+        return 400, f"{expected}, but got a value without the 'data:' prefix.", "invalid_value"
+    media_type, _, encoding = header.removeprefix("data:").partition(";")
+    if media_type not in IMAGE_TYPES:
+        return 400, f"{expected}, but got unsupported MIME type '{media_type}'.", "invalid_value"
+    if encoding != "base64":
+        return 400, "Invalid base64 image_url.", "invalid_value"
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError:
+        return 400, "Invalid base64 image_url.", "invalid_value"
+    webp = raw[:4] == b"RIFF" and raw[8:12] == b"WEBP"
+    if not (
+        raw.startswith(_IMAGE_MAGIC.get(media_type, ())) or (media_type == "image/webp" and webp)
+    ):
+        return (
+            400,
+            "You uploaded an unsupported image. Please make sure your image is valid.",
+            "invalid_image_format",
+        )
+    return None

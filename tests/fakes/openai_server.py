@@ -39,7 +39,7 @@ from tests.fakes.openai_replies import (
     tool_call_reply,
     vendor_error_reply,
 )
-from tests.fakes.openai_rules import refusal
+from tests.fakes.openai_rules import image_refusal, refusal
 
 __all__ = [
     "VENDORS",
@@ -84,6 +84,8 @@ class ScriptedOpenAIServer(FakeServer):
         self.request_clients: list[tuple[str, int]] = []
         self.rejected: list[str] = []
         self.vendor: str | None = None
+        # False: the model cannot see, and image parts are refused as OpenAI refuses them.
+        self.vision = True
         self.issued_signatures: set[str] = set()
         self._signatures = itertools.count(1)
         self._queue: deque[ScriptedReply] = deque()
@@ -116,6 +118,7 @@ class ScriptedOpenAIServer(FakeServer):
         self.request_clients.clear()
         self.rejected.clear()
         self.vendor = None
+        self.vision = True
         self.issued_signatures.clear()
 
     def _next_reply(self) -> ScriptedReply:
@@ -155,11 +158,9 @@ class ScriptedOpenAIServer(FakeServer):
         )
         client = scope.get("client") or ("", 0)
         self.request_clients.append((str(client[0]), int(client[1])))
-        refused = (
-            refusal(payload, self.vendor, self.issued_signatures)
-            if self.vendor and isinstance(payload, dict)
-            else None
-        )
+        refused = image_refusal(payload, vision=self.vision) if isinstance(payload, dict) else None
+        if refused is None and self.vendor and isinstance(payload, dict):
+            refused = refusal(payload, self.vendor, self.issued_signatures)
         if refused is not None:
             status, text, code = refused
             self.rejected.append(text)

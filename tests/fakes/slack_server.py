@@ -60,6 +60,9 @@ class FakeSlackServer(FakeServer):
         self._order = itertools.count(1)
         self._lock = threading.Lock()
         self._sockets: list[web.WebSocketResponse] = []
+        # Shared files: id -> (the file object Slack describes it with, the bytes).
+        self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self.downloads: list[dict[str, str]] = []
         self._socket_ready = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -69,6 +72,7 @@ class FakeSlackServer(FakeServer):
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/response/{id}", self._response_url)
+        app.router.add_get("/files-pri/{path:.+}", self._file)
         app.router.add_get("/socket", self._socket)
         return app
 
@@ -92,6 +96,8 @@ class FakeSlackServer(FakeServer):
             self.socket_acks.clear()
             self.users.clear()
             self.rejected_tokens.clear()
+            self.files.clear()
+            self.downloads.clear()
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -104,6 +110,57 @@ class FakeSlackServer(FakeServer):
         """The next `times` calls of `method` answer 429 with `Retry-After`."""
         with self._lock:
             self._failures[method].append(_Failure("ratelimited", times, 429, retry_after))
+
+    def add_file(
+        self,
+        data: bytes,
+        *,
+        name: str,
+        mimetype: str,
+        size: int | None = None,
+        check_file_info: bool = False,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Share a file: returns the object a `file_share` event carries in `files`, with
+        private URLs on this server (`check_file_info`: a Slack Connect file, whose
+        details only files.info gives). `fields` add to it (`subtype`, `duration_ms`)."""
+        with self._lock:
+            file_id = f"F{len(self.files) + 1:06d}"
+        url = f"http://127.0.0.1:{self.port}/files-pri/{TEAM_ID}-{file_id}/{name}"
+        described = {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rpartition(".")[2],
+            "size": len(data) if size is None else size,
+            "url_private": url,
+            "url_private_download": url.replace(f"{file_id}/", f"{file_id}/download/"),
+            "file_access": "visible",
+            **fields,
+        }
+        with self._lock:
+            self.files[file_id] = (described, data)
+        if check_file_info:
+            return {"id": file_id, "file_access": "check_file_info"}
+        return described
+
+    async def _file(self, request: web.Request) -> web.Response:
+        """A file's bytes for a request with a bot token Slack knows; anything else gets
+        the sign-in page, with a 200, as Slack answers it (which is why clients must look
+        at what they got: the files:read scope and the Authorization header matter)."""
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        path = request.match_info["path"]
+        file_id = path.partition("/")[0].removeprefix(f"{TEAM_ID}-")
+        with self._lock:
+            self.downloads.append({"path": path, "token": token})
+            stored = self.files.get(file_id)
+        if stored is None:
+            return web.Response(status=404, text="file not found")
+        if not token.startswith("xoxb-") or token in self.rejected_tokens:
+            page = "<!DOCTYPE html><html><body>Sign in to Slack</body></html>"
+            return web.Response(text=page, content_type="text/html")
+        return web.Response(body=stored[1], content_type="application/octet-stream")
 
     def count(self, method: str) -> int:
         with self._lock:
@@ -253,6 +310,12 @@ class FakeSlackServer(FakeServer):
         if method == "users.info":
             user = body.get("user", "")
             return {"ok": True, "user": {"id": user, **self.users.get(user, {})}}
+        if method == "files.info":
+            with self._lock:
+                stored = self.files.get(str(body.get("file", "")))
+            if stored is None:
+                return {"ok": False, "error": "file_not_found"}
+            return {"ok": True, "file": stored[0]}
         if method == "conversations.info":
             return {"ok": True, "channel": {"id": channel}}
         if method == "apps.connections.open":

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+from uuid import uuid4
 
 from tests.fakes.http import FakeServer, ThreadedServer
 
@@ -37,6 +38,7 @@ __all__ = [
     "as_chat_message",
     "callback_update",
     "group_message",
+    "private_media",
     "private_message",
 ]
 
@@ -75,6 +77,7 @@ class _Failure:
 
 @dataclass(slots=True)
 class _State:
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     updates: list[dict[str, Any]] = field(default_factory=list)
     confirmed: int = 0
     messages: dict[tuple[int, int], tuple[str, str | None]] = field(default_factory=dict)
@@ -119,6 +122,25 @@ def group_message(
             "from": bot,
             "text": "an earlier answer",
         }
+    return {"message": message}
+
+
+# Bots may download files of up to 20 MB (core.telegram.org/bots/api#getfile).
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+
+
+def private_media(
+    user_id: int, media: dict[str, Any], *, caption: str = "", name: str = "Alice"
+) -> dict[str, Any]:
+    """A message without text in the private chat with `user_id`, carrying `media`
+    (`{"voice": {...}}`, `{"photo": [...]}`, `{"document": {...}}`) and a caption."""
+    user = {"id": user_id, "is_bot": False, "first_name": name}
+    chat = {"id": user_id, "type": "private", "first_name": name}
+    message = _message(chat, user, "")
+    del message["text"]
+    message.update(media)
+    if caption:
+        message["caption"] = caption
     return {"message": message}
 
 
@@ -299,6 +321,20 @@ class FakeTelegramServer(FakeServer):
                 _Failure(method, code, description, retry_after, times, when)
             )
 
+    def add_file(self, data: bytes, *, path: str = "", size: int | None = None) -> dict[str, Any]:
+        """Keep a file to be downloaded (getFile, then /file/bot<token>/<path>); returns
+        the fields a message carries about it (`file_id`, `file_unique_id`, `file_size`:
+        `size` to declare another size than the bytes have)."""
+        with self._lock:
+            number = len(self._state.files) + 1
+            file_id = f"FILE{number}-{uuid4().hex[:8]}"
+            self._state.files[file_id] = (path or f"documents/file_{number}", data)
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"U{number}",
+            "file_size": len(data) if size is None else size,
+        }
+
     def make_admin(self, chat_id: int, user_id: int) -> None:
         with self._lock:
             self._state.admins.add((chat_id, user_id))
@@ -349,6 +385,9 @@ class FakeTelegramServer(FakeServer):
             if not event.get("more_body"):
                 break
         path: str = scope["path"]
+        if path.startswith("/file/bot"):
+            await self._download(path, send)
+            return
         if path.startswith("/_control/"):
             status, payload = self._control(path, body)
         else:
@@ -368,6 +407,22 @@ class FakeTelegramServer(FakeServer):
                 "headers": [(b"content-type", b"application/json")],
             }
         )
+        await send({"type": "http.response.body", "body": data})
+
+    async def _download(self, path: str, send: Callable[[Message], Awaitable[None]]) -> None:
+        """A file by its path under the bot's token; 404 for another token or path (the
+        Bot API answers a wrong token's download with a 404 too)."""
+        token, _, file_path = path.removeprefix("/file/bot").partition("/")
+        with self._lock:
+            self.calls.append(Call("download", {"path": file_path}, time.monotonic()))
+            found = [data for p, data in self._state.files.values() if p == file_path]
+        if token != self.token or not found:
+            body = json.dumps({"ok": False, "error_code": 404, "description": "Not Found"})
+            status, data, kind = 404, body.encode(), b"application/json"
+        else:
+            status, data, kind = 200, found[0], b"application/octet-stream"
+        headers = [(b"content-type", kind), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
 
     def _control(self, path: str, body: bytes) -> tuple[int, Any]:
@@ -549,6 +604,22 @@ class FakeTelegramServer(FakeServer):
     def _m_deleteWebhook(self, params: dict[str, Any]) -> Any:
         self._state.webhook_url = ""
         return True
+
+    def _m_getFile(self, params: dict[str, Any]) -> Any:
+        file_id = str(params.get("file_id", ""))
+        with self._lock:
+            stored = self._state.files.get(file_id)
+        if stored is None:
+            return _bad_request("invalid file_id")
+        path, data = stored
+        if len(data) > DOWNLOAD_LIMIT:
+            return _bad_request("file is too big")
+        return {
+            "file_id": file_id,
+            "file_unique_id": file_id.partition("-")[0],
+            "file_size": len(data),
+            "file_path": path,
+        }
 
     def _m_getChatMember(self, params: dict[str, Any]) -> Any:
         chat_id, user_id = int(params["chat_id"]), int(params["user_id"])

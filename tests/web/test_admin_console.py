@@ -12,6 +12,8 @@ from sqlalchemy import select
 from bot.app import Application
 from bot.config import Settings
 from bot.domain import (
+    Attachment,
+    AttachmentKind,
     ChatKind,
     ChatRef,
     IncomingMessage,
@@ -320,3 +322,40 @@ async def test_a_users_memory_is_shown_forgotten_and_erased(
     actions = [row.action for row in await audit_rows(app)]
     assert actions[-2:] == ["memory.forget", "user.erase"]
     assert (await audit_rows(app))[-1].details["messages"] == 2
+
+
+async def test_a_channel_can_be_marked_vision_capable_in_the_console(
+    make_console: ConsoleFactory, llm: ScriptedOpenAIServer
+) -> None:
+    console = await make_console(tools=())
+    llm.set_default(text_reply("ok"))
+    png = b"\x89PNG\r\n\x1a\n" + bytes(16)
+    picture = IncomingMessage(
+        chat=ROOM,
+        user=ALICE,
+        text="what is it?",
+        attachments=(Attachment(AttachmentKind.IMAGE, "image/png", data=png, size=len(png)),),
+    )
+    await console.app.engine.handle(picture, RecordingSurface())  # PARLEY_LLM_VISION off
+    channel_id = await console.app.store.channel_id(ROOM)
+    async with console.client() as client:
+        await sign_in(client)
+        page = await client.get(f"/admin/channels/{channel_id}")
+        bad = await client.post(
+            f"/admin/channels/{channel_id}/vision", data={"csrf": csrf_of(page.text), "vision": "?"}
+        )
+        saved = await client.post(
+            f"/admin/channels/{channel_id}/vision",
+            data={"csrf": csrf_of(page.text), "vision": "on"},
+        )
+        after = await client.get(saved.headers["location"])
+    assert bad.status_code == 400 and saved.status_code == 303
+    assert '<option value="on" selected>' in after.text
+
+    await console.app.engine.handle(picture, RecordingSurface())
+
+    blind, seeing = (request["messages"][-1]["content"] for request in llm.requests)
+    assert blind == "[image]\nwhat is it?"
+    assert [part["type"] for part in seeing] == ["text", "image_url"]
+    entry = (await audit_rows(console.app))[-1]
+    assert (entry.action, entry.details["vision"]) == ("channel.vision", True)

@@ -197,6 +197,7 @@ async def make_slack(
         socket_mode: bool = False,
         admin: dict[str, Any] | None = None,
         preview_delay: float = 0.0,
+        media: dict[str, Any] | None = None,
         **slack_options: Any,
     ) -> SlackHarness:
         options: dict[str, Any] = {
@@ -217,6 +218,7 @@ async def make_slack(
             slack=options,
             # Side-effecting test tools are off by default unless named.
             admin=admin or DEFAULT_TOOLS,
+            **({"media": media} if media else {}),
         )
         app = Application(settings, tools=tools)
         await app.start()

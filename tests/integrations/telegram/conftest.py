@@ -29,7 +29,8 @@ async def telegram_app(
     """The one app factory (tests/apps.py) with the Telegram adapter on the fake Bot API,
     polling (or, with `start=False`, leave starting to the test); its platform is stopped
     afterwards. `preview_delay=0` shows progress from the first word, as a test of
-    streaming wants; other keywords are Telegram settings."""
+    streaming wants; `media` and `llm` are those settings groups; other keywords are
+    Telegram settings."""
     started: list[Application] = []
 
     async def make(
@@ -40,6 +41,8 @@ async def telegram_app(
         admin: dict[str, Any] | None = None,
         preview_delay: float | None = None,
         confirm_timeout: float | None = None,
+        media: dict[str, Any] | None = None,
+        llm: dict[str, Any] | None = None,
         **options: Any,
     ) -> Application:
         app = await make_app(
@@ -52,6 +55,8 @@ async def telegram_app(
             },
             telegram={"bot_token": TOKEN, "base_url": telegram.base_url, **options},
             admin={**DEFAULT_TOOLS, **(admin or {})},
+            **({"media": media} if media else {}),
+            **({"llm": llm} if llm else {}),
         )
         if start:
             await platform_of(app).start()
