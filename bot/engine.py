@@ -54,6 +54,7 @@ from bot.storage import ConversationInfo, ConversationStore, StoredMessage, Usag
 from bot.surface import NO_ANSWER, Surface
 from bot.tool_round import RoundRules, ids_in, prepare_round, run_round
 from bot.toolkit import Tool, ToolRegistry
+from bot.turns import TurnTicket
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +139,20 @@ class Engine:
             cached = self._specs[item.name] = (item, spec)
         return cached[1]
 
-    async def handle(self, message: IncomingMessage, surface: Surface) -> TurnOutcome:
-        """Run one turn for `message`, answering through `surface`."""
-        return await self._handle(message, surface, scheduled=False)
+    async def handle(
+        self, message: IncomingMessage, surface: Surface, *, ticket: TurnTicket | None = None
+    ) -> TurnOutcome:
+        """Run one turn for `message`, answering through `surface`; `ticket`: the durable
+        turn (bot/turns.py) it is, or is resumed as."""
+        return await self._handle(message, surface, scheduled=False, ticket=ticket)
 
     async def _handle(
-        self, message: IncomingMessage, surface: Surface, *, scheduled: bool
+        self,
+        message: IncomingMessage,
+        surface: Surface,
+        *,
+        scheduled: bool,
+        ticket: TurnTicket | None = None,
     ) -> TurnOutcome:
         started = time.perf_counter()
         outcome = TurnOutcome()
@@ -164,7 +173,9 @@ class Engine:
             async with self._locks.hold(key):
                 try:
                     async with self._store.conversation_lock(key):
-                        await self._run_turn(message, surface, outcome, scheduled=scheduled)
+                        await self._run_turn(
+                            message, surface, outcome, scheduled=scheduled, ticket=ticket
+                        )
                 except ProviderError as exc:
                     log.warning("turn failed: provider error: %s", exc)
                     outcome.error = exc.user_message
@@ -219,7 +230,13 @@ class Engine:
         return [(item, item.name in enabled) for item in self.tools]
 
     async def _run_turn(
-        self, message: IncomingMessage, surface: Surface, outcome: TurnOutcome, *, scheduled: bool
+        self,
+        message: IncomingMessage,
+        surface: Surface,
+        outcome: TurnOutcome,
+        *,
+        scheduled: bool,
+        ticket: TurnTicket | None,
     ) -> None:
         user_id, channel_id = await self._store.ids_of(message.user, message.chat)
         profile = await self.policy.profile(channel_id)
@@ -236,9 +253,24 @@ class Engine:
                 await surface.fail(refusal)
                 return
         user_message = ChatMessage(Role.USER, message.text)
-        info, history = await self._store.start_turn(
-            message, StoredMessage(user_message, message_tokens(user_message))
+        turn_id = ticket.id if ticket is not None else None
+        info, history, own = await self._store.begin_turn(
+            message,
+            StoredMessage(user_message, message_tokens(user_message)),
+            turn_id=turn_id,
+            resumed=ticket is not None and ticket.resumed,
         )
+        # A resumed turn goes on from what it stored: its question (stored once) and the
+        # tool rounds it finished before its process died.
+        mine = [stored.message for stored in own] or [user_message]
+        if mine[-1].role is Role.ASSISTANT and not mine[-1].tool_calls:
+            # Answered and stored, then the process died before the reply was delivered.
+            await surface.start()
+            await surface.stream(mine[-1].content)
+            outcome.text = mine[-1].content
+            await surface.finish(outcome.text)
+            return
+        first_round = 1 + sum(1 for m in mine if m.role is Role.ASSISTANT and m.tool_calls)
         enabled = await self.policy.enabled_tools(message, info.channel_id, list(self.tools))
         withheld: dict[str, str] = {}
         if scheduled:
@@ -254,19 +286,19 @@ class Engine:
         context = build_context(
             self._system_prompt(info, profile),
             [(stored.message, stored.tokens) for stored in history],
-            [user_message],
+            mine,
             self.settings.context_tokens,
         )
         await surface.start()
         visible: list[str] = []
-        for round_number in range(1, self.settings.max_tool_rounds + 1):
+        for round_number in range(first_round, self.settings.max_tool_rounds + 1):
             outcome.rounds = round_number
             answer = await call_model(
                 self.provider, self.observer, context, specs, surface, visible, profile.model or ""
             )
             outcome.provider_seconds += answer.seconds
             if answer.cut:
-                await self._end_cut_off(info, answer.text, surface, visible, outcome)
+                await self._end_cut_off(info, answer.text, surface, visible, outcome, turn_id)
                 return
             outcome.usage += answer.usage
             usage_entry = UsageEntry(
@@ -280,6 +312,7 @@ class Engine:
                     info.conversation_id,
                     [StoredMessage(assistant, message_tokens(assistant))],
                     usage=usage_entry,
+                    turn_id=turn_id,
                 )
                 if not visible:
                     # An empty answer would be an empty chat message, which platforms refuse.
@@ -309,6 +342,7 @@ class Engine:
                 self._tool_context(message, info),
                 surface,
                 confirm=lambda user, question: self._confirm(surface, user, question),
+                journal=ticket.journal(round_number) if ticket is not None else None,
             )
             for call, result in zip(prepared.calls, results, strict=True):
                 # A name the model made up is not a label of its own.
@@ -326,6 +360,7 @@ class Engine:
                 info.conversation_id,
                 [StoredMessage(m, message_tokens(m)) for m in round_messages],
                 usage=usage_entry,
+                turn_id=turn_id,
             )
             context.extend(round_messages)
         limit = self.settings.max_tool_rounds
@@ -335,7 +370,9 @@ class Engine:
         )
         stopped = ChatMessage(Role.ASSISTANT, note)
         await self._store.append(
-            info.conversation_id, [StoredMessage(stopped, message_tokens(stopped))]
+            info.conversation_id,
+            [StoredMessage(stopped, message_tokens(stopped))],
+            turn_id=turn_id,
         )
         await surface.stream(("\n\n" if visible else "") + note)
         visible.append(note)
@@ -349,12 +386,15 @@ class Engine:
         surface: Surface,
         visible: list[str],
         outcome: TurnOutcome,
+        turn_id: int | None,
     ) -> None:
         """Tell the user, after what they saw, that the answer was cut off; store what
         they saw with that note, so the next turn's history says it was not finished."""
         record = ChatMessage(Role.ASSISTANT, f"{shown}\n\n{CUT_OFF_NOTE}")
         await self._store.append(
-            info.conversation_id, [StoredMessage(record, message_tokens(record))]
+            info.conversation_id,
+            [StoredMessage(record, message_tokens(record))],
+            turn_id=turn_id,
         )
         await surface.stream(f"\n\n{CUT_OFF_NOTE}")
         visible.append(CUT_OFF_NOTE)

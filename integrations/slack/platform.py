@@ -15,6 +15,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import aiohttp
@@ -36,7 +37,7 @@ from bot.errors import ConfigError, PlatformUnavailable
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import CONFIRM_NO, CONFIRM_YES
-from integrations.slack.convert import PLATFORM, chat_kind, to_incoming_message
+from integrations.slack.convert import PLATFORM, ReplyAddress, chat_kind, to_incoming_message
 from integrations.slack.inbound import Refused, check_body, check_headers, check_signature
 from integrations.slack.surface import SlackSurface
 from integrations.slack.webapi import SlackMessenger, slack_call
@@ -328,22 +329,27 @@ class SlackPlatform:
         if not event_id:
             log.warning("slack: an event without event_id was ignored: %s", event.get("type"))
             return
+        message, reply = to_incoming_message(
+            event, team_id=team_id, event_id=event_id, bot_user_id=context.bot_user_id
+        )
+        # Keyed by app too: two Slack apps on one database never share event ids.
+        app_id = str(body.get("api_app_id") or "")
         try:
-            # Keyed by app too: two Slack apps on one database never share event ids.
-            app_id = str(body.get("api_app_id") or "")
-            first = await self.desk.claim(PLATFORM, app_id, f"{team_id}:{event_id}")
+            if message.text:
+                # Claimed with its input and reply address: it survives this process.
+                ticket = await self.desk.claim_turn(message, app_id, asdict(reply))
+                first = ticket is not None
+            else:
+                ticket, first = None, await self.desk.claim(PLATFORM, app_id, message.event_id)
         except Exception:
             log.exception("slack: could not record event %s; not answering it", event_id)
             return
         if not first:
             log.info("slack: event %s:%s was already taken; skipping the retry", team_id, event_id)
             return
-        message, reply = to_incoming_message(
-            event, team_id=team_id, event_id=event_id, bot_user_id=context.bot_user_id
-        )
         if message.chat.kind is not ChatKind.DM:
             self._remember_thread((reply.channel, reply.thread_ts))
-        if not message.text:
+        if ticket is None:
             await slack_call(
                 "chat.postMessage (empty message)",
                 self.client.chat_postMessage(
@@ -353,7 +359,15 @@ class SlackPlatform:
                 ),
             )
             return
-        surface = SlackSurface(
+        await self.desk.turn(message, self._surface(reply, ticket.note_preview), ticket)
+
+    def _surface(
+        self,
+        reply: ReplyAddress,
+        on_preview: Callable[[str], Awaitable[None]] | None = None,
+        preview: str = "",
+    ) -> SlackSurface:
+        return SlackSurface(
             self.client,
             self.desk.confirmations,
             channel=reply.channel,
@@ -364,5 +378,13 @@ class SlackPlatform:
             stream_interval=self.stream_interval,
             update_interval=self.update_interval,
             confirm_timeout=self.confirm_timeout,
+            on_preview=on_preview,
+            preview_ts=preview,
         )
-        await self.desk.turn(message, surface)
+
+    def resume_surface(
+        self, reply: dict[str, Any], preview: str, on_preview: Callable[[str], Awaitable[None]]
+    ) -> SlackSurface:
+        """A turn's surface again after a restart: the message that showed its answer
+        half-written (`preview`) is replaced by a short note; the answer follows it."""
+        return self._surface(ReplyAddress(**reply), on_preview, preview)
