@@ -122,14 +122,14 @@ async def crash_with_ten_turns_in_flight(
     first = Parley(tmp_path / "first", parley_env(database_url, llm, telegram))
     try:
         asked = [(chat, update, telegram.push(update)) for chat, update in questions()]
-        await wait_until(lambda: llm.held == 10, within=60)
+        await wait_until(lambda: llm.held == 10, within=120)
         # Mid-stream: each group shows its half-written answer, recorded for the resume.
 
         async def previews_recorded() -> bool:
             turns = await open_turns(database_url)
             return len(turns) == 10 and sum(1 for t in turns if t.preview) == len(GROUPS)
 
-        await wait_for_async(previews_recorded, within=60)
+        await wait_for_async(previews_recorded, within=120)
         for chat in GROUPS:
             [shown] = telegram.shown(chat)
             assert shown and HALF.startswith(shown) and shown != HALF, shown
@@ -248,11 +248,11 @@ async def test_an_email_sent_right_before_a_kill_goes_out_once(
     first = Parley(tmp_path / "first", env)
     try:
         telegram.push(private_message(chat, "email bob hello"))
-        await telegram.wait_for(lambda t: _question(t, chat) is not None, within=60)
+        await telegram.wait_for(lambda t: _question(t, chat) is not None, within=120)
         message_id, data = _question(telegram, chat) or (0, "")
         telegram.push(callback_update({"id": chat, "type": "private"}, message_id, chat, data))
         # The mail server has the message and has not said 250: kill now.
-        await wait_until(lambda: len(smtp_server.messages) == 1, within=60)
+        await wait_until(lambda: len(smtp_server.messages) == 1, within=120)
         first.kill()
     finally:
         smtp_server.release()
