@@ -37,7 +37,7 @@ from bot.llm.base import Provider
 from bot.mail import SMTPMailer
 from bot.media import MediaReader
 from bot.observe import METRICS_CONTENT_TYPE, Metrics, Observers
-from bot.platform import Platform
+from bot.platform import Platform, ResumesTurns
 from bot.policy import ChannelToolPolicy
 from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
@@ -47,9 +47,11 @@ from bot.storage.emails import EmailLog
 from bot.storage.leases import LeaseStore
 from bot.storage.memory import MemoryStore
 from bot.storage.sessions import ConsoleSessionStore
+from bot.storage.turns import StoredTurn, TurnStore
 from bot.summaries import Summariser
-from bot.surface import Messenger
+from bot.surface import Messenger, Surface
 from bot.toolkit import Tool, ToolRegistry
+from bot.turns import ProcessLease, TurnRecovery, TurnTicket
 from bot.web import WebServer, create_web_app
 from bot.web.clients import ClientResolver
 from bot.web.console import Console
@@ -226,7 +228,21 @@ class Application:
             media=self.media,
         )
         # The one object every platform receives: claims, turns, tools, confirmations.
-        self.desk = Desk(self.engine, self.store, self.admin, self.memory, media=self.media)
+        self.turn_store = TurnStore(self.database)
+        self.process_lease = ProcessLease(
+            LeaseStore(self.database),
+            ttl_seconds=settings.turns.lease_seconds,
+            renew_seconds=settings.turns.lease_renew_seconds,
+        )
+        self.desk = Desk(
+            self.engine,
+            self.store,
+            self.admin,
+            self.memory,
+            media=self.media,
+            turns=self.turn_store,
+            holder=self.process_lease.name,
+        )
         self.platforms: list[Platform] = self.build_platforms()
         # One messenger per platform delivers reminders and alerts: the platforms' own,
         # overridden by explicit ones (the terminal chat's, tests').
@@ -239,9 +255,17 @@ class Application:
         self.leadership = Leadership(
             LeaderLease(LeaseStore(self.database), "scheduler", settings.ops.lease_seconds),
             renew_seconds=settings.ops.lease_renew_seconds,
-            on_gain=self.scheduler.start,
+            on_gain=self.lead,
             on_loss=self.scheduler.stop,
             on_renew=self.leader_work,
+        )
+        # The leader resumes (or reports) turns of processes that died (bot/turns.py).
+        self.recovery = TurnRecovery(
+            self.turn_store,
+            self.process_lease,
+            surface_for=self.resume_surface,
+            run_turn=self.desk.turn,
+            window=timedelta(minutes=settings.turns.resume_window_minutes),
         )
         self._next_prune = 0.0
         self.started: list[Platform] = []
@@ -309,6 +333,8 @@ class Application:
             log.info("admin console: http://%s:%d/admin", self.settings.http.host, self.web.port)
         self.started = []
         try:
+            # Held before the first claim: a turn claimed without it would look orphaned.
+            await self.process_lease.start()
             for platform in self.platforms:
                 await platform.start()
                 self.started.append(platform)
@@ -333,6 +359,8 @@ class Application:
             await self.summariser.drain(min(grace, 5.0))
             await self.leadership.stop()
             await self.scheduler.stop()
+            # Turns still open now (cancelled) are resumable at once, not after the lease.
+            await self.process_lease.stop()
             for platform in reversed(self.started):
                 await platform.stop()
             self.started = []
@@ -353,11 +381,33 @@ class Application:
                     limits.append(BodyLimit(path, http.telegram_max_bytes))
         return limits
 
+    async def lead(self) -> None:
+        """Become the scheduler leader: start the reminder scheduler, then take over the
+        turns of processes that died (this one's own predecessor, after a crash)."""
+        await self.scheduler.start()
+        await self._sweep_turns()
+
+    async def _sweep_turns(self) -> None:
+        try:
+            await self.recovery.sweep()
+        except Exception as exc:  # the scheduler's work must not depend on it
+            log.warning("resuming unfinished turns failed (%s); trying again later", exc)
+
+    def resume_surface(self, turn: StoredTurn, ticket: TurnTicket) -> Surface | None:
+        """The surface a resumed turn answers through: its platform's, from the stored
+        reply address (None: that platform does not run here)."""
+        for platform in self.started:
+            if platform.name == turn.platform and isinstance(platform, ResumesTurns):
+                return platform.resume_surface(turn.reply, turn.preview, ticket.note_preview)
+        return None
+
     async def leader_work(self) -> None:
         """What the scheduler leader does at each lease renewal: schedule reminders other
-        replicas created and, at most hourly, forget event claims past their retention
-        (off the hot path, where a claim stays one insert)."""
+        replicas created, resume turns of processes that died and, at most hourly, forget
+        event claims past their retention (off the hot path, where a claim stays one
+        insert)."""
         await self.scheduler.pick_up_new()
+        await self._sweep_turns()
         if time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS

@@ -496,6 +496,26 @@ class MediaSettings(_Group):
         return bool(self.transcription_model and self.transcription_base_url)
 
 
+# -- durable turns (issue 15) ----------------------------------------------------------
+
+
+class TurnSettings(_Group):
+    """Durable turns (bot/turns.py): how long a turn cut short by a dead process is run
+    again rather than reported lost, and the lease each process keeps while it runs turns."""
+
+    # A turn older than this when its process is found dead gets a "please ask again"
+    # notice instead of an answer (0: never resume, always tell).
+    resume_window_minutes: float = Field(
+        10.0, ge=0, validation_alias="PARLEY_TURN_RESUME_WINDOW_MINUTES"
+    )
+    # A process that stops renewing its lease for this long is taken for dead: the
+    # scheduler leader then resumes its open turns.
+    lease_seconds: float = Field(15.0, gt=0, validation_alias="PARLEY_TURN_LEASE_SECONDS")
+    lease_renew_seconds: float = Field(
+        5.0, gt=0, validation_alias="PARLEY_TURN_LEASE_RENEW_SECONDS"
+    )
+
+
 class Settings:
     """All of Parley's settings, one group per concern.
 
@@ -520,6 +540,7 @@ class Settings:
         "ops": OpsSettings,
         "alerts": AlertSettings,
         "media": MediaSettings,
+        "turns": TurnSettings,
     }
 
     llm: LLMSettings
@@ -539,6 +560,7 @@ class Settings:
     ops: OpsSettings
     alerts: AlertSettings
     media: MediaSettings
+    turns: TurnSettings
 
     def __init__(self, **groups: _Group) -> None:
         for name, group_cls in self.GROUPS.items():

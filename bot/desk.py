@@ -4,7 +4,9 @@ An adapter translates (native payload → `IncomingMessage` and reply address) a
 (a `Surface`, a `Messenger`); whatever does not depend on the platform is here, written
 once: claiming an event so a re-delivery does nothing, knowing whether Parley takes part
 in a thread, running a turn, resetting a conversation, listing and switching tools (with
-the admin check and the audit row), and the open Confirm / Cancel questions.
+the admin check and the audit row), and the open Confirm / Cancel questions. A turn is
+claimed with its input and reply address (`claim_turn`), so it survives this process
+(bot/turns.py).
 
 The admin check is PARLEY_ADMINS first, then a short cache, then the platform's own
 question, which the adapter passes as a small coroutine (Slack asks `users.info`,
@@ -18,6 +20,7 @@ import asyncio
 import enum
 import secrets
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any
 
 from bot.admin import Administration, TTLCache, actor_id, place_of
 from bot.domain import (
@@ -34,8 +37,10 @@ from bot.engine import Engine, TurnOutcome
 from bot.i18n import _, ngettext
 from bot.media import MediaReader
 from bot.storage.repository import ConversationStore
+from bot.storage.turns import TurnStore
 from bot.surface import Surface
 from bot.toolkit import Tool
+from bot.turns import TurnTicket
 
 AskPlatform = Callable[[], Awaitable[bool]]
 
@@ -102,12 +107,17 @@ class Desk:
         memory: MemoryBook | None = None,
         *,
         media: MediaReader | None = None,
+        turns: TurnStore,
+        holder: str,
     ) -> None:
         self._engine = engine
         self._media = media
         self._store = store
         self._admin = admin
         self._memory = memory
+        # Durable turns (bot/turns.py): claimed with their input, held by `holder`.
+        self._turns = turns
+        self._holder = holder
         self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds)
         self.confirmations = Confirmations()
 
@@ -122,12 +132,29 @@ class Desk:
         """True the first time this event is seen (even across restarts and replicas)."""
         return await self._store.claim_event(platform, bot, event_id)
 
+    async def claim_turn(
+        self, message: IncomingMessage, bot: str, reply: dict[str, Any]
+    ) -> TurnTicket | None:
+        """Claim the event of `message` (received by `bot`) with the turn's input and the
+        platform's reply address (JSON), so the turn survives this process; None if the
+        event was claimed before (a re-delivery: an unfinished turn is the resume
+        sweep's, never a second answer)."""
+        turn_id = await self._turns.claim(message, bot, reply, self._holder)
+        return None if turn_id is None else TurnTicket(self._turns, turn_id)
+
     async def knows_thread(self, chat: ChatRef, thread_key: str) -> bool:
         """Whether Parley has a conversation in this thread."""
         return await self._store.has_thread(chat, thread_key)
 
-    async def turn(self, message: IncomingMessage, surface: Surface) -> TurnOutcome:
-        return await self._engine.handle(message, surface)
+    async def turn(
+        self, message: IncomingMessage, surface: Surface, ticket: TurnTicket | None = None
+    ) -> TurnOutcome:
+        """Run a turn; a durable one (`ticket`) is done once its final reply went out
+        (a cancelled or killed turn stays open, for the resume sweep)."""
+        outcome = await self._engine.handle(message, surface, ticket=ticket)
+        if ticket is not None:
+            await ticket.done()
+        return outcome
 
     async def reset(self, message: IncomingMessage) -> bool:
         return await self._engine.reset(message)

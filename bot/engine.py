@@ -57,6 +57,7 @@ from bot.summaries import Summariser
 from bot.surface import NO_ANSWER, Surface
 from bot.tool_round import RoundRules, ids_in, prepare_round, run_round
 from bot.toolkit import Tool, ToolRegistry
+from bot.turns import TurnTicket
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +148,20 @@ class Engine:
             cached = self._specs[item.name] = (item, spec)
         return cached[1]
 
-    async def handle(self, message: IncomingMessage, surface: Surface) -> TurnOutcome:
-        """Run one turn for `message`, answering through `surface`."""
-        return await self._handle(message, surface, scheduled=False)
+    async def handle(
+        self, message: IncomingMessage, surface: Surface, *, ticket: TurnTicket | None = None
+    ) -> TurnOutcome:
+        """Run one turn for `message`, answering through `surface`; `ticket`: the durable
+        turn (bot/turns.py) it is, or is resumed as."""
+        return await self._handle(message, surface, scheduled=False, ticket=ticket)
 
     async def _handle(
-        self, message: IncomingMessage, surface: Surface, *, scheduled: bool
+        self,
+        message: IncomingMessage,
+        surface: Surface,
+        *,
+        scheduled: bool,
+        ticket: TurnTicket | None = None,
     ) -> TurnOutcome:
         started = time.perf_counter()
         outcome = TurnOutcome()
@@ -178,7 +187,9 @@ class Engine:
             async with self._locks.hold(key):
                 try:
                     async with self._store.conversation_lock(key):
-                        await self._run_turn(message, surface, outcome, scheduled=scheduled)
+                        await self._run_turn(
+                            message, surface, outcome, scheduled=scheduled, ticket=ticket
+                        )
                 except ProviderError as exc:
                     log.warning("turn failed: provider error: %s", exc)
                     outcome.error = exc.user_message
@@ -233,7 +244,13 @@ class Engine:
         return [(item, item.name in enabled) for item in self.tools]
 
     async def _run_turn(
-        self, message: IncomingMessage, surface: Surface, outcome: TurnOutcome, *, scheduled: bool
+        self,
+        message: IncomingMessage,
+        surface: Surface,
+        outcome: TurnOutcome,
+        *,
+        scheduled: bool,
+        ticket: TurnTicket | None,
     ) -> None:
         user_id, channel_id = await self._store.ids_of(message.user, message.chat)
         profile = await self.policy.profile(channel_id)
@@ -257,12 +274,26 @@ class Engine:
         # History keeps words ("[image]" and the caption); only this turn sends pictures.
         user_message = ChatMessage(Role.USER, words.record)
         turn_message = ChatMessage(Role.USER, words.text, images=words.images)
+        turn_id = ticket.id if ticket is not None else None
         enabled = await self.policy.enabled_tools(message, channel_id, list(self.tools))
-        info, history, memory = await self._store.start_turn_with(
+        info, history, own, memory = await self._store.begin_turn(
             message,
             StoredMessage(user_message, message_tokens(user_message)),
-            self._memory_reader(message, user_id, enabled),
+            turn_id=turn_id,
+            resumed=ticket is not None and ticket.resumed,
+            also=self._memory_reader(message, user_id, enabled),
         )
+        # A resumed turn goes on from what it stored: its question (stored once) and the
+        # tool rounds it finished before its process died.
+        mine = [stored.message for stored in own] or [turn_message]
+        if mine[-1].role is Role.ASSISTANT and not mine[-1].tool_calls:
+            # Answered and stored, then the process died before the reply was delivered.
+            await surface.start()
+            await surface.stream(mine[-1].content)
+            outcome.text = mine[-1].content
+            await surface.finish(outcome.text)
+            return
+        first_round = 1 + sum(1 for m in mine if m.role is Role.ASSISTANT and m.tool_calls)
         withheld: dict[str, str] = {}
         if scheduled:
             enabled, withheld = for_scheduled_turn(enabled)
@@ -286,7 +317,7 @@ class Engine:
         context = build_context(
             self._system_prompt(info, profile, memory),
             [(stored.message, stored.tokens) for stored in shown],
-            [turn_message],
+            mine,
             self.settings.context_tokens,
         )
         if self._summariser is not None and self.settings.summaries:
@@ -305,14 +336,14 @@ class Engine:
         for number, note in enumerate(words.notes):
             await surface.stream(("\n\n" if number else "") + note)
             visible.append(note)
-        for round_number in range(1, self.settings.max_tool_rounds + 1):
+        for round_number in range(first_round, self.settings.max_tool_rounds + 1):
             outcome.rounds = round_number
             answer = await call_model(
                 self.provider, self.observer, context, specs, surface, visible, profile.model or ""
             )
             outcome.provider_seconds += answer.seconds
             if answer.cut:
-                await self._end_cut_off(info, answer.text, surface, visible, outcome)
+                await self._end_cut_off(info, answer.text, surface, visible, outcome, turn_id)
                 return
             outcome.usage += answer.usage
             usage_entry = UsageEntry(
@@ -326,6 +357,7 @@ class Engine:
                     info.conversation_id,
                     [StoredMessage(assistant, message_tokens(assistant))],
                     usage=usage_entry,
+                    turn_id=turn_id,
                 )
                 if len(visible) == len(words.notes):
                     # An empty answer would be an empty chat message, which platforms refuse.
@@ -355,6 +387,7 @@ class Engine:
                 self._tool_context(message, info),
                 surface,
                 confirm=lambda user, question: self._confirm(surface, user, question),
+                journal=ticket.journal(round_number) if ticket is not None else None,
             )
             for call, result in zip(prepared.calls, results, strict=True):
                 # A name the model made up is not a label of its own.
@@ -372,6 +405,7 @@ class Engine:
                 info.conversation_id,
                 [StoredMessage(m, message_tokens(m)) for m in round_messages],
                 usage=usage_entry,
+                turn_id=turn_id,
             )
             context.extend(round_messages)
         limit = self.settings.max_tool_rounds
@@ -381,7 +415,9 @@ class Engine:
         )
         stopped = ChatMessage(Role.ASSISTANT, note)
         await self._store.append(
-            info.conversation_id, [StoredMessage(stopped, message_tokens(stopped))]
+            info.conversation_id,
+            [StoredMessage(stopped, message_tokens(stopped))],
+            turn_id=turn_id,
         )
         await surface.stream(("\n\n" if visible else "") + note)
         visible.append(note)
@@ -409,12 +445,15 @@ class Engine:
         surface: Surface,
         visible: list[str],
         outcome: TurnOutcome,
+        turn_id: int | None,
     ) -> None:
         """Tell the user, after what they saw, that the answer was cut off; store what
         they saw with that note, so the next turn's history says it was not finished."""
         record = ChatMessage(Role.ASSISTANT, f"{shown}\n\n{CUT_OFF_NOTE}")
         await self._store.append(
-            info.conversation_id, [StoredMessage(record, message_tokens(record))]
+            info.conversation_id,
+            [StoredMessage(record, message_tokens(record))],
+            turn_id=turn_id,
         )
         await surface.stream(f"\n\n{CUT_OFF_NOTE}")
         visible.append(CUT_OFF_NOTE)

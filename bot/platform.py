@@ -8,12 +8,12 @@ mounted on Parley's own ASGI app (webhooks), `stop()` on shutdown in reverse ord
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from starlette.routing import BaseRoute
 
-from bot.surface import Messenger
+from bot.surface import Messenger, Surface
 
 
 class Platform(Protocol):
@@ -30,4 +30,17 @@ class Platform(Protocol):
 
     async def stop(self) -> None:
         """Stop taking new messages and finish what is in flight."""
+        ...
+
+
+@runtime_checkable
+class ResumesTurns(Protocol):
+    """A platform that can answer a turn again after a restart (bot/turns.py)."""
+
+    def resume_surface(
+        self, reply: dict[str, Any], preview: str, on_preview: Callable[[str], Awaitable[None]]
+    ) -> Surface:
+        """A surface for the stored reply address `reply` (what the platform gave
+        `Desk.claim_turn`); `preview` names the message that showed the half-written
+        answer before (empty: none), which the surface finishes or replaces."""
         ...

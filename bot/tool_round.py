@@ -5,8 +5,11 @@
               and arguments over the size limit are cut to a short stub
     check     past the round's cap, oversized, unknown or withheld tool, invalid
               arguments, a precheck's refusal: an error result the model reads, not run
+    recall    a resumed turn's side-effecting call that an earlier attempt journaled is
+              not run again: its settled result is reused (bot/turns.py)
     confirm   side-effecting calls are asked about one at a time, before anything runs
-    run       what is left, concurrently, each within its timeout
+    run       what is left, concurrently, each within its timeout; a side-effecting
+              call is journaled before it runs and settled after
 
 Everything is keyed by the call's *position* in the round, never by the model's id.
 Some compatible servers send one id twice; keyed by id, a round with one cancelled and
@@ -24,16 +27,29 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from pydantic import BaseModel
 
 from bot.domain import ChatMessage, ToolCall, ToolContext, ToolResult, UserRef
 from bot.surface import Surface
 from bot.toolkit import InvalidArguments, Tool
+from bot.turns import arguments_digest
 
 log = logging.getLogger(__name__)
 
 Confirm = Callable[[UserRef, str], Awaitable[bool]]
+
+
+class CallJournal(Protocol):
+    """Where a durable turn journals its side-effecting calls (bot/turns.RoundJournal)."""
+
+    async def recall(self, position: int, tool: str, digest: str) -> ToolResult | None: ...
+
+    async def begin(self, position: int, tool: str, digest: str) -> None: ...
+
+    async def settle(self, position: int, result: ToolResult) -> None: ...
+
 
 _USABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 MAX_NAME_CHARS = 64  # the longest tool name any vendor allows; longer is made up
@@ -120,15 +136,18 @@ async def run_round(
     context: ToolContext,
     surface: Surface,
     confirm: Confirm | None = None,
+    journal: CallJournal | None = None,
 ) -> list[ToolResult]:
     """Check, confirm and run one round's calls; one result per call, in their order.
 
     `confirm(user, question)` asks for a side-effecting call (default: the surface's
-    own `confirm`; the engine may wrap it, e.g. to count approvals waiting)."""
+    own `confirm`; the engine may wrap it, e.g. to count approvals waiting). With a
+    `journal` (a durable turn), side-effecting calls are journaled and recalled."""
     ask = confirm or surface.confirm
     calls = prepared.calls
     results: list[ToolResult | None] = [None] * len(calls)
     ready: dict[int, tuple[Tool, BaseModel]] = {}
+    digests: dict[int, str] = {}
     for position, call in enumerate(calls):
         refusal = _refusal(position, call, prepared, offered, rules)
         if refusal:
@@ -140,6 +159,12 @@ async def run_round(
         except InvalidArguments as exc:
             results[position] = ToolResult(call.id, call.name, str(exc), is_error=True)
             continue
+        if item.side_effect and journal is not None:
+            digests[position] = digest = arguments_digest(item.name, arguments)
+            earlier = await journal.recall(position, item.name, digest)
+            if earlier is not None:  # run (or begun) by an attempt before a restart
+                results[position] = replace(earlier, call_id=call.id, name=call.name)
+                continue
         if item.precheck is not None:
             try:
                 refused = await item.precheck(arguments, context)
@@ -163,10 +188,18 @@ async def run_round(
     async def run(position: int) -> None:
         call = calls[position]
         item, arguments = ready[position]
+        digest = digests.get(position)
+        if journal is not None and digest is not None:
+            # Committed before the tool starts (for email: before the SMTP connection
+            # opens), so a death anywhere from here to `settle` leaves a begun entry,
+            # which a resume never runs again: at most once, never twice.
+            await journal.begin(position, item.name, digest)
         await surface.tool_started(call)
         result = await item.run_validated(call, arguments, context, rules.timeout_seconds)
         if result.is_error:
             log.info("tool %s failed: %s", call.name, result.content)
+        if journal is not None and digest is not None:
+            await journal.settle(position, result)
         results[position] = result
         await surface.tool_finished(call, result)
 

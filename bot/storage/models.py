@@ -98,7 +98,10 @@ class Message(SQLModel, table=True):
     `vendor_state` the opaque reasoning state of an assistant message, if any."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_conversation_id_id", "conversation_id", "id"),)
+    __table_args__ = (
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        Index("ix_messages_turn_id", "turn_id"),
+    )
 
     id: int | None = Field(
         default=None, sa_column=Column(BigIntId, primary_key=True, autoincrement=True)
@@ -114,6 +117,9 @@ class Message(SQLModel, table=True):
     # {"vendor": ..., "data": {...}}: reasoning state the vendor wants back (VendorState).
     vendor_state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = _timestamp()
+    # The durable turn (`turns.id`) that wrote it: history keeps a turn's messages
+    # together, and a resumed turn finds its question here instead of storing it twice.
+    turn_id: int | None = Field(default=None, sa_column=Column(BigIntId, nullable=True))
 
 
 class UsageRecord(SQLModel, table=True):
@@ -340,3 +346,76 @@ class ChannelMedia(SQLModel, table=True):
     channel_id: int = Field(foreign_key="channels.id", primary_key=True)
     vision: bool | None = Field(default=None)
     changed_at: datetime = _timestamp()
+
+
+# -- durable turns (issue 15) ------------------------------------------------------------
+
+
+class TurnState:
+    """The states of a `turns` row: claimed by a process, running in the engine, done once
+    its final reply was delivered, or lost (too old to resume: its user was told)."""
+
+    CLAIMED = "claimed"
+    RUNNING = "running"
+    DONE = "done"
+    LOST = "lost"
+    OPEN = (CLAIMED, RUNNING)
+
+
+class Turn(SQLModel, table=True):
+    """A turn's claim and input: enough to run it again after its process died.
+
+    `holder` names the lease (`leases.name`) of the process running it; when that lease
+    has expired and the turn is not done, the scheduler leader resumes it (or, past the
+    resume window, tells its user it was lost). `reply` is the platform's reply address
+    (JSON the adapter wrote and reads back), `preview` the message the platform showed
+    the half-written answer in, if any, so a resume finishes or replaces it."""
+
+    __tablename__ = "turns"
+    __table_args__ = (
+        UniqueConstraint("platform", "bot", "event_id"),
+        # The resume sweep looks for open turns only.
+        Index("ix_turns_state_holder", "state", "holder"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigIntId, primary_key=True, autoincrement=True)
+    )
+    platform: str = Field(max_length=32)
+    bot: str = Field(default="", max_length=64)
+    event_id: str = Field(max_length=255)
+    holder: str = Field(max_length=128)
+    state: str = Field(default=TurnState.CLAIMED, max_length=16)
+    attempts: int = 1
+    chat_id: str = Field(max_length=128)
+    chat_kind: str = Field(max_length=16)
+    chat_title: str = Field(default="", max_length=255)
+    thread_key: str = Field(default="", max_length=128)
+    user_id: str = Field(max_length=128)
+    user_name: str = Field(default="", max_length=255)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    platform_message_id: str = Field(default="", max_length=128)
+    reply: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    preview: str = Field(default="", max_length=128)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class ToolCallRecord(SQLModel, table=True):
+    """The journal of one side-effecting tool call of a turn, written before it runs and
+    settled (result) after, so a resumed turn never runs it twice (bot/turns.py)."""
+
+    __tablename__ = "tool_call_journal"
+
+    turn_id: int = Field(sa_column=Column(BigIntId, primary_key=True))
+    round: int = Field(primary_key=True)
+    position: int = Field(primary_key=True)
+    tool: str = Field(max_length=128)
+    arguments_digest: str = Field(max_length=64)
+    settled: bool = False
+    result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    is_error: bool = False
+    started_at: datetime = _timestamp()
+    settled_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )

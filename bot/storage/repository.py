@@ -39,6 +39,7 @@ from bot.storage.models import (
     Conversation,
     Message,
     ProcessedEvent,
+    Turn,
     UsageRecord,
     User,
     utcnow,
@@ -200,20 +201,30 @@ class ConversationStore:
         """A turn's one trip to the database before the model: the user's open
         conversation here (created if needed), its newest `limit` messages (oldest first),
         and `said` stored after them, all in one transaction."""
-        info, history, _nothing = await self.start_turn_with(message, said, None, limit=limit)
+        info, history, _own, _extra = await self.begin_turn(message, said, limit=limit)
         return info, history
 
-    async def start_turn_with(
+    async def begin_turn(
         self,
         message: IncomingMessage,
         said: StoredMessage,
-        also: Callable[[Connection, int], T] | None,
         *,
+        turn_id: int | None = None,
+        resumed: bool = False,
         limit: int = 200,
-    ) -> tuple[ConversationInfo, list[StoredMessage], T | None]:
-        """`start_turn`, and `also(connection, conversation_id)` read in the same
-        transaction (what else the turn needs, e.g. its memory), so the turn still makes
-        one trip to the database before the model."""
+        also: Callable[[Connection, int], T] | None = None,
+    ) -> tuple[ConversationInfo, list[StoredMessage], list[StoredMessage], T | None]:
+        """`start_turn` for a durable turn (`turn_id`, a `turns` row): the turn is marked
+        running in the same transaction, and a `resumed` turn whose question is stored
+        already reuses it: the third list is what the turn stored before (its question
+        and finished tool rounds, in order), empty when `said` was stored now. The
+        fourth is `also(connection, conversation_id)`, read in the same transaction
+        (what else the turn needs, e.g. its memory): still one trip to the database.
+
+        History keeps each durable turn's messages together and leaves out questions of
+        other durable turns that have no answer (an interrupted turn not resumed yet, a
+        turn that failed before the model answered): the model never reads a stale
+        question as a new one."""
         user_id, timezone = await self._user_id(message.user)
         channel_id = await self._channel_id(message.chat)
         where = {
@@ -223,24 +234,41 @@ class ConversationStore:
             "limit": limit,
         }
 
-        def work(connection: Connection) -> tuple[int, list[Any], T | None]:
+        def work(connection: Connection) -> tuple[int, list[Any], list[Any], T | None]:
+            own: list[Any] = []
+            if resumed and turn_id is not None:
+                own = list(connection.execute(_TURN_MESSAGES, {"turn": turn_id}))
             # The newest messages joined to the open conversation also name it; only a
             # new or empty conversation takes the lookup-or-create path.
             rows = list(connection.execute(_OPEN_HISTORY, where))
-            conversation_id = (
-                rows[0].conversation_id
-                if rows
-                else _open_conversation_id(connection, user_id, channel_id, message.thread_key)
-            )
-            connection.execute(_INSERT_MESSAGE, [to_row(conversation_id, said, utcnow())])
+            if own and own[0].role == "user":
+                conversation_id = own[0].conversation_id
+            else:
+                own = []
+                conversation_id = (
+                    rows[0].conversation_id
+                    if rows
+                    else _open_conversation_id(connection, user_id, channel_id, message.thread_key)
+                )
+                connection.execute(
+                    _INSERT_MESSAGE, [to_row(conversation_id, said, utcnow(), turn_id)]
+                )
+            if turn_id is not None:
+                connection.execute(
+                    _TURN_RUNNING, {"turn": turn_id, "new_state": "running", "now": utcnow()}
+                )
             extra = also(connection, conversation_id) if also is not None else None
-            return conversation_id, rows, extra
+            return conversation_id, rows, own, extra
 
-        conversation_id, rows, extra = await self.db.run(work)
+        conversation_id, rows, own, extra = await self.db.run(work)
         rows.reverse()
         info = ConversationInfo(user_id, channel_id, conversation_id, timezone)
-        history = [StoredMessage(to_chat_message(row), row.tokens, row.id) for row in rows]
-        return info, history, extra
+        history = [
+            StoredMessage(to_chat_message(row), row.tokens, row.id)
+            for row in arranged(rows, current_turn=turn_id)
+        ]
+        mine = [StoredMessage(to_chat_message(row), row.tokens, row.id) for row in own]
+        return info, history, mine, extra
 
     async def history(self, conversation_id: int, *, limit: int = 200) -> list[StoredMessage]:
         """The newest `limit` messages, oldest first."""
@@ -257,10 +285,12 @@ class ConversationStore:
         messages: Sequence[StoredMessage],
         *,
         usage: UsageEntry | None = None,
+        turn_id: int | None = None,
     ) -> None:
-        """Add messages (and the usage of the call that made them) in one transaction."""
+        """Add messages (and the usage of the call that made them) in one transaction;
+        `turn_id`: the durable turn they belong to."""
         now = utcnow()
-        rows = [to_row(conversation_id, stored, now) for stored in messages]
+        rows = [to_row(conversation_id, stored, now, turn_id) for stored in messages]
 
         def work(connection: Connection) -> None:
             if rows:
@@ -337,7 +367,28 @@ class UsageEntry:
         }
 
 
-def to_row(conversation_id: int, stored: StoredMessage, now: Any) -> dict[str, Any]:
+def arranged(rows: Sequence[Any], *, current_turn: int | None) -> list[Any]:
+    """History rows (oldest first) with each durable turn's messages together, where its
+    question was asked (a resumed turn's answer may be stored after later turns),
+    without the question of any other durable turn that got no answer, and without the
+    current turn's own messages."""
+    groups: dict[tuple[str, int], list[Any]] = {}
+    for row in rows:
+        key = ("turn", row.turn_id) if row.turn_id is not None else ("row", row.id)
+        groups.setdefault(key, []).append(row)
+    kept: list[Any] = []
+    for (kind, turn), members in groups.items():
+        # The current turn's own messages are not history: the engine adds them itself.
+        answered = any(member.role == "assistant" for member in members)
+        if kind == "turn" and (turn == current_turn or not answered):
+            continue
+        kept.extend(members)
+    return kept
+
+
+def to_row(
+    conversation_id: int, stored: StoredMessage, now: Any, turn_id: int | None = None
+) -> dict[str, Any]:
     """The `messages` row of a stored message, as column values."""
     message = stored.message
     calls = [
@@ -355,6 +406,7 @@ def to_row(conversation_id: int, stored: StoredMessage, now: Any) -> dict[str, A
         "tokens": stored.tokens,
         "vendor_state": _vendor_state_row(message.vendor_state),
         "created_at": now,
+        "turn_id": turn_id,
     }
 
 
@@ -513,6 +565,8 @@ _MESSAGE_COLUMNS = (
     _MESSAGES.c.is_error,
     _MESSAGES.c.tokens,
     _MESSAGES.c.vendor_state,
+    _MESSAGES.c.id,
+    _MESSAGES.c.turn_id,
 )
 _HISTORY = (
     sa_select(*_MESSAGE_COLUMNS)
@@ -526,6 +580,17 @@ _OPEN_HISTORY = (
     .where(*_IS_OPEN_HERE)
     .order_by(_MESSAGES.c.id.desc())
     .limit(bindparam("limit"))
+)
+_TURN_MESSAGES = (
+    sa_select(_MESSAGES.c.conversation_id, *_MESSAGE_COLUMNS)
+    .where(_MESSAGES.c.turn_id == bindparam("turn"))
+    .order_by(_MESSAGES.c.id)
+)
+_TURNS: Table = Turn.__table__  # type: ignore[attr-defined]
+_TURN_RUNNING = (
+    update(_TURNS)
+    .where(_TURNS.c.id == bindparam("turn"))
+    .values(state=bindparam("new_state"), updated_at=bindparam("now"))
 )
 _INSERT_MESSAGE = insert(_MESSAGES)
 _INSERT_USAGE = insert(UsageRecord.__table__)  # type: ignore[attr-defined]

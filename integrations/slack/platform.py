@@ -15,7 +15,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import aiohttp
@@ -41,6 +41,7 @@ from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import CONFIRM_NO, CONFIRM_YES
 from integrations.slack.convert import (
     PLATFORM,
+    ReplyAddress,
     SlackFile,
     chat_kind,
     files_of,
@@ -338,19 +339,24 @@ class SlackPlatform:
         if not event_id:
             log.warning("slack: an event without event_id was ignored: %s", event.get("type"))
             return
+        message, reply = to_incoming_message(
+            event, team_id=team_id, event_id=event_id, bot_user_id=context.bot_user_id
+        )
+        # Keyed by app too: two Slack apps on one database never share event ids.
+        app_id = str(body.get("api_app_id") or "")
         try:
-            # Keyed by app too: two Slack apps on one database never share event ids.
-            app_id = str(body.get("api_app_id") or "")
-            first = await self.desk.claim(PLATFORM, app_id, f"{team_id}:{event_id}")
+            if message.text:
+                # Claimed with its input and reply address: it survives this process.
+                ticket = await self.desk.claim_turn(message, app_id, asdict(reply))
+                first = ticket is not None
+            else:
+                ticket, first = None, await self.desk.claim(PLATFORM, app_id, message.event_id)
         except Exception:
             log.exception("slack: could not record event %s; not answering it", event_id)
             return
         if not first:
             log.info("slack: event %s:%s was already taken; skipping the retry", team_id, event_id)
             return
-        message, reply = to_incoming_message(
-            event, team_id=team_id, event_id=event_id, bot_user_id=context.bot_user_id
-        )
         files = files_of(event)
         if message.chat.kind is not ChatKind.DM:
             self._remember_thread((reply.channel, reply.thread_ts))
@@ -364,7 +370,22 @@ class SlackPlatform:
                 ),
             )
             return
-        surface = SlackSurface(
+        surface = self._surface(reply, ticket.note_preview if ticket is not None else None)
+        if files:
+            downloaded, refusal = await self._download(files)
+            if refusal is not None:
+                await surface.fail(refusal)
+                return
+            message = replace(message, attachments=downloaded)
+        await self.desk.turn(message, surface, ticket)
+
+    def _surface(
+        self,
+        reply: ReplyAddress,
+        on_preview: Callable[[str], Awaitable[None]] | None = None,
+        preview: str = "",
+    ) -> SlackSurface:
+        return SlackSurface(
             self.client,
             self.desk.confirmations,
             channel=reply.channel,
@@ -375,14 +396,16 @@ class SlackPlatform:
             stream_interval=self.stream_interval,
             update_interval=self.update_interval,
             confirm_timeout=self.confirm_timeout,
+            on_preview=on_preview,
+            preview_ts=preview,
         )
-        if files:
-            downloaded, refusal = await self._download(files)
-            if refusal is not None:
-                await surface.fail(refusal)
-                return
-            message = replace(message, attachments=downloaded)
-        await self.desk.turn(message, surface)
+
+    def resume_surface(
+        self, reply: dict[str, Any], preview: str, on_preview: Callable[[str], Awaitable[None]]
+    ) -> SlackSurface:
+        """A turn's surface again after a restart: the message that showed its answer
+        half-written (`preview`) is replaced by a short note; the answer follows it."""
+        return self._surface(ReplyAddress(**reply), on_preview, preview)
 
     # -- files -------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import aiohttp
@@ -24,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.desk import Confirmations
 from bot.domain import ToolCall, ToolResult, UserRef
+from bot.i18n import N_, _
 from bot.surface import NO_ANSWER
 from integrations.slack.confirmations import confirmation_blocks
 from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text
@@ -36,6 +38,8 @@ from integrations.slack.webapi import (
 )
 
 log = logging.getLogger(__name__)
+
+INTERRUPTED = N_("(This answer was interrupted by a restart; it follows below.)")
 
 
 class SlackSurface:
@@ -55,6 +59,8 @@ class SlackSurface:
         update_interval: float,
         confirm_timeout: float,
         message_limit: int = MESSAGE_LIMIT,
+        on_preview: Callable[[str], Awaitable[None]] | None = None,
+        preview_ts: str = "",
     ) -> None:
         self.client = client
         self.confirmations = confirmations
@@ -79,10 +85,22 @@ class SlackSurface:
         self._thinking_call: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._stop_flusher = asyncio.Event()
+        self._on_preview = on_preview
+        # A resumed turn's message, half-written before a restart: replaced at start.
+        self._stale_ts = preview_ts
 
     # -- Surface -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self._stale_ts:
+            stale, self._stale_ts = self._stale_ts, ""
+            note = _(INTERRUPTED)
+            await slack_call(
+                "chat.update (interrupted answer)",
+                self.client.chat_update(
+                    channel=self.channel, ts=stale, text=note, blocks=markdown_blocks(note)
+                ),
+            )
         if self.preview_delay:
             loop = asyncio.get_running_loop()
             self._thinking = loop.call_later(self.preview_delay, self._think)
@@ -264,10 +282,17 @@ class SlackSurface:
                 self.mode = "stream"
                 self._ts, self._text = str(response["ts"]), piece
                 self._replied(self._ts)
+                await self._noted(self._ts)
                 return
         ts = await self._post(piece)
         if ts is not None:
             self._ts, self._text = ts, piece
+            await self._noted(ts)
+
+    async def _noted(self, ts: str) -> None:
+        """Tell the durable turn which message shows its answer being written."""
+        if self._on_preview is not None and len(self.posted) <= 1:
+            await self._on_preview(ts)
 
     def _replied(self, ts: str) -> None:
         self.posted.append(ts)

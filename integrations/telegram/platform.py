@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, replace
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
@@ -226,6 +226,16 @@ class TelegramPlatform:
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
+            turn = self._turn_of(update)
+            if turn is not None:
+                # Claimed with its input and reply address: it survives this process.
+                incoming, reply = turn
+                ticket = await self.desk.claim_turn(incoming, str(self._bot_id), asdict(reply))
+                if ticket is None:
+                    log.info("telegram update %s seen before; ignored", update.update_id)
+                    return
+                await self.desk.turn(incoming, self._surface(reply, ticket.note_preview), ticket)
+                return
             # Keyed by bot: each bot's update ids are its own (and re-randomised at times).
             if not await self.desk.claim(PLATFORM, str(self._bot_id), str(update.update_id)):
                 log.info("telegram update %s seen before; ignored", update.update_id)
@@ -250,6 +260,8 @@ class TelegramPlatform:
         if command in OWN_COMMANDS:
             await self._command(command, message, update_id)
             return
+        if not files:
+            return  # a text message for Parley is a turn, claimed and run by `_on_update`
         converted = self._incoming(
             message,
             update_id,
@@ -259,23 +271,51 @@ class TelegramPlatform:
         if converted is None:
             return
         incoming, reply = converted
-        surface = TelegramSurface(
+        # Files are not kept, so a turn with files is claimed as an event, not as a
+        # durable turn (it could not be run again from what is stored).
+        surface = self._surface(reply)
+        refusal = self.desk.file_refusal(incoming.attachments)
+        if refusal is None:
+            downloaded, refusal = await self._download(files)
+        if refusal is not None:
+            await surface.fail(refusal)
+            return
+        await self.desk.turn(replace(incoming, attachments=downloaded), surface)
+
+    def _turn_of(self, update: Update) -> tuple[IncomingMessage, ReplyAddress] | None:
+        """The turn an update starts, if it is a message for Parley that is not one of
+        its own commands."""
+        message = update.message
+        if message is None or message.text is None:
+            return None
+        command = command_of(message, self._username)
+        if command in OWN_COMMANDS:
+            return None
+        return self._incoming(message, update.update_id, command=command is not None)
+
+    def _surface(
+        self,
+        reply: ReplyAddress,
+        on_preview: Callable[[str], Awaitable[None]] | None = None,
+        preview: str = "",
+    ) -> TelegramSurface:
+        return TelegramSurface(
             self.delivery,
             self.desk.confirmations,
             reply.chat_id,
             private=reply.private,
             thread_id=reply.thread_id,
             reply_to=reply.reply_to,
+            on_preview=on_preview,
+            preview_message_id=int(preview) if preview.isdigit() else None,
         )
-        if files:
-            refusal = self.desk.file_refusal(incoming.attachments)
-            if refusal is None:
-                downloaded, refusal = await self._download(files)
-            if refusal is not None:
-                await surface.fail(refusal)
-                return
-            incoming = replace(incoming, attachments=downloaded)
-        await self.desk.turn(incoming, surface)
+
+    def resume_surface(
+        self, reply: dict[str, Any], preview: str, on_preview: Callable[[str], Awaitable[None]]
+    ) -> TelegramSurface:
+        """A turn's surface again after a restart: a group's half-streamed message (the
+        `preview`) is edited into the answer; a private chat's draft vanished by itself."""
+        return self._surface(ReplyAddress(**reply), on_preview, preview)
 
     async def _download(
         self, files: Sequence[FileRef]

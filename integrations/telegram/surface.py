@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -50,6 +50,8 @@ class TelegramSurface:
         private: bool,
         thread_id: int | None = None,
         reply_to: int | None = None,
+        on_preview: Callable[[str], Awaitable[None]] | None = None,
+        preview_message_id: int | None = None,
     ) -> None:
         self.delivery = delivery
         self.confirmations = confirmations
@@ -60,7 +62,11 @@ class TelegramSurface:
         self.text = ""
         self.first_visible: float | None = None
         self._shown = ""
-        self._message_id: int | None = None
+        # A resumed turn's group message, half-streamed before a restart: edited into the
+        # answer (or the notice), never left as it was.
+        self._message_id: int | None = preview_message_id
+        self._replaces_preview = preview_message_id is not None
+        self._on_preview = on_preview
         self._draft_id = next(_draft_ids)
         self._streaming = True
         self._gone = False
@@ -102,6 +108,15 @@ class TelegramSurface:
 
     async def fail(self, text: str) -> None:
         await self._settle()
+        if self._replaces_preview and self._message_id is not None and not self._gone:
+            try:
+                await self.delivery.edit_plain(self.chat_id, self._message_id, text)
+                return
+            except ChatUnavailable as exc:
+                self._drop(exc)
+                return
+            except TelegramError as exc:  # gone or unchanged: the text goes out anew
+                log.info("could not replace the interrupted message (%s); sending anew", exc)
         await self._guard(
             self.delivery.send_part(
                 self.chat_id,
@@ -241,7 +256,10 @@ class TelegramSurface:
             reply_to=self.reply_to,
             message_id=self._message_id,
         )
-        self._message_id = preview.message_id
+        if preview.message_id is not None and preview.message_id != self._message_id:
+            self._message_id = preview.message_id
+            if self._on_preview is not None:
+                await self._on_preview(str(preview.message_id))
         if preview.refused:
             self._streaming = False
         if preview.shown:

@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import json
 import secrets
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -92,6 +93,9 @@ class ScriptedOpenAIServer(FakeServer):
         self._default: ScriptedReply | None = None
         self._request_ids = itertools.count(1)
         self._call_ids = itertools.count(1)
+        self._released = threading.Event()
+        self._released.set()
+        self.held = 0  # streams open and waiting for `release()`
         super().__init__(ThreadedServer(self._app, name="scripted-openai"))
 
     def started(self, root: str) -> None:
@@ -109,8 +113,18 @@ class ScriptedOpenAIServer(FakeServer):
         """Answer with `reply` whenever the queue is empty (None: a 500 error)."""
         self._default = reply
 
+    def hold(self) -> None:
+        """From now on, hold each streamed reply open half-way (its first half sent) until
+        `release()`: a model in the middle of an answer, for as long as a test needs
+        (e.g. to kill the process that is reading it). `held` counts the streams waiting."""
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
     def reset(self) -> None:
         """Forget queued replies, the default and the recorded requests."""
+        self._released.set()
         self._queue.clear()
         self._default = None
         self.requests.clear()
@@ -201,6 +215,21 @@ class ScriptedOpenAIServer(FakeServer):
         )
         if reply.delay:  # a slow model: the stream is open, the first chunk is late
             await asyncio.sleep(reply.delay)
+        if not self._released.is_set():
+            frames = body.split(b"\n\n")[:-1]
+            half = max(1, len(frames) // 2)
+            for frame in frames[:half]:
+                await send(
+                    {"type": "http.response.body", "body": frame + b"\n\n", "more_body": True}
+                )
+            self.held += 1
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self._released.wait)
+            finally:
+                self.held -= 1
+            rest = b"".join(frame + b"\n\n" for frame in frames[half:])
+            await send({"type": "http.response.body", "body": rest, "more_body": False})
+            return
         if reply.chunk_delay:
             frames = body.split(b"\n\n")[:-1]
             for frame in frames:

@@ -6,9 +6,11 @@ AUTH is offered without TLS (`auth_require_tls=False`) and accepts `user`/`secre
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -40,6 +42,9 @@ class _Handler:
         self.server.messages.append(
             Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, login)  # type: ignore[arg-type]
         )
+        # Held: the message is in (a real server may deliver it from here on), the client
+        # has no 250 yet (RFC 1047's window: a client that dies now cannot know).
+        await asyncio.get_running_loop().run_in_executor(None, self.server.released.wait)
         return "250 Message accepted for delivery"
 
 
@@ -92,7 +97,17 @@ class _SMTPThread:
 
 
 class SMTPServer(FakeServer):
+    """`hold()` keeps each accepted message's 250 reply back until `release()`."""
+
     def __init__(self) -> None:
         self.messages: list[Received] = []
         self.host = "127.0.0.1"
+        self.released = threading.Event()
+        self.released.set()
         super().__init__(_SMTPThread(_Handler(self)))
+
+    def hold(self) -> None:
+        self.released.clear()
+
+    def release(self) -> None:
+        self.released.set()

@@ -345,6 +345,17 @@ class FakeTelegramServer(FakeServer):
         with self._lock:
             return sum(1 for u in self._state.updates if u["update_id"] >= self._state.confirmed)
 
+    def shown(self, chat_id: int) -> list[str]:
+        """The text of every message the bot has in `chat_id` now (after edits), oldest
+        first: what the chat's members see."""
+        with self._lock:
+            found = sorted(
+                (mid, text)
+                for (cid, mid), (text, _) in self._state.messages.items()
+                if cid == chat_id
+            )
+        return [text for _, text in found]
+
     @property
     def webhook_url(self) -> str:
         return self._state.webhook_url
