@@ -91,9 +91,14 @@ class Run:
             self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
+        except BaseException as exc:
+            # Lingering, or the test's own timeout fired while it waited here: either
+            # way the process must not outlive the test (it would hold ports, files and
+            # CPU the next tests need).
             self.process.kill()
             self.process.wait()
+            if not isinstance(exc, subprocess.TimeoutExpired):
+                raise
         return self.output()
 
 
