@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, case, delete, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, text, update
 
 from bot.storage.database import Database
 from bot.storage.models import BudgetReservation, UsageRecord, utcnow
@@ -32,9 +32,58 @@ RATE_WINDOW = timedelta(seconds=60)
 # conversation and migration locks): which kind of thing the second key names.
 _USER_LOCK, _CHANNEL_LOCK = 15_001, 15_002
 
-_R = BudgetReservation.__table__.c  # type: ignore[attr-defined]
+_TABLE = BudgetReservation.__table__  # type: ignore[attr-defined]
+_R = _TABLE.c
 _U = UsageRecord.__table__.c  # type: ignore[attr-defined]
 _LOCK = text("SELECT pg_advisory_xact_lock(:kind, :id)")
+
+# Statements built once (a turn runs them all): building and cache-keying them per call
+# cost more CPU than running them.
+_TOKENS = _U.prompt_tokens + _U.completion_tokens
+_OPEN = _R.settled_at.is_(None)
+_RECENT = _R.created_at >= bindparam("recent")
+
+
+def _sums(*columns: Any, where: Any) -> list[Any]:
+    """Each of `columns` summed over `where`, as scalar subqueries of one SELECT."""
+    return [
+        select(func.coalesce(func.sum(column), 0)).where(*where).scalar_subquery()
+        for column in columns
+    ]
+
+
+_TODAY = case((_U.created_at >= bindparam("day"), _TOKENS), else_=0)
+_THIS_MONTH = (_U.created_at >= bindparam("month"),)
+_EXPIRE = delete(_TABLE).where(_R.expires_at < bindparam("now"))
+# One round trip for the user: used today and this month, held, in flight, admitted in
+# the last minute (and the oldest of those), the newest model call's tokens.
+_USER = select(
+    *_sums(_TODAY, _TOKENS, where=(_U.user_id == bindparam("user"), *_THIS_MONTH)),
+    *_sums(
+        case((_OPEN, _R.tokens), else_=0),
+        case((_OPEN, 1), else_=0),
+        case((_RECENT, 1), else_=0),
+        where=(_R.user_id == bindparam("user"),),
+    ),
+    select(func.min(_R.created_at))
+    .where(_R.user_id == bindparam("user"), _RECENT)
+    .scalar_subquery(),
+    select(_TOKENS)
+    .where(_U.user_id == bindparam("user"))
+    .order_by(_U.created_at.desc())
+    .limit(1)
+    .scalar_subquery(),
+)
+_CHANNEL = select(
+    *_sums(_TODAY, _TOKENS, where=(_U.channel_id == bindparam("channel"), *_THIS_MONTH)),
+    *_sums(_R.tokens, where=(_R.channel_id == bindparam("channel"), _OPEN)),
+)
+_RESERVE = insert(_TABLE).returning(_R.id)
+_SETTLE = (
+    update(_TABLE)
+    .where(_R.id == bindparam("b_id"))
+    .values(settled_at=bindparam("b_settled"), expires_at=bindparam("b_expires"))
+)
 
 T = TypeVar("T")
 
@@ -90,22 +139,20 @@ class BudgetStore:
             now = utcnow()
             # Finished and stale rows of anyone: settled rows expire a minute after they
             # were made (the rate window), abandoned ones `hold_seconds` after.
-            connection.execute(delete(BudgetReservation).where(_R.expires_at < now))
+            connection.execute(_EXPIRE, {"now": now})
             spending = _spending(connection, now, user_id, channel_id if with_channel else None)
             refusal, tokens = decide(spending)
             if refusal is not None:
                 return refusal, None
-            new_id = connection.execute(
-                insert(BudgetReservation)
-                .values(
-                    user_id=user_id,
-                    channel_id=channel_id,
-                    tokens=tokens,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=hold_seconds),
-                )
-                .returning(_R.id)
-            ).scalar_one()
+            values = {
+                "user_id": user_id,
+                "channel_id": channel_id,
+                "tokens": tokens,
+                "created_at": now,
+                "expires_at": now + timedelta(seconds=hold_seconds),
+                "settled_at": None,
+            }
+            new_id = connection.execute(_RESERVE, values).scalar_one()
             return None, Reservation(int(new_id), tokens, now)
 
         return await self.db.run(work)
@@ -113,63 +160,38 @@ class BudgetStore:
     async def settle(self, reservation: Reservation) -> None:
         """The turn is over (its usage is stored): stop holding its tokens; the row stays
         for the rest of its rate-limit minute."""
-        values = {"settled_at": utcnow(), "expires_at": reservation.created_at + RATE_WINDOW}
-        statement = update(BudgetReservation).where(_R.id == reservation.id).values(**values)
-        await self.db.run(lambda connection: connection.execute(statement))
+        values = {
+            "b_id": reservation.id,
+            "b_settled": utcnow(),
+            "b_expires": reservation.created_at + RATE_WINDOW,
+        }
+        await self.db.run(lambda connection: connection.execute(_SETTLE, values))
 
 
 def _spending(
     connection: Connection, now: datetime, user_id: int, channel_id: int | None
 ) -> Spending:
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    month_start = day_start.replace(day=1)
-    user_day, user_month = _used(connection, day_start, month_start, _U.user_id == user_id)
-    open_ = _R.settled_at.is_(None)
-    since = now - RATE_WINDOW
-    held = connection.execute(
-        select(
-            func.coalesce(func.sum(case((open_, _R.tokens), else_=0)), 0),
-            func.coalesce(func.sum(case((open_, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((_R.created_at >= since, 1), else_=0)), 0),
-            func.min(case((_R.created_at >= since, _R.created_at), else_=None)),
-        ).where(_R.user_id == user_id)
-    ).one()
-    last_call = connection.execute(
-        select(_U.prompt_tokens + _U.completion_tokens)
-        .where(_U.user_id == user_id)
-        .order_by(_U.created_at.desc())
-        .limit(1)
-    ).scalar()
+    when = {"day": day_start, "month": day_start.replace(day=1), "recent": now - RATE_WINDOW}
+    row = connection.execute(_USER, {**when, "user": user_id}).one()
     spending: dict[str, Any] = {
         "now": now,
-        "user_day": user_day,
-        "user_month": user_month,
-        "user_reserved": int(held[0]),
-        "user_in_flight": int(held[1]),
-        "user_recent": int(held[2]),
-        "oldest_recent": _aware(held[3]),
-        "last_call": int(last_call or 0),
+        "user_day": int(row[0]),
+        "user_month": int(row[1]),
+        "user_reserved": int(row[2]),
+        "user_in_flight": int(row[3]),
+        "user_recent": int(row[4]),
+        "oldest_recent": _aware(row[5]),
+        "last_call": int(row[6] or 0),
     }
     if channel_id is not None:
-        day, month = _used(connection, day_start, month_start, _U.channel_id == channel_id)
-        reserved = connection.execute(
-            select(func.coalesce(func.sum(_R.tokens), 0)).where(_R.channel_id == channel_id, open_)
-        ).scalar_one()
-        spending |= {"channel_day": day, "channel_month": month, "channel_reserved": reserved}
+        day, month, reserved = connection.execute(_CHANNEL, {**when, "channel": channel_id}).one()
+        spending |= {
+            "channel_day": int(day),
+            "channel_month": int(month),
+            "channel_reserved": int(reserved),
+        }
     return Spending(**spending)
-
-
-def _used(
-    connection: Connection, day_start: datetime, month_start: datetime, who: Any
-) -> tuple[int, int]:
-    tokens = _U.prompt_tokens + _U.completion_tokens
-    day, month = connection.execute(
-        select(
-            func.coalesce(func.sum(case((_U.created_at >= day_start, tokens), else_=0)), 0),
-            func.coalesce(func.sum(tokens), 0),
-        ).where(who, _U.created_at >= min(day_start, month_start))
-    ).one()
-    return int(day), int(month)
 
 
 def _aware(value: Any) -> datetime | None:
