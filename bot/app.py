@@ -43,6 +43,7 @@ from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.activity import ActivityStore
 from bot.storage.admin import AdminStore
+from bot.storage.budgets import BudgetStore
 from bot.storage.emails import EmailLog
 from bot.storage.leases import LeaseStore
 from bot.storage.memory import MemoryStore
@@ -164,7 +165,7 @@ class Application:
         self.mcp = build_mcp(settings, self.tools)
         self.admin_store = AdminStore(self.database)
         self.policy = ChannelToolPolicy(self.admin_store, settings.admin)
-        self.limits = Limits(self.admin_store, settings.limits)
+        self.limits = Limits(BudgetStore(self.database), settings.limits)
         self.admin = Administration(self.admin_store, self.policy, self.tools, settings.admin)
         self.weather = OpenMeteo(
             geocoding_url=settings.weather.geocoding_url,

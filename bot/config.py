@@ -344,6 +344,17 @@ class LimitSettings(_Group):
     user_messages_per_minute: int = Field(
         0, ge=0, validation_alias="PARLEY_USER_MESSAGES_PER_MINUTE"
     )
+    # -- reservations across concurrent turns and replicas (issue 15) -----------------
+    # Turns one user may have running at once, over all chats (0: no cap); global only.
+    user_turns_in_flight: int = Field(0, ge=0, validation_alias="PARLEY_USER_TURNS_IN_FLIGHT")
+    # The least a turn reserves against the budgets before the model is called (the
+    # user's last model call counts instead when it was bigger).
+    turn_token_estimate: int = Field(2000, ge=1, validation_alias="PARLEY_TURN_TOKEN_ESTIMATE")
+    # A reservation a crashed process never settled stops counting after this long; at
+    # least the rate limit's minute.
+    reservation_seconds: int = Field(
+        900, ge=60, le=86_400, validation_alias="PARLEY_BUDGET_RESERVATION_SECONDS"
+    )
 
 
 def _comma_list(value: str) -> list[str]:

@@ -254,18 +254,42 @@ class Engine:
     ) -> None:
         user_id, channel_id = await self._store.ids_of(message.user, message.chat)
         profile = await self.policy.profile(channel_id)
-        if self.limits is not None:
-            refusal = await self.limits.check(message, user_id, channel_id, profile.limits)
-            if refusal:
-                log.info(
-                    "turn refused by limits for %s:%s: %s",
-                    message.user.platform,
-                    message.user.platform_user_id,
-                    refusal,
-                )
-                outcome.error = refusal
-                await surface.fail(refusal)
-                return
+        if self.limits is None:
+            await self._converse(
+                message, surface, outcome, profile, user_id, channel_id, scheduled, ticket
+            )
+            return
+        # Taken in the database before the model is called, settled once the turn's
+        # usage is stored: concurrent turns and replicas share the budgets (bot/limits.py).
+        admission = await self.limits.admit(message, user_id, channel_id, profile.limits)
+        if admission.refusal:
+            log.info(
+                "turn refused by limits for %s:%s: %s",
+                message.user.platform,
+                message.user.platform_user_id,
+                admission.refusal,
+            )
+            outcome.error = admission.refusal
+            await surface.fail(admission.refusal)
+            return
+        try:
+            await self._converse(
+                message, surface, outcome, profile, user_id, channel_id, scheduled, ticket
+            )
+        finally:
+            await self.limits.settle(admission)
+
+    async def _converse(
+        self,
+        message: IncomingMessage,
+        surface: Surface,
+        outcome: TurnOutcome,
+        profile: ChannelProfile,
+        user_id: int,
+        channel_id: int,
+        scheduled: bool,
+        ticket: TurnTicket | None,
+    ) -> None:
         words = await self._prepare(message, profile)
         if words.refusal:
             outcome.error = words.refusal

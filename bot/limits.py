@@ -1,27 +1,64 @@
-"""Token budgets (per user and per channel, per UTC day and month) and a message rate limit.
+"""Token budgets (per user and per channel, per UTC day and month), a message rate limit
+and a cap on one user's turns in flight, held across concurrent turns and replicas.
 
-The engine asks `Limits.check` before a turn; a refusal is a sentence for the user.
-Usage comes from the `usage` table the engine fills, so budgets hold across restarts and
-replicas; the per-minute rate limit is counted in process (a sliding window per user).
-A turn that starts under budget may end a little over it: budgets stop the next turn.
+The engine asks `Limits.admit` before a turn and `settle`s what it got when the turn
+ends. Admission is one database transaction (`bot/storage/budgets.py`): it reads what
+the user and the channel have used (the `usage` table) and what turns still running
+hold (their reservations), refuses with a sentence for the user, or reserves the
+turn's estimate. The estimate is `PARLEY_TURN_TOKEN_ESTIMATE`, or the tokens of the
+user's newest model call when that was bigger (a long conversation costs more per
+call). A turn starts while the budget has room once every running turn's estimate is
+counted, so however many turns start at once, on however many replicas, they spend at
+most the budget plus one turn's estimate (while no turn uses more than its estimate; a
+turn's real usage counts as soon as each of its model calls is stored).
+
+The rate limit counts the turns admitted in the last minute, the in-flight cap the
+reservations not yet settled, both in the database, so N replicas allow the limit and
+not N times it. A reservation that is never settled (a crashed process) stops counting
+after `PARLEY_BUDGET_RESERVATION_SECONDS`. With every limit at 0 nothing is stored.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
-from datetime import UTC, datetime
+import logging
+from dataclasses import dataclass, field
+from typing import Any
 
 from bot.config import LimitSettings
 from bot.domain import IncomingMessage
-from bot.storage.admin import AdminStore
+from bot.i18n import _
+from bot.storage.budgets import BudgetStore, Reservation, Spending
+
+log = logging.getLogger(__name__)
+
+USER_BUDGETS = ("user_daily_tokens", "user_monthly_tokens")
+CHANNEL_BUDGETS = ("channel_daily_tokens", "channel_monthly_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a turn may not start: a `kind` and the figures its sentence names. Made inside
+    the database transaction, worded afterwards in the reader's language."""
+
+    kind: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer to `admit`: a sentence for the user, or the reservation to settle."""
+
+    refusal: str | None = None
+    reservation: Reservation | None = None
+
+
+ADMITTED = Admission()
 
 
 class Limits:
-    def __init__(self, store: AdminStore, settings: LimitSettings) -> None:
+    def __init__(self, store: BudgetStore, settings: LimitSettings) -> None:
         self.store = store
         self.settings = settings
-        self._recent: dict[tuple[str, str], deque[float]] = {}
 
     def effective(self, overrides: dict[str, int]) -> dict[str, int]:
         """The global limits with a channel's overrides applied."""
@@ -29,65 +66,113 @@ class Limits:
         values.update({k: int(v) for k, v in overrides.items() if k in values})
         return values
 
-    async def check(
+    async def admit(
         self, message: IncomingMessage, user_id: int, channel_id: int, overrides: dict[str, int]
-    ) -> str | None:
-        """None if the turn may run, else the reason to tell the user."""
+    ) -> Admission:
+        """Whether the turn may start (with its reservation), or the reason to tell the user."""
         limits = self.effective(overrides)
-        refusal = self._rate(message, limits["user_messages_per_minute"])
-        if refusal:
-            return refusal
-        now = datetime.now(UTC)
-        day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        month_start = day_start.replace(day=1)
-        if limits["user_daily_tokens"] or limits["user_monthly_tokens"]:
-            day, month = await self.store.tokens_since(
-                day_start=day_start, month_start=month_start, user_id=user_id
-            )
-            if limits["user_daily_tokens"] and day >= limits["user_daily_tokens"]:
-                return (
-                    f"You have used your daily budget of {limits['user_daily_tokens']:,} tokens "
-                    "here. It resets at midnight UTC; an admin can raise it."
-                )
-            if limits["user_monthly_tokens"] and month >= limits["user_monthly_tokens"]:
-                return (
-                    f"You have used your monthly budget of {limits['user_monthly_tokens']:,} "
-                    "tokens. It resets on the 1st (UTC); an admin can raise it."
-                )
-        if limits["channel_daily_tokens"] or limits["channel_monthly_tokens"]:
-            day, month = await self.store.tokens_since(
-                day_start=day_start, month_start=month_start, channel_id=channel_id
-            )
-            if limits["channel_daily_tokens"] and day >= limits["channel_daily_tokens"]:
-                return (
-                    f"This channel has used its daily budget of "
-                    f"{limits['channel_daily_tokens']:,} tokens. It resets at midnight UTC; "
-                    "an admin can raise it."
-                )
-            if limits["channel_monthly_tokens"] and month >= limits["channel_monthly_tokens"]:
-                return (
-                    f"This channel has used its monthly budget of "
-                    f"{limits['channel_monthly_tokens']:,} tokens. It resets on the 1st (UTC); "
-                    "an admin can raise it."
-                )
-        return None
+        limits["user_turns_in_flight"] = self.settings.user_turns_in_flight  # global only
+        watched = (*USER_BUDGETS, *CHANNEL_BUDGETS, "user_messages_per_minute")
+        if not any(limits[key] for key in (*watched, "user_turns_in_flight")):
+            return ADMITTED
+        estimate = self.settings.turn_token_estimate
 
-    def _rate(self, message: IncomingMessage, per_minute: int) -> str | None:
-        if not per_minute:
-            return None
-        key = (message.user.platform, message.user.platform_user_id)
-        now = time.monotonic()
-        recent = self._recent.setdefault(key, deque())
-        while recent and now - recent[0] >= 60:
-            recent.popleft()
-        if len(recent) >= per_minute:
-            wait = int(60 - (now - recent[0])) + 1
-            return (
-                f"You are sending messages faster than the limit of {per_minute} per minute. "
-                f"Please wait about {wait} s and try again."
-            )
-        recent.append(now)
-        if len(self._recent) > 10_000:  # forget idle users
-            for idle in [k for k, v in self._recent.items() if not v or now - v[-1] >= 60]:
-                del self._recent[idle]
-        return None
+        def decide(spending: Spending) -> tuple[Refusal | None, int]:
+            return _refusal(limits, spending), max(estimate, spending.last_call)
+
+        refusal, reservation = await self.store.reserve(
+            user_id=user_id,
+            channel_id=channel_id,
+            with_channel=any(limits[key] for key in CHANNEL_BUDGETS),
+            decide=decide,
+            hold_seconds=self.settings.reservation_seconds,
+        )
+        if refusal is not None:
+            return Admission(refusal=_describe(refusal))
+        return Admission(reservation=reservation)
+
+    async def settle(self, admission: Admission) -> None:
+        """The turn ended: release its reservation. A failure here is logged and left to
+        expire, never raised into the turn that already answered."""
+        if admission.reservation is None:
+            return
+        try:
+            await self.store.settle(admission.reservation)
+        except Exception:
+            log.exception("could not settle budget reservation %d", admission.reservation.id)
+
+
+def _refusal(limits: dict[str, int], spending: Spending) -> Refusal | None:
+    per_minute = limits["user_messages_per_minute"]
+    if per_minute and spending.user_recent >= per_minute:
+        oldest = spending.oldest_recent or spending.now
+        wait = max(1, int(60 - (spending.now - oldest).total_seconds()) + 1)
+        return Refusal("rate", {"limit": per_minute, "seconds": wait})
+    cap = limits["user_turns_in_flight"]
+    if cap and spending.user_in_flight >= cap:
+        return Refusal("in_flight", {"count": cap})
+    budgets = (
+        ("user_daily_tokens", spending.user_day, spending.user_reserved),
+        ("user_monthly_tokens", spending.user_month, spending.user_reserved),
+        ("channel_daily_tokens", spending.channel_day, spending.channel_reserved),
+        ("channel_monthly_tokens", spending.channel_month, spending.channel_reserved),
+    )
+    for key, used, reserved in budgets:
+        budget = limits[key]
+        if budget and used >= budget:
+            return Refusal(key, {"budget": f"{budget:,}"})
+        if budget and used + reserved >= budget:
+            return Refusal(key + ":held", {"budget": f"{budget:,}"})
+    return None
+
+
+def _describe(refusal: Refusal) -> str:
+    """The refusal as a sentence in the reader's language."""
+    kind, values = refusal.kind, refusal.values
+    if kind == "rate":
+        return _(
+            "You are sending messages faster than the limit of {limit} per minute. "
+            "Please wait about {seconds} s and try again.",
+            **values,
+        )
+    if kind == "in_flight":
+        return _(
+            "I am still working on your other questions (at most {count} at a time). "
+            "Please ask again when one of them is answered.",
+            **values,
+        )
+    if kind.startswith("channel") and kind.endswith(":held"):
+        return _(
+            "Questions in progress in this channel may use the rest of its budget of "
+            "{budget} tokens. Please ask again when they are answered.",
+            **values,
+        )
+    if kind.endswith(":held"):
+        return _(
+            "Your questions in progress may use the rest of the budget of {budget} tokens. "
+            "Please ask again when they are answered.",
+            **values,
+        )
+    if kind == "user_daily_tokens":
+        return _(
+            "You have used your daily budget of {budget} tokens here. It resets at "
+            "midnight UTC; an admin can raise it.",
+            **values,
+        )
+    if kind == "user_monthly_tokens":
+        return _(
+            "You have used your monthly budget of {budget} tokens. It resets on the 1st "
+            "(UTC); an admin can raise it.",
+            **values,
+        )
+    if kind == "channel_daily_tokens":
+        return _(
+            "This channel has used its daily budget of {budget} tokens. It resets at "
+            "midnight UTC; an admin can raise it.",
+            **values,
+        )
+    return _(
+        "This channel has used its monthly budget of {budget} tokens. It resets on the 1st "
+        "(UTC); an admin can raise it.",
+        **values,
+    )

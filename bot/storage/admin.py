@@ -1,4 +1,4 @@
-"""`AdminStore`: the SQL behind tool policy, channel settings, budgets, audit and console.
+"""`AdminStore`: the SQL behind tool policy, channel settings, usage charts, audit and console.
 
 Every list the console shows is paginated by keyset or a bounded OFFSET over an index,
 so pages stay fast with many channels and messages (tests/bench/console.py).
@@ -189,30 +189,6 @@ class AdminStore:
         return ChannelRow(*row) if row is not None else None
 
     # -- usage ------------------------------------------------------------------------------
-
-    async def tokens_since(
-        self,
-        *,
-        day_start: datetime,
-        month_start: datetime,
-        user_id: int | None = None,
-        channel_id: int | None = None,
-    ) -> tuple[int, int]:
-        """(tokens since `day_start`, tokens since `month_start`) of a user or a channel."""
-        u = UsageRecord.__table__.c  # type: ignore[attr-defined]
-        tokens = u.prompt_tokens + u.completion_tokens
-        query = sa_select(
-            func.coalesce(func.sum(case((u.created_at >= day_start, tokens), else_=0)), 0),
-            func.coalesce(func.sum(tokens), 0),
-        ).where(u.created_at >= min(day_start, month_start))
-        if user_id is not None:
-            query = query.where(u.user_id == user_id)
-        if channel_id is not None:
-            query = query.where(u.channel_id == channel_id)
-        day, month = await self.db.run(
-            lambda connection: connection.execute(query).one(), write=False
-        )
-        return int(day), int(month)
 
     async def tokens_per_day(self, *, days: int = 30, top: int = 6) -> list[tuple[str, str, int]]:
         """(day, channel label, tokens) over the last `days` days for the usage chart: the

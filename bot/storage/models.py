@@ -419,3 +419,34 @@ class ToolCallRecord(SQLModel, table=True):
     settled_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+
+
+# -- budget reservations (issue 15) ----------------------------------------------------
+
+
+class BudgetReservation(SQLModel, table=True):
+    """One admitted turn: its token estimate, held against the user's and channel's
+    budgets until the turn settles (its real usage is then in `usage`). A row also counts
+    towards the rate limit for a minute after it was made, and towards the turns in flight
+    while unsettled; `expires_at` is when it stops counting at all (a crashed process's
+    reservation expires by itself) and may be deleted."""
+
+    __tablename__ = "budget_reservations"
+    __table_args__ = (
+        Index("ix_budget_reservations_user_id_created_at", "user_id", "created_at"),
+        Index("ix_budget_reservations_channel_id_settled_at", "channel_id", "settled_at"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigIntId, primary_key=True, autoincrement=True)
+    )
+    user_id: int = Field(foreign_key="users.id")
+    channel_id: int = Field(foreign_key="channels.id")
+    tokens: int
+    created_at: datetime = _timestamp()
+    expires_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+    settled_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )

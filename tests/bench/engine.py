@@ -14,7 +14,7 @@ The last scenario is long conversations: a 600-token context budget, so history
 overflows after a few turns and rolling summaries (one extra model call each, after the
 turn) are written; it prints how many and the CPU they add per turn.
 
-Usage: python tests/bench/engine.py [--turns 500] [--users 20]
+Usage: python tests/bench/engine.py [--turns 500] [--users 20] [--limits]
 """
 
 from __future__ import annotations
@@ -106,40 +106,52 @@ async def run_turns(
     }
 
 
-async def bench(base_url: str, turns: int, users: int) -> None:
-    with tempfile.TemporaryDirectory() as directory:
-        settings = Settings.load(
-            env_file=None,
-            llm={"base_url": base_url, "api_key": "bench", "model": "scripted"},
-            database={"url": f"sqlite:///{Path(directory) / 'bench.db'}"},
-        )
-        app = Application(settings, tools=ALL_TOOLS)
-        await app.start()
-        try:
-            await run_turns(
-                app, users=2, turns=40, concurrent=True
-            )  # warm-up: connections, imports
-            print(
-                "engine benchmark, SQLite, zero-latency model, 60-word streamed answers, "
-                f"{turns} turns"
+# `--limits`: every limit on, none reached, so each turn takes and settles a reservation.
+LIMITS_ON = {
+    "user_daily_tokens": 10**9,
+    "channel_daily_tokens": 10**9,
+    "user_messages_per_minute": 10**6,
+    "user_turns_in_flight": 100,
+}
+
+
+async def bench(base_url: str, turns: int, users: int, *, limits: bool = False) -> None:
+    variants = [("", {})]
+    if limits:  # the same turns without and with reservations, alternated, in one run
+        variants = [("no limits: ", {}), ("limits: ", LIMITS_ON)] * 2
+    print(f"engine benchmark, SQLite, zero-latency model, 60-word streamed answers, {turns} turns")
+    print(
+        f"{'scenario':<40} {'turns/s':>8} {'overhead p50':>13} {'p99':>8} "
+        f"{'latency p50':>12} {'p99':>8} {'CPU/turn':>9}"
+    )
+    for prefix, limit_values in variants:
+        with tempfile.TemporaryDirectory() as directory:
+            settings = Settings.load(
+                env_file=None,
+                llm={"base_url": base_url, "api_key": "bench", "model": "scripted"},
+                database={"url": f"sqlite:///{Path(directory) / 'bench.db'}"},
+                limits=limit_values,
             )
-            print(
-                f"{'scenario':<28} {'turns/s':>8} {'overhead p50':>13} {'p99':>8} "
-                f"{'latency p50':>12} {'p99':>8} {'CPU/turn':>9}"
-            )
-            scenarios = (
-                (f"{users} users, one at a time", False),
-                (f"{users} users, concurrent", True),
-            )
-            for label, concurrent in scenarios:
-                r = await run_turns(app, users=users, turns=turns, concurrent=concurrent)
-                print(
-                    f"{label:<28} {r['turns_per_s']:>8.1f} {r['overhead_p50_ms']:>10.2f} ms "
-                    f"{r['overhead_p99_ms']:>5.2f} ms {r['latency_p50_ms']:>9.2f} ms "
-                    f"{r['latency_p99_ms']:>5.1f} ms {r['cpu_ms_per_turn']:>6.2f} ms"
+            app = Application(settings, tools=ALL_TOOLS)
+            await app.start()
+            try:
+                await run_turns(
+                    app, users=2, turns=40, concurrent=True
+                )  # warm-up: connections, imports
+                scenarios = (
+                    (f"{prefix}{users} users, one at a time", False),
+                    (f"{prefix}{users} users, concurrent", True),
                 )
-        finally:
-            await app.aclose()
+                for label, concurrent in scenarios:
+                    r = await run_turns(app, users=users, turns=turns, concurrent=concurrent)
+                    print(
+                        f"{label:<40} {r['turns_per_s']:>8.1f} {r['overhead_p50_ms']:>10.2f} ms "
+                        f"{r['overhead_p99_ms']:>5.2f} ms {r['latency_p50_ms']:>9.2f} ms "
+                        f"{r['latency_p99_ms']:>5.1f} ms {r['cpu_ms_per_turn']:>6.2f} ms"
+                    )
+            finally:
+                await app.aclose()
+    with tempfile.TemporaryDirectory() as directory:
         await bench_long_conversations(base_url, directory, turns, users)
 
 
@@ -161,7 +173,7 @@ async def bench_long_conversations(base_url: str, directory: str, turns: int, us
             cpu = time.process_time() - cpu_before
             label = f"long, summaries {'on' if summaries else 'off'}"
             print(
-                f"{label:<28} {r['turns_per_s']:>8.1f} {r['overhead_p50_ms']:>10.2f} ms "
+                f"{label:<40} {r['turns_per_s']:>8.1f} {r['overhead_p50_ms']:>10.2f} ms "
                 f"{r['overhead_p99_ms']:>5.2f} ms {r['latency_p50_ms']:>9.2f} ms "
                 f"{r['latency_p99_ms']:>5.1f} ms {1000 * cpu / r['turns']:>6.2f} ms "
                 f"({app.summariser.written} summaries)"
@@ -176,6 +188,9 @@ def main() -> None:
     )
     parser.add_argument("--turns", type=int, default=500)
     parser.add_argument("--users", type=int, default=20)
+    parser.add_argument(
+        "--limits", action="store_true", help="also run every turn under budgets (reservations)"
+    )
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
@@ -183,7 +198,7 @@ def main() -> None:
     server.start()
     try:
         base_url = queue.get(timeout=30)
-        asyncio.run(bench(base_url, args.turns, args.users))
+        asyncio.run(bench(base_url, args.turns, args.users, limits=args.limits))
     finally:
         server.terminate()
         server.join(5)

@@ -11,6 +11,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.processes import PARLEY, REPO, environment, ready_run
 
@@ -23,7 +25,7 @@ def parley(
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         cwd=tmp_path,
         env=environment(tmp_path, **env),
         check=False,
@@ -51,7 +53,7 @@ def test_version_is_the_installed_distributions() -> None:
     from importlib.metadata import version
 
     result = subprocess.run(
-        [*PARLEY, "--version"], capture_output=True, text=True, timeout=60, check=False
+        [*PARLEY, "--version"], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"parley {version('parley')}\n"
@@ -71,6 +73,8 @@ COMMANDS = [
 ]
 
 
+# Ten processes one after another, each importing the whole application first.
+@pytest.mark.timeout(600)
 def test_every_command_explains_itself_with_dash_h(tmp_path: Path) -> None:
     for command in COMMANDS:
         result = parley(tmp_path, *command, "-h")
@@ -96,7 +100,7 @@ def test_env_file_is_found_from_another_folder_and_named_with_its_database(
             [*PARLEY, *args],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=120,
             cwd=elsewhere,
             env={**env, **extra},
             check=False,

@@ -14,10 +14,11 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
+from sqlmodel import select
 
 from bot.app import Application
 from bot.domain import ChatKind, ChatRef, IncomingMessage, ReminderRequest, UserRef
-from bot.storage.models import Reminder
+from bot.storage.models import Lease, Reminder
 from integrations.slack import SlackPlatform
 from integrations.telegram import TelegramPlatform
 from tests.apps import AppFactory, RecordingMessenger, wait_until
@@ -196,16 +197,30 @@ async def test_one_leader_runs_reminders_and_another_takes_over_when_it_dies(
     await wait_until(lambda: len(first_messenger.sent) == 1, within=5)
 
     # The leader dies without releasing its lease: the other takes over once it expires.
-    await first.scheduler.create(due("after the take-over", 0.3))
+    # Due well after the death: `create` itself makes several database round trips, and
+    # on a busy machine a reminder due 0.3 s after `due()` was computed could fire on the
+    # still-living leader (delivered there, correctly), so the take-over had nothing to do.
+    request = due("after the take-over", 3.0)
+    await first.scheduler.create(request)
+    lease_ends = await lease_expiry(first)
     await first.leadership.stop(release=False)
-    started = time.monotonic()
-    await wait_until(lambda: second.scheduler.running, within=5)
-    assert time.monotonic() - started > 0.5  # not before the dead leader's lease ran out
-    await wait_until(lambda: len(second_messenger.sent) == 1, within=5)
+    assert datetime.now(UTC) < request.due_at, "the leader died after the reminder was due"
+    await wait_until(lambda: second.scheduler.running, within=15)
+    # Not before the dead leader's lease ran out (seen after the take-over, so this
+    # cannot fail when the lease holds, and catches a take-over that comes early).
+    assert datetime.now(UTC) >= lease_ends
+    await wait_until(lambda: len(second_messenger.sent) == 1, within=15)
     await asyncio.sleep(0.5)
 
     assert [t for t in first_messenger.texts] == ["⏰ Reminder: from the standby"]
     assert [t for t in second_messenger.texts] == ["⏰ Reminder: after the take-over"]
+
+
+async def lease_expiry(app: Application) -> datetime:
+    """When the scheduler lease, as stored now, runs out."""
+    async with app.database.read() as session:
+        lease = (await session.exec(select(Lease).where(Lease.name == "scheduler"))).one()
+    return lease.expires_at
 
 
 async def test_the_leader_picks_up_a_reminder_committed_after_a_newer_one(

@@ -1,0 +1,203 @@
+"""`BudgetStore`: reservations of admitted turns, taken and settled in the database.
+
+`reserve` reads what a user (and their channel) has spent and holds, asks the caller's
+`decide` whether one more turn may start, and records the reservation, all in one
+transaction that no other reservation of the same user or channel can interleave with:
+on SQLite every write transaction starts with `BEGIN IMMEDIATE` (one writer at a time,
+in every process on the file); on PostgreSQL the transaction first takes advisory
+locks on the user and, when channel budgets apply, on the channel (always in that
+order, so two reservations never wait for each other in a cycle). Reading the sums
+and inserting under those locks is what lets N concurrent turns on N replicas spend
+no more than the budget plus one turn's estimate.
+
+A reservation counts towards the budgets and the turns in flight until it is settled
+(the turn's real usage is then in `usage`) or expires (a process that crashed never
+settles), and towards the rate limit for the minute after it was made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, text, update
+
+from bot.storage.database import Database
+from bot.storage.models import BudgetReservation, UsageRecord, utcnow
+
+RATE_WINDOW = timedelta(seconds=60)
+# The first key of PostgreSQL's two-key advisory locks (distinct from the one-key
+# conversation and migration locks): which kind of thing the second key names.
+_USER_LOCK, _CHANNEL_LOCK = 15_001, 15_002
+
+_TABLE = BudgetReservation.__table__  # type: ignore[attr-defined]
+_R = _TABLE.c
+_U = UsageRecord.__table__.c  # type: ignore[attr-defined]
+_LOCK = text("SELECT pg_advisory_xact_lock(:kind, :id)")
+
+# Statements built once (a turn runs them all): building and cache-keying them per call
+# cost more CPU than running them.
+_TOKENS = _U.prompt_tokens + _U.completion_tokens
+_OPEN = _R.settled_at.is_(None)
+_RECENT = _R.created_at >= bindparam("recent")
+
+
+def _sums(*columns: Any, where: Any) -> list[Any]:
+    """Each of `columns` summed over `where`, as scalar subqueries of one SELECT."""
+    return [
+        select(func.coalesce(func.sum(column), 0)).where(*where).scalar_subquery()
+        for column in columns
+    ]
+
+
+_TODAY = case((_U.created_at >= bindparam("day"), _TOKENS), else_=0)
+_THIS_MONTH = (_U.created_at >= bindparam("month"),)
+_EXPIRE = delete(_TABLE).where(_R.expires_at < bindparam("now"))
+# One round trip for the user: used today and this month, held, in flight, admitted in
+# the last minute (and the oldest of those), the newest model call's tokens.
+_USER = select(
+    *_sums(_TODAY, _TOKENS, where=(_U.user_id == bindparam("user"), *_THIS_MONTH)),
+    *_sums(
+        case((_OPEN, _R.tokens), else_=0),
+        case((_OPEN, 1), else_=0),
+        case((_RECENT, 1), else_=0),
+        where=(_R.user_id == bindparam("user"),),
+    ),
+    select(func.min(_R.created_at))
+    .where(_R.user_id == bindparam("user"), _RECENT)
+    .scalar_subquery(),
+    select(_TOKENS)
+    .where(_U.user_id == bindparam("user"))
+    .order_by(_U.created_at.desc())
+    .limit(1)
+    .scalar_subquery(),
+)
+_CHANNEL = select(
+    *_sums(_TODAY, _TOKENS, where=(_U.channel_id == bindparam("channel"), *_THIS_MONTH)),
+    *_sums(_R.tokens, where=(_R.channel_id == bindparam("channel"), _OPEN)),
+)
+_RESERVE = insert(_TABLE).returning(_R.id)
+_SETTLE = (
+    update(_TABLE)
+    .where(_R.id == bindparam("b_id"))
+    .values(settled_at=bindparam("b_settled"), expires_at=bindparam("b_expires"))
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Spending:
+    """What one user (and the channel of the turn) has spent and holds right now."""
+
+    now: datetime
+    user_day: int
+    user_month: int
+    user_reserved: int
+    user_in_flight: int
+    user_recent: int  # turns admitted in the last minute
+    oldest_recent: datetime | None
+    last_call: int  # tokens of the user's newest model call (0: none yet)
+    channel_day: int = 0
+    channel_month: int = 0
+    channel_reserved: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: int
+    tokens: int
+    created_at: datetime
+
+
+class BudgetStore:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    async def reserve(
+        self,
+        *,
+        user_id: int,
+        channel_id: int,
+        with_channel: bool,
+        decide: Callable[[Spending], tuple[T | None, int]],
+        hold_seconds: int,
+    ) -> tuple[T | None, Reservation | None]:
+        """`decide(spending)` returns (a refusal, tokens to reserve): a refusal is passed
+        back with no reservation made; otherwise a reservation of that many tokens is made
+        in the same transaction and returned. `with_channel` also sums (and on PostgreSQL
+        locks) the channel."""
+        postgres = not self.db.is_sqlite
+
+        def work(connection: Connection) -> tuple[T | None, Reservation | None]:
+            if postgres:
+                connection.execute(_LOCK, {"kind": _USER_LOCK, "id": user_id})
+                if with_channel:
+                    connection.execute(_LOCK, {"kind": _CHANNEL_LOCK, "id": channel_id})
+            now = utcnow()
+            # Finished and stale rows of anyone: settled rows expire a minute after they
+            # were made (the rate window), abandoned ones `hold_seconds` after.
+            connection.execute(_EXPIRE, {"now": now})
+            spending = _spending(connection, now, user_id, channel_id if with_channel else None)
+            refusal, tokens = decide(spending)
+            if refusal is not None:
+                return refusal, None
+            values = {
+                "user_id": user_id,
+                "channel_id": channel_id,
+                "tokens": tokens,
+                "created_at": now,
+                "expires_at": now + timedelta(seconds=hold_seconds),
+                "settled_at": None,
+            }
+            new_id = connection.execute(_RESERVE, values).scalar_one()
+            return None, Reservation(int(new_id), tokens, now)
+
+        return await self.db.run(work)
+
+    async def settle(self, reservation: Reservation) -> None:
+        """The turn is over (its usage is stored): stop holding its tokens; the row stays
+        for the rest of its rate-limit minute."""
+        values = {
+            "b_id": reservation.id,
+            "b_settled": utcnow(),
+            "b_expires": reservation.created_at + RATE_WINDOW,
+        }
+        await self.db.run(lambda connection: connection.execute(_SETTLE, values))
+
+
+def _spending(
+    connection: Connection, now: datetime, user_id: int, channel_id: int | None
+) -> Spending:
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    when = {"day": day_start, "month": day_start.replace(day=1), "recent": now - RATE_WINDOW}
+    row = connection.execute(_USER, {**when, "user": user_id}).one()
+    spending: dict[str, Any] = {
+        "now": now,
+        "user_day": int(row[0]),
+        "user_month": int(row[1]),
+        "user_reserved": int(row[2]),
+        "user_in_flight": int(row[3]),
+        "user_recent": int(row[4]),
+        "oldest_recent": _aware(row[5]),
+        "last_call": int(row[6] or 0),
+    }
+    if channel_id is not None:
+        day, month, reserved = connection.execute(_CHANNEL, {**when, "channel": channel_id}).one()
+        spending |= {
+            "channel_day": int(day),
+            "channel_month": int(month),
+            "channel_reserved": int(reserved),
+        }
+    return Spending(**spending)
+
+
+def _aware(value: Any) -> datetime | None:
+    """SQLite keeps timestamps without their zone (they are all UTC), as text when an
+    aggregate hides the column's type."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
