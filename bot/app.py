@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute
 from bot.activity import ActivityRecorder
 from bot.admin import Administration
 from bot.alerts import Alerts
+from bot.approvals import Approvals
 from bot.config import Settings
 from bot.desk import Desk
 from bot.doctor import Check
@@ -42,6 +43,7 @@ from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.activity import ActivityStore
 from bot.storage.admin import AdminStore
+from bot.storage.approvals import ApprovalStore
 from bot.storage.emails import EmailLog
 from bot.storage.leases import LeaseStore
 from bot.storage.sessions import ConsoleSessionStore
@@ -186,6 +188,13 @@ class Application:
             weather=self.weather,
             timezones=self.store,
         )
+        # Approval questions live in the database: any replica resolves a press.
+        self.approvals = Approvals(
+            ApprovalStore(self.database),
+            self.admin_store,
+            timeout_seconds=settings.bot.confirm_timeout_seconds,
+            poll_seconds=settings.approvals.poll_seconds,
+        )
         self.engine = Engine(
             provider=self.provider,
             store=self.store,
@@ -196,6 +205,7 @@ class Application:
             services=services,
             observer=observer,
             log_bodies=settings.ops.log_bodies,
+            approvals=self.approvals,
         )
         # The one object every platform receives: claims, turns, tools, confirmations.
         self.desk = Desk(self.engine, self.store, self.admin)
@@ -244,6 +254,7 @@ class Application:
                     self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
                     confirm_timeout=self.settings.bot.confirm_timeout_seconds,
+                    ephemeral_approvals=self.settings.approvals.telegram_ephemeral,
                 )
             )
         return platforms
@@ -336,6 +347,9 @@ class Application:
         removed = await self.store.prune_events(cutoff)
         if removed:
             log.info("forgot %d event claim(s) older than %s", removed, cutoff.isoformat())
+        # Approval questions past their expiry (the audit log keeps what happened).
+        if self.approvals.store is not None:
+            await self.approvals.store.prune(cutoff)
 
     def web_app(self) -> Starlette:
         """The ASGI app `serve()` runs: webhooks, the console, health, readiness, metrics."""

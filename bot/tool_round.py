@@ -5,7 +5,9 @@
               and arguments over the size limit are cut to a short stub
     check     past the round's cap, oversized, unknown or withheld tool, invalid
               arguments, a precheck's refusal: an error result the model reads, not run
-    confirm   side-effecting calls are asked about one at a time, before anything runs
+    approve   calls that need the user's approval (bot/approvals.py: side-effecting ones
+              unless granted, or as the channel's rule says) are asked about one at a
+              time, before anything runs
     run       what is left, concurrently, each within its timeout
 
 Everything is keyed by the call's *position* in the round, never by the model's id.
@@ -33,7 +35,8 @@ from bot.toolkit import InvalidArguments, Tool
 
 log = logging.getLogger(__name__)
 
-Confirm = Callable[[UserRef, str], Awaitable[bool]]
+# Whether this call may run (asks the user if it must): the engine's gate (bot/approvals.py).
+Approve = Callable[[Tool, BaseModel], Awaitable[bool]]
 
 _USABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 MAX_NAME_CHARS = 64  # the longest tool name any vendor allows; longer is made up
@@ -119,13 +122,9 @@ async def run_round(
     user: UserRef,
     context: ToolContext,
     surface: Surface,
-    confirm: Confirm | None = None,
+    approve: Approve,
 ) -> list[ToolResult]:
-    """Check, confirm and run one round's calls; one result per call, in their order.
-
-    `confirm(user, question)` asks for a side-effecting call (default: the surface's
-    own `confirm`; the engine may wrap it, e.g. to count approvals waiting)."""
-    ask = confirm or surface.confirm
+    """Check, approve and run one round's calls; one result per call, in their order."""
     calls = prepared.calls
     results: list[ToolResult | None] = [None] * len(calls)
     ready: dict[int, tuple[Tool, BaseModel]] = {}
@@ -150,7 +149,7 @@ async def run_round(
                 results[position] = ToolResult(call.id, call.name, refused, is_error=True)
                 continue
         # Asked one at a time, before anything runs; each answer belongs to one position.
-        if item.side_effect and not await ask(user, item.confirmation_question(arguments)):
+        if not await approve(item, arguments):
             results[position] = ToolResult(
                 call.id,
                 call.name,
