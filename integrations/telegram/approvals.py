@@ -17,11 +17,13 @@ inside Telegram's 64.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, EndPointNotFound, TelegramError
+from telegram.warnings import PTBUserWarning
 
 from bot.approvals import Answer, ApprovalQuestion
 from bot.cards import split_parts
@@ -36,6 +38,14 @@ CHOICES = {"o": Answer.ONCE, "a": Answer.ALWAYS, "d": Answer.DENIED}
 SHOW_ALL = "s"
 MESSAGE_LIMIT = 4096  # UTF-16 code units after entity parsing (plain text here)
 SHOW_ALL_PARTS = 8
+
+
+async def _send_raw(bot: Bot, kwargs: dict[str, Any]) -> Any:
+    """sendMessage with parameters PTB 22.8 does not know, answered as a plain dict (its
+    `send_message` would parse the answer as a Message, which an ephemeral one is not)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Please use 'Bot.sendMessage'", PTBUserWarning)
+        return await bot.do_api_request("sendMessage", api_kwargs=kwargs)
 
 
 def approval_keyboard(question: ApprovalQuestion, cut: bool) -> InlineKeyboardMarkup:
@@ -118,7 +128,7 @@ class ApprovalPresenter:
             kwargs["message_thread_id"] = thread_id
         try:
             result = await self.delivery.call(
-                lambda: self.bot.do_api_request("sendMessage", api_kwargs=kwargs),
+                lambda: _send_raw(self.bot, kwargs),
                 "sendMessage (ephemeral)",
                 chat_id,
             )
@@ -181,9 +191,7 @@ class ApprovalPresenter:
                         "ephemeral_message_parameters": {"receiver_user_id": receiver},
                     }
                     await self.delivery.call(
-                        lambda kwargs=kwargs: self.bot.do_api_request(  # type: ignore[misc]
-                            "sendMessage", api_kwargs=kwargs
-                        ),
+                        lambda kwargs=kwargs: _send_raw(self.bot, kwargs),  # type: ignore[misc]
                         "sendMessage (ephemeral)",
                         chat_id,
                     )
