@@ -31,6 +31,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.admin import NOT_ADMIN
+from bot.approval_commands import approval_command, grants_text
 from bot.config import TelegramSettings
 from bot.desk import AskPlatform, Desk, Press
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
@@ -285,7 +286,23 @@ class TelegramPlatform:
                 else "There was no conversation yet; this is a fresh start."
             )
         else:
+            answer = await approval_command(
+                self.desk,
+                incoming.user,
+                incoming.chat,
+                (message.text or "").split()[1:],
+                ask=self.admin_question(incoming.user, incoming.chat),
+                where=incoming.chat.platform_chat_id,
+            )
+            if answer is not None:
+                await self.delivery.send_part(
+                    chat_id, answer, thread_id=topic, reply_to=reply.reply_to, render=False
+                )
+                return
             text = await self._tools_text(incoming)
+            grants = await grants_text(self.desk, incoming.user)
+            if grants:
+                text = f"{text}\n\n{grants}"
             overview = await self.desk.tool_overview(incoming)
             await self.delivery.send_part(
                 chat_id,

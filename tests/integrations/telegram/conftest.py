@@ -40,6 +40,7 @@ async def telegram_app(
         admin: dict[str, Any] | None = None,
         preview_delay: float | None = None,
         confirm_timeout: float | None = None,
+        email: dict[str, Any] | None = None,
         **options: Any,
     ) -> Application:
         app = await make_app(
@@ -52,6 +53,7 @@ async def telegram_app(
             },
             telegram={"bot_token": TOKEN, "base_url": telegram.base_url, **options},
             admin={**DEFAULT_TOOLS, **(admin or {})},
+            email=email or {},
         )
         if start:
             await platform_of(app).start()
