@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute
 from bot.activity import ActivityRecorder
 from bot.admin import Administration
 from bot.alerts import Alerts
+from bot.approvals import Approvals
 from bot.config import Settings
 from bot.desk import Desk
 from bot.doctor import Check
@@ -43,6 +44,7 @@ from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.activity import ActivityStore
 from bot.storage.admin import AdminStore
+from bot.storage.approvals import ApprovalStore
 from bot.storage.budgets import BudgetStore
 from bot.storage.emails import EmailLog
 from bot.storage.leases import LeaseStore
@@ -214,6 +216,13 @@ class Application:
         )
         self.transcriber = build_transcriber(settings)
         self.media = MediaReader(settings.media, self.transcriber)
+        # Approval questions live in the database: any replica resolves a press.
+        self.approvals = Approvals(
+            ApprovalStore(self.database),
+            self.admin_store,
+            timeout_seconds=settings.bot.confirm_timeout_seconds,
+            poll_seconds=settings.approvals.poll_seconds,
+        )
         self.engine = Engine(
             provider=self.provider,
             store=self.store,
@@ -227,6 +236,7 @@ class Application:
             memory=self.memory,
             summariser=self.summariser,
             media=self.media,
+            approvals=self.approvals,
         )
         # The one object every platform receives: claims, turns, tools, confirmations.
         self.turn_store = TurnStore(self.database)
@@ -297,6 +307,7 @@ class Application:
                     self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
                     confirm_timeout=self.settings.bot.confirm_timeout_seconds,
+                    ephemeral_approvals=self.settings.approvals.telegram_ephemeral,
                 )
             )
         return platforms
@@ -416,6 +427,9 @@ class Application:
         removed = await self.store.prune_events(cutoff)
         if removed:
             log.info("forgot %d event claim(s) older than %s", removed, cutoff.isoformat())
+        # Approval questions past their expiry (the audit log keeps what happened).
+        if self.approvals.store is not None:
+            await self.approvals.store.prune(cutoff)
 
     def web_app(self) -> Starlette:
         """The ASGI app `serve()` runs: webhooks, the console, health, readiness, metrics."""

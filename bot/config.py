@@ -469,6 +469,20 @@ class OpsSettings(_Group):
     activity_keep_days: int = Field(90, ge=1, validation_alias="PARLEY_ACTIVITY_KEEP_DAYS")
 
 
+# -- approvals (bot/approvals.py) ----------------------------------------------------------
+
+
+class ApprovalSettings(_Group):
+    """How approval questions wait (their expiry is PARLEY_CONFIRM_TIMEOUT)."""
+
+    # The asking replica reads its open question's row this often (a press may land on
+    # any replica; one it receives itself wakes it at once).
+    poll_seconds: float = Field(0.5, gt=0, le=10, validation_alias="PARLEY_APPROVAL_POLL_SECONDS")
+    # Telegram: send approval questions in groups as ephemeral messages (Bot API 10.3)
+    # when the server supports them; off: always in-chat buttons only the asker can press.
+    telegram_ephemeral: bool = Field(True, validation_alias="PARLEY_TELEGRAM_EPHEMERAL_APPROVALS")
+
+
 # -- Voice notes and pictures (docs/media.md) -------------------------------------------
 
 
@@ -550,6 +564,7 @@ class Settings:
         "telegram": TelegramSettings,
         "ops": OpsSettings,
         "alerts": AlertSettings,
+        "approvals": ApprovalSettings,
         "media": MediaSettings,
         "turns": TurnSettings,
     }
@@ -570,6 +585,7 @@ class Settings:
     telegram: TelegramSettings
     ops: OpsSettings
     alerts: AlertSettings
+    approvals: ApprovalSettings
     media: MediaSettings
     turns: TurnSettings
 

@@ -4,8 +4,9 @@ An adapter translates (native payload → `IncomingMessage` and reply address) a
 (a `Surface`, a `Messenger`); whatever does not depend on the platform is here, written
 once: claiming an event so a re-delivery does nothing, knowing whether Parley takes part
 in a thread, running a turn, resetting a conversation, listing and switching tools (with
-the admin check and the audit row), and the open Confirm / Cancel questions. A turn is
-claimed with its input and reply address (`claim_turn`), so it survives this process
+the admin check and the audit row), and the approvals: presses on approval questions
+(whichever replica they reach), "Show all", standing approvals and admins' rules. A turn
+is claimed with its input and reply address (`claim_turn`), so it survives this process
 (bot/turns.py).
 
 The admin check is PARLEY_ADMINS first, then a short cache, then the platform's own
@@ -16,13 +17,11 @@ time and is not cached.
 
 from __future__ import annotations
 
-import asyncio
-import enum
-import secrets
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
 from bot.admin import Administration, TTLCache, actor_id, place_of
+from bot.approvals import Answer, Approvals, Mode, Press, PressOutcome
 from bot.domain import (
     Attachment,
     AttachmentKind,
@@ -36,6 +35,7 @@ from bot.domain import (
 from bot.engine import Engine, TurnOutcome
 from bot.i18n import _, ngettext
 from bot.media import MediaReader
+from bot.storage.approvals import GrantRow
 from bot.storage.repository import ConversationStore
 from bot.storage.turns import TurnStore
 from bot.surface import Surface
@@ -44,56 +44,7 @@ from bot.turns import TurnTicket
 
 AskPlatform = Callable[[], Awaitable[bool]]
 
-
-class Press(enum.Enum):
-    """What became of a press on a Confirm / Cancel button."""
-
-    ANSWERED = "answered"
-    GONE = "gone"  # unknown token, timed out or already answered
-    NOT_YOURS = "not yours"  # somebody other than the asker pressed it
-
-
-class Confirmations:
-    """Questions waiting for a button press: token → (asker, future), for every platform."""
-
-    def __init__(self) -> None:
-        self._pending: dict[str, tuple[str, asyncio.Future[bool]]] = {}
-
-    def open(self, asker: str) -> tuple[str, asyncio.Future[bool]]:
-        """A new question for `asker` (a platform user id); the token goes in the buttons.
-        12 characters: Telegram's callback data holds at most 64 bytes."""
-        token = secrets.token_urlsafe(9)
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending[token] = (asker, future)
-        return token, future
-
-    def owner(self, token: str) -> str | None:
-        """Who may answer this question, or None if it is no longer open."""
-        entry = self._pending.get(token)
-        return entry[0] if entry is not None and not entry[1].done() else None
-
-    def press(self, token: str, presser: str, yes: bool) -> Press:
-        """A press by `presser`: answered only if the question is open and theirs."""
-        owner = self.owner(token)
-        if owner is None:
-            return Press.GONE
-        if owner != presser:
-            return Press.NOT_YOURS
-        _owner, future = self._pending.pop(token)
-        future.set_result(yes)
-        return Press.ANSWERED
-
-    def discard(self, token: str) -> None:
-        self._pending.pop(token, None)
-
-    def refuse_all(self) -> None:
-        """Shutdown: nobody will press these buttons now; "no" lets their turns end."""
-        for _owner, future in self._pending.values():
-            if not future.done():
-                future.set_result(False)
-
-    def __len__(self) -> int:
-        return len(self._pending)
+__all__ = ["Answer", "AskPlatform", "Desk", "Mode", "Press", "PressOutcome"]
 
 
 class Desk:
@@ -119,7 +70,7 @@ class Desk:
         self._turns = turns
         self._holder = holder
         self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds)
-        self.confirmations = Confirmations()
+        self.approvals: Approvals = engine.approvals
 
     @property
     def model(self) -> str:
@@ -260,3 +211,55 @@ class Desk:
         if await self._memory.forget(message.user, message.chat, int(word)):
             return _("Forgotten.")
         return _("There is no fact {number} here; /memory lists them.", number=word)
+
+    # -- approvals ---------------------------------------------------------------------
+
+    async def press(self, token: str, presser: UserRef, answer: Answer) -> PressOutcome:
+        """A press on an approval question (any replica's): answered only by its asker."""
+        return await self.approvals.press(token, presser, answer, surface=presser.platform)
+
+    async def full_text(self, token: str, presser: UserRef) -> str | None:
+        """The whole card of a question, for its asker only."""
+        return await self.approvals.full_text(token, presser)
+
+    def withdraw_questions(self) -> None:
+        """Shutdown: the open questions end as expired (nobody will press them here)."""
+        self.approvals.withdraw_all()
+
+    async def grants_of(self, user: UserRef) -> list[GrantRow]:
+        """The user's standing approvals ("Always allow"), for /tools."""
+        return await self.approvals.grants(user=user)
+
+    async def revoke_grant(self, user: UserRef, grant_id: int) -> GrantRow | None:
+        """Take back one of the user's own standing approvals (audited)."""
+        return await self.approvals.revoke(
+            grant_id, actor=actor_id(user), surface=user.platform, own_only=True
+        )
+
+    async def set_approval_rule(
+        self,
+        user: UserRef,
+        chat: ChatRef,
+        tool: str,
+        mode: Mode | None,
+        *,
+        ask: AskPlatform,
+        where: Hashable = "",
+        explicit: bool = False,
+    ) -> str:
+        """An admin's rule for `tool` here (ask / remember / never; None: the default).
+        Returns why it was refused, "" when done; audited either way."""
+        item = self._admin.tools.get(tool)
+        if item is None:
+            return _("There is no tool named {tool}.", tool=tool)
+        allowed = await self.is_admin(user, ask, where=where)
+        return await self.approvals.set_rule(
+            channel_id=await self._store.channel_id(chat),
+            place=place_of(chat),
+            item=item,
+            mode=mode,
+            actor=actor_id(user),
+            surface=user.platform,
+            is_admin=allowed,
+            explicit=explicit,
+        )

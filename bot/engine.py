@@ -31,7 +31,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pydantic import BaseModel
+
 from bot.answer import call_model
+from bot.approvals import Approvals
 from bot.config import BotSettings
 from bot.context import build_context, message_tokens
 from bot.domain import (
@@ -100,9 +103,16 @@ class Engine:
         memory: MemoryStore | None = None,
         summariser: Summariser | None = None,
         media: MediaReader | None = None,
+        approvals: Approvals | None = None,
     ) -> None:
         self.provider = provider
         self.media = media
+        # Without a database behind it (tests of the loop) questions live in memory.
+        self.approvals = (
+            approvals
+            if approvals is not None
+            else Approvals(None, None, timeout_seconds=settings.confirm_timeout_seconds)
+        )
         self.observer = observer or Observer()
         self.log_bodies = log_bodies
         self.services = services or ToolServices()
@@ -410,7 +420,7 @@ class Engine:
                 message.user,
                 self._tool_context(message, info),
                 surface,
-                confirm=lambda user, question: self._confirm(surface, user, question),
+                lambda item, arguments: self._approve(surface, message, info, item, arguments),
                 journal=ticket.journal(round_number) if ticket is not None else None,
             )
             for call, result in zip(prepared.calls, results, strict=True):
@@ -485,18 +495,25 @@ class Engine:
         outcome.text = "\n\n".join(visible)
         await surface.finish(outcome.text)
 
-    async def _confirm(self, surface: Surface, user: UserRef, question: str) -> bool:
-        """Ask `user` through the surface and log the answer (the question holds the call's
-        arguments, so it is logged only with PARLEY_LOG_BODIES); the observer counts the
-        questions waiting for an answer."""
+    async def _approve(
+        self,
+        surface: Surface,
+        message: IncomingMessage,
+        info: ConversationInfo,
+        item: Tool,
+        arguments: BaseModel,
+    ) -> bool:
+        """Whether this call may run, asking the user if it must (bot/approvals.py); the
+        observer counts the questions waiting for an answer."""
         self.observer.approval_waiting(+1)
         try:
-            allowed = await surface.confirm(user, question)
+            allowed = await self.approvals.ask(
+                surface, message.user, message.chat, info.channel_id, item, arguments
+            )
         finally:
             self.observer.approval_waiting(-1)
-        shown = f": {question}" if self.log_bodies else ""
-        answer = "allowed" if allowed else "declined"
-        log.info("%s %s a side-effecting call%s", user.qualified_id, answer, shown)
+        if not allowed:
+            log.info("%s did not approve a %s call", message.user.qualified_id, item.name)
         return allowed
 
     def _tool_context(self, message: IncomingMessage, info: ConversationInfo) -> ToolContext:

@@ -2,15 +2,18 @@
 
 An adapter gives the engine one Surface per turn. The engine calls `start`, then
 `stream` with each text delta, `status` while tools run, and `finish` with the whole
-answer (adapters may ignore deltas and render only on finish). `confirm` asks the user
-who started the turn a yes/no question and returns False on timeout or refusal.
+answer (adapters may ignore deltas and render only on finish). `confirm` shows the user
+who started the turn an approval question (bot/approvals.py) and returns their answer.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
+
+if TYPE_CHECKING:
+    from bot.approvals import Answer, ApprovalQuestion
 
 # What a chat shows instead of an empty answer, on every platform (a chat message may not
 # be empty): the engine streams it when the model answered nothing, and a Surface or
@@ -41,8 +44,11 @@ class Surface(Protocol):
     async def fail(self, text: str) -> None:
         """The turn failed: show `text` (already safe for users) instead of a reply."""
 
-    async def confirm(self, user: UserRef, question: str) -> bool:
-        """Ask `user` (and only them) to confirm; True only on an explicit yes."""
+    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+        """Show `user` (and only them, where the platform can) the question's card with
+        Approve once, Always allow (if `question.may_remember`) and Deny, then return
+        `await question.answer()` (or `question.respond(...)` when the answer is typed
+        here); the shown question then says what became of it."""
 
 
 @runtime_checkable

@@ -7,7 +7,9 @@
               arguments, a precheck's refusal: an error result the model reads, not run
     recall    a resumed turn's side-effecting call that an earlier attempt journaled is
               not run again: its settled result is reused (bot/turns.py)
-    confirm   side-effecting calls are asked about one at a time, before anything runs
+    approve   calls that need the user's approval (bot/approvals.py: side-effecting ones
+              unless granted, or as the channel's rule says) are asked about one at a
+              time, before anything runs
     run       what is left, concurrently, each within its timeout; a side-effecting
               call is journaled before it runs and settled after
 
@@ -38,7 +40,8 @@ from bot.turns import arguments_digest
 
 log = logging.getLogger(__name__)
 
-Confirm = Callable[[UserRef, str], Awaitable[bool]]
+# Whether this call may run (asks the user if it must): the engine's gate (bot/approvals.py).
+Approve = Callable[[Tool, BaseModel], Awaitable[bool]]
 
 
 class CallJournal(Protocol):
@@ -135,15 +138,11 @@ async def run_round(
     user: UserRef,
     context: ToolContext,
     surface: Surface,
-    confirm: Confirm | None = None,
+    approve: Approve,
     journal: CallJournal | None = None,
 ) -> list[ToolResult]:
-    """Check, confirm and run one round's calls; one result per call, in their order.
-
-    `confirm(user, question)` asks for a side-effecting call (default: the surface's
-    own `confirm`; the engine may wrap it, e.g. to count approvals waiting). With a
-    `journal` (a durable turn), side-effecting calls are journaled and recalled."""
-    ask = confirm or surface.confirm
+    """Check, approve and run one round's calls; one result per call, in their order.
+    With a `journal` (a durable turn), side-effecting calls are journaled and recalled."""
     calls = prepared.calls
     results: list[ToolResult | None] = [None] * len(calls)
     ready: dict[int, tuple[Tool, BaseModel]] = {}
@@ -175,7 +174,7 @@ async def run_round(
                 results[position] = ToolResult(call.id, call.name, refused, is_error=True)
                 continue
         # Asked one at a time, before anything runs; each answer belongs to one position.
-        if item.side_effect and not await ask(user, item.confirmation_question(arguments)):
+        if not await approve(item, arguments):
             results[position] = ToolResult(
                 call.id,
                 call.name,

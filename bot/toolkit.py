@@ -9,6 +9,13 @@ vendors that ignore `strict`. `ToolContext` is injected and never part of the sc
 Tools defined elsewhere (an MCP server) bring a JSON schema instead of a pydantic model:
 `schema_tool()` builds a `Tool` that offers that schema (made strict-compatible when it
 can be, sent non-strict otherwise) and validates arguments against it with `jsonschema`.
+
+Before a call that needs the user's approval runs, the user sees an `ApprovalCard`: a
+tool says how its call reads to people (`card=`: a function of the validated
+arguments); a tool without one shows its name and its arguments as `key: value` lines.
+Labels are catalog message ids (marked with `N_`), translated where the card is shown;
+values are shown as given. How much of a card fits is the platform's business
+(bot/approvals.py renders it within a limit and keeps the whole for "Show all").
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import copy
 import inspect
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -26,6 +34,9 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.domain import ToolCall, ToolContext, ToolResult
+from bot.i18n import N_ as N_  # re-exported: tools mark their card labels with it
+
+log = logging.getLogger(__name__)
 
 ToolFunction = Callable[[Any, ToolContext], Awaitable[Any]]
 # Runs before the confirmation question: returns why the call cannot be done, or None.
@@ -33,6 +44,41 @@ Precheck = Callable[[Any, ToolContext], Awaitable[str | None]]
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_RESULT_CHARS = 16_000
+# How many arguments a default card lists (the rest are counted, and in "Show all").
+CARD_ARGUMENTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalCard:
+    """How one tool call reads to the person asked to approve it.
+
+    `title` and the labels of `lines` are message ids (`N_("Send an email")`); the title
+    may name `{tool}`. `lines` are short facts (To, Subject, When), `details` raw
+    `key: value` pairs whose keys are not translated (an MCP tool's arguments), `body`
+    the long part (an email's text), shown as its first lines and its length.
+    """
+
+    title: str
+    lines: tuple[tuple[str, str], ...] = ()
+    details: tuple[tuple[str, str], ...] = ()
+    body: str = ""
+    body_label: str = N_("Text")
+
+
+def argument_lines(arguments: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Arguments as `(key, value)` pairs for a card: strings as they are, the rest as
+    compact JSON (bounding is the renderer's job)."""
+    lines = []
+    for key, value in arguments.items():
+        if value is None:
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        lines.append((str(key), shown))
+    return tuple(lines)
+
+
+def default_card(name: str, arguments: dict[str, Any]) -> ApprovalCard:
+    return ApprovalCard(N_("Run {tool}"), details=argument_lines(arguments))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -59,16 +105,25 @@ class Tool:
     # Creates or cancels scheduled work (reminders, follow-ups): a scheduled turn is never
     # offered it, so a follow-up cannot copy itself or undo what the user planned.
     scheduling: bool = False
+    # How a call reads to the person approving it (see `ApprovalCard`); None: the default.
+    card: Callable[[Any], ApprovalCard] | None = None
 
     def json_schema(self) -> dict[str, Any]:
         if self.schema is not None:
             return self.schema
         return strict_json_schema(self.parameters)
 
-    def confirmation_question(self, arguments: BaseModel) -> str:
-        """What the user is asked before a side-effecting call runs."""
-        shown = ", ".join(f"{key}={value!r}" for key, value in arguments.model_dump().items())
-        return f"Allow {self.name}({shown})?"
+    def approval_card(self, arguments: BaseModel) -> ApprovalCard:
+        """What the user sees before this call runs: the tool's own card, or the default
+        (also when the tool's card function fails: a card must never stop the question)."""
+        if self.card is not None:
+            try:
+                return self.card(arguments)
+            except Exception as exc:  # the default still shows everything
+                log.warning(
+                    "the approval card of %s failed (%s); showing the default", self.name, exc
+                )
+        return default_card(self.name, arguments.model_dump())
 
     def validate(self, call: ToolCall) -> BaseModel:
         """Parse the model's arguments; raises `InvalidArguments` with a readable reason."""
@@ -141,6 +196,7 @@ def schema_tool(
     source: str,
     side_effect: bool = False,
     timeout: float | None = None,
+    card: Callable[[Any], ApprovalCard] | None = None,
 ) -> Tool:
     """A `Tool` whose parameters are a JSON schema (e.g. an MCP tool's `input_schema`).
 
@@ -189,6 +245,7 @@ def schema_tool(
         schema=offered if offered is not None else _without_titles(original),
         strict=offered is not None,
         validator=validate,
+        card=card,
     )
 
 
@@ -271,6 +328,7 @@ def tool(
     timeout: float | None = None,
     precheck: Precheck | None = None,
     scheduling: bool = False,
+    card: Callable[[Any], ApprovalCard] | None = None,
 ) -> Callable[[ToolFunction], Tool]:
     """Turn `async def fn(params: Model, ctx: ToolContext)` into a `Tool`.
 
@@ -279,6 +337,7 @@ def tool(
     side-effecting call is confirmed, so a call that cannot succeed (a recipient off the
     allow-list) is refused without asking the user first. `scheduling` marks a tool that
     creates or cancels scheduled work: scheduled turns (follow-ups) are not offered it.
+    `card(params)` says how a call reads to the person asked to approve it.
     """
 
     def decorate(function: ToolFunction) -> Tool:
@@ -306,6 +365,7 @@ def tool(
             timeout,
             precheck=precheck,
             scheduling=scheduling,
+            card=card,
         )
 
     return decorate

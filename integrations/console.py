@@ -4,8 +4,10 @@ A third platform on the same desk as Slack and Telegram, to show what one needs:
 converter (a typed line → the message and where to answer), a Surface (the terminal),
 a Messenger (reminders printed) and rendering (dim tool lines); turns, reset and the
 tools list are the desk's. The answer is printed as it streams; each tool call and its
-result show as a dim line. `/reset` starts a new conversation, `/tools` lists the tools,
-`/help` lists commands, Ctrl-D quits.
+result show as a dim line. `/reset` starts a new conversation, `/tools` lists the tools
+and your standing approvals (`/tools revoke N` takes one back), `/help` lists commands,
+Ctrl-D quits. An approval question shows the tool's card and reads once / always / deny
+(or "show" for the whole of a shortened card).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
+from bot.approvals import Answer, ApprovalQuestion
 from bot.desk import Desk
 from bot.domain import ChatKind, ChatRef, IncomingMessage, ToolCall, ToolResult, UserRef
+from bot.i18n import _
 
 Reader = Callable[[str], Awaitable[str]]
 
@@ -28,6 +32,16 @@ HELP = (
     "Ctrl-D quits."
 )
 RESULT_PREVIEW_CHARS = 160
+# A card in the terminal: long enough for every line, short enough to read at a glance.
+CARD_LIMIT = 2000
+ANSWERS = {
+    "o": Answer.ONCE,
+    "once": Answer.ONCE,
+    "y": Answer.ONCE,
+    "yes": Answer.ONCE,
+    "a": Answer.ALWAYS,
+    "always": Answer.ALWAYS,
+}
 
 
 async def read_line(prompt: str) -> str:
@@ -104,13 +118,26 @@ class ConsoleSurface:
     async def fail(self, text: str) -> None:
         self._dim(f"! {text}")
 
-    async def confirm(self, user: UserRef, question: str) -> bool:
-        self._dim(f"? {question}")
-        try:
-            answer = await self.reader("  confirm [y/N] ")
-        except EOFError:
-            return False
-        return answer.strip().lower() in ("y", "yes")
+    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+        card = question.render(CARD_LIMIT)
+        self._dim("? " + card.text.replace("\n", "\n  "))
+        choices = _("[o]nce, [a]lways, [d]eny") if question.may_remember else _("[o]nce, [d]eny")
+        if card.cut:
+            choices += _(", [s]how all")
+        while True:
+            try:
+                typed = (await self.reader(f"  {choices}: ")).strip().lower()
+            except EOFError:
+                return await question.respond(Answer.DENIED)
+            if card.cut and typed in ("s", "show"):
+                self._write(question.full_text + "\n")
+                continue
+            answer = ANSWERS.get(typed, Answer.DENIED)
+            if answer is Answer.ALWAYS and not question.may_remember:
+                answer = Answer.ONCE
+            final = await question.respond(answer)
+            self._dim(final.note(question.tool))
+            return final
 
 
 class ConsoleMessenger:
@@ -150,7 +177,7 @@ async def run_console(
             return
         if not line:
             continue
-        message, _ = to_incoming_message(line, who)
+        message, _chat = to_incoming_message(line, who)
         if line == "/reset":
             await desk.reset(message)
             surface._dim("(new conversation)")
@@ -158,6 +185,24 @@ async def run_console(
         if line == "/tools":
             tools = await desk.offered_tools(message)
             surface._dim("Tools: " + (", ".join(item.name for item in tools) or "none"))
+            for grant in await desk.grants_of(who):
+                surface._dim(
+                    _(
+                        "Always allowed: {tool} in {place} (/tools revoke {id})",
+                        tool=grant.tool,
+                        place=grant.place,
+                        id=grant.id,
+                    )
+                )
+            continue
+        if line.startswith("/tools revoke "):
+            number = line.removeprefix("/tools revoke ").strip()
+            revoked = await desk.revoke_grant(who, int(number)) if number.isdigit() else None
+            surface._dim(
+                _("Taken back: {tool} asks again.", tool=revoked.tool)
+                if revoked is not None
+                else _("You have no standing approval {id}.", id=number)
+            )
             continue
         if line == "/memory":
             surface._dim(await desk.memory_text(message))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from bot.domain import ToolContext
 from bot.errors import ToolError
-from bot.toolkit import tool
+from bot.toolkit import N_, ApprovalCard, tool
 
 ADDRESS = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+$")
 MAX_RECIPIENTS = 10
@@ -51,7 +51,16 @@ async def _check(params: SendEmailParams, ctx: ToolContext) -> str | None:
     return mailer.refusal(params.to)
 
 
-@tool(side_effect=True, precheck=_check, timeout=60)
+def _card(params: SendEmailParams) -> ApprovalCard:
+    return ApprovalCard(
+        N_("Send an email"),
+        lines=((N_("To"), ", ".join(params.to)), (N_("Subject"), params.subject)),
+        body=params.body,
+        body_label=N_("Body"),
+    )
+
+
+@tool(side_effect=True, precheck=_check, timeout=60, card=_card)
 async def send_email(params: SendEmailParams, ctx: ToolContext) -> dict[str, str]:
     """Send a plain-text email from the bot's own address. The user is asked to confirm
     before it goes out; only recipients on the operator's allow-list can be written to.

@@ -53,7 +53,15 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bot.domain import ToolContext
 from bot.errors import ConfigError, ToolError
-from bot.toolkit import SchemaArguments, Tool, ToolRegistry, schema_tool
+from bot.toolkit import (
+    N_,
+    ApprovalCard,
+    SchemaArguments,
+    Tool,
+    ToolRegistry,
+    argument_lines,
+    schema_tool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +180,15 @@ def public_name(server: str, tool: str, taken: Iterable[str] = ()) -> str:
         suffix = f"_{number}"
         name, number = base[: 64 - len(suffix)] + suffix, number + 1
     return name
+
+
+def mcp_card(server: str, tool: str, arguments: dict[str, Any]) -> ApprovalCard:
+    """An MCP call as people read it: which server, which of its tools, which arguments."""
+    return ApprovalCard(
+        N_("Use a tool of an MCP server"),
+        lines=((N_("Server"), server), (N_("Tool"), tool)),
+        details=argument_lines(arguments),
+    )
 
 
 def render_result(result: mcp_types.CallToolResult) -> str:
@@ -392,6 +409,7 @@ class MCPServerLink:
             source=self.config.source,
             side_effect=side_effect,
             timeout=self.config.call_timeout,
+            card=lambda params: mcp_card(self.config.name, remote, params.model_dump()),
         )
 
     async def call(self, name: str, arguments: dict[str, Any]) -> str:

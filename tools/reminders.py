@@ -18,7 +18,7 @@ from bot.domain import (
     ToolContext,
 )
 from bot.errors import ToolError
-from bot.toolkit import tool
+from bot.toolkit import N_, ApprovalCard, tool
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -120,7 +120,21 @@ def describe(info: ReminderInfo) -> dict[str, Any]:
     return shown
 
 
-@tool(scheduling=True)
+def _reminder_card(params: CreateReminderParams) -> ApprovalCard:
+    """When and what (an admin may have a channel ask before reminders are set)."""
+    lines: list[tuple[str, str]] = []
+    if params.at:
+        lines.append((N_("When"), params.at))
+    if params.in_seconds:
+        lines.append((N_("In (seconds)"), str(params.in_seconds)))
+    if params.repeat != "none":
+        shown = (params.cron or "") if params.repeat == "cron" else params.repeat
+        lines.append((N_("Repeat"), shown))
+    title = N_("Schedule a follow-up") if params.kind == "follow_up" else N_("Set a reminder")
+    return ApprovalCard(title, lines=tuple(lines), body=params.text, body_label=N_("What"))
+
+
+@tool(scheduling=True, card=_reminder_card)
 async def create_reminder(params: CreateReminderParams, ctx: ToolContext) -> dict[str, Any]:
     """Set a reminder for the user, once or repeating, delivered in this chat. Turn what
     the user said ("tomorrow at 9", "in 20 minutes", "every weekday at 8:30") into 'at'
@@ -195,7 +209,11 @@ class CancelReminderParams(BaseModel):
     id: int = Field(description="The reminder's id, from list_reminders.")
 
 
-@tool(scheduling=True)
+def _cancel_card(params: CancelReminderParams) -> ApprovalCard:
+    return ApprovalCard(N_("Cancel a reminder"), lines=((N_("Reminder"), f"#{params.id}"),))
+
+
+@tool(scheduling=True, card=_cancel_card)
 async def cancel_reminder(params: CancelReminderParams, ctx: ToolContext) -> str:
     """Cancel one of the user's pending reminders (a repeating one stops for good)."""
     book = ctx.services.reminders

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+from bot.approvals import Answer, ApprovalQuestion
 from bot.config import ReminderSettings
 from bot.domain import ChatRef, ReminderInfo, ToolCall, ToolResult, UserRef
 from bot.errors import StorageError
@@ -58,8 +59,10 @@ class CollectingSurface:
     async def fail(self, text: str) -> None:
         self.error = text
 
-    async def confirm(self, user: UserRef, question: str) -> bool:
-        return False
+    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+        # Nobody is there to press a button at fire time: not approved (standing
+        # approvals and "never ask" rules still apply, before any question).
+        return Answer.DENIED
 
 
 class DeliveryFailed(Exception):

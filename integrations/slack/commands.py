@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.admin import NOT_ADMIN
+from bot.approval_commands import approval_command, grants_text
 from bot.desk import AskPlatform, Desk
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.toolkit import Tool
@@ -65,10 +66,26 @@ class SlashCommands:
             text = await self.desk.forget_text(message, " ".join(words[1:]))
             await ack(text=text, response_type="ephemeral")
         elif sub == "tools":
+            answer = await approval_command(
+                self.desk,
+                message.user,
+                message.chat,
+                words[1:],
+                ask=self.admin_question(message.user),
+            )
+            if answer is not None:
+                await ack(text=answer, response_type="ephemeral")
+                return
             overview = await self.desk.tool_overview(message)
+            grants = await grants_text(self.desk, message.user)
+            blocks = tools_blocks(overview)
+            if grants:
+                blocks.append(
+                    {"type": "section", "text": {"type": "mrkdwn", "text": grants[:3000]}}
+                )
             await ack(
-                text=tools_text(overview),
-                blocks=tools_blocks(overview),
+                text="\n\n".join(filter(None, [tools_text(overview), grants])),
+                blocks=blocks[:50],
                 response_type="ephemeral",
             )
         else:

@@ -1,36 +1,62 @@
-"""Confirmations of side-effecting tools: Block Kit buttons bound to the user who asked
-(the open questions themselves are `bot.desk.Confirmations`)."""
+"""Approval questions in Block Kit: the card, and Approve once / Always allow / Deny (and
+"Show all" when the card was shortened); the questions themselves are bot/approvals.py's.
+
+Block Kit limits (docs.slack.dev/reference/block-kit): a section's text at most 3,000
+characters, a button's text 75, its value 2,000, at most 50 blocks a message. The card is
+rendered to fit a section once escaped for mrkdwn (`&`, `<`, `>` become entities).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-CONFIRM_YES = "parley_confirm_yes"
-CONFIRM_NO = "parley_confirm_no"
+from bot.approvals import Answer, ApprovalQuestion
+from bot.i18n import _
+
+APPROVAL_ACTION = "parley_approval"  # action ids: parley_approval_once, ..._show
+SHOW_ALL = "show"
+SECTION_LIMIT = 3000
+BUTTON_LIMIT = 75
+# "Show all" sends at most this many messages (a section each); more is cut and said so.
+SHOW_ALL_PARTS = 10
 
 
-def confirmation_blocks(question: str, user_id: str, token: str) -> list[dict[str, Any]]:
-    """The question and Confirm/Cancel buttons; the token ties a press to the request."""
+def escape(text: str) -> str:
+    """Text as Slack mrkdwn shows it literally (Slack's own three escapes)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escaped_len(text: str) -> int:
+    return len(escape(text))
+
+
+def approval_blocks(question: ApprovalQuestion, user_id: str) -> list[dict[str, Any]]:
+    """The card for `user_id` and its buttons; every button carries the question's token."""
+    mention = f"<@{user_id}>: "
+    card = question.render(SECTION_LIMIT - len(mention), escaped_len)
+    buttons = [(_("Approve once"), Answer.ONCE.value, "primary")]
+    if question.may_remember:
+        buttons.append((_("Always allow"), Answer.ALWAYS.value, ""))
+    buttons.append((_("Deny"), Answer.DENIED.value, "danger"))
+    if card.cut:
+        buttons.append((_("Show all"), SHOW_ALL, ""))
+    elements = []
+    for label, answer, style in buttons:
+        element: dict[str, Any] = {
+            "type": "button",
+            "action_id": f"{APPROVAL_ACTION}_{answer}",
+            "text": {"type": "plain_text", "text": label[:BUTTON_LIMIT]},
+            "value": question.token,
+        }
+        if style:
+            element["style"] = style
+        elements.append(element)
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"<@{user_id}>: {question}"}},
-        {
-            "type": "actions",
-            "block_id": "parley_confirm",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": CONFIRM_YES,
-                    "text": {"type": "plain_text", "text": "Confirm"},
-                    "style": "primary",
-                    "value": token,
-                },
-                {
-                    "type": "button",
-                    "action_id": CONFIRM_NO,
-                    "text": {"type": "plain_text", "text": "Cancel"},
-                    "style": "danger",
-                    "value": token,
-                },
-            ],
-        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": mention + escape(card.text)}},
+        {"type": "actions", "block_id": "parley_approval", "elements": elements},
     ]
+
+
+def note_blocks(text: str) -> list[dict[str, Any]]:
+    """What an answered or expired question is replaced with."""
+    return [{"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_LIMIT]}]}]

@@ -30,15 +30,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from bot.cards import split_parts
 from bot.config import SlackSettings
-from bot.desk import AskPlatform, Desk, Press
+from bot.desk import Answer, AskPlatform, Desk, Press
 from bot.domain import Attachment, ChatKind, ChatRef, UserRef
 from bot.errors import ConfigError, PlatformUnavailable
 from bot.i18n import _
 from bot.media import DOWNLOAD_FAILED
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
-from integrations.slack.confirmations import CONFIRM_NO, CONFIRM_YES
+from integrations.slack.confirmations import (
+    APPROVAL_ACTION,
+    SECTION_LIMIT,
+    SHOW_ALL,
+    SHOW_ALL_PARTS,
+    escape,
+    note_blocks,
+)
 from integrations.slack.convert import (
     PLATFORM,
     ReplyAddress,
@@ -178,7 +186,7 @@ class SlackPlatform:
         # normally drained them already, this covers a platform stopped on its own).
         if not await self.desk.drain(self.drain_timeout):
             log.warning("slack: turns still running at shutdown")
-        self.desk.confirmations.refuse_all()
+        self.desk.withdraw_questions()
         session, self.client.session = self.client.session, None
         if session is not None:
             await session.close()
@@ -207,7 +215,7 @@ class SlackPlatform:
         commands = SlashCommands(self.desk, self.admin_question)
         self.bolt.command(self.settings.command)(commands.handle)
         self.bolt.action(re.compile(f"^{TOOLS_ACTION}:\\d+$"))(commands.toggle)
-        self.bolt.action(re.compile(f"^({CONFIRM_YES}|{CONFIRM_NO})$"))(self._on_confirm)
+        self.bolt.action(re.compile(f"^{APPROVAL_ACTION}_[a-z]+$"))(self._on_approval)
 
     async def _on_message(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
@@ -249,47 +257,76 @@ class SlackPlatform:
             ),
         )
 
-    async def _on_confirm(
-        self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any]
+    async def _on_approval(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        respond: Callable[..., Awaitable[Any]],
+        body: dict[str, Any],
+        action: dict[str, Any],
     ) -> None:
         await ack()
-        token = str(action.get("value", ""))
-        presser = str(body.get("user", {}).get("id", ""))
+        token = str(action.get("value", ""))[:64]
+        choice = str(action.get("action_id", "")).removeprefix(f"{APPROVAL_ACTION}_")
+        presser = UserRef(PLATFORM, str(body.get("user", {}).get("id", "")))
         channel = str(body.get("channel", {}).get("id", ""))
         message = body.get("message") or {}
-        confirmed = action.get("action_id") == CONFIRM_YES
-        owner = self.desk.confirmations.owner(token)
-        if self.desk.confirmations.press(token, presser, confirmed) is not Press.ANSWERED:
-            text = (
-                "This request has expired or was already answered."
-                if owner is None
-                else f"This confirmation is not yours: only <@{owner}> can answer it."
-            )
-            log.info("slack: refused a confirmation press by %s (owner %s)", presser, owner)
+        container = body.get("container") or {}
+        thread_ts = message.get("thread_ts") or container.get("thread_ts")
+
+        async def tell(text: str) -> None:
             await slack_call(
                 "chat.postEphemeral",
                 self.client.chat_postEphemeral(
-                    channel=channel,
-                    user=presser,
-                    text=text,
-                    thread_ts=message.get("thread_ts"),
+                    channel=channel, user=presser.platform_user_id, text=text, thread_ts=thread_ts
                 ),
             )
+
+        if choice == SHOW_ALL:
+            full = await self.desk.full_text(token, presser)
+            if full is None:
+                await tell(_("Only the person who was asked can see this question in full."))
+                return
+            parts = split_parts(escape(full), SECTION_LIMIT)
+            for part in parts[:SHOW_ALL_PARTS]:
+                await tell(part)
+            if len(parts) > SHOW_ALL_PARTS:
+                await tell(_("(The rest is too long to show here.)"))
             return
-        verdict = "Confirmed" if confirmed else "Cancelled"
-        if message.get("ts"):
+        try:
+            answer = Answer(choice)
+        except ValueError:
+            log.info("slack: an approval press with an unknown action %r", choice)
+            return
+        outcome = await self.desk.press(token, presser, answer)
+        if outcome.result is not Press.ANSWERED:
+            if outcome.result is Press.NOT_YOURS:
+                text = _(
+                    "This question is not yours: only <@{owner}> can answer it.",
+                    owner=outcome.owner,
+                )
+            elif outcome.result is Press.EXPIRED:
+                text = _("This question has expired, so nothing was done. Ask again if needed.")
+            else:
+                text = _("This question was already answered.")
+            log.info(
+                "slack: refused an approval press by %s (%s)",
+                presser.qualified_id,
+                outcome.result.value,
+            )
+            await tell(text)
+            return
+        note = f"{escape(answer.note(outcome.tool))} (<@{presser.platform_user_id}>)"
+        if container.get("is_ephemeral"):
+            # An ephemeral question can only be replaced through its response_url.
+            try:
+                await respond(replace_original=True, text=note, blocks=note_blocks(note))
+            except Exception as exc:  # the answer stands; only the old buttons stay
+                log.warning("slack: could not replace the answered question: %s", exc)
+        elif message.get("ts"):
             await slack_call(
-                "chat.update (confirmation answered)",
+                "chat.update (approval answered)",
                 self.client.chat_update(
-                    channel=channel,
-                    ts=str(message["ts"]),
-                    text=f"{verdict} by <@{presser}>.",
-                    blocks=[
-                        {
-                            "type": "context",
-                            "elements": [{"type": "mrkdwn", "text": f"{verdict} by <@{presser}>."}],
-                        }
-                    ],
+                    channel=channel, ts=str(message["ts"]), text=note, blocks=note_blocks(note)
                 ),
             )
 
@@ -387,7 +424,6 @@ class SlackPlatform:
     ) -> SlackSurface:
         return SlackSurface(
             self.client,
-            self.desk.confirmations,
             channel=reply.channel,
             thread_ts=reply.thread_ts,
             user_id=reply.user_id,
@@ -395,7 +431,6 @@ class SlackPlatform:
             preview_delay=self.preview_delay,
             stream_interval=self.stream_interval,
             update_interval=self.update_interval,
-            confirm_timeout=self.confirm_timeout,
             on_preview=on_preview,
             preview_ts=preview,
         )

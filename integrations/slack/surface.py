@@ -23,11 +23,11 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.desk import Confirmations
+from bot.approvals import Answer, ApprovalQuestion
 from bot.domain import ToolCall, ToolResult, UserRef
 from bot.i18n import N_, _
 from bot.surface import NO_ANSWER
-from integrations.slack.confirmations import confirmation_blocks
+from integrations.slack.confirmations import approval_blocks, escape, note_blocks
 from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text
 from integrations.slack.webapi import (
     CHANNEL_ERRORS,
@@ -48,7 +48,6 @@ class SlackSurface:
     def __init__(
         self,
         client: AsyncWebClient,
-        confirmations: Confirmations,
         *,
         channel: str,
         thread_ts: str,
@@ -57,13 +56,11 @@ class SlackSurface:
         preview_delay: float,
         stream_interval: float,
         update_interval: float,
-        confirm_timeout: float,
         message_limit: int = MESSAGE_LIMIT,
         on_preview: Callable[[str], Awaitable[None]] | None = None,
         preview_ts: str = "",
     ) -> None:
         self.client = client
-        self.confirmations = confirmations
         self.channel = channel
         self.thread_ts = thread_ts
         self.user_id = user_id
@@ -71,7 +68,6 @@ class SlackSurface:
         self.preview_delay = preview_delay
         self.stream_interval = stream_interval
         self.update_interval = update_interval
-        self.confirm_timeout = confirm_timeout
         self.message_limit = message_limit
         self.mode: Literal["stream", "update"] | None = None
         self.posted: list[str] = []  # ts of every message of this reply
@@ -144,36 +140,60 @@ class SlackSurface:
         await self._flush(final=True)
         await self._post(text)
 
-    async def confirm(self, user: UserRef, question: str) -> bool:
+    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
         # Close the message being written so the rest of the answer follows the question.
         await self._stop_background()
         await self._flush(final=True)
-        token, future = self.confirmations.open(user.platform_user_id)
-        blocks = confirmation_blocks(question, user.platform_user_id, token)
-        response = await slack_call(
-            "chat.postMessage (confirmation)",
-            self.client.chat_postMessage(
-                channel=self.channel, thread_ts=self.thread_ts, text=question, blocks=blocks
-            ),
-        )
-        if response is None:
-            self.confirmations.discard(token)
-            return False
-        try:
-            return await asyncio.wait_for(future, self.confirm_timeout)
-        except TimeoutError:
-            await slack_call(
-                "chat.update (confirmation expired)",
-                self.client.chat_update(
-                    channel=self.channel,
-                    ts=str(response["ts"]),
-                    text=f"{question}\nNot confirmed in time, so nothing was done.",
-                    blocks=[],
+        blocks = approval_blocks(question, user.platform_user_id)
+        fallback = question.render(200).text.splitlines()[0]
+        # Outside a DM only the asker sees the question (an ephemeral message; the press
+        # that answers it replaces it through its response_url). A DM is theirs anyway,
+        # and there a plain message can be updated when the question expires.
+        in_dm = self.channel.startswith("D")
+        if in_dm:
+            response = await slack_call(
+                "chat.postMessage (approval)",
+                self.client.chat_postMessage(
+                    channel=self.channel, thread_ts=self.thread_ts, text=fallback, blocks=blocks
                 ),
             )
-            return False
-        finally:
-            self.confirmations.discard(token)
+        else:
+            response = await slack_call(
+                "chat.postEphemeral (approval)",
+                self.client.chat_postEphemeral(
+                    channel=self.channel,
+                    user=user.platform_user_id,
+                    thread_ts=self.thread_ts,
+                    text=fallback,
+                    blocks=blocks,
+                ),
+            )
+        if response is None:
+            return Answer.DENIED  # nobody could be asked: nothing is done
+        answer = await question.answer()
+        if answer is Answer.EXPIRED:
+            note = escape(answer.note(question.tool))
+            if in_dm:
+                await slack_call(
+                    "chat.update (approval expired)",
+                    self.client.chat_update(
+                        channel=self.channel,
+                        ts=str(response["ts"]),
+                        text=note,
+                        blocks=note_blocks(note),
+                    ),
+                )
+            else:
+                await slack_call(
+                    "chat.postEphemeral (approval expired)",
+                    self.client.chat_postEphemeral(
+                        channel=self.channel,
+                        user=user.platform_user_id,
+                        thread_ts=self.thread_ts,
+                        text=note,
+                    ),
+                )
+        return answer
 
     # -- in the background -------------------------------------------------------------
 

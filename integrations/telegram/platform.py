@@ -32,6 +32,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.admin import NOT_ADMIN
+from bot.approval_commands import approval_command, grants_text
 from bot.config import TelegramSettings
 from bot.desk import AskPlatform, Desk, Press
 from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
@@ -39,6 +40,7 @@ from bot.errors import ConfigError
 from bot.i18n import _
 from bot.media import DOWNLOAD_FAILED
 from bot.surface import Messenger
+from integrations.telegram.approvals import APPROVAL, CHOICES, SHOW_ALL, ApprovalPresenter
 from integrations.telegram.convert import (
     OWN_COMMANDS,
     FileRef,
@@ -97,6 +99,7 @@ class TelegramPlatform:
         *,
         preview_delay: float,
         confirm_timeout: float,
+        ephemeral_approvals: bool = True,
     ) -> None:
         if settings.bot_token is None:
             raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
@@ -128,6 +131,7 @@ class TelegramPlatform:
             confirm_timeout=confirm_timeout,
         )
         self.messenger: Messenger = TelegramMessenger(self.delivery)
+        self.approvals = ApprovalPresenter(self.delivery, ephemeral=ephemeral_approvals)
         self._bot_id = 0
         self._username = ""
 
@@ -190,8 +194,8 @@ class TelegramPlatform:
         app = self.application
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
-        # Nobody will press these buttons now; "no" lets their turns end.
-        self.desk.confirmations.refuse_all()
+        # Nobody will press these buttons here now; "expired" lets their turns end.
+        self.desk.withdraw_questions()
         if app.running:
             await app.stop()  # waits for the turns in flight
         await app.shutdown()
@@ -301,7 +305,7 @@ class TelegramPlatform:
     ) -> TelegramSurface:
         return TelegramSurface(
             self.delivery,
-            self.desk.confirmations,
+            self.approvals,
             reply.chat_id,
             private=reply.private,
             thread_id=reply.thread_id,
@@ -381,7 +385,23 @@ class TelegramPlatform:
                 else "There was no conversation yet; this is a fresh start."
             )
         else:
+            answer = await approval_command(
+                self.desk,
+                incoming.user,
+                incoming.chat,
+                (message.text or "").split()[1:],
+                ask=self.admin_question(incoming.user, incoming.chat),
+                where=incoming.chat.platform_chat_id,
+            )
+            if answer is not None:
+                await self.delivery.send_part(
+                    chat_id, answer, thread_id=topic, reply_to=reply.reply_to, render=False
+                )
+                return
             text = await self._tools_text(incoming)
+            grants = await grants_text(self.desk, incoming.user)
+            if grants:
+                text = f"{text}\n\n{grants}"
             overview = await self.desk.tool_overview(incoming)
             await self.delivery.send_part(
                 chat_id,
@@ -409,24 +429,56 @@ class TelegramPlatform:
 
     async def _on_callback(self, query: CallbackQuery) -> None:
         data = query.data or ""
-        kind, _, rest = data.partition(":")
+        kind, _sep, rest = data.partition(":")
         if kind == TOGGLE:
             await self._on_toggle(query, rest)
             return
-        token, _, choice = rest.partition(":")
-        press = (
-            self.desk.confirmations.press(token, str(query.from_user.id), choice == "1")
-            if kind == "cf"
-            else Press.GONE
+        if kind != APPROVAL:
+            await query.answer(_("This question is no longer open."))
+            return
+        token, _sep2, choice = rest.partition(":")
+        presser = UserRef(PLATFORM, str(query.from_user.id), query.from_user.full_name)
+        if choice == SHOW_ALL:
+            await self._show_all(query, token, presser)
+            return
+        answer = CHOICES.get(choice)
+        if answer is None:
+            await query.answer(_("This question is no longer open."))
+            return
+        outcome = await self.desk.press(token, presser, answer)
+        if outcome.result is Press.NOT_YOURS:
+            log.info("telegram: user %s pressed another user's question", query.from_user.id)
+            await query.answer(_("This question is not yours to answer."), show_alert=True)
+        elif outcome.result is Press.EXPIRED:
+            await query.answer(
+                _("This question has expired, so nothing was done. Ask again if needed."),
+                show_alert=True,
+            )
+        elif outcome.result is Press.GONE:
+            await query.answer(_("This question is no longer open."))
+        else:
+            await query.answer(answer.note(outcome.tool)[:200])
+
+    async def _show_all(self, query: CallbackQuery, token: str, presser: UserRef) -> None:
+        full = await self.desk.full_text(token, presser)
+        if full is None:
+            await query.answer(
+                _("Only the person who was asked can see this question in full."), show_alert=True
+            )
+            return
+        message = query.message
+        chat_id = message.chat.id if message is not None else int(presser.platform_user_id)
+        private = message is not None and message.chat.type == ChatType.PRIVATE
+        reached = await self.approvals.show_all(
+            full, chat_id, int(presser.platform_user_id), private=private
         )
-        if press is Press.GONE:
-            await query.answer("This question is no longer open.")
-            return
-        if press is Press.NOT_YOURS:
-            log.info("telegram: user %s pressed another user's confirmation", query.from_user.id)
-            await query.answer("This is not yours to confirm.", show_alert=True)
-            return
-        await query.answer("Confirmed." if choice == "1" else "Cancelled.")
+        if reached:
+            await query.answer()
+        else:
+            await query.answer(
+                _("Start a private chat with me first, then press “Show all” again."),
+                show_alert=True,
+            )
 
     # -- tool toggles ------------------------------------------------------------------
 

@@ -19,11 +19,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
-from bot.desk import Confirmations
+from bot.approvals import Answer, ApprovalQuestion
 from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
+from integrations.telegram.approvals import ApprovalPresenter
 from integrations.telegram.delivery import ChatUnavailable, Delivery
 from integrations.telegram.formatting import PART_LIMIT, utf16_len
 
@@ -44,7 +44,7 @@ class TelegramSurface:
     def __init__(
         self,
         delivery: Delivery,
-        confirmations: Confirmations,
+        approvals: ApprovalPresenter,
         chat_id: int,
         *,
         private: bool,
@@ -54,7 +54,7 @@ class TelegramSurface:
         preview_message_id: int | None = None,
     ) -> None:
         self.delivery = delivery
-        self.confirmations = confirmations
+        self.approvals = approvals
         self.chat_id = chat_id
         self.private = private
         self.thread_id = thread_id
@@ -127,10 +127,10 @@ class TelegramSurface:
             )
         )
 
-    async def confirm(self, user: UserRef, question: str) -> bool:
+    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
         await self._settle()
         if self._gone:
-            return False
+            return Answer.DENIED
         if user.platform_user_id.startswith("-"):
             # Posted as a chat (anonymous admin, channel): no person to bind the buttons
             # to, so nothing is done, and the asker learns why.
@@ -143,39 +143,21 @@ class TelegramSurface:
                     render=False,
                 )
             )
-            return False
-        token, answer = self.confirmations.open(user.platform_user_id)
-        keyboard = InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton("Confirm", callback_data=f"cf:{token}:1"),
-                    InlineKeyboardButton("Cancel", callback_data=f"cf:{token}:0"),
-                ]
-            ]
-        )
+            return Answer.DENIED
         try:
-            message = await self.delivery.send_part(
-                self.chat_id,
+            shown = await self.approvals.show(
                 question,
+                self.chat_id,
+                private=self.private,
                 thread_id=self.thread_id,
                 reply_to=self.reply_to,
-                markup=keyboard,
-                render=False,
             )
-            try:
-                result = await asyncio.wait_for(answer, self.delivery.confirm_timeout)
-                note = "Confirmed." if result else "Cancelled."
-            except TimeoutError:
-                result, note = False, "No answer in time, so nothing was done."
-            await self._guard(
-                self.delivery.edit_plain(self.chat_id, message.id, f"{question}\n\n{note}")
-            )
-            return result
         except ChatUnavailable as exc:
             self._drop(exc)
-            return False
-        finally:
-            self.confirmations.discard(token)
+            return Answer.DENIED
+        answer = await question.answer()
+        await self._guard(self.approvals.close(shown, question, answer))
+        return answer
 
     # -- inside ------------------------------------------------------------------------
 

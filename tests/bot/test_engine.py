@@ -397,10 +397,10 @@ async def test_side_effects_run_only_when_the_user_confirms(
     declined = RecordingSurface(confirm_answer=False)
     with caplog.at_level(logging.INFO, logger="bot.engine"):
         outcome = await app.engine.handle(message("launch it"), declined)
-    assert "test:alice declined a side-effecting call" in caplog.text
+    assert "test:alice did not approve a launch call" in caplog.text
     assert "rocket" not in caplog.text  # arguments are bodies: not logged by default
     assert LAUNCHED == []
-    assert declined.confirmations == [(ALICE, "Allow launch(text='rocket')?")]
+    assert declined.confirmations == [(ALICE, "Run launch\ntext: rocket")]
     assert outcome.tool_results[0].is_error and "did not confirm" in outcome.tool_results[0].content
 
     llm.script(tool_call_reply(("launch", {"text": "rocket"})), text_reply("launched"))

@@ -19,6 +19,7 @@ import pytest
 from pydantic import BaseModel
 
 from bot.app import Application
+from bot.approvals import Answer, ApprovalQuestion
 from bot.domain import ChatKind, ChatRef, IncomingMessage, Role, ToolContext, UserRef, VendorState
 from bot.engine import CUT_OFF_NOTE, TurnOutcome
 from bot.errors import AnswerCutOff
@@ -84,9 +85,10 @@ class AnsweringSurface(RecordingSurface):
         super().__init__()
         self.answers = list(answers)
 
-    async def confirm(self, user: UserRef, question: str) -> bool:
-        self.confirmations.append((user, question))
-        return self.answers.pop(0) if self.answers else False
+    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+        self.confirmations.append((user, question.render(4096).text))
+        yes = self.answers.pop(0) if self.answers else False
+        return await question.respond(Answer.ONCE if yes else Answer.DENIED)
 
 
 @dataclass

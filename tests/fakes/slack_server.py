@@ -7,6 +7,10 @@ form bodies alike), answers the methods Parley uses the way Slack does, and can 
 to fail: `fail(method, error)` answers `{"ok": false, "error": ...}` and
 `rate_limit(method, retry_after)` answers 429 with a `Retry-After` header.
 
+Messages are refused as Slack refuses them: blocks past Block Kit's limits answer
+`invalid_blocks` (a section's text over 3,000 characters, a button's over 75, more than
+50 blocks), and `chat.postEphemeral` without a `user` answers `user_not_in_channel`.
+
 `apps.connections.open` returns `ws://…/socket`, where the server speaks Socket Mode's
 protocol: a `hello` on connect, envelopes pushed with `push_envelope`, acks recorded in
 `socket_acks`.
@@ -240,6 +244,11 @@ class FakeSlackServer(FakeServer):
 
     # -- Web API -----------------------------------------------------------------------
 
+    @property
+    def response_url(self) -> str:
+        """A response_url for interaction payloads (what is posted lands in `calls`)."""
+        return self.api_url.replace("/api/", "/response/1")
+
     async def _response_url(self, request: web.Request) -> web.Response:
         body = await request.json()
         with self._lock:
@@ -288,6 +297,13 @@ class FakeSlackServer(FakeServer):
 
     def _answer(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         channel = body.get("channel") or body.get("channel_id") or ""
+        if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
+            problem = _blocks_problem(body.get("blocks"))
+            if problem:
+                body["_failed"] = "invalid_blocks"
+                return {"ok": False, "error": "invalid_blocks", "errors": [problem]}
+        if method == "chat.postEphemeral" and not body.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
         if method == "auth.test":
             return {
                 "ok": True,
@@ -306,7 +322,9 @@ class FakeSlackServer(FakeServer):
         if method in ("chat.update", "chat.appendStream", "chat.stopStream"):
             return {"ok": True, "channel": channel, "ts": body.get("ts")}
         if method == "chat.postEphemeral":
-            return {"ok": True, "message_ts": self._next_ts()}
+            ts = self._next_ts()
+            body["_ts"] = ts
+            return {"ok": True, "message_ts": ts}
         if method == "users.info":
             user = body.get("user", "")
             return {"ok": True, "user": {"id": user, **self.users.get(user, {})}}
@@ -323,3 +341,26 @@ class FakeSlackServer(FakeServer):
         if method.startswith("assistant.threads."):
             return {"ok": True}
         return {"ok": False, "error": "unknown_method"}
+
+
+def _blocks_problem(blocks: Any) -> str:
+    """Why Slack would refuse these blocks (docs.slack.dev/reference/block-kit), or ""."""
+    if not blocks:
+        return ""
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    if len(blocks) > 50:
+        return "no more than 50 items allowed [json-pointer:/blocks]"
+    for index, block in enumerate(blocks):
+        text = (block.get("text") or {}).get("text", "") if block.get("type") == "section" else ""
+        if len(text) > 3000:
+            return f"must be less than 3001 characters [json-pointer:/blocks/{index}/text/text]"
+        for element in block.get("elements") or []:
+            label = (
+                (element.get("text") or {}).get("text", "")
+                if element.get("type") == "button"
+                else ""
+            )
+            if len(label) > 75:
+                return f"must be less than 76 characters [json-pointer:/blocks/{index}/elements]"
+    return ""

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.approvals import Answer, ApprovalQuestion
 from bot.domain import ToolCall, ToolResult, UserRef
 
 
 @dataclass
 class RecordingSurface:
-    """Records every call; `confirm_answer` is what the user "presses"."""
+    """Records every call; `confirm_answer` is what the user "presses" (True: Approve
+    once, False: Deny, or an `Answer`); `confirmations` holds each question's card text."""
 
-    confirm_answer: bool = True
+    confirm_answer: bool | Answer = True
     deltas: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     started_tools: list[ToolCall] = field(default_factory=list)
     finished_tools: list[tuple[ToolCall, ToolResult]] = field(default_factory=list)
     confirmations: list[tuple[UserRef, str]] = field(default_factory=list)
+    questions: list[ApprovalQuestion] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     starts: int = 0
@@ -46,6 +49,10 @@ class RecordingSurface:
     async def fail(self, text: str) -> None:
         self.failures.append(text)
 
-    async def confirm(self, user: UserRef, question: str) -> bool:
-        self.confirmations.append((user, question))
-        return self.confirm_answer
+    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+        self.confirmations.append((user, question.render(4096).text))
+        self.questions.append(question)
+        answer = self.confirm_answer
+        if isinstance(answer, bool):
+            answer = Answer.ONCE if answer else Answer.DENIED
+        return await question.respond(answer)

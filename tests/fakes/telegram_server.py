@@ -84,6 +84,11 @@ class _State:
     failures: list[_Failure] = field(default_factory=list)
     webhook_url: str = ""
     admins: set[tuple[int, int]] = field(default_factory=set)
+    # Ephemeral messages (Bot API 10.3): (chat, ephemeral message id) -> receiver.
+    ephemeral: dict[tuple[int, int], int] = field(default_factory=dict)
+    # False: an older Bot API server, which refuses `ephemeral_message_parameters` (400)
+    # and does not know the ephemeral methods (404).
+    ephemeral_supported: bool = True
 
 
 def private_message(user_id: int, text: str, *, name: str = "Alice") -> dict[str, Any]:
@@ -218,10 +223,26 @@ _message_ids = itertools.count(100)
 
 
 def callback_update(
-    chat: dict[str, Any], message_id: int, user_id: int, data: str, *, name: str = "Alice"
+    chat: dict[str, Any],
+    message_id: int,
+    user_id: int,
+    data: str,
+    *,
+    name: str = "Alice",
+    ephemeral: bool = False,
 ) -> dict[str, Any]:
-    """A press on an inline button of the bot's message `message_id` in `chat`."""
+    """A press on an inline button of the bot's message `message_id` in `chat` (of an
+    ephemeral message: no `message`, as for inline messages; UNVERIFIED)."""
     bot = {"id": BOT_ID, "is_bot": True, "first_name": "Parley", "username": BOT_USERNAME}
+    if ephemeral:
+        return {
+            "callback_query": {
+                "id": f"cb-{next(_message_ids)}",
+                "from": {"id": user_id, "is_bot": False, "first_name": name},
+                "chat_instance": "ci-1",
+                "data": data,
+            }
+        }
     return {
         "callback_query": {
             "id": f"cb-{next(_message_ids)}",
@@ -334,6 +355,15 @@ class FakeTelegramServer(FakeServer):
             "file_unique_id": f"U{number}",
             "file_size": len(data) if size is None else size,
         }
+
+    def speak_bot_api_before_ephemeral_messages(self) -> None:
+        """Behave as a Bot API server older than 10.3 (until `reset`)."""
+        with self._lock:
+            self._state.ephemeral_supported = False
+
+    def ephemeral_receiver(self, chat_id: int, ephemeral_id: int) -> int | None:
+        with self._lock:
+            return self._state.ephemeral.get((chat_id, ephemeral_id))
 
     def make_admin(self, chat_id: int, user_id: int) -> None:
         with self._lock:
@@ -546,7 +576,50 @@ class FakeTelegramServer(FakeServer):
         text, error = self._check_text(params)
         if error is not None:
             return error
+        if "ephemeral_message_parameters" in params:
+            return self._ephemeral(int(params["chat_id"]), text, params)
         return self._sent(int(params["chat_id"]), text, params)
+
+    def _ephemeral(self, chat_id: int, text: str, params: dict[str, Any]) -> Any:
+        """An ephemeral message (Bot API 10.3). The shape of the answer (an
+        `ephemeral_message_id`) is UNVERIFIED against the real server; Parley treats an
+        answer without one as "posted to the chat"."""
+        if not self._state.ephemeral_supported:
+            return _bad_request("unknown parameter ephemeral_message_parameters")
+        options = params["ephemeral_message_parameters"]
+        if isinstance(options, str):
+            options = json.loads(options)
+        receiver = options.get("receiver_user_id") if isinstance(options, dict) else None
+        if not isinstance(receiver, int) and not options.get("callback_query_id"):
+            return _bad_request("receiver_user_id or callback_query_id is required")
+        counter = self._message_ids.setdefault(chat_id, itertools.count(5000))
+        ephemeral_id = next(counter)
+        with self._lock:
+            self._state.ephemeral[(chat_id, ephemeral_id)] = int(receiver or 0)
+        return {
+            "ephemeral_message_id": ephemeral_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+            "from": self._bot_user(),
+            "text": text,
+        }
+
+    def _m_editEphemeralMessageText(self, params: dict[str, Any]) -> Any:
+        if not self._state.ephemeral_supported:
+            return 404, {
+                "ok": False,
+                "error_code": 404,
+                "description": "Not Found: method not found",
+            }
+        _, error = self._check_text(params)
+        if error is not None:
+            return error
+        key = (int(params["chat_id"]), int(params["ephemeral_message_id"]))
+        with self._lock:
+            receiver = self._state.ephemeral.get(key)
+        if receiver is None or receiver != int(params.get("receiver_user_id") or 0):
+            return _bad_request("message to edit not found")
+        return True
 
     def _m_sendMessageDraft(self, params: dict[str, Any]) -> Any:
         if int(params["chat_id"]) < 0:

@@ -4,10 +4,12 @@ import io
 from pathlib import Path
 
 from bot.app import Application
+from bot.approvals import Answer, Approvals
 from bot.config import Settings
 from bot.domain import ChatRef, IncomingMessage, ToolCall, ToolResult, UserRef
 from integrations.console import CONSOLE_CHAT, ConsoleMessenger, ConsoleSurface, run_console
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
+from tools.email import SendEmailParams, send_email
 
 USER = UserRef("console", "me")
 
@@ -46,19 +48,40 @@ async def test_colour_only_on_request_and_errors_are_marked() -> None:
     assert len(text) < 200
 
 
-async def test_confirmation_needs_an_explicit_yes() -> None:
-    answers = iter(["y", "no", ""])
+async def test_a_question_needs_an_explicit_answer_and_shows_all_on_request() -> None:
+    approvals = Approvals(None, None, timeout_seconds=30)
+    chat = CONSOLE_CHAT
 
-    async def reader(prompt: str) -> str:
-        return next(answers)
+    async def ask(*typed: str, body: str = "Hi.") -> tuple[Answer, str]:
+        answers = iter(typed)
 
-    surface = ConsoleSurface(io.StringIO(), reader, color=False)
-    assert [await surface.confirm(USER, "Send?") for _ in range(3)] == [True, False, False]
+        async def reader(prompt: str) -> str:
+            return next(answers)
+
+        out = io.StringIO()
+        params = SendEmailParams(to=["ops@example.com"], subject="Hello", body=body)
+        question = await approvals.open(USER, chat, 0, send_email, params, True)
+        answer = await ConsoleSurface(out, reader, color=False).confirm(USER, question)
+        return answer, out.getvalue()
+
+    once, shown = await ask("o")
+    assert once is Answer.ONCE and "To: ops@example.com" in shown and "Approved once" in shown
+    assert (await ask("a"))[0] is Answer.ALWAYS
+    assert (await ask("no"))[0] is Answer.DENIED
+    assert (await ask(""))[0] is Answer.DENIED
+    long_body = "word " * 1600  # 8,000 characters
+    answer, shown = await ask("s", "d", body=long_body)
+    assert answer is Answer.DENIED and "Body (8000 characters)" in shown
+    assert long_body.strip() in shown  # "show" printed the whole body
 
     async def eof(prompt: str) -> str:
         raise EOFError
 
-    assert await ConsoleSurface(io.StringIO(), eof, color=False).confirm(USER, "Send?") is False
+    params = SendEmailParams(to=["ops@example.com"], subject="Hello", body="Hi.")
+    question = await approvals.open(USER, chat, 0, send_email, params, True)
+    assert await ConsoleSurface(io.StringIO(), eof, color=False).confirm(USER, question) is (
+        Answer.DENIED
+    )
 
 
 async def test_proactive_messages_are_printed() -> None:

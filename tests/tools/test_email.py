@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import select
 
 from bot.app import Application
+from bot.approvals import Answer, ApprovalQuestion, Press
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.storage.models import AuditEntry, SentEmail
 from tests.apps import AppFactory
@@ -117,9 +118,16 @@ class GroupChatSurface(RecordingSurface):
         super().__init__(confirm_answer=True)
         self.presser = presser
 
-    async def confirm(self, user: UserRef, question: str) -> bool:
-        self.confirmations.append((user, question))
-        return self.presser == user
+    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+        self.confirmations.append((user, question.render(4096).text))
+        # The presser's "Approve once" is refused unless they were asked; the question
+        # then waits on and ends unanswered.
+        pressed = await question._approvals.press(
+            question.token, self.presser, Answer.ONCE, surface="test"
+        )
+        if pressed.result is not Press.ANSWERED:
+            return await question.respond(Answer.DENIED)
+        return await question.answer()
 
 
 async def test_a_yes_from_another_user_does_not_send(

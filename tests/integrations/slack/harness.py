@@ -144,29 +144,44 @@ class SlackHarness:
         )
 
     async def press(
-        self, action_id: str, token: str, *, user: str, channel: str, message_ts: str
+        self,
+        action_id: str,
+        token: str,
+        *,
+        user: str,
+        channel: str,
+        message_ts: str,
+        ephemeral: bool = False,
+        response_url: str = "http://127.0.0.1:1/response/2",
     ) -> tuple[int, str]:
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": ephemeral,
+        }
         payload = {
             "type": "block_actions",
             "team": {"id": TEAM_ID, "domain": "fake"},
             "user": {"id": user, "team_id": TEAM_ID},
             "api_app_id": "A0001",
             "token": "legacy",
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+            "container": container,
             "channel": {"id": channel},
-            "message": {"ts": message_ts, "type": "message"},
             "trigger_id": "trigger",
-            "response_url": "http://127.0.0.1:1/response/2",
+            "response_url": response_url,
             "actions": [
                 {
                     "action_id": action_id,
-                    "block_id": "parley_confirm",
+                    "block_id": "parley_approval",
                     "type": "button",
                     "value": token,
                     "action_ts": new_ts(),
                 }
             ],
         }
+        if not ephemeral:  # Slack sends no message with a press on an ephemeral one
+            payload["message"] = {"ts": message_ts, "type": "message"}
         return await self.form({"payload": json.dumps(payload)})
 
     async def close(self) -> None:
@@ -198,6 +213,7 @@ async def make_slack(
         admin: dict[str, Any] | None = None,
         preview_delay: float = 0.0,
         media: dict[str, Any] | None = None,
+        email: dict[str, Any] | None = None,
         **slack_options: Any,
     ) -> SlackHarness:
         options: dict[str, Any] = {
@@ -219,6 +235,7 @@ async def make_slack(
             # Side-effecting test tools are off by default unless named.
             admin=admin or DEFAULT_TOOLS,
             **({"media": media} if media else {}),
+            email=email or {},
         )
         app = Application(settings, tools=tools)
         await app.start()

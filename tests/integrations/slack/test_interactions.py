@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel
 
 from bot.domain import ToolContext
 from bot.toolkit import tool
+from tests.apps import wait_until
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.slack_server import FakeSlackServer
 from tests.integrations.slack.harness import (
@@ -21,8 +24,17 @@ from tests.integrations.slack.harness import (
     mention_event,
 )
 from tools.clock import get_current_time
+from tools.email import send_email
 
 LAUNCHED: list[str] = []
+# Email that can be asked about (the SMTP server is never reached: every test denies).
+EMAIL = {
+    "host": "127.0.0.1",
+    "port": 9,
+    "tls": "none",
+    "sender": "parley@bot.example.com",
+    "allowlist": "@example.com",
+}
 
 
 class LaunchParams(BaseModel):
@@ -74,20 +86,26 @@ async def test_slash_help_reset_and_unknown(
     assert "I don't know `/parley dance`" in json.loads(unknown)["text"]
 
 
-async def confirmation_message(slack: FakeSlackServer) -> tuple[str, str, str]:
-    """(channel, ts, token) of the confirmation Parley posted."""
-    for _ in range(200):
-        for body in slack.bodies("chat.postMessage"):
+async def confirmation_message(
+    slack: FakeSlackServer, method: str = "chat.postMessage"
+) -> tuple[str, str, str, dict[str, Any]]:
+    """(channel, ts, token, body) of the approval question Parley posted with `method`."""
+    for _ in range(500):
+        for body in slack.bodies(method):
             for block in body.get("blocks") or []:
                 if block.get("type") == "actions":
-                    # the fake answers ts in order; find it by re-deriving from the call order
                     token = block["elements"][0]["value"]
-                    return body["channel"], body["_ts"], token
+                    return body["channel"], body["_ts"], token, body
         await asyncio.sleep(0.01)
-    raise AssertionError("no confirmation was posted")
+    raise AssertionError("no approval question was posted")
 
 
-async def test_a_confirmation_pressed_by_someone_else_is_refused(
+def buttons(body: dict[str, Any]) -> list[str]:
+    [actions] = [block for block in body["blocks"] if block["type"] == "actions"]
+    return [element["text"]["text"] for element in actions["elements"]]
+
+
+async def test_in_a_channel_only_the_asker_sees_the_question_and_only_they_answer(
     make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
 ) -> None:
     LAUNCHED.clear()
@@ -96,38 +114,49 @@ async def test_a_confirmation_pressed_by_someone_else_is_refused(
         tool_call_reply(("launch", {"target": "rocket"}), text="On it."), text_reply("Launched.")
     )
     await harness.event(mention_event("launch the rocket"))
-    channel, ts, token = await confirmation_message(slack)
+    channel, ts, token, question = await confirmation_message(slack, "chat.postEphemeral")
+    assert question["user"] == ALICE and channel == CHANNEL
+    assert buttons(question) == ["Approve once", "Always allow", "Deny"]
+    assert question["blocks"][0]["text"]["text"].startswith("<@UALICE>: Run launch\ntarget: rocket")
     # The text before the question is a finished message; the answer follows the question.
     [first_stop] = slack.bodies("chat.stopStream")
-    [question] = slack.bodies("chat.postMessage")
     assert first_stop["_order"] < question["_order"]
+    assert not any(b.get("blocks") for b in slack.bodies("chat.postMessage"))
 
     status, _ = await harness.press(
-        "parley_confirm_yes", token, user=EVE, channel=channel, message_ts=ts
+        "parley_approval_once", token, user=EVE, channel=channel, message_ts=ts, ephemeral=True
     )
     assert status == 200
-    [ephemeral] = await slack.wait_for("chat.postEphemeral")
-    assert ephemeral["user"] == EVE and "not yours" in ephemeral["text"]
+    refusal = (await slack.wait_for("chat.postEphemeral", 2))[1]
+    assert refusal["user"] == EVE and "not yours" in refusal["text"]
     await asyncio.sleep(0.2)
     assert LAUNCHED == [] and len(llm.requests) == 1
 
-    await harness.press("parley_confirm_yes", token, user=ALICE, channel=channel, message_ts=ts)
+    await harness.press(
+        "parley_approval_once",
+        token,
+        user=ALICE,
+        channel=channel,
+        message_ts=ts,
+        ephemeral=True,
+        response_url=slack.response_url,
+    )
     await slack.wait_for("chat.stopStream", 2)
     assert LAUNCHED == ["rocket"]
-    assert slack.bodies("chat.startStream")[1]["_order"] > question["_order"]
-    assert any(
-        b["ts"] == ts and "Confirmed by <@UALICE>" in b["text"] for b in slack.bodies("chat.update")
-    )
+    [replaced] = await slack.wait_for("response_url")
+    assert replaced["replace_original"] is True and "Approved once" in replaced["text"]
     assert llm.requests[1]["messages"][-1]["content"] == "launched rocket"
 
-    # A second press of an answered request is told so, and changes nothing.
-    await harness.press("parley_confirm_no", token, user=ALICE, channel=channel, message_ts=ts)
-    ephemerals = await slack.wait_for("chat.postEphemeral", 2)
-    assert "expired or was already answered" in ephemerals[1]["text"]
+    # A second press of an answered question is told so, and changes nothing.
+    await harness.press(
+        "parley_approval_denied", token, user=ALICE, channel=channel, message_ts=ts, ephemeral=True
+    )
+    ephemerals = await slack.wait_for("chat.postEphemeral", 3)
+    assert "already answered" in ephemerals[2]["text"]
     assert LAUNCHED == ["rocket"]
 
 
-async def test_cancel_and_timeout_both_mean_no(
+async def test_deny_and_expiry_both_mean_no(
     make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
 ) -> None:
     LAUNCHED.clear()
@@ -139,19 +168,101 @@ async def test_cancel_and_timeout_both_mean_no(
         text_reply("Timed out then."),
     )
     await harness.event(dm_event("launch a"))
-    channel, ts, token = await confirmation_message(slack)
-    await harness.press("parley_confirm_no", token, user=ALICE, channel=channel, message_ts=ts)
+    channel, ts, token, _ = await confirmation_message(slack)
+    assert channel == DM_CHANNEL  # a DM is the asker's own: a plain message
+    await harness.press("parley_approval_denied", token, user=ALICE, channel=channel, message_ts=ts)
     await slack.wait_for("chat.stopStream")
     assert "did not confirm" in llm.requests[1]["messages"][-1]["content"]
+    assert any(b["ts"] == ts and "Denied" in b["text"] for b in slack.bodies("chat.update"))
 
-    harness.platform.confirm_timeout = 0.2
+    harness.app.approvals.timeout = timedelta(seconds=0.3)
     slack.reset()
     await harness.event(dm_event("launch b"))
+    channel, ts, token, _ = await confirmation_message(slack)
     await slack.wait_for("chat.stopStream")
     assert LAUNCHED == []
-    assert any("Not confirmed in time" in b["text"] for b in slack.bodies("chat.update"))
-    assert len(harness.platform.desk.confirmations) == 0
-    assert channel == DM_CHANNEL
+    assert any("No answer in time" in b["text"] for b in slack.bodies("chat.update"))
+    assert len(harness.app.approvals) == 0
+    # A press after the expiry is told the question expired.
+    await harness.press("parley_approval_once", token, user=ALICE, channel=channel, message_ts=ts)
+    [late] = await slack.wait_for("chat.postEphemeral")
+    assert "expired" in late["text"] and LAUNCHED == []
+
+
+async def test_always_allow_then_the_next_call_runs_without_a_question(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    LAUNCHED.clear()
+    harness = await make_slack(tools=(launch,))
+    llm.script(
+        tool_call_reply(("launch", {"target": "one"})),
+        text_reply("First."),
+        tool_call_reply(("launch", {"target": "two"})),
+        text_reply("Second."),
+    )
+    await harness.event(dm_event("launch one"))
+    channel, ts, token, _ = await confirmation_message(slack)
+    await harness.press("parley_approval_always", token, user=ALICE, channel=channel, message_ts=ts)
+    await wait_until(lambda: LAUNCHED == ["one"])
+    await slack.wait_for("chat.stopStream")
+    slack.reset()
+    await harness.event(dm_event("launch two"))
+    await slack.wait_for("chat.stopStream")
+    assert LAUNCHED == ["one", "two"]
+    assert not any(
+        b.get("blocks") and "Approve" in json.dumps(b["blocks"])
+        for b in slack.bodies("chat.postMessage")
+    )
+
+    # /tools lists the standing approval; "revoke N" takes it back and it asks again.
+    _, listing = await harness.command("tools", user=ALICE, channel=DM_CHANNEL)
+    assert "Always allowed" in listing and "launch in slack:D0ALICE" in listing
+    [grant] = await harness.app.approvals.grants()
+    _, by_eve = await harness.command(f"tools revoke {grant.id}", user=EVE, channel=DM_CHANNEL)
+    assert "no standing approval" in by_eve
+    _, revoked = await harness.command(f"tools revoke {grant.id}", user=ALICE, channel=DM_CHANNEL)
+    assert "asks again" in revoked
+    assert await harness.app.approvals.grants() == []
+
+
+async def test_a_long_email_card_fits_a_section_and_show_all_sends_the_rest(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    body = "\n".join(f"Paragraph {n}: " + "the quarterly numbers look fine " * 4 for n in range(70))
+    body = body[:8000]
+    harness = await make_slack(tools=(send_email,), email=EMAIL)
+    llm.script(
+        tool_call_reply(
+            ("send_email", {"to": ["ops@example.com"], "subject": "Report", "body": body})
+        ),
+        text_reply("Not sent."),
+    )
+    await harness.event(mention_event("mail the report"))
+    channel, ts, token, question = await confirmation_message(slack, "chat.postEphemeral")
+    section = question["blocks"][0]["text"]["text"]
+    assert len(section) <= 3000 and "Body (8000 characters)" in section
+    assert "To: ops@example.com" in section and "Subject: Report" in section
+    assert buttons(question)[-1] == "Show all"
+
+    await harness.press(
+        "parley_approval_show", token, user=EVE, channel=channel, message_ts=ts, ephemeral=True
+    )
+    [_, refused] = await slack.wait_for("chat.postEphemeral", 2)
+    assert refused["user"] == EVE and "Only the person" in refused["text"]
+    await harness.press(
+        "parley_approval_show", token, user=ALICE, channel=channel, message_ts=ts, ephemeral=True
+    )
+
+    def parts() -> list[str]:
+        return [b["text"] for b in slack.bodies("chat.postEphemeral")[2:] if b["user"] == ALICE]
+
+    await wait_until(lambda: len(parts()) == 3)  # 8,000 characters in sections of 3,000
+    assert all(len(part) <= 3000 for part in parts())
+    assert "".join(parts()).replace("\n", "").endswith(body.replace("\n", ""))
+    await harness.press(
+        "parley_approval_denied", token, user=ALICE, channel=channel, message_ts=ts, ephemeral=True
+    )
+    await slack.wait_for("chat.stopStream")
 
 
 async def test_no_thinking_status_while_waiting_for_a_press(
@@ -161,11 +272,11 @@ async def test_no_thinking_status_while_waiting_for_a_press(
     harness = await make_slack(tools=(launch,), preview_delay=0.2)
     llm.script(tool_call_reply(("launch", {"target": "probe"})), text_reply("Probe launched."))
     await harness.event(dm_event("launch the probe"))
-    channel, ts, token = await confirmation_message(slack)
+    channel, ts, token, _ = await confirmation_message(slack)
     await asyncio.sleep(0.5)  # well past the preview delay, still waiting for the press
     assert slack.count("assistant.threads.setStatus") == 0
 
-    await harness.press("parley_confirm_yes", token, user=ALICE, channel=channel, message_ts=ts)
+    await harness.press("parley_approval_once", token, user=ALICE, channel=channel, message_ts=ts)
     answer = (await slack.wait_for("chat.postMessage", 2))[1]
     assert answer["text"] == "Probe launched." and LAUNCHED == ["probe"]
     statuses = [body["status"] for body in slack.bodies("assistant.threads.setStatus")]

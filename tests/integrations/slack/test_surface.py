@@ -15,7 +15,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.desk import Confirmations
 from bot.domain import ChatKind, ChatRef
 from bot.surface import NO_ANSWER
 from integrations.slack.convert import (
@@ -49,7 +48,7 @@ async def client(slack: FakeSlackServer) -> AsyncIterator[AsyncWebClient]:
 
 
 # The settings' defaults (SlackSettings, BotSettings).
-TIMING = {"stream_interval": 0.5, "update_interval": 1.0, "confirm_timeout": 300.0}
+TIMING = {"stream_interval": 0.5, "update_interval": 1.0}
 
 
 def surface(client: AsyncWebClient, **options: float) -> SlackSurface:
@@ -57,7 +56,6 @@ def surface(client: AsyncWebClient, **options: float) -> SlackSurface:
     `preview_delay` is given."""
     return SlackSurface(
         client,
-        Confirmations(),
         channel=CHANNEL,
         thread_ts="1700000000.000100",
         user_id=ALICE,

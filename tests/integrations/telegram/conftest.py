@@ -43,6 +43,7 @@ async def telegram_app(
         confirm_timeout: float | None = None,
         media: dict[str, Any] | None = None,
         llm: dict[str, Any] | None = None,
+        email: dict[str, Any] | None = None,
         **options: Any,
     ) -> Application:
         app = await make_app(
@@ -57,6 +58,7 @@ async def telegram_app(
             admin={**DEFAULT_TOOLS, **(admin or {})},
             **({"media": media} if media else {}),
             **({"llm": llm} if llm else {}),
+            email=email or {},
         )
         if start:
             await platform_of(app).start()

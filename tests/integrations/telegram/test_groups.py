@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 
 from pydantic import BaseModel
 
@@ -12,6 +13,7 @@ from bot.toolkit import tool
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.telegram_server import (
     BOT_USERNAME,
+    Call,
     FakeTelegramServer,
     callback_update,
     group_message,
@@ -136,18 +138,36 @@ async def launch(params: Target, ctx: ToolContext) -> str:
     return f"launched {params.name}"
 
 
-async def test_a_confirmation_only_counts_from_the_user_who_asked(
+def in_chat_sends(telegram: FakeTelegramServer) -> list[Call]:
+    return [
+        c
+        for c in telegram.calls_of("sendMessage")
+        if "ephemeral_message_parameters" not in c.params
+    ]
+
+
+async def test_on_an_older_server_the_question_is_in_the_chat_and_only_the_asker_answers(
     llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     LAUNCHED.clear()
-    llm.script(tool_call_reply(("launch", {"name": "rocket"})), text_reply("Launched."))
+    telegram.speak_bot_api_before_ephemeral_messages()
+    llm.script(
+        tool_call_reply(("launch", {"name": "rocket"})),
+        text_reply("Launched."),
+        tool_call_reply(("launch", {"name": "probe"})),
+        text_reply("Launched too."),
+    )
     await telegram_app(tools=[launch])
 
     telegram.push(group_message(GROUP, BOB, f"@{BOT_USERNAME} launch the rocket"))
-    await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) == 1)
-    [question] = telegram.calls_of("sendMessage")
+    await telegram.wait_for(lambda t: len(in_chat_sends(t)) == 1)
+    [refused_ephemeral] = [
+        c for c in telegram.calls_of("sendMessage") if "ephemeral_message_parameters" in c.params
+    ]
+    [question] = in_chat_sends(telegram)
+    assert question.params["text"].startswith("Run launch\nname: rocket")
     buttons = question.params["reply_markup"]["inline_keyboard"][0]
-    assert [b["text"] for b in buttons] == ["Confirm", "Cancel"]
+    assert [b["text"] for b in buttons] == ["Approve once", "Always allow", "Deny"]
     assert all(len(b["callback_data"].encode()) <= 64 for b in buttons)
     message_id = 5000  # the fake's first message id in a chat
     chat = {"id": GROUP, "type": "supergroup", "title": "Team"}
@@ -160,13 +180,57 @@ async def test_a_confirmation_only_counts_from_the_user_who_asked(
     assert LAUNCHED == [] and len(llm.requests) == 1
 
     telegram.push(callback_update(chat, message_id, BOB, buttons[0]["callback_data"]))
-    await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) == 2)
-
+    await telegram.wait_for(lambda t: len(in_chat_sends(t)) == 2)
     assert LAUNCHED == ["rocket"]
-    assert len(telegram.calls_of("answerCallbackQuery")) == 2
     edited = [c.params["text"] for c in telegram.calls_of("editMessageText")]
-    assert any(text.endswith("Confirmed.") for text in edited)
+    assert any(text.endswith("Approved once.") for text in edited)
     await telegram.wait_for(lambda t: visible_calls(t)[-1].params["text"] == "Launched.")
+
+    # The server's answer is remembered: the next question does not try ephemeral again.
+    telegram.push(group_message(GROUP, BOB, f"@{BOT_USERNAME} launch the probe"))
+    await telegram.wait_for(lambda t: len(in_chat_sends(t)) == 3)
+    ephemeral_tries = [
+        c for c in telegram.calls_of("sendMessage") if "ephemeral_message_parameters" in c.params
+    ]
+    assert ephemeral_tries == [refused_ephemeral]
+
+
+async def test_in_a_group_the_question_is_ephemeral_for_the_asker(
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
+) -> None:
+    LAUNCHED.clear()
+    llm.script(
+        tool_call_reply(("launch", {"name": "rocket"})),
+        text_reply("Launched."),
+        tool_call_reply(("launch", {"name": "again"})),
+        text_reply("Launched again."),
+    )
+    await telegram_app(tools=[launch])
+    telegram.push(group_message(GROUP, BOB, f"@{BOT_USERNAME} launch the rocket"))
+    await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) == 1)
+    [question] = telegram.calls_of("sendMessage")
+    options = question.params["ephemeral_message_parameters"]
+    assert (json.loads(options) if isinstance(options, str) else options) == {
+        "receiver_user_id": BOB
+    }
+    markup = question.params["reply_markup"]
+    markup = json.loads(markup) if isinstance(markup, str) else markup
+    always = markup["inline_keyboard"][0][1]
+    assert always["text"] == "Always allow"
+    assert telegram.ephemeral_receiver(GROUP, 5000) == BOB
+
+    chat = {"id": GROUP, "type": "supergroup", "title": "Team"}
+    telegram.push(callback_update(chat, 5000, BOB, always["callback_data"], ephemeral=True))
+    await telegram.wait_for(lambda t: len(t.calls_of("editEphemeralMessageText")) == 1)
+    [closed] = telegram.calls_of("editEphemeralMessageText")
+    assert "Always allowed" in closed.params["text"]
+    await telegram.wait_for(lambda t: visible_calls(t)[-1].params["text"] == "Launched.")
+
+    # Always allow: the next call runs without a question.
+    telegram.push(group_message(GROUP, BOB, f"@{BOT_USERNAME} launch again"))
+    await telegram.wait_for(lambda t: visible_calls(t)[-1].params["text"] == "Launched again.")
+    assert LAUNCHED == ["rocket", "again"]
+    assert len(telegram.calls_of("editEphemeralMessageText")) == 1
 
 
 async def test_an_unanswered_confirmation_times_out_as_no(
@@ -181,5 +245,5 @@ async def test_an_unanswered_confirmation_times_out_as_no(
 
     assert LAUNCHED == []
     assert "did not confirm" in llm.requests[1]["messages"][-1]["content"]
-    edited = [c.params["text"] for c in telegram.calls_of("editMessageText")]
-    assert any("nothing was done" in text for text in edited)
+    [closed] = telegram.calls_of("editEphemeralMessageText")
+    assert "No answer in time" in closed.params["text"]
