@@ -92,8 +92,16 @@ def base_env(root: Path, tmp: Path) -> dict[str, str]:
     return {**keep, "PYTHONPATH": str(root), "DATABASE_URL": f"sqlite:///{tmp / 'parley.db'}"}
 
 
+MIGRATE = (
+    "import asyncio, os; from bot.storage import migrate; "
+    "asyncio.run(migrate(os.environ['DATABASE_URL']))"
+)
+
+
 def start(contender: Contender, tmp: Path, profile_to: Path | None) -> subprocess.Popen[bytes]:
     env = dict(contender.env)
+    if contender.parley:  # a deployment restarting: its database is already migrated
+        subprocess.run([sys.executable, "-c", MIGRATE], env=env, cwd=env["PYTHONPATH"], check=True)
     if contender.parley and profile_to is not None:
         env["PARLEY_BENCH_PROFILE"] = "1"
         env["PARLEY_BENCH_PROFILE_OUT"] = str(profile_to)
