@@ -449,11 +449,17 @@ def run_slack(
             cpu, wall = cpu_seconds(process.pid), time.monotonic()
             go.put(True)
             sent, acks = results.get(timeout=180)
-            deadline = time.monotonic() + 180
-            while ask("done") < total and time.monotonic() < deadline:
+            finished = time.monotonic()
+            # A bot that lost an event never answers it: give up after 15 s without progress.
+            done, last, stalled = ask("done"), 0, time.monotonic() + 15
+            while done < total and time.monotonic() < stalled:
                 check_alive(process, tmp)
                 time.sleep(0.02)
-            wall, cpu = time.monotonic() - wall, cpu_seconds(process.pid) - cpu
+                done, last = ask("done"), done
+                if done != last:
+                    stalled, finished = time.monotonic() + 15, time.monotonic()
+            wall = (finished if done < total else time.monotonic()) - wall
+            cpu = cpu_seconds(process.pid) - cpu
             rss = peak_rss_mib(process.pid)
             time.sleep(0.3)  # a duplicate would show up now
             threads, counts = ask("report")
