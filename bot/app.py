@@ -57,7 +57,6 @@ from bot.toolkit import Tool, ToolRegistry
 from bot.turns import ProcessLease, TurnRecovery, TurnTicket
 from bot.web import WebServer, create_web_app
 from bot.web.clients import ClientResolver
-from bot.web.console import Console
 from bot.web.limits import BodyLimit
 from bot.web.ops import DrainingMiddleware, ops_routes
 from bot.web.overview import Overview, PlatformState
@@ -455,6 +454,8 @@ class Application:
         if not self.settings.admin.console_enabled:
             log.info("admin console disabled: set PARLEY_ADMIN_PASSWORD to enable it at /admin")
             return []
+        from bot.web.console import Console  # Jinja2 and the templates: only when served
+
         console = Console(
             settings=self.settings.admin,
             store=self.admin_store,

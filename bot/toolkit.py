@@ -30,7 +30,6 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.domain import ToolCall, ToolContext, ToolResult
@@ -212,6 +211,8 @@ def schema_tool(
     )
     original.setdefault("type", "object")
     original.setdefault("properties", {})
+    import jsonschema  # only schema tools (MCP servers') need it: not loaded otherwise
+
     validator_cls = jsonschema.validators.validator_for(original, jsonschema.Draft202012Validator)
     try:
         validator_cls.check_schema(original)

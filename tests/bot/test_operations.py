@@ -326,7 +326,10 @@ async def test_message_bodies_are_logged_only_when_enabled(
         await quiet.engine.handle(
             IncomingMessage(chat=DM, user=BOB, text="quiet words"), RecordingSurface()
         )
-    assert "quiet words" not in caplog.text and "turn from test:bob (11 chars, 0 file(s))" in caplog.text
+    assert (
+        "quiet words" not in caplog.text
+        and "turn from test:bob (11 chars, 0 file(s))" in caplog.text
+    )
     caplog.clear()
     loud = await make_app(tools=[], ops={"log_bodies": True})
     with caplog.at_level(logging.INFO, logger="bot.engine"):

@@ -91,6 +91,7 @@ class ScriptedOpenAIServer(FakeServer):
         self._signatures = itertools.count(1)
         self._queue: deque[ScriptedReply] = deque()
         self._default: ScriptedReply | None = None
+        self._responder: Callable[[dict[str, Any]], ScriptedReply] | None = None
         self._request_ids = itertools.count(1)
         self._call_ids = itertools.count(1)
         self._released = threading.Event()
@@ -122,11 +123,17 @@ class ScriptedOpenAIServer(FakeServer):
     def release(self) -> None:
         self._released.set()
 
+    def set_responder(self, responder: Callable[[dict[str, Any]], ScriptedReply] | None) -> None:
+        """Answer from `responder(request body)` whenever the queue is empty (before the
+        default): a benchmark's model that calls a tool for some questions only."""
+        self._responder = responder
+
     def reset(self) -> None:
-        """Forget queued replies, the default and the recorded requests."""
+        """Forget queued replies, the default, the responder and the recorded requests."""
         self._released.set()
         self._queue.clear()
         self._default = None
+        self._responder = None
         self.requests.clear()
         self.request_headers.clear()
         self.request_clients.clear()
@@ -135,10 +142,12 @@ class ScriptedOpenAIServer(FakeServer):
         self.vision = True
         self.issued_signatures.clear()
 
-    def _next_reply(self) -> ScriptedReply:
+    def _next_reply(self, payload: dict[str, Any]) -> ScriptedReply:
         try:
             return self._queue.popleft()
         except IndexError:
+            if self._responder is not None:
+                return self._responder(payload)
             return self._default or _NO_REPLY
 
     async def _app(
@@ -181,7 +190,7 @@ class ScriptedOpenAIServer(FakeServer):
             reply = vendor_error_reply(self.vendor or "", status, text, code)
             await self._send_whole(send, reply, request_id, b"")
             return
-        reply = self._next_reply()
+        reply = self._next_reply(payload)
         model = json.dumps(str(payload.get("model", "")))[1:-1].encode()
         if not payload.get("stream") or reply.events is None:
             if reply.delay:
