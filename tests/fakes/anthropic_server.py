@@ -342,7 +342,7 @@ class ScriptedAnthropicServer(ScriptedOpenAIServer):
             await self._send(send, anthropic_error_reply(400, message=problem), b"")
             return
         prefix = prefix_digest(payload, len(payload["messages"])) if self.checks_prefix else ""
-        reply = self._sign(self._next_reply(), str(payload["model"]), prefix)
+        reply = self._sign(self._next_reply(payload), str(payload["model"]), prefix)
         model = json.dumps(str(payload["model"]))[1:-1].encode()
         if not payload.get("stream") or reply.events is None:
             await self._send(send, reply, model)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
+from bot.approvals import Answer, ApprovalQuestion
 from bot.domain import IncomingMessage, ToolContext, UserRef
 from bot.storage.activity import TurnSample
 from bot.toolkit import tool
@@ -120,10 +121,10 @@ class WaitingSurface(RecordingSurface):
         self.asked = asyncio.Event()
         self.press = asyncio.Event()
 
-    async def confirm(self, user: UserRef, question: str) -> bool:
+    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
         self.asked.set()
         await self.press.wait()
-        return True
+        return await question.respond(Answer.ONCE)
 
 
 async def test_an_unanswered_confirmation_counts_as_an_approval_waiting(
