@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.app import Application
@@ -98,19 +99,8 @@ async def test_the_terminal_runs_turns_reset_and_tools_on_the_desk(
     llm: ScriptedOpenAIServer, tmp_path: Path
 ) -> None:
     llm.script(text_reply("Hello from the model."))
-    settings = Settings.load(
-        env_file=None,
-        llm={"base_url": llm.base_url, "api_key": "sk-test", "model": "scripted"},
-        database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
-    )
-    app = Application(settings, tools=[])
-    lines = iter(["hello", "/tools", "/reset", "/help"])
-
-    async def typed(prompt: str) -> str:
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError from None
+    app = Application(terminal_settings(llm, tmp_path), tools=[])
+    typed = typed_lines("hello", "/tools", "/reset", "/help")
 
     out = io.StringIO()
     try:
@@ -138,19 +128,10 @@ async def test_the_terminal_lists_and_forgets_what_it_remembers(
         tool_call_reply(("remember", {"text": "I am vegetarian", "scope": "private"})),
         text_reply("Noted."),
     )
-    settings = Settings.load(
-        env_file=None,
-        llm={"base_url": llm.base_url, "api_key": "sk-test", "model": "scripted"},
-        database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
+    app = Application(terminal_settings(llm, tmp_path))
+    typed = typed_lines(
+        "remember I'm vegetarian", "/memory", "/forget 999", "/forget all", "/memory"
     )
-    app = Application(settings)
-    lines = iter(["remember I'm vegetarian", "/memory", "/forget 999", "/forget all", "/memory"])
-
-    async def typed(prompt: str) -> str:
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError from None
 
     out = io.StringIO()
     try:
@@ -163,3 +144,24 @@ async def test_the_terminal_lists_and_forgets_what_it_remembers(
     assert "There is no fact 999 here; /memory lists them." in shown
     assert "Forgot 1 fact." in shown
     assert "I don't remember anything about you." in shown
+
+
+def terminal_settings(llm: ScriptedOpenAIServer, tmp_path: Path) -> Settings:
+    return Settings.load(
+        env_file=None,
+        llm={"base_url": llm.base_url, "api_key": "sk-test", "model": "scripted"},
+        database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
+    )
+
+
+def typed_lines(*typed: str) -> Callable[[str], Awaitable[str]]:
+    """A reader that types `typed`, one line per prompt, then Ctrl-D."""
+    lines = iter(typed)
+
+    async def read(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    return read
