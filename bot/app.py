@@ -465,6 +465,7 @@ class Application:
             public_url=self.settings.http.public_url,
             reminders=self.scheduler,
             memory=self.memory,
+            approvals=self.approvals,
             overview=Overview(
                 store=self.activity_store,
                 recorder=self.activity,

@@ -30,6 +30,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from bot.admin import Administration, UnknownTool
+from bot.approvals import Approvals, Mode
 from bot.config import AdminSettings
 from bot.domain import ChatKind, ChatRef, UserRef
 from bot.storage.admin import LIMIT_KEYS, AdminStore
@@ -74,6 +75,7 @@ class Console:
         reminders: Reminders | None = None,
         overview: Overview | None = None,
         memory: MemoryStore | None = None,
+        approvals: Approvals | None = None,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
             raise ValueError("the console needs PARLEY_ADMIN_PASSWORD")
@@ -84,6 +86,7 @@ class Console:
         self.reminders = reminders
         self.overview = overview
         self.memory = memory
+        self.approvals = approvals
         self._password_digest = _digest(password)
         self.clients = clients or ClientResolver()
         self.sessions = ConsoleSessions(settings, sessions, self.clients, public_url=public_url)
@@ -124,6 +127,16 @@ class Console:
                 Route(
                     "/channels/{id:int}/vision",
                     signed_in(self._checked(self.channel_vision)),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/channels/{id:int}/approval-rule",
+                    signed_in(self._checked(self.approval_rule)),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/channels/{id:int}/grants/{grant:int}/revoke",
+                    signed_in(self._checked(self.revoke_grant)),
                     methods=["POST"],
                 ),
                 Route("/users", signed_in(self.users)),
@@ -296,6 +309,11 @@ class Console:
         overview = await self.admin.overview(channel_id, chat)
         config = await self.store.channel_config(channel_id)
         groups = [name for name in self.admin.toggle_names() if name.startswith("mcp:")]
+        rules: dict[str, Mode] = {}
+        grants = []
+        if self.approvals is not None:
+            rules = await self.approvals.rules(channel_id)
+            grants = await self.approvals.grants(channel_id=channel_id)
         return self._render(
             request,
             "channel.html",
@@ -305,7 +323,51 @@ class Console:
             config=config,
             limit_keys=LIMIT_KEYS,
             notice=request.query_params.get("saved", ""),
+            approvals=self.approvals is not None,
+            rules={tool: mode.value for tool, mode in rules.items()},
+            modes=[mode.value for mode in Mode],
+            grants=grants,
         )
+
+    async def approval_rule(self, request: Request) -> Response:
+        """An admin's rule for when a tool asks in this channel: ask / remember / never, or
+        "" (the default). "never" for a tool that acts on the world needs the form's
+        explicit box, as `/tools rule <tool> never!` does in chat."""
+        channel_id = int(request.path_params["id"])
+        form: dict[str, str] = request.state.form
+        row = await self.store.channel(channel_id)
+        if row is None or self.approvals is None:
+            return self._render(request, "message.html", status_code=404, text="No such channel.")
+        item = self.admin.tools.get(form.get("tool", ""))
+        choice = form.get("mode", "")
+        if item is None or choice not in {"", *(mode.value for mode in Mode)}:
+            return self._render(
+                request, "message.html", status_code=400, text="No such tool or rule."
+            )
+        refusal = await self.approvals.set_rule(
+            channel_id=channel_id,
+            place=f"{row.platform}:{row.platform_chat_id}",
+            item=item,
+            mode=Mode(choice) if choice else None,
+            actor=ACTOR,
+            surface=SURFACE,
+            is_admin=True,
+            explicit=form.get("explicit") == "1",
+        )
+        if refusal:
+            return self._render(request, "message.html", status_code=400, text=refusal)
+        return RedirectResponse(f"/admin/channels/{channel_id}?saved=approvals", status_code=303)
+
+    async def revoke_grant(self, request: Request) -> Response:
+        """Take back someone's "Always allow" in this channel: the tool asks them again."""
+        channel_id, grant_id = int(request.path_params["id"]), int(request.path_params["grant"])
+        if self.approvals is None:
+            return self._render(request, "message.html", status_code=404, text="No such grant.")
+        standing = {grant.id for grant in await self.approvals.grants(channel_id=channel_id)}
+        if grant_id not in standing:
+            return self._render(request, "message.html", status_code=404, text="No such grant.")
+        await self.approvals.revoke(grant_id, actor=ACTOR, surface=SURFACE, own_only=False)
+        return RedirectResponse(f"/admin/channels/{channel_id}?saved=approvals", status_code=303)
 
     async def toggle_tool(self, request: Request) -> Response:
         channel_id = int(request.path_params["id"])

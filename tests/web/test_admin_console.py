@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from bot.app import Application
+from bot.approvals import Answer, Mode
 from bot.config import Settings
 from bot.domain import (
     Attachment,
@@ -28,6 +29,7 @@ from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.surface import RecordingSurface
 from tests.web.console_harness import ConsoleFactory, csrf_of, sign_in
 from tools.clock import get_current_time
+from tools.email import SendEmailParams, send_email
 
 ALICE = UserRef("test", "alice", "Alice")
 ROOM = ChatRef("test", "room-1", ChatKind.GROUP, "Finance")
@@ -359,3 +361,59 @@ async def test_a_channel_can_be_marked_vision_capable_in_the_console(
     assert [part["type"] for part in seeing] == ["text", "image_url"]
     entry = (await audit_rows(console.app))[-1]
     assert (entry.action, entry.details["vision"]) == ("channel.vision", True)
+
+
+async def test_admins_set_approval_rules_and_revoke_always_allow_in_the_console(
+    make_console: ConsoleFactory,
+) -> None:
+    console = await make_console(tools=[send_email])
+    app = console.app
+    pressing = RecordingSurface(confirm_answer=Answer.ALWAYS)
+    await app.store.open_conversation(hello())
+    channel_id = await app.store.channel_id(ROOM)
+    assert channel_id is not None
+    arguments = SendEmailParams(to=["ops@example.com"], subject="Report", body="Numbers.")
+    assert await app.approvals.ask(pressing, ALICE, ROOM, channel_id, send_email, arguments)
+    [grant] = await app.approvals.grants(channel_id=channel_id)
+    async with console.client() as client:
+        await sign_in(client)
+        page = await client.get(f"/admin/channels/{channel_id}")
+        assert 'id="grant-' in page.text and ALICE.qualified_id in page.text
+        csrf = csrf_of(page.text)
+        # "never ask" for a tool that acts on the world needs the explicit box.
+        unboxed = await client.post(
+            f"/admin/channels/{channel_id}/approval-rule",
+            data={"csrf": csrf, "tool": "send_email", "mode": "never"},
+        )
+        assert unboxed.status_code == 400 and "explicit" in unboxed.text
+        assert await app.approvals.rules(channel_id) == {}
+        ruled = await client.post(
+            f"/admin/channels/{channel_id}/approval-rule",
+            data={"csrf": csrf, "tool": "send_email", "mode": "ask"},
+        )
+        assert ruled.status_code == 303
+        unknown = await client.post(
+            f"/admin/channels/{channel_id}/approval-rule",
+            data={"csrf": csrf, "tool": "no_such_tool", "mode": "ask"},
+        )
+        assert unknown.status_code == 400
+        revoked = await client.post(
+            f"/admin/channels/{channel_id}/grants/{grant.id}/revoke", data={"csrf": csrf}
+        )
+        assert revoked.status_code == 303
+        again = await client.post(
+            f"/admin/channels/{channel_id}/grants/{grant.id}/revoke", data={"csrf": csrf}
+        )
+        assert again.status_code == 404
+        after = await client.get(f"/admin/channels/{channel_id}")
+    assert "Nobody has an Always allow here." in after.text
+    assert '<option value="ask" selected>' in after.text
+    assert await app.approvals.rules(channel_id) == {"send_email": Mode.ASK}
+    assert await app.approvals.grants(channel_id=channel_id) == []
+    # The rule "always ask" means the next call asks again, with no Always allow offered.
+    asked = RecordingSurface(confirm_answer=Answer.ONCE)
+    assert await app.approvals.ask(asked, ALICE, ROOM, channel_id, send_email, arguments)
+    [question] = asked.questions
+    assert not question.may_remember
+    actions = [row.action for row in await audit_rows(app)]
+    assert actions.count("approval.rule") == 2 and "approval.revoke" in actions
