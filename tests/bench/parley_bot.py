@@ -27,6 +27,8 @@ def write_profile(profiler: cProfile.Profile) -> None:
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).sort_stats("tottime")
     stats.print_stats(int(os.environ.get("PARLEY_BENCH_PROFILE_TOP", "25")))
+    # Who calls the ten costliest entries: a system call's own time says little alone.
+    stats.print_callers(10)
     target = os.environ.get("PARLEY_BENCH_PROFILE_OUT")
     if target:
         with open(target, "w") as file:
