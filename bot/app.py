@@ -426,6 +426,9 @@ class Application:
         removed = await self.store.prune_events(cutoff)
         if removed:
             log.info("forgot %d event claim(s) older than %s", removed, cutoff.isoformat())
+        finished = await self.turn_store.prune(cutoff)
+        if finished:
+            log.info("forgot %d finished turn(s) older than %s", finished, cutoff.isoformat())
         # Approval questions past their expiry (the audit log keeps what happened).
         if self.approvals.store is not None:
             await self.approvals.store.prune(cutoff)
@@ -466,6 +469,7 @@ class Application:
             reminders=self.scheduler,
             memory=self.memory,
             approvals=self.approvals,
+            turns=self.turn_store,
             overview=Overview(
                 store=self.activity_store,
                 recorder=self.activity,

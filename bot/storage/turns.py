@@ -13,7 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
@@ -183,6 +194,42 @@ class TurnStore:
             connection.execute(_FINISH, {"turn": turn_id, "new_state": TurnState.LOST, "now": now})
 
         await self.db.run(work)
+
+    async def prune(self, before: datetime) -> int:
+        """Forget turns finished (done or lost) before `before`, with their journal; how
+        many went. The rows hold the users' questions: they are kept only as long as the
+        event claims they stand beside (PARLEY_EVENT_RETENTION_HOURS)."""
+
+        def work(connection: Connection) -> int:
+            finished = select(_TURNS.c.id).where(
+                _TURNS.c.state.in_((TurnState.DONE, TurnState.LOST)),
+                _TURNS.c.updated_at < before,
+            )
+            connection.execute(delete(_JOURNAL).where(_JOURNAL.c.turn_id.in_(finished)))
+            return int(connection.execute(delete(_TURNS).where(_TURNS.c.id.in_(finished))).rowcount)
+
+        return await self.db.run(work)
+
+    async def erase_inputs(self, platform: str, user_id: str) -> int:
+        """Blank the stored questions of a user's finished turns and drop their journal
+        (an erased user's words must not outlive the erase); the rows stay as claims, so a
+        re-delivered event is still refused. Open turns keep their input to finish."""
+
+        def work(connection: Connection) -> int:
+            finished = select(_TURNS.c.id).where(
+                _TURNS.c.platform == platform,
+                _TURNS.c.user_id == user_id,
+                _TURNS.c.state.in_((TurnState.DONE, TurnState.LOST)),
+            )
+            connection.execute(delete(_JOURNAL).where(_JOURNAL.c.turn_id.in_(finished)))
+            blanked = connection.execute(
+                update(_TURNS)
+                .where(_TURNS.c.id.in_(finished), _TURNS.c.text != "")
+                .values(text="", user_name="", reply={}, chat_title="")
+            )
+            return int(blanked.rowcount)
+
+        return await self.db.run(work)
 
     # -- the journal of side-effecting calls ------------------------------------------
 

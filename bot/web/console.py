@@ -36,6 +36,7 @@ from bot.domain import ChatKind, ChatRef, UserRef
 from bot.storage.admin import LIMIT_KEYS, AdminStore
 from bot.storage.memory import MemoryStore
 from bot.storage.sessions import ConsoleSessionStore
+from bot.storage.turns import TurnStore
 from bot.web.clients import ClientResolver
 from bot.web.forms import MAX_ID, NOT_A_FORM, BadQuery, page_number, query_int, read_form
 from bot.web.overview import Overview
@@ -76,6 +77,7 @@ class Console:
         overview: Overview | None = None,
         memory: MemoryStore | None = None,
         approvals: Approvals | None = None,
+        turns: TurnStore | None = None,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
             raise ValueError("the console needs PARLEY_ADMIN_PASSWORD")
@@ -87,6 +89,7 @@ class Console:
         self.overview = overview
         self.memory = memory
         self.approvals = approvals
+        self.turns = turns
         self._password_digest = _digest(password)
         self.clients = clients or ClientResolver()
         self.sessions = ConsoleSessions(settings, sessions, self.clients, public_url=public_url)
@@ -531,6 +534,12 @@ class Console:
                 text="Type the user's id to confirm: nothing was deleted.",
             )
         erased = await self.memory.erase_user(user_id)
+        # The durable turns' rows hold the questions too (bot/turns.py).
+        turn_inputs = (
+            await self.turns.erase_inputs(user.platform, user.platform_user_id)
+            if self.turns is not None
+            else 0
+        )
         await self.store.audit(
             actor=ACTOR,
             action="user.erase",
@@ -541,6 +550,7 @@ class Console:
                 "facts": erased.facts,
                 "summaries": erased.summaries,
                 "messages": erased.messages,
+                "turn_inputs": turn_inputs,
             },
         )
         return RedirectResponse(f"/admin/users/{user_id}?done=erased", status_code=303)

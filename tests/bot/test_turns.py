@@ -5,13 +5,16 @@ question, history with one question per turn, and the journal of side effects.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
+from sqlmodel import select
 
 from bot.app import Application
 from bot.context import message_tokens
 from bot.domain import ChatKind, ChatMessage, ChatRef, IncomingMessage, Role, ToolResult, UserRef
 from bot.storage import StoredMessage
+from bot.storage.models import Turn
 from bot.storage.turns import StoredTurn
 from bot.turns import UNSETTLED, TurnTicket, arguments_digest
 from tests.apps import AppFactory
@@ -156,3 +159,33 @@ async def test_the_journal_gives_back_a_settled_result_and_refuses_a_begun_call(
     other = arguments_digest("send_email", Params(to="carol@example.com"))
     assert await again.recall(0, "send_email", other) is None
     assert await again.recall(2, "send_email", digest) is None
+
+
+async def test_finished_turns_are_pruned_and_an_erased_users_questions_blanked(
+    make_app: AppFactory, llm: ScriptedOpenAIServer
+) -> None:
+    app = await make_app([])
+    done = await interrupted(app, "my secret question", "ev-20")
+    await done.journal(1).begin(0, "send_email", "digest")
+    await app.turn_store.finish(done.id)
+    still_open = await interrupted(app, "still running", "ev-21")
+
+    assert await app.turn_store.erase_inputs("test", "alice") == 1
+    async with app.database.read() as session:
+        rows = {
+            row.id: row
+            for row in (await session.exec(select(Turn))).all()  # type: ignore[call-overload]
+        }
+    assert rows[done.id].text == "" and rows[still_open.id].text == "still running"
+    assert (
+        await TurnTicket(app.turn_store, done.id, resumed=True)
+        .journal(1)
+        .recall(0, "send_email", "digest")
+        is None
+    )
+    # Still a claim: the re-delivered event gets no second turn.
+    assert await app.desk.claim_turn(asked("my secret question", "ev-20"), "bot", {}) is None
+
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert await app.turn_store.prune(later) == 1  # the open turn stays
+    assert [turn.id for turn in await app.turn_store.open_turns()] == [still_open.id]

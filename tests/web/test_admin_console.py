@@ -293,6 +293,10 @@ async def test_a_users_memory_is_shown_forgotten_and_erased(
     await app.memory.remember(ALICE, dm, "Team in Hangzhou", MemoryScope.EVERYWHERE)
     llm.set_default(text_reply("noted"))
     await app.engine.handle(hello("my question"), RecordingSurface())
+    claimed = IncomingMessage(chat=ROOM, user=ALICE, text="my question", event_id="ev-1")
+    ticket = await app.desk.claim_turn(claimed, "bot", {})
+    assert ticket is not None
+    await app.turn_store.finish(ticket.id)
     user_id = await app.store.user_id_of(ALICE)
     async with console.client() as client:
         await sign_in(client)
@@ -323,7 +327,8 @@ async def test_a_users_memory_is_shown_forgotten_and_erased(
     assert await app.store.history(info.conversation_id) == []
     actions = [row.action for row in await audit_rows(app)]
     assert actions[-2:] == ["memory.forget", "user.erase"]
-    assert (await audit_rows(app))[-1].details["messages"] == 2
+    details = (await audit_rows(app))[-1].details
+    assert (details["messages"], details["turn_inputs"]) == (2, 1)
 
 
 async def test_a_channel_can_be_marked_vision_capable_in_the_console(
