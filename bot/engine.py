@@ -282,12 +282,10 @@ class Engine:
             outcome.error = admission.refusal
             await surface.fail(admission.refusal)
             return
-        try:
+        async with self.limits.holding(admission):
             await self._converse(
                 message, surface, outcome, profile, user_id, channel_id, scheduled, ticket
             )
-        finally:
-            await self.limits.settle(admission)
 
     async def _converse(
         self,

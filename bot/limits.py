@@ -15,12 +15,17 @@ turn's real usage counts as soon as each of its model calls is stored).
 The rate limit counts the turns admitted in the last minute, the in-flight cap the
 reservations not yet settled, both in the database, so N replicas allow the limit and
 not N times it. A reservation that is never settled (a crashed process) stops counting
-after `PARLEY_BUDGET_RESERVATION_SECONDS`. With every limit at 0 nothing is stored.
+after `PARLEY_BUDGET_RESERVATION_SECONDS`; a turn that runs longer (a slow model, an
+approval waiting for its answer) renews its reservation every third of that while it
+runs (`Limits.holding`). With every limit at 0 nothing is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +95,34 @@ class Limits:
         if refusal is not None:
             return Admission(refusal=_describe(refusal))
         return Admission(reservation=reservation)
+
+    @contextlib.asynccontextmanager
+    async def holding(
+        self, admission: Admission, *, renew_every: float | None = None
+    ) -> AsyncIterator[None]:
+        """Run the admitted turn in this block: its reservation is renewed while the block
+        runs (every third of PARLEY_BUDGET_RESERVATION_SECONDS unless `renew_every` says)
+        and settled when it ends, however it ends."""
+        renewer: asyncio.Task[None] | None = None
+        if admission.reservation is not None:
+            every = renew_every or self.settings.reservation_seconds / 3
+            renewer = asyncio.create_task(self._renew(admission.reservation, every))
+        try:
+            yield
+        finally:
+            if renewer is not None:
+                renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewer
+            await self.settle(admission)
+
+    async def _renew(self, reservation: Reservation, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.store.renew(reservation, self.settings.reservation_seconds)
+            except Exception:  # the turn goes on; the reservation may lapse early
+                log.exception("could not renew budget reservation %d", reservation.id)
 
     async def settle(self, admission: Admission) -> None:
         """The turn ended: release its reservation. A failure here is logged and left to

@@ -85,6 +85,13 @@ _SETTLE = (
     .values(settled_at=bindparam("b_settled"), expires_at=bindparam("b_expires"))
 )
 
+# A running turn's reservation held for longer; never one already settled.
+_RENEW = (
+    update(_TABLE)
+    .where(_R.id == bindparam("b_id"), _OPEN)
+    .values(expires_at=bindparam("b_expires"))
+)
+
 T = TypeVar("T")
 
 
@@ -156,6 +163,20 @@ class BudgetStore:
             return None, Reservation(int(new_id), tokens, now)
 
         return await self.db.run(work)
+
+    async def renew(self, reservation: Reservation, hold_seconds: int) -> None:
+        """The turn still runs (waiting on a slow model or an approval): hold its tokens
+        for another `hold_seconds` from now."""
+        values = {"b_id": reservation.id, "b_expires": utcnow() + timedelta(seconds=hold_seconds)}
+        await self.db.run(lambda connection: connection.execute(_RENEW, values))
+
+    async def expires_at(self, reservation: Reservation) -> datetime | None:
+        """When the reservation stops counting (None once it is gone)."""
+        statement = select(_R.expires_at).where(_R.id == reservation.id)
+        moment = await self.db.run(
+            lambda connection: connection.execute(statement).scalar_one_or_none(), write=False
+        )
+        return _aware(moment) if moment is not None else None
 
     async def settle(self, reservation: Reservation) -> None:
         """The turn is over (its usage is stored): stop holding its tokens; the row stays

@@ -189,3 +189,33 @@ async def test_a_turn_waits_for_the_budget_its_running_turns_hold(
     assert not (await first).error
     third = await app.engine.handle(message("after", ALICE, GROUPS[1]), RecordingSurface())
     assert not third.error  # 500 used of 1,000: room again
+
+
+async def test_a_long_turn_keeps_its_reservation_until_it_ends(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    """A turn that runs longer than PARLEY_BUDGET_RESERVATION_SECONDS (an approval left
+    open, a slow model) renews its hold while it runs, so parallel turns cannot take
+    its share; when it ends the hold is settled and no longer renewed."""
+    app = await make_app([], limits={"user_turns_in_flight": 1})
+    llm.set_default(text_reply("answered"))
+    assert app.limits is not None
+    store = app.limits.store
+    user_id, channel_id = await app.store.ids_of(ALICE, GROUPS[0])
+    admission = await app.limits.admit(message("long"), user_id, channel_id, {})
+    reservation = admission.reservation
+    assert reservation is not None
+    first = await store.expires_at(reservation)
+    assert first is not None
+    async with app.limits.holding(admission, renew_every=0.05):
+        deadline = asyncio.get_running_loop().time() + 30
+        while (renewed := await store.expires_at(reservation)) == first:
+            assert asyncio.get_running_loop().time() < deadline, "never renewed"
+            await asyncio.sleep(0.02)
+        assert renewed is not None and renewed > first
+        held = await app.engine.handle(message("now?", ALICE, GROUPS[1]), RecordingSurface())
+        assert "at most 1 at a time" in held.error
+    settled = await store.expires_at(reservation)
+    assert settled == reservation.created_at + timedelta(seconds=60)
+    later = await app.engine.handle(message("now?", ALICE, GROUPS[1]), RecordingSurface())
+    assert not later.error, later.error
