@@ -97,6 +97,16 @@ def available_locales() -> list[str]:
     return [DEFAULT_LOCALE, *others]
 
 
+def language_name(locale: str) -> str:
+    """The language's own name for itself ("English", "中文"), for a language switch."""
+    return Locale.parse(locale).get_language_name(locale) or locale
+
+
+def short_tag(locale: str) -> str:
+    """What a user types to choose `locale` ("zh" for zh_CN, "en")."""
+    return Locale.parse(locale).language
+
+
 def current_locale() -> str:
     return _current_locale.get()
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import sys
 import threading
 import time
@@ -669,6 +670,22 @@ class FakeTelegramServer(FakeServer):
         return True
 
     def _m_setMyCommands(self, params: dict[str, Any]) -> Any:
+        # core.telegram.org/bots/api#setmycommands: a two-letter ISO 639-1 code or none;
+        # 1-100 commands of 1-32 lowercase letters, digits and underscores, descriptions
+        # of 1-256 characters.
+        language = str(params.get("language_code") or "")
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            return _bad_request("language code is invalid")
+        commands = params.get("commands")
+        if isinstance(commands, str):
+            commands = json.loads(commands)
+        if not isinstance(commands, list) or not 1 <= len(commands) <= 100:
+            return _bad_request("commands list is invalid")
+        for command in commands:
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(command.get("command", ""))):
+                return _bad_request("BOT_COMMAND_INVALID")
+            if not 1 <= len(str(command.get("description", ""))) <= 256:
+                return _bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
         return True
 
     def _m_setWebhook(self, params: dict[str, Any]) -> Any:
