@@ -9,7 +9,8 @@ from sqlalchemy import select as sa_select
 
 from bot.domain import UserRef
 from bot.storage.database import Database
-from bot.storage.models import User
+from bot.storage.models import User, utcnow
+from bot.storage.repository import _insert_ignore as insert_ignore
 
 _USERS: Table = User.__table__  # type: ignore[attr-defined]
 
@@ -64,9 +65,17 @@ class LanguageStore:
         await self._set(user, platform_language=tag[:35])
 
     async def _set(self, user: UserRef, **columns: str | None) -> None:
+        # The user may not have a row yet (a command before any turn): create it.
+        row = {
+            "platform": user.platform,
+            "platform_user_id": user.platform_user_id,
+            "display_name": user.display_name,
+            "created_at": utcnow(),
+        }
         keys = {"b_platform": user.platform, "b_platform_user_id": user.platform_user_id}
 
         def work(connection: Connection) -> None:
+            insert_ignore(connection, _USERS, row)
             connection.execute(_SET.values(**columns), keys)
 
         await self.db.run(work)

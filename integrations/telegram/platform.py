@@ -243,7 +243,7 @@ class TelegramPlatform:
         # Whatever this update leads to is written in its sender's language.
         sender = update.effective_user
         reader = (
-            UserRef(PLATFORM, str(sender.id), language=sender.language_code or "")
+            UserRef(PLATFORM, str(sender.id), sender.full_name, language=sender.language_code or "")
             if sender is not None and not sender.is_bot
             else None
         )
