@@ -121,6 +121,14 @@ def use_locale(tag: str | None) -> Iterator[str]:
         _current_locale.reset(token)
 
 
+def enter_locale(tag: str | None) -> str:
+    """Write in the language `tag` names for the rest of the current task (and tasks it
+    starts): for a framework whose middleware cannot wrap the handlers it leads to (Slack
+    bolt's run one after the other). Prefer `use_locale`."""
+    _current_locale.set(normalize(tag))
+    return _current_locale.get()
+
+
 def _(message: str, /, **values: object) -> str:
     """`message` in the current reader's language, with its `{placeholders}` filled."""
     text = translations(_current_locale.get()).gettext(message)

@@ -36,7 +36,7 @@ from bot.config import SlackSettings
 from bot.desk import Answer, AskPlatform, Desk, Press
 from bot.domain import Attachment, ChatKind, ChatRef, UserRef
 from bot.errors import ConfigError, PlatformUnavailable
-from bot.i18n import N_, _, use_locale
+from bot.i18n import N_, _, enter_locale
 from bot.media import DOWNLOAD_FAILED
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
@@ -224,15 +224,14 @@ class SlackPlatform:
     async def _in_reader_language(
         self, context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
     ) -> None:
-        """Everything a request leads to is written in its user's language (listeners run
-        in tasks started inside, which inherit it)."""
+        """Everything a request leads to is written in its user's language. Bolt runs its
+        middleware and then the listener in the request's own task (or starts the
+        listener's task from it), so the locale is set for that task, not around `next`."""
         user_id = context.user_id
-        if not user_id or user_id == context.bot_user_id:
-            await next()
-            return
-        user = UserRef(PLATFORM, user_id, language=await self.slack_locale(user_id))
-        with use_locale(await self.desk.locale_of(user)):
-            await next()
+        if user_id and user_id != context.bot_user_id:
+            user = UserRef(PLATFORM, user_id, language=await self.slack_locale(user_id))
+            enter_locale(await self.desk.locale_of(user))
+        await next()
 
     async def slack_locale(self, user_id: str) -> str:
         """The user's Slack locale ("zh-CN"; "" if Slack does not say), cached."""
