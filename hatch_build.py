@@ -1,8 +1,8 @@
 """Build hook: compile the message catalogs (bot/locale/*/LC_MESSAGES/parley.po → .mo).
 
-The compiled catalogs are build output (ignored by git), so every build of the wheel, the
-editable install `make venv` makes included, compiles them from the catalogs it ships and
-includes them even though git ignores them.
+The compiled catalogs are build output (ignored by git): every build compiles them next to
+their catalogs (the editable install `make venv` makes included), and a wheel includes
+them even though git ignores them.
 """
 
 from __future__ import annotations
@@ -27,4 +27,6 @@ class CatalogsBuildHook(BuildHookInterface):
             mo_path = po_path.with_suffix(".mo")
             with mo_path.open("wb") as mo_file:
                 write_mo(mo_file, catalog)
-            build_data["force_include"][str(mo_path)] = str(mo_path.relative_to(root))
+            # An editable install reads the tree, where the .mo now is; a wheel ships it.
+            if version == "standard":
+                build_data["force_include"][str(mo_path)] = str(mo_path.relative_to(root))
