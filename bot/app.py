@@ -285,6 +285,7 @@ class Application:
             surface_for=self.resume_surface,
             run_turn=self.desk.turn,
             window=timedelta(minutes=settings.turns.resume_window_minutes),
+            locale_of=self.desk.locale_of,
         )
         self._next_prune = 0.0
         self.started: list[Platform] = []
