@@ -156,3 +156,21 @@ async def test_the_journal_gives_back_a_settled_result_and_refuses_a_begun_call(
     other = arguments_digest("send_email", Params(to="carol@example.com"))
     assert await again.recall(0, "send_email", other) is None
     assert await again.recall(2, "send_email", digest) is None
+
+
+async def test_a_lost_turn_is_told_in_its_users_language(make_app: AppFactory) -> None:
+    app = await make_app([], turns={"resume_window_minutes": 0})
+    await app.languages.set_choice(ALICE, "zh_CN")
+    await interrupted(app, "丢失的问题", "ev-8")
+    survivor = await make_app([], turns={"resume_window_minutes": 0})
+    surface = RecordingSurface()
+    survivor.recovery.surface_for = lambda turn, ticket: surface
+    await survivor.process_lease.start()
+    try:
+        await survivor.recovery.sweep()
+        await survivor.recovery.wait()
+    finally:
+        await survivor.process_lease.stop()
+    assert surface.failures == [
+        "抱歉，我在回答你的消息时被重启了，现在已来不及完成那条回答。如果还需要，请再问一次。"
+    ]
