@@ -19,7 +19,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-editable --no-install-project
 
-COPY README.md ./
+COPY README.md hatch_build.py ./
 COPY bot ./bot
 COPY integrations ./integrations
 COPY tools ./tools

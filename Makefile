@@ -24,7 +24,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # every module of every SDK again (seconds per process on a slow machine).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help venv run chat test lint format bench migrate clean
+.PHONY: help venv run chat test lint format bench migrate clean catalogs
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -41,7 +41,16 @@ $(VENV_STAMP): uv.lock pyproject.toml $(TOOLS_STAMP)
 	$(UV) sync --frozen --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
 	touch $@
 
-venv: $(VENV_STAMP) ## Create or update .venv from uv.lock (only when it changed)
+# The compiled catalogs (bot/locale/*/LC_MESSAGES/parley.mo) are build output: the wheel's
+# build hook (hatch_build.py) makes them for installs and images, these rules for the tree.
+LOCALE := bot/locale
+CATALOGS := $(wildcard $(LOCALE)/*/LC_MESSAGES/parley.po)
+COMPILED := $(CATALOGS:.po=.mo)
+
+$(LOCALE)/%/LC_MESSAGES/parley.mo: $(LOCALE)/%/LC_MESSAGES/parley.po $(VENV_STAMP)
+	$(VENV)/bin/pybabel compile -D parley -l $* -i $< -o $@
+
+venv: $(VENV_STAMP) $(COMPILED) ## Create or update .venv from uv.lock (only when it changed)
 
 run: venv ## Run the bot: configured platforms and the web server
 	$(VENV)/bin/parley run
@@ -72,6 +81,18 @@ bench: venv ## Run every tests/bench/*.py script; each prints its figures
 		echo "== $$script"; \
 		PYTHONPATH=. $(VENV)/bin/python -P "$$script"; \
 	done
+
+# After adding or changing words in the code: extract them into the template, merge the
+# template into every language's catalog (new entries empty, changed ones fuzzy), compile.
+# Then translate the empty and fuzzy entries of each parley.po and run it again
+# (docs/languages.md); tests/test_catalogs.py fails until every entry is translated.
+catalogs: venv ## Extract the words into bot/locale, update every catalog, compile them
+	$(VENV)/bin/pybabel extract -F babel.cfg --add-location=file --sort-output --no-wrap \
+		--project=Parley --copyright-holder="Parley contributors" -c "Translators:" \
+		-o $(LOCALE)/parley.pot .
+	$(VENV)/bin/pybabel update -D parley -i $(LOCALE)/parley.pot -d $(LOCALE) \
+		--no-wrap --ignore-obsolete --no-fuzzy-matching
+	$(VENV)/bin/pybabel compile -D parley -d $(LOCALE) --statistics
 
 clean: ## Remove caches, build output and both virtual environments (keeps data/)
 	rm -rf $(VENV) $(TOOLS) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -14,13 +14,14 @@ from typing import Any, Generic, TypeVar
 
 from bot.config import AdminSettings
 from bot.domain import ChatRef, UserRef
+from bot.i18n import N_
 from bot.policy import ChannelToolPolicy, policy_key
 from bot.storage.admin import AdminStore
 from bot.toolkit import Tool, ToolRegistry
 
 V = TypeVar("V")
 
-NOT_ADMIN = "Only admins can change which tools this channel may use. Your attempt was logged."
+NOT_ADMIN = N_("Only admins can change which tools this channel may use. Your attempt was logged.")
 
 
 def actor_id(user: UserRef) -> str:
@@ -54,6 +55,12 @@ class TTLCache(Generic[V]):
                 del self._items[old]
         self._items[key] = (now, value)
         return value
+
+    def put(self, key: Hashable, value: V) -> None:
+        self._items[key] = (time.monotonic(), value)
+
+    def forget(self, key: Hashable) -> None:
+        self._items.pop(key, None)
 
 
 class Administration:

@@ -32,6 +32,7 @@ from bot.doctor import Check
 from bot.domain import ToolServices
 from bot.engine import Engine
 from bot.errors import ConfigError
+from bot.languages import Languages
 from bot.leader import LeaderLease, Leadership
 from bot.limits import Limits
 from bot.llm.base import Provider
@@ -47,6 +48,7 @@ from bot.storage.admin import AdminStore
 from bot.storage.approvals import ApprovalStore
 from bot.storage.budgets import BudgetStore
 from bot.storage.emails import EmailLog
+from bot.storage.languages import LanguageStore
 from bot.storage.leases import LeaseStore
 from bot.storage.memory import MemoryStore
 from bot.storage.sessions import ConsoleSessionStore
@@ -189,6 +191,11 @@ class Application:
             keep_days=settings.ops.activity_keep_days,
         )
         observer = Observers(self.metrics, self.alerts, self.activity)
+        self.languages = Languages(
+            LanguageStore(self.database),
+            settings.language.default,
+            cache_seconds=settings.language.cache_seconds,
+        )
         self.scheduler = ReminderScheduler(
             self.database,
             self.store,
@@ -196,6 +203,7 @@ class Application:
             self.messenger_for,
             engine=lambda: self.engine,
             observer=observer,
+            locale_of=self.languages.locale_of,
         )
         self.memory = MemoryStore(
             self.database,
@@ -252,6 +260,7 @@ class Application:
             media=self.media,
             turns=self.turn_store,
             holder=self.process_lease.name,
+            languages=self.languages,
         )
         self.platforms: list[Platform] = self.build_platforms()
         # One messenger per platform delivers reminders and alerts: the platforms' own,
@@ -276,6 +285,7 @@ class Application:
             surface_for=self.resume_surface,
             run_turn=self.desk.turn,
             window=timedelta(minutes=settings.turns.resume_window_minutes),
+            locale_of=self.desk.locale_of,
         )
         self._next_prune = 0.0
         self.started: list[Platform] = []
@@ -470,6 +480,8 @@ class Application:
             memory=self.memory,
             approvals=self.approvals,
             turns=self.turn_store,
+            languages=self.languages,
+            default_language=self.settings.language.default,
             overview=Overview(
                 store=self.activity_store,
                 recorder=self.activity,

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.i18n import available_locales, normalize
 
 
 class _Group(BaseSettings):
@@ -541,6 +542,24 @@ class TurnSettings(_Group):
     )
 
 
+class LanguageSettings(_Group):
+    """The language Parley writes in (bot/languages.py): a user's choice, their chat app's
+    language, then this default."""
+
+    # For users who chose none and whose app reports none Parley has a catalog for.
+    default: str = Field("en", validation_alias="PARLEY_LANGUAGE")
+    # How long a user's language (their choice, their app's tag, the Slack locale) is
+    # remembered before it is read again.
+    cache_seconds: float = Field(600.0, ge=0, validation_alias="PARLEY_LANGUAGE_CACHE_SECONDS")
+
+    @field_validator("default")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if normalize(value) not in available_locales():
+            raise ValueError(f"no catalog for {value!r} (one of: {', '.join(available_locales())})")
+        return value
+
+
 class Settings:
     """All of Parley's settings, one group per concern.
 
@@ -567,6 +586,7 @@ class Settings:
         "approvals": ApprovalSettings,
         "media": MediaSettings,
         "turns": TurnSettings,
+        "language": LanguageSettings,
     }
 
     llm: LLMSettings
@@ -588,6 +608,7 @@ class Settings:
     approvals: ApprovalSettings
     media: MediaSettings
     turns: TurnSettings
+    language: LanguageSettings
 
     def __init__(self, **groups: _Group) -> None:
         for name, group_cls in self.GROUPS.items():

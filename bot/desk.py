@@ -33,7 +33,8 @@ from bot.domain import (
     UserRef,
 )
 from bot.engine import Engine, TurnOutcome
-from bot.i18n import _, ngettext
+from bot.i18n import _, available_locales, language_name, ngettext, short_tag, use_locale
+from bot.languages import Languages
 from bot.media import MediaReader
 from bot.storage.approvals import GrantRow
 from bot.storage.repository import ConversationStore
@@ -60,8 +61,10 @@ class Desk:
         media: MediaReader | None = None,
         turns: TurnStore,
         holder: str,
+        languages: Languages,
     ) -> None:
         self._engine = engine
+        self.languages = languages
         self._media = media
         self._store = store
         self._admin = admin
@@ -102,13 +105,34 @@ class Desk:
     ) -> TurnOutcome:
         """Run a turn; a durable one (`ticket`) is done once its final reply went out
         (a cancelled or killed turn stays open, for the resume sweep)."""
-        outcome = await self._engine.handle(message, surface, ticket=ticket)
+        with use_locale(await self.locale_of(message.user)):
+            outcome = await self._engine.handle(message, surface, ticket=ticket)
         if ticket is not None:
             await ticket.done()
         return outcome
 
     async def reset(self, message: IncomingMessage) -> bool:
         return await self._engine.reset(message)
+
+    # -- language ----------------------------------------------------------------------
+
+    async def locale_of(self, user: UserRef) -> str:
+        """The language to write to `user` in (bot/languages.py); an adapter wraps what it
+        writes outside a turn (commands, button presses) in `use_locale(...)` of it."""
+        return await self.languages.locale_of(user)
+
+    async def language_text(self, user: UserRef, argument: str) -> str:
+        """`/language zh|en|auto`: store the user's choice; the answer, in the language
+        the user reads from now on."""
+        locale = await self.languages.choose(user, argument) if argument.strip() else None
+        if locale is None:
+            return _(
+                "Choose the language I write to you in: {choices}, or auto to follow your "
+                "chat app.",
+                choices=", ".join(short_tag(tag) for tag in available_locales()),
+            )
+        with use_locale(locale):
+            return _("From now on I write to you in {language}.", language=language_name(locale))
 
     # -- files -------------------------------------------------------------------------
 

@@ -28,11 +28,13 @@ class Role(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class UserRef:
-    """A person on a platform: `platform_user_id` is the platform's own id."""
+    """A person on a platform: `platform_user_id` is the platform's own id; `language`
+    the language tag their chat app reports ("zh-CN", "en"; "" when it says none)."""
 
     platform: str
     platform_user_id: str
     display_name: str = ""
+    language: str = field(default="", compare=False)
 
     @property
     def qualified_id(self) -> str:

@@ -49,6 +49,7 @@ from bot.domain import (
     UserRef,
 )
 from bot.errors import ProviderError
+from bot.i18n import N_, _
 from bot.limits import Limits
 from bot.llm.base import Provider, ToolSpec
 from bot.media import MediaReader, PreparedTurn
@@ -64,10 +65,10 @@ from bot.turns import TurnTicket
 
 log = logging.getLogger(__name__)
 
-UNEXPECTED_ERROR = (
+UNEXPECTED_ERROR = N_(
     "Sorry, something went wrong on my side. The operators can find details in the logs."
 )
-CUT_OFF_NOTE = (
+CUT_OFF_NOTE = N_(
     "(The answer was cut off here: the model stopped before finishing. Please ask again.)"
 )
 
@@ -202,12 +203,12 @@ class Engine:
                         )
                 except ProviderError as exc:
                     log.warning("turn failed: provider error: %s", exc)
-                    outcome.error = exc.user_message
-                    await surface.fail(exc.user_message)
+                    outcome.error = _(exc.user_message)
+                    await surface.fail(outcome.error)
                 except Exception:
                     log.exception("turn failed unexpectedly")
-                    outcome.error = UNEXPECTED_ERROR
-                    await surface.fail(UNEXPECTED_ERROR)
+                    outcome.error = _(UNEXPECTED_ERROR)
+                    await surface.fail(outcome.error)
         finally:
             outcome.total_seconds = time.perf_counter() - started
             self.observer.turn_finished(
@@ -394,9 +395,9 @@ class Engine:
                 if len(visible) == len(words.notes):
                     # An empty answer would be an empty chat message, which platforms refuse.
                     log.warning("the model ended the turn without any text")
-                    outcome.error = NO_ANSWER  # shown, but not an answer (follow-ups retry)
-                    await surface.stream(NO_ANSWER)
-                    visible.append(NO_ANSWER)
+                    outcome.error = _(NO_ANSWER)  # shown, not an answer (follow-ups retry)
+                    await surface.stream(outcome.error)
+                    visible.append(outcome.error)
                 outcome.text = "\n\n".join(visible)
                 await surface.finish(outcome.text)
                 return
@@ -441,9 +442,10 @@ class Engine:
             )
             context.extend(round_messages)
         limit = self.settings.max_tool_rounds
-        note = (
-            f"I stopped after {limit} rounds of tool calls without reaching an answer. "
-            "Try asking for less at once, or rephrase the request."
+        note = _(
+            "I stopped after {limit} rounds of tool calls without reaching an answer. "
+            "Try asking for less at once, or rephrase the request.",
+            limit=limit,
         )
         stopped = ChatMessage(Role.ASSISTANT, note)
         await self._store.append(
@@ -481,15 +483,16 @@ class Engine:
     ) -> None:
         """Tell the user, after what they saw, that the answer was cut off; store what
         they saw with that note, so the next turn's history says it was not finished."""
-        record = ChatMessage(Role.ASSISTANT, f"{shown}\n\n{CUT_OFF_NOTE}")
+        cut_off = _(CUT_OFF_NOTE)
+        record = ChatMessage(Role.ASSISTANT, f"{shown}\n\n{cut_off}")
         await self._store.append(
             info.conversation_id,
             [StoredMessage(record, message_tokens(record))],
             turn_id=turn_id,
         )
-        await surface.stream(f"\n\n{CUT_OFF_NOTE}")
-        visible.append(CUT_OFF_NOTE)
-        outcome.error = CUT_OFF_NOTE  # shown, but not an answer (follow-ups retry)
+        await surface.stream(f"\n\n{cut_off}")
+        visible.append(cut_off)
+        outcome.error = cut_off  # shown, but not an answer (follow-ups retry)
         outcome.text = "\n\n".join(visible)
         await surface.finish(outcome.text)
 

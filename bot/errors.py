@@ -20,6 +20,8 @@ technical detail stays in the exception text, for the logs.
 
 from __future__ import annotations
 
+from bot.i18n import N_
+
 
 class ParleyError(Exception):
     """Base of every error Parley raises on purpose."""
@@ -39,9 +41,10 @@ class PlatformUnavailable(ParleyError):
 
 
 class ProviderError(ParleyError):
-    """The LLM provider failed. `user_message` is safe to show to the user."""
+    """The LLM provider failed. `user_message` is safe to show to the user (translate it
+    where shown: `_(exc.user_message)`)."""
 
-    user_message = "The language model failed to answer. Please try again in a moment."
+    user_message = N_("The language model failed to answer. Please try again in a moment.")
 
     def __init__(self, detail: str, *, status_code: int | None = None) -> None:
         super().__init__(detail)
@@ -49,32 +52,34 @@ class ProviderError(ParleyError):
 
 
 class ProviderRateLimited(ProviderError):
-    user_message = "The language model is busy (rate limited). Please try again in a minute."
+    user_message = N_("The language model is busy (rate limited). Please try again in a minute.")
 
 
 class ProviderUnavailable(ProviderError):
-    user_message = "The language model is unreachable right now. Please try again later."
+    user_message = N_("The language model is unreachable right now. Please try again later.")
 
 
 class AnswerCutOff(ProviderUnavailable):
     """The stream ended cleanly but without a finish reason, `[DONE]` or `message_stop`:
     what arrived is part of an answer, never a finished one."""
 
-    user_message = "The model's answer was cut off. Please ask again."
+    user_message = N_("The model's answer was cut off. Please ask again.")
 
 
 class ContextTooLong(ProviderError):
-    user_message = "This conversation is too long for the model. Send /reset to start a new one."
+    user_message = N_(
+        "This conversation is too long for the model. Send /reset to start a new one."
+    )
 
 
 class ProviderAuthError(ProviderError):
-    user_message = (
+    user_message = N_(
         "The bot cannot sign in to its language model. An operator needs to check its API key."
     )
 
 
 class ProviderBadRequest(ProviderError):
-    user_message = (
+    user_message = N_(
         "The language model rejected the request. An operator can find details in the logs."
     )
 

@@ -12,12 +12,15 @@ Conventions, for every module that writes to people:
   not pass a language around.
 
 Catalogs live in `bot/locale/<locale>/LC_MESSAGES/parley.po` (compiled to `.mo` by the
-build); a locale without a catalog, or a message without a translation, reads English.
+build: `make catalogs`, `make venv`, the wheel's hook); a tree whose `.mo` was not built yet
+reads the `.po` itself. A locale without a catalog, or a message without a translation,
+reads English. Adding a language: docs/languages.md.
 """
 
 from __future__ import annotations
 
 import gettext
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,6 +28,8 @@ from functools import cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from babel.support import Translations
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -55,8 +60,51 @@ def normalize(tag: str | None) -> str:
 
 @cache
 def translations(locale: str) -> gettext.NullTranslations:
-    """The compiled catalog for `locale`, or English (the message ids) when there is none."""
-    return Translations.load(str(LOCALE_DIR), [locale, DEFAULT_LOCALE], DOMAIN)
+    """The catalog for `locale`, or English (the message ids) when there is none.
+
+    The compiled `.mo` is read unless its `.po` is newer (a catalog edited, not yet
+    compiled), so what a reader sees is always the catalog in the tree.
+    """
+    for candidate in dict.fromkeys([locale, DEFAULT_LOCALE]):
+        folder = LOCALE_DIR / candidate / "LC_MESSAGES"
+        compiled, source = folder / f"{DOMAIN}.mo", folder / f"{DOMAIN}.po"
+        if source.is_file() and (
+            not compiled.is_file() or compiled.stat().st_mtime < source.stat().st_mtime
+        ):
+            return _compile(source, candidate)
+        if compiled.is_file():
+            with compiled.open("rb") as mo_file:
+                return Translations(mo_file, domain=DOMAIN)
+    return gettext.NullTranslations()
+
+
+def _compile(source: Path, locale: str) -> Translations:
+    with source.open("rb") as po_file:
+        catalog = read_po(po_file, locale=locale)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
+
+
+def available_locales() -> list[str]:
+    """The locales that have a catalog (English first), for a language switch."""
+    others = sorted(
+        path.parents[1].name
+        for path in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po")
+        if path.parents[1].name != DEFAULT_LOCALE
+    )
+    return [DEFAULT_LOCALE, *others]
+
+
+def language_name(locale: str) -> str:
+    """The language's own name for itself ("English", "中文"), for a language switch."""
+    return Locale.parse(locale).get_language_name(locale) or locale
+
+
+def short_tag(locale: str) -> str:
+    """What a user types to choose `locale` ("zh" for zh_CN, "en")."""
+    return Locale.parse(locale).language
 
 
 def current_locale() -> str:
@@ -71,6 +119,14 @@ def use_locale(tag: str | None) -> Iterator[str]:
         yield _current_locale.get()
     finally:
         _current_locale.reset(token)
+
+
+def enter_locale(tag: str | None) -> str:
+    """Write in the language `tag` names for the rest of the current task (and tasks it
+    starts): for a framework whose middleware cannot wrap the handlers it leads to (Slack
+    bolt's run one after the other). Prefer `use_locale`."""
+    _current_locale.set(normalize(tag))
+    return _current_locale.get()
 
 
 def _(message: str, /, **values: object) -> str:

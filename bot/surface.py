@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
+from bot.i18n import N_
 
 if TYPE_CHECKING:
     from bot.approvals import Answer, ApprovalQuestion
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 # What a chat shows instead of an empty answer, on every platform (a chat message may not
 # be empty): the engine streams it when the model answered nothing, and a Surface or
 # Messenger given empty text sends it rather than an empty message.
-NO_ANSWER = "(The model returned an empty answer. Please try rephrasing your message.)"
+NO_ANSWER = N_("(The model returned an empty answer. Please try rephrasing your message.)")
 
 
 @runtime_checkable

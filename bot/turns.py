@@ -34,8 +34,8 @@ from datetime import timedelta
 from pydantic import BaseModel
 
 from bot.context import message_tokens
-from bot.domain import ChatMessage, IncomingMessage, Role, ToolResult
-from bot.i18n import N_, _
+from bot.domain import ChatMessage, IncomingMessage, Role, ToolResult, UserRef
+from bot.i18n import N_, _, use_locale
 from bot.storage.leases import LeaseStore
 from bot.storage.models import TurnState, utcnow
 from bot.storage.turns import JournalEntry, StoredTurn, TurnStore
@@ -185,6 +185,8 @@ class TurnRecovery:
     surface_for: SurfaceFor
     run_turn: RunTurn
     window: timedelta
+    # The language a lost turn's notice is written in: its user's (bot/languages.py).
+    locale_of: Callable[[UserRef], Awaitable[str]] | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def sweep(self) -> int:
@@ -223,7 +225,9 @@ class TurnRecovery:
                     age.total_seconds(),
                     turn.attempts,
                 )
-                await surface.fail(_(LOST_NOTICE))
+                locale = await self.locale_of(turn.message.user) if self.locale_of else None
+                with use_locale(locale):
+                    await surface.fail(_(LOST_NOTICE))
                 note = ChatMessage(Role.ASSISTANT, LOST_FOR_MODEL)
                 await self.store.mark_lost(turn.id, LOST_FOR_MODEL, message_tokens(note))
                 return

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
@@ -22,14 +23,14 @@ from typing import TextIO
 from bot.approvals import Answer, ApprovalQuestion
 from bot.desk import Desk
 from bot.domain import ChatKind, ChatRef, IncomingMessage, ToolCall, ToolResult, UserRef
-from bot.i18n import _
+from bot.i18n import N_, _, use_locale
 
 Reader = Callable[[str], Awaitable[str]]
 
-HELP = (
+HELP = N_(
     "Commands: /reset starts a new conversation, /tools lists the tools, /memory lists what "
-    "you asked me to remember, /forget N (or /forget all) forgets it, /help shows this, "
-    "Ctrl-D quits."
+    "you asked me to remember, /forget N (or /forget all) forgets it, /language zh (or en, "
+    "or auto) chooses the language I write in, /help shows this, Ctrl-D quits."
 )
 RESULT_PREVIEW_CHARS = 160
 # A card in the terminal: long enough for every line, short enough to read at a glance.
@@ -50,8 +51,10 @@ async def read_line(prompt: str) -> str:
 
 
 def console_user() -> UserRef:
+    """The person at this terminal; their language is the terminal's (LANG)."""
     name = getpass.getuser()
-    return UserRef("console", name, name)
+    language = os.environ.get("LC_ALL") or os.environ.get("LANG") or ""
+    return UserRef("console", name, name, language=language.split(".")[0])
 
 
 CONSOLE_CHAT = ChatRef("console", "local", ChatKind.DM, "terminal")
@@ -166,7 +169,8 @@ async def run_console(
     stream = out or sys.stdout
     surface = ConsoleSurface(stream, reader, color=color)
     who = user or console_user()
-    stream.write(f"Parley ({desk.model}). {HELP}\n")
+    with use_locale(await desk.locale_of(who)):
+        stream.write(f"Parley ({desk.model}). {_(HELP)}\n")
     stream.flush()
     while True:
         try:
@@ -177,40 +181,50 @@ async def run_console(
             return
         if not line:
             continue
-        message, _chat = to_incoming_message(line, who)
-        if line == "/reset":
-            await desk.reset(message)
-            surface._dim("(new conversation)")
-            continue
-        if line == "/tools":
-            tools = await desk.offered_tools(message)
-            surface._dim("Tools: " + (", ".join(item.name for item in tools) or "none"))
-            for grant in await desk.grants_of(who):
-                surface._dim(
-                    _(
-                        "Always allowed: {tool} in {place} (/tools revoke {id})",
-                        tool=grant.tool,
-                        place=grant.place,
-                        id=grant.id,
-                    )
-                )
-            continue
-        if line.startswith("/tools revoke "):
-            number = line.removeprefix("/tools revoke ").strip()
-            revoked = await desk.revoke_grant(who, int(number)) if number.isdigit() else None
+        with use_locale(await desk.locale_of(who)):
+            await _line(desk, surface, who, line)
+
+
+async def _line(desk: Desk, surface: ConsoleSurface, who: UserRef, line: str) -> None:
+    """One line typed at the terminal: a command of Parley's, or a turn."""
+    message, _chat = to_incoming_message(line, who)
+    if line == "/language" or line.startswith("/language "):
+        surface._dim(await desk.language_text(who, line.removeprefix("/language")))
+        return
+    if line == "/reset":
+        await desk.reset(message)
+        surface._dim(_("(new conversation)"))
+        return
+    if line == "/tools":
+        tools = await desk.offered_tools(message)
+        names = ", ".join(item.name for item in tools)
+        surface._dim(_("Tools: {tools}", tools=names) if names else _("Tools: none"))
+        for grant in await desk.grants_of(who):
             surface._dim(
-                _("Taken back: {tool} asks again.", tool=revoked.tool)
-                if revoked is not None
-                else _("You have no standing approval {id}.", id=number)
+                _(
+                    "Always allowed: {tool} in {place} (/tools revoke {id})",
+                    tool=grant.tool,
+                    place=grant.place,
+                    id=grant.id,
+                )
             )
-            continue
-        if line == "/memory":
-            surface._dim(await desk.memory_text(message))
-            continue
-        if line == "/forget" or line.startswith("/forget "):
-            surface._dim(await desk.forget_text(message, line.removeprefix("/forget")))
-            continue
-        if line == "/help":
-            surface._dim(HELP)
-            continue
-        await desk.turn(message, surface)
+        return
+    if line.startswith("/tools revoke "):
+        number = line.removeprefix("/tools revoke ").strip()
+        revoked = await desk.revoke_grant(who, int(number)) if number.isdigit() else None
+        surface._dim(
+            _("Taken back: {tool} asks again.", tool=revoked.tool)
+            if revoked is not None
+            else _("You have no standing approval {id}.", id=number)
+        )
+        return
+    if line == "/memory":
+        surface._dim(await desk.memory_text(message))
+        return
+    if line == "/forget" or line.startswith("/forget "):
+        surface._dim(await desk.forget_text(message, line.removeprefix("/forget")))
+        return
+    if line == "/help":
+        surface._dim(_(HELP))
+        return
+    await desk.turn(message, surface)

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ from apscheduler.triggers.date import DateTrigger
 from bot.config import ReminderSettings
 from bot.domain import ChatRef, ReminderInfo, ReminderRequest, UserRef
 from bot.errors import ToolError
+from bot.i18n import use_locale
 from bot.observe import Observer
 from bot.recurrence import as_utc, duration, shortest_gap
 from bot.reminders.delivery import (
@@ -82,6 +83,7 @@ class ReminderScheduler:
         *,
         engine: Callable[[], Engine | None] = lambda: None,
         observer: Observer | None = None,
+        locale_of: Callable[[UserRef], Awaitable[str]] | None = None,
     ) -> None:
         """`messenger_for(platform)` and `engine()` are asked when a reminder goes out:
         the composition root builds the engine and the platforms after this scheduler
@@ -91,6 +93,8 @@ class ReminderScheduler:
         self.settings = settings
         self.messenger_for = messenger_for
         self.engine = engine
+        # The language each delivery is written in: its owner's (bot/languages.py).
+        self.locale_of = locale_of
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
@@ -292,7 +296,9 @@ class ReminderScheduler:
         error = ""
         late = self.is_late(row, utcnow())
         try:
-            text = await compose(row, user, chat, late, self.engine())
+            locale = await self.locale_of(user) if self.locale_of is not None else None
+            with use_locale(locale):
+                text = await compose(row, user, chat, late, self.engine())
             messenger = self.messenger_for(chat.platform)
             if messenger is None:
                 raise DeliveryFailed(f"no messenger for platform {chat.platform!r}")

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+from babel.dates import format_datetime
+
 from bot.approvals import Answer, ApprovalQuestion
 from bot.config import ReminderSettings
 from bot.domain import ChatRef, ReminderInfo, ToolCall, ToolResult, UserRef
 from bot.errors import StorageError
+from bot.i18n import _, current_locale
 from bot.recurrence import as_utc, next_occurrence
 from bot.storage.models import Reminder
 
@@ -95,13 +98,21 @@ def is_late(settings: ReminderSettings, row: Reminder, now: datetime) -> bool:
 async def compose(
     row: Reminder, user: UserRef, chat: ChatRef, late: bool, engine: Engine | None
 ) -> str:
-    """The text to send for this firing; a follow-up runs its model turn first."""
-    note = ""
+    """The text to send for this firing, in the reader's language; a follow-up runs its
+    model turn first."""
+    due = ""
     if late:
-        local = as_utc(row.due_at).astimezone(zoneinfo.ZoneInfo(row.timezone))
-        note = f" (late: this was due {local:%Y-%m-%d %H:%M} {row.timezone})"
+        zone = zoneinfo.ZoneInfo(row.timezone)
+        local = as_utc(row.due_at).astimezone(zone)
+        due = _(
+            "{when} {timezone}",
+            when=format_datetime(local, "medium", tzinfo=zone, locale=current_locale()),
+            timezone=row.timezone,
+        )
     if row.kind != "follow_up":
-        return f"⏰ Reminder{note}: {row.text}"
+        if due:
+            return _("⏰ Reminder (late: this was due {due}): {text}", due=due, text=row.text)
+        return _("⏰ Reminder: {text}", text=row.text)
     if engine is None:
         raise DeliveryFailed("follow-ups need the engine, which is not running here")
     surface = CollectingSurface()
@@ -109,7 +120,9 @@ async def compose(
     if surface.error or outcome.error or not surface.text.strip():
         reason = surface.error or outcome.error or "empty answer"
         raise DeliveryFailed(f"the follow-up turn failed: {reason}")
-    return f"⏰ Follow-up{note}: {surface.text}"
+    if due:
+        return _("⏰ Follow-up (late: this was due {due}): {text}", due=due, text=surface.text)
+    return _("⏰ Follow-up: {text}", text=surface.text)
 
 
 def next_state(

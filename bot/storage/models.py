@@ -45,6 +45,10 @@ class User(SQLModel, table=True):
     display_name: str = Field(default="", max_length=255)
     timezone: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
+    # The catalog locale the user chose (/language), None: follow their app's language,
+    # `platform_language` (the tag Telegram or Slack last reported), then PARLEY_LANGUAGE.
+    language: str | None = Field(default=None, max_length=16)
+    platform_language: str | None = Field(default=None, max_length=35)
 
 
 class Channel(SQLModel, table=True):

@@ -33,12 +33,25 @@ from bot.admin import Administration, UnknownTool
 from bot.approvals import Approvals, Mode
 from bot.config import AdminSettings
 from bot.domain import ChatKind, ChatRef, UserRef
+from bot.i18n import (
+    DEFAULT_LOCALE,
+    N_,
+    _,
+    available_locales,
+    current_locale,
+    language_name,
+    ngettext,
+    normalize,
+    short_tag,
+)
+from bot.languages import Languages
 from bot.storage.admin import LIMIT_KEYS, AdminStore
 from bot.storage.memory import MemoryStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.storage.turns import TurnStore
 from bot.web.clients import ClientResolver
 from bot.web.forms import MAX_ID, NOT_A_FORM, BadQuery, page_number, query_int, read_form
+from bot.web.languages import ReaderLanguage, known
 from bot.web.overview import Overview
 from bot.web.sessions import ConsoleSessions
 from bot.web.signin import SignInBusy, SignInThrottle
@@ -49,6 +62,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 ACTOR = "console:admin"
 SURFACE = "console"
 CHART_CACHE_SECONDS = 60.0
+NO_CHANNEL = N_("No such channel.")
+NO_USER = N_("No such user.")
+NO_FACT = N_("No such fact.")
+NOT_FOUND = N_("Not found.")
 CHART_COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1")
 
 
@@ -78,6 +95,8 @@ class Console:
         memory: MemoryStore | None = None,
         approvals: Approvals | None = None,
         turns: TurnStore | None = None,
+        languages: Languages | None = None,
+        default_language: str = DEFAULT_LOCALE,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
             raise ValueError("the console needs PARLEY_ADMIN_PASSWORD")
@@ -90,6 +109,8 @@ class Console:
         self.memory = memory
         self.approvals = approvals
         self.turns = turns
+        self.languages = languages
+        self.default_language = default_language
         self._password_digest = _digest(password)
         self.clients = clients or ClientResolver()
         self.sessions = ConsoleSessions(settings, sessions, self.clients, public_url=public_url)
@@ -104,6 +125,9 @@ class Console:
             autoescape=select_autoescape(default=True),
             auto_reload=False,
         )
+        # Every word of the templates goes through the catalogs: {{ _("Users") }}.
+        self.env.globals["_"] = _
+        self.env.globals["ngettext"] = ngettext
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -150,6 +174,11 @@ class Console:
                 ),
                 Route("/users/{id:int}", signed_in(self.user_page)),
                 Route(
+                    "/users/{id:int}/language",
+                    signed_in(self._checked(self.user_language)),
+                    methods=["POST"],
+                ),
+                Route(
                     "/users/{id:int}/facts/{fact:int}/delete",
                     signed_in(self._checked(self.delete_fact)),
                     methods=["POST"],
@@ -176,7 +205,12 @@ class Console:
                 ),
             ],
         )
-        return [Mount("/admin", app=app)]
+        return [
+            Mount(
+                "/admin",
+                app=ReaderLanguage(app, normalize(self.default_language)),
+            )
+        ]
 
     def _signed_in(self, handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
@@ -185,7 +219,7 @@ class Console:
                 return RedirectResponse("/admin/login", status_code=303)
             request.state.session = session
             if any(isinstance(v, int) and v > MAX_ID for v in request.path_params.values()):
-                return self._render(request, "message.html", status_code=404, text="Not found.")
+                return self._render(request, "message.html", status_code=404, text=_(NOT_FOUND))
             try:
                 return await handler(request)
             except BadQuery as exc:
@@ -200,7 +234,7 @@ class Console:
         async def guarded(request: Request) -> Response:
             form = await read_form(request)
             if form is None:
-                return self._render(request, "message.html", status_code=400, text=NOT_A_FORM)
+                return self._render(request, "message.html", status_code=400, text=_(NOT_A_FORM))
             expected = request.state.session.csrf
             given = form.get("csrf", "")
             if not expected or not secrets.compare_digest(expected, given):
@@ -208,8 +242,10 @@ class Console:
                     "console: refused a POST to %s without a valid CSRF token", request.url.path
                 )
                 return HTMLResponse(
-                    "Refused: this form has expired or did not come from the console. "
-                    "Go back, reload the page and try again.",
+                    _(
+                        "Refused: this form has expired or did not come from the console. "
+                        "Go back, reload the page and try again."
+                    ),
                     status_code=403,
                 )
             request.state.form = form
@@ -227,7 +263,13 @@ class Console:
         else:
             csrf, new_login_token = self.sessions.login_token(request)
         html = self.env.get_template(name).render(
-            csrf=csrf, signed_in=session is not None, path=request.url.path, **context
+            csrf=csrf,
+            signed_in=session is not None,
+            path=request.url.path,
+            locale=current_locale(),
+            html_lang=current_locale().replace("_", "-"),
+            languages=[(short_tag(tag), language_name(tag)) for tag in available_locales()],
+            **context,
         )
         response = HTMLResponse(html, status_code=status_code)
         if new_login_token:
@@ -251,10 +293,10 @@ class Console:
     async def login(self, request: Request) -> Response:
         form = await read_form(request)
         if form is None:
-            return self._render(request, "login.html", status_code=400, error=NOT_A_FORM)
+            return self._render(request, "login.html", status_code=400, error=_(NOT_A_FORM))
         if not self.sessions.login_token_ok(request, form.get("csrf", "")):
             return self._render(
-                request, "login.html", status_code=403, error="The form expired: try again."
+                request, "login.html", status_code=403, error=_("The form expired: try again.")
             )
         client = self.clients.address(request.scope)
         try:
@@ -280,13 +322,16 @@ class Console:
                 request,
                 "login.html",
                 status_code=429,
-                error="Another sign-in from your address is waiting: try again in a moment.",
+                error=_("Another sign-in from your address is waiting: try again in a moment."),
             )
             busy.headers["Retry-After"] = str(math.ceil(self.throttle.delay(client)))
             return busy
-        error = "Wrong password."
+        error = _("Wrong password.")
         if wait > 0:
-            error += f" After several wrong passwords, the next try waits {math.ceil(wait)} s."
+            error = _(
+                "Wrong password. After several wrong passwords, the next try waits {seconds} s.",
+                seconds=math.ceil(wait),
+            )
         response = self._render(request, "login.html", status_code=401, error=error)
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response
@@ -307,7 +352,7 @@ class Console:
         channel_id = int(request.path_params["id"])
         row = await self.store.channel(channel_id)
         if row is None:
-            return self._render(request, "message.html", status_code=404, text="No such channel.")
+            return self._render(request, "message.html", status_code=404, text=_(NO_CHANNEL))
         chat = ChatRef(row.platform, row.platform_chat_id, _kind(row.kind), row.title)
         overview = await self.admin.overview(channel_id, chat)
         config = await self.store.channel_config(channel_id)
@@ -329,6 +374,12 @@ class Console:
             approvals=self.approvals is not None,
             rules={tool: mode.value for tool, mode in rules.items()},
             modes=[mode.value for mode in Mode],
+            mode_names={
+                "": _("default"),
+                Mode.ASK.value: _("always ask"),
+                Mode.REMEMBER.value: _("ask once, then remember"),
+                Mode.NEVER.value: _("never ask"),
+            },
             grants=grants,
         )
 
@@ -340,12 +391,12 @@ class Console:
         form: dict[str, str] = request.state.form
         row = await self.store.channel(channel_id)
         if row is None or self.approvals is None:
-            return self._render(request, "message.html", status_code=404, text="No such channel.")
+            return self._render(request, "message.html", status_code=404, text=_(NO_CHANNEL))
         item = self.admin.tools.get(form.get("tool", ""))
         choice = form.get("mode", "")
         if item is None or choice not in {"", *(mode.value for mode in Mode)}:
             return self._render(
-                request, "message.html", status_code=400, text="No such tool or rule."
+                request, "message.html", status_code=400, text=_("No such tool or rule.")
             )
         refusal = await self.approvals.set_rule(
             channel_id=channel_id,
@@ -365,10 +416,10 @@ class Console:
         """Take back someone's "Always allow" in this channel: the tool asks them again."""
         channel_id, grant_id = int(request.path_params["id"]), int(request.path_params["grant"])
         if self.approvals is None:
-            return self._render(request, "message.html", status_code=404, text="No such grant.")
+            return self._render(request, "message.html", status_code=404, text=_("No such grant."))
         standing = {grant.id for grant in await self.approvals.grants(channel_id=channel_id)}
         if grant_id not in standing:
-            return self._render(request, "message.html", status_code=404, text="No such grant.")
+            return self._render(request, "message.html", status_code=404, text=_("No such grant."))
         await self.approvals.revoke(grant_id, actor=ACTOR, surface=SURFACE, own_only=False)
         return RedirectResponse(f"/admin/channels/{channel_id}?saved=approvals", status_code=303)
 
@@ -377,7 +428,7 @@ class Console:
         form: dict[str, str] = request.state.form
         row = await self.store.channel(channel_id)
         if row is None:
-            return self._render(request, "message.html", status_code=404, text="No such channel.")
+            return self._render(request, "message.html", status_code=404, text=_(NO_CHANNEL))
         try:
             await self.admin.set_tool(
                 actor=ACTOR,
@@ -397,7 +448,7 @@ class Console:
         form: dict[str, str] = request.state.form
         row = await self.store.channel(channel_id)
         if row is None:
-            return self._render(request, "message.html", status_code=404, text="No such channel.")
+            return self._render(request, "message.html", status_code=404, text=_(NO_CHANNEL))
         limits: dict[str, int] = {}
         for key in LIMIT_KEYS:
             value = form.get(key, "").strip()
@@ -408,7 +459,10 @@ class Console:
                     request,
                     "message.html",
                     status_code=400,
-                    text=f"{key} must be a whole number of 0 or more (empty: the global value).",
+                    text=_(
+                        "{setting} must be a whole number of 0 or more (empty: the global value).",
+                        setting=key,
+                    ),
                 )
             limits[key] = int(value)
         prompt = form.get("system_prompt", "").strip() or None
@@ -437,10 +491,10 @@ class Console:
         choice = request.state.form.get("vision", "")
         row = await self.store.channel(channel_id)
         if row is None:
-            return self._render(request, "message.html", status_code=404, text="No such channel.")
+            return self._render(request, "message.html", status_code=404, text=_(NO_CHANNEL))
         if choice not in ("", "on", "off"):
             return self._render(
-                request, "message.html", status_code=400, text="vision must be on, off or empty."
+                request, "message.html", status_code=400, text=_("vision must be on, off or empty.")
             )
         vision = None if not choice else choice == "on"
         await self.store.set_channel_vision(channel_id, vision)
@@ -472,11 +526,14 @@ class Console:
                     request,
                     "message.html",
                     status_code=400,
-                    text=f"Unknown timezone {timezone!r}: use an IANA name like Europe/Berlin.",
+                    text=_(
+                        "Unknown timezone {timezone}: use an IANA name like Europe/Berlin.",
+                        timezone=repr(timezone),
+                    ),
                 )
         user = await self.store.user(user_id)
         if user is None:
-            return self._render(request, "message.html", status_code=404, text="No such user.")
+            return self._render(request, "message.html", status_code=404, text=_(NO_USER))
         await self.store.set_user_timezone(user_id, timezone or None)
         await self.store.audit(
             actor=ACTOR,
@@ -487,12 +544,38 @@ class Console:
         )
         return RedirectResponse(f"/admin/users?page={page_number(request)}", status_code=303)
 
+    async def user_language(self, request: Request) -> Response:
+        """The language Parley writes to this user in: a catalog's, or empty (their app's)."""
+        user_id = int(request.path_params["id"])
+        choice = request.state.form.get("language", "").strip()[:35]
+        locale = known(choice) if choice else None
+        if choice and locale is None:
+            return self._render(
+                request,
+                "message.html",
+                status_code=400,
+                text=_("There is no catalog for the language {language}.", language=choice),
+            )
+        user = await self.store.user(user_id)
+        if user is None or self.languages is None:
+            return self._render(request, "message.html", status_code=404, text=_(NO_USER))
+        who = UserRef(user.platform, user.platform_user_id)
+        await self.languages.set_choice(who, locale)
+        await self.store.audit(
+            actor=ACTOR,
+            action="user.language",
+            place=f"{user.platform}:{user.platform_user_id}",
+            surface=SURFACE,
+            details={"user_id": user_id, "language": locale},
+        )
+        return RedirectResponse(f"/admin/users/{user_id}?done=language", status_code=303)
+
     async def user_page(self, request: Request) -> Response:
         """One user: what they asked Parley to remember, and erasing what Parley keeps."""
         user_id = int(request.path_params["id"])
         user = await self.store.user(user_id)
         if user is None:
-            return self._render(request, "message.html", status_code=404, text="No such user.")
+            return self._render(request, "message.html", status_code=404, text=_(NO_USER))
         facts = await self.memory.facts_of_user(user_id) if self.memory is not None else []
         return self._render(
             request,
@@ -507,9 +590,9 @@ class Console:
         user_id, fact_id = int(request.path_params["id"]), int(request.path_params["fact"])
         user = await self.store.user(user_id)
         if user is None or self.memory is None:
-            return self._render(request, "message.html", status_code=404, text="No such user.")
+            return self._render(request, "message.html", status_code=404, text=_(NO_USER))
         if not await self.memory.delete_fact(user_id, fact_id):
-            return self._render(request, "message.html", status_code=404, text="No such fact.")
+            return self._render(request, "message.html", status_code=404, text=_(NO_FACT))
         await self.store.audit(
             actor=ACTOR,
             action="memory.forget",
@@ -525,13 +608,13 @@ class Console:
         user_id = int(request.path_params["id"])
         user = await self.store.user(user_id)
         if user is None or self.memory is None:
-            return self._render(request, "message.html", status_code=404, text="No such user.")
+            return self._render(request, "message.html", status_code=404, text=_(NO_USER))
         if request.state.form.get("confirm", "").strip() != user.platform_user_id:
             return self._render(
                 request,
                 "message.html",
                 status_code=400,
-                text="Type the user's id to confirm: nothing was deleted.",
+                text=_("Type the user's id to confirm: nothing was deleted."),
             )
         erased = await self.memory.erase_user(user_id)
         # The durable turns' rows hold the questions too (bot/turns.py).
@@ -593,7 +676,7 @@ class Console:
         reminder_id = int(request.path_params["id"])
         if self.reminders is None:
             return self._render(
-                request, "message.html", status_code=400, text="Reminders are not running."
+                request, "message.html", status_code=400, text=_("Reminders are not running.")
             )
         cancelled = await self.reminders.cancel(None, reminder_id)
         await self.store.audit(
@@ -631,7 +714,7 @@ def usage_chart(rows: list[tuple[str, str, int]], *, days: int) -> dict[str, Any
     """Stacked bars: tokens per day, one colour per channel (the store already grouped all
     but the top channels as "other")."""
     totals: dict[str, int] = {}
-    for _, label, tokens in rows:
+    for _day, label, tokens in rows:
         if label != "other":
             totals[label] = totals.get(label, 0) + tokens
     top = [label for label, _ in sorted(totals.items(), key=lambda kv: -kv[1])]

@@ -11,11 +11,13 @@ from urllib.parse import parse_qs
 
 from starlette.requests import Request
 
+from bot.i18n import N_
+
 log = logging.getLogger(__name__)
 
 # Ids are 64-bit in the database: a longer number names nothing (and SQLite cannot bind it).
 MAX_ID = 2**63 - 1
-NOT_A_FORM = "Refused: the console takes HTML forms (application/x-www-form-urlencoded)."
+NOT_A_FORM = N_("Refused: the console takes HTML forms (application/x-www-form-urlencoded).")
 MAX_FIELDS = 200
 
 

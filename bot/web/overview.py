@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from bot.activity import ActivityRecorder
 from bot.alerts import Alerts
+from bot.i18n import _
 from bot.storage.activity import ActivityStore, TurnSample
 
 Render = Callable[..., Response]
@@ -66,8 +67,8 @@ class Overview:
         return {
             "chart": day_chart(per_day, today=now.date(), days=CHART_DAYS),
             "latency": [
-                ("last 24 hours", *percentiles(day)),
-                (f"last {WINDOW_DAYS} days", *percentiles(week)),
+                (_("last 24 hours"), *percentiles(day)),
+                (_("last {days} days", days=WINDOW_DAYS), *percentiles(week)),
             ],
             "models": tally(week, "models"),
             "tools": tally(week, "tools"),

@@ -10,21 +10,23 @@ from bot.admin import NOT_ADMIN
 from bot.approval_commands import approval_command, grants_text
 from bot.desk import AskPlatform, Desk
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.i18n import N_, _
 from bot.toolkit import Tool
 from integrations.slack.convert import PLATFORM
 
 log = logging.getLogger(__name__)
 
-HELP = (
+HELP = N_(
     "*Parley* answers in DMs, and in channels when you mention it (the answer goes in a "
     "thread; reply in that thread to continue).\n"
     "`{command} help`: this help\n"
     "`{command} reset`: start a new conversation in this DM\n"
     "`{command} tools`: the tools Parley may use in this channel\n"
     "`{command} memory`: what you asked Parley to remember; "
-    "`{command} forget 3` (or `forget all`) forgets it"
+    "`{command} forget 3` (or `forget all`) forgets it\n"
+    "`{command} language zh` (or `en`, or `auto`): the language I write to you in"
 )
-RESET_IN_CHANNEL = (
+RESET_IN_CHANNEL = N_(
     "In channels every thread is its own conversation: mention me in a new message to start afresh."
 )
 
@@ -48,18 +50,21 @@ class SlashCommands:
         sub = words[0].lower() if words else "help"
         message = command_message(command)
         if sub == "help":
-            await ack(text=HELP.format(command=name), response_type="ephemeral")
+            await ack(text=_(HELP, command=name), response_type="ephemeral")
         elif sub == "reset":
             if message.chat.kind is not ChatKind.DM:
-                await ack(text=RESET_IN_CHANNEL, response_type="ephemeral")
+                await ack(text=_(RESET_IN_CHANNEL), response_type="ephemeral")
                 return
             closed = await self.desk.reset(message)
             await ack(
-                text="Started a new conversation."
+                text=_("Started a new conversation.")
                 if closed
-                else "There was nothing to reset: your next message starts a new conversation.",
+                else _("There was nothing to reset: your next message starts a new conversation."),
                 response_type="ephemeral",
             )
+        elif sub == "language":
+            text = await self.desk.language_text(message.user, " ".join(words[1:]))
+            await ack(text=text, response_type="ephemeral")
         elif sub == "memory":
             await ack(text=await self.desk.memory_text(message), response_type="ephemeral")
         elif sub == "forget":
@@ -90,7 +95,12 @@ class SlashCommands:
             )
         else:
             await ack(
-                text=f"I don't know `{name} {sub}`.\n" + HELP.format(command=name),
+                text=_(
+                    "I don't know `{command} {sub}`.\n{help}",
+                    command=name,
+                    sub=sub,
+                    help=_(HELP, command=name),
+                ),
                 response_type="ephemeral",
             )
 
@@ -143,7 +153,7 @@ class SlashCommands:
                     message.user.platform_user_id,
                     channel,
                 )
-                note = NOT_ADMIN
+                note = _(NOT_ADMIN)
             overview = await self.desk.tool_overview(message)
         await respond(
             replace_original=True,
@@ -163,18 +173,20 @@ def command_message(command: dict[str, Any]) -> IncomingMessage:
 
 def tools_text(overview: list[tuple[Tool, bool]]) -> str:
     enabled = [item.name for item, on in overview if on]
-    return f"Tools in this channel: {', '.join(enabled) or 'none'}"
+    if not enabled:
+        return _("Tools in this channel: none")
+    return _("Tools in this channel: {tools}", tools=", ".join(enabled))
 
 
 def tools_blocks(overview: list[tuple[Tool, bool]], *, note: str = "") -> list[dict[str, Any]]:
     """A header, checkboxes (10 tools per group, as Slack allows) and a footnote."""
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": "Tools in this channel"}}
+        {"type": "header", "text": {"type": "plain_text", "text": _("Tools in this channel")}}
     ]
     if note:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": note[:3000]}})
     if not overview:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "No tools."}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _("No tools.")}})
     # Slack messages take at most 50 blocks: 40 groups of 10 is plenty.
     for index in range(0, min(len(overview), 40 * CHUNK), CHUNK):
         chunk = overview[index : index + CHUNK]
@@ -200,8 +212,10 @@ def tools_blocks(overview: list[tuple[Tool, bool]], *, note: str = "") -> list[d
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": "Everyone may look; only admins may change. "
-                    ":warning: marks tools that ask before they act.",
+                    "text": _(
+                        "Everyone may look; only admins may change. "
+                        ":warning: marks tools that ask before they act."
+                    ),
                 }
             ],
         }

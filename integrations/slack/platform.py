@@ -30,12 +30,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from bot.admin import TTLCache
 from bot.cards import split_parts
 from bot.config import SlackSettings
 from bot.desk import Answer, AskPlatform, Desk, Press
 from bot.domain import Attachment, ChatKind, ChatRef, UserRef
 from bot.errors import ConfigError, PlatformUnavailable
-from bot.i18n import _
+from bot.i18n import N_, _, enter_locale
 from bot.media import DOWNLOAD_FAILED
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
@@ -63,10 +64,10 @@ from integrations.slack.webapi import SlackMessenger, slack_call
 log = logging.getLogger(__name__)
 
 SUGGESTED_PROMPTS = [
-    {"title": "What can you do?", "message": "What can you do, and which tools do you have?"},
-    {"title": "Time somewhere", "message": "What time is it in Tokyo right now?"},
+    (N_("What can you do?"), N_("What can you do, and which tools do you have?")),
+    (N_("Time somewhere"), N_("What time is it in Tokyo right now?")),
 ]
-EMPTY_HINT = "Hi! Write your question after the mention, or type `{command} help`."
+EMPTY_HINT = N_("Hi! Write your question after the mention, or type `{command} help`.")
 _KNOWN_THREADS = 10_000
 # Message subtypes that are still a person writing to Parley (None: a plain message).
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
@@ -119,6 +120,8 @@ class SlackPlatform:
         self._prompted: set[str] = set()
         self._http = AsyncSlackRequestHandler(self.bolt)
         self._verifier = SignatureVerifier(secret) if secret else None
+        # Each user's Slack locale (users.info include_locale), asked once in a while.
+        self._locales: TTLCache[str] = TTLCache(desk.languages.cache_seconds)
         self._register()
 
     # -- Platform ----------------------------------------------------------------------
@@ -209,6 +212,7 @@ class SlackPlatform:
     # -- listeners ---------------------------------------------------------------------
 
     def _register(self) -> None:
+        self.bolt.use(self._in_reader_language)
         self.bolt.event("message")(self._on_message)
         self.bolt.event("app_mention")(self._on_mention)
         self.bolt.event("app_home_opened")(self._on_home_opened)
@@ -216,6 +220,34 @@ class SlackPlatform:
         self.bolt.command(self.settings.command)(commands.handle)
         self.bolt.action(re.compile(f"^{TOOLS_ACTION}:\\d+$"))(commands.toggle)
         self.bolt.action(re.compile(f"^{APPROVAL_ACTION}_[a-z]+$"))(self._on_approval)
+
+    async def _in_reader_language(
+        self, context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Everything a request leads to is written in its user's language. Bolt runs its
+        middleware and then the listener in the request's own task (or starts the
+        listener's task from it), so the locale is set for that task, not around `next`."""
+        user_id = context.user_id
+        if user_id and user_id != context.bot_user_id:
+            user = UserRef(PLATFORM, user_id, language=await self.slack_locale(user_id))
+            enter_locale(await self.desk.locale_of(user))
+        await next()
+
+    async def slack_locale(self, user_id: str) -> str:
+        """The user's Slack locale ("zh-CN"; "" if Slack does not say), cached."""
+
+        async def ask() -> str:
+            response = await slack_call(
+                "users.info (locale)", self.client.users_info(user=user_id, include_locale=True)
+            )
+            if response is None:
+                raise LookupError("users.info failed")  # logged by slack_call; not cached
+            return str((response.get("user") or {}).get("locale") or "")
+
+        try:
+            return await self._locales.get(user_id, ask)
+        except LookupError:
+            return ""
 
     async def _on_message(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
@@ -253,7 +285,12 @@ class SlackPlatform:
         await slack_call(
             "assistant.threads.setSuggestedPrompts",
             self.client.assistant_threads_setSuggestedPrompts(
-                channel_id=channel, title="Try asking", prompts=SUGGESTED_PROMPTS
+                channel_id=channel,
+                title=_("Try asking"),
+                prompts=[
+                    {"title": _(title), "message": _(message)}
+                    for title, message in SUGGESTED_PROMPTS
+                ],
             ),
         )
 
@@ -403,7 +440,7 @@ class SlackPlatform:
                 self.client.chat_postMessage(
                     channel=reply.channel,
                     thread_ts=reply.thread_ts,
-                    text=EMPTY_HINT.format(command=self.settings.command),
+                    text=_(EMPTY_HINT, command=self.settings.command),
                 ),
             )
             return

@@ -101,7 +101,7 @@ class SlackSurface:
             loop = asyncio.get_running_loop()
             self._thinking = loop.call_later(self.preview_delay, self._think)
         else:
-            await self._set_status("is thinking…")
+            await self._set_status(_("is thinking…"))
 
     async def stream(self, delta: str) -> None:
         self._streamed.append(delta)
@@ -130,7 +130,7 @@ class SlackSurface:
         if text.startswith(streamed):
             self._buffer += text[len(streamed) :]
         if not self.posted and not self._buffer.strip():
-            self._buffer = NO_ANSWER
+            self._buffer = _(NO_ANSWER)
         await self._flush(final=True)
         if self._status_shown:
             await self._set_status("")
@@ -201,7 +201,7 @@ class SlackSurface:
         """The turn has run `preview_delay`: show a status, unless its text is on the way
         (the flusher shows that within `preview_delay`)."""
         if not self._streamed:
-            self._thinking_call = asyncio.create_task(self._set_status("is thinking…"))
+            self._thinking_call = asyncio.create_task(self._set_status(_("is thinking…")))
 
     async def _flush_periodically(self) -> None:
         """Send what accumulated: first `preview_delay` after the text began, then once

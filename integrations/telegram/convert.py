@@ -27,7 +27,7 @@ from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMe
 
 PLATFORM = "telegram"
 # Parley's commands: in a group, the only unqualified commands that address it.
-OWN_COMMANDS = frozenset({"start", "help", "reset", "tools", "memory", "forget"})
+OWN_COMMANDS = frozenset({"start", "help", "reset", "tools", "memory", "forget", "language"})
 
 
 def to_chat_ref(message: Message) -> ChatRef:
@@ -81,7 +81,7 @@ def author_of(message: Message) -> UserRef | None:
     user = message.from_user
     if user is None or user.is_bot or user.id == ChatID.SERVICE_CHAT:
         return None
-    return UserRef(PLATFORM, str(user.id), user.full_name)
+    return UserRef(PLATFORM, str(user.id), user.full_name, language=user.language_code or "")
 
 
 def is_addressed(message: Message, bot_id: int, bot_username: str) -> bool:

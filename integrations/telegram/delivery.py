@@ -38,6 +38,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.i18n import _
 from bot.surface import NO_ANSWER
 from integrations.telegram.formatting import markdown_to_html, split_markdown, visible_text
 
@@ -242,7 +243,7 @@ class Delivery:
     ) -> list[Message]:
         """Send `text` rendered, split into as many messages as it needs."""
         sent = []
-        for index, part in enumerate(split_markdown(text) or [NO_ANSWER]):
+        for index, part in enumerate(split_markdown(text) or [_(NO_ANSWER)]):
             reply = reply_to if not index else None
             send = self.send_part(chat_id, part, thread_id=thread_id, reply_to=reply)
             sent.append(await (self.paced(chat_id, send) if index else send))
@@ -380,7 +381,7 @@ class Delivery:
     ) -> None:
         """The whole answer, rendered and split: the streamed message (`streamed_id`, if
         any) edited into the first part, the rest sent in the chat's next slots."""
-        parts = split_markdown(text) or [NO_ANSWER]
+        parts = split_markdown(text) or [_(NO_ANSWER)]
         if streamed_id is not None:
             try:
                 await self.paced(chat_id, self.edit_part(chat_id, streamed_id, parts[0], shown))

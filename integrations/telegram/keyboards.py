@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.i18n import N_
 from bot.toolkit import Tool
 
 TOGGLE = "tt"
-TOOLS_HINT = "Admins can tap a tool below to switch it on (✅) or off (⬜)."
+TOOLS_HINT = N_("Admins can tap a tool below to switch it on (✅) or off (⬜).")
 
 
 def tools_keyboard(overview: list[tuple[Tool, bool]]) -> InlineKeyboardMarkup:

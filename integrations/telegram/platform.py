@@ -18,6 +18,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+from babel import Locale
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -37,7 +38,7 @@ from bot.config import TelegramSettings
 from bot.desk import AskPlatform, Desk, Press
 from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.errors import ConfigError
-from bot.i18n import _
+from bot.i18n import DEFAULT_LOCALE, N_, _, available_locales, use_locale
 from bot.media import DOWNLOAD_FAILED
 from bot.surface import Messenger
 from integrations.telegram.approvals import APPROVAL, CHOICES, SHOW_ALL, ApprovalPresenter
@@ -63,21 +64,23 @@ from integrations.telegram.webhook import BadUpdate, read_update
 log = logging.getLogger(__name__)
 
 COMMANDS = (
-    BotCommand("start", "Say hello and see what I can do"),
-    BotCommand("help", "How to talk to me"),
-    BotCommand("reset", "Start a new conversation"),
-    BotCommand("tools", "Show the tools I can use in this chat"),
-    BotCommand("memory", "What I remember about you"),
-    BotCommand("forget", "Forget a remembered fact: /forget 3, or /forget all"),
+    ("start", N_("Say hello and see what I can do")),
+    ("help", N_("How to talk to me")),
+    ("reset", N_("Start a new conversation")),
+    ("tools", N_("Show the tools I can use in this chat")),
+    ("memory", N_("What I remember about you")),
+    ("forget", N_("Forget a remembered fact: /forget 3, or /forget all")),
+    ("language", N_("Choose my language: /language zh, /language en, /language auto")),
 )
-HELP = (
+HELP = N_(
     "I'm Parley, an assistant with real tools. In a private chat, just write to me. "
     "In a group, mention me or reply to one of my messages.\n\n"
     "/reset starts a new conversation (the old one is kept)\n"
     "/tools shows the tools I can use in this chat\n"
-    "/memory lists what you asked me to remember; /forget 3 (or /forget all) forgets it"
+    "/memory lists what you asked me to remember; /forget 3 (or /forget all) forgets it\n"
+    "/language zh (or en, or auto) chooses the language I write in"
 )
-TEXT_ONLY = "I can read text, voice messages and pictures, but not this kind of message."
+TEXT_ONLY = N_("I can read text, voice messages and pictures, but not this kind of message.")
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 # Connections to the Bot API. httpcore checks every pooled connection on every request,
@@ -170,7 +173,7 @@ class TelegramPlatform:
         app = self.application
         await app.initialize()
         self._bot_id, self._username = app.bot.id, app.bot.username
-        await app.bot.set_my_commands(list(COMMANDS))
+        await self._set_commands(app)
         await app.start()
         if self.settings.webhook_url:
             try:
@@ -189,6 +192,14 @@ class TelegramPlatform:
                 allowed_updates=ALLOWED_UPDATES, error_callback=self._polling_error
             )
             log.info("telegram: @%s takes updates by long polling", self._username)
+
+    async def _set_commands(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """The command menu in English, and in each catalog's language for its readers."""
+        for locale in available_locales():
+            with use_locale(locale):
+                commands = [BotCommand(name, _(text)) for name, text in COMMANDS]
+            language = "" if locale == DEFAULT_LOCALE else Locale.parse(locale).language
+            await app.bot.set_my_commands(commands, language_code=language or None)
 
     async def stop(self) -> None:
         app = self.application
@@ -229,6 +240,20 @@ class TelegramPlatform:
         log.warning("telegram polling failed (%s); retrying", error)
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        # Whatever this update leads to is written in its sender's language.
+        sender = update.effective_user
+        reader = (
+            UserRef(PLATFORM, str(sender.id), sender.full_name, language=sender.language_code or "")
+            if sender is not None and not sender.is_bot
+            else None
+        )
+        locale = (
+            await self.desk.locale_of(reader) if reader is not None else self.desk.languages.default
+        )
+        with use_locale(locale):
+            await self._handle_update(update)
+
+    async def _handle_update(self, update: Update) -> None:
         try:
             turn = self._turn_of(update)
             if turn is not None:
@@ -258,7 +283,7 @@ class TelegramPlatform:
         files = files_of(message, image_limit=self.desk.download_limit(AttachmentKind.IMAGE))
         if message.text is None and not files:
             if private and message.from_user is not None and not message.from_user.is_bot:
-                await self.delivery.send_part(message.chat.id, TEXT_ONLY, render=False)
+                await self.delivery.send_part(message.chat.id, _(TEXT_ONLY), render=False)
             return
         command = command_of(message, self._username)
         if command in OWN_COMMANDS:
@@ -372,7 +397,10 @@ class TelegramPlatform:
         incoming, reply = converted
         chat_id, topic = reply.chat_id, reply.thread_id
         if command in ("start", "help"):
-            text = HELP
+            text = _(HELP)
+        elif command == "language":
+            argument = command_argument(message.text or "")
+            text = await self.desk.language_text(incoming.user, argument)
         elif command == "memory":
             text = await self.desk.memory_text(incoming)
         elif command == "forget":
@@ -380,9 +408,9 @@ class TelegramPlatform:
         elif command == "reset":
             closed = await self.desk.reset(incoming)
             text = (
-                "Started a new conversation; the old one is kept."
+                _("Started a new conversation; the old one is kept.")
                 if closed
-                else "There was no conversation yet; this is a fresh start."
+                else _("There was no conversation yet; this is a fresh start.")
             )
         else:
             answer = await approval_command(
@@ -405,7 +433,7 @@ class TelegramPlatform:
             overview = await self.desk.tool_overview(incoming)
             await self.delivery.send_part(
                 chat_id,
-                f"{text}\n\n{TOOLS_HINT}",
+                f"{text}\n\n{_(TOOLS_HINT)}",
                 thread_id=topic,
                 reply_to=reply.reply_to,
                 markup=tools_keyboard(overview),
@@ -419,12 +447,16 @@ class TelegramPlatform:
     async def _tools_text(self, incoming: IncomingMessage) -> str:
         tools = await self.desk.offered_tools(incoming)
         if not tools:
-            return "No tools are enabled in this chat."
-        lines = ["Tools I can use in this chat:"]
+            return _("No tools are enabled in this chat.")
+        lines = [_("Tools I can use in this chat:")]
         for item in tools:
             summary = item.description.strip().splitlines()[0] if item.description else ""
-            confirm = " (asks before acting)" if item.side_effect else ""
-            lines.append(f"• {item.name}{confirm}: {summary}")
+            line = (
+                _("• {tool} (asks before acting): {summary}", tool=item.name, summary=summary)
+                if item.side_effect
+                else _("• {tool}: {summary}", tool=item.name, summary=summary)
+            )
+            lines.append(line)
         return "\n".join(lines)
 
     async def _on_callback(self, query: CallbackQuery) -> None:
@@ -517,7 +549,7 @@ class TelegramPlatform:
     async def _on_toggle(self, query: CallbackQuery, name: str) -> None:
         message = query.message
         if not isinstance(message, Message):
-            await query.answer("This keyboard is no longer active.")
+            await query.answer(_("This keyboard is no longer active."))
             return
         user = UserRef(PLATFORM, str(query.from_user.id), query.from_user.full_name)
         chat = to_chat_ref(message)
@@ -525,7 +557,7 @@ class TelegramPlatform:
         overview = await self.desk.tool_overview(incoming)
         current = next((on for item, on in overview if item.name == name), None)
         if current is None:
-            await query.answer("That tool no longer exists.", show_alert=True)
+            await query.answer(_("That tool no longer exists."), show_alert=True)
             return
         done = await self.desk.set_tools(
             user,
@@ -536,9 +568,11 @@ class TelegramPlatform:
         )
         if not done:
             log.info("telegram: refused a tool change by %s in %s", user.platform_user_id, chat)
-            await query.answer(NOT_ADMIN, show_alert=True)
+            await query.answer(_(NOT_ADMIN), show_alert=True)
             return
-        await query.answer(f"{name} {'enabled' if not current else 'disabled'}.")
+        await query.answer(
+            _("{tool} enabled.", tool=name) if not current else _("{tool} disabled.", tool=name)
+        )
         overview = await self.desk.tool_overview(incoming)
         try:
             await self.delivery.call(

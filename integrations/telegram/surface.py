@@ -23,6 +23,7 @@ from telegram.error import TelegramError
 
 from bot.approvals import Answer, ApprovalQuestion
 from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
+from bot.i18n import N_, _
 from integrations.telegram.approvals import ApprovalPresenter
 from integrations.telegram.delivery import ChatUnavailable, Delivery
 from integrations.telegram.formatting import PART_LIMIT, utf16_len
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
 TYPING_EVERY = 4.0
-CANNOT_CONFIRM_AS_CHAT = (
+CANNOT_CONFIRM_AS_CHAT = N_(
     "This needs a confirmation, and only a person can give one: ask again as yourself, "
     "not anonymously or as a channel. Nothing was done."
 )
@@ -137,7 +138,7 @@ class TelegramSurface:
             await self._guard(
                 self.delivery.send_part(
                     self.chat_id,
-                    CANNOT_CONFIRM_AS_CHAT,
+                    _(CANNOT_CONFIRM_AS_CHAT),
                     thread_id=self.thread_id,
                     reply_to=self.reply_to,
                     render=False,
@@ -218,7 +219,7 @@ class TelegramSurface:
 
     def _pause_typing(self) -> None:
         # Only signals: cancelling a request in flight would cost its connection.
-        for stop, _ in self._typing:
+        for stop, _task in self._typing:
             stop.set()
 
     async def _end_typing(self) -> None:
@@ -226,7 +227,7 @@ class TelegramSurface:
             self._typing_due.cancel()
         self._pause_typing()
         tasks, self._typing = self._typing, []
-        for _, task in tasks:
+        for _stop, task in tasks:
             await task
 
     async def _preview(self, text: str) -> None:

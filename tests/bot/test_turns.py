@@ -189,3 +189,21 @@ async def test_finished_turns_are_pruned_and_an_erased_users_questions_blanked(
     later = datetime.now(UTC) + timedelta(minutes=1)
     assert await app.turn_store.prune(later) == 1  # the open turn stays
     assert [turn.id for turn in await app.turn_store.open_turns()] == [still_open.id]
+
+
+async def test_a_lost_turn_is_told_in_its_users_language(make_app: AppFactory) -> None:
+    app = await make_app([], turns={"resume_window_minutes": 0})
+    await app.languages.set_choice(ALICE, "zh_CN")
+    await interrupted(app, "丢失的问题", "ev-8")
+    survivor = await make_app([], turns={"resume_window_minutes": 0})
+    surface = RecordingSurface()
+    survivor.recovery.surface_for = lambda turn, ticket: surface
+    await survivor.process_lease.start()
+    try:
+        await survivor.recovery.sweep()
+        await survivor.recovery.wait()
+    finally:
+        await survivor.process_lease.stop()
+    assert surface.failures == [
+        "抱歉，我在回答你的消息时被重启了，现在已来不及完成那条回答。如果还需要，请再问一次。"
+    ]

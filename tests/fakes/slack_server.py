@@ -327,7 +327,11 @@ class FakeSlackServer(FakeServer):
             return {"ok": True, "message_ts": ts}
         if method == "users.info":
             user = body.get("user", "")
-            return {"ok": True, "user": {"id": user, **self.users.get(user, {})}}
+            info = {"id": user, **self.users.get(user, {})}
+            # The locale is opt-in (docs.slack.dev users.info: include_locale).
+            if str(body.get("include_locale", "")).lower() not in ("true", "1"):
+                info.pop("locale", None)
+            return {"ok": True, "user": info}
         if method == "files.info":
             with self._lock:
                 stored = self.files.get(str(body.get("file", "")))

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import sys
 import threading
 import time
@@ -91,9 +92,12 @@ class _State:
     ephemeral_supported: bool = True
 
 
-def private_message(user_id: int, text: str, *, name: str = "Alice") -> dict[str, Any]:
-    """A text message in the private chat with `user_id` (an update without its id)."""
-    user = {"id": user_id, "is_bot": False, "first_name": name}
+def private_message(
+    user_id: int, text: str, *, name: str = "Alice", language: str = ""
+) -> dict[str, Any]:
+    """A text message in the private chat with `user_id` (an update without its id);
+    `language` is the sender's app language (`from.language_code`)."""
+    user = _user(user_id, name, language)
     chat = {"id": user_id, "type": "private", "first_name": name}
     return {"message": _message(chat, user, text)}
 
@@ -135,11 +139,16 @@ DOWNLOAD_LIMIT = 20 * 1024 * 1024
 
 
 def private_media(
-    user_id: int, media: dict[str, Any], *, caption: str = "", name: str = "Alice"
+    user_id: int,
+    media: dict[str, Any],
+    *,
+    caption: str = "",
+    name: str = "Alice",
+    language: str = "",
 ) -> dict[str, Any]:
     """A message without text in the private chat with `user_id`, carrying `media`
     (`{"voice": {...}}`, `{"photo": [...]}`, `{"document": {...}}`) and a caption."""
-    user = {"id": user_id, "is_bot": False, "first_name": name}
+    user = _user(user_id, name, language)
     chat = {"id": user_id, "type": "private", "first_name": name}
     message = _message(chat, user, "")
     del message["text"]
@@ -222,6 +231,13 @@ def _words(text: str) -> list[tuple[int, str]]:
 _message_ids = itertools.count(100)
 
 
+def _user(user_id: int, name: str, language: str = "") -> dict[str, Any]:
+    user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": name}
+    if language:
+        user["language_code"] = language
+    return user
+
+
 def callback_update(
     chat: dict[str, Any],
     message_id: int,
@@ -230,6 +246,7 @@ def callback_update(
     *,
     name: str = "Alice",
     ephemeral: bool = False,
+    language: str = "",
 ) -> dict[str, Any]:
     """A press on an inline button of the bot's message `message_id` in `chat` (of an
     ephemeral message: no `message`, as for inline messages; UNVERIFIED)."""
@@ -238,7 +255,7 @@ def callback_update(
         return {
             "callback_query": {
                 "id": f"cb-{next(_message_ids)}",
-                "from": {"id": user_id, "is_bot": False, "first_name": name},
+                "from": _user(user_id, name, language),
                 "chat_instance": "ci-1",
                 "data": data,
             }
@@ -246,7 +263,7 @@ def callback_update(
     return {
         "callback_query": {
             "id": f"cb-{next(_message_ids)}",
-            "from": {"id": user_id, "is_bot": False, "first_name": name},
+            "from": _user(user_id, name, language),
             "chat_instance": "ci-1",
             "data": data,
             "message": {
@@ -669,6 +686,22 @@ class FakeTelegramServer(FakeServer):
         return True
 
     def _m_setMyCommands(self, params: dict[str, Any]) -> Any:
+        # core.telegram.org/bots/api#setmycommands: a two-letter ISO 639-1 code or none;
+        # 1-100 commands of 1-32 lowercase letters, digits and underscores, descriptions
+        # of 1-256 characters.
+        language = str(params.get("language_code") or "")
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            return _bad_request("language code is invalid")
+        commands = params.get("commands")
+        if isinstance(commands, str):
+            commands = json.loads(commands)
+        if not isinstance(commands, list) or not 1 <= len(commands) <= 100:
+            return _bad_request("commands list is invalid")
+        for command in commands:
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(command.get("command", ""))):
+                return _bad_request("BOT_COMMAND_INVALID")
+            if not 1 <= len(str(command.get("description", ""))) <= 256:
+                return _bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
         return True
 
     def _m_setWebhook(self, params: dict[str, Any]) -> Any:

@@ -165,3 +165,23 @@ def typed_lines(*typed: str) -> Callable[[str], Awaitable[str]]:
             raise EOFError from None
 
     return read
+
+
+async def test_the_terminal_speaks_its_lang_and_language_changes_it(
+    llm: ScriptedOpenAIServer, tmp_path: Path
+) -> None:
+    app = Application(terminal_settings(llm, tmp_path), tools=[])
+    chinese = UserRef("console", "li", "li", language="zh_CN")
+    typed = typed_lines("/tools", "/language en", "/tools", "/language auto")
+
+    out = io.StringIO()
+    try:
+        await app.start()
+        await run_console(app.desk, reader=typed, out=out, user=chinese, color=False)
+    finally:
+        await app.aclose()
+    shown = out.getvalue()
+    assert shown.startswith("Parley (scripted). 命令：/reset 开始新对话")
+    assert "工具：无\n" in shown
+    assert "From now on I write to you in English.\nTools: none\n" in shown
+    assert shown.endswith("从现在起，我会用中文给你写消息。\n\n")  # and Ctrl-D

@@ -103,7 +103,7 @@ async def test_a_non_admin_is_refused_told_and_audited(
     assert checkboxes(redraw["blocks"])["initial_options"][0]["value"] == "get_current_time"
     [entry] = await audit(harness)
     assert entry.actor == f"slack:{EVE}" and entry.allowed is False
-    assert [b["user"] for b in slack.bodies("users.info")] == [EVE]
+    assert [b["user"] for b in admin_checks(slack)] == [EVE]
 
     llm.set_default(text_reply("tick tock"))
     await harness.event(mention_event("time?"))
@@ -116,7 +116,8 @@ async def test_a_failed_admin_check_refuses_once_and_is_not_remembered(
 ) -> None:
     harness = await make_slack(tools=(get_current_time,))
     slack.users[ALICE] = {"is_admin": True}
-    slack.fail("users.info", "internal_error")
+    # The press's locale lookup fails too (and is asked again), then the admin check.
+    slack.fail("users.info", "internal_error", times=2)
 
     await press_checkboxes(harness, slack, user=ALICE, selected=[])
     [refused] = await slack.wait_for("response_url")
@@ -124,7 +125,7 @@ async def test_a_failed_admin_check_refuses_once_and_is_not_remembered(
     [_, saved] = await slack.wait_for("response_url", 2)
 
     assert "Only admins" in refused["text"] and "Saved" in saved["text"]
-    assert slack.count("users.info") == 2
+    assert len(admin_checks(slack)) == 2
 
 
 async def test_parley_admins_may_change_without_asking_slack(
@@ -136,7 +137,7 @@ async def test_parley_admins_may_change_without_asking_slack(
     await press_checkboxes(harness, slack, user=EVE, selected=[])
     [redraw] = await slack.wait_for("response_url")
     assert "Saved" in redraw["text"]
-    assert slack.count("users.info") == 0
+    assert admin_checks(slack) == []
 
 
 def test_many_tools_are_split_into_groups_of_ten() -> None:
@@ -154,4 +155,13 @@ def test_many_tools_are_split_into_groups_of_ten() -> None:
     assert [o["value"] for o in groups[2]["elements"][0]["initial_options"]] == [
         "tool_20",
         "tool_22",
+    ]
+
+
+def admin_checks(slack: FakeSlackServer) -> list[dict[str, Any]]:
+    """The users.info calls that asked whether someone is an admin (not their locale)."""
+    return [
+        b
+        for b in slack.bodies("users.info")
+        if str(b.get("include_locale")) not in ("1", "true", "True")
     ]

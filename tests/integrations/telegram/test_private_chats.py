@@ -48,15 +48,20 @@ async def test_a_private_message_with_a_tool_call_streams_a_draft_and_sends_the_
     second = llm.requests[1]["messages"]
     assert second[-1]["role"] == "tool"
     assert json.loads(second[-1]["content"])["timezone"] == "Asia/Tokyo"
-    [commands] = telegram.calls_of("setMyCommands")
-    assert [c["command"] for c in commands.params["commands"]] == [
+    # The menu in English for everyone, and in Chinese for Chinese Telegram apps.
+    english, chinese = telegram.calls_of("setMyCommands")
+    assert "language_code" not in english.params
+    assert [c["command"] for c in english.params["commands"]] == [
         "start",
         "help",
         "reset",
         "tools",
         "memory",
         "forget",
+        "language",
     ]
+    assert chinese.params["language_code"] == "zh"
+    assert chinese.params["commands"][2] == {"command": "reset", "description": "开始新对话"}
 
 
 async def test_drafts_are_throttled_and_never_repeat_a_text(
