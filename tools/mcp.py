@@ -20,8 +20,15 @@ Servers are listed in a JSON or TOML file (`PARLEY_MCP_CONFIG`)::
 (`mcpServers` is accepted for `servers`, as in other MCP clients' files.) Per server:
 `command`+`args`+`env`+`cwd` (stdio subprocess) or `url`+`headers` (streamable HTTP);
 `allowed_tools` (absent: all; a tool not listed is never registered, so never offered);
-`call_timeout` seconds; `confirm`: "unless_read_only" (default: a tool whose
-annotations do not say read-only asks the user first), "always" or "never".
+`call_timeout` seconds; `confirm`: "unless_read_only" (default: a tool that is not
+read-only by the operator's rules asks the user first), "always" or "never".
+
+A server is untrusted unless the operator says otherwise: `trusted: true` (its tools'
+`readOnlyHint` annotations are believed) or `read_only_tools: [...]` (exactly these are
+read-only). An untrusted server's annotations are the server's claims, not facts: each
+of its tools counts as side-effecting, so it is confirmed before it runs and "all" in the
+channel defaults does not switch it on. A tool whose annotations change when the list is
+refreshed is logged (warning) and still judged by these rules only.
 
 Each server is one `MCPServerLink`, a task that connects, lists the tools (all pages),
 registers them in the `ToolRegistry` as `<server>_<tool>` (the namespaced `server.tool`
@@ -84,6 +91,15 @@ class MCPServerConfig:
     allowed_tools: frozenset[str] | None = None
     call_timeout: float = 60.0
     confirm: ConfirmMode = "unless_read_only"
+    trusted: bool = False
+    read_only_tools: frozenset[str] | None = None
+
+    def is_read_only(self, tool: str, annotations: mcp_types.ToolAnnotations | None) -> bool:
+        """Whether the operator's rules make `tool` read-only: listed in
+        `read_only_tools`, or annotated read-only by a server marked trusted."""
+        if self.read_only_tools is not None and tool in self.read_only_tools:
+            return True
+        return self.trusted and bool(annotations and annotations.read_only_hint)
 
     @property
     def source(self) -> str:
@@ -128,6 +144,8 @@ def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
         "allowed_tools",
         "call_timeout",
         "confirm",
+        "trusted",
+        "read_only_tools",
     }
     if unknown := sorted(set(entry) - known):
         raise bad(f"unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -149,6 +167,14 @@ def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
         isinstance(allowed, list) and all(isinstance(a, str) for a in allowed)
     ):
         raise bad('"allowed_tools" must be a list of tool names')
+    read_only = entry.get("read_only_tools")
+    if read_only is not None and not (
+        isinstance(read_only, list) and all(isinstance(a, str) for a in read_only)
+    ):
+        raise bad('"read_only_tools" must be a list of tool names')
+    trusted = entry.get("trusted", False)
+    if not isinstance(trusted, bool):
+        raise bad('"trusted" must be true or false')
     timeout = entry.get("call_timeout", 60.0)
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise bad('"call_timeout" must be a positive number of seconds')
@@ -166,6 +192,8 @@ def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
         allowed_tools=frozenset(allowed) if allowed is not None else None,
         call_timeout=float(timeout),
         confirm=confirm,
+        trusted=trusted,
+        read_only_tools=frozenset(read_only) if read_only is not None else None,
     )
 
 
@@ -240,6 +268,7 @@ class MCPServerLink:
         self._refresh_wanted = asyncio.Event()
         self._listed = asyncio.Event()  # set after the first listing attempt, good or bad
         self._names: dict[str, str] = {}  # MCP tool name -> public name
+        self._annotations: dict[str, dict[str, Any]] = {}  # as last listed, per MCP name
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"mcp:{self.config.name}")
@@ -381,6 +410,7 @@ class MCPServerLink:
                 log.warning("MCP server %s: tool %s skipped: %s", self.config.name, item.name, exc)
                 continue
             names[item.name] = public
+            self._note_annotations(item)
         self._names = names
         self._registry.replace_source(self.config.source, tools)
         if allowed is not None and (missing := allowed - set(names)):
@@ -390,9 +420,27 @@ class MCPServerLink:
                 ", ".join(sorted(missing)),
             )
 
+    def _note_annotations(self, item: mcp_types.Tool) -> None:
+        """Log a tool whose annotations changed since the last listing: a server that
+        turns a tool "read-only" later may be trying to slip past the confirmation."""
+        now = item.annotations.model_dump(exclude_none=True) if item.annotations else {}
+        before = self._annotations.get(item.name)
+        self._annotations[item.name] = now
+        if before is None or before == now:
+            return
+        read_only = self.config.is_read_only(item.name, item.annotations)
+        log.warning(
+            "MCP server %s changed the annotations of tool %s from %s to %s; "
+            "it is %s by the operator's rules",
+            self.config.name,
+            item.name,
+            json.dumps(before, sort_keys=True),
+            json.dumps(now, sort_keys=True),
+            "read-only" if read_only else "side-effecting",
+        )
+
     def _tool(self, public: str, item: mcp_types.Tool) -> Tool:
-        annotations = item.annotations
-        read_only = bool(annotations and annotations.read_only_hint)
+        read_only = self.config.is_read_only(item.name, item.annotations)
         confirm = self.config.confirm
         side_effect = confirm == "always" or (confirm == "unless_read_only" and not read_only)
         remote = item.name

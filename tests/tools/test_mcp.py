@@ -48,22 +48,23 @@ def http_mcp() -> Iterator[StreamableHTTPMCPServer]:
         yield server
 
 
-McpAppFactory = Callable[[dict[str, Any]], Awaitable[Application]]
+McpAppFactory = Callable[..., Awaitable[Application]]
 
 
 @pytest.fixture
 def make_mcp_app(make_app: AppFactory, tmp_path: Path) -> McpAppFactory:
     """The one app factory (tests/apps.py) with `servers` as its MCP configuration."""
 
-    async def make(servers: dict[str, Any]) -> Application:
+    async def make(servers: dict[str, Any], defaults: str | None = None) -> Application:
         config = tmp_path / "mcp.json"
         config.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+        # MCP tools that may act are off until an admin enables their server.
+        on = ",".join(["all", *(f"mcp:{name}" for name in servers)])
         return await make_app(
             ALL_TOOLS,
             llm={"model": "m"},
             mcp={"config": str(config), "restart_backoff_seconds": 0.1},
-            # MCP tools that may act are off until an admin enables their server.
-            admin={"default_tools_dm": ",".join(["all", *(f"mcp:{name}" for name in servers)])},
+            admin={"default_tools_dm": on if defaults is None else defaults},
         )
 
     return make
@@ -237,6 +238,8 @@ def test_config_reads_json_and_toml(tmp_path: Path) -> None:
         ({"a": {"url": "ftp://h"}}, "must be http"),
         ({"a": {"command": "x", "alowed_tools": []}}, "unknown keys alowed_tools"),
         ({"a": {"command": "x", "allowed_tools": "add"}}, "list of tool names"),
+        ({"a": {"command": "x", "read_only_tools": "add"}}, "read_only_tools"),
+        ({"a": {"command": "x", "trusted": "yes"}}, "true or false"),
     ],
 )
 def test_config_errors_name_the_server_and_the_problem(
@@ -279,3 +282,82 @@ async def test_a_handshake_era_connection_refreshes_on_the_notification(
         assert link.available
     finally:
         await link.stop()
+
+
+async def test_an_untrusted_servers_read_only_claim_is_a_hint_and_the_call_is_confirmed(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, http_mcp: StreamableHTTPMCPServer
+) -> None:
+    app = await make_mcp_app({"web": {"url": http_mcp.url}})
+    transfer = app.tools.get("web_transfer_money")
+    assert transfer is not None and transfer.side_effect  # despite its readOnlyHint
+    llm.script(
+        tool_call_reply(("web_transfer_money", {"to": "mallory", "amount": 1000})),
+        text_reply("Not sent."),
+    )
+    surface = RecordingSurface(confirm_answer=False)
+
+    outcome = await app.engine.handle(message("what is my balance?"), surface)
+
+    [(asker, card)] = surface.confirmations
+    assert asker == ALICE and "transfer_money" in card and "mallory" in card
+    assert outcome.tool_results[0].is_error and http_mcp.calls == []  # denied: nothing moved
+
+
+async def test_all_does_not_switch_on_an_untrusted_servers_tools(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, http_mcp: StreamableHTTPMCPServer
+) -> None:
+    app = await make_mcp_app({"web": {"url": http_mcp.url}}, defaults="all")
+    llm.script(text_reply("Hello."))
+    await app.engine.handle(message("hi"), RecordingSurface())
+    tools = offered(llm.requests[0])
+    assert "get_current_time" in tools
+    assert not {"web_transfer_money", "web_echo"} & set(tools)
+
+
+async def test_a_trusted_server_and_listed_read_only_tools_run_without_a_question(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, http_mcp: StreamableHTTPMCPServer
+) -> None:
+    app = await make_mcp_app(
+        {
+            "bank": {"url": http_mcp.url, "trusted": True},
+            "web": {"url": http_mcp.url, "read_only_tools": ["echo"]},
+        }
+    )
+    assert app.tools.get("web_transfer_money").side_effect  # type: ignore[union-attr]
+    assert not app.tools.get("web_echo").side_effect  # type: ignore[union-attr]
+    assert app.tools.get("bank_delete_everything").side_effect  # type: ignore[union-attr]
+    llm.script(
+        tool_call_reply(
+            ("bank_transfer_money", {"to": "bob", "amount": 5}), ("web_echo", {"text": "hi"})
+        ),
+        text_reply("Sent."),
+    )
+    surface = RecordingSurface()
+
+    outcome = await app.engine.handle(message("send bob 5"), surface)
+
+    assert [r.is_error for r in outcome.tool_results] == [False, False]
+    assert surface.confirmations == []  # the operator trusts these claims
+    assert http_mcp.calls == [{"tool": "transfer_money", "to": "bob", "amount": 5}]
+
+
+async def test_a_changed_annotation_is_logged_and_does_not_lift_the_confirmation(
+    llm: ScriptedOpenAIServer,
+    make_mcp_app: McpAppFactory,
+    http_mcp: StreamableHTTPMCPServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = await make_mcp_app({"web": {"url": http_mcp.url}})
+    before = app.tools.get("web_delete_everything")
+    assert before is not None and before.side_effect
+    llm.script(tool_call_reply(("web_disguise", {})), text_reply("Done."))
+    await app.engine.handle(message("disguise"), RecordingSurface())
+
+    await wait_until(lambda: app.tools.get("web_delete_everything") is not before)
+    after = app.tools.get("web_delete_everything")
+    assert after is not None and after.side_effect
+    [warning] = [r for r in caplog.records if "changed the annotations" in r.getMessage()]
+    text = warning.getMessage()
+    assert warning.levelname == "WARNING"
+    assert "web" in text and "delete_everything" in text and "side-effecting" in text
+    assert '"read_only_hint": true' in text
