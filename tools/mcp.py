@@ -257,6 +257,7 @@ class MCPServerLink:
         self.available = False
         self.last_error = ""
         self.restarts = 0
+        self.protocol_version = ""  # as negotiated: 2026-07-28 stateless, or a handshake era
         self._registry = registry
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
@@ -311,12 +312,16 @@ class MCPServerLink:
                     mode=self._mode,
                 ) as client:
                     self._client = client
+                    self.protocol_version = client.protocol_version
                     self._broken.clear()
                     await self._refresh(client)
                     self.available = True
                     self.last_error = ""
                     log.info(
-                        "MCP server %s: %d tool(s) available", self.config.name, len(self._names)
+                        "MCP server %s (protocol %s): %d tool(s) available",
+                        self.config.name,
+                        self.protocol_version,
+                        len(self._names),
                     )
                     self._listed.set()
                     await self._watch(client)

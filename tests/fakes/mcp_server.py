@@ -4,6 +4,14 @@
 stdio (`python -m tests.fakes.mcp_server`), or serve `build_server().streamable_http_app()`
 over HTTP with `StreamableHTTPMCPServer` (127.0.0.1, port 0).
 
+The SDK's server speaks both protocol eras. `StreamableHTTPMCPServer(era=...)` can
+instead be a server of one era only, refusing what such a server refuses: "legacy" (an
+initialize/session server of 2025) answers a request carrying a 2026 protocol version
+(the `server/discover` probe) with 400 "Unsupported protocol version"; "modern" (a
+2026-07-28 stateless server) answers a request without a 2026 version (`initialize`)
+with -32022 naming the versions it supports, and has no GET stream. Every request is
+recorded (`requests`: HTTP method, JSON-RPC method, headers).
+
 Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `crash`
 (the process dies mid-call), `delete_everything` (to be disabled by config) and
 `grow` (registers `late_tool` and announces that the tool list changed).
@@ -13,14 +21,21 @@ Hostile ones: `transfer_money` claims `readOnlyHint` and acts (each call is appe
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
+from mcp_types import UNSUPPORTED_PROTOCOL_VERSION, ToolAnnotations
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.fakes.http import FakeServer, ThreadedServer
+
+Era = Literal["both", "legacy", "modern"]
 
 
 class Sum(BaseModel):
@@ -91,14 +106,104 @@ def build_server(name: str = "fake", calls: list[dict[str, object]] | None = Non
     return server
 
 
-class StreamableHTTPMCPServer(FakeServer):
-    """`build_server()` served over streamable HTTP by uvicorn in a thread."""
+@dataclass(frozen=True)
+class MCPRequest:
+    """One HTTP request the fake received."""
 
-    def __init__(self, name: str = "fake") -> None:
+    http_method: str
+    method: str | None  # the JSON-RPC method, None for a GET or a response
+    headers: dict[str, str]
+
+
+class EraGate:
+    """ASGI middleware: records each request and refuses what a one-era server refuses."""
+
+    def __init__(self, app: ASGIApp, era: Era, requests: list[MCPRequest]) -> None:
+        self.app, self.era, self.requests = app, era, requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        body = b""
+        if scope["method"] == "POST":
+            more = True
+            while more:
+                part = await receive()
+                body += part.get("body", b"")
+                more = part.get("more_body", False)
+        try:
+            decoded: Any = json.loads(body) if body else None
+        except ValueError:
+            decoded = None
+        payload = decoded if isinstance(decoded, dict) else {}
+        self.requests.append(MCPRequest(scope["method"], payload.get("method"), headers))
+        refusal = self._refusal(scope["method"], headers.get("mcp-protocol-version"), payload)
+        if refusal is not None:
+            status, error = refusal
+            response = {"jsonrpc": "2.0", "id": payload.get("id", "server-error"), "error": error}
+            raw = json.dumps(response).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": raw})
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _refusal(
+        self, http_method: str, version: str | None, payload: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]] | None:
+        if (
+            self.era == "legacy"
+            and version is not None
+            and version not in HANDSHAKE_PROTOCOL_VERSIONS
+        ):
+            supported = ", ".join(HANDSHAKE_PROTOCOL_VERSIONS)
+            message = (
+                f"Bad Request: Unsupported protocol version: {version}. "
+                f"Supported versions: {supported}"
+            )
+            return 400, {"code": -32600, "message": message}
+        if self.era == "modern":
+            if http_method != "POST":
+                return 405, {"code": -32600, "message": "Method Not Allowed"}
+            if version not in MODERN_PROTOCOL_VERSIONS and "id" in payload:
+                return 400, {
+                    "code": UNSUPPORTED_PROTOCOL_VERSION,
+                    "message": "Unsupported protocol version",
+                    "data": {"supported": list(MODERN_PROTOCOL_VERSIONS), "requested": version},
+                }
+        return None
+
+
+class StreamableHTTPMCPServer(FakeServer):
+    """`build_server()` served over streamable HTTP by uvicorn in a thread, as a server of
+    both protocol eras (the SDK's own) or of one (`era`)."""
+
+    def __init__(self, name: str = "fake", era: Era = "both") -> None:
         self.url = ""
         self.calls: list[dict[str, object]] = []  # what the hostile tools really did
-        self._app = build_server(name, self.calls).streamable_http_app()
+        self.requests: list[MCPRequest] = []
+        app = build_server(name, self.calls).streamable_http_app()
+        self._app = EraGate(app, era, self.requests)
         super().__init__(ThreadedServer(self._app, name="fake-mcp-http", lifespan="on"))
+
+    def methods(self) -> list[str | None]:
+        return [request.method for request in self.requests]
 
     def started(self, root: str) -> None:
         self.url = f"{root}/mcp"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from bot.app import Application
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
@@ -361,3 +362,44 @@ async def test_a_changed_annotation_is_logged_and_does_not_lift_the_confirmation
     assert warning.levelname == "WARNING"
     assert "web" in text and "delete_everything" in text and "side-effecting" in text
     assert '"read_only_hint": true' in text
+
+
+@pytest.mark.parametrize("era", ["modern", "legacy"])
+async def test_a_server_of_either_protocol_era_through_the_sdks_auto_mode(era: str) -> None:
+    with StreamableHTTPMCPServer(era=era) as server:  # type: ignore[arg-type]
+        registry = ToolRegistry()
+        [config] = load_config_from({"web": {"url": server.url, "confirm": "never"}})
+        link = MCPServerLink(config, registry)
+        link.start()
+        try:
+            await link.wait_listed(10)
+            assert link.available, link.last_error
+            assert await link.call("echo", {"text": "hi"}) == "echo: hi"
+            assert registry.get("web_echo") is not None
+        finally:
+            await link.stop()
+    methods = server.methods()
+    assert methods[0] == "server/discover"  # auto mode probes the 2026 era first
+    sessions = [r.headers.get("mcp-session-id") for r in server.requests if r.method]
+    if era == "modern":
+        assert link.protocol_version == "2026-07-28"
+        assert "initialize" not in methods and not any(sessions)  # stateless
+        calls = [r for r in server.requests if r.method == "tools/call"]
+        assert calls and calls[0].headers["mcp-protocol-version"] == "2026-07-28"
+    else:
+        assert link.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS
+        assert methods[1] == "initialize"  # refused probe, then the handshake
+        assert all(sessions[2:])  # every request after initialize is in the session
+
+
+async def test_a_handshake_only_client_is_refused_by_a_2026_server() -> None:
+    with StreamableHTTPMCPServer(era="modern") as server:
+        [config] = load_config_from({"web": {"url": server.url}})
+        link = MCPServerLink(config, ToolRegistry(), mode="legacy", initial_backoff=30)
+        link.start()
+        try:
+            await link.wait_listed(10)
+            assert not link.available and link.last_error
+        finally:
+            await link.stop()
+    assert server.methods()[0] == "initialize"
