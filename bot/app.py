@@ -40,6 +40,7 @@ from bot.media import MediaReader
 from bot.observe import METRICS_CONTENT_TYPE, Metrics, Observers
 from bot.platform import Platform, ResumesTurns
 from bot.policy import ChannelToolPolicy
+from bot.questions import InputQuestions
 from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.activity import ActivityStore
@@ -252,6 +253,7 @@ class Application:
             media=self.media,
             turns=self.turn_store,
             holder=self.process_lease.name,
+            questions=InputQuestions(settings.mcp.question_timeout_seconds),
         )
         self.platforms: list[Platform] = self.build_platforms()
         # One messenger per platform delivers reminders and alerts: the platforms' own,

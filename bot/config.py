@@ -275,6 +275,9 @@ class MCPSettings(_Group):
     config: str = Field("", validation_alias="PARLEY_MCP_CONFIG")
     start_timeout_seconds: float = Field(10.0, gt=0, validation_alias="PARLEY_MCP_START_TIMEOUT")
     restart_backoff_seconds: float = Field(1.0, gt=0, validation_alias="PARLEY_MCP_RESTART_BACKOFF")
+    question_timeout_seconds: float = Field(
+        300.0, gt=0, validation_alias="PARLEY_MCP_QUESTION_TIMEOUT"
+    )
 
 
 class AdminSettings(_Group):

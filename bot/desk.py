@@ -35,6 +35,7 @@ from bot.domain import (
 from bot.engine import Engine, TurnOutcome
 from bot.i18n import _, ngettext
 from bot.media import MediaReader
+from bot.questions import InputQuestions
 from bot.storage.approvals import GrantRow
 from bot.storage.repository import ConversationStore
 from bot.storage.turns import TurnStore
@@ -60,6 +61,7 @@ class Desk:
         media: MediaReader | None = None,
         turns: TurnStore,
         holder: str,
+        questions: InputQuestions,
     ) -> None:
         self._engine = engine
         self._media = media
@@ -71,6 +73,9 @@ class Desk:
         self._holder = holder
         self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds)
         self.approvals: Approvals = engine.approvals
+        # Tools' questions to users mid-call (bot/questions.py): the Surfaces show them,
+        # presses and typed replies come back here.
+        self.questions = questions
 
     @property
     def model(self) -> str:
@@ -101,7 +106,12 @@ class Desk:
         self, message: IncomingMessage, surface: Surface, ticket: TurnTicket | None = None
     ) -> TurnOutcome:
         """Run a turn; a durable one (`ticket`) is done once its final reply went out
-        (a cancelled or killed turn stays open, for the resume sweep)."""
+        (a cancelled or killed turn stays open, for the resume sweep). A message that
+        answers the sender's open question here (a typed value) is that answer instead."""
+        if message.text and self.questions.reply(message.user, message.chat, message.text):
+            if ticket is not None:
+                await ticket.done()
+            return TurnOutcome()
         outcome = await self._engine.handle(message, surface, ticket=ticket)
         if ticket is not None:
             await ticket.done()

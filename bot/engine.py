@@ -41,6 +41,8 @@ from bot.domain import (
     ChatMessage,
     ChatRef,
     IncomingMessage,
+    InputAnswer,
+    InputQuestion,
     Role,
     ToolContext,
     ToolResult,
@@ -418,7 +420,7 @@ class Engine:
                 offered,
                 rules,
                 message.user,
-                self._tool_context(message, info),
+                self._tool_context(message, info, surface),
                 surface,
                 lambda item, arguments: self._approve(surface, message, info, item, arguments),
                 journal=ticket.journal(round_number) if ticket is not None else None,
@@ -516,8 +518,15 @@ class Engine:
             log.info("%s did not approve a %s call", message.user.qualified_id, item.name)
         return allowed
 
-    def _tool_context(self, message: IncomingMessage, info: ConversationInfo) -> ToolContext:
+    def _tool_context(
+        self, message: IncomingMessage, info: ConversationInfo, surface: Surface
+    ) -> ToolContext:
         timezone = info.timezone or self.settings.default_timezone
+
+        async def ask(question: InputQuestion) -> InputAnswer:
+            # Bound here to the person whose turn this is, in their chat.
+            return await surface.ask(message.user, question)
+
         return ToolContext(
             user=message.user,
             chat=message.chat,
@@ -526,6 +535,7 @@ class Engine:
             conversation_id=info.conversation_id,
             thread_key=message.thread_key,
             services=self.services,
+            ask=ask,
         )
 
     def _memory_reader(

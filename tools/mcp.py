@@ -58,7 +58,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from bot.domain import ToolContext
+from bot.domain import Asker, ToolContext
 from bot.errors import ConfigError, ToolError
 from bot.toolkit import (
     N_,
@@ -69,6 +69,7 @@ from bot.toolkit import (
     argument_lines,
     schema_tool,
 )
+from tools.mcp_input import Elicitation
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,7 @@ class MCPServerLink:
         self._listed = asyncio.Event()  # set after the first listing attempt, good or bad
         self._names: dict[str, str] = {}  # MCP tool name -> public name
         self._annotations: dict[str, dict[str, Any]] = {}  # as last listed, per MCP name
+        self._elicitation = Elicitation(config.name)  # its questions go to the call's user
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"mcp:{self.config.name}")
@@ -309,6 +311,7 @@ class MCPServerLink:
                     self._target(),
                     read_timeout_seconds=self.config.call_timeout,
                     message_handler=self._on_message,
+                    elicitation_callback=self._elicitation.answer,
                     mode=self._mode,
                 ) as client:
                     self._client = client
@@ -451,7 +454,7 @@ class MCPServerLink:
         remote = item.name
 
         async def call(params: SchemaArguments, ctx: ToolContext) -> str:
-            return await self.call(remote, params.model_dump())
+            return await self.call(remote, params.model_dump(), ask=ctx.ask)
 
         description = item.description or item.title or remote
         return schema_tool(
@@ -465,8 +468,9 @@ class MCPServerLink:
             card=lambda params: mcp_card(self.config.name, remote, params.model_dump()),
         )
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> str:
-        """Call a tool by its MCP name; failures raise `ToolError` (an error result)."""
+    async def call(self, name: str, arguments: dict[str, Any], ask: Asker | None = None) -> str:
+        """Call a tool by its MCP name; failures raise `ToolError` (an error result). The
+        server's questions during the call go to `ask` (the user whose turn it is)."""
         client = self._client
         if client is None or not self.available:
             detail = f" ({self.last_error})" if self.last_error else ""
@@ -475,7 +479,8 @@ class MCPServerLink:
                 "it is being restarted, try again later"
             )
         try:
-            result = await client.call_tool(name, arguments)
+            with self._elicitation.calling(ask):
+                result = await client.call_tool(name, arguments)
         except MCPError as exc:
             if "closed" in str(exc).lower():
                 self._broken.set()

@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 from bot.approvals import Answer, ApprovalQuestion
 from bot.config import ReminderSettings
-from bot.domain import ChatRef, ReminderInfo, ToolCall, ToolResult, UserRef
+from bot.domain import (
+    ChatRef,
+    InputAction,
+    InputAnswer,
+    InputQuestion,
+    ReminderInfo,
+    ToolCall,
+    ToolResult,
+    UserRef,
+)
 from bot.errors import StorageError
 from bot.recurrence import as_utc, next_occurrence
 from bot.storage.models import Reminder
@@ -63,6 +72,9 @@ class CollectingSurface:
         # Nobody is there to press a button at fire time: not approved (standing
         # approvals and "never ask" rules still apply, before any question).
         return Answer.DENIED
+
+    async def ask(self, user: UserRef, question: InputQuestion) -> InputAnswer:
+        return InputAnswer(InputAction.CANCEL)  # nobody is there to answer at fire time
 
 
 class DeliveryFailed(Exception):

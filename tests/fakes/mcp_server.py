@@ -15,8 +15,11 @@ recorded (`requests`: HTTP method, JSON-RPC method, headers).
 Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `crash`
 (the process dies mid-call), `delete_everything` (to be disabled by config) and
 `grow` (registers `late_tool` and announces that the tool list changed).
-Hostile ones: `transfer_money` claims `readOnlyHint` and acts (each call is appended to
-`calls`); `disguise` re-registers `delete_everything` annotated read-only and announces it.
+`book_table` asks the user a form (guests, outside: yes/no, time: a choice, a note)
+and `sign_in` a link (URL mode; on 2026-07-28 by an `InputRequiredResult` whose
+`requestState` comes back in `states`). Hostile ones: `transfer_money` claims
+`readOnlyHint` and acts (each call is appended to `calls`); `disguise` re-registers
+`delete_everything` annotated read-only and announces it.
 """
 
 from __future__ import annotations
@@ -24,11 +27,19 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import UNSUPPORTED_PROTOCOL_VERSION, ToolAnnotations
+from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp_types import (
+    UNSUPPORTED_PROTOCOL_VERSION,
+    ElicitRequest,
+    ElicitRequestURLParams,
+    InputRequiredResult,
+    ToolAnnotations,
+)
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,9 +53,28 @@ class Sum(BaseModel):
     total: int
 
 
-def build_server(name: str = "fake", calls: list[dict[str, object]] | None = None) -> MCPServer:
+class Booking(BaseModel):
+    guests: int = Field(description="How many people")
+    outside: bool = Field(title="Outside")
+    time: Literal["19:00", "20:30"]
+    note: str | None = None
+
+
+def ask_booking(ctx: Context) -> Elicit[Booking]:
+    return Elicit("Book a table", Booking)
+
+
+SIGN_IN_URL = "https://auth.example.com/login?session=42"
+
+
+def build_server(
+    name: str = "fake",
+    calls: list[dict[str, object]] | None = None,
+    states: list[str] | None = None,
+) -> MCPServer:
     server = MCPServer(name, log_level="ERROR")
     recorded = calls if calls is not None else []
+    states = states if states is not None else []
 
     @server.tool()
     def add(a: int, b: int = 0) -> Sum:
@@ -67,6 +97,36 @@ def build_server(name: str = "fake", calls: list[dict[str, object]] | None = Non
     def crash() -> str:
         """Kill the server process (stdio) mid-call."""
         os._exit(3)
+
+    @server.tool()
+    def book_table(
+        booking: Annotated[ElicitationResult[Booking], Resolve(ask_booking)],
+    ) -> str:
+        """Book a table, asking the user the details."""
+        if booking.action != "accept":
+            return f"not booked: {booking.action}"
+        data = booking.data  # type: ignore[union-attr]
+        return f"booked: {data.guests} at {data.time}, outside={data.outside}, note={data.note}"
+
+    @server.tool(structured_output=False)
+    async def sign_in(ctx: Context) -> str | InputRequiredResult:
+        """Sign in through a link."""
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            result = await ctx.elicit_url("Sign in to continue", SIGN_IN_URL, "login-1")
+            return f"sign in: {result.action}"
+        responses = ctx.input_responses
+        if not responses:
+            params = ElicitRequestURLParams(
+                message="Sign in to continue", url=SIGN_IN_URL, elicitation_id="login-1"
+            )
+            return InputRequiredResult(
+                input_requests={"login": ElicitRequest(params=params)},
+                request_state="opaque-state-1",
+            )
+        states.append(ctx.request_state or "")
+        answer: Any = responses["login"]
+        action = answer.get("action") if isinstance(answer, dict) else answer.action
+        return f"sign in: {action}"
 
     def delete_everything() -> str:
         """A tool the configuration disables."""
@@ -198,7 +258,8 @@ class StreamableHTTPMCPServer(FakeServer):
         self.url = ""
         self.calls: list[dict[str, object]] = []  # what the hostile tools really did
         self.requests: list[MCPRequest] = []
-        app = build_server(name, self.calls).streamable_http_app()
+        self.states: list[str] = []  # request states echoed back by the client
+        app = build_server(name, self.calls, self.states).streamable_http_app()
         self._app = EraGate(app, era, self.requests)
         super().__init__(ThreadedServer(self._app, name="fake-mcp-http", lifespan="on"))
 

@@ -15,7 +15,15 @@ import pytest
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from bot.app import Application
-from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.domain import (
+    ChatKind,
+    ChatRef,
+    IncomingMessage,
+    InputAction,
+    InputAnswer,
+    InputFieldKind,
+    UserRef,
+)
 from bot.errors import ConfigError
 from bot.toolkit import ToolRegistry
 from tests.apps import AppFactory
@@ -403,3 +411,63 @@ async def test_a_handshake_only_client_is_refused_by_a_2026_server() -> None:
         finally:
             await link.stop()
     assert server.methods()[0] == "initialize"
+
+
+@pytest.mark.parametrize("era", ["modern", "legacy"])
+async def test_a_servers_form_goes_to_the_asker_and_the_answer_back(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, era: str
+) -> None:
+    with StreamableHTTPMCPServer(era=era) as server:  # type: ignore[arg-type]
+        app = await make_mcp_app({"web": {"url": server.url, "confirm": "never"}})
+        llm.script(tool_call_reply(("web_book_table", {})), text_reply("Booked."))
+        values: dict[str, str | int | float | bool] = {"guests": 4, "outside": True}
+        values["time"] = "20:30"
+        surface = RecordingSurface(input_answers=[InputAnswer(InputAction.ACCEPT, values)])
+
+        outcome = await app.engine.handle(message("book a table"), surface)
+
+        [(asker, question)] = surface.asked
+        assert asker == ALICE and question.asked_by == "MCP server web"
+        assert question.message == "Book a table" and not question.url
+        guests, outside, time, note = question.fields
+        assert (guests.kind, guests.required, guests.description) == (
+            InputFieldKind.INTEGER,
+            True,
+            "How many people",
+        )
+        assert (outside.kind, outside.label) == (InputFieldKind.BOOLEAN, "Outside")
+        assert (time.kind, time.choices) == (InputFieldKind.CHOICE, ("19:00", "20:30"))
+        assert (note.kind, note.required) == (InputFieldKind.TEXT, False)
+        assert outcome.tool_results[0].content == ("booked: 4 at 20:30, outside=True, note=None")
+
+
+@pytest.mark.parametrize("era", ["modern", "legacy"])
+async def test_a_servers_link_shows_its_domain_and_a_decline_goes_back(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, era: str
+) -> None:
+    with StreamableHTTPMCPServer(era=era) as server:  # type: ignore[arg-type]
+        app = await make_mcp_app({"web": {"url": server.url, "confirm": "never"}})
+        llm.script(tool_call_reply(("web_sign_in", {})), text_reply("You declined."))
+        surface = RecordingSurface(input_answers=[InputAnswer(InputAction.DECLINE)])
+
+        outcome = await app.engine.handle(message("sign me in"), surface)
+
+        [(_, question)] = surface.asked
+        assert question.url.startswith("https://auth.example.com/")
+        assert question.domain == "auth.example.com" and not question.fields
+        assert outcome.tool_results[0].content == "sign in: decline"
+        if era == "modern":
+            assert server.states == ["opaque-state-1"]  # echoed unchanged
+
+
+async def test_a_question_with_nobody_to_ask_is_cancelled(
+    http_mcp: StreamableHTTPMCPServer,
+) -> None:
+    [config] = load_config_from({"web": {"url": http_mcp.url}})
+    link = MCPServerLink(config, ToolRegistry())
+    link.start()
+    try:
+        await link.wait_listed(10)
+        assert await link.call("book_table", {}) == "not booked: cancel"
+    finally:
+        await link.stop()
