@@ -206,8 +206,9 @@ class TelegramSurface:
         shown: list[tuple[int, str]] = []
 
         async def show(pending: PendingInput, step: InputStep) -> None:
-            if shown:  # the previous step's buttons go; its text stays
-                await self._guard(self.delivery.edit_plain(self.chat_id, *shown[-1]))
+            if shown:  # the previous step's buttons go; its text stays, marked done
+                message_id, before = shown[-1]
+                await self._guard(self.delivery.edit_plain(self.chat_id, message_id, f"{before} ✓"))
             text = step.text[:QUESTION_LIMIT]
             message = await self.delivery.send_part(
                 self.chat_id,
