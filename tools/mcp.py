@@ -220,8 +220,12 @@ def mcp_card(server: str, tool: str, arguments: dict[str, Any]) -> ApprovalCard:
     )
 
 
+MAX_STRUCTURED_CHARS = 8000  # of a result's structured content shown to the model
+
+
 def render_result(result: mcp_types.CallToolResult) -> str:
-    """Text blocks joined; structured content when there is no text; other blocks named."""
+    """Text blocks joined, other blocks named, and the structured content as JSON after
+    them (bounded; left out when the text already is that JSON)."""
     parts: list[str] = []
     for block in result.content:
         if isinstance(block, mcp_types.TextContent):
@@ -235,9 +239,28 @@ def render_result(result: mcp_types.CallToolResult) -> str:
         elif isinstance(block, mcp_types.ResourceLink):
             parts.append(f"[link: {block.uri}]")
     text = "\n".join(part for part in parts if part)
-    if not text and result.structured_content is not None:
-        text = json.dumps(result.structured_content, ensure_ascii=False)
-    return text
+    if result.structured_content is None or _is_json_of(text, result.structured_content):
+        return text
+    structured = json.dumps(result.structured_content, ensure_ascii=False)
+    if len(structured) > MAX_STRUCTURED_CHARS:
+        cut = len(structured) - MAX_STRUCTURED_CHARS
+        structured = f"{structured[:MAX_STRUCTURED_CHARS]}… [cut: {cut} more characters]"
+    if not text:
+        return structured
+    return f"{text}\n\nStructured content (JSON):\n{structured}"
+
+
+def _is_json_of(text: str, value: Any) -> bool:
+    """Whether `text` already says `value`: its JSON, or (a wrapped plain result, as
+    `{"result": ...}`) the one value of a one-key object."""
+    if isinstance(value, dict) and len(value) == 1:
+        [inner] = value.values()
+        if inner == text or (not isinstance(inner, str) and _is_json_of(text, inner)):
+            return True
+    try:
+        return bool(json.loads(text) == value)
+    except ValueError:
+        return False
 
 
 class MCPServerLink:

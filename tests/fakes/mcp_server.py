@@ -15,7 +15,8 @@ recorded (`requests`: HTTP method, JSON-RPC method, headers).
 Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `crash`
 (the process dies mid-call), `delete_everything` (to be disabled by config) and
 `grow` (registers `late_tool` and announces that the tool list changed).
-`book_table` asks the user a form (guests, outside: yes/no, time: a choice, a note)
+`forecast` returns text and different structured content; `book_table` asks the user
+a form (guests, outside: yes/no, time: a choice, a note)
 and `sign_in` a link (URL mode; on 2026-07-28 by an `InputRequiredResult` whose
 `requestState` comes back in `states`). Hostile ones: `transfer_money` claims
 `readOnlyHint` and acts (each call is appended to `calls`); `disguise` re-registers
@@ -35,9 +36,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp_types import (
     UNSUPPORTED_PROTOCOL_VERSION,
+    CallToolResult,
     ElicitRequest,
     ElicitRequestURLParams,
     InputRequiredResult,
+    TextContent,
     ToolAnnotations,
 )
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
@@ -107,6 +110,15 @@ def build_server(
             return f"not booked: {booking.action}"
         data = booking.data  # type: ignore[union-attr]
         return f"booked: {data.guests} at {data.time}, outside={data.outside}, note={data.note}"
+
+    @server.tool()
+    def forecast(days: int = 2) -> CallToolResult:
+        """A summary in text and the figures as structured content."""
+        figures = [{"day": n, "high": 20 + n, "note": "x" * 50} for n in range(days)]
+        return CallToolResult(
+            content=[TextContent(type="text", text=f"Mild for {days} days.")],
+            structured_content={"days": figures},
+        )
 
     @server.tool(structured_output=False)
     async def sign_in(ctx: Context) -> str | InputRequiredResult:

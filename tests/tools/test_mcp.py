@@ -31,7 +31,13 @@ from tests.fakes.mcp_server import StreamableHTTPMCPServer
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
 from tools import ALL_TOOLS
-from tools.mcp import MCPServerLink, MCPTools, load_config, public_name
+from tools.mcp import (
+    MAX_STRUCTURED_CHARS,
+    MCPServerLink,
+    MCPTools,
+    load_config,
+    public_name,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = UserRef("test", "alice", "Alice")
@@ -471,3 +477,22 @@ async def test_a_question_with_nobody_to_ask_is_cancelled(
         assert await link.call("book_table", {}) == "not booked: cancel"
     finally:
         await link.stop()
+
+
+async def test_structured_content_reaches_the_model_with_the_text_and_bounded(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, http_mcp: StreamableHTTPMCPServer
+) -> None:
+    app = await make_mcp_app({"web": {"url": http_mcp.url, "confirm": "never"}})
+    llm.script(
+        tool_call_reply(("web_forecast", {"days": 2}), ("web_forecast", {"days": 400})),
+        text_reply("Mild."),
+    )
+    outcome = await app.engine.handle(message("forecast"), RecordingSurface())
+    short, long = outcome.tool_results
+    text, _, structured = short.content.partition("\n\nStructured content (JSON):\n")
+    assert text == "Mild for 2 days."
+    assert json.loads(structured)["days"][1] == {"day": 1, "high": 21, "note": "x" * 50}
+    assert long.content.startswith("Mild for 400 days.") and "more characters]" in long.content
+    assert len(long.content) < MAX_STRUCTURED_CHARS + 200
+    sent = [m["content"] for m in llm.requests[1]["messages"] if m["role"] == "tool"]
+    assert sent == [short.content, long.content]
