@@ -117,6 +117,22 @@ def build_mcp(settings: Settings, registry: ToolRegistry) -> MCPTools | None:
     )
 
 
+def log_secrets(settings: Settings) -> dict[str, str]:
+    """Everything the logs must never show, as {value: what it is}: the secret settings
+    and the MCP servers' header values (tokens). A broken MCP file adds nothing here
+    (starting reports it)."""
+    found = settings.secrets()
+    if settings.mcp.config:
+        from tools.mcp import load_config
+
+        try:
+            for config in load_config(settings.mcp.config):
+                found |= config.secrets()
+        except ConfigError:
+            pass
+    return found
+
+
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None and value.get_secret_value() else None
 

@@ -19,7 +19,13 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.app import Application, build_mcp, build_platform_checks, build_provider
+from bot.app import (
+    Application,
+    build_mcp,
+    build_platform_checks,
+    build_provider,
+    log_secrets,
+)
 from bot.config import Settings
 from bot.errors import ConfigError, ParleyError
 from bot.llm.base import Provider
@@ -112,7 +118,7 @@ def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
     configure_logging(
         "WARNING" if quiet else settings.log.level,
         settings.log.format,
-        secrets=settings.secrets(),
+        secrets=log_secrets(settings),
     )
     sources = describe_sources(env_file, settings.database.url)
     if quiet:

@@ -12,13 +12,17 @@ Servers are listed in a JSON or TOML file (`PARLEY_MCP_CONFIG`)::
             },
             "search": {
                 "url": "http://127.0.0.1:9000/mcp",
-                "headers": {"Authorization": "Bearer ..."},
+                "bearer_token_env": "SEARCH_MCP_TOKEN",
+                "headers": {"X-Tenant": "${SEARCH_TENANT}"},
             },
         }
     }
 
 (`mcpServers` is accepted for `servers`, as in other MCP clients' files.) Per server:
-`command`+`args`+`env`+`cwd` (stdio subprocess) or `url`+`headers` (streamable HTTP);
+`command`+`args`+`env`+`cwd` (stdio subprocess) or `url`+`headers` (streamable HTTP;
+`${VAR}` in a header is the environment variable's value, `bearer_token_env: NAME` sends
+`Authorization: Bearer <$NAME>`; header values are secrets: `secrets()` gives them to the
+log redaction, and they are never logged);
 `allowed_tools` (absent: all; a tool not listed is never registered, so never offered);
 `call_timeout` seconds; `confirm`: "unless_read_only" (default: a tool that is not
 read-only by the operator's rules asks the user first), "always" or "never".
@@ -45,16 +49,19 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import mcp_types
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -74,6 +81,8 @@ from tools.mcp_input import Elicitation
 log = logging.getLogger(__name__)
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SHORTEST_SECRET = 6  # shorter header values are not redacted (they would mangle the logs)
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 ConfirmMode = Literal["unless_read_only", "always", "never"]
 
@@ -88,7 +97,7 @@ class MCPServerConfig:
     env: dict[str, str] | None = None
     cwd: str | None = None
     url: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # resolved: secrets
     allowed_tools: frozenset[str] | None = None
     call_timeout: float = 60.0
     confirm: ConfirmMode = "unless_read_only"
@@ -106,9 +115,25 @@ class MCPServerConfig:
     def source(self) -> str:
         return f"mcp:{self.name}"
 
+    def secrets(self) -> dict[str, str]:
+        """Header values as {value: what it is}, for the log redaction."""
+        return {
+            value: f"MCP server {self.name} header {header}"
+            for header, value in self.headers.items()
+            if len(value) >= SHORTEST_SECRET
+        } | {
+            value.removeprefix("Bearer "): f"MCP server {self.name} token"
+            for value in self.headers.values()
+            if value.startswith("Bearer ") and len(value) >= SHORTEST_SECRET + 7
+        }
 
-def load_config(path: str | Path) -> list[MCPServerConfig]:
-    """Read the servers file (`.toml` is TOML, anything else JSON); `ConfigError` on error."""
+
+def load_config(
+    path: str | Path, environ: Mapping[str, str] | None = None
+) -> list[MCPServerConfig]:
+    """Read the servers file (`.toml` is TOML, anything else JSON); `ConfigError` on error.
+    Environment references (`${VAR}`, `bearer_token_env`) are read from `environ`
+    (default: the process environment)."""
     path = Path(path)
     where = f"PARLEY_MCP_CONFIG={path}"
     try:
@@ -124,10 +149,13 @@ def load_config(path: str | Path) -> list[MCPServerConfig]:
     servers = data.get("servers", data.get("mcpServers")) if isinstance(data, dict) else None
     if not isinstance(servers, dict):
         raise ConfigError(f'{where}: expected a "servers" table of named servers')
-    return [_server_config(where, name, entry) for name, entry in servers.items()]
+    env = os.environ if environ is None else environ
+    return [_server_config(where, name, entry, env) for name, entry in servers.items()]
 
 
-def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
+def _server_config(
+    where: str, name: str, entry: Any, environ: Mapping[str, str]
+) -> MCPServerConfig:
     def bad(reason: str) -> ConfigError:
         return ConfigError(f"{where}: server {name!r}: {reason}")
 
@@ -147,6 +175,7 @@ def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
         "confirm",
         "trusted",
         "read_only_tools",
+        "bearer_token_env",
     }
     if unknown := sorted(set(entry) - known):
         raise bad(f"unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -163,6 +192,9 @@ def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
     for label, mapping in (("env", env or {}), ("headers", headers)):
         if not (isinstance(mapping, dict) and all(isinstance(v, str) for v in mapping.values())):
             raise bad(f'"{label}" must map names to strings')
+    headers = _resolved_headers(headers, entry.get("bearer_token_env"), environ, bad)
+    if headers and not url:
+        raise bad('"headers" and "bearer_token_env" are for "url" servers')
     allowed = entry.get("allowed_tools")
     if allowed is not None and not (
         isinstance(allowed, list) and all(isinstance(a, str) for a in allowed)
@@ -196,6 +228,34 @@ def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
         trusted=trusted,
         read_only_tools=frozenset(read_only) if read_only is not None else None,
     )
+
+
+def _resolved_headers(
+    headers: dict[str, str],
+    token_env: Any,
+    environ: Mapping[str, str],
+    bad: Any,
+) -> dict[str, str]:
+    """The headers with `${VAR}` filled from the environment, plus the bearer token."""
+
+    def value_of(variable: str, what: str) -> str:
+        value = environ.get(variable, "")
+        if not value:
+            raise bad(f"{what} names the environment variable {variable}, which is not set")
+        return value
+
+    resolved: dict[str, str] = {}
+    for header, value in headers.items():
+        what = f'header "{header}"'
+        resolved[header] = ENV_REFERENCE.sub(
+            lambda match, what=what: value_of(match.group(1), what),  # type: ignore[misc]
+            value,
+        )
+    if token_env is not None:
+        if not (isinstance(token_env, str) and ENV_REFERENCE.fullmatch(f"${{{token_env}}}")):
+            raise bad('"bearer_token_env" must be the name of an environment variable')
+        resolved["Authorization"] = f"Bearer {value_of(token_env, 'bearer_token_env')}"
+    return resolved
 
 
 def public_name(server: str, tool: str, taken: Iterable[str] = ()) -> str:
@@ -315,7 +375,9 @@ class MCPServerLink:
                 await self._task
         self._task = None
 
-    def _target(self) -> StdioServerParameters | str:
+    def _target(self) -> Any:
+        if self.config.url and self.config.headers:
+            return _http_with_headers(self.config.url, self.config.headers)
         if self.config.url:
             return self.config.url
         return StdioServerParameters(
@@ -515,6 +577,17 @@ class MCPServerLink:
         if result.is_error:
             raise ToolError(text or "the tool reported an error")
         return text
+
+
+@contextlib.asynccontextmanager
+async def _http_with_headers(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
+    """A streamable HTTP transport whose every request carries `headers` (the SDK's own
+    HTTP client settings otherwise), closed with the connection."""
+    async with (
+        create_mcp_http_client(headers=headers) as http,
+        streamable_http_client(url, http_client=http) as streams,
+    ):
+        yield streams
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,8 +9,9 @@ instead be a server of one era only, refusing what such a server refuses: "legac
 initialize/session server of 2025) answers a request carrying a 2026 protocol version
 (the `server/discover` probe) with 400 "Unsupported protocol version"; "modern" (a
 2026-07-28 stateless server) answers a request without a 2026 version (`initialize`)
-with -32022 naming the versions it supports, and has no GET stream. Every request is
-recorded (`requests`: HTTP method, JSON-RPC method, headers).
+with -32022 naming the versions it supports, and has no GET stream. With `token`, a
+request without `Authorization: Bearer <token>` gets 401, as a protected server answers.
+Every request is recorded (`requests`: HTTP method, JSON-RPC method, headers).
 
 Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `crash`
 (the process dies mid-call), `delete_everything` (to be disabled by config) and
@@ -190,8 +191,8 @@ class MCPRequest:
 class EraGate:
     """ASGI middleware: records each request and refuses what a one-era server refuses."""
 
-    def __init__(self, app: ASGIApp, era: Era, requests: list[MCPRequest]) -> None:
-        self.app, self.era, self.requests = app, era, requests
+    def __init__(self, app: ASGIApp, era: Era, requests: list[MCPRequest], token: str = "") -> None:
+        self.app, self.era, self.requests, self.token = app, era, requests, token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -211,6 +212,19 @@ class EraGate:
             decoded = None
         payload = decoded if isinstance(decoded, dict) else {}
         self.requests.append(MCPRequest(scope["method"], payload.get("method"), headers))
+        if self.token and headers.get("authorization") != f"Bearer {self.token}":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"www-authenticate", b'Bearer error="invalid_token"'),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"error":"invalid_token"}'})
+            return
         refusal = self._refusal(scope["method"], headers.get("mcp-protocol-version"), payload)
         if refusal is not None:
             status, error = refusal
@@ -266,13 +280,13 @@ class StreamableHTTPMCPServer(FakeServer):
     """`build_server()` served over streamable HTTP by uvicorn in a thread, as a server of
     both protocol eras (the SDK's own) or of one (`era`)."""
 
-    def __init__(self, name: str = "fake", era: Era = "both") -> None:
+    def __init__(self, name: str = "fake", era: Era = "both", token: str = "") -> None:
         self.url = ""
         self.calls: list[dict[str, object]] = []  # what the hostile tools really did
         self.requests: list[MCPRequest] = []
         self.states: list[str] = []  # request states echoed back by the client
         app = build_server(name, self.calls, self.states).streamable_http_app()
-        self._app = EraGate(app, era, self.requests)
+        self._app = EraGate(app, era, self.requests, token)
         super().__init__(ThreadedServer(self._app, name="fake-mcp-http", lifespan="on"))
 
     def methods(self) -> list[str | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -496,3 +497,67 @@ async def test_structured_content_reaches_the_model_with_the_text_and_bounded(
     assert len(long.content) < MAX_STRUCTURED_CHARS + 200
     sent = [m["content"] for m in llm.requests[1]["messages"] if m["role"] == "tool"]
     assert sent == [short.content, long.content]
+
+
+TOKEN = "s3cret-mcp-token-4711"
+
+
+async def test_a_bearer_token_and_headers_from_the_environment_and_never_logged(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    environ = {"WEB_MCP_TOKEN": TOKEN, "WEB_TENANT": "tenant-blue-42"}
+    with StreamableHTTPMCPServer(token=TOKEN) as server:
+        entry = {
+            "url": server.url,
+            "bearer_token_env": "WEB_MCP_TOKEN",
+            "headers": {"X-Tenant": "${WEB_TENANT}"},
+        }
+        path = tmp_path / "mcp.json"
+        path.write_text(json.dumps({"servers": {"web": entry}}), "utf-8")
+        [good] = load_config(path, environ)
+        [wrong] = load_config(path, {**environ, "WEB_MCP_TOKEN": "wrong-token-0815"})
+        assert TOKEN not in repr(good)
+        links = [MCPServerLink(c, ToolRegistry(), initial_backoff=30) for c in (good, wrong)]
+        for link in links:
+            link.start()
+        try:
+            for link in links:
+                await link.wait_listed(10)
+            assert links[0].available and await links[0].call("echo", {"text": "x"}) == "echo: x"
+            assert not links[1].available and links[1].last_error  # refused: 401
+        finally:
+            for link in links:
+                await link.stop()
+    seen = [r.headers for r in server.requests]
+    assert all(h.get("x-tenant") == "tenant-blue-42" for h in seen)
+    assert any(h.get("authorization") == f"Bearer {TOKEN}" for h in seen)
+    logged = caplog.text + "".join(str(r.exc_info) for r in caplog.records)
+    assert TOKEN not in logged and "wrong-token-0815" not in logged
+    assert good.secrets()[TOKEN] == "MCP server web token"
+
+
+def test_a_missing_environment_variable_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    entry = {"url": "http://127.0.0.1:9/mcp", "bearer_token_env": "NOPE_TOKEN"}
+    path.write_text(json.dumps({"servers": {"web": entry}}), "utf-8")
+    with pytest.raises(ConfigError, match="NOPE_TOKEN, which is not set"):
+        load_config(path, {})
+    entry = {"url": "http://127.0.0.1:9/mcp", "headers": {"X-Key": "${NOPE_KEY}"}}
+    path.write_text(json.dumps({"servers": {"web": entry}}), "utf-8")
+    with pytest.raises(ConfigError, match=r'header "X-Key" names .* NOPE_KEY'):
+        load_config(path, {})
+
+
+def test_the_logs_redact_mcp_header_secrets(tmp_path: Path) -> None:
+    from bot.app import log_secrets
+    from bot.config import Settings
+    from bot.redact import SecretFilter
+
+    path = tmp_path / "mcp.json"
+    entry = {"url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": f"Bearer {TOKEN}"}}
+    path.write_text(json.dumps({"servers": {"web": entry}}), "utf-8")
+    settings = Settings.load(env_file=None, mcp={"config": str(path)})
+    record = logging.LogRecord("x", logging.ERROR, "", 0, "sent %s", (TOKEN,), None)
+    SecretFilter(log_secrets(settings)).filter(record)
+    assert TOKEN not in record.getMessage() and "MCP server web" in record.getMessage()
