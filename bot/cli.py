@@ -32,6 +32,7 @@ from bot.llm.base import Provider
 from bot.logs import configure_logging
 from bot.observe import parley_version
 from bot.storage import migrate as migrate_database
+from bot.tool_choice import most_relevant
 from bot.toolkit import ToolRegistry
 
 log = logging.getLogger("parley")
@@ -269,6 +270,12 @@ def tools(
 def list_tools(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the schemas as JSON."),
+    for_message: str | None = typer.Option(
+        None,
+        "--for",
+        help="Mark which tools a message like this would be offered "
+        "(PARLEY_MAX_OFFERED_TOOLS; every tool counted as enabled).",
+    ),
 ) -> None:
     """Every tool: built-in ones and those of the MCP servers in PARLEY_MCP_CONFIG."""
     from tools import ALL_TOOLS
@@ -299,8 +306,18 @@ def list_tools(
         ]
         typer.echo(json.dumps(listing, indent=2, ensure_ascii=False))
         return
+    offered: set[str] | None = None
+    if for_message is not None:
+        budget = settings.bot.max_offered_tools
+        offered = {t.name for t in most_relevant(list(registry), for_message, budget)}
+        typer.echo(
+            f"{len(offered)} of {len(registry)} tools offered for {for_message!r} "
+            f"(PARLEY_MAX_OFFERED_TOOLS={budget}):"
+        )
     for item in registry:
         flag = " (asks the user to confirm)" if item.side_effect else ""
+        if offered is not None:
+            flag += " offered" if item.name in offered else " not offered"
         typer.echo(
             f"{item.name}  [{item.source}]{flag}\n    {item.description.splitlines()[0]}\n"
             f"    parameters: {json.dumps(item.json_schema(), ensure_ascii=False)}"

@@ -122,6 +122,9 @@ class BotSettings(_Group):
     memory_fact_max_chars: int = Field(
         300, ge=20, le=2000, validation_alias="PARLEY_MEMORY_FACT_MAX_CHARS"
     )
+    # More enabled tools than this: the built-in ones and the MCP tools most relevant to
+    # the message are offered (bot/tool_choice.py).
+    max_offered_tools: int = Field(40, ge=1, le=512, validation_alias="PARLEY_MAX_OFFERED_TOOLS")
 
     @field_validator("default_timezone")
     @classmethod

@@ -60,6 +60,7 @@ from bot.storage import ConversationInfo, ConversationStore, StoredMessage, Usag
 from bot.storage.memory import MemoryStore, TurnMemory, TurnMemoryReader
 from bot.summaries import Summariser
 from bot.surface import NO_ANSWER, Surface
+from bot.tool_choice import most_relevant
 from bot.tool_round import RoundRules, ids_in, prepare_round, run_round
 from bot.toolkit import Tool, ToolRegistry
 from bot.turns import TurnTicket
@@ -72,6 +73,8 @@ UNEXPECTED_ERROR = (
 CUT_OFF_NOTE = (
     "(The answer was cut off here: the model stopped before finishing. Please ask again.)"
 )
+# Messages of history that, with the new one, choose the tools when there are too many.
+RELEVANCE_HISTORY = 4
 
 
 @dataclass(slots=True)
@@ -333,6 +336,8 @@ class Engine:
         withheld: dict[str, str] = {}
         if scheduled:
             enabled, withheld = for_scheduled_turn(enabled)
+        recent = " ".join(stored.message.content for stored in history[-RELEVANCE_HISTORY:])
+        enabled = most_relevant(enabled, f"{words.text} {recent}", self.settings.max_offered_tools)
         offered = {item.name: item for item in enabled}
         rules = RoundRules(
             max_calls=self.settings.max_tool_calls_per_round,

@@ -561,3 +561,29 @@ def test_the_logs_redact_mcp_header_secrets(tmp_path: Path) -> None:
     record = logging.LogRecord("x", logging.ERROR, "", 0, "sent %s", (TOKEN,), None)
     SecretFilter(log_secrets(settings)).filter(record)
     assert TOKEN not in record.getMessage() and "MCP server web" in record.getMessage()
+
+
+async def test_over_the_tool_budget_the_model_is_offered_builtins_and_the_most_relevant(
+    llm: ScriptedOpenAIServer,
+    make_app: AppFactory,
+    http_mcp: StreamableHTTPMCPServer,
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "mcp.json"
+    servers = {"web": {"url": http_mcp.url, "confirm": "never"}}
+    config.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+    [clock] = [t for t in ALL_TOOLS if t.name == "get_current_time"]
+    app = await make_app(
+        [clock],
+        llm={"model": "m"},
+        bot={"max_offered_tools": 3},
+        mcp={"config": str(config)},
+        admin={"default_tools_dm": "all,mcp:web"},
+    )
+    assert len([t for t in app.tools if t.source == "mcp:web"]) > 5
+    llm.script(text_reply("5"))
+
+    await app.engine.handle(message("please add two integers: 2 and 3"), RecordingSurface())
+
+    tools = offered(llm.requests[0])
+    assert len(tools) == 3 and {"get_current_time", "web_add"} <= set(tools)
