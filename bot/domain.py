@@ -353,7 +353,10 @@ class InputQuestion:
     message: str
     fields: tuple[InputField, ...] = ()
     url: str = ""
-    asked_by: str = ""  # who wants to know, as people read it ("MCP server files")
+    # Who wants to know: a catalog message id (`N_("MCP server {name}")`), translated
+    # where shown, with `{name}` filled from `source`.
+    asked_by: str = ""
+    source: str = ""
 
     @property
     def domain(self) -> str:

@@ -86,7 +86,7 @@ class PendingInput:
 
     def step(self) -> InputStep:
         question = self.question
-        who = question.asked_by or _("A tool")
+        who = _(question.asked_by, name=question.source) if question.asked_by else _("A tool")
         closing = ((_("Decline"), DECLINE), (_("Cancel"), CANCEL))
         if question.url:
             text = _(

@@ -23,6 +23,7 @@ import mcp_types
 from mcp.client.session import ClientRequestContext
 
 from bot.domain import Asker, InputAction, InputField, InputFieldKind, InputQuestion
+from bot.toolkit import N_
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,15 @@ _call_asker: contextvars.ContextVar[Asker | None] = contextvars.ContextVar(
 )
 MAX_FIELDS = 20
 MAX_TEXT = 1000
+MAX_URL = 2000
 
 
 def input_question(server: str, params: mcp_types.ElicitRequestParams) -> InputQuestion:
     """The server's request as a neutral question (bounded: a server may send anything)."""
-    asked_by = f"MCP server {server}"
+    asked_by = N_("MCP server {name}")
     message = params.message[:MAX_TEXT]
     if isinstance(params, mcp_types.ElicitRequestURLParams):
-        return InputQuestion(message, url=params.url, asked_by=asked_by)
+        return InputQuestion(message, url=params.url[:MAX_URL], asked_by=asked_by, source=server)
     schema: dict[str, Any] = dict(params.requested_schema)
     properties = schema.get("properties") or {}
     required = set(schema.get("required") or ())
@@ -47,7 +49,7 @@ def input_question(server: str, params: mcp_types.ElicitRequestParams) -> InputQ
         for name, spec in itertools.islice(properties.items(), MAX_FIELDS)
         if isinstance(spec, dict)
     ]
-    return InputQuestion(message, fields=tuple(fields), asked_by=asked_by)
+    return InputQuestion(message, fields=tuple(fields), asked_by=asked_by, source=server)
 
 
 def _field(name: str, spec: dict[str, Any], required: bool) -> InputField:

@@ -28,7 +28,8 @@ FORM = InputQuestion(
         InputField("time", "Time", InputFieldKind.CHOICE, choices=("19:00", "20:30")),
         InputField("outside", "Outside", InputFieldKind.BOOLEAN, required=False),
     ),
-    asked_by="MCP server web",
+    asked_by="MCP server {name}",
+    source="web",
 )
 
 

@@ -186,7 +186,8 @@ async def test_a_tools_form_and_link_in_the_terminal() -> None:
             InputField("guests", "Guests", InputFieldKind.INTEGER),
             InputField("outside", "Outside", InputFieldKind.BOOLEAN),
         ),
-        asked_by="MCP server web",
+        asked_by="MCP server {name}",
+        source="web",
     )
     typed = iter(["four", "4", "maybe", "y"])
 

@@ -434,7 +434,8 @@ async def test_a_servers_form_goes_to_the_asker_and_the_answer_back(
         outcome = await app.engine.handle(message("book a table"), surface)
 
         [(asker, question)] = surface.asked
-        assert asker == ALICE and question.asked_by == "MCP server web"
+        assert asker == ALICE and question.source == "web"
+        assert question.asked_by == "MCP server {name}"
         assert question.message == "Book a table" and not question.url
         guests, outside, time, note = question.fields
         assert (guests.kind, guests.required, guests.description) == (
