@@ -82,6 +82,7 @@ log = logging.getLogger(__name__)
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+DAY = 86_400.0
 SHORTEST_SECRET = 6  # shorter header values are not redacted (they would mangle the logs)
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 ConfirmMode = Literal["unless_read_only", "always", "never"]
@@ -565,7 +566,10 @@ class MCPServerLink:
             )
         try:
             with self._elicitation.calling(ask):
-                result = await client.call_tool(name, arguments)
+                # A handshake-era server asks mid-request: the user's answering time must
+                # not time the request out. The tool's own timeout (paused while asking)
+                # and the question's bound the call instead.
+                result = await client.call_tool(name, arguments, read_timeout_seconds=DAY)
         except MCPError as exc:
             if "closed" in str(exc).lower():
                 self._broken.set()
