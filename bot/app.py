@@ -41,6 +41,7 @@ from bot.media import MediaReader
 from bot.observe import METRICS_CONTENT_TYPE, Metrics, Observers
 from bot.platform import Platform, ResumesTurns
 from bot.policy import ChannelToolPolicy
+from bot.questions import InputQuestions
 from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.activity import ActivityStore
@@ -116,6 +117,22 @@ def build_mcp(settings: Settings, registry: ToolRegistry) -> MCPTools | None:
         start_timeout=settings.mcp.start_timeout_seconds,
         initial_backoff=settings.mcp.restart_backoff_seconds,
     )
+
+
+def log_secrets(settings: Settings) -> dict[str, str]:
+    """Everything the logs must never show, as {value: what it is}: the secret settings
+    and the MCP servers' header values (tokens). A broken MCP file adds nothing here
+    (starting reports it)."""
+    found = settings.secrets()
+    if settings.mcp.config:
+        from tools.mcp import load_config
+
+        try:
+            for config in load_config(settings.mcp.config):
+                found |= config.secrets()
+        except ConfigError:
+            pass
+    return found
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -261,6 +278,7 @@ class Application:
             turns=self.turn_store,
             holder=self.process_lease.name,
             languages=self.languages,
+            questions=InputQuestions(settings.mcp.question_timeout_seconds),
         )
         self.platforms: list[Platform] = self.build_platforms()
         # One messenger per platform delivers reminders and alerts: the platforms' own,

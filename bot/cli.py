@@ -19,13 +19,20 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.app import Application, build_mcp, build_platform_checks, build_provider
+from bot.app import (
+    Application,
+    build_mcp,
+    build_platform_checks,
+    build_provider,
+    log_secrets,
+)
 from bot.config import Settings
 from bot.errors import ConfigError, ParleyError
 from bot.llm.base import Provider
 from bot.logs import configure_logging
 from bot.observe import parley_version
 from bot.storage import migrate as migrate_database
+from bot.tool_choice import most_relevant
 from bot.toolkit import ToolRegistry
 
 log = logging.getLogger("parley")
@@ -112,7 +119,7 @@ def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
     configure_logging(
         "WARNING" if quiet else settings.log.level,
         settings.log.format,
-        secrets=settings.secrets(),
+        secrets=log_secrets(settings),
     )
     sources = describe_sources(env_file, settings.database.url)
     if quiet:
@@ -263,6 +270,12 @@ def tools(
 def list_tools(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the schemas as JSON."),
+    for_message: str | None = typer.Option(
+        None,
+        "--for",
+        help="Mark which tools a message like this would be offered "
+        "(PARLEY_MAX_OFFERED_TOOLS; every tool counted as enabled).",
+    ),
 ) -> None:
     """Every tool: built-in ones and those of the MCP servers in PARLEY_MCP_CONFIG."""
     from tools import ALL_TOOLS
@@ -293,8 +306,18 @@ def list_tools(
         ]
         typer.echo(json.dumps(listing, indent=2, ensure_ascii=False))
         return
+    offered: set[str] | None = None
+    if for_message is not None:
+        budget = settings.bot.max_offered_tools
+        offered = {t.name for t in most_relevant(list(registry), for_message, budget)}
+        typer.echo(
+            f"{len(offered)} of {len(registry)} tools offered for {for_message!r} "
+            f"(PARLEY_MAX_OFFERED_TOOLS={budget}):"
+        )
     for item in registry:
         flag = " (asks the user to confirm)" if item.side_effect else ""
+        if offered is not None:
+            flag += " offered" if item.name in offered else " not offered"
         typer.echo(
             f"{item.name}  [{item.source}]{flag}\n    {item.description.splitlines()[0]}\n"
             f"    parameters: {json.dumps(item.json_schema(), ensure_ascii=False)}"

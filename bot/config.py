@@ -123,6 +123,9 @@ class BotSettings(_Group):
     memory_fact_max_chars: int = Field(
         300, ge=20, le=2000, validation_alias="PARLEY_MEMORY_FACT_MAX_CHARS"
     )
+    # More enabled tools than this: the built-in ones and the MCP tools most relevant to
+    # the message are offered (bot/tool_choice.py).
+    max_offered_tools: int = Field(40, ge=1, le=512, validation_alias="PARLEY_MAX_OFFERED_TOOLS")
 
     @field_validator("default_timezone")
     @classmethod
@@ -276,6 +279,9 @@ class MCPSettings(_Group):
     config: str = Field("", validation_alias="PARLEY_MCP_CONFIG")
     start_timeout_seconds: float = Field(10.0, gt=0, validation_alias="PARLEY_MCP_START_TIMEOUT")
     restart_backoff_seconds: float = Field(1.0, gt=0, validation_alias="PARLEY_MCP_RESTART_BACKOFF")
+    question_timeout_seconds: float = Field(
+        300.0, gt=0, validation_alias="PARLEY_MCP_QUESTION_TIMEOUT"
+    )
 
 
 class AdminSettings(_Group):

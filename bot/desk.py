@@ -36,6 +36,7 @@ from bot.engine import Engine, TurnOutcome
 from bot.i18n import _, available_locales, language_name, ngettext, short_tag, use_locale
 from bot.languages import Languages
 from bot.media import MediaReader
+from bot.questions import InputQuestions
 from bot.storage.approvals import GrantRow
 from bot.storage.repository import ConversationStore
 from bot.storage.turns import TurnStore
@@ -62,6 +63,7 @@ class Desk:
         turns: TurnStore,
         holder: str,
         languages: Languages,
+        questions: InputQuestions,
     ) -> None:
         self._engine = engine
         self.languages = languages
@@ -74,6 +76,9 @@ class Desk:
         self._holder = holder
         self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds)
         self.approvals: Approvals = engine.approvals
+        # Tools' questions to users mid-call (bot/questions.py): the Surfaces show them,
+        # presses and typed replies come back here.
+        self.questions = questions
 
     @property
     def model(self) -> str:
@@ -104,7 +109,12 @@ class Desk:
         self, message: IncomingMessage, surface: Surface, ticket: TurnTicket | None = None
     ) -> TurnOutcome:
         """Run a turn; a durable one (`ticket`) is done once its final reply went out
-        (a cancelled or killed turn stays open, for the resume sweep)."""
+        (a cancelled or killed turn stays open, for the resume sweep). A message that
+        answers the sender's open question here (a typed value) is that answer instead."""
+        if message.text and self.questions.reply(message.user, message.chat, message.text):
+            if ticket is not None:
+                await ticket.done()
+            return TurnOutcome()
         with use_locale(await self.locale_of(message.user)):
             outcome = await self._engine.handle(message, surface, ticket=ticket)
         if ticket is not None:

@@ -7,10 +7,11 @@ see nothing else. They are plain frozen dataclasses: cheap to make, easy to comp
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 
 class ChatKind(enum.StrEnum):
@@ -325,6 +326,64 @@ class ToolServices:
     memory: MemoryBook | None = None
 
 
+class InputFieldKind(enum.StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    CHOICE = "choice"
+
+
+@dataclass(frozen=True, slots=True)
+class InputField:
+    """One value a tool asks the user for: a typed reply (text, number, integer) or a
+    press (boolean: yes/no; choice: one of `choices`)."""
+
+    name: str
+    label: str
+    kind: InputFieldKind = InputFieldKind.TEXT
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InputQuestion:
+    """A tool's question to the person who asked for the call (an MCP server's
+    elicitation): a form of `fields`, or, with `url`, a link to open (URL mode)."""
+
+    message: str
+    fields: tuple[InputField, ...] = ()
+    url: str = ""
+    # Who wants to know: a catalog message id (`N_("MCP server {name}")`), translated
+    # where shown, with `{name}` filled from `source`.
+    asked_by: str = ""
+    source: str = ""
+
+    @property
+    def domain(self) -> str:
+        """The host the link leads to: shown, so nobody follows a link blindly."""
+        return (urlsplit(self.url).hostname or "") if self.url else ""
+
+
+class InputAction(enum.StrEnum):
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class InputAnswer:
+    """What the user did with an `InputQuestion`: accepted (with the form's `values`),
+    declined, or cancelled (also: nobody answered in time)."""
+
+    action: InputAction
+    values: dict[str, str | int | float | bool] = field(default_factory=dict)
+
+
+Asker = Callable[[InputQuestion], Awaitable[InputAnswer]]
+
+
 @dataclass(frozen=True, slots=True)
 class ToolContext:
     """What a tool knows about the call: who asked, where, and when in their timezone.
@@ -339,3 +398,6 @@ class ToolContext:
     conversation_id: int | None = None
     thread_key: str = ""
     services: ToolServices = field(default_factory=ToolServices)
+    # Asks the user who started the turn a question (None: nobody to ask, e.g. a
+    # scheduled follow-up); bound to that user and chat by the engine.
+    ask: Asker | None = None

@@ -41,6 +41,8 @@ from bot.domain import (
     ChatMessage,
     ChatRef,
     IncomingMessage,
+    InputAnswer,
+    InputQuestion,
     Role,
     ToolContext,
     ToolResult,
@@ -59,6 +61,7 @@ from bot.storage import ConversationInfo, ConversationStore, StoredMessage, Usag
 from bot.storage.memory import MemoryStore, TurnMemory, TurnMemoryReader
 from bot.summaries import Summariser
 from bot.surface import NO_ANSWER, Surface
+from bot.tool_choice import most_relevant
 from bot.tool_round import RoundRules, ids_in, prepare_round, run_round
 from bot.toolkit import Tool, ToolRegistry
 from bot.turns import TurnTicket
@@ -71,6 +74,8 @@ UNEXPECTED_ERROR = N_(
 CUT_OFF_NOTE = N_(
     "(The answer was cut off here: the model stopped before finishing. Please ask again.)"
 )
+# Messages of history that, with the new one, choose the tools when there are too many.
+RELEVANCE_HISTORY = 4
 
 
 @dataclass(slots=True)
@@ -330,6 +335,8 @@ class Engine:
         withheld: dict[str, str] = {}
         if scheduled:
             enabled, withheld = for_scheduled_turn(enabled)
+        recent = " ".join(stored.message.content for stored in history[-RELEVANCE_HISTORY:])
+        enabled = most_relevant(enabled, f"{words.text} {recent}", self.settings.max_offered_tools)
         offered = {item.name: item for item in enabled}
         rules = RoundRules(
             max_calls=self.settings.max_tool_calls_per_round,
@@ -417,7 +424,7 @@ class Engine:
                 offered,
                 rules,
                 message.user,
-                self._tool_context(message, info),
+                self._tool_context(message, info, surface),
                 surface,
                 lambda item, arguments: self._approve(surface, message, info, item, arguments),
                 journal=ticket.journal(round_number) if ticket is not None else None,
@@ -517,8 +524,15 @@ class Engine:
             log.info("%s did not approve a %s call", message.user.qualified_id, item.name)
         return allowed
 
-    def _tool_context(self, message: IncomingMessage, info: ConversationInfo) -> ToolContext:
+    def _tool_context(
+        self, message: IncomingMessage, info: ConversationInfo, surface: Surface
+    ) -> ToolContext:
         timezone = info.timezone or self.settings.default_timezone
+
+        async def ask(question: InputQuestion) -> InputAnswer:
+            # Bound here to the person whose turn this is, in their chat.
+            return await surface.ask(message.user, question)
+
         return ToolContext(
             user=message.user,
             chat=message.chat,
@@ -527,6 +541,7 @@ class Engine:
             conversation_id=info.conversation_id,
             thread_key=message.thread_key,
             services=self.services,
+            ask=ask,
         )
 
     def _memory_reader(

@@ -3,14 +3,15 @@
 An adapter gives the engine one Surface per turn. The engine calls `start`, then
 `stream` with each text delta, `status` while tools run, and `finish` with the whole
 answer (adapters may ignore deltas and render only on finish). `confirm` shows the user
-who started the turn an approval question (bot/approvals.py) and returns their answer.
+who started the turn an approval question (bot/approvals.py) and returns their answer;
+`ask` puts a tool's question to them (bot/questions.py) and returns what they answered.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
+from bot.domain import ChatRef, InputAnswer, InputQuestion, ToolCall, ToolResult, UserRef
 from bot.i18n import N_
 
 if TYPE_CHECKING:
@@ -50,6 +51,11 @@ class Surface(Protocol):
         Approve once, Always allow (if `question.may_remember`) and Deny, then return
         `await question.answer()` (or `question.respond(...)` when the answer is typed
         here); the shown question then says what became of it."""
+
+    async def ask(self, user: UserRef, question: InputQuestion) -> InputAnswer:
+        """Put a tool's question to `user` (only they may answer) step by step through
+        `InputQuestions.ask`: buttons for booleans and choices, a typed reply for text,
+        the link and its domain in URL mode, Decline and Cancel always."""
 
 
 @runtime_checkable

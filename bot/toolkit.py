@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import inspect
 import json
 import logging
@@ -32,7 +33,7 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.domain import ToolCall, ToolContext, ToolResult
+from bot.domain import InputAnswer, InputQuestion, ToolCall, ToolContext, ToolResult
 from bot.i18n import N_ as N_  # re-exported: tools mark their card labels with it
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,8 @@ class Tool:
     ) -> ToolResult:
         timeout = self.timeout if self.timeout is not None else default_timeout
         try:
-            async with asyncio.timeout(timeout):
-                output = await self.function(arguments, context)
+            async with asyncio.timeout(timeout) as deadline:
+                output = await self.function(arguments, _paused_while_asking(context, deadline))
         except TimeoutError:
             return ToolResult(
                 call.id, self.name, f"{self.name} timed out after {timeout:g} s.", is_error=True
@@ -174,6 +175,26 @@ class Tool:
         except Exception as exc:  # a tool must never crash the turn
             return ToolResult(call.id, self.name, f"{self.name} failed: {exc}", is_error=True)
         return ToolResult(call.id, self.name, render_output(output))
+
+
+def _paused_while_asking(context: ToolContext, deadline: asyncio.Timeout) -> ToolContext:
+    """`context` whose `ask` stops the tool's clock while the user thinks: the time a
+    person takes to answer is not the tool's (the question has its own timeout)."""
+    ask = context.ask
+    if ask is None:
+        return context
+
+    async def paused(question: InputQuestion) -> InputAnswer:
+        loop = asyncio.get_running_loop()
+        when = deadline.when()
+        left = (when - loop.time()) if when is not None else None
+        deadline.reschedule(None)
+        try:
+            return await ask(question)
+        finally:
+            deadline.reschedule(None if left is None else loop.time() + max(left, 0.0))
+
+    return dataclasses.replace(context, ask=paused)
 
 
 class InvalidArguments(ValueError):

@@ -7,7 +7,8 @@ tools list are the desk's. The answer is printed as it streams; each tool call a
 result show as a dim line. `/reset` starts a new conversation, `/tools` lists the tools
 and your standing approvals (`/tools revoke N` takes one back), `/help` lists commands,
 Ctrl-D quits. An approval question shows the tool's card and reads once / always / deny
-(or "show" for the whole of a shortened card).
+(or "show" for the whole of a shortened card). A tool's question (bot/questions.py)
+shows each step with its keys; a typed value answers a text or number field.
 """
 
 from __future__ import annotations
@@ -22,8 +23,19 @@ from typing import TextIO
 
 from bot.approvals import Answer, ApprovalQuestion
 from bot.desk import Desk
-from bot.domain import ChatKind, ChatRef, IncomingMessage, ToolCall, ToolResult, UserRef
+from bot.domain import (
+    ChatKind,
+    ChatRef,
+    IncomingMessage,
+    InputAction,
+    InputAnswer,
+    InputQuestion,
+    ToolCall,
+    ToolResult,
+    UserRef,
+)
 from bot.i18n import N_, _, use_locale
+from bot.questions import CANCEL, InputQuestions, InputStep, PendingInput
 
 Reader = Callable[[str], Awaitable[str]]
 
@@ -68,9 +80,17 @@ def to_incoming_message(line: str, user: UserRef) -> tuple[IncomingMessage, Chat
 class ConsoleSurface:
     """Prints the reply as it grows; asks confirmations on the terminal."""
 
-    def __init__(self, out: TextIO, reader: Reader, *, color: bool | None = None) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        reader: Reader,
+        *,
+        color: bool | None = None,
+        questions: InputQuestions | None = None,
+    ) -> None:
         self.out = out
         self.reader = reader
+        self.questions = questions  # None: tools' questions are cancelled (no desk)
         self.color = out.isatty() if color is None else color
         self._at_line_start = True
         # Right after a dim tool line the engine's round separator would only add blank lines.
@@ -142,6 +162,28 @@ class ConsoleSurface:
             self._dim(final.note(question.tool))
             return final
 
+    async def ask(self, user: UserRef, question: InputQuestion) -> InputAnswer:
+        if self.questions is None:
+            return InputAnswer(InputAction.CANCEL)
+        return await self.questions.ask(user, CONSOLE_CHAT, question, self._show_step)
+
+    async def _show_step(self, pending: PendingInput, step: InputStep) -> None:
+        self._dim("? " + step.text.replace("\n", "\n  "))
+        keys = {key for _label, key in step.buttons}
+        choices = ", ".join(f"[{key}] {label}" for label, key in step.buttons)
+        while True:
+            try:
+                typed = (await self.reader(f"  {choices}: ")).strip()
+            except EOFError:
+                pending.take_key(CANCEL)
+                return
+            if typed.lower() in keys:
+                pending.take_key(typed.lower())
+                return
+            if step.typed and typed:
+                pending.take_text(typed)
+                return
+
 
 class ConsoleMessenger:
     """Delivers reminders and follow-ups for the `console` platform by printing them."""
@@ -167,7 +209,7 @@ async def run_console(
 ) -> None:
     """Read lines until EOF; each line is a turn."""
     stream = out or sys.stdout
-    surface = ConsoleSurface(stream, reader, color=color)
+    surface = ConsoleSurface(stream, reader, color=color, questions=desk.questions)
     who = user or console_user()
     with use_locale(await desk.locale_of(who)):
         stream.write(f"Parley ({desk.model}). {_(HELP)}\n")

@@ -12,16 +12,27 @@ Servers are listed in a JSON or TOML file (`PARLEY_MCP_CONFIG`)::
             },
             "search": {
                 "url": "http://127.0.0.1:9000/mcp",
-                "headers": {"Authorization": "Bearer ..."},
+                "bearer_token_env": "SEARCH_MCP_TOKEN",
+                "headers": {"X-Tenant": "${SEARCH_TENANT}"},
             },
         }
     }
 
 (`mcpServers` is accepted for `servers`, as in other MCP clients' files.) Per server:
-`command`+`args`+`env`+`cwd` (stdio subprocess) or `url`+`headers` (streamable HTTP);
+`command`+`args`+`env`+`cwd` (stdio subprocess) or `url`+`headers` (streamable HTTP;
+`${VAR}` in a header is the environment variable's value, `bearer_token_env: NAME` sends
+`Authorization: Bearer <$NAME>`; header values are secrets: `secrets()` gives them to the
+log redaction, and they are never logged);
 `allowed_tools` (absent: all; a tool not listed is never registered, so never offered);
-`call_timeout` seconds; `confirm`: "unless_read_only" (default: a tool whose
-annotations do not say read-only asks the user first), "always" or "never".
+`call_timeout` seconds; `confirm`: "unless_read_only" (default: a tool that is not
+read-only by the operator's rules asks the user first), "always" or "never".
+
+A server is untrusted unless the operator says otherwise: `trusted: true` (its tools'
+`readOnlyHint` annotations are believed) or `read_only_tools: [...]` (exactly these are
+read-only). An untrusted server's annotations are the server's claims, not facts: each
+of its tools counts as side-effecting, so it is confirmed before it runs and "all" in the
+channel defaults does not switch it on. A tool whose annotations change when the list is
+refreshed is logged (warning) and still judged by these rules only.
 
 Each server is one `MCPServerLink`, a task that connects, lists the tools (all pages),
 registers them in the `ToolRegistry` as `<server>_<tool>` (the namespaced `server.tool`
@@ -38,20 +49,23 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import mcp_types
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from bot.domain import ToolContext
+from bot.domain import Asker, ToolContext
 from bot.errors import ConfigError, ToolError
 from bot.toolkit import (
     N_,
@@ -62,10 +76,14 @@ from bot.toolkit import (
     argument_lines,
     schema_tool,
 )
+from tools.mcp_input import Elicitation
 
 log = logging.getLogger(__name__)
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+DAY = 86_400.0
+SHORTEST_SECRET = 6  # shorter header values are not redacted (they would mangle the logs)
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 ConfirmMode = Literal["unless_read_only", "always", "never"]
 
@@ -80,18 +98,43 @@ class MCPServerConfig:
     env: dict[str, str] | None = None
     cwd: str | None = None
     url: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # resolved: secrets
     allowed_tools: frozenset[str] | None = None
     call_timeout: float = 60.0
     confirm: ConfirmMode = "unless_read_only"
+    trusted: bool = False
+    read_only_tools: frozenset[str] | None = None
+
+    def is_read_only(self, tool: str, annotations: mcp_types.ToolAnnotations | None) -> bool:
+        """Whether the operator's rules make `tool` read-only: listed in
+        `read_only_tools`, or annotated read-only by a server marked trusted."""
+        if self.read_only_tools is not None and tool in self.read_only_tools:
+            return True
+        return self.trusted and bool(annotations and annotations.read_only_hint)
 
     @property
     def source(self) -> str:
         return f"mcp:{self.name}"
 
+    def secrets(self) -> dict[str, str]:
+        """Header values as {value: what it is}, for the log redaction."""
+        return {
+            value: f"MCP server {self.name} header {header}"
+            for header, value in self.headers.items()
+            if len(value) >= SHORTEST_SECRET
+        } | {
+            value.removeprefix("Bearer "): f"MCP server {self.name} token"
+            for value in self.headers.values()
+            if value.startswith("Bearer ") and len(value) >= SHORTEST_SECRET + 7
+        }
 
-def load_config(path: str | Path) -> list[MCPServerConfig]:
-    """Read the servers file (`.toml` is TOML, anything else JSON); `ConfigError` on error."""
+
+def load_config(
+    path: str | Path, environ: Mapping[str, str] | None = None
+) -> list[MCPServerConfig]:
+    """Read the servers file (`.toml` is TOML, anything else JSON); `ConfigError` on error.
+    Environment references (`${VAR}`, `bearer_token_env`) are read from `environ`
+    (default: the process environment)."""
     path = Path(path)
     where = f"PARLEY_MCP_CONFIG={path}"
     try:
@@ -107,10 +150,13 @@ def load_config(path: str | Path) -> list[MCPServerConfig]:
     servers = data.get("servers", data.get("mcpServers")) if isinstance(data, dict) else None
     if not isinstance(servers, dict):
         raise ConfigError(f'{where}: expected a "servers" table of named servers')
-    return [_server_config(where, name, entry) for name, entry in servers.items()]
+    env = os.environ if environ is None else environ
+    return [_server_config(where, name, entry, env) for name, entry in servers.items()]
 
 
-def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
+def _server_config(
+    where: str, name: str, entry: Any, environ: Mapping[str, str]
+) -> MCPServerConfig:
     def bad(reason: str) -> ConfigError:
         return ConfigError(f"{where}: server {name!r}: {reason}")
 
@@ -128,6 +174,9 @@ def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
         "allowed_tools",
         "call_timeout",
         "confirm",
+        "trusted",
+        "read_only_tools",
+        "bearer_token_env",
     }
     if unknown := sorted(set(entry) - known):
         raise bad(f"unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -144,11 +193,22 @@ def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
     for label, mapping in (("env", env or {}), ("headers", headers)):
         if not (isinstance(mapping, dict) and all(isinstance(v, str) for v in mapping.values())):
             raise bad(f'"{label}" must map names to strings')
+    headers = _resolved_headers(headers, entry.get("bearer_token_env"), environ, bad)
+    if headers and not url:
+        raise bad('"headers" and "bearer_token_env" are for "url" servers')
     allowed = entry.get("allowed_tools")
     if allowed is not None and not (
         isinstance(allowed, list) and all(isinstance(a, str) for a in allowed)
     ):
         raise bad('"allowed_tools" must be a list of tool names')
+    read_only = entry.get("read_only_tools")
+    if read_only is not None and not (
+        isinstance(read_only, list) and all(isinstance(a, str) for a in read_only)
+    ):
+        raise bad('"read_only_tools" must be a list of tool names')
+    trusted = entry.get("trusted", False)
+    if not isinstance(trusted, bool):
+        raise bad('"trusted" must be true or false')
     timeout = entry.get("call_timeout", 60.0)
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise bad('"call_timeout" must be a positive number of seconds')
@@ -166,7 +226,37 @@ def _server_config(where: str, name: str, entry: Any) -> MCPServerConfig:
         allowed_tools=frozenset(allowed) if allowed is not None else None,
         call_timeout=float(timeout),
         confirm=confirm,
+        trusted=trusted,
+        read_only_tools=frozenset(read_only) if read_only is not None else None,
     )
+
+
+def _resolved_headers(
+    headers: dict[str, str],
+    token_env: Any,
+    environ: Mapping[str, str],
+    bad: Any,
+) -> dict[str, str]:
+    """The headers with `${VAR}` filled from the environment, plus the bearer token."""
+
+    def value_of(variable: str, what: str) -> str:
+        value = environ.get(variable, "")
+        if not value:
+            raise bad(f"{what} names the environment variable {variable}, which is not set")
+        return value
+
+    resolved: dict[str, str] = {}
+    for header, value in headers.items():
+        what = f'header "{header}"'
+        resolved[header] = ENV_REFERENCE.sub(
+            lambda match, what=what: value_of(match.group(1), what),  # type: ignore[misc]
+            value,
+        )
+    if token_env is not None:
+        if not (isinstance(token_env, str) and ENV_REFERENCE.fullmatch(f"${{{token_env}}}")):
+            raise bad('"bearer_token_env" must be the name of an environment variable')
+        resolved["Authorization"] = f"Bearer {value_of(token_env, 'bearer_token_env')}"
+    return resolved
 
 
 def public_name(server: str, tool: str, taken: Iterable[str] = ()) -> str:
@@ -191,8 +281,12 @@ def mcp_card(server: str, tool: str, arguments: dict[str, Any]) -> ApprovalCard:
     )
 
 
+MAX_STRUCTURED_CHARS = 8000  # of a result's structured content shown to the model
+
+
 def render_result(result: mcp_types.CallToolResult) -> str:
-    """Text blocks joined; structured content when there is no text; other blocks named."""
+    """Text blocks joined, other blocks named, and the structured content as JSON after
+    them (bounded; left out when the text already is that JSON)."""
     parts: list[str] = []
     for block in result.content:
         if isinstance(block, mcp_types.TextContent):
@@ -206,9 +300,28 @@ def render_result(result: mcp_types.CallToolResult) -> str:
         elif isinstance(block, mcp_types.ResourceLink):
             parts.append(f"[link: {block.uri}]")
     text = "\n".join(part for part in parts if part)
-    if not text and result.structured_content is not None:
-        text = json.dumps(result.structured_content, ensure_ascii=False)
-    return text
+    if result.structured_content is None or _is_json_of(text, result.structured_content):
+        return text
+    structured = json.dumps(result.structured_content, ensure_ascii=False)
+    if len(structured) > MAX_STRUCTURED_CHARS:
+        cut = len(structured) - MAX_STRUCTURED_CHARS
+        structured = f"{structured[:MAX_STRUCTURED_CHARS]}… [cut: {cut} more characters]"
+    if not text:
+        return structured
+    return f"{text}\n\nStructured content (JSON):\n{structured}"
+
+
+def _is_json_of(text: str, value: Any) -> bool:
+    """Whether `text` already says `value`: its JSON, or (a wrapped plain result, as
+    `{"result": ...}`) the one value of a one-key object."""
+    if isinstance(value, dict) and len(value) == 1:
+        [inner] = value.values()
+        if inner == text or (not isinstance(inner, str) and _is_json_of(text, inner)):
+            return True
+    try:
+        return bool(json.loads(text) == value)
+    except ValueError:
+        return False
 
 
 class MCPServerLink:
@@ -229,6 +342,7 @@ class MCPServerLink:
         self.available = False
         self.last_error = ""
         self.restarts = 0
+        self.protocol_version = ""  # as negotiated: 2026-07-28 stateless, or a handshake era
         self._registry = registry
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
@@ -240,6 +354,8 @@ class MCPServerLink:
         self._refresh_wanted = asyncio.Event()
         self._listed = asyncio.Event()  # set after the first listing attempt, good or bad
         self._names: dict[str, str] = {}  # MCP tool name -> public name
+        self._annotations: dict[str, dict[str, Any]] = {}  # as last listed, per MCP name
+        self._elicitation = Elicitation(config.name)  # its questions go to the call's user
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"mcp:{self.config.name}")
@@ -260,7 +376,9 @@ class MCPServerLink:
                 await self._task
         self._task = None
 
-    def _target(self) -> StdioServerParameters | str:
+    def _target(self) -> Any:
+        if self.config.url and self.config.headers:
+            return _http_with_headers(self.config.url, self.config.headers)
         if self.config.url:
             return self.config.url
         return StdioServerParameters(
@@ -279,15 +397,20 @@ class MCPServerLink:
                     self._target(),
                     read_timeout_seconds=self.config.call_timeout,
                     message_handler=self._on_message,
+                    elicitation_callback=self._elicitation.answer,
                     mode=self._mode,
                 ) as client:
                     self._client = client
+                    self.protocol_version = client.protocol_version
                     self._broken.clear()
                     await self._refresh(client)
                     self.available = True
                     self.last_error = ""
                     log.info(
-                        "MCP server %s: %d tool(s) available", self.config.name, len(self._names)
+                        "MCP server %s (protocol %s): %d tool(s) available",
+                        self.config.name,
+                        self.protocol_version,
+                        len(self._names),
                     )
                     self._listed.set()
                     await self._watch(client)
@@ -381,6 +504,7 @@ class MCPServerLink:
                 log.warning("MCP server %s: tool %s skipped: %s", self.config.name, item.name, exc)
                 continue
             names[item.name] = public
+            self._note_annotations(item)
         self._names = names
         self._registry.replace_source(self.config.source, tools)
         if allowed is not None and (missing := allowed - set(names)):
@@ -390,15 +514,33 @@ class MCPServerLink:
                 ", ".join(sorted(missing)),
             )
 
+    def _note_annotations(self, item: mcp_types.Tool) -> None:
+        """Log a tool whose annotations changed since the last listing: a server that
+        turns a tool "read-only" later may be trying to slip past the confirmation."""
+        now = item.annotations.model_dump(exclude_none=True) if item.annotations else {}
+        before = self._annotations.get(item.name)
+        self._annotations[item.name] = now
+        if before is None or before == now:
+            return
+        read_only = self.config.is_read_only(item.name, item.annotations)
+        log.warning(
+            "MCP server %s changed the annotations of tool %s from %s to %s; "
+            "it is %s by the operator's rules",
+            self.config.name,
+            item.name,
+            json.dumps(before, sort_keys=True),
+            json.dumps(now, sort_keys=True),
+            "read-only" if read_only else "side-effecting",
+        )
+
     def _tool(self, public: str, item: mcp_types.Tool) -> Tool:
-        annotations = item.annotations
-        read_only = bool(annotations and annotations.read_only_hint)
+        read_only = self.config.is_read_only(item.name, item.annotations)
         confirm = self.config.confirm
         side_effect = confirm == "always" or (confirm == "unless_read_only" and not read_only)
         remote = item.name
 
         async def call(params: SchemaArguments, ctx: ToolContext) -> str:
-            return await self.call(remote, params.model_dump())
+            return await self.call(remote, params.model_dump(), ask=ctx.ask)
 
         description = item.description or item.title or remote
         return schema_tool(
@@ -412,8 +554,9 @@ class MCPServerLink:
             card=lambda params: mcp_card(self.config.name, remote, params.model_dump()),
         )
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> str:
-        """Call a tool by its MCP name; failures raise `ToolError` (an error result)."""
+    async def call(self, name: str, arguments: dict[str, Any], ask: Asker | None = None) -> str:
+        """Call a tool by its MCP name; failures raise `ToolError` (an error result). The
+        server's questions during the call go to `ask` (the user whose turn it is)."""
         client = self._client
         if client is None or not self.available:
             detail = f" ({self.last_error})" if self.last_error else ""
@@ -422,7 +565,11 @@ class MCPServerLink:
                 "it is being restarted, try again later"
             )
         try:
-            result = await client.call_tool(name, arguments)
+            with self._elicitation.calling(ask):
+                # A handshake-era server asks mid-request: the user's answering time must
+                # not time the request out. The tool's own timeout (paused while asking)
+                # and the question's bound the call instead.
+                result = await client.call_tool(name, arguments, read_timeout_seconds=DAY)
         except MCPError as exc:
             if "closed" in str(exc).lower():
                 self._broken.set()
@@ -434,6 +581,17 @@ class MCPServerLink:
         if result.is_error:
             raise ToolError(text or "the tool reported an error")
         return text
+
+
+@contextlib.asynccontextmanager
+async def _http_with_headers(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
+    """A streamable HTTP transport whose every request carries `headers` (the SDK's own
+    HTTP client settings otherwise), closed with the connection."""
+    async with (
+        create_mcp_http_client(headers=headers) as http,
+        streamable_http_client(url, http_client=http) as streams,
+    ):
+        yield streams
 
 
 def _describe(exc: BaseException) -> str:

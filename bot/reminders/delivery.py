@@ -18,7 +18,16 @@ from babel.dates import format_datetime
 
 from bot.approvals import Answer, ApprovalQuestion
 from bot.config import ReminderSettings
-from bot.domain import ChatRef, ReminderInfo, ToolCall, ToolResult, UserRef
+from bot.domain import (
+    ChatRef,
+    InputAction,
+    InputAnswer,
+    InputQuestion,
+    ReminderInfo,
+    ToolCall,
+    ToolResult,
+    UserRef,
+)
 from bot.errors import StorageError
 from bot.i18n import _, current_locale
 from bot.recurrence import as_utc, next_occurrence
@@ -66,6 +75,9 @@ class CollectingSurface:
         # Nobody is there to press a button at fire time: not approved (standing
         # approvals and "never ask" rules still apply, before any question).
         return Answer.DENIED
+
+    async def ask(self, user: UserRef, question: InputQuestion) -> InputAnswer:
+        return InputAnswer(InputAction.CANCEL)  # nobody is there to answer at fire time
 
 
 class DeliveryFailed(Exception):

@@ -12,8 +12,10 @@ from typing import Any
 
 from bot.approvals import Answer, ApprovalQuestion
 from bot.i18n import _
+from bot.questions import InputStep, PendingInput
 
 APPROVAL_ACTION = "parley_approval"  # action ids: parley_approval_once, ..._show
+INPUT_ACTION = "parley_input"  # a tool's question: action ids parley_input_<key>
 SHOW_ALL = "show"
 SECTION_LIMIT = 3000
 BUTTON_LIMIT = 75
@@ -60,3 +62,34 @@ def approval_blocks(question: ApprovalQuestion, user_id: str) -> list[dict[str, 
 def note_blocks(text: str) -> list[dict[str, Any]]:
     """What an answered or expired question is replaced with."""
     return [{"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_LIMIT]}]}]
+
+
+def input_blocks(pending: PendingInput, step: InputStep, user_id: str) -> list[dict[str, Any]]:
+    """A step of a tool's question (bot/questions.py) for `user_id`: its text, the link as
+    a URL button in URL mode, and its buttons (each carrying the question's token)."""
+    mention = f"<@{user_id}>: "
+    text = mention + escape(step.text)[: SECTION_LIMIT - len(mention)]
+    elements: list[dict[str, Any]] = []
+    if step.url.startswith(("https://", "http://")):
+        label = _("Open {domain}", domain=pending.question.domain)
+        elements.append(
+            {
+                "type": "button",
+                "action_id": f"{INPUT_ACTION}_link",
+                "text": {"type": "plain_text", "text": label[:BUTTON_LIMIT]},
+                "url": step.url[:3000],
+            }
+        )
+    for label, key in step.buttons:
+        elements.append(
+            {
+                "type": "button",
+                "action_id": f"{INPUT_ACTION}_{key}",
+                "text": {"type": "plain_text", "text": label[:BUTTON_LIMIT]},
+                "value": pending.token,
+            }
+        )
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "actions", "block_id": "parley_input", "elements": elements[:25]},
+    ]

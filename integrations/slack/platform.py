@@ -38,10 +38,12 @@ from bot.domain import Attachment, ChatKind, ChatRef, UserRef
 from bot.errors import ConfigError, PlatformUnavailable
 from bot.i18n import N_, _, enter_locale
 from bot.media import DOWNLOAD_FAILED
+from bot.questions import InputPress, press_notice
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import (
     APPROVAL_ACTION,
+    INPUT_ACTION,
     SECTION_LIMIT,
     SHOW_ALL,
     SHOW_ALL_PARTS,
@@ -220,6 +222,7 @@ class SlackPlatform:
         self.bolt.command(self.settings.command)(commands.handle)
         self.bolt.action(re.compile(f"^{TOOLS_ACTION}:\\d+$"))(commands.toggle)
         self.bolt.action(re.compile(f"^{APPROVAL_ACTION}_[a-z]+$"))(self._on_approval)
+        self.bolt.action(re.compile(f"^{INPUT_ACTION}_[a-z0-9]+$"))(self._on_input_press)
 
     async def _in_reader_language(
         self, context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
@@ -367,6 +370,41 @@ class SlackPlatform:
                 ),
             )
 
+    async def _on_input_press(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        respond: Callable[..., Awaitable[Any]],
+        body: dict[str, Any],
+        action: dict[str, Any],
+    ) -> None:
+        """A press on a tool's question: taken only from the asker, in that channel."""
+        await ack()
+        key = str(action.get("action_id", "")).removeprefix(f"{INPUT_ACTION}_")
+        if key == "link":
+            return  # the link button only opens the link
+        token = str(action.get("value", ""))[:64]
+        presser = UserRef(PLATFORM, str(body.get("user", {}).get("id", "")))
+        channel = str(body.get("channel", {}).get("id", ""))
+        chat = ChatRef(PLATFORM, channel, ChatKind.CHANNEL)
+        outcome = self.desk.questions.press(token, presser, chat, key)
+        container = body.get("container") or {}
+        if outcome is not InputPress.TAKEN:
+            message = body.get("message") or {}
+            await slack_call(
+                "chat.postEphemeral",
+                self.client.chat_postEphemeral(
+                    channel=channel,
+                    user=presser.platform_user_id,
+                    text=press_notice(outcome),
+                    thread_ts=message.get("thread_ts") or container.get("thread_ts"),
+                ),
+            )
+        elif container.get("is_ephemeral"):
+            try:  # the step is done: its buttons go (the next step, if any, follows)
+                await respond(replace_original=True, text="✓", blocks=note_blocks("✓"))
+            except Exception as exc:
+                log.warning("slack: could not close a question step: %s", exc)
+
     async def is_admin(self, user: UserRef) -> bool:
         """PARLEY_ADMINS, or a workspace admin/owner per `users.info` (cached briefly)."""
         return await self.desk.is_admin(user, self.admin_question(user))
@@ -470,6 +508,7 @@ class SlackPlatform:
             update_interval=self.update_interval,
             on_preview=on_preview,
             preview_ts=preview,
+            questions=self.desk.questions,
         )
 
     def resume_surface(

@@ -24,10 +24,20 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import Answer, ApprovalQuestion
-from bot.domain import ToolCall, ToolResult, UserRef
+from bot.domain import (
+    ChatKind,
+    ChatRef,
+    InputAction,
+    InputAnswer,
+    InputQuestion,
+    ToolCall,
+    ToolResult,
+    UserRef,
+)
 from bot.i18n import N_, _
+from bot.questions import CANCEL, InputQuestions, InputStep, PendingInput
 from bot.surface import NO_ANSWER
-from integrations.slack.confirmations import approval_blocks, escape, note_blocks
+from integrations.slack.confirmations import approval_blocks, escape, input_blocks, note_blocks
 from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text
 from integrations.slack.webapi import (
     CHANNEL_ERRORS,
@@ -59,8 +69,10 @@ class SlackSurface:
         message_limit: int = MESSAGE_LIMIT,
         on_preview: Callable[[str], Awaitable[None]] | None = None,
         preview_ts: str = "",
+        questions: InputQuestions | None = None,
     ) -> None:
         self.client = client
+        self.questions = questions  # None: tools' questions are cancelled
         self.channel = channel
         self.thread_ts = thread_ts
         self.user_id = user_id
@@ -193,6 +205,53 @@ class SlackSurface:
                         text=note,
                     ),
                 )
+        return answer
+
+    async def ask(self, user: UserRef, question: InputQuestion) -> InputAnswer:
+        await self._stop_background()
+        await self._flush(final=True)
+        if self.questions is None:
+            return InputAnswer(InputAction.CANCEL)
+        # As approvals: ephemeral for the asker outside a DM (a press replaces it through
+        # its response_url); in a DM a message, whose buttons go when it is answered.
+        in_dm = self.channel.startswith("D")
+        chat = ChatRef("slack", self.channel, ChatKind.DM if in_dm else ChatKind.CHANNEL)
+        posted: list[str] = []
+
+        async def show(pending: PendingInput, step: InputStep) -> None:
+            blocks = input_blocks(pending, step, user.platform_user_id)
+            fallback = step.text[:200]
+            if in_dm:
+                response = await slack_call(
+                    "chat.postMessage (question)",
+                    self.client.chat_postMessage(
+                        channel=self.channel, thread_ts=self.thread_ts, text=fallback, blocks=blocks
+                    ),
+                )
+                if response is not None:
+                    posted.append(str(response["ts"]))
+            else:
+                response = await slack_call(
+                    "chat.postEphemeral (question)",
+                    self.client.chat_postEphemeral(
+                        channel=self.channel,
+                        user=user.platform_user_id,
+                        thread_ts=self.thread_ts,
+                        text=fallback,
+                        blocks=blocks,
+                    ),
+                )
+            if response is None:
+                pending.take_key(CANCEL)  # nobody could be asked
+
+        answer = await self.questions.ask(user, chat, question, show)
+        for ts in posted:
+            await slack_call(
+                "chat.update (question closed)",
+                self.client.chat_update(
+                    channel=self.channel, ts=ts, text=_("Answered."), blocks=note_blocks("✓")
+                ),
+            )
         return answer
 
     # -- in the background -------------------------------------------------------------

@@ -40,6 +40,7 @@ from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMe
 from bot.errors import ConfigError
 from bot.i18n import DEFAULT_LOCALE, N_, _, available_locales, use_locale
 from bot.media import DOWNLOAD_FAILED
+from bot.questions import InputPress, press_notice
 from bot.surface import Messenger
 from integrations.telegram.approvals import APPROVAL, CHOICES, SHOW_ALL, ApprovalPresenter
 from integrations.telegram.convert import (
@@ -55,6 +56,7 @@ from integrations.telegram.delivery import ChatPace, ChatUnavailable, Delivery
 from integrations.telegram.keyboards import TOGGLE, TOOLS_HINT, tools_keyboard
 from integrations.telegram.startup import WebhookRefused, start_failure
 from integrations.telegram.surface import (
+    INPUT,
     PLATFORM,
     TelegramMessenger,
     TelegramSurface,
@@ -337,6 +339,7 @@ class TelegramPlatform:
             reply_to=reply.reply_to,
             on_preview=on_preview,
             preview_message_id=int(preview) if preview.isdigit() else None,
+            questions=self.desk.questions,
         )
 
     def resume_surface(
@@ -465,6 +468,9 @@ class TelegramPlatform:
         if kind == TOGGLE:
             await self._on_toggle(query, rest)
             return
+        if kind == INPUT:
+            await self._on_input_press(query, rest)
+            return
         if kind != APPROVAL:
             await query.answer(_("This question is no longer open."))
             return
@@ -490,6 +496,19 @@ class TelegramPlatform:
             await query.answer(_("This question is no longer open."))
         else:
             await query.answer(answer.note(outcome.tool)[:200])
+
+    async def _on_input_press(self, query: CallbackQuery, rest: str) -> None:
+        """A press on a tool's question: taken only from the asker, in that chat."""
+        token, _sep, key = rest.partition(":")
+        presser = UserRef(PLATFORM, str(query.from_user.id), query.from_user.full_name)
+        message = query.message
+        chat_id = message.chat.id if message is not None else query.from_user.id
+        chat = ChatRef(PLATFORM, str(chat_id), ChatKind.GROUP)
+        outcome = self.desk.questions.press(token, presser, chat, key)
+        if outcome is InputPress.TAKEN:
+            await query.answer()
+        else:
+            await query.answer(press_notice(outcome), show_alert=True)
 
     async def _show_all(self, query: CallbackQuery, token: str, presser: UserRef) -> None:
         full = await self.desk.full_text(token, presser)

@@ -7,7 +7,9 @@ arrives whole, in one call): then "typing…" if nothing shows yet, and previews
 newest text, sent by one background task per turn at the chat's `ChatPace`. Previews are
 plain text; only the final text is rendered from Markdown to HTML, with a plain-text
 resend if Telegram cannot parse it. Final edits in groups wait for their slot, and a chat
-that blocked the bot ends the turn quietly.
+that blocked the bot ends the turn quietly. A tool's question (bot/questions.py) goes in
+the chat one step at a time, with buttons `in:<token>:<key>` (and the link as a URL
+button in URL mode); a typed value is a reply in the chat.
 """
 
 from __future__ import annotations
@@ -19,11 +21,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
 from bot.approvals import Answer, ApprovalQuestion
-from bot.domain import ChatRef, ToolCall, ToolResult, UserRef
+from bot.domain import (
+    ChatKind,
+    ChatRef,
+    InputAction,
+    InputAnswer,
+    InputQuestion,
+    ToolCall,
+    ToolResult,
+    UserRef,
+)
 from bot.i18n import N_, _
+from bot.questions import InputQuestions, InputStep, PendingInput
 from integrations.telegram.approvals import ApprovalPresenter
 from integrations.telegram.delivery import ChatUnavailable, Delivery
 from integrations.telegram.formatting import PART_LIMIT, utf16_len
@@ -36,7 +49,30 @@ CANNOT_CONFIRM_AS_CHAT = N_(
     "This needs a confirmation, and only a person can give one: ask again as yourself, "
     "not anonymously or as a channel. Nothing was done."
 )
+INPUT = "in"
+QUESTION_LIMIT = 3500  # a step's text; the rest of the 4,096 is the note when it closes
 _draft_ids = itertools.count(1)
+
+
+def input_keyboard(pending: PendingInput, step: InputStep) -> InlineKeyboardMarkup:
+    """A step's buttons, three to a row; the link first, as a URL button."""
+    buttons = [
+        InlineKeyboardButton(label[:60], callback_data=f"{INPUT}:{pending.token}:{key}")
+        for label, key in step.buttons
+    ]
+    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+    if step.url.startswith(("https://", "http://")):
+        domain = pending.question.domain
+        rows.insert(0, [InlineKeyboardButton(_("Open {domain}", domain=domain), url=step.url)])
+    return InlineKeyboardMarkup(rows)
+
+
+def answer_note(answer: InputAnswer) -> str:
+    if answer.action is InputAction.ACCEPT:
+        return _("Answered.")
+    if answer.action is InputAction.DECLINE:
+        return _("Declined.")
+    return _("Cancelled.")
 
 
 class TelegramSurface:
@@ -53,9 +89,11 @@ class TelegramSurface:
         reply_to: int | None = None,
         on_preview: Callable[[str], Awaitable[None]] | None = None,
         preview_message_id: int | None = None,
+        questions: InputQuestions | None = None,
     ) -> None:
         self.delivery = delivery
         self.approvals = approvals
+        self.questions = questions  # None: tools' questions are cancelled
         self.chat_id = chat_id
         self.private = private
         self.thread_id = thread_id
@@ -158,6 +196,42 @@ class TelegramSurface:
             return Answer.DENIED
         answer = await question.answer()
         await self._guard(self.approvals.close(shown, question, answer))
+        return answer
+
+    async def ask(self, user: UserRef, question: InputQuestion) -> InputAnswer:
+        await self._settle()
+        if self._gone or self.questions is None or user.platform_user_id.startswith("-"):
+            return InputAnswer(InputAction.CANCEL)  # nobody to bind the buttons to
+        chat = ChatRef(PLATFORM, str(self.chat_id), ChatKind.DM if self.private else ChatKind.GROUP)
+        shown: list[tuple[int, str]] = []
+
+        async def show(pending: PendingInput, step: InputStep) -> None:
+            if shown:  # the previous step's buttons go; its text stays, marked done
+                message_id, before = shown[-1]
+                await self._guard(self.delivery.edit_plain(self.chat_id, message_id, f"{before} ✓"))
+            text = step.text[:QUESTION_LIMIT]
+            message = await self.delivery.send_part(
+                self.chat_id,
+                text,
+                thread_id=self.thread_id,
+                reply_to=self.reply_to,
+                markup=input_keyboard(pending, step),
+                render=False,
+            )
+            shown.append((message.message_id, text))
+
+        try:
+            answer = await self.questions.ask(user, chat, question, show)
+        except ChatUnavailable as exc:
+            self._drop(exc)
+            return InputAnswer(InputAction.CANCEL)
+        if shown:
+            message_id, text = shown[-1]
+            await self._guard(
+                self.delivery.edit_plain(
+                    self.chat_id, message_id, f"{text}\n\n{answer_note(answer)}"
+                )
+            )
         return answer
 
     # -- inside ------------------------------------------------------------------------

@@ -266,6 +266,20 @@ def test_tools_list_shows_builtin_and_mcp_tools_with_source_and_schema(tmp_path:
     assert "fake_echo  [mcp:fake] (asks the user to confirm)" in text.stdout
     assert '"properties": {"text"' in text.stdout
 
+    chosen = parley(
+        tmp_path,
+        "tools",
+        "list",
+        "--for",
+        "repeat this text back",
+        PARLEY_MCP_CONFIG=str(config),
+        PARLEY_MAX_OFFERED_TOOLS="1",
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    assert "offered for 'repeat this text back' (PARLEY_MAX_OFFERED_TOOLS=1)" in chosen.stdout
+    assert "get_current_time  [builtin] offered" in chosen.stdout  # built-in: always
+    assert "fake_echo  [mcp:fake] (asks the user to confirm) not offered" in chosen.stdout
+
 
 def test_reminders_list_and_cancel_from_the_command_line(
     tmp_path: Path, llm: ScriptedOpenAIServer

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import BaseModel, Field
 
-from bot.domain import ChatRef, ToolCall, ToolContext, UserRef
+from bot.domain import (
+    ChatRef,
+    InputAction,
+    InputAnswer,
+    InputQuestion,
+    ToolCall,
+    ToolContext,
+    UserRef,
+)
 from bot.policy import for_scheduled_turn
 from bot.toolkit import (
     InvalidArguments,
@@ -212,3 +221,26 @@ def test_scheduling_tools_are_marked_and_withheld_from_scheduled_turns() -> None
     assert offered == [send_thing]
     assert list(withheld) == ["plan_thing"]
     assert "not available in a scheduled follow-up" in withheld["plan_thing"]
+
+
+class _NoArgs(BaseModel):
+    pass
+
+
+async def test_a_tools_clock_stops_while_the_user_answers_its_question() -> None:
+    @tool(timeout=0.3)
+    async def asks(params: _NoArgs, ctx: ToolContext) -> str:
+        """Asks the user something."""
+        assert ctx.ask is not None
+        answer = await ctx.ask(InputQuestion("Sure?"))
+        return answer.action.value
+
+    async def slow_person(question: InputQuestion) -> InputAnswer:
+        # Longer than the tool may run: a person thinking, not the tool working.
+        await asyncio.sleep(0.6)
+        return InputAnswer(InputAction.ACCEPT)
+
+    context = dataclasses.replace(CONTEXT, ask=slow_person)
+    call = ToolCall("c1", "asks", {})
+    result = await asks.run_validated(call, _NoArgs(), context, 30)
+    assert (result.content, result.is_error) == ("accept", False)

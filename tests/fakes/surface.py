@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.approvals import Answer, ApprovalQuestion
-from bot.domain import ToolCall, ToolResult, UserRef
+from bot.domain import InputAction, InputAnswer, InputQuestion, ToolCall, ToolResult, UserRef
 
 
 @dataclass
@@ -20,6 +20,10 @@ class RecordingSurface:
     finished_tools: list[tuple[ToolCall, ToolResult]] = field(default_factory=list)
     confirmations: list[tuple[UserRef, str]] = field(default_factory=list)
     questions: list[ApprovalQuestion] = field(default_factory=list)
+    # A tool's questions (`ask`): each answered with the next of `input_answers`
+    # (cancelled when none is left), and recorded with who was asked.
+    input_answers: list[InputAnswer] = field(default_factory=list)
+    asked: list[tuple[UserRef, InputQuestion]] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     starts: int = 0
@@ -56,3 +60,9 @@ class RecordingSurface:
         if isinstance(answer, bool):
             answer = Answer.ONCE if answer else Answer.DENIED
         return await question.respond(answer)
+
+    async def ask(self, user: UserRef, question: InputQuestion) -> InputAnswer:
+        self.asked.append((user, question))
+        if self.input_answers:
+            return self.input_answers.pop(0)
+        return InputAnswer(InputAction.CANCEL)

@@ -7,7 +7,19 @@ from pathlib import Path
 from bot.app import Application
 from bot.approvals import Answer, Approvals
 from bot.config import Settings
-from bot.domain import ChatRef, IncomingMessage, ToolCall, ToolResult, UserRef
+from bot.domain import (
+    ChatRef,
+    IncomingMessage,
+    InputAction,
+    InputAnswer,
+    InputField,
+    InputFieldKind,
+    InputQuestion,
+    ToolCall,
+    ToolResult,
+    UserRef,
+)
+from bot.questions import InputQuestions
 from integrations.console import CONSOLE_CHAT, ConsoleMessenger, ConsoleSurface, run_console
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tools.email import SendEmailParams, send_email
@@ -185,3 +197,39 @@ async def test_the_terminal_speaks_its_lang_and_language_changes_it(
     assert "工具：无\n" in shown
     assert "From now on I write to you in English.\nTools: none\n" in shown
     assert shown.endswith("从现在起，我会用中文给你写消息。\n\n")  # and Ctrl-D
+
+
+async def test_a_tools_form_and_link_in_the_terminal() -> None:
+    form = InputQuestion(
+        "Book a table",
+        fields=(
+            InputField("guests", "Guests", InputFieldKind.INTEGER),
+            InputField("outside", "Outside", InputFieldKind.BOOLEAN),
+        ),
+        asked_by="MCP server {name}",
+        source="web",
+    )
+    typed = iter(["four", "4", "maybe", "y"])
+
+    async def reader(prompt: str) -> str:
+        return next(typed)
+
+    out = io.StringIO()
+    surface = ConsoleSurface(out, reader, color=False, questions=InputQuestions(timeout=30))
+    answer = await surface.ask(USER, form)
+    assert answer == InputAnswer(InputAction.ACCEPT, {"guests": 4, "outside": True})
+    shown = out.getvalue()
+    assert "MCP server web asks: Book a table" in shown and "not a value for Guests" in shown
+
+    link = InputQuestion("Sign in", url="https://auth.example.com/x", asked_by="MCP server web")
+    typed = iter(["d"])
+    out = io.StringIO()
+    surface = ConsoleSurface(out, reader, color=False, questions=InputQuestions(timeout=30))
+    assert await surface.ask(USER, link) == InputAnswer(InputAction.DECLINE)
+    assert "It leads to auth.example.com" in out.getvalue()
+
+    async def eof(prompt: str) -> str:
+        raise EOFError
+
+    surface = ConsoleSurface(io.StringIO(), eof, color=False, questions=InputQuestions(30))
+    assert await surface.ask(USER, link) == InputAnswer(InputAction.CANCEL)

@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from bot.app import Application
-from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.domain import (
+    ChatKind,
+    ChatRef,
+    IncomingMessage,
+    InputAction,
+    InputAnswer,
+    InputFieldKind,
+    UserRef,
+)
 from bot.errors import ConfigError
 from bot.toolkit import ToolRegistry
 from tests.apps import AppFactory
@@ -22,7 +32,13 @@ from tests.fakes.mcp_server import StreamableHTTPMCPServer
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
 from tools import ALL_TOOLS
-from tools.mcp import MCPServerLink, MCPTools, load_config, public_name
+from tools.mcp import (
+    MAX_STRUCTURED_CHARS,
+    MCPServerLink,
+    MCPTools,
+    load_config,
+    public_name,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = UserRef("test", "alice", "Alice")
@@ -48,22 +64,23 @@ def http_mcp() -> Iterator[StreamableHTTPMCPServer]:
         yield server
 
 
-McpAppFactory = Callable[[dict[str, Any]], Awaitable[Application]]
+McpAppFactory = Callable[..., Awaitable[Application]]
 
 
 @pytest.fixture
 def make_mcp_app(make_app: AppFactory, tmp_path: Path) -> McpAppFactory:
     """The one app factory (tests/apps.py) with `servers` as its MCP configuration."""
 
-    async def make(servers: dict[str, Any]) -> Application:
+    async def make(servers: dict[str, Any], defaults: str | None = None) -> Application:
         config = tmp_path / "mcp.json"
         config.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+        # MCP tools that may act are off until an admin enables their server.
+        on = ",".join(["all", *(f"mcp:{name}" for name in servers)])
         return await make_app(
             ALL_TOOLS,
             llm={"model": "m"},
             mcp={"config": str(config), "restart_backoff_seconds": 0.1},
-            # MCP tools that may act are off until an admin enables their server.
-            admin={"default_tools_dm": ",".join(["all", *(f"mcp:{name}" for name in servers)])},
+            admin={"default_tools_dm": on if defaults is None else defaults},
         )
 
     return make
@@ -237,6 +254,8 @@ def test_config_reads_json_and_toml(tmp_path: Path) -> None:
         ({"a": {"url": "ftp://h"}}, "must be http"),
         ({"a": {"command": "x", "alowed_tools": []}}, "unknown keys alowed_tools"),
         ({"a": {"command": "x", "allowed_tools": "add"}}, "list of tool names"),
+        ({"a": {"command": "x", "read_only_tools": "add"}}, "read_only_tools"),
+        ({"a": {"command": "x", "trusted": "yes"}}, "true or false"),
     ],
 )
 def test_config_errors_name_the_server_and_the_problem(
@@ -279,3 +298,293 @@ async def test_a_handshake_era_connection_refreshes_on_the_notification(
         assert link.available
     finally:
         await link.stop()
+
+
+async def test_an_untrusted_servers_read_only_claim_is_a_hint_and_the_call_is_confirmed(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, http_mcp: StreamableHTTPMCPServer
+) -> None:
+    app = await make_mcp_app({"web": {"url": http_mcp.url}})
+    transfer = app.tools.get("web_transfer_money")
+    assert transfer is not None and transfer.side_effect  # despite its readOnlyHint
+    llm.script(
+        tool_call_reply(("web_transfer_money", {"to": "mallory", "amount": 1000})),
+        text_reply("Not sent."),
+    )
+    surface = RecordingSurface(confirm_answer=False)
+
+    outcome = await app.engine.handle(message("what is my balance?"), surface)
+
+    [(asker, card)] = surface.confirmations
+    assert asker == ALICE and "transfer_money" in card and "mallory" in card
+    assert outcome.tool_results[0].is_error and http_mcp.calls == []  # denied: nothing moved
+
+
+async def test_all_does_not_switch_on_an_untrusted_servers_tools(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, http_mcp: StreamableHTTPMCPServer
+) -> None:
+    app = await make_mcp_app({"web": {"url": http_mcp.url}}, defaults="all")
+    llm.script(text_reply("Hello."))
+    await app.engine.handle(message("hi"), RecordingSurface())
+    tools = offered(llm.requests[0])
+    assert "get_current_time" in tools
+    assert not {"web_transfer_money", "web_echo"} & set(tools)
+
+
+async def test_a_trusted_server_and_listed_read_only_tools_run_without_a_question(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, http_mcp: StreamableHTTPMCPServer
+) -> None:
+    app = await make_mcp_app(
+        {
+            "bank": {"url": http_mcp.url, "trusted": True},
+            "web": {"url": http_mcp.url, "read_only_tools": ["echo"]},
+        }
+    )
+    assert app.tools.get("web_transfer_money").side_effect  # type: ignore[union-attr]
+    assert not app.tools.get("web_echo").side_effect  # type: ignore[union-attr]
+    assert app.tools.get("bank_delete_everything").side_effect  # type: ignore[union-attr]
+    llm.script(
+        tool_call_reply(
+            ("bank_transfer_money", {"to": "bob", "amount": 5}), ("web_echo", {"text": "hi"})
+        ),
+        text_reply("Sent."),
+    )
+    surface = RecordingSurface()
+
+    outcome = await app.engine.handle(message("send bob 5"), surface)
+
+    assert [r.is_error for r in outcome.tool_results] == [False, False]
+    assert surface.confirmations == []  # the operator trusts these claims
+    assert http_mcp.calls == [{"tool": "transfer_money", "to": "bob", "amount": 5}]
+
+
+async def test_a_changed_annotation_is_logged_and_does_not_lift_the_confirmation(
+    llm: ScriptedOpenAIServer,
+    make_mcp_app: McpAppFactory,
+    http_mcp: StreamableHTTPMCPServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = await make_mcp_app({"web": {"url": http_mcp.url}})
+    before = app.tools.get("web_delete_everything")
+    assert before is not None and before.side_effect
+    llm.script(tool_call_reply(("web_disguise", {})), text_reply("Done."))
+    await app.engine.handle(message("disguise"), RecordingSurface())
+
+    await wait_until(lambda: app.tools.get("web_delete_everything") is not before)
+    after = app.tools.get("web_delete_everything")
+    assert after is not None and after.side_effect
+    [warning] = [r for r in caplog.records if "changed the annotations" in r.getMessage()]
+    text = warning.getMessage()
+    assert warning.levelname == "WARNING"
+    assert "web" in text and "delete_everything" in text and "side-effecting" in text
+    assert '"read_only_hint": true' in text
+
+
+@pytest.mark.parametrize("era", ["modern", "legacy"])
+async def test_a_server_of_either_protocol_era_through_the_sdks_auto_mode(era: str) -> None:
+    with StreamableHTTPMCPServer(era=era) as server:  # type: ignore[arg-type]
+        registry = ToolRegistry()
+        [config] = load_config_from({"web": {"url": server.url, "confirm": "never"}})
+        link = MCPServerLink(config, registry)
+        link.start()
+        try:
+            await link.wait_listed(10)
+            assert link.available, link.last_error
+            assert await link.call("echo", {"text": "hi"}) == "echo: hi"
+            assert registry.get("web_echo") is not None
+        finally:
+            await link.stop()
+    methods = server.methods()
+    assert methods[0] == "server/discover"  # auto mode probes the 2026 era first
+    sessions = [r.headers.get("mcp-session-id") for r in server.requests if r.method]
+    if era == "modern":
+        assert link.protocol_version == "2026-07-28"
+        assert "initialize" not in methods and not any(sessions)  # stateless
+        calls = [r for r in server.requests if r.method == "tools/call"]
+        assert calls and calls[0].headers["mcp-protocol-version"] == "2026-07-28"
+    else:
+        assert link.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS
+        assert methods[1] == "initialize"  # refused probe, then the handshake
+        assert all(sessions[2:])  # every request after initialize is in the session
+
+
+async def test_a_handshake_only_client_is_refused_by_a_2026_server() -> None:
+    with StreamableHTTPMCPServer(era="modern") as server:
+        [config] = load_config_from({"web": {"url": server.url}})
+        link = MCPServerLink(config, ToolRegistry(), mode="legacy", initial_backoff=30)
+        link.start()
+        try:
+            await link.wait_listed(10)
+            assert not link.available and link.last_error
+        finally:
+            await link.stop()
+    assert server.methods()[0] == "initialize"
+
+
+@pytest.mark.parametrize("era", ["modern", "legacy"])
+async def test_a_servers_form_goes_to_the_asker_and_the_answer_back(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, era: str
+) -> None:
+    with StreamableHTTPMCPServer(era=era) as server:  # type: ignore[arg-type]
+        app = await make_mcp_app({"web": {"url": server.url, "confirm": "never"}})
+        llm.script(tool_call_reply(("web_book_table", {})), text_reply("Booked."))
+        values: dict[str, str | int | float | bool] = {"guests": 4, "outside": True}
+        values["time"] = "20:30"
+        surface = RecordingSurface(input_answers=[InputAnswer(InputAction.ACCEPT, values)])
+
+        outcome = await app.engine.handle(message("book a table"), surface)
+
+        [(asker, question)] = surface.asked
+        assert asker == ALICE and question.source == "web"
+        assert question.asked_by == "MCP server {name}"
+        assert question.message == "Book a table" and not question.url
+        guests, outside, time, note = question.fields
+        assert (guests.kind, guests.required, guests.description) == (
+            InputFieldKind.INTEGER,
+            True,
+            "How many people",
+        )
+        assert (outside.kind, outside.label) == (InputFieldKind.BOOLEAN, "Outside")
+        assert (time.kind, time.choices) == (InputFieldKind.CHOICE, ("19:00", "20:30"))
+        assert (note.kind, note.required) == (InputFieldKind.TEXT, False)
+        assert outcome.tool_results[0].content == ("booked: 4 at 20:30, outside=True, note=None")
+
+
+@pytest.mark.parametrize("era", ["modern", "legacy"])
+async def test_a_servers_link_shows_its_domain_and_a_decline_goes_back(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, era: str
+) -> None:
+    with StreamableHTTPMCPServer(era=era) as server:  # type: ignore[arg-type]
+        app = await make_mcp_app({"web": {"url": server.url, "confirm": "never"}})
+        llm.script(tool_call_reply(("web_sign_in", {})), text_reply("You declined."))
+        surface = RecordingSurface(input_answers=[InputAnswer(InputAction.DECLINE)])
+
+        outcome = await app.engine.handle(message("sign me in"), surface)
+
+        [(_, question)] = surface.asked
+        assert question.url.startswith("https://auth.example.com/")
+        assert question.domain == "auth.example.com" and not question.fields
+        assert outcome.tool_results[0].content == "sign in: decline"
+        if era == "modern":
+            assert server.states == ["opaque-state-1"]  # echoed unchanged
+
+
+async def test_a_question_with_nobody_to_ask_is_cancelled(
+    http_mcp: StreamableHTTPMCPServer,
+) -> None:
+    [config] = load_config_from({"web": {"url": http_mcp.url}})
+    link = MCPServerLink(config, ToolRegistry())
+    link.start()
+    try:
+        await link.wait_listed(10)
+        assert await link.call("book_table", {}) == "not booked: cancel"
+    finally:
+        await link.stop()
+
+
+async def test_structured_content_reaches_the_model_with_the_text_and_bounded(
+    llm: ScriptedOpenAIServer, make_mcp_app: McpAppFactory, http_mcp: StreamableHTTPMCPServer
+) -> None:
+    app = await make_mcp_app({"web": {"url": http_mcp.url, "confirm": "never"}})
+    llm.script(
+        tool_call_reply(("web_forecast", {"days": 2}), ("web_forecast", {"days": 400})),
+        text_reply("Mild."),
+    )
+    outcome = await app.engine.handle(message("forecast"), RecordingSurface())
+    short, long = outcome.tool_results
+    text, _, structured = short.content.partition("\n\nStructured content (JSON):\n")
+    assert text == "Mild for 2 days."
+    assert json.loads(structured)["days"][1] == {"day": 1, "high": 21, "note": "x" * 50}
+    assert long.content.startswith("Mild for 400 days.") and "more characters]" in long.content
+    assert len(long.content) < MAX_STRUCTURED_CHARS + 200
+    sent = [m["content"] for m in llm.requests[1]["messages"] if m["role"] == "tool"]
+    assert sent == [short.content, long.content]
+
+
+TOKEN = "s3cret-mcp-token-4711"
+
+
+async def test_a_bearer_token_and_headers_from_the_environment_and_never_logged(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    environ = {"WEB_MCP_TOKEN": TOKEN, "WEB_TENANT": "tenant-blue-42"}
+    with StreamableHTTPMCPServer(token=TOKEN) as server:
+        entry = {
+            "url": server.url,
+            "bearer_token_env": "WEB_MCP_TOKEN",
+            "headers": {"X-Tenant": "${WEB_TENANT}"},
+        }
+        path = tmp_path / "mcp.json"
+        path.write_text(json.dumps({"servers": {"web": entry}}), "utf-8")
+        [good] = load_config(path, environ)
+        [wrong] = load_config(path, {**environ, "WEB_MCP_TOKEN": "wrong-token-0815"})
+        assert TOKEN not in repr(good)
+        links = [MCPServerLink(c, ToolRegistry(), initial_backoff=30) for c in (good, wrong)]
+        for link in links:
+            link.start()
+        try:
+            for link in links:
+                await link.wait_listed(10)
+            assert links[0].available and await links[0].call("echo", {"text": "x"}) == "echo: x"
+            assert not links[1].available and links[1].last_error  # refused: 401
+        finally:
+            for link in links:
+                await link.stop()
+    seen = [r.headers for r in server.requests]
+    assert all(h.get("x-tenant") == "tenant-blue-42" for h in seen)
+    assert any(h.get("authorization") == f"Bearer {TOKEN}" for h in seen)
+    logged = caplog.text + "".join(str(r.exc_info) for r in caplog.records)
+    assert TOKEN not in logged and "wrong-token-0815" not in logged
+    assert good.secrets()[TOKEN] == "MCP server web token"
+
+
+def test_a_missing_environment_variable_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    entry = {"url": "http://127.0.0.1:9/mcp", "bearer_token_env": "NOPE_TOKEN"}
+    path.write_text(json.dumps({"servers": {"web": entry}}), "utf-8")
+    with pytest.raises(ConfigError, match="NOPE_TOKEN, which is not set"):
+        load_config(path, {})
+    entry = {"url": "http://127.0.0.1:9/mcp", "headers": {"X-Key": "${NOPE_KEY}"}}
+    path.write_text(json.dumps({"servers": {"web": entry}}), "utf-8")
+    with pytest.raises(ConfigError, match=r'header "X-Key" names .* NOPE_KEY'):
+        load_config(path, {})
+
+
+def test_the_logs_redact_mcp_header_secrets(tmp_path: Path) -> None:
+    from bot.app import log_secrets
+    from bot.config import Settings
+    from bot.redact import SecretFilter
+
+    path = tmp_path / "mcp.json"
+    entry = {"url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": f"Bearer {TOKEN}"}}
+    path.write_text(json.dumps({"servers": {"web": entry}}), "utf-8")
+    settings = Settings.load(env_file=None, mcp={"config": str(path)})
+    record = logging.LogRecord("x", logging.ERROR, "", 0, "sent %s", (TOKEN,), None)
+    SecretFilter(log_secrets(settings)).filter(record)
+    assert TOKEN not in record.getMessage() and "MCP server web" in record.getMessage()
+
+
+async def test_over_the_tool_budget_the_model_is_offered_builtins_and_the_most_relevant(
+    llm: ScriptedOpenAIServer,
+    make_app: AppFactory,
+    http_mcp: StreamableHTTPMCPServer,
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "mcp.json"
+    servers = {"web": {"url": http_mcp.url, "confirm": "never"}}
+    config.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+    [clock] = [t for t in ALL_TOOLS if t.name == "get_current_time"]
+    app = await make_app(
+        [clock],
+        llm={"model": "m"},
+        bot={"max_offered_tools": 3},
+        mcp={"config": str(config)},
+        admin={"default_tools_dm": "all,mcp:web"},
+    )
+    assert len([t for t in app.tools if t.source == "mcp:web"]) > 5
+    llm.script(text_reply("5"))
+
+    await app.engine.handle(message("please add two integers: 2 and 3"), RecordingSurface())
+
+    tools = offered(llm.requests[0])
+    assert len(tools) == 3 and {"get_current_time", "web_add"} <= set(tools)

@@ -44,6 +44,7 @@ async def telegram_app(
         media: dict[str, Any] | None = None,
         llm: dict[str, Any] | None = None,
         email: dict[str, Any] | None = None,
+        mcp: dict[str, Any] | None = None,
         **options: Any,
     ) -> Application:
         app = await make_app(
@@ -59,6 +60,7 @@ async def telegram_app(
             **({"media": media} if media else {}),
             **({"llm": llm} if llm else {}),
             email=email or {},
+            **({"mcp": mcp} if mcp else {}),
         )
         if start:
             await platform_of(app).start()
