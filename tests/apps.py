@@ -66,7 +66,18 @@ def app_settings(llm_url: str, database_url: str, **groups: dict[str, Any]) -> S
 
 
 @pytest.fixture
-async def make_app(llm: ScriptedOpenAIServer, tmp_path: Path) -> AsyncIterator[AppFactory]:
+def database_url() -> str:
+    """The database a suite's apps share; suites override it (a parametrized SQLite and
+    PostgreSQL fixture of the same name). `make_app` depends on it only so that it is set
+    up before, and torn down after, the apps: a database dropped under running apps leaves
+    their lease and scheduler loops failing while they close."""
+    return ""
+
+
+@pytest.fixture
+async def make_app(
+    llm: ScriptedOpenAIServer, tmp_path: Path, database_url: str
+) -> AsyncIterator[AppFactory]:
     """`await make_app(tools, messengers=[...], email={...}, reminders={...})`: a started
     Application on `tmp_path/parley.db` (the same file each call: a restart), closed
     after the test. `tools` defaults to every real tool; `provider=` replaces the one the

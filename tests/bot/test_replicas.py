@@ -42,10 +42,11 @@ async def database(postgres_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def replica(make_app: AppFactory, database: str) -> AsyncIterator[Replica]:
+async def replica(database: str, make_app: AppFactory) -> AsyncIterator[Replica]:
     """`await replica(**groups)`: the one app factory (tests/apps.py) on the shared
     PostgreSQL database, without tools; `serve=True` also runs `serve()` (web server on
-    port 0, platforms)."""
+    port 0, platforms). `database` comes first: set up before the apps, dropped after
+    they are closed."""
     running: list[tuple[asyncio.Event, asyncio.Task[None] | None]] = []
 
     async def make(
