@@ -15,25 +15,18 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bot.app import (
-    Application,
-    build_mcp,
-    build_platform_checks,
-    build_provider,
-    log_secrets,
-)
-from bot.config import Settings
 from bot.errors import ConfigError, ParleyError
-from bot.llm.base import Provider
-from bot.logs import configure_logging
-from bot.observe import parley_version
-from bot.storage import migrate as migrate_database
-from bot.tool_choice import most_relevant
-from bot.toolkit import ToolRegistry
+
+# The application (SQLAlchemy, the SDKs, the scheduler) is imported by the command that
+# runs, not by `parley -h` or a typo: each command imports what it uses.
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.llm.base import Provider
+    from bot.toolkit import ToolRegistry
 
 log = logging.getLogger("parley")
 
@@ -51,6 +44,8 @@ cli = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
+        from bot.observe import parley_version
+
         typer.echo(f"parley {parley_version()}")
         raise typer.Exit()
 
@@ -113,6 +108,10 @@ def describe_sources(env_file: Path | None, database_url: str) -> str:
 
 
 def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
+    from bot.app import log_secrets
+    from bot.config import Settings
+    from bot.logs import configure_logging
+
     root = ctx.find_root()
     env_file = resolve_env_file(root.obj if isinstance(root.obj, Path) else None)
     settings = Settings.load(env_file=env_file)
@@ -132,6 +131,8 @@ def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
 @cli.command()
 def run(ctx: typer.Context) -> None:
     """Run the bot: every configured platform plus the web server (/healthz)."""
+    from bot.app import Application
+
     settings = _settings(ctx)
 
     async def main() -> None:
@@ -153,6 +154,7 @@ def run(ctx: typer.Context) -> None:
 @cli.command()
 def chat(ctx: typer.Context) -> None:
     """Chat with Parley in this terminal (same database and tools as the bot)."""
+    from bot.app import Application
     from integrations.console import ConsoleMessenger, run_console
 
     settings = _settings(ctx, quiet=True)
@@ -172,6 +174,8 @@ def chat(ctx: typer.Context) -> None:
 @cli.command()
 def migrate(ctx: typer.Context) -> None:
     """Bring the database (DATABASE_URL) to the newest schema."""
+    from bot.storage import migrate as migrate_database
+
     settings = _settings(ctx)
     _run(lambda: migrate_database(settings.database.url))
     typer.echo("database is up to date")
@@ -184,7 +188,9 @@ def doctor(
 ) -> None:
     """Check the settings, the database, each platform's token, the model, SMTP and the
     MCP servers; one line each, exit code 1 if anything fails."""
+    from bot.app import build_mcp, build_platform_checks, build_provider
     from bot.doctor import Check, build_checks, render, run_checks, secret_values
+    from bot.toolkit import ToolRegistry
 
     settings = _settings(ctx, quiet=True)
     logging.getLogger().setLevel(logging.CRITICAL)  # the check lines say it all
@@ -224,6 +230,8 @@ def doctor(
 def _for_doctor(settings: Settings, *, one_token: bool) -> Settings:
     """The settings of the doctor's model call: no retries, no thinking (a budget would not
     fit in one token), and a one-token answer when asked."""
+    from bot.config import Settings
+
     update: dict[str, Any] = {"max_retries": 0, "thinking": "off"}
     if one_token:
         update["max_tokens"] = 1
@@ -278,6 +286,9 @@ def list_tools(
     ),
 ) -> None:
     """Every tool: built-in ones and those of the MCP servers in PARLEY_MCP_CONFIG."""
+    from bot.app import build_mcp
+    from bot.tool_choice import most_relevant
+    from bot.toolkit import ToolRegistry
     from tools import ALL_TOOLS
 
     settings = _settings(ctx, quiet=True)
@@ -336,6 +347,8 @@ def reminders_list(
     show_all: bool = typer.Option(False, "--all", help="Also delivered, cancelled, failed."),
 ) -> None:
     """Show pending reminders (soonest first): id, when (UTC), owner, kind, repeat, text."""
+    from bot.app import Application
+
     settings = _settings(ctx, quiet=True)
 
     async def main() -> None:
@@ -362,6 +375,8 @@ def reminders_list(
 @reminders_cli.command("cancel")
 def reminders_cancel(ctx: typer.Context, reminder_id: int) -> None:
     """Cancel a pending reminder by id."""
+    from bot.app import Application
+
     settings = _settings(ctx, quiet=True)
 
     async def main() -> bool:

@@ -76,3 +76,23 @@ def test_a_one_platform_restart_imports_only_what_it_uses(
     unused = {"anthropic", "mcp", "jinja2", "alembic", "mako", "jsonschema"} | absent
     assert not modules & unused, sorted(modules & unused)
     assert {"openai", "sqlalchemy", "uvicorn"} | present <= modules
+
+
+def test_the_command_line_imports_the_application_only_for_a_command_that_runs() -> None:
+    """`parley -h`, `--version` and a mistyped command answer at once: the application
+    (SQLAlchemy, the SDKs, the scheduler) is imported by the command that needs it."""
+    code = (
+        "import sys, json, contextlib\n"
+        "from bot import cli\n"
+        "with contextlib.suppress(SystemExit):\n"
+        "    sys.argv = ['parley', '-h']\n"
+        "    cli.cli()\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    modules = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert "Usage: parley" in result.stdout
+    assert {"bot.app", "sqlalchemy", "openai", "telegram", "slack_bolt"}.isdisjoint(modules)
