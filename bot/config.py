@@ -243,6 +243,8 @@ class TelegramSettings(_Group):
         0.5, ge=0.1, le=60, validation_alias="PARLEY_TELEGRAM_DRAFT_INTERVAL"
     )
     max_retries: int = Field(5, ge=0, le=20, validation_alias="PARLEY_TELEGRAM_MAX_RETRIES")
+    # Final answers as rich messages (Bot API 10.1) while the server takes them.
+    rich_messages: bool = Field(True, validation_alias="PARLEY_TELEGRAM_RICH_MESSAGES")
 
     @field_validator("webhook_url", "webhook_secret", mode="before")
     @classmethod
