@@ -118,7 +118,10 @@ class SlackSurface:
         # The engine says "Running get_current_time…"; Slack shows "<App> is running …".
         await self._set_status("is " + text[:1].lower() + text[1:] if text else "")
 
-    async def tool_started(self, call: ToolCall) -> None:
+    async def thinking(self, delta: str) -> None:
+        """Slack shows no reasoning: its status says the bot is working."""
+
+    async def tool_started(self, call: ToolCall, progress: str) -> None:
         """Shown through `status`, which the engine calls once per round of tools."""
 
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:

@@ -48,7 +48,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.surface import NO_ANSWER
 from integrations.telegram.formatting import markdown_to_html, split_markdown, visible_text
-from integrations.telegram.rich import edit_rich, send_rich, split_rich
+from integrations.telegram.rich import edit_rich, send_rich, send_rich_draft, split_rich
 
 T = TypeVar("T")
 _JOIN = "\n\n"
@@ -376,6 +376,28 @@ class Delivery:
                 log.info("telegram streaming preview refused (%s); waiting for the final text", exc)
                 return Preview(shown=False, message_id=message_id, refused=True)
         return Preview(shown=True, message_id=message_id)
+
+    async def rich_draft(
+        self, chat_id: int, draft_id: int, html: str, *, thread_id: int | None
+    ) -> bool:
+        """One optional rich draft (private chats): True if shown. A 429 backs the
+        chat's pace off; a server without rich messages turns them off, like a refused
+        final answer does."""
+        try:
+            await send_rich_draft(self.bot, chat_id, draft_id, html, thread_id=thread_id)
+        except RetryAfter as exc:
+            self.pace.back_off(chat_id, retry_after_seconds(exc))
+            return False
+        except EndPointNotFound as exc:
+            self.rich = False
+            log.warning(
+                "the Bot API server has no rich drafts (%s); answers use HTML from now on", exc
+            )
+            return False
+        except BadRequest as exc:
+            log.info("telegram refused a rich draft (%s); waiting for the final text", exc)
+            return False
+        return True
 
     async def typing(self, chat_id: int, thread_id: int | None) -> None:
         await self.bot.send_chat_action(chat_id, ChatAction.TYPING, message_thread_id=thread_id)

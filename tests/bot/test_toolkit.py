@@ -10,6 +10,7 @@ from bot.domain import ChatRef, ToolCall, ToolContext, UserRef
 from bot.policy import for_scheduled_turn
 from bot.toolkit import (
     InvalidArguments,
+    Progress,
     ToolRegistry,
     schema_tool,
     strict_json_schema,
@@ -212,3 +213,20 @@ def test_scheduling_tools_are_marked_and_withheld_from_scheduled_turns() -> None
     assert offered == [send_thing]
     assert list(withheld) == ["plan_thing"]
     assert "not available in a scheduled follow-up" in withheld["plan_thing"]
+
+
+class Nothing(BaseModel):
+    pass
+
+
+def test_a_running_call_without_a_working_progress_line_reads_as_its_name() -> None:
+    def broken(params: Nothing) -> Progress:
+        raise RuntimeError("no line today")
+
+    @tool(progress=broken)
+    async def quiet(params: Nothing, ctx: ToolContext) -> str:
+        """Does nothing."""
+        return ""
+
+    fallback = quiet.progress_of(Nothing())
+    assert (fallback.text, dict(fallback.values)) == ("Running {tool}…", {"tool": "quiet"})

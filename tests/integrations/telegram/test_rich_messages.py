@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
+from pydantic import BaseModel
 
+from bot.domain import ToolContext
+from bot.toolkit import N_, Progress, tool
 from integrations.telegram.rich import split_rich
-from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.telegram_server import (
     BOT_USERNAME,
     FakeTelegramServer,
@@ -106,6 +110,74 @@ async def test_a_streamed_group_answer_is_edited_into_a_rich_message(
 
     assert telegram.calls_of("sendRichMessage") == []
     assert telegram.shown(GROUP) == [final]
+
+
+class Place(BaseModel):
+    place: str
+
+
+RELEASE = asyncio.Event()
+
+
+@tool(progress=lambda p: Progress(N_("Checking the weather in {place}…"), (("place", p.place),)))
+async def slow_weather(params: Place, ctx: ToolContext) -> str:
+    """The weather somewhere (waits until the test lets it answer)."""
+    await RELEASE.wait()
+    return f"sunny in {params.place}"
+
+
+def drafts_html(telegram: FakeTelegramServer) -> list[str]:
+    return [c.params["rich_message"]["html"] for c in telegram.calls_of("sendRichMessageDraft")]
+
+
+async def test_a_private_draft_shows_a_thinking_block_and_a_line_per_running_tool(
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
+) -> None:
+    RELEASE.clear()
+    llm.script(
+        tool_call_reply(
+            ("slow_weather", {"place": "Beijing"}), reasoning="The user wants Beijing's weather."
+        ),
+        text_reply("It is **sunny** in Beijing.", chunk_size=4, chunk_delay=0.05),
+    )
+    await telegram_app(tools=[slow_weather], rich_messages=True, preview_delay=0)
+
+    telegram.push(private_message(ALICE, "Weather in Beijing?"))
+    await telegram.wait_for(
+        lambda t: any("Checking the weather in Beijing…" in h for h in drafts_html(t))
+    )
+    RELEASE.set()
+    await telegram.wait_for(lambda t: bool(t.calls_of("sendRichMessage")))
+
+    drafts = drafts_html(telegram)
+    assert any(
+        "<tg-thinking>The user wants Beijing&#x27;s weather.</tg-thinking>" in h for h in drafts
+    )
+    tool_line = next(h for h in drafts if "Checking the weather in Beijing…" in h)
+    assert "<p>Checking the weather in Beijing…</p>" in tool_line
+    assert all(c.params["chat_id"] == ALICE for c in telegram.calls_of("sendRichMessageDraft"))
+    assert len({c.params["draft_id"] for c in telegram.calls_of("sendRichMessageDraft")}) == 1
+    assert telegram.calls_of("sendMessageDraft", "sendMessage") == []
+    [answer] = telegram.calls_of("sendRichMessage")
+    assert answer.params["rich_message"] == {"markdown": "It is **sunny** in Beijing."}
+
+
+async def test_a_server_without_rich_drafts_gets_plain_drafts(
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
+) -> None:
+    telegram.speak_bot_api_before_rich_messages()
+    answer = " ".join(f"word{i}" for i in range(30))
+    llm.script(text_reply(answer, chunk_size=6, chunk_delay=0.03))
+    await telegram_app(rich_messages=True, preview_delay=0, draft_interval_seconds=0.1)
+
+    telegram.push(private_message(ALICE, "talk"))
+    await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) == 1)
+
+    assert len(telegram.calls_of("sendRichMessageDraft")) == 1  # refused once, not again
+    assert telegram.calls_of("sendMessageDraft")
+    assert telegram.calls_of("sendRichMessage") == []
+    [sent] = telegram.calls_of("sendMessage")
+    assert sent.params["text"] == answer
 
 
 def test_split_rich_keeps_one_message_when_it_fits_and_cuts_between_blocks() -> None:
