@@ -213,6 +213,9 @@ class SlackSettings(_Group):
     update_interval_seconds: float = Field(
         1.0, gt=0, le=60, validation_alias="PARLEY_SLACK_UPDATE_INTERVAL"
     )
+    # Slack's agent features: session status and title, tool calls as stream tasks,
+    # feedback buttons under answers.
+    agent_sessions: bool = Field(True, validation_alias="PARLEY_SLACK_AGENT_SESSIONS")
 
     @field_validator("command")
     @classmethod

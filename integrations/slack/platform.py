@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
@@ -57,6 +57,7 @@ from integrations.slack.convert import (
     to_slack_file,
 )
 from integrations.slack.inbound import Refused, check_body, check_headers, check_signature
+from integrations.slack.sessions import FEEDBACK_ACTION, AgentSessions
 from integrations.slack.surface import SlackSurface
 from integrations.slack.webapi import SlackMessenger, slack_call
 
@@ -112,6 +113,7 @@ class SlackPlatform:
         # slack_sdk retries only connection errors by default; 429s must wait Retry-After.
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         self.messenger: Messenger = SlackMessenger(self.client)
+        self.sessions = AgentSessions(self.client) if settings.agent_sessions else None
         self.bolt = AsyncApp(client=self.client, signing_secret=secret, logger=log)
         self._app_token = app_token
         self._socket: AsyncSocketModeHandler | None = None
@@ -216,6 +218,7 @@ class SlackPlatform:
         self.bolt.command(self.settings.command)(commands.handle)
         self.bolt.action(re.compile(f"^{TOOLS_ACTION}:\\d+$"))(commands.toggle)
         self.bolt.action(re.compile(f"^{APPROVAL_ACTION}_[a-z]+$"))(self._on_approval)
+        self.bolt.action(FEEDBACK_ACTION)(self._on_feedback)
 
     async def _on_message(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
@@ -255,6 +258,20 @@ class SlackPlatform:
             self.client.assistant_threads_setSuggestedPrompts(
                 channel_id=channel, title="Try asking", prompts=SUGGESTED_PROMPTS
             ),
+        )
+
+    async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """A thumbs up or down under an answer: acknowledged at once (Slack shows an error
+        otherwise) and logged with the answer it is about."""
+        await ack()
+        [action] = body.get("actions") or [{}]
+        message = body.get("container") or {}
+        log.info(
+            "slack feedback %s from %s on the answer %s in %s",
+            action.get("value"),
+            (body.get("user") or {}).get("id"),
+            message.get("message_ts"),
+            message.get("channel_id"),
         )
 
     async def _on_approval(
@@ -407,7 +424,9 @@ class SlackPlatform:
                 ),
             )
             return
-        surface = self._surface(reply, ticket.note_preview if ticket is not None else None)
+        surface = self._surface(
+            reply, ticket.note_preview if ticket is not None else None, title=message.text
+        )
         if files:
             downloaded, refusal = await self._download(files)
             if refusal is not None:
@@ -421,6 +440,8 @@ class SlackPlatform:
         reply: ReplyAddress,
         on_preview: Callable[[str], Awaitable[None]] | None = None,
         preview: str = "",
+        *,
+        title: str = "",
     ) -> SlackSurface:
         return SlackSurface(
             self.client,
@@ -433,6 +454,8 @@ class SlackPlatform:
             update_interval=self.update_interval,
             on_preview=on_preview,
             preview_ts=preview,
+            sessions=self.sessions,
+            title=title,
         )
 
     def resume_surface(

@@ -222,6 +222,9 @@ async def make_slack(
             "api_url": slack.api_url,
             "stream_interval_seconds": 0.05,
             "update_interval_seconds": 0.05,
+            # The assistant status and plain answers unless a test asks for Slack's agent
+            # features (test_sessions.py).
+            "agent_sessions": False,
             **slack_options,
         }
         if socket_mode:

@@ -1,0 +1,125 @@
+"""Slack's agent features through the real adapter: session status and title, tool calls
+as stream tasks, feedback buttons, and the fallback to the assistant status."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from integrations.slack.sessions import FEEDBACK_ACTION, task_chunk
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
+from tests.fakes.slack_server import FakeSlackServer
+from tests.integrations.slack.harness import (
+    ALICE,
+    DM_CHANNEL,
+    HarnessFactory,
+    dm_event,
+    streamed_text,
+)
+
+
+def tasks(slack: FakeSlackServer) -> list[dict[str, object]]:
+    """Every task chunk streamed, in call order."""
+    bodies = sorted(
+        (body["_order"], chunk)
+        for method in ("chat.startStream", "chat.appendStream", "chat.stopStream")
+        for body in slack.bodies(method)
+        if "_failed" not in body
+        for chunk in body.get("chunks") or []
+        if chunk.get("type") == "task_update"
+    )
+    return [chunk for _, chunk in bodies]
+
+
+async def test_an_answer_with_two_tool_calls_streams_two_tasks_that_end_complete(
+    llm: ScriptedOpenAIServer, slack: FakeSlackServer, make_slack: HarnessFactory
+) -> None:
+    harness = await make_slack(agent_sessions=True)
+    llm.script(
+        tool_call_reply(
+            ("get_current_time", {"timezone": "Asia/Tokyo"}),
+            ("get_current_time", {"timezone": "Europe/Paris"}),
+        ),
+        text_reply("Evening in Tokyo, noon in Paris.", chunk_size=6),
+    )
+
+    await harness.event(dm_event("What time is it in Tokyo and Paris?"))
+    [stop] = await slack.wait_for("chat.stopStream")
+    await slack.wait_for("agents.sessions.setStatus", 2)
+
+    shown = tasks(slack)
+    ids = {chunk["id"] for chunk in shown}
+    assert len(ids) == 2
+    for task_id in ids:
+        mine = [chunk["status"] for chunk in shown if chunk["id"] == task_id]
+        assert mine == ["in_progress", "complete"]
+    assert all(chunk["title"] == "Running get_current_time…" for chunk in shown)
+    assert all(chunk.get("output") for chunk in shown if chunk["status"] == "complete")
+    [start] = slack.bodies("chat.startStream")
+    assert start["task_display_mode"] == "timeline" and start["chunks"][0]["type"] == "task_update"
+    assert streamed_text(slack) == "Evening in Tokyo, noon in Paris."
+    # One message: the tasks, then the answer, ending with the feedback buttons.
+    [feedback] = stop["blocks"]
+    assert feedback["type"] == "context_actions"
+    assert feedback["elements"][0]["action_id"] == FEEDBACK_ACTION
+    statuses = slack.bodies("agents.sessions.setStatus")
+    assert [body["status"] for body in statuses] == ["processing", "active"]
+    assert statuses[0]["channel_id"] == DM_CHANNEL
+    assert statuses[0]["title"] == "What time is it in Tokyo and Paris?"
+    assert slack.bodies("assistant.threads.setStatus") == []
+
+
+async def test_a_quick_answer_is_one_message_with_feedback_buttons(
+    llm: ScriptedOpenAIServer, slack: FakeSlackServer, make_slack: HarnessFactory
+) -> None:
+    harness = await make_slack(agent_sessions=True, preview_delay=5)
+    llm.script(text_reply("Hello!"))
+
+    await harness.event(dm_event("hi"))
+    [post] = await slack.wait_for("chat.postMessage")
+
+    assert [block["type"] for block in post["blocks"]] == ["markdown", "context_actions"]
+    assert slack.bodies("chat.startStream") == []
+
+
+async def test_a_workspace_without_agent_sessions_gets_the_assistant_status_remembered(
+    llm: ScriptedOpenAIServer,
+    slack: FakeSlackServer,
+    make_slack: HarnessFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    slack.speak_assistant_api_only()
+    harness = await make_slack(agent_sessions=True)
+    llm.script(text_reply("One.", chunk_size=2), text_reply("Two.", chunk_size=2))
+
+    with caplog.at_level(logging.INFO, "integrations.slack.sessions"):
+        await harness.event(dm_event("first"))
+        await slack.wait_for("chat.stopStream")
+        await harness.event(dm_event("second"))
+        await slack.wait_for("chat.stopStream", 2)
+
+    assert len(slack.bodies("agents.sessions.setStatus")) == 1  # unknown once, then not asked
+    assert [b["status"] for b in slack.bodies("assistant.threads.setStatus")][:1] == [
+        "is thinking…"
+    ]
+    assert sum("agents.sessions.setStatus" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_feedback_press_is_acknowledged(
+    slack: FakeSlackServer, make_slack: HarnessFactory
+) -> None:
+    harness = await make_slack(agent_sessions=True)
+
+    status, _ = await harness.press(
+        FEEDBACK_ACTION, "up", user=ALICE, channel=DM_CHANNEL, message_ts="1700000000.000200"
+    )
+
+    assert status == 200
+
+
+def test_a_task_chunk_keeps_within_slacks_limits() -> None:
+    chunk = task_chunk("c1", "x" * 300, "complete", output="first line\nsecond line")
+
+    assert len(chunk["title"]) == 256 and chunk["output"] == "first line"
+    assert "output" not in task_chunk("c2", "t", "in_progress")
