@@ -47,6 +47,7 @@ from bot.storage.admin import AdminStore
 from bot.storage.approvals import ApprovalStore
 from bot.storage.budgets import BudgetStore
 from bot.storage.emails import EmailLog
+from bot.storage.feedback import FeedbackStore
 from bot.storage.leases import LeaseStore
 from bot.storage.memory import MemoryStore
 from bot.storage.sessions import ConsoleSessionStore
@@ -239,6 +240,7 @@ class Application:
         )
         # The one object every platform receives: claims, turns, tools, confirmations.
         self.turn_store = TurnStore(self.database)
+        self.feedback = FeedbackStore(self.database)
         self.process_lease = ProcessLease(
             LeaseStore(self.database),
             ttl_seconds=settings.turns.lease_seconds,
@@ -252,6 +254,7 @@ class Application:
             media=self.media,
             turns=self.turn_store,
             holder=self.process_lease.name,
+            feedback=self.feedback,
         )
         self.platforms: list[Platform] = self.build_platforms()
         # One messenger per platform delivers reminders and alerts: the platforms' own,
@@ -465,6 +468,7 @@ class Application:
             public_url=self.settings.http.public_url,
             reminders=self.scheduler,
             memory=self.memory,
+            feedback=self.feedback,
             overview=Overview(
                 store=self.activity_store,
                 recorder=self.activity,

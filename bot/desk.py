@@ -36,6 +36,7 @@ from bot.engine import Engine, TurnOutcome
 from bot.i18n import _, ngettext
 from bot.media import MediaReader
 from bot.storage.approvals import GrantRow
+from bot.storage.feedback import FeedbackStore
 from bot.storage.repository import ConversationStore
 from bot.storage.turns import TurnStore
 from bot.surface import Surface
@@ -60,8 +61,10 @@ class Desk:
         media: MediaReader | None = None,
         turns: TurnStore,
         holder: str,
+        feedback: FeedbackStore,
     ) -> None:
         self._engine = engine
+        self._feedback = feedback
         self._media = media
         self._store = store
         self._admin = admin
@@ -92,6 +95,20 @@ class Desk:
         sweep's, never a second answer)."""
         turn_id = await self._turns.claim(message, bot, reply, self._holder)
         return None if turn_id is None else TurnTicket(self._turns, turn_id)
+
+    async def rate_answer(
+        self, chat: ChatRef, voter: UserRef, answer_ref: str, *, helpful: bool, answer: str
+    ) -> bool:
+        """A person's thumbs up or down on the answer `answer_ref` (the platform's message
+        id) in `chat`; False if they had rated it already (counted once)."""
+        return await self._feedback.record(
+            platform=chat.platform,
+            chat=chat.platform_chat_id,
+            message_ref=answer_ref,
+            voter=voter.qualified_id,
+            helpful=helpful,
+            answer=answer,
+        )
 
     async def knows_thread(self, chat: ChatRef, thread_key: str) -> bool:
         """Whether Parley has a conversation in this thread."""

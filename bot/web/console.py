@@ -33,6 +33,7 @@ from bot.admin import Administration, UnknownTool
 from bot.config import AdminSettings
 from bot.domain import ChatKind, ChatRef, UserRef
 from bot.storage.admin import LIMIT_KEYS, AdminStore
+from bot.storage.feedback import FeedbackStore
 from bot.storage.memory import MemoryStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.web.clients import ClientResolver
@@ -74,6 +75,7 @@ class Console:
         reminders: Reminders | None = None,
         overview: Overview | None = None,
         memory: MemoryStore | None = None,
+        feedback: FeedbackStore | None = None,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
             raise ValueError("the console needs PARLEY_ADMIN_PASSWORD")
@@ -84,6 +86,7 @@ class Console:
         self.reminders = reminders
         self.overview = overview
         self.memory = memory
+        self.feedback = feedback
         self._password_digest = _digest(password)
         self.clients = clients or ClientResolver()
         self.sessions = ConsoleSessions(settings, sessions, self.clients, public_url=public_url)
@@ -296,10 +299,16 @@ class Console:
         overview = await self.admin.overview(channel_id, chat)
         config = await self.store.channel_config(channel_id)
         groups = [name for name in self.admin.toggle_names() if name.startswith("mcp:")]
+        feedback = (
+            await self.feedback.of_chat(row.platform, row.platform_chat_id)
+            if self.feedback is not None
+            else []
+        )
         return self._render(
             request,
             "channel.html",
             channel=row,
+            feedback=feedback,
             overview=overview,
             groups=[(name, config.tools.get(name)) for name in groups],
             config=config,

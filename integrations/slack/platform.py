@@ -57,7 +57,13 @@ from integrations.slack.convert import (
     to_slack_file,
 )
 from integrations.slack.inbound import Refused, check_body, check_headers, check_signature
-from integrations.slack.sessions import FEEDBACK_ACTION, AgentSessions
+from integrations.slack.sessions import (
+    FEEDBACK_ACTION,
+    FEEDBACK_DOWN,
+    FEEDBACK_UP,
+    AgentSessions,
+    answer_text,
+)
 from integrations.slack.surface import SlackSurface
 from integrations.slack.webapi import SlackMessenger, slack_call
 
@@ -262,17 +268,27 @@ class SlackPlatform:
 
     async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         """A thumbs up or down under an answer: acknowledged at once (Slack shows an error
-        otherwise) and logged with the answer it is about."""
+        otherwise), then stored once per answer and person with the answer's text."""
         await ack()
         [action] = body.get("actions") or [{}]
-        message = body.get("container") or {}
-        log.info(
-            "slack feedback %s from %s on the answer %s in %s",
-            action.get("value"),
-            (body.get("user") or {}).get("id"),
-            message.get("message_ts"),
-            message.get("channel_id"),
+        container = body.get("container") or {}
+        channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id") or "")
+        answer_ts = str(container.get("message_ts") or "")
+        voter = str((body.get("user") or {}).get("id") or "")
+        value = action.get("value")
+        if not channel or not answer_ts or not voter or value not in (FEEDBACK_UP, FEEDBACK_DOWN):
+            log.info("slack feedback press without its answer, person or rating: ignored")
+            return
+        kind = ChatKind.DM if channel.startswith("D") else ChatKind.CHANNEL
+        counted = await self.desk.rate_answer(
+            ChatRef(PLATFORM, channel, kind),
+            UserRef(PLATFORM, voter),
+            answer_ts,
+            helpful=value == FEEDBACK_UP,
+            answer=answer_text(body.get("message") or {}),
         )
+        if not counted:
+            log.info("slack feedback on %s by %s was given before; counted once", answer_ts, voter)
 
     async def _on_approval(
         self,

@@ -68,6 +68,18 @@ def feedback_block() -> dict[str, Any]:
     }
 
 
+def answer_text(message: dict[str, Any]) -> str:
+    """The text of the answer a press came from: its `text`, else its markdown blocks
+    (a streamed message may carry its text in blocks only)."""
+    if message.get("text"):
+        return str(message["text"])
+    return "\n\n".join(
+        str(block.get("text") or "")
+        for block in message.get("blocks") or []
+        if isinstance(block, dict) and block.get("type") == "markdown"
+    )
+
+
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

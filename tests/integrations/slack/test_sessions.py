@@ -4,10 +4,13 @@ as stream tasks, feedback buttons, and the fallback to the assistant status."""
 from __future__ import annotations
 
 import logging
+import re
 
+import httpx
 import pytest
 
 from integrations.slack.sessions import FEEDBACK_ACTION, task_chunk
+from tests.apps import DEFAULT_TOOLS
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.slack_server import FakeSlackServer
 from tests.integrations.slack.harness import (
@@ -17,6 +20,7 @@ from tests.integrations.slack.harness import (
     dm_event,
     streamed_text,
 )
+from tests.web.console_harness import PASSWORD, sign_in
 
 
 def tasks(slack: FakeSlackServer) -> list[dict[str, object]]:
@@ -106,16 +110,40 @@ async def test_a_workspace_without_agent_sessions_gets_the_assistant_status_reme
     assert sum("agents.sessions.setStatus" in r.getMessage() for r in caplog.records) == 1
 
 
-async def test_a_feedback_press_is_acknowledged(
-    slack: FakeSlackServer, make_slack: HarnessFactory
+async def test_a_feedback_press_is_stored_once_and_shown_in_the_console(
+    llm: ScriptedOpenAIServer, slack: FakeSlackServer, make_slack: HarnessFactory
 ) -> None:
-    harness = await make_slack(agent_sessions=True)
-
-    status, _ = await harness.press(
-        FEEDBACK_ACTION, "up", user=ALICE, channel=DM_CHANNEL, message_ts="1700000000.000200"
+    harness = await make_slack(
+        agent_sessions=True,
+        preview_delay=5,
+        admin={**DEFAULT_TOOLS, "console_password": PASSWORD},
     )
+    llm.script(text_reply("Paris is the capital of France."))
+    await harness.event(dm_event("capital of France?"))
+    [answer] = await slack.wait_for("chat.postMessage")
 
-    assert status == 200
+    for _ in range(2):  # a double click, or a re-delivered press
+        status, _ = await harness.press(
+            FEEDBACK_ACTION,
+            "down",
+            user=ALICE,
+            channel=DM_CHANNEL,
+            message_ts=answer["_ts"],
+            message={"text": answer["text"], "blocks": answer["blocks"]},
+        )
+        assert status == 200
+    base = harness.url.removesuffix("/slack/events")
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        await sign_in(client)
+        channels = await client.get("/admin/channels")
+        [channel_id] = re.findall(r'href="/admin/channels/(\d+)"', channels.text)
+        page = await client.get(f"/admin/channels/{channel_id}")
+
+    [row] = await harness.app.feedback.of_chat("slack", DM_CHANNEL)
+    assert (row.voter, row.message_ref, row.helpful) == (f"slack:{ALICE}", answer["_ts"], False)
+    assert page.status_code == 200
+    assert page.text.count('<tr class="feedback">') == 1
+    assert "👎 not helpful" in page.text and "Paris is the capital of France." in page.text
 
 
 def test_a_task_chunk_keeps_within_slacks_limits() -> None:
