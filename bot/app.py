@@ -50,6 +50,7 @@ from bot.storage.emails import EmailLog
 from bot.storage.feedback import FeedbackStore
 from bot.storage.leases import LeaseStore
 from bot.storage.memory import MemoryStore
+from bot.storage.prompts import PromptStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.storage.turns import StoredTurn, TurnStore
 from bot.summaries import Summariser
@@ -241,6 +242,7 @@ class Application:
         # The one object every platform receives: claims, turns, tools, confirmations.
         self.turn_store = TurnStore(self.database)
         self.feedback = FeedbackStore(self.database)
+        self.prompts = PromptStore(self.database)
         self.process_lease = ProcessLease(
             LeaseStore(self.database),
             ttl_seconds=settings.turns.lease_seconds,
@@ -255,6 +257,7 @@ class Application:
             turns=self.turn_store,
             holder=self.process_lease.name,
             feedback=self.feedback,
+            prompts=self.prompts,
         )
         self.platforms: list[Platform] = self.build_platforms()
         # One messenger per platform delivers reminders and alerts: the platforms' own,
@@ -469,6 +472,7 @@ class Application:
             reminders=self.scheduler,
             memory=self.memory,
             feedback=self.feedback,
+            prompts=self.prompts,
             overview=Overview(
                 store=self.activity_store,
                 recorder=self.activity,

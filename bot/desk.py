@@ -37,6 +37,7 @@ from bot.i18n import _, ngettext
 from bot.media import MediaReader
 from bot.storage.approvals import GrantRow
 from bot.storage.feedback import FeedbackStore
+from bot.storage.prompts import PromptStore
 from bot.storage.repository import ConversationStore
 from bot.storage.turns import TurnStore
 from bot.surface import Surface
@@ -62,9 +63,11 @@ class Desk:
         turns: TurnStore,
         holder: str,
         feedback: FeedbackStore,
+        prompts: PromptStore,
     ) -> None:
         self._engine = engine
         self._feedback = feedback
+        self._prompts = prompts
         self._media = media
         self._store = store
         self._admin = admin
@@ -110,6 +113,11 @@ class Desk:
             answer=answer,
         )
 
+    async def suggested_prompts(self, chat: ChatRef) -> list[dict[str, str]]:
+        """The prompts an admin set for `chat` (`title`, `message`); empty: the platform's
+        defaults apply."""
+        return await self._prompts.of_chat(chat)
+
     async def knows_thread(self, chat: ChatRef, thread_key: str) -> bool:
         """Whether Parley has a conversation in this thread."""
         return await self._store.has_thread(chat, thread_key)
@@ -123,6 +131,13 @@ class Desk:
         if ticket is not None:
             await ticket.done()
         return outcome
+
+    def stop(self, chat: ChatRef, thread_key: str, user: UserRef) -> bool:
+        """Stop `user`'s turn running in this chat and thread (a stop button); False if
+        none runs. The turn tells its user and keeps its question in the history."""
+        return self._engine.stop(
+            (chat.platform, chat.platform_chat_id, thread_key, user.platform_user_id)
+        )
 
     async def reset(self, message: IncomingMessage) -> bool:
         return await self._engine.reset(message)

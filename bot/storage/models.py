@@ -545,3 +545,16 @@ class AnswerFeedback(SQLModel, table=True):
     helpful: bool
     answer: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = _timestamp()
+
+
+class ChannelPrompts(SQLModel, table=True):
+    """The suggested prompts an admin set for a channel (Slack shows them when a
+    conversation with Parley opens); none: the app's defaults."""
+
+    __tablename__ = "channel_prompts"
+
+    channel_id: int = Field(foreign_key="channels.id", primary_key=True)
+    prompts: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    changed_at: datetime = _timestamp()

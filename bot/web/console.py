@@ -35,6 +35,7 @@ from bot.domain import ChatKind, ChatRef, UserRef
 from bot.storage.admin import LIMIT_KEYS, AdminStore
 from bot.storage.feedback import FeedbackStore
 from bot.storage.memory import MemoryStore
+from bot.storage.prompts import BadPrompts, PromptStore, parse_prompts
 from bot.storage.sessions import ConsoleSessionStore
 from bot.web.clients import ClientResolver
 from bot.web.forms import MAX_ID, NOT_A_FORM, BadQuery, page_number, query_int, read_form
@@ -76,6 +77,7 @@ class Console:
         overview: Overview | None = None,
         memory: MemoryStore | None = None,
         feedback: FeedbackStore | None = None,
+        prompts: PromptStore | None = None,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
             raise ValueError("the console needs PARLEY_ADMIN_PASSWORD")
@@ -87,6 +89,7 @@ class Console:
         self.overview = overview
         self.memory = memory
         self.feedback = feedback
+        self.prompts = prompts
         self._password_digest = _digest(password)
         self.clients = clients or ClientResolver()
         self.sessions = ConsoleSessions(settings, sessions, self.clients, public_url=public_url)
@@ -122,6 +125,11 @@ class Console:
                 Route(
                     "/channels/{id:int}/settings",
                     signed_in(self._checked(self.channel_settings)),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/channels/{id:int}/prompts",
+                    signed_in(self._checked(self.channel_prompts)),
                     methods=["POST"],
                 ),
                 Route(
@@ -304,11 +312,14 @@ class Console:
             if self.feedback is not None
             else []
         )
+        prompts = await self.prompts.of_channel(channel_id) if self.prompts is not None else []
         return self._render(
             request,
             "channel.html",
             channel=row,
             feedback=feedback,
+            prompts="\n".join(f"{p['title']} | {p['message']}" for p in prompts),
+            prompts_enabled=self.prompts is not None,
             overview=overview,
             groups=[(name, config.tools.get(name)) for name in groups],
             config=config,
@@ -396,6 +407,27 @@ class Console:
             details={"channel_id": channel_id, "vision": vision},
         )
         return RedirectResponse(f"/admin/channels/{channel_id}?saved=vision", status_code=303)
+
+    async def channel_prompts(self, request: Request) -> Response:
+        """The channel's suggested prompts, one `title | message` per line (empty: the
+        app's defaults)."""
+        channel_id = int(request.path_params["id"])
+        row = await self.store.channel(channel_id)
+        if row is None or self.prompts is None:
+            return self._render(request, "message.html", status_code=404, text="No such channel.")
+        try:
+            prompts = parse_prompts(request.state.form.get("prompts", ""))
+        except BadPrompts as exc:
+            return self._render(request, "message.html", status_code=400, text=f"{exc}.")
+        await self.prompts.set(channel_id, prompts)
+        await self.store.audit(
+            actor=ACTOR,
+            action="channel.prompts",
+            place=f"{row.platform}:{row.platform_chat_id}",
+            surface=SURFACE,
+            details={"channel_id": channel_id, "prompts": prompts},
+        )
+        return RedirectResponse(f"/admin/channels/{channel_id}?saved=prompts", status_code=303)
 
     # -- users -----------------------------------------------------------------------------
 

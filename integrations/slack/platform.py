@@ -220,6 +220,7 @@ class SlackPlatform:
         self.bolt.event("message")(self._on_message)
         self.bolt.event("app_mention")(self._on_mention)
         self.bolt.event("app_home_opened")(self._on_home_opened)
+        self.bolt.event("agent_session_stopped")(self._on_session_stopped)
         commands = SlashCommands(self.desk, self.admin_question)
         self.bolt.command(self.settings.command)(commands.handle)
         self.bolt.action(re.compile(f"^{TOOLS_ACTION}:\\d+$"))(commands.toggle)
@@ -259,12 +260,29 @@ class SlackPlatform:
         if event.get("tab") != "messages" or not channel or channel in self._prompted:
             return
         self._prompted.add(channel)
+        # An admin's prompts for this conversation (the console), else the defaults.
+        chosen = await self.desk.suggested_prompts(ChatRef(PLATFORM, channel, ChatKind.DM))
         await slack_call(
             "assistant.threads.setSuggestedPrompts",
             self.client.assistant_threads_setSuggestedPrompts(
-                channel_id=channel, title="Try asking", prompts=SUGGESTED_PROMPTS
+                channel_id=channel, title="Try asking", prompts=chosen or SUGGESTED_PROMPTS
             ),
         )
+
+    async def _on_session_stopped(self, event: dict[str, Any]) -> None:
+        """The stop button of an agent session: the turn running in that thread ends (it
+        tells its user and leaves the session active). Slack does not move the session
+        out of "processing" itself, so with no turn to stop Parley does."""
+        channel, thread_ts = str(event.get("channel") or ""), str(event.get("thread_ts") or "")
+        user = str(event.get("user") or "")
+        if not channel or not thread_ts or not user:
+            return
+        kind = ChatKind.DM if channel.startswith("D") else ChatKind.CHANNEL
+        thread_key = "" if kind is ChatKind.DM else thread_ts
+        if self.desk.stop(ChatRef(PLATFORM, channel, kind), thread_key, UserRef(PLATFORM, user)):
+            log.info("slack: %s stopped the turn in %s/%s", user, channel, thread_ts)
+        elif self.sessions is not None:
+            await self.sessions.set_status(channel, thread_ts, working="")
 
     async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         """A thumbs up or down under an answer: acknowledged at once (Slack shows an error

@@ -3,12 +3,16 @@ as stream tasks, feedback buttons, and the fallback to the assistant status."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
+from bot.domain import ToolContext
+from bot.toolkit import tool
 from integrations.slack.sessions import FEEDBACK_ACTION, task_chunk
 from tests.apps import DEFAULT_TOOLS
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
@@ -18,9 +22,10 @@ from tests.integrations.slack.harness import (
     DM_CHANNEL,
     HarnessFactory,
     dm_event,
+    new_ts,
     streamed_text,
 )
-from tests.web.console_harness import PASSWORD, sign_in
+from tests.web.console_harness import PASSWORD, csrf_of, sign_in
 
 
 def tasks(slack: FakeSlackServer) -> list[dict[str, object]]:
@@ -151,3 +156,114 @@ def test_a_task_chunk_keeps_within_slacks_limits() -> None:
 
     assert len(chunk["title"]) == 256 and chunk["output"] == "first line"
     assert "output" not in task_chunk("c2", "t", "in_progress")
+
+
+class Nothing(BaseModel):
+    pass
+
+
+STARTED = asyncio.Event()
+
+
+@tool()
+async def never_ending(params: Nothing, ctx: ToolContext) -> str:
+    """Waits for ever (until its turn is stopped)."""
+    STARTED.set()
+    await asyncio.Event().wait()
+    return "never"
+
+
+async def test_the_stop_press_ends_the_turn_and_keeps_its_question(
+    llm: ScriptedOpenAIServer, slack: FakeSlackServer, make_slack: HarnessFactory
+) -> None:
+    STARTED.clear()
+    harness = await make_slack([never_ending], agent_sessions=True)
+    llm.script(
+        tool_call_reply(("never_ending", {}), text="Let me look."),
+        text_reply("Sure, a new question."),
+    )
+    question = dm_event("look for ever")
+    await harness.event(question)
+    await asyncio.wait_for(STARTED.wait(), 10)
+
+    stop = {
+        "type": "agent_session_stopped",
+        "channel": DM_CHANNEL,
+        "thread_ts": question["ts"],
+        "user": ALICE,
+        "streaming_message_ts": [],
+        "event_ts": new_ts(),
+    }
+    status, _ = await harness.event(stop)
+    assert status == 200
+    [note] = await slack.wait_for("chat.postMessage")
+    await slack.wait_for("agents.sessions.setStatus", 2)
+
+    assert note["text"] == "Stopped. Your question is kept: ask again, or ask something else."
+    assert [b["status"] for b in slack.bodies("agents.sessions.setStatus")][-1] == "active"
+    assert streamed_text(slack).startswith("Let me look.")
+    # The next question finds the stopped one in the history, marked, with no dangling call.
+    await harness.event(dm_event("something else"))
+    await slack.wait_for("chat.stopStream", 2)
+    history = llm.requests[-1]["messages"]
+    contents = [m.get("content") for m in history]
+    assert "look for ever" in contents
+    assert any("stopped this answer" in str(c) for c in contents)
+    assert not any(m.get("tool_calls") for m in history)
+    assert len(llm.requests) == 2  # the stopped turn was not resumed or retried
+
+
+async def test_a_stop_press_with_no_turn_running_leaves_the_session_active(
+    slack: FakeSlackServer, make_slack: HarnessFactory
+) -> None:
+    harness = await make_slack(agent_sessions=True)
+    stop = {
+        "type": "agent_session_stopped",
+        "channel": DM_CHANNEL,
+        "thread_ts": "1700000000.000300",
+        "user": ALICE,
+        "streaming_message_ts": [],
+        "event_ts": new_ts(),
+    }
+
+    await harness.event(stop)
+    [body] = await slack.wait_for("agents.sessions.setStatus")
+
+    assert body["status"] == "active"
+
+
+async def test_suggested_prompts_set_by_an_admin_in_the_console_are_offered(
+    llm: ScriptedOpenAIServer, slack: FakeSlackServer, make_slack: HarnessFactory
+) -> None:
+    harness = await make_slack(
+        agent_sessions=True, admin={**DEFAULT_TOOLS, "console_password": PASSWORD}
+    )
+    llm.script(text_reply("Hi."))
+    await harness.event(dm_event("hello"))  # the conversation's channel is known from now
+    await slack.wait_for("chat.stopStream")
+    base = harness.url.removesuffix("/slack/events")
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        await sign_in(client)
+        channels = await client.get("/admin/channels")
+        [channel_id] = re.findall(r'href="/admin/channels/(\d+)"', channels.text)
+        page = await client.get(f"/admin/channels/{channel_id}")
+        csrf = csrf_of(page.text)
+        too_many = "\n".join(f"p{i} | m{i}" for i in range(5))
+        refused = await client.post(
+            f"/admin/channels/{channel_id}/prompts", data={"csrf": csrf, "prompts": too_many}
+        )
+        saved = await client.post(
+            f"/admin/channels/{channel_id}/prompts",
+            data={"csrf": csrf, "prompts": "Weather | What is the weather in Beijing?\nHelp"},
+        )
+        shown = await client.get(f"/admin/channels/{channel_id}")
+
+    assert refused.status_code == 400 and saved.status_code == 303
+    assert "Weather | What is the weather in Beijing?" in shown.text
+    opened = {"type": "app_home_opened", "user": ALICE, "channel": DM_CHANNEL, "tab": "messages"}
+    await harness.event(opened)
+    [prompts] = await slack.wait_for("assistant.threads.setSuggestedPrompts")
+    assert prompts["prompts"] == [
+        {"title": "Weather", "message": "What is the weather in Beijing?"},
+        {"title": "Help", "message": "Help"},
+    ]

@@ -1,4 +1,5 @@
-"""answer_feedback: thumbs up or down on an answer, once per answer and person
+"""answer_feedback: thumbs up or down on an answer, once per answer and person;
+channel_prompts: suggested prompts per channel
 
 Revision ID: 0016
 Revises: 0011
@@ -40,8 +41,17 @@ def upgrade() -> None:
         "answer_feedback",
         ["platform", "chat", "created_at"],
     )
+    op.create_table(
+        "channel_prompts",
+        sa.Column("channel_id", sa.Integer(), nullable=False),
+        sa.Column("prompts", sa.JSON(), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["channel_id"], ["channels.id"]),
+        sa.PrimaryKeyConstraint("channel_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("channel_prompts")
     op.drop_index("ix_answer_feedback_platform_chat_created_at", table_name="answer_feedback")
     op.drop_table("answer_feedback")
