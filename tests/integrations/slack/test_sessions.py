@@ -7,9 +7,12 @@ import asyncio
 import logging
 import re
 
+import aiohttp
 import httpx
 import pytest
 from pydantic import BaseModel
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain import ToolContext
 from bot.toolkit import tool
@@ -267,3 +270,33 @@ async def test_suggested_prompts_set_by_an_admin_in_the_console_are_offered(
         {"title": "Weather", "message": "What is the weather in Beijing?"},
         {"title": "Help", "message": "Help"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("chunk", "reason"),
+    [
+        ({"type": "task_update", "id": "t1", "title": "x", "status": "running"}, "status"),
+        ({"type": "task_update", "id": "t1", "status": "complete"}, "title"),
+        (
+            {
+                "type": "task_update",
+                "id": "t1",
+                "title": "x",
+                "status": "error",
+                "output": "o" * 257,
+            },
+            "256",
+        ),
+        ({"type": "progress", "text": "x"}, "type"),
+    ],
+)
+async def test_the_fake_refuses_task_chunks_slack_refuses(
+    slack: FakeSlackServer, chunk: dict[str, object], reason: str
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.api_url, session=session)
+        with pytest.raises(SlackApiError) as refused:
+            await client.chat_appendStream(channel=DM_CHANNEL, ts="1.000001", chunks=[chunk])
+
+    assert refused.value.response["error"] == "invalid_chunks"
+    assert reason in refused.value.response["errors"][0]

@@ -7,6 +7,8 @@ import logging
 
 import pytest
 from pydantic import BaseModel
+from telegram import Bot
+from telegram.error import BadRequest
 
 from bot.domain import ToolContext
 from bot.toolkit import N_, Progress, tool
@@ -14,6 +16,7 @@ from integrations.telegram.rich import split_rich
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.telegram_server import (
     BOT_USERNAME,
+    TOKEN,
     FakeTelegramServer,
     group_message,
     private_message,
@@ -202,3 +205,28 @@ def test_split_rich_cuts_a_block_larger_than_a_message_like_the_html_path() -> N
 
     assert len(parts) > 1
     assert all(part.startswith("```") and part.endswith("```") for part in parts)
+
+
+@pytest.mark.parametrize(
+    ("method", "rich", "reason"),
+    [
+        ("sendRichMessage", {"markdown": "x" * 32_769}, "too long"),
+        ("sendRichMessage", {"markdown": "a", "html": "<p>a</p>"}, "exactly one"),
+        ("sendRichMessage", {"html": "<tg-thinking>hm</tg-thinking><p>a</p>"}, "tg-thinking"),
+        ("sendRichMessage", {"markdown": "\n".join(["line"] * 501)}, "too many blocks"),
+        ("sendRichMessage", {"markdown": "a", "colour": "red"}, "unknown field"),
+    ],
+)
+async def test_the_fake_refuses_rich_messages_telegram_refuses(
+    telegram: FakeTelegramServer, method: str, rich: dict[str, str], reason: str
+) -> None:
+    async with Bot(TOKEN, base_url=telegram.base_url) as bot:
+        with pytest.raises(BadRequest, match=f"(?i){reason}"):
+            await bot.do_api_request(method, api_kwargs={"chat_id": ALICE, "rich_message": rich})
+
+
+async def test_the_fake_takes_a_thinking_block_in_a_draft(telegram: FakeTelegramServer) -> None:
+    async with Bot(TOKEN, base_url=telegram.base_url) as bot:
+        html = "<tg-thinking>hm</tg-thinking><p>a</p>"
+        kwargs = {"chat_id": ALICE, "draft_id": 7, "rich_message": {"html": html}}
+        assert await bot.do_api_request("sendRichMessageDraft", api_kwargs=kwargs) is True
