@@ -409,6 +409,18 @@ class FakeTelegramServer(FakeServer):
     def webhook_url(self) -> str:
         return self._state.webhook_url
 
+    def sent_texts(self) -> list[str]:
+        """The text of every message sent (sendMessage; a rich message's Markdown or
+        HTML), oldest first."""
+        texts = []
+        for call in self.calls_of("sendMessage", "sendRichMessage"):
+            rich = call.params.get("rich_message")
+            if isinstance(rich, dict):
+                texts.append(str(rich.get("markdown") or rich.get("html") or ""))
+            else:
+                texts.append(str(call.params.get("text", "")))
+        return texts
+
     def calls_of(self, *methods: str) -> list[Call]:
         with self._lock:
             return [call for call in self.calls if call.method in methods]
