@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 
 from bot.domain import ChatMessage, ToolCall, Usage, VendorState
 from bot.errors import AnswerCutOff
-from bot.llm.base import Provider, TextDelta, ToolCallsReady, ToolSpec, TurnFinished
+from bot.llm.base import (
+    Provider,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallsReady,
+    ToolSpec,
+    TurnFinished,
+)
 from bot.observe import Observer
 from bot.surface import Surface
 
@@ -88,6 +95,8 @@ async def _stream(
                     await surface.stream("\n\n")
                 parts.append(event.text)
                 await surface.stream(event.text)
+            elif isinstance(event, ReasoningDelta):
+                await surface.thinking(event.text)
             elif isinstance(event, ToolCallsReady):
                 answer.calls = event.calls
             elif isinstance(event, TurnFinished):

@@ -49,9 +49,11 @@ from bot.storage.admin import AdminStore
 from bot.storage.approvals import ApprovalStore
 from bot.storage.budgets import BudgetStore
 from bot.storage.emails import EmailLog
+from bot.storage.feedback import FeedbackStore
 from bot.storage.languages import LanguageStore
 from bot.storage.leases import LeaseStore
 from bot.storage.memory import MemoryStore
+from bot.storage.prompts import PromptStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.storage.turns import StoredTurn, TurnStore
 from bot.summaries import Summariser
@@ -264,6 +266,8 @@ class Application:
         )
         # The one object every platform receives: claims, turns, tools, confirmations.
         self.turn_store = TurnStore(self.database)
+        self.feedback = FeedbackStore(self.database)
+        self.prompts = PromptStore(self.database)
         self.process_lease = ProcessLease(
             LeaseStore(self.database),
             ttl_seconds=settings.turns.lease_seconds,
@@ -279,6 +283,8 @@ class Application:
             holder=self.process_lease.name,
             languages=self.languages,
             questions=InputQuestions(settings.mcp.question_timeout_seconds),
+            feedback=self.feedback,
+            prompts=self.prompts,
         )
         self.platforms: list[Platform] = self.build_platforms()
         # One messenger per platform delivers reminders and alerts: the platforms' own,
@@ -500,6 +506,8 @@ class Application:
             turns=self.turn_store,
             languages=self.languages,
             default_language=self.settings.language.default,
+            feedback=self.feedback,
+            prompts=self.prompts,
             overview=Overview(
                 store=self.activity_store,
                 recorder=self.activity,

@@ -217,6 +217,9 @@ class SlackSettings(_Group):
     update_interval_seconds: float = Field(
         1.0, gt=0, le=60, validation_alias="PARLEY_SLACK_UPDATE_INTERVAL"
     )
+    # Slack's agent features: session status and title, tool calls as stream tasks,
+    # feedback buttons under answers.
+    agent_sessions: bool = Field(True, validation_alias="PARLEY_SLACK_AGENT_SESSIONS")
 
     @field_validator("command")
     @classmethod
@@ -247,6 +250,8 @@ class TelegramSettings(_Group):
         0.5, ge=0.1, le=60, validation_alias="PARLEY_TELEGRAM_DRAFT_INTERVAL"
     )
     max_retries: int = Field(5, ge=0, le=20, validation_alias="PARLEY_TELEGRAM_MAX_RETRIES")
+    # Final answers as rich messages (Bot API 10.1) while the server takes them.
+    rich_messages: bool = Field(True, validation_alias="PARLEY_TELEGRAM_RICH_MESSAGES")
 
     @field_validator("webhook_url", "webhook_secret", mode="before")
     @classmethod

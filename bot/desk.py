@@ -38,6 +38,8 @@ from bot.languages import Languages
 from bot.media import MediaReader
 from bot.questions import InputQuestions
 from bot.storage.approvals import GrantRow
+from bot.storage.feedback import FeedbackStore
+from bot.storage.prompts import PromptStore
 from bot.storage.repository import ConversationStore
 from bot.storage.turns import TurnStore
 from bot.surface import Surface
@@ -64,9 +66,13 @@ class Desk:
         holder: str,
         languages: Languages,
         questions: InputQuestions,
+        feedback: FeedbackStore,
+        prompts: PromptStore,
     ) -> None:
         self._engine = engine
         self.languages = languages
+        self._feedback = feedback
+        self._prompts = prompts
         self._media = media
         self._store = store
         self._admin = admin
@@ -101,6 +107,25 @@ class Desk:
         turn_id = await self._turns.claim(message, bot, reply, self._holder)
         return None if turn_id is None else TurnTicket(self._turns, turn_id)
 
+    async def rate_answer(
+        self, chat: ChatRef, voter: UserRef, answer_ref: str, *, helpful: bool, answer: str
+    ) -> bool:
+        """A person's thumbs up or down on the answer `answer_ref` (the platform's message
+        id) in `chat`; False if they had rated it already (counted once)."""
+        return await self._feedback.record(
+            platform=chat.platform,
+            chat=chat.platform_chat_id,
+            message_ref=answer_ref,
+            voter=voter.qualified_id,
+            helpful=helpful,
+            answer=answer,
+        )
+
+    async def suggested_prompts(self, chat: ChatRef) -> list[dict[str, str]]:
+        """The prompts an admin set for `chat` (`title`, `message`); empty: the platform's
+        defaults apply."""
+        return await self._prompts.of_chat(chat)
+
     async def knows_thread(self, chat: ChatRef, thread_key: str) -> bool:
         """Whether Parley has a conversation in this thread."""
         return await self._store.has_thread(chat, thread_key)
@@ -120,6 +145,13 @@ class Desk:
         if ticket is not None:
             await ticket.done()
         return outcome
+
+    def stop(self, chat: ChatRef, thread_key: str, user: UserRef) -> bool:
+        """Stop `user`'s turn running in this chat and thread (a stop button); False if
+        none runs. The turn tells its user and keeps its question in the history."""
+        return self._engine.stop(
+            (chat.platform, chat.platform_chat_id, thread_key, user.platform_user_id)
+        )
 
     async def reset(self, message: IncomingMessage) -> bool:
         return await self._engine.reset(message)

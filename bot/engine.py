@@ -15,6 +15,11 @@ text was shown; otherwise the user is told, after what they saw, and what they s
 stored with that note, never as a finished answer. A scheduled turn (`run_prompt`, a
 follow-up) is not offered the tools that create or cancel scheduled work.
 
+A turn its user stops (`stop`: Slack's stop button) is cancelled where it is; its
+question stays in the history, followed by what the user saw and a note that they
+stopped it (a round cut short is never stored, so no tool call is left without its
+result), and the user is told. The turn is then over: never resumed.
+
 The engine knows no platform and no vendor: it sees `IncomingMessage`, `Surface`,
 `Provider` and `Tool`. Every failure ends as a message to the user (never a traceback)
 and a log line.
@@ -76,6 +81,9 @@ CUT_OFF_NOTE = N_(
 )
 # Messages of history that, with the new one, choose the tools when there are too many.
 RELEVANCE_HISTORY = 4
+# What the history says of a stopped turn (the model reads it), and what the user is told.
+STOPPED_MARK = "(The user stopped this answer before it was finished.)"
+STOPPED_NOTE = N_("Stopped. Your question is kept: ask again, or ask something else.")
 
 
 @dataclass(slots=True)
@@ -89,6 +97,7 @@ class TurnOutcome:
     error: str = ""
     provider_seconds: float = 0.0
     total_seconds: float = 0.0
+    stopped: bool = False  # by its user
 
 
 class Engine:
@@ -134,6 +143,9 @@ class Engine:
         self._locks = KeyedLocks()
         self._in_flight = 0
         self._turn_tasks: set[asyncio.Task[object]] = set()
+        # The turn running in each conversation, and the ones their users asked to stop.
+        self._running: dict[tuple[str, str, str, str], asyncio.Task[object]] = {}
+        self._stopping: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -156,6 +168,25 @@ class Engine:
         for task in tasks:
             task.cancel()
         return len(tasks)
+
+    def stop(self, key: tuple[str, str, str, str]) -> bool:
+        """Stop the turn running in the conversation `key` (`conversation_key`), at its
+        user's request; False if none runs."""
+        task = self._running.get(key)
+        if task is None or task.done() or task in self._stopping:
+            return False
+        self._stopping.add(task)
+        task.cancel()
+        return True
+
+    def _stop_requested(self) -> bool:
+        """Whether the cancellation being handled is a user's stop (and take it)."""
+        task = asyncio.current_task()
+        if task is None or task not in self._stopping:
+            return False
+        self._stopping.discard(task)
+        task.uncancel()
+        return True
 
     def _spec(self, item: Tool) -> ToolSpec:
         cached = self._specs.get(item.name)
@@ -201,11 +232,20 @@ class Engine:
                 )
             # In-process first (cheap), then across replicas (a database lock on PostgreSQL).
             async with self._locks.hold(key):
+                if task is not None:
+                    self._running[key] = task
                 try:
                     async with self._store.conversation_lock(key):
                         await self._run_turn(
                             message, surface, outcome, scheduled=scheduled, ticket=ticket
                         )
+                except asyncio.CancelledError:
+                    if not outcome.stopped and not self._stop_requested():
+                        raise
+                    # Stopped before (or after) the rounds that mark the history.
+                    log.info("turn stopped by its user")
+                    outcome.stopped = True
+                    await surface.fail(_(STOPPED_NOTE))
                 except ProviderError as exc:
                     log.warning("turn failed: provider error: %s", exc)
                     outcome.error = _(exc.user_message)
@@ -215,6 +255,10 @@ class Engine:
                     outcome.error = _(UNEXPECTED_ERROR)
                     await surface.fail(outcome.error)
         finally:
+            if task is not None and self._running.get(key) is task:
+                del self._running[key]
+            if task is not None:
+                self._stopping.discard(task)
             outcome.total_seconds = time.perf_counter() - started
             self.observer.turn_finished(
                 message.platform, "error" if outcome.error else "ok", outcome.total_seconds
@@ -376,94 +420,120 @@ class Engine:
         for number, note in enumerate(words.notes):
             await surface.stream(("\n\n" if number else "") + note)
             visible.append(note)
-        for round_number in range(first_round, self.settings.max_tool_rounds + 1):
-            outcome.rounds = round_number
-            answer = await call_model(
-                self.provider, self.observer, context, specs, surface, visible, profile.model or ""
-            )
-            outcome.provider_seconds += answer.seconds
-            if answer.cut:
-                await self._end_cut_off(info, answer.text, surface, visible, outcome, turn_id)
-                return
-            outcome.usage += answer.usage
-            usage_entry = UsageEntry(
-                info.user_id, info.channel_id, info.conversation_id, answer.model, answer.usage
-            )
-            if not answer.calls:
-                assistant = ChatMessage(
-                    Role.ASSISTANT, answer.text, vendor_state=answer.vendor_state
+        try:
+            for round_number in range(first_round, self.settings.max_tool_rounds + 1):
+                outcome.rounds = round_number
+                answer = await call_model(
+                    self.provider,
+                    self.observer,
+                    context,
+                    specs,
+                    surface,
+                    visible,
+                    profile.model or "",
                 )
+                outcome.provider_seconds += answer.seconds
+                if answer.cut:
+                    await self._end_cut_off(info, answer.text, surface, visible, outcome, turn_id)
+                    return
+                outcome.usage += answer.usage
+                usage_entry = UsageEntry(
+                    info.user_id, info.channel_id, info.conversation_id, answer.model, answer.usage
+                )
+                if not answer.calls:
+                    assistant = ChatMessage(
+                        Role.ASSISTANT, answer.text, vendor_state=answer.vendor_state
+                    )
+                    await self._store.append(
+                        info.conversation_id,
+                        [StoredMessage(assistant, message_tokens(assistant))],
+                        usage=usage_entry,
+                        turn_id=turn_id,
+                    )
+                    if len(visible) == len(words.notes):
+                        # An empty answer would be an empty chat message, which platforms refuse.
+                        log.warning("the model ended the turn without any text")
+                        outcome.error = _(NO_ANSWER)  # shown, not an answer (follow-ups retry)
+                        await surface.stream(outcome.error)
+                        visible.append(outcome.error)
+                    outcome.text = "\n\n".join(visible)
+                    await surface.finish(outcome.text)
+                    return
+                prepared = prepare_round(
+                    answer.calls, ids_in(context), self.settings.max_tool_argument_chars
+                )
+                if prepared.renamed:
+                    log.info(
+                        "gave %d tool call(s) a fresh id (empty or repeated)", prepared.renamed
+                    )
+                assistant = ChatMessage(
+                    Role.ASSISTANT,
+                    answer.text,
+                    tool_calls=prepared.calls,
+                    vendor_state=answer.vendor_state,
+                )
+                results = await run_round(
+                    prepared,
+                    offered,
+                    rules,
+                    message.user,
+                    self._tool_context(message, info, surface),
+                    surface,
+                    lambda item, arguments: self._approve(surface, message, info, item, arguments),
+                    journal=ticket.journal(round_number) if ticket is not None else None,
+                )
+                for call, result in zip(prepared.calls, results, strict=True):
+                    # A name the model made up is not a label of its own.
+                    label = call.name if self.tools.get(call.name) is not None else "(unknown)"
+                    self.observer.tool_call(label, failed=result.is_error)
+                outcome.tool_results.extend(results)
+                result_messages = [
+                    ChatMessage(
+                        Role.TOOL,
+                        r.content,
+                        tool_call_id=r.call_id,
+                        name=r.name,
+                        is_error=r.is_error,
+                    )
+                    for r in results
+                ]
+                round_messages = [assistant, *result_messages]
                 await self._store.append(
                     info.conversation_id,
-                    [StoredMessage(assistant, message_tokens(assistant))],
+                    [StoredMessage(m, message_tokens(m)) for m in round_messages],
                     usage=usage_entry,
                     turn_id=turn_id,
                 )
-                if len(visible) == len(words.notes):
-                    # An empty answer would be an empty chat message, which platforms refuse.
-                    log.warning("the model ended the turn without any text")
-                    outcome.error = _(NO_ANSWER)  # shown, not an answer (follow-ups retry)
-                    await surface.stream(outcome.error)
-                    visible.append(outcome.error)
-                outcome.text = "\n\n".join(visible)
-                await surface.finish(outcome.text)
-                return
-            prepared = prepare_round(
-                answer.calls, ids_in(context), self.settings.max_tool_argument_chars
+                context.extend(round_messages)
+            limit = self.settings.max_tool_rounds
+            note = _(
+                "I stopped after {limit} rounds of tool calls without reaching an answer. "
+                "Try asking for less at once, or rephrase the request.",
+                limit=limit,
             )
-            if prepared.renamed:
-                log.info("gave %d tool call(s) a fresh id (empty or repeated)", prepared.renamed)
-            assistant = ChatMessage(
-                Role.ASSISTANT,
-                answer.text,
-                tool_calls=prepared.calls,
-                vendor_state=answer.vendor_state,
-            )
-            results = await run_round(
-                prepared,
-                offered,
-                rules,
-                message.user,
-                self._tool_context(message, info, surface),
-                surface,
-                lambda item, arguments: self._approve(surface, message, info, item, arguments),
-                journal=ticket.journal(round_number) if ticket is not None else None,
-            )
-            for call, result in zip(prepared.calls, results, strict=True):
-                # A name the model made up is not a label of its own.
-                label = call.name if self.tools.get(call.name) is not None else "(unknown)"
-                self.observer.tool_call(label, failed=result.is_error)
-            outcome.tool_results.extend(results)
-            result_messages = [
-                ChatMessage(
-                    Role.TOOL, r.content, tool_call_id=r.call_id, name=r.name, is_error=r.is_error
-                )
-                for r in results
-            ]
-            round_messages = [assistant, *result_messages]
+            stopped = ChatMessage(Role.ASSISTANT, note)
             await self._store.append(
                 info.conversation_id,
-                [StoredMessage(m, message_tokens(m)) for m in round_messages],
-                usage=usage_entry,
+                [StoredMessage(stopped, message_tokens(stopped))],
                 turn_id=turn_id,
             )
-            context.extend(round_messages)
-        limit = self.settings.max_tool_rounds
-        note = _(
-            "I stopped after {limit} rounds of tool calls without reaching an answer. "
-            "Try asking for less at once, or rephrase the request.",
-            limit=limit,
-        )
-        stopped = ChatMessage(Role.ASSISTANT, note)
-        await self._store.append(
-            info.conversation_id,
-            [StoredMessage(stopped, message_tokens(stopped))],
-            turn_id=turn_id,
-        )
-        await surface.stream(("\n\n" if visible else "") + note)
-        visible.append(note)
-        outcome.text = "\n\n".join(visible)
-        await surface.finish(outcome.text)
+            await surface.stream(("\n\n" if visible else "") + note)
+            visible.append(note)
+            outcome.text = "\n\n".join(visible)
+            await surface.finish(outcome.text)
+        except asyncio.CancelledError:
+            if not self._stop_requested():
+                raise
+            # What the user saw, then the mark: a round cut short was never stored.
+            seen = "\n\n".join(visible)
+            record = ChatMessage(Role.ASSISTANT, f"{seen}\n\n{STOPPED_MARK}".strip())
+            await self._store.append(
+                info.conversation_id,
+                [StoredMessage(record, message_tokens(record))],
+                turn_id=turn_id,
+            )
+            outcome.stopped = True
+            raise
 
     async def _prepare(self, message: IncomingMessage, profile: ChannelProfile) -> PreparedTurn:
         """The turn's words and pictures: voice notes transcribed, pictures checked and

@@ -1,10 +1,12 @@
 """The `Surface` protocol: how the engine talks back to a chat, whatever the platform.
 
 An adapter gives the engine one Surface per turn. The engine calls `start`, then
-`stream` with each text delta, `status` while tools run, and `finish` with the whole
-answer (adapters may ignore deltas and render only on finish). `confirm` shows the user
-who started the turn an approval question (bot/approvals.py) and returns their answer;
-`ask` puts a tool's question to them (bot/questions.py) and returns what they answered.
+`stream` with each text delta, `thinking` with the model's reasoning where the vendor
+streams it, `status` and `tool_started`/`tool_finished` while tools run, and `finish`
+with the whole answer (adapters may ignore deltas and render only on finish). `confirm`
+shows the user who started the turn an approval question (bot/approvals.py) and returns
+their answer; `ask` puts a tool's question to them (bot/questions.py) and returns what
+they answered.
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ class Surface(Protocol):
     async def status(self, text: str) -> None:
         """Show a transient "working" line, e.g. which tool is running."""
 
-    async def tool_started(self, call: ToolCall) -> None:
-        """A tool call is about to run."""
+    async def thinking(self, delta: str) -> None:
+        """Append to the model's reasoning (never part of the answer; may be ignored)."""
+
+    async def tool_started(self, call: ToolCall, progress: str) -> None:
+        """A tool call is about to run; `progress` says so for people, in their language
+        ("Checking the weather in Beijing…")."""
 
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
         """A tool call finished (successfully or not)."""

@@ -34,6 +34,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from bot.domain import ChatMessage, ToolCall, ToolContext, ToolResult, UserRef
+from bot.i18n import _
 from bot.surface import Surface
 from bot.toolkit import InvalidArguments, Tool
 from bot.turns import arguments_digest
@@ -193,7 +194,8 @@ async def run_round(
             # opens), so a death anywhere from here to `settle` leaves a begun entry,
             # which a resume never runs again: at most once, never twice.
             await journal.begin(position, item.name, digest)
-        await surface.tool_started(call)
+        progress = item.progress_of(arguments)
+        await surface.tool_started(call, _(progress.text, **dict(progress.values)))
         result = await item.run_validated(call, arguments, context, rules.timeout_seconds)
         if result.is_error:
             log.info("tool %s failed: %s", call.name, result.content)
@@ -204,7 +206,7 @@ async def run_round(
 
     if ready:
         names = ", ".join(calls[position].name for position in ready)
-        await surface.status(f"Running {names}…")
+        await surface.status(_("Running {names}…", names=names))
         await asyncio.gather(*(run(position) for position in ready))
     finished = [result for result in results if result is not None]
     if len(finished) != len(calls):  # every position is answered above; guard the invariant

@@ -77,6 +77,15 @@ def argument_lines(arguments: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How a running call reads in the chat: `text` a message id with named
+    placeholders (`N_("Checking the weather in {place}…")`), `values` their values."""
+
+    text: str
+    values: tuple[tuple[str, str], ...] = ()
+
+
 def default_card(name: str, arguments: dict[str, Any]) -> ApprovalCard:
     return ApprovalCard(N_("Run {tool}"), details=argument_lines(arguments))
 
@@ -107,6 +116,8 @@ class Tool:
     scheduling: bool = False
     # How a call reads to the person approving it (see `ApprovalCard`); None: the default.
     card: Callable[[Any], ApprovalCard] | None = None
+    # How a running call reads in the chat (see `Progress`); None: "Running <name>…".
+    progress: Callable[[Any], Progress] | None = None
 
     def json_schema(self) -> dict[str, Any]:
         if self.schema is not None:
@@ -124,6 +135,16 @@ class Tool:
                     "the approval card of %s failed (%s); showing the default", self.name, exc
                 )
         return default_card(self.name, arguments.model_dump())
+
+    def progress_of(self, arguments: BaseModel) -> Progress:
+        """What the chat shows while this call runs: the tool's own line, or the default
+        (also when the tool's function fails: a progress line must never stop a call)."""
+        if self.progress is not None:
+            try:
+                return self.progress(arguments)
+            except Exception as exc:
+                log.warning("the progress line of %s failed (%s)", self.name, exc)
+        return Progress(N_("Running {tool}…"), (("tool", self.name),))
 
     def validate(self, call: ToolCall) -> BaseModel:
         """Parse the model's arguments; raises `InvalidArguments` with a readable reason."""
@@ -351,6 +372,7 @@ def tool(
     precheck: Precheck | None = None,
     scheduling: bool = False,
     card: Callable[[Any], ApprovalCard] | None = None,
+    progress: Callable[[Any], Progress] | None = None,
 ) -> Callable[[ToolFunction], Tool]:
     """Turn `async def fn(params: Model, ctx: ToolContext)` into a `Tool`.
 
@@ -359,7 +381,8 @@ def tool(
     side-effecting call is confirmed, so a call that cannot succeed (a recipient off the
     allow-list) is refused without asking the user first. `scheduling` marks a tool that
     creates or cancels scheduled work: scheduled turns (follow-ups) are not offered it.
-    `card(params)` says how a call reads to the person asked to approve it.
+    `card(params)` says how a call reads to the person asked to approve it, and
+    `progress(params)` how it reads in the chat while it runs.
     """
 
     def decorate(function: ToolFunction) -> Tool:
@@ -388,6 +411,7 @@ def tool(
             precheck=precheck,
             scheduling=scheduling,
             card=card,
+            progress=progress,
         )
 
     return decorate

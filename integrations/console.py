@@ -120,7 +120,10 @@ class ConsoleSurface:
     async def status(self, text: str) -> None:
         return None  # the tool lines already say what runs
 
-    async def tool_started(self, call: ToolCall) -> None:
+    async def thinking(self, delta: str) -> None:
+        """The terminal shows the answer and the tool lines, not the reasoning."""
+
+    async def tool_started(self, call: ToolCall, progress: str) -> None:
         arguments = (
             json.dumps(call.arguments, ensure_ascii=False)
             if call.arguments is not None

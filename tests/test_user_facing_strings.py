@@ -92,6 +92,8 @@ ALLOWED: dict[str, set[str]] = {
         "; it is now ",
         "\n\nWhat the user asked you to remember (ids for the forget tool):\n",
         "\n\nA summary of the earlier part of this conversation (older messages are not shown):\n",
+        # The history's mark on a stopped answer: the model reads it, the user never does.
+        "(The user stopped this answer before it was finished.)",
     },
     # A delivery failure's reason, stored in the reminder's row for operators.
     "bot/reminders/delivery.py": {"empty answer"},

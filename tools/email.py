@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from bot.domain import ToolContext
 from bot.errors import ToolError
-from bot.toolkit import N_, ApprovalCard, tool
+from bot.toolkit import N_, ApprovalCard, Progress, tool
 
 ADDRESS = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+$")
 MAX_RECIPIENTS = 10
@@ -60,7 +60,11 @@ def _card(params: SendEmailParams) -> ApprovalCard:
     )
 
 
-@tool(side_effect=True, precheck=_check, timeout=60, card=_card)
+def _progress(params: SendEmailParams) -> Progress:
+    return Progress(N_("Sending the email to {to}…"), (("to", ", ".join(params.to)),))
+
+
+@tool(side_effect=True, precheck=_check, timeout=60, card=_card, progress=_progress)
 async def send_email(params: SendEmailParams, ctx: ToolContext) -> dict[str, str]:
     """Send a plain-text email from the bot's own address. The user is asked to confirm
     before it goes out; only recipients on the operator's allow-list can be written to.

@@ -18,7 +18,7 @@ from bot.domain import (
     ToolContext,
 )
 from bot.errors import ToolError
-from bot.toolkit import N_, ApprovalCard, tool
+from bot.toolkit import N_, ApprovalCard, Progress, tool
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -134,7 +134,13 @@ def _reminder_card(params: CreateReminderParams) -> ApprovalCard:
     return ApprovalCard(title, lines=tuple(lines), body=params.text, body_label=N_("What"))
 
 
-@tool(scheduling=True, card=_reminder_card)
+def _reminder_progress(params: CreateReminderParams) -> Progress:
+    if params.kind == "follow_up":
+        return Progress(N_("Scheduling the follow-up…"))
+    return Progress(N_("Setting the reminder…"))
+
+
+@tool(scheduling=True, card=_reminder_card, progress=_reminder_progress)
 async def create_reminder(params: CreateReminderParams, ctx: ToolContext) -> dict[str, Any]:
     """Set a reminder for the user, once or repeating, delivered in this chat. Turn what
     the user said ("tomorrow at 9", "in 20 minutes", "every weekday at 8:30") into 'at'
@@ -191,7 +197,7 @@ class ListRemindersParams(BaseModel):
     )
 
 
-@tool()
+@tool(progress=lambda params: Progress(N_("Looking up your reminders…")))
 async def list_reminders(params: ListRemindersParams, ctx: ToolContext) -> dict[str, Any]:
     """List the user's reminders and follow-ups (pending ones unless include_done), with
     their ids, which cancel_reminder takes. In a group or channel only those that deliver

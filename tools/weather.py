@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from bot.domain import ToolContext
 from bot.errors import ToolError
-from bot.toolkit import tool
+from bot.toolkit import N_, Progress, tool
 
 WMO_CODES = {
     0: "clear sky",
@@ -261,7 +261,13 @@ class WeatherParams(BaseModel):
     )
 
 
-@tool(timeout=20)
+def _progress(params: WeatherParams) -> Progress:
+    if params.place:
+        return Progress(N_("Checking the weather in {place}…"), (("place", params.place),))
+    return Progress(N_("Checking the weather…"))
+
+
+@tool(timeout=20, progress=_progress)
 async def get_weather(params: WeatherParams, ctx: ToolContext) -> dict[str, Any]:
     """Get current weather conditions and a daily forecast (up to 7 days) for a place
     name or coordinates. Say which place was found; if the name was ambiguous, the

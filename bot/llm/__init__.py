@@ -2,6 +2,7 @@
 
 from bot.llm.base import (
     Provider,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     ToolCallsReady,
@@ -9,4 +10,12 @@ from bot.llm.base import (
     TurnFinished,
 )
 
-__all__ = ["Provider", "StreamEvent", "TextDelta", "ToolCallsReady", "ToolSpec", "TurnFinished"]
+__all__ = [
+    "Provider",
+    "ReasoningDelta",
+    "StreamEvent",
+    "TextDelta",
+    "ToolCallsReady",
+    "ToolSpec",
+    "TurnFinished",
+]

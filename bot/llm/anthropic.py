@@ -38,6 +38,7 @@ from bot.llm.anthropic_history import THINKING_TYPES, to_anthropic_messages, to_
 from bot.llm.anthropic_thinking import DEFAULT_MAX_TOKENS, ThinkingRules, thinking_state
 from bot.llm.base import (
     REFUSED_TEXT,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     ToolCallsReady,
@@ -216,6 +217,7 @@ class AnthropicProvider:
                             pieces = thought.get(event.get("index", -1))
                             if pieces is not None and delta.get("thinking"):
                                 pieces.append(delta["thinking"])
+                                yield ReasoningDelta(delta["thinking"])
                         elif delta_type == "signature_delta":
                             signed = kept.get(event.get("index", -1))
                             if signed is not None and signed["type"] == "thinking":

@@ -1,6 +1,8 @@
 """The `Provider` contract: what the engine needs from any LLM API.
 
-`stream(messages, tools)` yields, in order: any number of `TextDelta`, then at most one
+`stream(messages, tools)` yields, in order: any number of `TextDelta` (and, where the
+vendor streams its reasoning, `ReasoningDelta`s among them: shown to the user as
+"thinking", never part of the answer), then at most one
 `ToolCallsReady` with every call of the round fully assembled (arguments parsed, or a
 parse error recorded), then exactly one `TurnFinished` with the finish reason, the
 usage and any `VendorState` the vendor wants back with this answer (the engine stores
@@ -42,6 +44,11 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallsReady:
     calls: tuple[ToolCall, ...]
 
@@ -54,7 +61,7 @@ class TurnFinished:
     vendor_state: VendorState | None = None
 
 
-StreamEvent = TextDelta | ToolCallsReady | TurnFinished
+StreamEvent = TextDelta | ReasoningDelta | ToolCallsReady | TurnFinished
 
 
 class Provider(Protocol):

@@ -28,6 +28,7 @@ from bot.errors import (
 from bot.llm import openai_wire as wire
 from bot.llm.base import (
     REFUSED_TEXT,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     ToolCallsReady,
@@ -216,6 +217,7 @@ class OpenAICompatProvider:
         think = ThinkTagFilter() if self.profile.think_tags else None
         markup = ToolCallMarkup() if self.profile.tool_call_markup else None
         keep = self._keep
+        shown_reasoning = self.profile.reasoning_fields
         reasoning: list[str] | None = None  # the reasoning a tool round must send back
         refused = said = False
         request["stream"] = True
@@ -262,6 +264,10 @@ class OpenAICompatProvider:
                         # back keeps it.
                         if keep and isinstance(thought := delta.get(keep), str):
                             (reasoning := reasoning or []).append(thought)
+                        for name in shown_reasoning:
+                            if isinstance(thought := delta.get(name), str) and thought:
+                                yield ReasoningDelta(thought)
+                                break
                         content = delta.get("content")
                         if content:
                             if think is not None:

@@ -59,7 +59,10 @@ class CollectingSurface:
     async def status(self, text: str) -> None:
         return None
 
-    async def tool_started(self, call: ToolCall) -> None:
+    async def thinking(self, delta: str) -> None:
+        return None
+
+    async def tool_started(self, call: ToolCall, progress: str) -> None:
         self.tools.append(call.name)
 
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:

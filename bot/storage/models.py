@@ -522,3 +522,43 @@ class BudgetReservation(SQLModel, table=True):
     settled_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+
+
+# -- feedback on answers (issue 17) ----------------------------------------------------
+
+
+class AnswerFeedback(SQLModel, table=True):
+    """A person's thumbs up or down on one of Parley's answers: who (`voter`, platform
+    qualified), which answer (the platform's message id in `chat`, and its text as the
+    press carried it), up or down, when. One row per answer and person: a second press
+    of theirs changes nothing."""
+
+    __tablename__ = "answer_feedback"
+    __table_args__ = (
+        UniqueConstraint("platform", "chat", "message_ref", "voter"),
+        Index("ix_answer_feedback_platform_chat_created_at", "platform", "chat", "created_at"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigIntId, primary_key=True, autoincrement=True)
+    )
+    platform: str = Field(max_length=32)
+    chat: str = Field(max_length=128)
+    message_ref: str = Field(max_length=128)
+    voter: str = Field(max_length=160)
+    helpful: bool
+    answer: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _timestamp()
+
+
+class ChannelPrompts(SQLModel, table=True):
+    """The suggested prompts an admin set for a channel (Slack shows them when a
+    conversation with Parley opens); none: the app's defaults."""
+
+    __tablename__ = "channel_prompts"
+
+    channel_id: int = Field(foreign_key="channels.id", primary_key=True)
+    prompts: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    changed_at: datetime = _timestamp()

@@ -46,7 +46,9 @@ from bot.i18n import (
 )
 from bot.languages import Languages
 from bot.storage.admin import LIMIT_KEYS, AdminStore
+from bot.storage.feedback import FeedbackStore
 from bot.storage.memory import MemoryStore
+from bot.storage.prompts import BadPrompts, PromptStore, parse_prompts
 from bot.storage.sessions import ConsoleSessionStore
 from bot.storage.turns import TurnStore
 from bot.web.clients import ClientResolver
@@ -97,6 +99,8 @@ class Console:
         turns: TurnStore | None = None,
         languages: Languages | None = None,
         default_language: str = DEFAULT_LOCALE,
+        feedback: FeedbackStore | None = None,
+        prompts: PromptStore | None = None,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
             raise ValueError("the console needs PARLEY_ADMIN_PASSWORD")
@@ -111,6 +115,8 @@ class Console:
         self.turns = turns
         self.languages = languages
         self.default_language = default_language
+        self.feedback = feedback
+        self.prompts = prompts
         self._password_digest = _digest(password)
         self.clients = clients or ClientResolver()
         self.sessions = ConsoleSessions(settings, sessions, self.clients, public_url=public_url)
@@ -149,6 +155,11 @@ class Console:
                 Route(
                     "/channels/{id:int}/settings",
                     signed_in(self._checked(self.channel_settings)),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/channels/{id:int}/prompts",
+                    signed_in(self._checked(self.channel_prompts)),
                     methods=["POST"],
                 ),
                 Route(
@@ -224,7 +235,7 @@ class Console:
                 return await handler(request)
             except BadQuery as exc:
                 log.warning("console: refused %s with 400: %s", request.url.path, exc)
-                return self._render(request, "message.html", status_code=400, text=f"{exc}.")
+                return self._render(request, "message.html", status_code=400, text=str(exc))
 
         return guarded
 
@@ -362,10 +373,19 @@ class Console:
         if self.approvals is not None:
             rules = await self.approvals.rules(channel_id)
             grants = await self.approvals.grants(channel_id=channel_id)
+        feedback = (
+            await self.feedback.of_chat(row.platform, row.platform_chat_id)
+            if self.feedback is not None
+            else []
+        )
+        prompts = await self.prompts.of_channel(channel_id) if self.prompts is not None else []
         return self._render(
             request,
             "channel.html",
             channel=row,
+            feedback=feedback,
+            prompts="\n".join(f"{p['title']} | {p['message']}" for p in prompts),
+            prompts_enabled=self.prompts is not None,
             overview=overview,
             groups=[(name, config.tools.get(name)) for name in groups],
             config=config,
@@ -506,6 +526,27 @@ class Console:
             details={"channel_id": channel_id, "vision": vision},
         )
         return RedirectResponse(f"/admin/channels/{channel_id}?saved=vision", status_code=303)
+
+    async def channel_prompts(self, request: Request) -> Response:
+        """The channel's suggested prompts, one `title | message` per line (empty: the
+        app's defaults)."""
+        channel_id = int(request.path_params["id"])
+        row = await self.store.channel(channel_id)
+        if row is None or self.prompts is None:
+            return self._render(request, "message.html", status_code=404, text=_(NO_CHANNEL))
+        try:
+            prompts = parse_prompts(request.state.form.get("prompts", ""))
+        except BadPrompts as exc:
+            return self._render(request, "message.html", status_code=400, text=str(exc))
+        await self.prompts.set(channel_id, prompts)
+        await self.store.audit(
+            actor=ACTOR,
+            action="channel.prompts",
+            place=f"{row.platform}:{row.platform_chat_id}",
+            surface=SURFACE,
+            details={"channel_id": channel_id, "prompts": prompts},
+        )
+        return RedirectResponse(f"/admin/channels/{channel_id}?saved=prompts", status_code=303)
 
     # -- users -----------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
@@ -60,6 +60,13 @@ from integrations.slack.convert import (
     to_slack_file,
 )
 from integrations.slack.inbound import Refused, check_body, check_headers, check_signature
+from integrations.slack.sessions import (
+    FEEDBACK_ACTION,
+    FEEDBACK_DOWN,
+    FEEDBACK_UP,
+    AgentSessions,
+    answer_text,
+)
 from integrations.slack.surface import SlackSurface
 from integrations.slack.webapi import SlackMessenger, slack_call
 
@@ -115,6 +122,7 @@ class SlackPlatform:
         # slack_sdk retries only connection errors by default; 429s must wait Retry-After.
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         self.messenger: Messenger = SlackMessenger(self.client)
+        self.sessions = AgentSessions(self.client) if settings.agent_sessions else None
         self.bolt = AsyncApp(client=self.client, signing_secret=secret, logger=log)
         self._app_token = app_token
         self._socket: AsyncSocketModeHandler | None = None
@@ -218,11 +226,13 @@ class SlackPlatform:
         self.bolt.event("message")(self._on_message)
         self.bolt.event("app_mention")(self._on_mention)
         self.bolt.event("app_home_opened")(self._on_home_opened)
+        self.bolt.event("agent_session_stopped")(self._on_session_stopped)
         commands = SlashCommands(self.desk, self.admin_question)
         self.bolt.command(self.settings.command)(commands.handle)
         self.bolt.action(re.compile(f"^{TOOLS_ACTION}:\\d+$"))(commands.toggle)
         self.bolt.action(re.compile(f"^{APPROVAL_ACTION}_[a-z]+$"))(self._on_approval)
         self.bolt.action(re.compile(f"^{INPUT_ACTION}_[a-z0-9]+$"))(self._on_input_press)
+        self.bolt.action(FEEDBACK_ACTION)(self._on_feedback)
 
     async def _in_reader_language(
         self, context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
@@ -285,17 +295,59 @@ class SlackPlatform:
         if event.get("tab") != "messages" or not channel or channel in self._prompted:
             return
         self._prompted.add(channel)
+        # An admin's prompts for this conversation (the console), else the defaults.
+        chosen = await self.desk.suggested_prompts(ChatRef(PLATFORM, channel, ChatKind.DM))
         await slack_call(
             "assistant.threads.setSuggestedPrompts",
             self.client.assistant_threads_setSuggestedPrompts(
                 channel_id=channel,
                 title=_("Try asking"),
-                prompts=[
+                prompts=chosen
+                or [
                     {"title": _(title), "message": _(message)}
                     for title, message in SUGGESTED_PROMPTS
                 ],
             ),
         )
+
+    async def _on_session_stopped(self, event: dict[str, Any]) -> None:
+        """The stop button of an agent session: the turn running in that thread ends (it
+        tells its user and leaves the session active). Slack does not move the session
+        out of "processing" itself, so with no turn to stop Parley does."""
+        channel, thread_ts = str(event.get("channel") or ""), str(event.get("thread_ts") or "")
+        user = str(event.get("user") or "")
+        if not channel or not thread_ts or not user:
+            return
+        kind = ChatKind.DM if channel.startswith("D") else ChatKind.CHANNEL
+        thread_key = "" if kind is ChatKind.DM else thread_ts
+        if self.desk.stop(ChatRef(PLATFORM, channel, kind), thread_key, UserRef(PLATFORM, user)):
+            log.info("slack: %s stopped the turn in %s/%s", user, channel, thread_ts)
+        elif self.sessions is not None:
+            await self.sessions.set_status(channel, thread_ts, working="")
+
+    async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """A thumbs up or down under an answer: acknowledged at once (Slack shows an error
+        otherwise), then stored once per answer and person with the answer's text."""
+        await ack()
+        [action] = body.get("actions") or [{}]
+        container = body.get("container") or {}
+        channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id") or "")
+        answer_ts = str(container.get("message_ts") or "")
+        voter = str((body.get("user") or {}).get("id") or "")
+        value = action.get("value")
+        if not channel or not answer_ts or not voter or value not in (FEEDBACK_UP, FEEDBACK_DOWN):
+            log.info("slack feedback press without its answer, person or rating: ignored")
+            return
+        kind = ChatKind.DM if channel.startswith("D") else ChatKind.CHANNEL
+        counted = await self.desk.rate_answer(
+            ChatRef(PLATFORM, channel, kind),
+            UserRef(PLATFORM, voter),
+            answer_ts,
+            helpful=value == FEEDBACK_UP,
+            answer=answer_text(body.get("message") or {}),
+        )
+        if not counted:
+            log.info("slack feedback on %s by %s was given before; counted once", answer_ts, voter)
 
     async def _on_approval(
         self,
@@ -482,7 +534,9 @@ class SlackPlatform:
                 ),
             )
             return
-        surface = self._surface(reply, ticket.note_preview if ticket is not None else None)
+        surface = self._surface(
+            reply, ticket.note_preview if ticket is not None else None, title=message.text
+        )
         if files:
             downloaded, refusal = await self._download(files)
             if refusal is not None:
@@ -496,6 +550,8 @@ class SlackPlatform:
         reply: ReplyAddress,
         on_preview: Callable[[str], Awaitable[None]] | None = None,
         preview: str = "",
+        *,
+        title: str = "",
     ) -> SlackSurface:
         return SlackSurface(
             self.client,
@@ -509,6 +565,8 @@ class SlackPlatform:
             on_preview=on_preview,
             preview_ts=preview,
             questions=self.desk.questions,
+            sessions=self.sessions,
+            title=title,
         )
 
     def resume_surface(

@@ -9,6 +9,11 @@ refuses streaming the surface falls back to chat.postMessage plus chat.update at
 once per `update_interval`, and never sends an update whose text did not change. Answers
 longer than one message are continued in a new message. Slack errors never escape: the
 channel-level ones (`not_in_channel`, `channel_not_found`) are logged with what to do.
+
+With `sessions` (Slack's agent features, integrations/slack/sessions.py) the thread's
+session is "processing" while the turn runs and "active" once it answered, titled with
+the first question; each tool call is a task in the stream (in progress, then complete
+or error with a short output line), and the answer ends with feedback buttons.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from bot.questions import CANCEL, InputQuestions, InputStep, PendingInput
 from bot.surface import NO_ANSWER
 from integrations.slack.confirmations import approval_blocks, escape, input_blocks, note_blocks
 from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text
+from integrations.slack.sessions import AgentSessions, TaskStatus, feedback_block, task_chunk
 from integrations.slack.webapi import (
     CHANNEL_ERRORS,
     log_slack_error,
@@ -70,9 +76,13 @@ class SlackSurface:
         on_preview: Callable[[str], Awaitable[None]] | None = None,
         preview_ts: str = "",
         questions: InputQuestions | None = None,
+        sessions: AgentSessions | None = None,
+        title: str = "",
     ) -> None:
         self.client = client
         self.questions = questions  # None: tools' questions are cancelled
+        self.sessions = sessions
+        self.title = title
         self.channel = channel
         self.thread_ts = thread_ts
         self.user_id = user_id
@@ -96,6 +106,10 @@ class SlackSurface:
         self._on_preview = on_preview
         # A resumed turn's message, half-written before a restart: replaced at start.
         self._stale_ts = preview_ts
+        self._session_busy = False  # the agent session says "processing"
+        self._feedback = False  # the message being closed is the answer: add the buttons
+        self._tasks: dict[str, str] = {}  # call id -> its task's title
+        self._opening = asyncio.Lock()
 
     # -- Surface -----------------------------------------------------------------------
 
@@ -130,11 +144,23 @@ class SlackSurface:
         # The engine says "Running get_current_time…"; Slack shows "<App> is running …".
         await self._set_status("is " + text[:1].lower() + text[1:] if text else "")
 
-    async def tool_started(self, call: ToolCall) -> None:
-        """Shown through `status`, which the engine calls once per round of tools."""
+    async def thinking(self, delta: str) -> None:
+        """Slack shows no reasoning: its status says the bot is working."""
+
+    async def tool_started(self, call: ToolCall, progress: str) -> None:
+        """A task in the stream with agent features; otherwise shown through `status`,
+        which the engine calls once per round of tools."""
+        if self.sessions is not None:
+            self._tasks[call.id] = progress
+            await self._task(task_chunk(call.id, progress, "in_progress"))
 
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
-        """Nothing to show: the answer that follows says what the tool found."""
+        """The call's task ends with a short output line; without agent features nothing
+        shows: the answer that follows says what the tool found."""
+        title = self._tasks.pop(call.id, None)
+        if title is not None:
+            status: TaskStatus = "error" if result.is_error else "complete"
+            await self._task(task_chunk(call.id, title, status, output=result.content))
 
     async def finish(self, text: str) -> None:
         await self._stop_background()
@@ -143,14 +169,18 @@ class SlackSurface:
             self._buffer += text[len(streamed) :]
         if not self.posted and not self._buffer.strip():
             self._buffer = _(NO_ANSWER)
+        self._feedback = self.sessions is not None
         await self._flush(final=True)
-        if self._status_shown:
+        self._feedback = False
+        if self._status_shown or self._session_busy:
             await self._set_status("")
 
     async def fail(self, text: str) -> None:
         await self._stop_background()
         await self._flush(final=True)
         await self._post(text)
+        if self._session_busy:
+            await self._set_status("")
 
     async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
         # Close the message being written so the rest of the answer follows the question.
@@ -368,6 +398,45 @@ class SlackSurface:
             self._ts, self._text = ts, piece
             await self._noted(ts)
 
+    async def _task(self, chunk: dict[str, object]) -> None:
+        """Show a task chunk in the reply's stream, opening it if none is open (tools of
+        one round start together: the lock keeps them in one stream)."""
+        async with self._opening:
+            if self._dead or self.mode == "update":
+                return
+            if self._ts is not None:
+                await slack_call(
+                    "chat.appendStream (task)",
+                    self.client.chat_appendStream(
+                        channel=self.channel, ts=self._ts, chunks=[chunk]
+                    ),
+                )
+                return
+            try:
+                response = await self.client.chat_startStream(
+                    channel=self.channel,
+                    thread_ts=self.thread_ts,
+                    chunks=[chunk],
+                    task_display_mode="timeline",
+                    recipient_user_id=self.user_id,
+                    recipient_team_id=self.team_id,
+                )
+            except SlackApiError as exc:
+                error = log_slack_error("chat.startStream (task)", exc)
+                if error in CHANNEL_ERRORS:
+                    self._dead = True
+                else:
+                    self.mode = "update"  # no stream: the answer goes the chat.update way
+                return
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.info("slack streaming failed (%s): falling back to chat.update", exc)
+                self.mode = "update"
+                return
+            self.mode = "stream"
+            self._ts, self._text = str(response["ts"]), ""
+            self._replied(self._ts)
+            await self._noted(self._ts)
+
     async def _noted(self, ts: str) -> None:
         """Tell the durable turn which message shows its answer being written."""
         if self._on_preview is not None and len(self.posted) <= 1:
@@ -382,7 +451,10 @@ class SlackSurface:
             await slack_call(
                 "chat.stopStream",
                 self.client.chat_stopStream(
-                    channel=self.channel, ts=self._ts, markdown_text=tail or None
+                    channel=self.channel,
+                    ts=self._ts,
+                    markdown_text=tail or None,
+                    blocks=[feedback_block()] if self._feedback else None,
                 ),
             )
         self._ts, self._text = None, ""
@@ -391,14 +463,18 @@ class SlackSurface:
         if self._dead:
             return None
         last: str | None = None
-        for piece in split_text(text, self.message_limit):
+        pieces = split_text(text, self.message_limit)
+        for index, piece in enumerate(pieces):
+            blocks = markdown_blocks(piece)
+            if self._feedback and index == len(pieces) - 1:
+                blocks.append(feedback_block())
             response = await slack_call(
                 "chat.postMessage",
                 self.client.chat_postMessage(
                     channel=self.channel,
                     thread_ts=self.thread_ts,
                     text=piece,
-                    blocks=markdown_blocks(piece),
+                    blocks=blocks,
                 ),
             )
             if response is None:
@@ -409,6 +485,17 @@ class SlackSurface:
 
     async def _set_status(self, status: str) -> None:
         if self._dead:
+            return
+        if self.sessions is not None:
+            if self.sessions.agents and status and self._session_busy:
+                return  # "processing" already: the tasks say what is going on
+            shown = await self.sessions.set_status(
+                self.channel, self.thread_ts, working=status, title=self.title
+            )
+            if self.sessions.agents:
+                self._session_busy = shown and bool(status)
+            else:
+                self._status_shown = shown
             return
         response = await slack_call(
             "assistant.threads.setStatus",

@@ -35,14 +35,24 @@ from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    EndPointNotFound,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.i18n import _
 from bot.surface import NO_ANSWER
 from integrations.telegram.formatting import markdown_to_html, split_markdown, visible_text
+from integrations.telegram.rich import edit_rich, send_rich, send_rich_draft, split_rich
 
 T = TypeVar("T")
+_JOIN = "\n\n"
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +226,11 @@ class ChatPace:
 @dataclass(slots=True)
 class Delivery:
     """The one way out of one bot: every Bot API call of its surfaces, messenger and
-    keyboards goes through here (pacing, 429 retries, rendering, splitting)."""
+    keyboards goes through here (pacing, 429 retries, rendering, splitting).
+
+    `rich`: final answers go out as rich messages (Bot API 10.1); the first refusal
+    (a server without the method, or Markdown it cannot parse) turns it off for the
+    rest of the process, and answers take the HTML path."""
 
     bot: Bot
     pace: ChatPace
@@ -224,6 +238,7 @@ class Delivery:
     draft_interval: float
     preview_delay: float
     confirm_timeout: float
+    rich: bool
 
     async def call(self, make: Callable[[], Awaitable[Any]], what: str, chat_id: int) -> Any:
         return await deliver(
@@ -363,6 +378,28 @@ class Delivery:
                 return Preview(shown=False, message_id=message_id, refused=True)
         return Preview(shown=True, message_id=message_id)
 
+    async def rich_draft(
+        self, chat_id: int, draft_id: int, html: str, *, thread_id: int | None
+    ) -> bool:
+        """One optional rich draft (private chats): True if shown. A 429 backs the
+        chat's pace off; a server without rich messages turns them off, like a refused
+        final answer does."""
+        try:
+            await send_rich_draft(self.bot, chat_id, draft_id, html, thread_id=thread_id)
+        except RetryAfter as exc:
+            self.pace.back_off(chat_id, retry_after_seconds(exc))
+            return False
+        except EndPointNotFound as exc:
+            self.rich = False
+            log.warning(
+                "the Bot API server has no rich drafts (%s); answers use HTML from now on", exc
+            )
+            return False
+        except BadRequest as exc:
+            log.info("telegram refused a rich draft (%s); waiting for the final text", exc)
+            return False
+        return True
+
     async def typing(self, chat_id: int, thread_id: int | None) -> None:
         await self.bot.send_chat_action(chat_id, ChatAction.TYPING, message_thread_id=thread_id)
 
@@ -380,7 +417,24 @@ class Delivery:
         shown: str,
     ) -> None:
         """The whole answer, rendered and split: the streamed message (`streamed_id`, if
-        any) edited into the first part, the rest sent in the chat's next slots."""
+        any) edited into the first part, the rest sent in the chat's next slots. As
+        rich messages while the server takes them; from a refusal on, the HTML way."""
+        if self.rich:
+            rich_parts = split_rich(text) or [_(NO_ANSWER)]
+            for index, part in enumerate(rich_parts):
+                opening = index == 0
+                edit = streamed_id if opening else None
+                sent = self._rich_part(
+                    chat_id, part, thread_id, reply_to if opening else None, edit
+                )
+                # A private chat's answer replaces its draft at once; groups keep their pace.
+                at_once = opening and private and edit is None
+                if not await (sent if at_once else self.paced(chat_id, sent)):
+                    text = _JOIN.join(rich_parts[index:])
+                    streamed_id, reply_to = edit, reply_to if opening else None
+                    break
+            else:
+                return
         parts = split_markdown(text) or [_(NO_ANSWER)]
         if streamed_id is not None:
             try:
@@ -394,6 +448,45 @@ class Delivery:
             await (first if private else self.paced(chat_id, first))
         for part in parts[1:]:
             await self.paced(chat_id, self.send_part(chat_id, part, thread_id=thread_id))
+
+    async def _rich_part(
+        self,
+        chat_id: int,
+        part: str,
+        thread_id: int | None,
+        reply_to: int | None,
+        message_id: int | None,
+    ) -> bool:
+        """Send (or edit `message_id` into) one rich part; False if the server refused
+        rich messages, which are then off for this process."""
+        try:
+            if message_id is None:
+                await self.call(
+                    lambda: send_rich(
+                        self.bot, chat_id, part, thread_id=thread_id, reply_to=reply_to
+                    ),
+                    "sendRichMessage",
+                    chat_id,
+                )
+            else:
+                await self.call(
+                    lambda: edit_rich(self.bot, chat_id, message_id, part),
+                    "editMessageText",
+                    chat_id,
+                )
+            return True
+        except BadRequest as exc:
+            if is_not_modified(exc):
+                return True
+            reason: TelegramError = exc
+        except EndPointNotFound as exc:
+            reason = exc
+        self.rich = False
+        log.warning(
+            "the Bot API server refused a rich message (%s); answers use HTML from now on",
+            reason,
+        )
+        return False
 
     async def edit_plain(self, chat_id: int, message_id: int, text: str) -> None:
         await self.call(

@@ -134,6 +134,7 @@ class TelegramPlatform:
             draft_interval=settings.draft_interval_seconds,
             preview_delay=preview_delay,
             confirm_timeout=confirm_timeout,
+            rich=settings.rich_messages,
         )
         self.messenger: Messenger = TelegramMessenger(self.delivery)
         self.approvals = ApprovalPresenter(self.delivery, ephemeral=ephemeral_approvals)

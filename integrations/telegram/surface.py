@@ -1,21 +1,25 @@
 """`TelegramSurface` (one per turn) and `TelegramMessenger` (proactive messages).
 
-Private chats stream into a draft (sendMessageDraft, a live preview that Telegram drops
-after 30 s) and end with a real sendMessage; groups stream by sending one message and
-editing it. A reply shows no progress before `preview_delay` (an answer done by then
-arrives whole, in one call): then "typing…" if nothing shows yet, and previews of the
-newest text, sent by one background task per turn at the chat's `ChatPace`. Previews are
-plain text; only the final text is rendered from Markdown to HTML, with a plain-text
-resend if Telegram cannot parse it. Final edits in groups wait for their slot, and a chat
-that blocked the bot ends the turn quietly. A tool's question (bot/questions.py) goes in
-the chat one step at a time, with buttons `in:<token>:<key>` (and the link as a URL
-button in URL mode); a typed value is a reply in the chat.
+Private chats stream into a draft (a live preview that Telegram drops after 30 s) and
+end with a real message; groups stream by sending one message and editing it. Where the
+server takes rich messages, a private chat's draft is a rich one (sendRichMessageDraft):
+a thinking block while the model reasons, a line per running tool, then the answer as it
+grows; otherwise a plain sendMessageDraft of the answer. A reply shows no progress before
+`preview_delay` (an answer done by then arrives whole, in one call): then "typing…" if
+nothing shows yet, and previews of the newest text, sent by one background task per turn
+at the chat's `ChatPace`. Group previews are plain text; the final text is a rich message
+or is rendered from Markdown to HTML, with a plain-text resend if Telegram cannot parse
+it. Final edits in groups wait for their slot, and a chat that blocked the bot ends the
+turn quietly. A tool's question (bot/questions.py) goes in the chat one step at a time, with
+buttons `in:<token>:<key>` (and the link as a URL button in URL mode); a typed value is
+a reply in the chat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
 TYPING_EVERY = 4.0
+SHOWN_REASONING = 600  # characters of the newest reasoning a draft's thinking block shows
 CANNOT_CONFIRM_AS_CHAT = N_(
     "This needs a confirmation, and only a person can give one: ask again as yourself, "
     "not anonymously or as a channel. Nothing was done."
@@ -115,6 +120,8 @@ class TelegramSurface:
         self._previews: asyncio.Task[None] | None = None
         self._fresh = asyncio.Event()  # new text, or time to stop
         self._stop = asyncio.Event()
+        self._reasoning = ""
+        self._running: dict[str, str] = {}  # call id -> its progress line
 
     # -- Surface -----------------------------------------------------------------------
 
@@ -126,20 +133,24 @@ class TelegramSurface:
     async def stream(self, delta: str) -> None:
         self._pause_typing()
         self.text += delta
-        if self._previews_due is None and self._streaming and self.text.strip():
-            self._previews_due = asyncio.get_running_loop().call_later(
-                self.delivery.preview_delay, self._start_previews
-            )
-        self._fresh.set()
+        self._want_previews()
+
+    async def thinking(self, delta: str) -> None:
+        if self._rich_draft:
+            self._reasoning = (self._reasoning + delta)[-SHOWN_REASONING:]
+            self._want_previews()
 
     async def status(self, text: str) -> None:
         self._begin_typing()
 
-    async def tool_started(self, call: ToolCall) -> None:
-        return None
+    async def tool_started(self, call: ToolCall, progress: str) -> None:
+        if self._rich_draft:
+            self._running[call.id] = progress
+            self._want_previews()
 
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
-        return None
+        if self._running.pop(call.id, None) is not None:
+            self._fresh.set()
 
     async def finish(self, text: str) -> None:
         await self._settle()
@@ -236,6 +247,32 @@ class TelegramSurface:
 
     # -- inside ------------------------------------------------------------------------
 
+    @property
+    def _rich_draft(self) -> bool:
+        return self.private and self.delivery.rich
+
+    def _want_previews(self) -> None:
+        """Schedule previews once there is something to show; wake them for news."""
+        if self._previews_due is None and self._streaming and self._wanted():
+            self._previews_due = asyncio.get_running_loop().call_later(
+                self.delivery.preview_delay, self._start_previews
+            )
+        self._fresh.set()
+
+    def _wanted(self) -> str:
+        """What a preview would show now: the answer so far, or, in a rich draft, its
+        HTML with the thinking block (until the answer starts) and the tool lines."""
+        text = self.text.strip()
+        if not self._rich_draft:
+            return text
+        blocks = []
+        if self._reasoning.strip() and not text:
+            blocks.append(f"<tg-thinking>{html.escape(self._reasoning.strip())}</tg-thinking>")
+        blocks.extend(f"<p>{html.escape(line)}</p>" for line in self._running.values())
+        if text:
+            blocks.append("<p>" + html.escape(text).replace("\n", "<br>") + "</p>")
+        return "".join(blocks)
+
     async def _settle(self) -> None:
         """Stop the background calls (one in flight lands: cancelling it would cost its
         connection) before the turn's own message; later text starts previews anew."""
@@ -257,11 +294,11 @@ class TelegramSurface:
         delivery, chat_id = self.delivery, self.chat_id
         interval = self.delivery.draft_interval if self.private else None
         while self._streaming and not self._gone and not self._stop.is_set():
-            text = self.text.strip()
+            text = self._wanted()
             if text == self._shown:
                 self._fresh.clear()
                 await self._fresh.wait()
-            elif utf16_len(text) > PART_LIMIT:
+            elif utf16_len(self.text.strip()) > PART_LIMIT:
                 self._streaming = False  # the final split takes over
             elif delivery.take(chat_id, interval):
                 try:
@@ -305,6 +342,14 @@ class TelegramSurface:
             await task
 
     async def _preview(self, text: str) -> None:
+        if self._rich_draft:
+            shown = await self.delivery.rich_draft(
+                self.chat_id, self._draft_id, text, thread_id=self.thread_id
+            )
+            if shown:
+                self._shown = text
+                self._mark_visible()
+            return
         preview = await self.delivery.preview(
             self.chat_id,
             text,

@@ -60,6 +60,9 @@ from tests.fakes.telegram_server import TOKEN  # noqa: E402
 SECRET = "bench-signing-secret"
 FIRST_USER = 10_000
 WARM_USERS = 3
+# An answer is a sendMessage (the floors, Parley's HTML path) or a rich message (Parley).
+ANSWERS = ("sendMessage", "sendRichMessage")
+PREVIEWS = ("sendMessage", "sendMessageDraft", "sendRichMessage", "sendRichMessageDraft")
 
 
 @dataclass
@@ -144,7 +147,12 @@ def serve_telegram(conn: Connection, users: int, messages: int) -> None:
                 self.push(private_message(user, text))
 
         def _m_sendMessage(self, params: dict[str, Any]) -> Any:
-            result = super()._m_sendMessage(params)
+            return self._answered(params, super()._m_sendMessage(params))
+
+        def _m_sendRichMessage(self, params: dict[str, Any]) -> Any:
+            return self._answered(params, super()._m_sendRichMessage(params))
+
+        def _answered(self, params: dict[str, Any], result: Any) -> Any:
             if int(params["chat_id"]) >= FIRST_USER:
                 self.next_message(int(params["chat_id"]))
             return result
@@ -162,7 +170,7 @@ def serve_telegram(conn: Connection, users: int, messages: int) -> None:
                 server.push(private_message(user, "warm-up"))
             conn.send(None)
         elif command == "warmed":
-            warm = [c for c in server.calls_of("sendMessage") if int(c.params["chat_id"]) < 100]
+            warm = [c for c in server.calls_of(*ANSWERS) if int(c.params["chat_id"]) < 100]
             conn.send(len(warm))
         elif command == "go":
             for user in bench:
@@ -170,11 +178,16 @@ def serve_telegram(conn: Connection, users: int, messages: int) -> None:
             conn.send(None)
         elif command == "count":
             conn.send(
-                sum(1 for c in server.calls_of("sendMessage") if int(c.params["chat_id"]) in bench)
+                sum(1 for c in server.calls_of(*ANSWERS) if int(c.params["chat_id"]) in bench)
             )
         elif command == "results":
             calls = [
-                (c.method, int(c.params["chat_id"]), bool(c.params.get("text")), c.at)
+                (
+                    c.method,
+                    int(c.params["chat_id"]),
+                    bool(c.params.get("text") or c.params.get("rich_message")),
+                    c.at,
+                )
                 for c in server.calls
                 if str(c.params.get("chat_id", "x")).isdigit() and int(c.params["chat_id"]) in bench
             ]
@@ -192,15 +205,11 @@ def telegram_latencies(
     extra = 0
     for user, times in pushed.items():
         mine = [c for c in calls if c[1] == user]
-        answers = [c[3] for c in mine if c[0] == "sendMessage"]
+        answers = [c[3] for c in mine if c[0] in ANSWERS]
         extra += max(0, len(answers) - len(times))
         for index, at in enumerate(times):
             until = times[index + 1] if index + 1 < len(times) else float("inf")
-            visible = [
-                c[3]
-                for c in mine
-                if c[0] in ("sendMessage", "sendMessageDraft") and c[2] and at <= c[3] < until
-            ]
+            visible = [c[3] for c in mine if c[0] in PREVIEWS and c[2] and at <= c[3] < until]
             done = [t for t in answers if at <= t < until]
             if visible and done:
                 first.append(visible[0] - at)
@@ -272,7 +281,7 @@ def run_telegram(
             parent.send("stop")
             fake.join(10)
     first, final, extra = telegram_latencies(pushed, calls)
-    answered = sum(1 for c in calls if c[0] == "sendMessage")
+    answered = sum(1 for c in calls if c[0] in ANSWERS)
     return Figures(
         contender.label,
         total / wall,

@@ -8,8 +8,8 @@ also POSTed to the following replica (Telegram redelivering, Slack retrying), wh
 not produce a second answer. The model (zero latency, a streamed 60-word answer, or
 `--model-delay` seconds before it) runs in a child process.
 
-    latency = webhook POST sent -> the answer's sendMessage / chat.postMessage (a reply
-              sent whole) or chat.stopStream at the fake
+    latency = webhook POST sent -> the answer's sendRichMessage (or sendMessage) /
+              chat.postMessage (a reply sent whole) or chat.stopStream at the fake
 
 Printed per scenario: messages/s, latency percentiles, answered, duplicates (must be 0),
 lost (must be 0) and each replica's RSS at the end. `--soak 600` runs one long scenario
@@ -80,7 +80,12 @@ class CountingServer(FakeTelegramServer):
         self.waiters: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
 
     def _m_sendMessage(self, params: dict[str, Any]) -> Any:
-        result = super()._m_sendMessage(params)
+        return self._answered(params, super()._m_sendMessage(params))
+
+    def _m_sendRichMessage(self, params: dict[str, Any]) -> Any:
+        return self._answered(params, super()._m_sendRichMessage(params))
+
+    def _answered(self, params: dict[str, Any], result: Any) -> Any:
         chat = int(params["chat_id"])
         self.answers.setdefault(chat, []).append(time.monotonic())
         waiter = self.waiters.get(chat)

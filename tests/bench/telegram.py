@@ -9,7 +9,7 @@ next update, and it stamps every update and every call with the system-wide mono
 clock, so the latencies below are measured where Telegram would see them:
 
     first reply = update queued -> first draft or message with text for that chat
-    final reply = update queued -> the sendMessage carrying the answer
+    final reply = update queued -> the sendMessage (or sendRichMessage) carrying the answer
 
 Figures cover this process only (CPU per message, peak RSS); every message must be
 answered exactly once or the script fails.
@@ -44,6 +44,8 @@ from bot.config import Settings  # noqa: E402
 from tests.fakes.telegram_server import TOKEN  # noqa: E402
 
 ANSWER = " ".join(["word"] * 60)
+ANSWERS = ("sendMessage", "sendRichMessage")
+PREVIEWS = ("sendMessage", "sendMessageDraft", "sendRichMessage", "sendRichMessageDraft")
 FIRST_USER = 10_000
 
 
@@ -81,6 +83,11 @@ def serve_telegram(conn: Connection, users: int, messages: int) -> None:
             self.next_message(int(params["chat_id"]))
             return result
 
+        def _m_sendRichMessage(self, params: dict[str, Any]) -> Any:
+            result = super()._m_sendRichMessage(params)
+            self.next_message(int(params["chat_id"]))
+            return result
+
     server = LoopingServer()
     server.start()
     conn.send(server.base_url)
@@ -90,10 +97,15 @@ def serve_telegram(conn: Connection, users: int, messages: int) -> None:
     while True:
         command = conn.recv()
         if command == "count":
-            conn.send(len(server.calls_of("sendMessage")))
+            conn.send(len(server.calls_of(*ANSWERS)))
         elif command == "results":
             calls = [
-                (c.method, c.params.get("chat_id"), bool(c.params.get("text")), c.at)
+                (
+                    c.method,
+                    c.params.get("chat_id"),
+                    bool(c.params.get("text") or c.params.get("rich_message")),
+                    c.at,
+                )
                 for c in server.calls
             ]
             conn.send((server.pushed, calls))
@@ -116,15 +128,11 @@ def latencies(
     extra = 0
     for user, times in pushed.items():
         mine = [c for c in calls if c[1] == user]
-        answers = [c[3] for c in mine if c[0] == "sendMessage"]
+        answers = [c[3] for c in mine if c[0] in ANSWERS]
         extra += max(0, len(answers) - len(times))
         for index, at in enumerate(times):
             until = times[index + 1] if index + 1 < len(times) else float("inf")
-            visible = [
-                c[3]
-                for c in mine
-                if c[0] in ("sendMessage", "sendMessageDraft") and c[2] and at <= c[3] < until
-            ]
+            visible = [c[3] for c in mine if c[0] in PREVIEWS and c[2] and at <= c[3] < until]
             done = [t for t in answers if at <= t < until]
             if visible and done:
                 first.append(visible[0] - at)
@@ -178,7 +186,7 @@ async def run(users: int, messages: int, profile: bool = False) -> None:
     model.kill()
 
     first, final, extra = latencies(pushed, calls)
-    answered = sum(1 for c in calls if c[0] == "sendMessage")
+    answered = sum(1 for c in calls if c[0] in ANSWERS)
     bot_calls = len([c for c in calls if c[0] != "getUpdates"])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{users} users x {messages} messages, private chats, zero-latency streamed model")

@@ -78,12 +78,15 @@ async def replies_per_group(
     telegram: FakeTelegramServer, count: int, runs: list[Run]
 ) -> dict[int, list[str]]:
     """Once every group got a final reply (up to a generous deadline): the texts each
-    group was sent (new messages and edits)."""
+    group was sent (new messages, rich ones and edits)."""
     deadline = time.monotonic() + 90
     while True:
         texts: dict[int, list[str]] = {}
-        for call in telegram.calls_of("sendMessage", "editMessageText"):
-            texts.setdefault(int(call.params["chat_id"]), []).append(str(call.params["text"]))
+        for call in telegram.calls_of("sendMessage", "editMessageText", "sendRichMessage"):
+            # Answers are rich messages (Bot API 10.1); refusals and previews plain text.
+            rich = call.params.get("rich_message")
+            text = rich.get("markdown", "") if isinstance(rich, dict) else call.params["text"]
+            texts.setdefault(int(call.params["chat_id"]), []).append(str(text))
         finished = [chat for chat, sent in texts.items() if any(final(t) for t in sent)]
         if len(finished) == count:
             return texts

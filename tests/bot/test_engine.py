@@ -452,7 +452,7 @@ async def test_a_crash_mid_round_leaves_history_a_vendor_accepts(
     app = await make_engine_app()
 
     class CrashingSurface(RecordingSurface):
-        async def tool_started(self, call: Any) -> None:
+        async def tool_started(self, call: Any, progress: str) -> None:
             raise RuntimeError("adapter fell over")
 
     llm.script(tool_call_reply(("echo", {"text": "x"})))

@@ -86,7 +86,7 @@ def test_sigterm_during_a_turn_finishes_it_stores_it_and_exits_0(
     assert ready.status_code == 503 and ready.json()["stopping"] is True
     assert process.returncode == 0, log
     assert "Traceback" not in log
-    texts = [call.params["text"] for call in telegram.calls_of("sendMessage")]
+    texts = telegram.sent_texts()
     assert "The slow answer arrived." in texts, log
     assert len(llm.requests) == 1  # the refused update never reached the model
     records = [json.loads(line) for line in log.splitlines() if line.strip()]

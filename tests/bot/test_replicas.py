@@ -99,9 +99,13 @@ async def test_two_replicas_answer_one_telegram_update_once(
             )
         )
     assert [a.status_code for a in answers] == [200, 200]
-    await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) >= 1)
+    await telegram.wait_for(lambda t: len(t.calls_of("sendRichMessage")) >= 1)
     await asyncio.sleep(0.5)
-    sent = [c for c in telegram.calls_of("sendMessage") if c.params["text"] == "Only once."]
+    sent = [
+        c
+        for c in telegram.calls_of("sendRichMessage")
+        if c.params["rich_message"] == {"markdown": "Only once."}
+    ]
     assert len(sent) == 1
     assert len(llm.requests) == 1
 

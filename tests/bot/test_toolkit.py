@@ -19,6 +19,7 @@ from bot.domain import (
 from bot.policy import for_scheduled_turn
 from bot.toolkit import (
     InvalidArguments,
+    Progress,
     ToolRegistry,
     schema_tool,
     strict_json_schema,
@@ -244,3 +245,20 @@ async def test_a_tools_clock_stops_while_the_user_answers_its_question() -> None
     call = ToolCall("c1", "asks", {})
     result = await asks.run_validated(call, _NoArgs(), context, 30)
     assert (result.content, result.is_error) == ("accept", False)
+
+
+class Nothing(BaseModel):
+    pass
+
+
+def test_a_running_call_without_a_working_progress_line_reads_as_its_name() -> None:
+    def broken(params: Nothing) -> Progress:
+        raise RuntimeError("no line today")
+
+    @tool(progress=broken)
+    async def quiet(params: Nothing, ctx: ToolContext) -> str:
+        """Does nothing."""
+        return ""
+
+    fallback = quiet.progress_of(Nothing())
+    assert (fallback.text, dict(fallback.values)) == ("Running {tool}…", {"tool": "quiet"})

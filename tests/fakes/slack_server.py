@@ -9,7 +9,13 @@ to fail: `fail(method, error)` answers `{"ok": false, "error": ...}` and
 
 Messages are refused as Slack refuses them: blocks past Block Kit's limits answer
 `invalid_blocks` (a section's text over 3,000 characters, a button's over 75, more than
-50 blocks), and `chat.postEphemeral` without a `user` answers `user_not_in_channel`.
+50 blocks, a `context_actions` block with more than 5 elements or feedback buttons
+without both buttons), and `chat.postEphemeral` without a `user` answers
+`user_not_in_channel`. Stream chunks are checked against docs.slack.dev: `task_update`
+needs an id, a title and one of its four statuses, its details and output at most 256
+characters (`invalid_chunks` otherwise), and an append needs text or chunks. Agent
+sessions (`agents.sessions.setStatus` / `rename`) check their status and title;
+`speak_assistant_api_only()` makes them unknown, as for a workspace without them.
 
 `apps.connections.open` returns `ws://…/socket`, where the server speaks Socket Mode's
 protocol: a `hello` on connect, envelopes pushed with `push_envelope`, acks recorded in
@@ -68,6 +74,7 @@ class FakeSlackServer(FakeServer):
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.downloads: list[dict[str, str]] = []
         self._socket_ready = threading.Event()
+        self.agent_sessions = True
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -102,8 +109,13 @@ class FakeSlackServer(FakeServer):
             self.rejected_tokens.clear()
             self.files.clear()
             self.downloads.clear()
+            self.agent_sessions = True
 
     # -- scripting ---------------------------------------------------------------------
+
+    def speak_assistant_api_only(self) -> None:
+        """No agents.sessions.* methods (until `reset`): `unknown_method`, as Slack says."""
+        self.agent_sessions = False
 
     def fail(self, method: str, error: str, *, times: int = 1) -> None:
         """The next `times` calls of `method` answer `{"ok": false, "error": error}`."""
@@ -292,6 +304,24 @@ class FakeSlackServer(FakeServer):
             )
         return web.json_response(self._answer(method, body))
 
+    def _agent_session(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        """agents.sessions.setStatus / rename as docs.slack.dev describes them."""
+        if not self.agent_sessions or method not in (
+            "agents.sessions.setStatus",
+            "agents.sessions.rename",
+        ):
+            return {"ok": False, "error": "unknown_method"}
+        title = body.get("title")
+        if title is not None and not 1 <= len(str(title)) <= 200:
+            return {"ok": False, "error": "invalid_title"}
+        if method == "agents.sessions.rename":
+            if not title or not body.get("channel_id"):
+                return {"ok": False, "error": "invalid_arguments"}
+            return {"ok": True, "title": title}
+        if body.get("status") not in SESSION_STATUSES:
+            return {"ok": False, "error": "invalid_status"}
+        return {"ok": True, "status": body["status"], "title": title or ""}
+
     def _next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
 
@@ -302,6 +332,23 @@ class FakeSlackServer(FakeServer):
             if problem:
                 body["_failed"] = "invalid_blocks"
                 return {"ok": False, "error": "invalid_blocks", "errors": [problem]}
+        if method in ("chat.stopStream",):
+            problem = _blocks_problem(body.get("blocks"))
+            if problem:
+                body["_failed"] = "invalid_blocks"
+                return {"ok": False, "error": "invalid_blocks", "errors": [problem]}
+        if method in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
+            problem = _chunks_problem(body.get("chunks"))
+            if problem:
+                body["_failed"] = "invalid_chunks"
+                return {"ok": False, "error": "invalid_chunks", "errors": [problem]}
+            if method != "chat.stopStream" and not (
+                body.get("markdown_text") or body.get("chunks")
+            ):
+                body["_failed"] = "no_text"
+                return {"ok": False, "error": "no_text"}
+        if method.startswith("agents.sessions."):
+            return self._agent_session(method, body)
         if method == "chat.postEphemeral" and not body.get("user"):
             return {"ok": False, "error": "user_not_in_channel"}
         if method == "auth.test":
@@ -347,6 +394,37 @@ class FakeSlackServer(FakeServer):
         return {"ok": False, "error": "unknown_method"}
 
 
+SESSION_STATUSES = frozenset({"active", "processing", "suspended", "closed"})
+TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
+CHUNK_TYPES = frozenset({"markdown_text", "task_update", "plan_update", "blocks"})
+
+
+def _chunks_problem(chunks: Any) -> str:
+    """Why Slack would refuse these stream chunks (docs.slack.dev chat.appendStream), or ""."""
+    if chunks is None:
+        return ""
+    if not isinstance(chunks, list) or not chunks:
+        return "chunks must be a non-empty array"
+    for index, chunk in enumerate(chunks):
+        kind = chunk.get("type") if isinstance(chunk, dict) else None
+        if kind not in CHUNK_TYPES:
+            return f"unknown chunk type [json-pointer:/chunks/{index}/type]"
+        if kind == "markdown_text" and not chunk.get("text"):
+            return f"text is required [json-pointer:/chunks/{index}/text]"
+        if kind == "task_update":
+            for key in ("id", "title"):
+                if not isinstance(chunk.get(key), str) or not chunk[key]:
+                    return f"{key} is required [json-pointer:/chunks/{index}/{key}]"
+            if chunk.get("status") not in TASK_STATUSES:
+                return f"invalid status [json-pointer:/chunks/{index}/status]"
+            for key in ("details", "output"):
+                if len(str(chunk.get(key, ""))) > 256:
+                    return f"must be at most 256 characters [json-pointer:/chunks/{index}/{key}]"
+        if kind == "plan_update" and not chunk.get("title"):
+            return f"title is required [json-pointer:/chunks/{index}/title]"
+    return ""
+
+
 def _blocks_problem(blocks: Any) -> str:
     """Why Slack would refuse these blocks (docs.slack.dev/reference/block-kit), or ""."""
     if not blocks:
@@ -356,6 +434,18 @@ def _blocks_problem(blocks: Any) -> str:
     if len(blocks) > 50:
         return "no more than 50 items allowed [json-pointer:/blocks]"
     for index, block in enumerate(blocks):
+        if block.get("type") == "context_actions":
+            elements = block.get("elements") or []
+            if not 1 <= len(elements) <= 5:
+                return f"1 to 5 elements allowed [json-pointer:/blocks/{index}/elements]"
+            for element in elements:
+                if element.get("type") == "feedback_buttons" and not all(
+                    (element.get(side) or {}).get("value")
+                    and ((element.get(side) or {}).get("text") or {}).get("text")
+                    for side in ("positive_button", "negative_button")
+                ):
+                    return f"feedback buttons need both buttons [json-pointer:/blocks/{index}]"
+            continue
         text = (block.get("text") or {}).get("text", "") if block.get("type") == "section" else ""
         if len(text) > 3000:
             return f"must be less than 3001 characters [json-pointer:/blocks/{index}/text/text]"

@@ -17,6 +17,8 @@ class RecordingSurface:
     deltas: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     started_tools: list[ToolCall] = field(default_factory=list)
+    progress: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     finished_tools: list[tuple[ToolCall, ToolResult]] = field(default_factory=list)
     confirmations: list[tuple[UserRef, str]] = field(default_factory=list)
     questions: list[ApprovalQuestion] = field(default_factory=list)
@@ -41,8 +43,12 @@ class RecordingSurface:
     async def status(self, text: str) -> None:
         self.statuses.append(text)
 
-    async def tool_started(self, call: ToolCall) -> None:
+    async def thinking(self, delta: str) -> None:
+        self.reasoning.append(delta)
+
+    async def tool_started(self, call: ToolCall, progress: str) -> None:
         self.started_tools.append(call)
+        self.progress.append(progress)
 
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
         self.finished_tools.append((call, result))

@@ -54,6 +54,13 @@ _TEXT_KEYS = frozenset(
     {"text", "parse_mode", "url", "secret_token", "callback_query_id", "action", "drop_pending"}
 )
 _TAGS = frozenset({"b", "i", "s", "u", "code", "pre", "a", "blockquote", "tg-spoiler", "em"})
+# Rich messages (Bot API 10.1): InputRichMessage's fields, and the HTML the fake accepts
+# in one (`tg-thinking` in drafts only). Limits per message: 32,768 characters and 500
+# blocks (from third-party libraries; UNVERIFIED against the Bot API pages).
+_RICH_FIELDS = frozenset({"html", "markdown", "blocks", "media", "is_rtl", "skip_entity_detection"})
+_RICH_TAGS = _TAGS | {"p", "br", "h1", "h2", "h3", "h4", "ul", "ol", "li", "table", "tr", "td"}
+RICH_LIMIT = 32_768
+RICH_BLOCKS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,9 @@ class _State:
     # False: an older Bot API server, which refuses `ephemeral_message_parameters` (400)
     # and does not know the ephemeral methods (404).
     ephemeral_supported: bool = True
+    # False: a Bot API server older than 10.1, without rich messages: their methods are
+    # unknown (404) and editMessageText ignores `rich_message` (so the text is missing).
+    rich_supported: bool = True
 
 
 def private_message(
@@ -278,15 +288,19 @@ def callback_update(
 
 
 class _HTMLCheck(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, tags: frozenset[str] = _TAGS) -> None:
         super().__init__(convert_charrefs=True)
+        self.tags = tags
         self.stack: list[str] = []
         self.error = ""
         self.text: list[str] = []
+        self.blocks = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in _TAGS:
+        if tag not in self.tags:
             self.error = f'unsupported start tag "{tag}"'
+        if tag in {"p", "li", "tr", "pre", "tg-thinking", "h1", "h2", "h3", "h4"}:
+            self.blocks += 1
         self.stack.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
@@ -378,6 +392,11 @@ class FakeTelegramServer(FakeServer):
         with self._lock:
             self._state.ephemeral_supported = False
 
+    def speak_bot_api_before_rich_messages(self) -> None:
+        """Behave as a Bot API server older than 10.1 (until `reset`)."""
+        with self._lock:
+            self._state.rich_supported = False
+
     def ephemeral_receiver(self, chat_id: int, ephemeral_id: int) -> int | None:
         with self._lock:
             return self._state.ephemeral.get((chat_id, ephemeral_id))
@@ -406,6 +425,18 @@ class FakeTelegramServer(FakeServer):
     @property
     def webhook_url(self) -> str:
         return self._state.webhook_url
+
+    def sent_texts(self) -> list[str]:
+        """The text of every message sent (sendMessage; a rich message's Markdown or
+        HTML), oldest first."""
+        texts = []
+        for call in self.calls_of("sendMessage", "sendRichMessage"):
+            rich = call.params.get("rich_message")
+            if isinstance(rich, dict):
+                texts.append(str(rich.get("markdown") or rich.get("html") or ""))
+            else:
+                texts.append(str(call.params.get("text", "")))
+        return texts
 
     def calls_of(self, *methods: str) -> list[Call]:
         with self._lock:
@@ -589,6 +620,62 @@ class FakeTelegramServer(FakeServer):
             return "", _bad_request("message is too long")
         return text, None
 
+    def _check_rich(self, params: dict[str, Any], *, draft: bool = False) -> tuple[str, Any]:
+        """The content of an InputRichMessage, or an error answer like Telegram's."""
+        rich = params.get("rich_message")
+        if not isinstance(rich, dict):
+            return "", _bad_request("rich_message is required")
+        unknown = sorted(set(rich) - _RICH_FIELDS)
+        if unknown:
+            return "", _bad_request(f"unknown field {unknown[0]} in rich_message")
+        given = [key for key in ("html", "markdown", "blocks") if key in rich]
+        if len(given) != 1:
+            return "", _bad_request("exactly one of html, markdown or blocks must be used")
+        if given == ["blocks"]:
+            return "", _bad_request("blocks are not supported by this fake")
+        content = rich[given[0]]
+        if not isinstance(content, str):
+            return "", _bad_request(f"field {given[0]} must be a string")
+        blocks = _markdown_blocks(content)
+        if given == ["html"]:
+            check = _HTMLCheck(_RICH_TAGS | ({"tg-thinking"} if draft else set()))
+            check.feed(content)
+            check.close()
+            if check.error or check.stack:
+                reason = check.error or f'can\'t find end tag corresponding to "{check.stack[-1]}"'
+                return "", _bad_request(f"can't parse rich message: {reason}")
+            blocks = max(1, check.blocks)
+            text = "".join(check.text)
+        else:
+            text = content
+        if not draft and not text.strip():
+            return "", _bad_request("message text is empty")
+        if len(text.encode("utf-16-le")) // 2 > RICH_LIMIT:
+            return "", _bad_request("rich message is too long")
+        if blocks > RICH_BLOCKS:
+            return "", _bad_request("rich message has too many blocks")
+        return content, None
+
+    def _m_sendRichMessage(self, params: dict[str, Any]) -> Any:
+        if not self._state.rich_supported:
+            return _unknown_method()
+        content, error = self._check_rich(params)
+        if error is not None:
+            return error
+        sent = self._sent(int(params["chat_id"]), content, params)
+        del sent["text"]
+        return sent
+
+    def _m_sendRichMessageDraft(self, params: dict[str, Any]) -> Any:
+        if not self._state.rich_supported:
+            return _unknown_method()
+        if int(params["chat_id"]) < 0:
+            return _bad_request("sendRichMessageDraft is available in private chats only")
+        if not int(params.get("draft_id") or 0):
+            return _bad_request("draft_id must be non-zero")
+        _, error = self._check_rich(params, draft=True)
+        return error if error is not None else True
+
     def _m_sendMessage(self, params: dict[str, Any]) -> Any:
         text, error = self._check_text(params)
         if error is not None:
@@ -648,7 +735,11 @@ class FakeTelegramServer(FakeServer):
 
     def _m_editMessageText(self, params: dict[str, Any]) -> Any:
         key = (int(params["chat_id"]), int(params["message_id"]))
-        text, error = self._check_text(params)
+        if "rich_message" in params and self._state.rich_supported:
+            text, error = self._check_rich(params)
+        else:
+            params = {k: v for k, v in params.items() if k != "rich_message"}
+            text, error = self._check_text(params)
         if error is not None:
             return error
         with self._lock:
@@ -766,7 +857,29 @@ class FakeTelegramServer(FakeServer):
 
 
 def _rendition(params: dict[str, Any]) -> tuple[str, str | None]:
+    rich = params.get("rich_message")
+    if isinstance(rich, dict):
+        kind = "markdown" if "markdown" in rich else "html"
+        return str(rich.get(kind, "")), f"rich:{kind}"
     return str(params.get("text", "")), params.get("parse_mode")
+
+
+def _markdown_blocks(markdown: str) -> int:
+    """Blocks of a rich Markdown message, as Telegram would count them at most: a code
+    fence is one, every other non-empty line (paragraph line, list item, table row) one."""
+    count, fence = 0, False
+    for line in markdown.splitlines():
+        if line.strip().startswith("```"):
+            if not fence:
+                count += 1
+            fence = not fence
+        elif not fence and line.strip():
+            count += 1
+    return count
+
+
+def _unknown_method() -> tuple[int, Any]:
+    return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
 
 
 def _unknown_token(token: str) -> tuple[int, Any]:

@@ -38,7 +38,7 @@ async def test_streamed_text_and_tool_lines_read_cleanly() -> None:
     await surface.start()
     for delta in ("Let me ", "check."):
         await surface.stream(delta)
-    await surface.tool_started(call)
+    await surface.tool_started(call, "Running get_current_time…")
     await surface.tool_finished(call, ToolResult("c1", "get_current_time", "12:00"))
     for delta in ("\n\n", "It is ", "noon.\n\nBye."):
         await surface.stream(delta)

@@ -10,7 +10,7 @@ import pytest
 from bot.domain import ToolServices
 from tests.fakes.open_meteo import OpenMeteoServer
 from tests.tools.helpers import call, context
-from tools.weather import OpenMeteo, get_weather
+from tools.weather import OpenMeteo, WeatherParams, get_weather
 
 
 @pytest.fixture
@@ -126,3 +126,11 @@ async def test_the_same_place_within_the_hour_is_served_from_the_cache(
 async def test_without_the_service_the_tool_says_so() -> None:
     result = await call(get_weather, {"place": "Beijing"}, context(ToolServices()))
     assert result.is_error and "not available" in result.content
+
+
+def test_a_running_weather_call_names_its_place() -> None:
+    line = get_weather.progress_of(WeatherParams(place="Beijing"))
+    assert (line.text, dict(line.values)) == (
+        "Checking the weather in {place}…",
+        {"place": "Beijing"},
+    )

@@ -153,6 +153,7 @@ class SlackHarness:
         message_ts: str,
         ephemeral: bool = False,
         response_url: str = "http://127.0.0.1:1/response/2",
+        message: dict[str, Any] | None = None,
     ) -> tuple[int, str]:
         container: dict[str, Any] = {
             "type": "message",
@@ -181,7 +182,8 @@ class SlackHarness:
             ],
         }
         if not ephemeral:  # Slack sends no message with a press on an ephemeral one
-            payload["message"] = {"ts": message_ts, "type": "message"}
+            # Slack sends the whole message pressed in (its text and blocks): `message`.
+            payload["message"] = {"ts": message_ts, "type": "message", **(message or {})}
         return await self.form({"payload": json.dumps(payload)})
 
     async def close(self) -> None:
@@ -222,6 +224,9 @@ async def make_slack(
             "api_url": slack.api_url,
             "stream_interval_seconds": 0.05,
             "update_interval_seconds": 0.05,
+            # The assistant status and plain answers unless a test asks for Slack's agent
+            # features (test_sessions.py).
+            "agent_sessions": False,
             **slack_options,
         }
         if socket_mode:

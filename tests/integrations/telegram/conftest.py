@@ -30,7 +30,7 @@ async def telegram_app(
     polling (or, with `start=False`, leave starting to the test); its platform is stopped
     afterwards. `preview_delay=0` shows progress from the first word, as a test of
     streaming wants; `media` and `llm` are those settings groups; other keywords are
-    Telegram settings."""
+    Telegram settings (`rich_messages=True` for rich final answers)."""
     started: list[Application] = []
 
     async def make(
@@ -55,7 +55,13 @@ async def telegram_app(
                 **({} if preview_delay is None else {"preview_delay_seconds": preview_delay}),
                 **({} if confirm_timeout is None else {"confirm_timeout_seconds": confirm_timeout}),
             },
-            telegram={"bot_token": TOKEN, "base_url": telegram.base_url, **options},
+            # The HTML path unless a test asks for rich messages (test_rich_messages.py).
+            telegram={
+                "bot_token": TOKEN,
+                "base_url": telegram.base_url,
+                "rich_messages": False,
+                **options,
+            },
             admin={**DEFAULT_TOOLS, **(admin or {})},
             **({"media": media} if media else {}),
             **({"llm": llm} if llm else {}),

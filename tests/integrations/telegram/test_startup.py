@@ -86,14 +86,15 @@ async def test_at_debug_the_token_never_reaches_the_output(
     )
     try:
         telegram.push(private_message(42, "hi"))
-        await telegram.wait_for(lambda t: bool(t.calls_of("sendMessage")), within=60)
+        await telegram.wait_for(lambda t: bool(t.calls_of("sendRichMessage")), within=60)
         # The bot polled, answered and is polling again: every kind of call has been made.
         polls = len(telegram.calls_of("getUpdates"))
         await telegram.wait_for(lambda t: len(t.calls_of("getUpdates")) > polls, within=30)
     finally:
         stdout, stderr = await asyncio.to_thread(process.stop)
     assert process.returncode == 0, stderr
-    assert telegram.calls_of("sendMessage")[0].params["text"] == "Hello from Parley."
+    [answer] = telegram.calls_of("sendRichMessage")  # rich answers by default
+    assert answer.params["rich_message"] == {"markdown": "Hello from Parley."}
     assert " DEBUG " in stderr  # Parley's own debug lines are there
     assert TOKEN not in stdout + stderr
     assert TOKEN.replace(":", "%3A") not in stdout + stderr
