@@ -1,16 +1,16 @@
 """Parley beside the floors: the same load, the same loopback fakes, one run.
 
 Every bot runs in a process of its own (measured from outside: CPU through /proc, peak
-RSS as VmHWM), against the scripted model of tests/bench/loopback.py (zero latency, a
+RSS as VmHWM), against the scripted model of tests/bench/_loopback.py (zero latency, a
 60-word streamed answer; `--model-delay` makes it slow) and a fresh fake platform:
 
 Telegram: 20 users x 10 private messages in a closed loop (the fake Bot API queues a
   user's next message when it receives their answer); every fourth message asks for the
   weather, which Parley answers after a get_weather round (the floor offers no tools, so
   the model answers it directly). Contenders: python-telegram-bot + openai
-  (floor_ptb.py) and Parley (parley_bot.py, Telegram only).
+  (_floor_ptb.py) and Parley (_parley_bot.py, Telegram only).
 Slack: 400 signed DM events from 16 clients (25 each, the next once the previous is
-  acked), no retries. Contenders: a bare bolt echo and bolt + openai (floor_bolt.py), and
+  acked), no retries. Contenders: a bare bolt echo and bolt + openai (_floor_bolt.py), and
   Parley (Slack only, HTTP mode).
 
 Figures: messages (events) per second from the first message to the last answer, CPU ms
@@ -48,7 +48,7 @@ REPO = _HERE.parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(REPO))
 
-from tests.bench.loopback import (  # noqa: E402
+from tests.bench._loopback import (  # noqa: E402
     WEATHER_QUESTION,
     cpu_seconds,
     peak_rss_mib,
@@ -505,10 +505,10 @@ def contenders(platform: str, trees: list[str]) -> list[Contender]:
     floor = [python(), "-P"]
     found: list[Contender] = []
     if platform == "telegram":
-        found.append(Contender("ptb+openai", [*floor, str(_HERE / "floor_ptb.py")], tmp_env))
+        found.append(Contender("ptb+openai", [*floor, str(_HERE / "_floor_ptb.py")], tmp_env))
     else:
         for label in ("bolt echo", "bolt+openai"):
-            found.append(Contender(label, [*floor, str(_HERE / "floor_bolt.py")], tmp_env))
+            found.append(Contender(label, [*floor, str(_HERE / "_floor_bolt.py")], tmp_env))
     for tree in trees:
         root = Path(tree).resolve()
         label = "parley " + (
@@ -521,7 +521,7 @@ def contenders(platform: str, trees: list[str]) -> list[Contender]:
             + ("" if root != REPO else "+")
         )
         env = base_env(root, Path(tempfile.gettempdir()))
-        found.append(Contender(label, [*floor, str(_HERE / "parley_bot.py")], env, parley=True))
+        found.append(Contender(label, [*floor, str(_HERE / "_parley_bot.py")], env, parley=True))
     return found
 
 

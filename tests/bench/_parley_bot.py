@@ -5,7 +5,7 @@ With PARLEY_BENCH_PROFILE=1, SIGUSR1 starts cProfile (the benchmark sends it whe
 measured load begins) and SIGTERM stops it and writes the top entries by own time to
 PARLEY_BENCH_PROFILE_OUT (default: stderr) before shutting down.
 
-Usage: PYTHONPATH=<a Parley tree> python -P tests/bench/parley_bot.py
+Usage: PYTHONPATH=<a Parley tree> python -P tests/bench/_parley_bot.py
 """
 
 import asyncio

@@ -1,7 +1,7 @@
 """The Telegram floor: python-telegram-bot polling, one streamed openai call per message,
 the answer sent with sendMessage. Nothing else (no storage, no tools, no dedup).
 
-Usage: python -P tests/bench/floor_ptb.py BOT_API_BASE_URL TOKEN OPENAI_BASE_URL
+Usage: python -P tests/bench/_floor_ptb.py BOT_API_BASE_URL TOKEN OPENAI_BASE_URL
 """
 
 import sys

@@ -2,7 +2,7 @@
 openai call per DM and says the answer in the thread. Nothing else (no dedup, no tools).
 With --echo it makes no model call and says the text back (the bare bolt echo).
 
-Usage: python -P tests/bench/floor_bolt.py PORT SLACK_API_URL SIGNING_SECRET OPENAI_URL [--echo]
+Usage: python -P tests/bench/_floor_bolt.py PORT SLACK_API_URL SIGNING_SECRET OPENAI_URL [--echo]
 """
 
 import sys
