@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -192,24 +192,7 @@ class SlackSurface:
         # that answers it replaces it through its response_url). A DM is theirs anyway,
         # and there a plain message can be updated when the question expires.
         in_dm = self.channel.startswith("D")
-        if in_dm:
-            response = await slack_call(
-                "chat.postMessage (approval)",
-                self.client.chat_postMessage(
-                    channel=self.channel, thread_ts=self.thread_ts, text=fallback, blocks=blocks
-                ),
-            )
-        else:
-            response = await slack_call(
-                "chat.postEphemeral (approval)",
-                self.client.chat_postEphemeral(
-                    channel=self.channel,
-                    user=user.platform_user_id,
-                    thread_ts=self.thread_ts,
-                    text=fallback,
-                    blocks=blocks,
-                ),
-            )
+        response = await self._post_to_asker(user, fallback, blocks, "approval")
         if response is None:
             return Answer.DENIED  # nobody could be asked: nothing is done
         answer = await question.answer()
@@ -251,26 +234,9 @@ class SlackSurface:
         async def show(pending: PendingInput, step: InputStep) -> None:
             blocks = input_blocks(pending, step, user.platform_user_id)
             fallback = step.text[:200]
-            if in_dm:
-                response = await slack_call(
-                    "chat.postMessage (question)",
-                    self.client.chat_postMessage(
-                        channel=self.channel, thread_ts=self.thread_ts, text=fallback, blocks=blocks
-                    ),
-                )
-                if response is not None:
-                    posted.append(str(response["ts"]))
-            else:
-                response = await slack_call(
-                    "chat.postEphemeral (question)",
-                    self.client.chat_postEphemeral(
-                        channel=self.channel,
-                        user=user.platform_user_id,
-                        thread_ts=self.thread_ts,
-                        text=fallback,
-                        blocks=blocks,
-                    ),
-                )
+            response = await self._post_to_asker(user, fallback, blocks, "question")
+            if response is not None and in_dm:
+                posted.append(str(response["ts"]))
             if response is None:
                 pending.take_key(CANCEL)  # nobody could be asked
 
@@ -283,6 +249,29 @@ class SlackSurface:
                 ),
             )
         return answer
+
+    async def _post_to_asker(
+        self, user: UserRef, fallback: str, blocks: list[dict[str, Any]], what: str
+    ) -> Any:
+        """A question for `user` alone: an ephemeral message outside a DM, a plain one in a
+        DM (theirs anyway, and updatable); Slack's response, or None if it failed."""
+        if self.channel.startswith("D"):
+            return await slack_call(
+                f"chat.postMessage ({what})",
+                self.client.chat_postMessage(
+                    channel=self.channel, thread_ts=self.thread_ts, text=fallback, blocks=blocks
+                ),
+            )
+        return await slack_call(
+            f"chat.postEphemeral ({what})",
+            self.client.chat_postEphemeral(
+                channel=self.channel,
+                user=user.platform_user_id,
+                thread_ts=self.thread_ts,
+                text=fallback,
+                blocks=blocks,
+            ),
+        )
 
     # -- in the background -------------------------------------------------------------
 
