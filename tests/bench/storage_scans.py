@@ -29,15 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import Connection  # noqa: E402
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
-from bot.storage import migrate  # noqa: E402
-from bot.storage.database import Database  # noqa: E402
-from bot.storage.models import Channel, Reminder, Turn, User  # noqa: E402
-from bot.storage.reminders import ReminderStore  # noqa: E402
-from bot.storage.turns import TurnStore  # noqa: E402
-from tests.databases import fresh_postgres_database  # noqa: E402
+from bot.storage import migrate
+from bot.storage.database import Database
+from bot.storage.models import Channel, Reminder, Turn, User
+from bot.storage.reminders import ReminderStore
+from bot.storage.turns import TurnStore
+from tests.databases import fresh_postgres_database
 
 INDEXES = {
     "pick-up of new reminders": ("ix_reminders_status_created_at", "reminders"),
