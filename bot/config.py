@@ -392,6 +392,8 @@ class EmailSettings(_Group):
     password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
     sender: str = Field("", validation_alias="SMTP_FROM")
     tls: Literal["starttls", "tls", "none"] = Field("starttls", validation_alias="SMTP_TLS")
+    # A private certificate authority's PEM file, trusted beside the system's store.
+    ca_file: Path | None = Field(None, validation_alias="PARLEY_SMTP_CA_FILE")
     timeout_seconds: float = Field(20.0, gt=0, validation_alias="PARLEY_EMAIL_TIMEOUT")
     allowlist: str = Field("", validation_alias="PARLEY_EMAIL_ALLOWLIST")
 

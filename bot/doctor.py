@@ -34,7 +34,7 @@ from bot.errors import (
     ProviderUnavailable,
 )
 from bot.llm.base import Provider
-from bot.mail import allowed
+from bot.mail import MailFailure, allowed, classify, tls_context
 from bot.storage.database import to_async_url
 from bot.storage.migrate import current_revision, head_revision
 
@@ -257,11 +257,20 @@ def smtp_check(settings: EmailSettings) -> Check:
             port=settings.port,
             use_tls=settings.tls == "tls",
             start_tls=settings.tls == "starttls",
+            tls_context=tls_context(settings),
             timeout=settings.timeout_seconds,
         )
         try:
             await client.connect()
         except (aiosmtplib.SMTPException, OSError) as exc:
+            problem = classify(exc)
+            if problem.kind is MailFailure.TLS:
+                raise CheckFailed(
+                    f"{where}: {problem.detail}",
+                    "if a private certificate authority signed the server's certificate, set "
+                    "PARLEY_SMTP_CA_FILE to its PEM file; check that SMTP_HOST is the name on "
+                    "the certificate and that SMTP_TLS matches the port.",
+                ) from None
             raise CheckFailed(
                 f"cannot connect to {where} ({exc})", "check SMTP_HOST, SMTP_PORT and SMTP_TLS."
             ) from None

@@ -253,9 +253,22 @@ class Mailer(Protocol):
 
     async def send(
         self, requester: UserRef, chat: ChatRef, to: Sequence[str], subject: str, body: str
-    ) -> str:
-        """Send and record; returns the Message-ID. Raises ToolError with a readable reason."""
+    ) -> MailReceipt:
+        """Send and record; returns what became of each recipient. Raises ToolError with a
+        readable reason (and the failure's class for the model) when nobody got it."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class MailReceipt:
+    """An email the server took: its Message-ID, who it was accepted for, the recipients
+    it refused with the server's reason ("550 5.1.1 mailbox unknown"), and `note`, what
+    people are told of the refusals (in the asker's language; empty when there were none)."""
+
+    message_id: str
+    sent_to: tuple[str, ...]
+    refused: dict[str, str] = field(default_factory=dict)
+    note: str = ""
 
 
 class WeatherSource(Protocol):

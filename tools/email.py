@@ -65,7 +65,7 @@ def _progress(params: SendEmailParams) -> Progress:
 
 
 @tool(side_effect=True, precheck=_check, timeout=60, card=_card, progress=_progress)
-async def send_email(params: SendEmailParams, ctx: ToolContext) -> dict[str, str]:
+async def send_email(params: SendEmailParams, ctx: ToolContext) -> dict[str, object]:
     """Send a plain-text email from the bot's own address. The user is asked to confirm
     before it goes out; only recipients on the operator's allow-list can be written to.
     Write the complete subject and body yourself; say who it is from in the body if it
@@ -73,5 +73,13 @@ async def send_email(params: SendEmailParams, ctx: ToolContext) -> dict[str, str
     mailer = ctx.services.mailer
     if mailer is None:
         raise ToolError("Email is not available on this bot.")
-    message_id = await mailer.send(ctx.user, ctx.chat, params.to, params.subject, params.body)
-    return {"status": "sent", "to": ", ".join(params.to), "message_id": message_id}
+    receipt = await mailer.send(ctx.user, ctx.chat, params.to, params.subject, params.body)
+    if not receipt.refused:
+        return {"status": "sent", "to": ", ".join(params.to), "message_id": receipt.message_id}
+    return {
+        "status": "partly_sent",
+        "message": receipt.note,
+        "sent_to": list(receipt.sent_to),
+        "refused": receipt.refused,
+        "message_id": receipt.message_id,
+    }

@@ -21,9 +21,15 @@ class EmailLog:
         subject: str,
         message_id: str,
         error: str,
+        recipient_results: dict[str, str] | None = None,
     ) -> None:
-        """One email the tool tried to send (`error` empty: sent), in `sent_emails` and
-        in the admins' audit log, in one transaction."""
+        """One email the tool tried to send, in `sent_emails` and in the admins' audit
+        log, in one transaction. `error` empty: the server took it, for every recipient
+        whose `recipient_results` entry is "accepted" (the others hold the server's
+        refusal: the email is then "partly_sent")."""
+        results = dict(recipient_results or {})
+        refused = {address: reply for address, reply in results.items() if reply != "accepted"}
+        status = "failed" if error else "partly_sent" if refused else "sent"
         async with self.db.write() as session:
             session.add(
                 SentEmail(
@@ -32,14 +38,15 @@ class EmailLog:
                     recipients=", ".join(to),
                     subject=subject,
                     message_id=message_id if not error else "",
-                    status="failed" if error else "sent",
+                    status=status,
                     error=error[:1000],
+                    recipient_results=results,
                 )
             )
             session.add(
                 AuditEntry(
                     actor=requester.qualified_id,
-                    action="email.failed" if error else "email.sent",
+                    action=f"email.{status}",
                     place=f"{chat.platform}:{chat.platform_chat_id}",
                     surface=chat.platform,
                     allowed=not error,
@@ -48,6 +55,7 @@ class EmailLog:
                         "subject": subject[:200],
                         "message_id": message_id if not error else "",
                         **({"error": error[:500]} if error else {}),
+                        **({"refused": refused} if refused else {}),
                     },
                 )
             )

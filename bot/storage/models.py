@@ -181,7 +181,11 @@ class Reminder(SQLModel, table=True):
     """
 
     __tablename__ = "reminders"
-    __table_args__ = (Index("ix_reminders_status_due_at", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_reminders_status_due_at", "status", "due_at"),
+        # The scheduler picks up reminders created since its last look every few seconds.
+        Index("ix_reminders_status_created_at", "status", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True)
@@ -219,6 +223,11 @@ class SentEmail(SQLModel, table=True):
     message_id: str = Field(default="", max_length=255)
     status: str = Field(max_length=16)
     error: str = ""
+    # What the server said of each recipient: {address: "accepted"} or the refusal
+    # ("550 5.1.1 mailbox unknown"); empty when nothing reached the RCPT stage.
+    recipient_results: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     created_at: datetime = _timestamp(index=True)
 
 
@@ -448,6 +457,8 @@ class Turn(SQLModel, table=True):
         UniqueConstraint("platform", "bot", "event_id"),
         # The resume sweep looks for open turns only.
         Index("ix_turns_state_holder", "state", "holder"),
+        # The hourly prune forgets finished turns by age.
+        Index("ix_turns_state_updated_at", "state", "updated_at"),
     )
 
     id: int | None = Field(

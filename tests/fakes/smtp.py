@@ -1,7 +1,12 @@
 """A real SMTP server for tests: aiosmtpd's Controller on 127.0.0.1, port 0.
 
 `messages` holds what was accepted: envelope sender, recipients and the parsed message.
-AUTH is offered without TLS (`auth_require_tls=False`) and accepts `user`/`secret`.
+AUTH accepts `user`/`secret`. Plain (`tls="none"`), AUTH is offered without TLS; with
+`tls="starttls"` the server refuses every command but EHLO/STARTTLS/QUIT before TLS and
+offers AUTH only after it, as Exim and Postfix do; with `tls="tls"` it speaks TLS from
+the first byte (SMTPS). The certificate is the `certificate` given (a trustme leaf for
+127.0.0.1). `refuse` maps an address to the reply its RCPT gets ("550 5.1.1 ..."), so a
+message can be accepted for some recipients and refused for others.
 """
 
 from __future__ import annotations
@@ -10,11 +15,12 @@ import asyncio
 import email
 import email.policy
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -35,6 +41,15 @@ class Received:
 class _Handler:
     def __init__(self, server: SMTPServer) -> None:
         self.server = server
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        refusal = self.server.refuse.get(address.lower())
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -64,15 +79,20 @@ class _PortZeroController(Controller):
         super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1], **kwargs)
 
     def _create_server(self) -> Any:
-        return self.loop.create_server(self._factory_invoker, sock=self._sock)
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
+
+
+TLSMode = Literal["none", "starttls", "tls"]
 
 
 class _SMTPThread:
     """aiosmtpd's Controller (its own loop in a thread) as a `ServerThread`."""
 
-    def __init__(self, handler: Any) -> None:
+    def __init__(self, handler: Any, tls: TLSMode, context: ssl.SSLContext | None) -> None:
         self.handler = handler
         self.port = 0
+        self._tls = tls
+        self._context = context
         self._controller: Controller | None = None
 
     @property
@@ -82,11 +102,14 @@ class _SMTPThread:
     def start(self) -> None:
         sock = listening_socket()
         self.port = sock.getsockname()[1]
+        secure: dict[str, Any] = {"auth_require_tls": False}
+        if self._tls == "starttls":
+            secure = {"tls_context": self._context, "require_starttls": True}
+        elif self._tls == "tls":
+            # The whole session is TLS; aiosmtpd only counts STARTTLS as TLS for AUTH.
+            secure = {"ssl_context": self._context, "auth_require_tls": False}
         self._controller = _PortZeroController(
-            self.handler,
-            sock,
-            authenticator=_authenticate,
-            auth_require_tls=False,
+            self.handler, sock, authenticator=_authenticate, **secure
         )
         self._controller.start()  # returns once it answers (aiosmtpd's ready check)
 
@@ -99,12 +122,15 @@ class _SMTPThread:
 class SMTPServer(FakeServer):
     """`hold()` keeps each accepted message's 250 reply back until `release()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: TLSMode = "none", certificate: ssl.SSLContext | None = None) -> None:
+        if tls != "none" and certificate is None:
+            raise ValueError("a TLS server needs a certificate (a server-side SSLContext)")
         self.messages: list[Received] = []
+        self.refuse: dict[str, str] = {}
         self.host = "127.0.0.1"
         self.released = threading.Event()
         self.released.set()
-        super().__init__(_SMTPThread(_Handler(self)))
+        super().__init__(_SMTPThread(_Handler(self), tls, certificate))
 
     def hold(self) -> None:
         self.released.clear()
