@@ -10,6 +10,7 @@ from bot.domain import (
     ChatRef,
     InputAction,
     InputAnswer,
+    InputChoice,
     InputField,
     InputFieldKind,
     InputQuestion,
@@ -25,7 +26,12 @@ FORM = InputQuestion(
     "Book a table",
     fields=(
         InputField("guests", "Guests", InputFieldKind.INTEGER),
-        InputField("time", "Time", InputFieldKind.CHOICE, choices=("19:00", "20:30")),
+        InputField(
+            "time",
+            "Time",
+            InputFieldKind.CHOICE,
+            choices=(InputChoice("19:00"), InputChoice("20:30")),
+        ),
         InputField("outside", "Outside", InputFieldKind.BOOLEAN, required=False),
     ),
     asked_by="MCP server {name}",
@@ -55,7 +61,7 @@ async def test_a_form_step_by_step_and_someone_elses_press_is_refused() -> None:
     assert not questions.reply(ALICE, OTHER, "40")  # not this chat's
     assert questions.reply(ALICE, GROUP, "many")  # taken as an answer, but not a number
     _, step = await steps.get()
-    assert "not a value for Guests" in step.text
+    assert "Not taken: Type a whole number, like 42." in step.text
     assert questions.reply(ALICE, GROUP, "4")
 
     _, step = await steps.get()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from bot.domain import InputField, InputFieldKind, InputQuestion, ToolContext
+from bot.domain import InputChoice, InputField, InputFieldKind, InputQuestion, ToolContext
 from bot.toolkit import tool
 from tests.apps import wait_until
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
@@ -13,7 +13,9 @@ from tests.fakes.slack_server import FakeSlackServer
 from tests.integrations.slack.harness import ALICE, CHANNEL, EVE, HarnessFactory, mention_event
 from tests.integrations.slack.test_interactions import buttons, confirmation_message
 
-COLOUR = InputField("colour", "Colour", InputFieldKind.CHOICE, choices=("red", "blue"))
+COLOUR = InputField(
+    "colour", "Colour", InputFieldKind.CHOICE, choices=(InputChoice("red"), InputChoice("blue"))
+)
 
 
 class NoParams(BaseModel):

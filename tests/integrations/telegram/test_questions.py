@@ -64,7 +64,7 @@ async def test_a_form_in_a_group_typed_and_pressed_by_the_asker_only(
     await telegram.wait_for(lambda t: len(questions(t)) == 1)
     [guests] = questions(telegram)
     assert "MCP server web asks: Book a table" in guests.params["text"]
-    assert "Reply with a number." in guests.params["text"]
+    assert "Reply with a whole number." in guests.params["text"]
     telegram.push(group_message(GROUP, BOB, "12", reply_to_bot=True))  # Bob's own turn
     telegram.push(group_message(GROUP, ALICE, "4", name="Alice", reply_to_bot=True))
 
