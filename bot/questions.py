@@ -175,13 +175,15 @@ class PendingInput:
         field = self.field
         if key == SKIP and not field.required:
             return self._advance()
+        # A press of this step's is taken even when its value breaks a limit (a server's
+        # default may): the reason is shown with the step again.
         if key == KEEP and field.default is not None:
-            return self._offer(field, field.default)
+            return self._offer(field, field.default) or True
         if field.kind is InputFieldKind.BOOLEAN and key in (YES, NO):
-            return self._offer(field, key == YES)
+            return self._offer(field, key == YES) or True
         choice = _choice(field, key)
         if field.kind is InputFieldKind.CHOICE and choice is not None:
-            return self._offer(field, choice.value)
+            return self._offer(field, choice.value) or True
         if field.kind is not InputFieldKind.MULTI_CHOICE:
             return False
         if choice is not None:
@@ -196,7 +198,8 @@ class PendingInput:
             if None in chosen:
                 return False
             self._selected = {c.value for c in chosen if c is not None}
-        return self._offer(field, [c.value for c in field.choices if c.value in self._selected])
+        chosen_values = [c.value for c in field.choices if c.value in self._selected]
+        return self._offer(field, chosen_values) or True
 
     def take_text(self, text: str) -> bool:
         """A typed reply for the current field; False (with the reason shown next) if it

@@ -331,14 +331,15 @@ def build_server(
             raise UrlElicitationRequiredError(
                 [prerequisite], "This request requires browser-based authorization."
             )
-        issued.discard(url)
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            issued.discard(url)
             result = await ctx.elicit_url(message, url, "link-1")
             return f"link: {result.action}"
         responses = ctx.input_responses
-        if not responses:
+        if not responses:  # the marker stays for this call's retry with the answer
             params = ElicitRequestURLParams(message=message, url=url, elicitation_id="link-1")
             return InputRequiredResult(input_requests={"link": ElicitRequest(params=params)})
+        issued.discard(url)
         answer: Any = responses["link"]
         return f"link: {answer.get('action') if isinstance(answer, dict) else answer.action}"
 
