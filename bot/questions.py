@@ -2,9 +2,13 @@
 
 `InputQuestions` (one per process, built by bot/app.py) holds every open question. A
 Surface's `ask` runs `InputQuestions.ask` with a function that shows one step at a
-time: a field of the form (buttons for a boolean or a choice, a typed reply for text and
-numbers) or the link (URL mode, with the domain it leads to), always with Decline and
-Cancel. The step's text and buttons are written here, once, for every platform.
+time: a field of the form (buttons for a boolean or a choice, toggled options and Done
+for a multi-choice, a typed reply for text and numbers, "Keep …" for a default) or the
+link (URL mode, with the host a browser would open, bot/links.py), always with Decline
+and Cancel. The step's text and buttons are written here, once, for every platform, with
+the server's words made safe to show (`visible`). Every value is checked against its
+field's limits before it is taken (bot/forms.py): one that does not fit is not sent, the
+step is shown again with the reason. A link that must not be shown is declined unasked.
 
 A press (`press`) or a typed reply (`reply`) counts only from the asker, in the chat
 where the question was asked; anyone else's press is refused and logged. A question not

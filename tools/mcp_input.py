@@ -8,6 +8,18 @@ sets the call's asker (from its `ToolContext`) for the duration of `call_tool`, 
 question goes to the user and chat of that turn and nobody else. A handshake-era request
 arrives outside the call's task; it goes to the one call of that server in flight, and
 is cancelled when there are several (it cannot be told whose it is) or none.
+
+`input_question` reads the restricted schema of a form (a flat object of primitives):
+strings (lengths, `pattern`, `format`), numbers and integers (`minimum`, `maximum`),
+booleans, single-select (`enum`, titled by `enumNames`, or `oneOf` of `{const, title}`)
+and multi-select (`type: array` whose `items` are such an enum or `anyOf`, with
+`minItems`/`maxItems`), each with its `default`. Everything is bounded, since a server may
+send anything: MAX_FIELDS fields, MAX_CHOICES choices, lengths of texts, values that must
+go back unchanged left out rather than cut. The core checks answers (bot/forms.py).
+
+`links_required` answers a call refused with -32042 (URL elicitation required, the
+2025-11-25 protocol): its links are put to the user as URL-mode questions, and the
+caller retries the call once when all were done.
 """
 
 from __future__ import annotations
