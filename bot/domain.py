@@ -402,7 +402,8 @@ class InputQuestion:
     def domain(self) -> str:
         """The host a browser would open for the link (ASCII), "" for none or one that
         cannot be opened: shown, so nobody follows a link blindly."""
-        return inspect_link(self.url).host if self.url else ""
+        link = inspect_link(self.url) if self.url else None
+        return link.host if link is not None and link.ok else ""
 
 
 class InputAction(enum.StrEnum):

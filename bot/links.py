@@ -20,6 +20,7 @@ controls (which can reverse what a reader sees) and control characters are shown
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -64,7 +65,8 @@ def inspect_link(url: str) -> Link:
     host = parsed.hostname
     if parsed.protocol != "https:":
         return Link("", host, f"the scheme {parsed.protocol!r} (only https links are shown)")
-    if parsed.username or parsed.password:
+    authority = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
+    if parsed.username or parsed.password or "@" in authority:  # even an empty "user:@"
         return Link("", host, "credentials in the link")
     if not host:
         return Link("", "", "no host")

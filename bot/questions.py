@@ -44,7 +44,7 @@ from bot.links import inspect_link, visible
 log = logging.getLogger(__name__)
 
 # Button keys (a press carries one): a choice's index, or one of these.
-YES, NO, SKIP, DONE, DECLINE, CANCEL, KEEP = "y", "n", "s", "a", "d", "c", "k"
+YES, NO, SKIP, DONE, DECLINE, CANCEL, KEEP, CHANGE = "y", "n", "s", "a", "d", "c", "k", "r"
 SHORT_LABEL = 40  # a default's words on a "Keep …" button
 
 
@@ -88,6 +88,7 @@ class PendingInput:
         self._note = ""  # why the last value was not taken
         self._selected: set[str] = set()  # a multi-choice's values toggled on
         self._refresh = False
+        self._reviewing = False  # every field answered: the answers shown before they go
         self._start_field()
         self.changed = asyncio.Event()
 
@@ -125,6 +126,8 @@ class PendingInput:
                 )
             done = ((_("Done"), DONE), *closing)
             return InputStep(text, done, url=link.href, domain=link.host)
+        if self._reviewing:
+            return self._review(who, message, closing)
         field = self.field
         if field is None:  # a form without fields: only consent is asked
             text = _("{who} asks: {message}", who=who, message=message)
@@ -163,6 +166,17 @@ class PendingInput:
             text, (*buttons, *closing), typed=typed, options=options, refresh=self._refresh
         )
 
+    def _review(self, who: str, message: str, closing: tuple[tuple[str, str], ...]) -> InputStep:
+        """The answers as they will be sent: Send them, or Change (from the first field)."""
+        lines = [_("{who} asks: {message}", who=who, message=message)]
+        lines.append(_("Check your answers, then press Send:"))
+        for field in self.question.fields:
+            value = self.values.get(field.name)
+            answer = _("(skipped)") if value is None else visible(shown(field, value))
+            lines.append(f"{visible(field.label, lines=False)}: {answer}")
+        buttons = ((_("Send"), DONE), (_("Change"), CHANGE), *closing)
+        return InputStep("\n".join(lines), buttons)
+
     @staticmethod
     def _label(choice: InputChoice) -> str:
         return visible(choice.label, lines=False)
@@ -174,6 +188,13 @@ class PendingInput:
         if key in (DECLINE, CANCEL):
             action = InputAction.DECLINE if key == DECLINE else InputAction.CANCEL
             return self._decide(InputAnswer(action))
+        if self._reviewing:
+            if key == CHANGE:  # asked again from the first field
+                self._reviewing, self._index, self.values = False, 0, {}
+                self._start_field()
+                self.changed.set()
+                return True
+            return key == DONE and self._decide(InputAnswer(InputAction.ACCEPT, dict(self.values)))
         if self.question.url or self.field is None:
             return key == DONE and self._decide(InputAnswer(InputAction.ACCEPT))
         field = self.field
@@ -242,8 +263,7 @@ class PendingInput:
         self._note = ""
         self._index += 1
         self._start_field()
-        if self.field is None:
-            return self._decide(InputAnswer(InputAction.ACCEPT, dict(self.values)))
+        self._reviewing = self.field is None
         self.changed.set()
         return True
 

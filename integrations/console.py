@@ -173,7 +173,7 @@ class ConsoleSurface:
     async def _show_step(self, pending: PendingInput, step: InputStep) -> None:
         """A step on the terminal: a choice's options numbered from 1 (a multi-choice's
         marked [x] when chosen: type several numbers), then the keys; Enter keeps the
-        default (or, for a multi-choice, what is marked)."""
+        default, or else presses Done (Send, for the answers)."""
         self._dim("? " + step.text.replace("\n", "\n  "))
         numbered = [label for label, key in step.buttons if key.isdigit()]
         for number, (label, _key, on) in enumerate(step.options, 1):
@@ -182,8 +182,9 @@ class ConsoleSurface:
             self._dim(f"  {number}) {label}")
         keys = {key: label for label, key in step.buttons if not key.isdigit()}
         hints = [f"[{key}] {label}" for key, label in keys.items()]
-        if KEEP in keys or step.options:
-            hints.insert(0, _("[Enter] {action}", action=keys.get(KEEP) or keys.get(DONE, "")))
+        enter = KEEP if KEEP in keys else DONE if DONE in keys else ""
+        if enter:
+            hints.insert(0, _("[Enter] {action}", action=keys[enter]))
         if step.options:
             hints.insert(0, _("numbers, like 1 3"))
         elif numbered:
@@ -197,8 +198,8 @@ class ConsoleSurface:
             numbers = _numbers(typed, len(step.options) or len(numbered))
             if typed.lower() in keys:
                 pending.take_key(typed.lower())
-            elif not typed and (KEEP in keys or step.options):
-                pending.take_key(KEEP if KEEP in keys else DONE)
+            elif not typed and enter:
+                pending.take_key(enter)
             elif step.options and numbers is not None:
                 pending.take_key(DONE, [str(n - 1) for n in numbers])
             elif numbered and numbers is not None and len(numbers) == 1:

@@ -66,7 +66,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import URL_ELICITATION_REQUIRED
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from bot.domain import Asker, InputAction, ToolContext
+from bot.domain import Asker, ToolContext
 from bot.errors import ConfigError, ToolError
 from bot.toolkit import (
     N_,
@@ -602,12 +602,11 @@ class MCPServerLink:
     async def _open_links(self, error: mcp_types.ErrorData, ask: Asker | None) -> None:
         """A call refused with -32042: the server's links put to the user as link
         questions; returns when every one was done (the call is then retried once)."""
-        action = await self._elicitation.links_required(error, ask)
-        if action is not InputAction.ACCEPT:
-            what = "declined" if action is InputAction.DECLINE else "did not finish"
+        refused = await self._elicitation.links_required(error, ask)
+        if refused:
             raise ToolError(
                 f"MCP server {self.config.name!r} requires the user to open a link first "
-                f"(to sign in or authorise it), and the user {what} that; the tool did not run"
+                f"(to sign in or authorise it), and {refused}; the tool did not run"
             )
 
 

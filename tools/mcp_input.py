@@ -247,17 +247,18 @@ class Elicitation:
             return mcp_types.ElicitResult(action="accept", content=dict(answer.values))
         return mcp_types.ElicitResult(action=answer.action.value)
 
-    async def links_required(self, error: mcp_types.ErrorData, ask: Asker | None) -> InputAction:
+    async def links_required(self, error: mcp_types.ErrorData, ask: Asker | None) -> str:
         """A call refused with -32042 (URL elicitation required, 2025-11-25): each link
-        the server names put to the user as a URL-mode question, one after another;
-        ACCEPT only when every one was (then the call may be retried)."""
+        the server names put to the user as a URL-mode question, one after another.
+        "" when every one was done (the call may be retried), else what became of them,
+        for the model."""
         try:
             links = UrlElicitationRequiredError.from_error(error).elicitations
         except ValueError as exc:  # pydantic's ValidationError is one
             log.warning(
                 "MCP server %s required links it did not name properly: %s", self.server, exc
             )
-            return InputAction.CANCEL
+            return "the server did not name the link properly"
         if not links or len(links) > MAX_LINKS or ask is None:
             log.info(
                 "MCP server %s required %d links (at most %d are asked) with %s; cancelled",
@@ -266,10 +267,15 @@ class Elicitation:
                 MAX_LINKS,
                 "someone to ask" if ask else "nobody to ask",
             )
-            return InputAction.CANCEL
+            return "there was nobody to ask" if ask is None else "it named too many links"
         for params in links:
-            answer = await ask(input_question(self.server, params))
+            question = input_question(self.server, params)
+            if not question.domain:  # the core declines it unshown, and logs why
+                return "its link was refused as unsafe to show (only plain https links are)"
+            answer = await ask(question)
             log.info("MCP server %s required a link: %s", self.server, answer.action)
+            if answer.action is InputAction.DECLINE:
+                return "the user declined that"
             if answer.action is not InputAction.ACCEPT:
-                return answer.action
-        return InputAction.ACCEPT
+                return "the user did not finish that"
+        return ""

@@ -22,6 +22,7 @@ from bot.domain import (
 )
 from bot.i18n import use_locale
 from bot.questions import (
+    CHANGE,
     DECLINE,
     DONE,
     KEEP,
@@ -63,6 +64,16 @@ async def run(
     return asyncio.create_task(questions.ask(ALICE, GROUP, question, show)), steps
 
 
+async def send(
+    questions: InputQuestions, steps: asyncio.Queue[tuple[PendingInput, InputStep]]
+) -> str:
+    """Press Send on the review of the answers (the step after the last field); its text."""
+    pending, step = await steps.get()
+    assert [key for _, key in step.buttons] == [DONE, CHANGE, DECLINE, "c"]
+    assert questions.press(pending.token, ALICE, GROUP, DONE) is InputPress.TAKEN
+    return step.text
+
+
 async def test_a_form_step_by_step_and_someone_elses_press_is_refused() -> None:
     questions = InputQuestions(timeout=30)
     task, steps = await run(questions, FORM)
@@ -87,6 +98,9 @@ async def test_a_form_step_by_step_and_someone_elses_press_is_refused() -> None:
     assert [label for label, _ in step.buttons] == ["Yes", "No", "Skip", "Decline", "Cancel"]
     assert questions.press(pending.token, ALICE, GROUP, "s") is InputPress.TAKEN
 
+    review = await send(questions, steps)
+    assert "Check your answers, then press Send:" in review
+    assert "Guests: 4\nTime: 20:30\nOutside: (skipped)" in review
     assert await task == InputAnswer(InputAction.ACCEPT, {"guests": 4, "time": "20:30"})
     assert questions.press(pending.token, ALICE, GROUP, "d") is InputPress.EXPIRED
 
@@ -160,6 +174,7 @@ async def test_titles_are_shown_and_values_sent_a_default_kept_and_toggles_bound
     assert questions.press(pending.token, ALICE, GROUP, DONE, ["9"]) is InputPress.INVALID
     assert questions.press(pending.token, ALICE, GROUP, DONE, ["1", "0"]) is InputPress.TAKEN
 
+    assert "Hero: Superman\nFish: Tuna, Salmon" in await send(questions, steps)
     assert await task == InputAnswer(
         InputAction.ACCEPT, {"hero": "hero-1", "fish": ["fish-1", "fish-2"]}
     )
@@ -258,6 +273,7 @@ async def test_a_typed_value_breaking_a_limit_is_told_and_asked_again(
     _, step = await steps.get()
     assert "Not taken: " in step.text and reason in step.text
     assert questions.reply(ALICE, GROUP, taken)
+    await send(questions, steps)
     assert await task == InputAnswer(InputAction.ACCEPT, {"value": value})
 
 
@@ -268,6 +284,7 @@ async def test_a_pattern_that_backtracks_forever_is_left_to_the_server(
     task, steps = await run(questions, typed_field(InputFieldKind.TEXT, pattern="^(a|a)+$"))
     await steps.get()
     assert questions.reply(ALICE, GROUP, "a" * 40 + "!")
+    await send(questions, steps)
     assert await task == InputAnswer(InputAction.ACCEPT, {"value": "a" * 40 + "!"})
     assert "took too long" in caplog.text
 
@@ -283,6 +300,7 @@ async def test_the_reason_is_in_the_readers_language() -> None:
         _, step = await steps.get()
         assert "未采用：最大允许值为 100。" in step.text
         assert questions.reply(ALICE, GROUP, "\uff15\uff10")
+        assert "请检查你的回答，然后按“发送”：" in await send(questions, steps)
         assert await task == InputAnswer(InputAction.ACCEPT, {"value": 50})
 
 
@@ -299,6 +317,7 @@ async def test_control_and_bidi_characters_are_shown_not_obeyed() -> None:
     assert "Hello<U+2067> world<U+0000>" in step.text and "Pick<U+202E>" in step.text
     assert [label for label, _ in step.buttons][:2] == ["evil<U+202E>gnp.exe", "line<U+001B>[2J"]
     assert questions.press(pending.token, ALICE, GROUP, "0") is InputPress.TAKEN
+    assert "Pick<U+202E>: evil<U+202E>gnp.exe" in await send(questions, steps)
     assert await task == InputAnswer(InputAction.ACCEPT, {"pick": "a"})
 
 
@@ -341,3 +360,19 @@ async def test_a_link_names_the_host_a_browser_opens_in_ascii_with_a_warning() -
     assert "Careful: xn--bcher-kva.example is how a name with non-Latin letters" in step.text
     assert questions.press(pending.token, ALICE, GROUP, DONE) is InputPress.TAKEN
     assert await task == InputAnswer(InputAction.ACCEPT)
+
+
+async def test_the_answers_are_shown_before_they_go_and_can_be_changed() -> None:
+    questions = InputQuestions(timeout=30)
+    task, steps = await run(questions, typed_field(InputFieldKind.TEXT))
+    pending, _ = await steps.get()
+    assert questions.reply(ALICE, GROUP, "first try")
+    _, review = await steps.get()
+    assert "Value: first try" in review.text and not review.typed
+    assert not questions.reply(ALICE, GROUP, "more words")  # a turn of its own now
+    assert questions.press(pending.token, ALICE, GROUP, CHANGE) is InputPress.TAKEN
+    _, step = await steps.get()
+    assert step.typed  # the first field again
+    assert questions.reply(ALICE, GROUP, "second try")
+    assert "Value: second try" in await send(questions, steps)
+    assert await task == InputAnswer(InputAction.ACCEPT, {"value": "second try"})

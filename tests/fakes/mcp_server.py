@@ -318,14 +318,16 @@ def build_server(
         url: str,
         message: str = "Please open the link to complete this action.",
         errorPath: bool = False,  # server-everything names its argument so
+        prerequisite: str = PREREQUISITE_URL,
     ) -> str | InputRequiredResult:
         """server-everything's link tool: with errorPath, the first call is refused with
-        -32042 naming a prerequisite link, and its retry asks for `url` as a link."""
+        -32042 naming a prerequisite link (the fake's own argument `prerequisite`; the
+        real server's is fixed), and its retry asks for `url` as a link."""
         if errorPath and url not in issued:
             issued.add(url)
             prerequisite = ElicitRequestURLParams(
                 message="Open this link to satisfy the prerequisite, then retry the request.",
-                url=PREREQUISITE_URL,
+                url=prerequisite,
                 elicitation_id="prerequisite-1",
             )
             raise UrlElicitationRequiredError(

@@ -10,7 +10,9 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import mcp_types
 import pytest
 
 from bot.app import Application
@@ -29,6 +31,7 @@ from tests.fakes.mcp_server import PREREQUISITE_URL, StreamableHTTPMCPServer
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
 from tools import ALL_TOOLS
+from tools.mcp_input import Unaskable, input_question
 
 ALICE = UserRef("test", "alice", "Alice")
 ME = UserRef("console", "me")
@@ -99,6 +102,21 @@ async def test_server_everythings_form_in_the_terminal_titles_toggles_defaults_a
         "3",  # Wonder Woman
         "",  # the fish already ticked (Tuna)
         "2",  # Dogs
+        "r",  # Change: every field again, from the first
+        "Ada King",
+        "y",
+        "",
+        "ada@example.com",
+        "s",
+        "1815-12-10",
+        "7",
+        "",
+        "5",
+        "1 2",
+        "3",
+        "",
+        "2",
+        "",  # Enter sends the answers
     )
     out = io.StringIO()
 
@@ -111,11 +129,12 @@ async def test_server_everythings_form_in_the_terminal_titles_toggles_defaults_a
     assert "1) [x] Tuna" in shown and "2) [ ] Salmon" in shown
     assert "4) Fish" in shown and "pet-4" not in shown  # enumNames
     assert "Default: It was a dark and stormy night." in shown
+    assert "Titled Multiple Select Enum: Tuna\n  Legacy Titled Single Select Enum: Dogs" in shown
     assert tool_results(llm) == [
         "accepted: "
         + json.dumps(
             {
-                "name": "Ada Lovelace",
+                "name": "Ada King",
                 "check": True,
                 "firstLine": "It was a dark and stormy night.",
                 "email": "ada@example.com",
@@ -178,7 +197,8 @@ async def test_a_url_required_error_asks_the_link_and_retries_the_call_once(
 
 
 @pytest.mark.parametrize(
-    ("action", "said"), [(InputAction.DECLINE, "declined"), (InputAction.CANCEL, "did not finish")]
+    ("action", "said"),
+    [(InputAction.DECLINE, "the user declined"), (InputAction.CANCEL, "the user did not finish")],
 )
 async def test_a_url_required_error_declined_tells_the_model_and_is_not_retried(
     server: StreamableHTTPMCPServer,
@@ -198,7 +218,7 @@ async def test_a_url_required_error_declined_tells_the_model_and_is_not_retried(
     [result] = outcome.tool_results
     assert result.is_error
     assert "requires the user to open a link first (to sign in or authorise it)" in result.content
-    assert f"and the user {said} that; the tool did not run" in result.content
+    assert f"and {said} that; the tool did not run" in result.content
 
 
 async def test_a_link_a_browser_would_open_elsewhere_is_never_shown(
@@ -222,3 +242,64 @@ async def test_a_link_a_browser_would_open_elsewhere_is_never_shown(
     assert (
         "a link from web was not shown to console:me and was declined: a backslash" in caplog.text
     )
+
+
+async def test_a_url_required_error_with_an_unsafe_link_is_refused_unshown(
+    server: StreamableHTTPMCPServer,
+    mcp_app: McpApp,
+    llm: ScriptedOpenAIServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = await mcp_app(server.url)
+    arguments = {
+        "url": "https://auth.example.com/connect",
+        "errorPath": True,
+        "prerequisite": "https://user:pw@auth.example.com/",
+    }
+    llm.script(tool_call_reply((LINK, arguments)), text_reply("Refused."))
+    surface = RecordingSurface(input_answers=[InputAnswer(InputAction.ACCEPT)])
+
+    outcome = await app.engine.handle(message("connect my account"), surface)
+
+    assert surface.asked == []
+    [result] = outcome.tool_results
+    assert "its link was refused as unsafe to show" in result.content and result.is_error
+
+
+def form(schema: dict[str, Any]) -> mcp_types.ElicitRequestFormParams:
+    return mcp_types.ElicitRequestFormParams(message="m" * 5000, requested_schema=schema)
+
+
+def test_a_servers_form_is_bounded_whatever_it_sends() -> None:
+    many = {f"f{n}": {"type": "string"} for n in range(500)}
+    question = input_question("web", form({"type": "object", "properties": many}))
+    assert len(question.fields) == 20 and len(question.message) == 1000
+
+    hostile = {
+        "type": "object",
+        "properties": {
+            "pick": {"type": "string", "enum": [f"v{n}" for n in range(1000)]},
+            "long": {"type": "string", "title": "t" * 5000, "maxLength": True, "minimum": "x"},
+            "nested": {"type": "object", "properties": {}},
+            "odd": {"oneOf": [{"const": 1, "title": "one"}, {"const": "x" * 600}, "junk"]},
+            "num": {"type": "number", "minimum": float("inf"), "default": "3"},
+            "multi": {"type": "array", "items": {"enum": ["a", "b"]}, "default": ["c"]},
+        },
+        "required": "all of them",
+    }
+    fields = {f.name: f for f in input_question("web", form(hostile)).fields}
+    assert set(fields) == {"pick", "long", "num", "multi"}  # nothing askable in the others
+    assert len(fields["pick"].choices) == 20
+    assert len(fields["long"].label) == 100 and fields["long"].limits.max_length is None
+    assert fields["num"].limits.minimum is None and fields["num"].default is None
+    assert fields["multi"].kind is InputFieldKind.MULTI_CHOICE and fields["multi"].default is None
+    assert not any(f.required for f in fields.values())
+
+
+def test_a_required_field_that_cannot_be_asked_makes_the_form_unaskable() -> None:
+    schema = {"type": "object", "properties": {"x": {"type": "object"}}, "required": ["x"]}
+    with pytest.raises(Unaskable):
+        input_question("web", form(schema))
+    many = {f"f{n}": {"type": "string"} for n in range(30)}
+    with pytest.raises(Unaskable):
+        input_question("web", form({"properties": many, "required": ["f25"]}))

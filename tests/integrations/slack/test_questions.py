@@ -68,6 +68,18 @@ async def test_a_question_in_a_channel_is_the_askers_alone(
         ephemeral=True,
         response_url=slack.response_url,
     )
+    review = (await posted_questions(slack, 3))[2]  # after Eve's refusal
+    assert "Colour: blue" in review["blocks"][0]["text"]["text"]
+    assert buttons(review) == ["Send", "Change", "Decline", "Cancel"]
+    await harness.press(
+        "parley_input_a",
+        token,
+        user=ALICE,
+        channel=channel,
+        message_ts=review["_ts"],
+        ephemeral=True,
+        response_url=slack.response_url,
+    )
     await wait_until(lambda: len(llm.requests) == 2)
     assert llm.requests[1]["messages"][-1]["content"] == "accept: {'colour': 'blue'}"
 
@@ -145,6 +157,17 @@ async def test_a_multi_choice_is_checkboxes_read_when_done_is_pressed(
         ephemeral=True,
         response_url=slack.response_url,
         state=ticked("1", "3"),
+    )
+    review = (await posted_questions(slack, 3))[2]
+    assert "Instruments: Piano, Drums" in review["blocks"][0]["text"]["text"]
+    await harness.press(
+        "parley_input_a",
+        token,
+        user=ALICE,
+        channel=CHANNEL,
+        message_ts=review["_ts"],
+        ephemeral=True,
+        response_url=slack.response_url,
     )
     await wait_until(lambda: len(llm.requests) == 2)
     assert llm.requests[1]["messages"][-1]["content"] == (

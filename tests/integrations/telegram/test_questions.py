@@ -97,6 +97,10 @@ async def test_a_form_in_a_group_typed_and_pressed_by_the_asker_only(
     await telegram.wait_for(lambda t: len(questions(t)) == 4)
     note = questions(telegram)[3]
     telegram.push(callback_update(GROUP_CHAT, message_id, ALICE, buttons(note)["Skip"]))
+    await telegram.wait_for(lambda t: len(questions(t)) == 5)
+    review = questions(telegram)[4]
+    assert "Guests: 4\nOutside: No\nTime: 20:30\nNote: (skipped)" in review.params["text"]
+    telegram.push(callback_update(GROUP_CHAT, message_id, ALICE, buttons(review)["Send"]))
 
     await telegram.wait_for(
         lambda t: "Booked it." in [c.params.get("text") for c in t.calls_of("sendMessage")]
@@ -170,6 +174,11 @@ async def test_titled_choices_and_toggles_in_a_private_chat_in_chinese(
         )
     )
     telegram.push(callback_update(LI_CHAT, 2, LI, buttons(toggled)["完成"], name="Li"))
+    await telegram.wait_for(lambda t: len(asked(t)) == 3)
+    review = asked(telegram)[2]
+    assert "英雄: Wonder Woman\n鱼: Salmon" in review.params["text"]
+    assert list(buttons(review)) == ["发送", "修改", "拒绝", "取消"]
+    telegram.push(callback_update(LI_CHAT, 3, LI, buttons(review)["发送"], name="Li"))
 
     await telegram.wait_for(
         lambda t: "好的。" in [c.params.get("text") for c in t.calls_of("sendMessage")]
