@@ -173,3 +173,59 @@ async def test_a_multi_choice_is_checkboxes_read_when_done_is_pressed(
     assert llm.requests[1]["messages"][-1]["content"] == (
         "accept: {'instruments': ['Piano', 'Drums']}"
     )
+
+
+COLOURS = InputField(
+    "colours",
+    "Colours",
+    InputFieldKind.MULTI_CHOICE,
+    choices=tuple(InputChoice(f"c{n}", f"Colour {n}") for n in range(12)),
+    default=["c11"],
+)
+
+
+@tool()
+async def pick_colours(params: NoParams, ctx: ToolContext) -> str:
+    """Ask the user for colours."""
+    assert ctx.ask is not None
+    answer = await ctx.ask(InputQuestion("Which?", fields=(COLOURS,), asked_by="Paint"))
+    return f"{answer.action}: {answer.values}"
+
+
+async def test_more_options_than_checkboxes_take_are_a_multi_select_menu(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack(tools=(pick_colours,))
+    llm.script(tool_call_reply(("pick_colours", {})), text_reply("Colourful."))
+    await harness.event(mention_event("pick colours"))
+
+    [question] = await posted_questions(slack, 1)
+    assert not question.get("_failed")  # Block Kit takes twelve options in a menu
+    [menu] = question["blocks"][1]["elements"]
+    assert menu["type"] == "multi_static_select" and len(menu["options"]) == 12
+    assert menu["initial_options"] == [menu["options"][11]]
+    token = question["blocks"][2]["elements"][0]["value"]
+    state = {PICK: {PICK: {"type": "multi_static_select", "selected_options": menu["options"][:2]}}}
+    await harness.press(
+        "parley_input_a",
+        token,
+        user=ALICE,
+        channel=CHANNEL,
+        message_ts=question["_ts"],
+        ephemeral=True,
+        response_url=slack.response_url,
+        state=state,
+    )
+    review = (await posted_questions(slack, 2))[1]
+    assert "Colours: Colour 0, Colour 1" in review["blocks"][0]["text"]["text"]
+    await harness.press(
+        "parley_input_a",
+        token,
+        user=ALICE,
+        channel=CHANNEL,
+        message_ts=review["_ts"],
+        ephemeral=True,
+        response_url=slack.response_url,
+    )
+    await wait_until(lambda: len(llm.requests) == 2)
+    assert llm.requests[1]["messages"][-1]["content"] == "accept: {'colours': ['c0', 'c1']}"
