@@ -21,6 +21,7 @@ import math
 import re
 from datetime import date, datetime
 
+import ada_url
 import regex
 
 from bot.domain import InputField, InputFieldKind, InputValue
@@ -45,6 +46,7 @@ _NUMBER = re.compile(
 )
 # An address as people type one: something, one @, a domain with a dot; no spaces.
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(?:\.[^@\s.]+)+")
+_WEB_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})  # the WHATWG's, with hosts
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATE_TIME = re.compile(
@@ -144,7 +146,7 @@ def _text_problem(field: InputField, value: str) -> str:
         )
     if limits.format == "email" and not _EMAIL.fullmatch(value):
         return _("Type an email address, like name@example.com.")
-    if limits.format == "uri" and not _URI.fullmatch(value):
+    if limits.format == "uri" and not _is_uri(value):
         return _("Type a full web address, like https://example.com.")
     if limits.format == "date" and not _is_date(value):
         return _("Type a date as year-month-day, like 2026-12-31.")
@@ -153,6 +155,18 @@ def _text_problem(field: InputField, value: str) -> str:
     if limits.pattern and not _matches(limits.pattern, value):
         return _("That is not in the form asked for.")
     return ""
+
+
+def _is_uri(value: str) -> bool:
+    """An absolute URI; a web one (http, https…) as a browser reads it, with a host."""
+    if not _URI.fullmatch(value):
+        return False
+    if value.split(":", 1)[0].lower() not in _WEB_SCHEMES:
+        return True
+    try:
+        return bool(ada_url.URL(value).hostname)
+    except ValueError:
+        return False
 
 
 def _is_date(value: str) -> bool:

@@ -235,10 +235,17 @@ def typed_field(kind: InputFieldKind, **limits: Any) -> InputQuestion:
         ),
         (
             typed_field(InputFieldKind.TEXT, format="uri"),
-            "example.com",
+            "https://exa mple.com",
             "Type a full web address",
             "https://example.com/x",
             "https://example.com/x",
+        ),
+        (
+            typed_field(InputFieldKind.TEXT, format="uri"),
+            "http://",  # a web address without a host
+            "Type a full web address",
+            "mailto:ann@example.com",
+            "mailto:ann@example.com",
         ),
         (
             typed_field(InputFieldKind.TEXT, format="date"),
