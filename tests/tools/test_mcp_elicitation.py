@@ -303,3 +303,20 @@ def test_a_required_field_that_cannot_be_asked_makes_the_form_unaskable() -> Non
     many = {f"f{n}": {"type": "string"} for n in range(30)}
     with pytest.raises(Unaskable):
         input_question("web", form({"properties": many, "required": ["f25"]}))
+
+
+async def test_a_link_with_non_latin_letters_names_its_host_in_punycode_with_a_warning(
+    server: StreamableHTTPMCPServer, mcp_app: McpApp, llm: ScriptedOpenAIServer
+) -> None:
+    app = await mcp_app(server.url)
+    idn = "https://b\u00fccher.example/login"
+    llm.script(tool_call_reply((LINK, {"url": idn})), text_reply("Done."))
+    out = io.StringIO()
+
+    await run_console(app.desk, reader=typed_lines("sign me in", ""), out=out, user=ME, color=False)
+
+    shown = out.getvalue()
+    assert "https://xn--bcher-kva.example/login" in shown
+    assert "It leads to xn--bcher-kva.example." in shown
+    assert "Careful: xn--bcher-kva.example is how a name with non-Latin letters" in shown
+    assert tool_results(llm) == ["link: accept"]  # Enter: Done
