@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
+
+from bot.links import inspect_link
 
 
 class ChatKind(enum.StrEnum):
@@ -345,19 +346,56 @@ class InputFieldKind(enum.StrEnum):
     INTEGER = "integer"
     BOOLEAN = "boolean"
     CHOICE = "choice"
+    MULTI_CHOICE = "multi_choice"
+
+
+# A value a user gives a form: what goes back to the tool (a multi-choice: its values).
+InputValue = str | int | float | bool | list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class InputChoice:
+    """One option of a choice: `value` goes back to the tool, `title` (or the value,
+    when there is none) is what the user sees."""
+
+    value: str
+    title: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.title or self.value
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimits:
+    """What a value must meet before it goes back (None or empty: no such limit).
+    Lengths count characters; `format` is email, uri, date or date-time; `minimum` and
+    `maximum` bound a number; `min_items` and `max_items` a multi-choice."""
+
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str = ""
+    format: str = ""
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    min_items: int | None = None
+    max_items: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class InputField:
     """One value a tool asks the user for: a typed reply (text, number, integer) or a
-    press (boolean: yes/no; choice: one of `choices`)."""
+    press (boolean: yes/no; choice: one of `choices`; multi-choice: several, toggled),
+    with the value offered to keep (`default`) and the `limits` it must meet."""
 
     name: str
     label: str
     kind: InputFieldKind = InputFieldKind.TEXT
     required: bool = True
-    choices: tuple[str, ...] = ()
+    choices: tuple[InputChoice, ...] = ()
     description: str = ""
+    default: InputValue | None = None
+    limits: InputLimits = field(default_factory=InputLimits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,8 +413,10 @@ class InputQuestion:
 
     @property
     def domain(self) -> str:
-        """The host the link leads to: shown, so nobody follows a link blindly."""
-        return (urlsplit(self.url).hostname or "") if self.url else ""
+        """The host a browser would open for the link (ASCII), "" for none or one that
+        cannot be opened: shown, so nobody follows a link blindly."""
+        link = inspect_link(self.url) if self.url else None
+        return link.host if link is not None and link.ok else ""
 
 
 class InputAction(enum.StrEnum):
@@ -391,7 +431,7 @@ class InputAnswer:
     declined, or cancelled (also: nobody answered in time)."""
 
     action: InputAction
-    values: dict[str, str | int | float | bool] = field(default_factory=dict)
+    values: dict[str, InputValue] = field(default_factory=dict)
 
 
 Asker = Callable[[InputQuestion], Awaitable[InputAnswer]]

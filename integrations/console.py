@@ -35,7 +35,7 @@ from bot.domain import (
     UserRef,
 )
 from bot.i18n import N_, _, use_locale
-from bot.questions import CANCEL, InputQuestions, InputStep, PendingInput
+from bot.questions import CANCEL, DONE, KEEP, InputQuestions, InputStep, PendingInput
 
 Reader = Callable[[str], Awaitable[str]]
 
@@ -171,21 +171,53 @@ class ConsoleSurface:
         return await self.questions.ask(user, CONSOLE_CHAT, question, self._show_step)
 
     async def _show_step(self, pending: PendingInput, step: InputStep) -> None:
+        """A step on the terminal: a choice's options numbered from 1 (a multi-choice's
+        marked [x] when chosen: type several numbers), then the keys; Enter keeps the
+        default, or else presses Done (Send, for the answers)."""
         self._dim("? " + step.text.replace("\n", "\n  "))
-        keys = {key for _label, key in step.buttons}
-        choices = ", ".join(f"[{key}] {label}" for label, key in step.buttons)
+        numbered = [label for label, key in step.buttons if key.isdigit()]
+        for number, (label, _key, on) in enumerate(step.options, 1):
+            self._dim(f"  {number}) [{'x' if on else ' '}] {label}")
+        for number, label in enumerate(numbered, 1):
+            self._dim(f"  {number}) {label}")
+        keys = {key: label for label, key in step.buttons if not key.isdigit()}
+        hints = [f"[{key}] {label}" for key, label in keys.items()]
+        enter = KEEP if KEEP in keys else DONE if DONE in keys else ""
+        if enter:
+            hints.insert(0, _("[Enter] {action}", action=keys[enter]))
+        if step.options:
+            hints.insert(0, _("numbers, like 1 3"))
+        elif numbered:
+            hints.insert(0, _("a number"))
         while True:
             try:
-                typed = (await self.reader(f"  {choices}: ")).strip()
+                typed = (await self.reader(f"  {', '.join(hints)}: ")).strip()
             except EOFError:
                 pending.take_key(CANCEL)
                 return
+            numbers = _numbers(typed, len(step.options) or len(numbered))
             if typed.lower() in keys:
                 pending.take_key(typed.lower())
-                return
-            if step.typed and typed:
+            elif not typed and enter:
+                pending.take_key(enter)
+            elif step.options and numbers is not None:
+                pending.take_key(DONE, [str(n - 1) for n in numbers])
+            elif numbered and numbers is not None and len(numbers) == 1:
+                pending.take_key(str(numbers[0] - 1))
+            elif step.typed and typed:
                 pending.take_text(typed)
-                return
+            else:
+                continue
+            return
+
+
+def _numbers(typed: str, highest: int) -> list[int] | None:
+    """Numbers from 1 to `highest` typed with spaces or commas between, or None."""
+    words = typed.replace(",", " ").split()
+    if not words or not all(w.isascii() and w.isdigit() and len(w) < 4 for w in words):
+        return None
+    numbers = sorted({int(w) for w in words})
+    return numbers if all(1 <= n <= highest for n in numbers) else None
 
 
 class ConsoleMessenger:

@@ -63,6 +63,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import URL_ELICITATION_REQUIRED
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bot.domain import Asker, ToolContext
@@ -565,12 +566,19 @@ class MCPServerLink:
                 "it is being restarted, try again later"
             )
         try:
-            with self._elicitation.calling(ask):
-                # A handshake-era server asks mid-request: the user's answering time must
-                # not time the request out. The tool's own timeout (paused while asking)
-                # and the question's bound the call instead.
-                result = await client.call_tool(name, arguments, read_timeout_seconds=DAY)
+            try:
+                result = await self._call_tool(client, name, arguments, ask)
+            except MCPError as exc:
+                if exc.code != URL_ELICITATION_REQUIRED:
+                    raise
+                await self._open_links(exc.error, ask)
+                result = await self._call_tool(client, name, arguments, ask)  # once
         except MCPError as exc:
+            if exc.code == URL_ELICITATION_REQUIRED:
+                raise ToolError(
+                    f"MCP server {self.config.name!r} still requires a link to be opened after "
+                    "the user said they had; the tool did not run"
+                ) from None
             if "closed" in str(exc).lower():
                 self._broken.set()
             raise ToolError(f"MCP server {self.config.name!r}: {exc}") from None
@@ -581,6 +589,25 @@ class MCPServerLink:
         if result.is_error:
             raise ToolError(text or "the tool reported an error")
         return text
+
+    async def _call_tool(
+        self, client: Client, name: str, arguments: dict[str, Any], ask: Asker | None
+    ) -> mcp_types.CallToolResult:
+        with self._elicitation.calling(ask):
+            # A handshake-era server asks mid-request: the user's answering time must
+            # not time the request out. The tool's own timeout (paused while asking)
+            # and the question's bound the call instead.
+            return await client.call_tool(name, arguments, read_timeout_seconds=DAY)
+
+    async def _open_links(self, error: mcp_types.ErrorData, ask: Asker | None) -> None:
+        """A call refused with -32042: the server's links put to the user as link
+        questions; returns when every one was done (the call is then retried once)."""
+        refused = await self._elicitation.links_required(error, ask)
+        if refused:
+            raise ToolError(
+                f"MCP server {self.config.name!r} requires the user to open a link first "
+                f"(to sign in or authorise it), and {refused}; the tool did not run"
+            )
 
 
 @contextlib.asynccontextmanager

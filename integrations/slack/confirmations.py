@@ -17,6 +17,8 @@ from bot.questions import InputStep, PendingInput
 APPROVAL_ACTION = "parley_approval"  # action ids: parley_approval_once, ..._show
 INPUT_ACTION = "parley_input"  # a tool's question: action ids parley_input_<key>
 SHOW_ALL = "show"
+PICK = f"{INPUT_ACTION}_pick"  # a multi-choice's checkboxes: block and action id
+CHECKBOX_LIMIT = 10  # Slack's most options in a checkboxes element
 SECTION_LIMIT = 3000
 BUTTON_LIMIT = 75
 # "Show all" sends at most this many messages (a section each); more is cut and said so.
@@ -65,13 +67,18 @@ def note_blocks(text: str) -> list[dict[str, Any]]:
 
 
 def input_blocks(pending: PendingInput, step: InputStep, user_id: str) -> list[dict[str, Any]]:
-    """A step of a tool's question (bot/questions.py) for `user_id`: its text, the link as
-    a URL button in URL mode, and its buttons (each carrying the question's token)."""
+    """A step of a tool's question (bot/questions.py) for `user_id`: its text, a
+    multi-choice's options as checkboxes (a multi-select menu past CHECKBOX_LIMIT; what is
+    ticked is read from the message's state when Done is pressed), the link as a URL button
+    in URL mode, and its buttons (each carrying the question's token)."""
     mention = f"<@{user_id}>: "
     text = mention + escape(step.text)[: SECTION_LIMIT - len(mention)]
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    if step.options:
+        blocks.append({"type": "actions", "block_id": PICK, "elements": [_picker(step)]})
     elements: list[dict[str, Any]] = []
-    if step.url.startswith(("https://", "http://")):
-        label = _("Open {domain}", domain=pending.question.domain)
+    if step.url:
+        label = _("Open {domain}", domain=step.domain)
         elements.append(
             {
                 "type": "button",
@@ -89,7 +96,33 @@ def input_blocks(pending: PendingInput, step: InputStep, user_id: str) -> list[d
                 "value": pending.token,
             }
         )
-    return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        {"type": "actions", "block_id": "parley_input", "elements": elements[:25]},
+    blocks.append({"type": "actions", "block_id": "parley_input", "elements": elements[:25]})
+    return blocks
+
+
+def _picker(step: InputStep) -> dict[str, Any]:
+    options = [
+        {"text": {"type": "plain_text", "text": label[:BUTTON_LIMIT]}, "value": key}
+        for label, key, _on in step.options
     ]
+    chosen = [option for option, (_l, _k, on) in zip(options, step.options, strict=True) if on]
+    element: dict[str, Any] = {"action_id": PICK, "options": options}
+    if len(options) <= CHECKBOX_LIMIT:
+        element["type"] = "checkboxes"
+    else:
+        element["type"] = "multi_static_select"
+        element["placeholder"] = {"type": "plain_text", "text": _("Choose")}
+    if chosen:
+        element["initial_options"] = chosen
+    return element
+
+
+def picked(body: dict[str, Any]) -> list[str] | None:
+    """The option keys ticked in a question's checkboxes or menu when a button was
+    pressed (None: the press carried no such state)."""
+    state = (body.get("state") or {}).get("values") or {}
+    element = (state.get(PICK) or {}).get(PICK)
+    if not isinstance(element, dict):
+        return None
+    chosen = element.get("selected_options") or []
+    return [str(option.get("value", ""))[:8] for option in chosen[:100] if isinstance(option, dict)]

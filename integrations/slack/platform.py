@@ -49,6 +49,7 @@ from integrations.slack.confirmations import (
     SHOW_ALL_PARTS,
     escape,
     note_blocks,
+    picked,
 )
 from integrations.slack.convert import (
     PLATFORM,
@@ -432,13 +433,13 @@ class SlackPlatform:
         """A press on a tool's question: taken only from the asker, in that channel."""
         await ack()
         key = str(action.get("action_id", "")).removeprefix(f"{INPUT_ACTION}_")
-        if key == "link":
-            return  # the link button only opens the link
+        if key in ("link", "pick"):
+            return  # the link button only opens the link; ticks are read on Done
         token = str(action.get("value", ""))[:64]
         presser = UserRef(PLATFORM, str(body.get("user", {}).get("id", "")))
         channel = str(body.get("channel", {}).get("id", ""))
         chat = ChatRef(PLATFORM, channel, ChatKind.CHANNEL)
-        outcome = self.desk.questions.press(token, presser, chat, key)
+        outcome = self.desk.questions.press(token, presser, chat, key, picked(body))
         container = body.get("container") or {}
         if outcome is not InputPress.TAKEN:
             message = body.get("message") or {}

@@ -488,9 +488,14 @@ class Delivery:
         )
         return False
 
-    async def edit_plain(self, chat_id: int, message_id: int, text: str) -> None:
+    async def edit_plain(
+        self, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """Replace a message's text (and its buttons with `markup`; without, they go)."""
         await self.call(
-            lambda: self.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id),
+            lambda: self.bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, reply_markup=markup
+            ),
             "editMessageText",
             chat_id,
         )

@@ -60,15 +60,19 @@ _draft_ids = itertools.count(1)
 
 
 def input_keyboard(pending: PendingInput, step: InputStep) -> InlineKeyboardMarkup:
-    """A step's buttons, three to a row; the link first, as a URL button."""
-    buttons = [
-        InlineKeyboardButton(label[:60], callback_data=f"{INPUT}:{pending.token}:{key}")
-        for label, key in step.buttons
-    ]
-    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
-    if step.url.startswith(("https://", "http://")):
-        domain = pending.question.domain
-        rows.insert(0, [InlineKeyboardButton(_("Open {domain}", domain=domain), url=step.url)])
+    """A step's buttons, three to a row; a multi-choice's options first, two to a row,
+    each marked ✓ when chosen (a press toggles it); the link above all, as a URL button."""
+
+    def button(label: str, key: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(label[:60], callback_data=f"{INPUT}:{pending.token}:{key}")
+
+    toggles = [button(f"✓ {label}" if on else label, key) for label, key, on in step.options]
+    buttons = [button(label, key) for label, key in step.buttons]
+    rows = [toggles[i : i + 2] for i in range(0, len(toggles), 2)]
+    rows += [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+    if step.url:
+        link = InlineKeyboardButton(_("Open {domain}", domain=step.domain), url=step.url)
+        rows.insert(0, [link])
     return InlineKeyboardMarkup(rows)
 
 
@@ -217,10 +221,16 @@ class TelegramSurface:
         shown: list[tuple[int, str]] = []
 
         async def show(pending: PendingInput, step: InputStep) -> None:
+            text = step.text[:QUESTION_LIMIT]
+            if shown and step.refresh:  # a toggle: the same step, its keyboard redrawn
+                message_id, _before = shown[-1]
+                markup = input_keyboard(pending, step)
+                await self._guard(self.delivery.edit_plain(self.chat_id, message_id, text, markup))
+                shown[-1] = (message_id, text)
+                return
             if shown:  # the previous step's buttons go; its text stays, marked done
                 message_id, before = shown[-1]
                 await self._guard(self.delivery.edit_plain(self.chat_id, message_id, f"{before} ✓"))
-            text = step.text[:QUESTION_LIMIT]
             message = await self.delivery.send_part(
                 self.chat_id,
                 text,

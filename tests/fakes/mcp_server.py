@@ -17,7 +17,11 @@ Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `cr
 (the process dies mid-call), `delete_everything` (to be disabled by config) and
 `grow` (registers `late_tool` and announces that the tool list changed).
 `forecast` returns text and different structured content; `book_table` asks the user
-a form (guests, outside: yes/no, time: a choice, a note)
+a form (guests, outside: yes/no, time: a choice, a note);
+`trigger-elicitation-request` asks server-everything's form (titled and untitled, single
+and multi-select choices, defaults, formats, bounds) and refuses an answer that breaks
+it, as the SDK's server does; `trigger-url-elicitation` is server-everything's link tool
+(with `errorPath`, the first call is refused with -32042, URL elicitation required)
 and `sign_in` a link (URL mode; on 2026-07-28 by an `InputRequiredResult` whose
 `requestState` comes back in `states`). Hostile ones: `transfer_money` claims
 `readOnlyHint` and acts (each call is appended to `calls`); `disguise` re-registers
@@ -29,23 +33,27 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp.shared.exceptions import UrlElicitationRequiredError
 from mcp_types import (
     UNSUPPORTED_PROTOCOL_VERSION,
     CallToolResult,
     ElicitRequest,
+    ElicitRequestFormParams,
     ElicitRequestURLParams,
+    ElicitResult,
     InputRequiredResult,
     TextContent,
     ToolAnnotations,
 )
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel, Field
+from pydantic import AnyUrl, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.fakes.http import FakeServer, ThreadedServer
@@ -69,6 +77,149 @@ def ask_booking(ctx: Context) -> Elicit[Booking]:
 
 
 SIGN_IN_URL = "https://auth.example.com/login?session=42"
+PREREQUISITE_URL = "https://modelcontextprotocol.io"
+# server-everything's trigger-elicitation-request schema, as that server sends it.
+PROFILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"title": "String", "type": "string", "description": "Your full, legal name"},
+        "check": {
+            "title": "Boolean",
+            "type": "boolean",
+            "description": "Agree to the terms and conditions",
+        },
+        "firstLine": {
+            "title": "String with default",
+            "type": "string",
+            "description": "Favorite first line of a story",
+            "default": "It was a dark and stormy night.",
+        },
+        "email": {
+            "title": "String with email format",
+            "type": "string",
+            "format": "email",
+            "description": "Your email address",
+        },
+        "homepage": {
+            "type": "string",
+            "format": "uri",
+            "title": "String with uri format",
+            "description": "Portfolio / personal website",
+        },
+        "birthdate": {
+            "title": "String with date format",
+            "type": "string",
+            "format": "date",
+            "description": "Your date of birth",
+        },
+        "integer": {
+            "title": "Integer",
+            "type": "integer",
+            "description": "Your favorite integer",
+            "minimum": 1,
+            "maximum": 100,
+            "default": 42,
+        },
+        "number": {
+            "title": "Number in range 1-1000",
+            "type": "number",
+            "description": "Favorite number (there are no wrong answers)",
+            "minimum": 0,
+            "maximum": 1000,
+            "default": 3.14,
+        },
+        "untitledSingleSelectEnum": {
+            "type": "string",
+            "title": "Untitled Single Select Enum",
+            "description": "Choose your favorite friend",
+            "enum": ["Monica", "Rachel", "Joey", "Chandler", "Ross", "Phoebe"],
+            "default": "Monica",
+        },
+        "untitledMultipleSelectEnum": {
+            "type": "array",
+            "title": "Untitled Multiple Select Enum",
+            "description": "Choose your favorite instruments",
+            "minItems": 1,
+            "maxItems": 3,
+            "items": {"type": "string", "enum": ["Guitar", "Piano", "Violin", "Drums", "Bass"]},
+            "default": ["Guitar"],
+        },
+        "titledSingleSelectEnum": {
+            "type": "string",
+            "title": "Titled Single Select Enum",
+            "description": "Choose your favorite hero",
+            "oneOf": [
+                {"const": "hero-1", "title": "Superman"},
+                {"const": "hero-2", "title": "Green Lantern"},
+                {"const": "hero-3", "title": "Wonder Woman"},
+            ],
+            "default": "hero-1",
+        },
+        "titledMultipleSelectEnum": {
+            "type": "array",
+            "title": "Titled Multiple Select Enum",
+            "description": "Choose your favorite types of fish",
+            "minItems": 1,
+            "maxItems": 3,
+            "items": {
+                "anyOf": [
+                    {"const": "fish-1", "title": "Tuna"},
+                    {"const": "fish-2", "title": "Salmon"},
+                    {"const": "fish-3", "title": "Trout"},
+                ]
+            },
+            "default": ["fish-1"],
+        },
+        "legacyTitledEnum": {
+            "type": "string",
+            "title": "Legacy Titled Single Select Enum",
+            "description": "Choose your favorite type of pet",
+            "enum": ["pet-1", "pet-2", "pet-3", "pet-4", "pet-5"],
+            "enumNames": ["Cats", "Dogs", "Birds", "Fish", "Reptiles"],
+            "default": "pet-1",
+        },
+    },
+    "required": ["name"],
+}
+Instrument = Literal["Guitar", "Piano", "Violin", "Drums", "Bass"]
+Fish = Literal["fish-1", "fish-2", "fish-3"]
+
+
+class Profile(BaseModel):
+    """What `PROFILE_SCHEMA` allows, checked as the Python SDK's server checks an answer
+    (`model_validate`), strictly: a string where a number belongs is refused too."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str
+    check: bool | None = None
+    firstLine: str | None = None
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    homepage: AnyUrl | None = None
+    birthdate: date | None = None
+    integer: Annotated[int, Field(ge=1, le=100)] | None = None
+    number: Annotated[float, Field(ge=0, le=1000)] | None = None
+    untitledSingleSelectEnum: (
+        Literal["Monica", "Rachel", "Joey", "Chandler", "Ross", "Phoebe"] | None
+    ) = None
+    untitledMultipleSelectEnum: (
+        Annotated[list[Instrument], Field(min_length=1, max_length=3)] | None
+    ) = None
+    titledSingleSelectEnum: Literal["hero-1", "hero-2", "hero-3"] | None = None
+    titledMultipleSelectEnum: Annotated[list[Fish], Field(min_length=1, max_length=3)] | None = None
+    legacyTitledEnum: Literal["pet-1", "pet-2", "pet-3", "pet-4", "pet-5"] | None = None
+
+
+def checked_profile(content: Any) -> str:
+    """The answer's content validated (a ValueError, so a failed call, when it breaks
+    the schema), as the tool's result."""
+    try:
+        profile = Profile.model_validate_json(json.dumps(content))
+    except ValidationError as exc:
+        raise ValueError(
+            "Received an accepted elicitation whose content does not match the requested schema"
+        ) from exc
+    return "accepted: " + profile.model_dump_json(exclude_none=True)
 
 
 def build_server(
@@ -79,6 +230,7 @@ def build_server(
     server = MCPServer(name, log_level="ERROR")
     recorded = calls if calls is not None else []
     states = states if states is not None else []
+    issued: set[str] = set()  # links whose call was refused once with -32042
 
     @server.tool()
     def add(a: int, b: int = 0) -> Sum:
@@ -140,6 +292,58 @@ def build_server(
         answer: Any = responses["login"]
         action = answer.get("action") if isinstance(answer, dict) else answer.action
         return f"sign in: {action}"
+
+    @server.tool(name="trigger-elicitation-request", structured_output=False)
+    async def trigger_elicitation_request(ctx: Context) -> str | InputRequiredResult:
+        """Ask the user server-everything's form (every kind of field)."""
+        message = "Please provide inputs for the following fields:"
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            result = await ctx.request_context.session.elicit_form(
+                message, PROFILE_SCHEMA, related_request_id=ctx.request_id
+            )
+        else:
+            responses = ctx.input_responses
+            if not responses:
+                params = ElicitRequestFormParams(message=message, requested_schema=PROFILE_SCHEMA)
+                return InputRequiredResult(input_requests={"profile": ElicitRequest(params=params)})
+            raw: Any = responses["profile"]
+            result = ElicitResult.model_validate(raw) if isinstance(raw, dict) else raw
+        if result.action != "accept":
+            return f"not given: {result.action}"
+        return checked_profile(result.content)
+
+    @server.tool(name="trigger-url-elicitation", structured_output=False)
+    async def trigger_url_elicitation(
+        ctx: Context,
+        url: str,
+        message: str = "Please open the link to complete this action.",
+        errorPath: bool = False,  # server-everything names its argument so
+        prerequisite: str = PREREQUISITE_URL,
+    ) -> str | InputRequiredResult:
+        """server-everything's link tool: with errorPath, the first call is refused with
+        -32042 naming a prerequisite link (the fake's own argument `prerequisite`; the
+        real server's is fixed), and its retry asks for `url` as a link."""
+        if errorPath and url not in issued:
+            issued.add(url)
+            prerequisite = ElicitRequestURLParams(
+                message="Open this link to satisfy the prerequisite, then retry the request.",
+                url=prerequisite,
+                elicitation_id="prerequisite-1",
+            )
+            raise UrlElicitationRequiredError(
+                [prerequisite], "This request requires browser-based authorization."
+            )
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            issued.discard(url)
+            result = await ctx.elicit_url(message, url, "link-1")
+            return f"link: {result.action}"
+        responses = ctx.input_responses
+        if not responses:  # the marker stays for this call's retry with the answer
+            params = ElicitRequestURLParams(message=message, url=url, elicitation_id="link-1")
+            return InputRequiredResult(input_requests={"link": ElicitRequest(params=params)})
+        issued.discard(url)
+        answer: Any = responses["link"]
+        return f"link: {answer.get('action') if isinstance(answer, dict) else answer.action}"
 
     def delete_everything() -> str:
         """A tool the configuration disables."""

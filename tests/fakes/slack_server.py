@@ -9,10 +9,11 @@ to fail: `fail(method, error)` answers `{"ok": false, "error": ...}` and
 
 Messages are refused as Slack refuses them: blocks past Block Kit's limits answer
 `invalid_blocks` (a section's text over 3,000 characters, a button's over 75, more than
-50 blocks, a `context_actions` block with more than 5 elements or feedback buttons
-without both buttons), and `chat.postEphemeral` without a `user` answers
-`user_not_in_channel`. Stream chunks are checked against docs.slack.dev: `task_update`
-needs an id, a title and one of its four statuses, its details and output at most 256
+50 blocks, more than 25 elements in an actions block, checkboxes or menus with too many
+options or initial options not among them, a `context_actions` block with more than 5
+elements or feedback buttons without both buttons), and `chat.postEphemeral` without a
+`user` answers `user_not_in_channel`. Stream chunks are checked against docs.slack.dev:
+`task_update` needs an id, a title and one of its four statuses, its details and output at most 256
 characters (`invalid_chunks` otherwise), and an append needs text or chunks. Agent
 sessions (`agents.sessions.setStatus` / `rename`) check their status and title;
 `speak_assistant_api_only()` makes them unknown, as for a workspace without them.
@@ -425,6 +426,30 @@ def _chunks_problem(chunks: Any) -> str:
     return ""
 
 
+# Most options an element takes (docs.slack.dev/reference/block-kit/block-elements).
+OPTION_LIMITS = {"checkboxes": 10, "multi_static_select": 100, "static_select": 100}
+
+
+def _options_problem(element: dict[str, Any]) -> str:
+    """Why Slack would refuse a checkboxes element's or a menu's options, or "": too
+    many, an option's text over 75 characters or value over 150, or initial options
+    that are not among the options."""
+    limit = OPTION_LIMITS.get(str(element.get("type")))
+    if limit is None:
+        return ""
+    options = element.get("options") or []
+    if not 1 <= len(options) <= limit:
+        return f"must provide 1 to {limit} options"
+    for option in options:
+        if len((option.get("text") or {}).get("text", "")) > 75:
+            return "option text must be less than 76 characters"
+        if len(str(option.get("value", ""))) > 150:
+            return "option value must be less than 151 characters"
+    if any(initial not in options for initial in element.get("initial_options") or []):
+        return "initial options must match the options"
+    return ""
+
+
 def _blocks_problem(blocks: Any) -> str:
     """Why Slack would refuse these blocks (docs.slack.dev/reference/block-kit), or ""."""
     if not blocks:
@@ -449,7 +474,12 @@ def _blocks_problem(blocks: Any) -> str:
         text = (block.get("text") or {}).get("text", "") if block.get("type") == "section" else ""
         if len(text) > 3000:
             return f"must be less than 3001 characters [json-pointer:/blocks/{index}/text/text]"
+        if block.get("type") == "actions" and len(block.get("elements") or []) > 25:
+            return f"no more than 25 items allowed [json-pointer:/blocks/{index}/elements]"
         for element in block.get("elements") or []:
+            problem = _options_problem(element)
+            if problem:
+                return f"{problem} [json-pointer:/blocks/{index}/elements]"
             label = (
                 (element.get("text") or {}).get("text", "")
                 if element.get("type") == "button"

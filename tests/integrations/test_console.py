@@ -209,7 +209,7 @@ async def test_a_tools_form_and_link_in_the_terminal() -> None:
         asked_by="MCP server {name}",
         source="web",
     )
-    typed = iter(["four", "4", "maybe", "y"])
+    typed = iter(["four", "4", "maybe", "y", ""])  # Enter sends the answers
 
     async def reader(prompt: str) -> str:
         return next(typed)
@@ -219,7 +219,9 @@ async def test_a_tools_form_and_link_in_the_terminal() -> None:
     answer = await surface.ask(USER, form)
     assert answer == InputAnswer(InputAction.ACCEPT, {"guests": 4, "outside": True})
     shown = out.getvalue()
-    assert "MCP server web asks: Book a table" in shown and "not a value for Guests" in shown
+    assert "MCP server web asks: Book a table" in shown
+    assert "Not taken: Type a whole number, like 42." in shown
+    assert "Check your answers, then press Send:\n  Guests: 4\n  Outside: Yes" in shown
 
     link = InputQuestion("Sign in", url="https://auth.example.com/x", asked_by="MCP server web")
     typed = iter(["d"])

@@ -154,6 +154,7 @@ class SlackHarness:
         ephemeral: bool = False,
         response_url: str = "http://127.0.0.1:1/response/2",
         message: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
     ) -> tuple[int, str]:
         container: dict[str, Any] = {
             "type": "message",
@@ -181,6 +182,8 @@ class SlackHarness:
                 }
             ],
         }
+        if state is not None:  # the message's inputs as they stand (checkboxes, menus)
+            payload["state"] = {"values": state}
         if not ephemeral:  # Slack sends no message with a press on an ephemeral one
             # Slack sends the whole message pressed in (its text and blocks): `message`.
             payload["message"] = {"ts": message_ts, "type": "message", **(message or {})}
