@@ -63,6 +63,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bot.domain import Asker, ToolContext
@@ -342,6 +343,7 @@ class MCPServerLink:
         self.available = False
         self.last_error = ""
         self.restarts = 0
+        self.failures_after_listing = 0  # connection losses of a server that had listed
         self.protocol_version = ""  # as negotiated: 2026-07-28 stateless, or a handshake era
         self._registry = registry
         self._initial_backoff = initial_backoff
@@ -353,6 +355,11 @@ class MCPServerLink:
         self._broken = asyncio.Event()
         self._refresh_wanted = asyncio.Event()
         self._listed = asyncio.Event()  # set after the first listing attempt, good or bad
+        # Set once a connection has chosen how it learns of changes (subscribed, or listing
+        # on a timer), or has failed: the doctor waits for it before judging the server.
+        self._settled = asyncio.Event()
+        self.listings = 0  # complete tool listings so far
+        self.subscribed = False  # to tool-list changes (2026-07-28 `subscriptions/listen`)
         self._names: dict[str, str] = {}  # MCP tool name -> public name
         self._annotations: dict[str, dict[str, Any]] = {}  # as last listed, per MCP name
         self._elicitation = Elicitation(config.name)  # its questions go to the call's user
@@ -363,6 +370,27 @@ class MCPServerLink:
     async def wait_listed(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._listed.wait(), seconds)
+
+    async def wait_settled(self, seconds: float) -> None:
+        """Wait (up to `seconds`) until the connection has subscribed to changes or fallen
+        back to listing on a timer, or has failed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), seconds)
+
+    async def answers(self, seconds: float) -> str:
+        """Whether the server answers a tool listing within `seconds` now: "" if it does,
+        otherwise why not."""
+        client = self._client
+        if client is None or not self.available:
+            return self.last_error or "not connected"
+        try:
+            async with asyncio.timeout(seconds):
+                await client.list_tools(cache_mode="bypass")
+        except TimeoutError:
+            return f"no answer to a tool listing within {seconds:g} s"
+        except Exception as exc:
+            return _describe(exc)
+        return ""
 
     async def stop(self) -> None:
         self._stop.set()
@@ -421,8 +449,11 @@ class MCPServerLink:
                 log.debug("MCP server %s failed", self.config.name, exc_info=True)
             finally:
                 self._client = None
+                if self.available:
+                    self.failures_after_listing += 1
                 self.available = False
             self._listed.set()
+            self._settled.set()
             if self._stop.is_set():
                 return
             if time.monotonic() - connected_at > 60:
@@ -465,17 +496,50 @@ class MCPServerLink:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _listen(self, client: Client) -> None:
-        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            async with client.listen(tools_list_changed=True) as subscription:
-                async for _event in subscription:
-                    self._refresh_wanted.set()
-        else:
-            # Handshake-era server: changes arrive through `_on_message`. Listing the tools
-            # now and then notices a death (ping is deprecated) and catches silent changes.
-            while True:
-                await asyncio.sleep(self._ping_interval)
-                self._refresh_wanted.set()
-        raise ConnectionError("the server closed the connection")
+        """Wait for tool-list changes; return never (a dead server raises).
+
+        A 2026-07-28 server that advertises `tools.listChanged` is subscribed to with
+        `subscriptions/listen`. The subscription is optional: the reference servers (time,
+        fetch, git) answer -32601, others -32603 "Subscription limit reached". A refusal, or
+        a server that does not advertise changes, means "no subscriptions", never a dead
+        server: the tools are then listed on a timer, as for a handshake-era server (whose
+        changes arrive through `_on_message`), which also notices a server that died."""
+        while client.protocol_version in MODERN_PROTOCOL_VERSIONS and _announces_changes(client):
+            try:
+                async with client.listen(tools_list_changed=True) as subscription:
+                    honored = subscription.honored
+                    if honored is None or not honored.tools_list_changed:
+                        log.info(
+                            "MCP server %s did not honour the tool-list subscription; "
+                            "listing its tools every %g s",
+                            self.config.name,
+                            self._ping_interval,
+                        )
+                        break
+                    self.subscribed = True
+                    self._settled.set()
+                    async for _event in subscription:
+                        self._refresh_wanted.set()
+                # A graceful end of the stream (a server may close long-lived streams):
+                # listen again; a dead server fails the new request and is restarted.
+                self.subscribed = False
+            except MCPError as exc:
+                if _is_dead(exc):
+                    raise
+                log.info(
+                    "MCP server %s refused the tool-list subscription (%s: %s); "
+                    "listing its tools every %g s",
+                    self.config.name,
+                    exc.code,
+                    exc.message[:200],
+                    self._ping_interval,
+                )
+                break
+        self.subscribed = False
+        self._settled.set()
+        while True:
+            await asyncio.sleep(self._ping_interval)
+            self._refresh_wanted.set()
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, mcp_types.ToolListChangedNotification):
@@ -507,6 +571,7 @@ class MCPServerLink:
             self._note_annotations(item)
         self._names = names
         self._registry.replace_source(self.config.source, tools)
+        self.listings += 1
         if allowed is not None and (missing := allowed - set(names)):
             log.warning(
                 "MCP server %s does not offer allowed tool(s): %s",
@@ -592,6 +657,20 @@ async def _http_with_headers(url: str, headers: dict[str, str]) -> AsyncIterator
         streamable_http_client(url, http_client=http) as streams,
     ):
         yield streams
+
+
+def _announces_changes(client: Client) -> bool:
+    """Whether the server advertises `tools.listChanged: true` (only then is it subscribed)."""
+    tools = client.server_capabilities.tools
+    return bool(tools is not None and tools.list_changed)
+
+
+def _is_dead(exc: MCPError) -> bool:
+    """Whether an error means the connection is gone (closed, or no answer in time), as
+    opposed to the server's refusal of one request."""
+    if exc.code == REQUEST_TIMEOUT:
+        return True
+    return exc.code == CONNECTION_CLOSED and "closed" in exc.message.lower()
 
 
 def _describe(exc: BaseException) -> str:

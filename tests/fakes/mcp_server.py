@@ -12,6 +12,9 @@ initialize/session server of 2025) answers a request carrying a 2026 protocol ve
 with -32022 naming the versions it supports, and has no GET stream. With `token`, a
 request without `Authorization: Bearer <token>` gets 401, as a protected server answers.
 Every request is recorded (`requests`: HTTP method, JSON-RPC method, headers).
+`listen_refusal` refuses `subscriptions/listen` as the reference servers do (-32601
+method not found, -32603 "Subscription limit reached"); `broken_after_listing` answers
+500 to everything after the first tool listing.
 
 Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `crash`
 (the process dies mid-call), `delete_everything` (to be disabled by config) and
@@ -36,6 +39,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp_types import (
+    INTERNAL_ERROR,
+    METHOD_NOT_FOUND,
     UNSUPPORTED_PROTOCOL_VERSION,
     CallToolResult,
     ElicitRequest,
@@ -188,11 +193,33 @@ class MCPRequest:
     headers: dict[str, str]
 
 
-class EraGate:
-    """ASGI middleware: records each request and refuses what a one-era server refuses."""
+# How real 2026-07-28 servers refuse `subscriptions/listen`: the official time, fetch and
+# git servers have no such method, others run out of subscriptions.
+LISTEN_REFUSALS = {
+    METHOD_NOT_FOUND: "Method not found",
+    INTERNAL_ERROR: "Subscription limit reached",
+}
 
-    def __init__(self, app: ASGIApp, era: Era, requests: list[MCPRequest], token: str = "") -> None:
+
+class EraGate:
+    """ASGI middleware: records each request and refuses what a one-era server refuses.
+
+    With `listen_refusal` (-32601 or -32603) it refuses `subscriptions/listen` as the
+    reference servers do; with `broken_after_listing` every request after the first
+    tool listing gets 500 (a server whose backend died after start)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        era: Era,
+        requests: list[MCPRequest],
+        token: str = "",
+        listen_refusal: int | None = None,
+        broken_after_listing: bool = False,
+    ) -> None:
         self.app, self.era, self.requests, self.token = app, era, requests, token
+        self.listen_refusal = listen_refusal
+        self.broken_after_listing = broken_after_listing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -225,6 +252,9 @@ class EraGate:
             )
             await send({"type": "http.response.body", "body": b'{"error":"invalid_token"}'})
             return
+        if self.broken_after_listing and any(r.method == "tools/list" for r in self.requests[:-1]):
+            await _send_json(send, 500, {"error": "backend gone"})
+            return
         refusal = self._refusal(scope["method"], headers.get("mcp-protocol-version"), payload)
         if refusal is not None:
             status, error = refusal
@@ -253,6 +283,9 @@ class EraGate:
     def _refusal(
         self, http_method: str, version: str | None, payload: dict[str, Any]
     ) -> tuple[int, dict[str, Any]] | None:
+        if self.listen_refusal is not None and payload.get("method") == "subscriptions/listen":
+            message = LISTEN_REFUSALS[self.listen_refusal]
+            return 200, {"code": self.listen_refusal, "message": message}
         if (
             self.era == "legacy"
             and version is not None
@@ -276,17 +309,35 @@ class EraGate:
         return None
 
 
+async def _send_json(send: Send, status: int, body: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
 class StreamableHTTPMCPServer(FakeServer):
     """`build_server()` served over streamable HTTP by uvicorn in a thread, as a server of
     both protocol eras (the SDK's own) or of one (`era`)."""
 
-    def __init__(self, name: str = "fake", era: Era = "both", token: str = "") -> None:
+    def __init__(
+        self,
+        name: str = "fake",
+        era: Era = "both",
+        token: str = "",
+        listen_refusal: int | None = None,
+        broken_after_listing: bool = False,
+    ) -> None:
         self.url = ""
         self.calls: list[dict[str, object]] = []  # what the hostile tools really did
         self.requests: list[MCPRequest] = []
         self.states: list[str] = []  # request states echoed back by the client
         app = build_server(name, self.calls, self.states).streamable_http_app()
-        self._app = EraGate(app, era, self.requests, token)
+        self._app = EraGate(app, era, self.requests, token, listen_refusal, broken_after_listing)
         super().__init__(ThreadedServer(self._app, name="fake-mcp-http", lifespan="on"))
 
     def methods(self) -> list[str | None]:

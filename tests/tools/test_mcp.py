@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp_types import INTERNAL_ERROR, METHOD_NOT_FOUND
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from bot.app import Application
@@ -588,3 +589,51 @@ async def test_over_the_tool_budget_the_model_is_offered_builtins_and_the_most_r
 
     tools = offered(llm.requests[0])
     assert len(tools) == 3 and {"get_current_time", "web_add"} <= set(tools)
+
+
+@pytest.mark.parametrize("refusal", [None, METHOD_NOT_FOUND, INTERNAL_ERROR])
+async def test_a_2026_server_that_refuses_subscriptions_is_listed_on_a_timer_not_restarted(
+    refusal: int | None,
+) -> None:
+    with StreamableHTTPMCPServer(era="modern", listen_refusal=refusal) as server:
+        registry = ToolRegistry()
+        [config] = load_config_from({"web": {"url": server.url, "confirm": "never"}})
+        link = MCPServerLink(config, registry, ping_interval=0.1)
+        link.start()
+        try:
+            await link.wait_listed(10)
+            await link.wait_settled(10)
+            assert link.available and link.subscribed is (refusal is None)
+            assert await link.call("grow", {}) == "grown"
+            # Announced by the subscription, or found by the listing on a timer.
+            await wait_until(lambda: registry.get("web_late_tool") is not None)
+            if refusal is not None:  # listed again and again, never restarted
+                listed = link.listings
+                await wait_until(lambda: link.listings >= listed + 2)
+            assert await link.call("echo", {"text": "still"}) == "echo: still"
+            assert (link.restarts, link.failures_after_listing) == (0, 0)
+        finally:
+            await link.stop()
+    assert server.methods().count("subscriptions/listen") == 1  # asked once, never again
+    assert server.methods().count("server/discover") == 1  # never reconnected
+
+
+async def test_the_official_time_server_without_subscriptions_stays_up() -> None:
+    """mcp-server-time (PyPI) advertises `tools.listChanged: false` and has no
+    `subscriptions/listen`: it is not subscribed to, and its tools keep working."""
+    registry = ToolRegistry()
+    [config] = load_config_from(
+        {"time": {"command": sys.executable, "args": ["-m", "mcp_server_time"]}}
+    )
+    link = MCPServerLink(config, registry, ping_interval=0.1)
+    link.start()
+    try:
+        await link.wait_listed(20)
+        await link.wait_settled(10)
+        assert link.available and link.protocol_version == "2026-07-28" and not link.subscribed
+        await wait_until(lambda: link.listings >= 3)
+        answer = json.loads(await link.call("get_current_time", {"timezone": "Asia/Shanghai"}))
+        assert answer["timezone"] == "Asia/Shanghai"
+        assert (link.restarts, link.failures_after_listing) == (0, 0)
+    finally:
+        await link.stop()
