@@ -53,15 +53,13 @@ import os
 import re
 import time
 import tomllib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import mcp_types
 from mcp import Client, StdioServerParameters
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -78,6 +76,13 @@ from bot.toolkit import (
     schema_tool,
 )
 from tools.mcp_input import Elicitation
+from tools.mcp_transport import (
+    CLIENT_INFO,
+    StderrTail,
+    http_transport,
+    quiet_sdk_tracebacks,
+    stdio_transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -362,6 +367,7 @@ class MCPServerLink:
         self.subscribed = False  # to tool-list changes (2026-07-28 `subscriptions/listen`)
         self._names: dict[str, str] = {}  # MCP tool name -> public name
         self._annotations: dict[str, dict[str, Any]] = {}  # as last listed, per MCP name
+        self.stderr = StderrTail()  # a stdio server's last stderr lines
         self._elicitation = Elicitation(config.name)  # its questions go to the call's user
 
     def start(self) -> None:
@@ -405,16 +411,15 @@ class MCPServerLink:
         self._task = None
 
     def _target(self) -> Any:
-        if self.config.url and self.config.headers:
-            return _http_with_headers(self.config.url, self.config.headers)
         if self.config.url:
-            return self.config.url
-        return StdioServerParameters(
+            return http_transport(self.config.url, self.config.headers)
+        params = StdioServerParameters(
             command=self.config.command,
             args=list(self.config.args),
             env=self.config.env,
             cwd=self.config.cwd,
         )
+        return stdio_transport(self.config.name, params, self.stderr)
 
     async def _run(self) -> None:
         delay = self._initial_backoff
@@ -427,6 +432,7 @@ class MCPServerLink:
                     message_handler=self._on_message,
                     elicitation_callback=self._elicitation.answer,
                     mode=self._mode,
+                    client_info=CLIENT_INFO,
                 ) as client:
                     self._client = client
                     self.protocol_version = client.protocol_version
@@ -446,6 +452,8 @@ class MCPServerLink:
                 raise
             except Exception as exc:  # any failure of this server stays with this server
                 self.last_error = _describe(exc)
+                if self.stderr.lines:
+                    self.last_error += f"; its stderr last said: {self.stderr.lines[-1]}"
                 log.debug("MCP server %s failed", self.config.name, exc_info=True)
             finally:
                 self._client = None
@@ -648,17 +656,6 @@ class MCPServerLink:
         return text
 
 
-@contextlib.asynccontextmanager
-async def _http_with_headers(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
-    """A streamable HTTP transport whose every request carries `headers` (the SDK's own
-    HTTP client settings otherwise), closed with the connection."""
-    async with (
-        create_mcp_http_client(headers=headers) as http,
-        streamable_http_client(url, http_client=http) as streams,
-    ):
-        yield streams
-
-
 def _announces_changes(client: Client) -> bool:
     """Whether the server advertises `tools.listChanged: true` (only then is it subscribed)."""
     tools = client.server_capabilities.tools
@@ -699,6 +696,7 @@ class MCPTools:
             for config in configs
         ]
         self._start_timeout = start_timeout
+        quiet_sdk_tracebacks()
 
     async def start(self) -> None:
         """Connect to every server and wait (up to the start timeout) for their tools.

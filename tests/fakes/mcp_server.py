@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from mcp.server.elicitation import ElicitationResult
@@ -191,6 +192,7 @@ class MCPRequest:
     http_method: str
     method: str | None  # the JSON-RPC method, None for a GET or a response
     headers: dict[str, str]
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 # How real 2026-07-28 servers refuse `subscriptions/listen`: the official time, fetch and
@@ -238,7 +240,15 @@ class EraGate:
         except ValueError:
             decoded = None
         payload = decoded if isinstance(decoded, dict) else {}
-        self.requests.append(MCPRequest(scope["method"], payload.get("method"), headers))
+        params = payload.get("params")
+        self.requests.append(
+            MCPRequest(
+                scope["method"],
+                payload.get("method"),
+                headers,
+                params if isinstance(params, dict) else {},
+            )
+        )
         if self.token and headers.get("authorization") != f"Bearer {self.token}":
             await send(
                 {
@@ -348,4 +358,12 @@ class StreamableHTTPMCPServer(FakeServer):
 
 
 if __name__ == "__main__":
+    # As many real servers do: a banner on stderr, and (a misbehaving one) a stray line
+    # on stdout, which is the protocol's channel.
+    if banner := os.environ.get("FAKE_MCP_STDERR"):
+        sys.stderr.write(f"{banner}\n")
+        sys.stderr.flush()
+    if os.environ.get("FAKE_MCP_STRAY_STDOUT"):
+        sys.stdout.write("this is not JSON-RPC\n")
+        sys.stdout.flush()
     build_server(os.environ.get("FAKE_MCP_NAME", "fake")).run("stdio")

@@ -9,11 +9,12 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp_types import INTERNAL_ERROR, METHOD_NOT_FOUND
+from mcp_types import CLIENT_INFO_META_KEY, INTERNAL_ERROR, METHOD_NOT_FOUND
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from bot.app import Application
@@ -397,15 +398,18 @@ async def test_a_server_of_either_protocol_era_through_the_sdks_auto_mode(era: s
     methods = server.methods()
     assert methods[0] == "server/discover"  # auto mode probes the 2026 era first
     sessions = [r.headers.get("mcp-session-id") for r in server.requests if r.method]
+    parley = {"name": "parley", "version": version("parley")}
     if era == "modern":
         assert link.protocol_version == "2026-07-28"
         assert "initialize" not in methods and not any(sessions)  # stateless
         calls = [r for r in server.requests if r.method == "tools/call"]
         assert calls and calls[0].headers["mcp-protocol-version"] == "2026-07-28"
+        assert calls[0].params["_meta"][CLIENT_INFO_META_KEY] == parley
     else:
         assert link.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS
         assert methods[1] == "initialize"  # refused probe, then the handshake
         assert all(sessions[2:])  # every request after initialize is in the session
+        assert server.requests[1].params["clientInfo"] == parley
 
 
 async def test_a_handshake_only_client_is_refused_by_a_2026_server() -> None:
@@ -637,3 +641,26 @@ async def test_the_official_time_server_without_subscriptions_stays_up() -> None
         assert (link.restarts, link.failures_after_listing) == (0, 0)
     finally:
         await link.stop()
+
+
+async def test_a_stdio_servers_stderr_goes_to_the_log_and_sdk_tracebacks_to_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    env = {"FAKE_MCP_STDERR": "fake banner 4711", "FAKE_MCP_STRAY_STDOUT": "1"}
+    [config] = load_config_from({"fake": stdio_server(env=env)})
+    link = MCPServerLink(config, ToolRegistry())
+    MCPTools([], ToolRegistry())  # installs the one-line filter, as the app does
+    link.start()
+    try:
+        await link.wait_listed(10)
+        assert link.available
+        await wait_until(lambda: "fake banner 4711" in link.stderr.lines)
+    finally:
+        await link.stop()
+    [banner] = [r for r in caplog.records if "fake banner 4711" in r.getMessage()]
+    assert banner.name == "tools.mcp.stderr" and banner.getMessage().startswith("MCP server fake")
+    sdk = [r for r in caplog.records if r.name.split(".")[0] == "mcp"]
+    [stray] = [r for r in sdk if "Failed to parse" in r.getMessage()]
+    assert "not JSON-RPC" in stray.getMessage() or "ValidationError" in stray.getMessage()
+    assert all(r.exc_info is None for r in sdk)
