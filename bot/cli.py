@@ -258,9 +258,10 @@ def _mcp_check(link: Any, registry: ToolRegistry, config: str) -> Any:
         await link.wait_settled(MCP_SETTLE_SECONDS)
         problem = await link.answers(MCP_SETTLE_SECONDS)
         if problem or link.failures_after_listing:
+            why = problem or link.last_error or link.last_failure or "none"
             raise CheckFailed(
                 f"listed its tools, then failed: {link.failures_after_listing} restart(s) "
-                f"after start, last error: {problem or link.last_error or 'none'}",
+                f"after start, last error: {why}",
                 f"see the server's own log; check [servers.{name}] in {config}.",
             )
         count = sum(1 for item in registry if item.source == f"mcp:{name}")

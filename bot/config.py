@@ -287,6 +287,8 @@ class MCPSettings(_Group):
     question_timeout_seconds: float = Field(
         300.0, gt=0, validation_alias="PARLEY_MCP_QUESTION_TIMEOUT"
     )
+    # After a call times out, the server must answer a ping within this, or it is restarted.
+    probe_timeout_seconds: float = Field(5.0, gt=0, validation_alias="PARLEY_MCP_PROBE_TIMEOUT")
 
 
 class AdminSettings(_Group):

@@ -14,7 +14,9 @@ request without `Authorization: Bearer <token>` gets 401, as a protected server 
 Every request is recorded (`requests`: HTTP method, JSON-RPC method, headers).
 `listen_refusal` refuses `subscriptions/listen` as the reference servers do (-32601
 method not found, -32603 "Subscription limit reached"); `broken_after_listing` answers
-500 to everything after the first tool listing.
+500 to everything after the first tool listing; `forget_sessions()` makes it a new
+instance that never issued the sessions so far. Over stdio only, `freeze` stops the
+whole server process (SIGSTOP).
 
 Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `crash`
 (the process dies mid-call), `delete_everything` (to be disabled by config) and
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -222,6 +225,14 @@ class EraGate:
         self.app, self.era, self.requests, self.token = app, era, requests, token
         self.listen_refusal = listen_refusal
         self.broken_after_listing = broken_after_listing
+        self.forgotten: set[str] = set()  # session ids this "new instance" never issued
+
+    def forget_sessions(self) -> None:
+        """Forget every session so far, as a restarted server (or another instance behind
+        the same address) does: the SDK server answers their requests as unknown."""
+        self.forgotten |= {
+            r.headers["mcp-session-id"] for r in self.requests if "mcp-session-id" in r.headers
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -262,6 +273,14 @@ class EraGate:
             )
             await send({"type": "http.response.body", "body": b'{"error":"invalid_token"}'})
             return
+        if headers.get("mcp-session-id") in self.forgotten:
+            scope = {
+                **scope,
+                "headers": [
+                    (k, b"unknown-" + v if k.lower() == b"mcp-session-id" else v)
+                    for k, v in scope["headers"]
+                ],
+            }
         if self.broken_after_listing and any(r.method == "tools/list" for r in self.requests[:-1]):
             await _send_json(send, 500, {"error": "backend gone"})
             return
@@ -350,6 +369,9 @@ class StreamableHTTPMCPServer(FakeServer):
         self._app = EraGate(app, era, self.requests, token, listen_refusal, broken_after_listing)
         super().__init__(ThreadedServer(self._app, name="fake-mcp-http", lifespan="on"))
 
+    def forget_sessions(self) -> None:
+        self._app.forget_sessions()
+
     def methods(self) -> list[str | None]:
         return [request.method for request in self.requests]
 
@@ -366,4 +388,12 @@ if __name__ == "__main__":
     if os.environ.get("FAKE_MCP_STRAY_STDOUT"):
         sys.stdout.write("this is not JSON-RPC\n")
         sys.stdout.flush()
-    build_server(os.environ.get("FAKE_MCP_NAME", "fake")).run("stdio")
+    stdio = build_server(os.environ.get("FAKE_MCP_NAME", "fake"))
+
+    @stdio.tool()
+    def freeze() -> str:
+        """Stop this whole process (SIGSTOP): a frozen server that answers nothing."""
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return "thawed"
+
+    stdio.run("stdio")

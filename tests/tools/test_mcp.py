@@ -664,3 +664,55 @@ async def test_a_stdio_servers_stderr_goes_to_the_log_and_sdk_tracebacks_to_one_
     [stray] = [r for r in sdk if "Failed to parse" in r.getMessage()]
     assert "not JSON-RPC" in stray.getMessage() or "ValidationError" in stray.getMessage()
     assert all(r.exc_info is None for r in sdk)
+
+
+async def test_an_http_server_that_forgot_the_session_gets_a_new_one_and_the_call_again() -> None:
+    with StreamableHTTPMCPServer(era="legacy") as server:
+        [config] = load_config_from({"web": {"url": server.url, "confirm": "never"}})
+        link = MCPServerLink(config, ToolRegistry(), mode="legacy")
+        link.start()
+        try:
+            await link.wait_listed(10)
+            assert await link.call("echo", {"text": "before"}) == "echo: before"
+            server.forget_sessions()  # restarted: the SDK server answers 404 to the old one
+
+            assert await link.call("echo", {"text": "after"}) == "echo: after"
+
+            assert link.sessions_renewed == 1 and link.failures_after_listing == 0
+            # A tool's own error that speaks of a session is no reason to call again.
+            with pytest.raises(Exception, match="failed on purpose: session"):
+                await link.call("fail", {"reason": "session"})
+            assert link.sessions_renewed == 1
+        finally:
+            await link.stop()
+    echoes = [r for r in server.requests if r.method == "tools/call"]
+    old, new = echoes[0].headers["mcp-session-id"], echoes[-1].headers["mcp-session-id"]
+    assert old != new and server.methods().count("initialize") == 2
+    assert len([r for r in echoes if r.params["arguments"] == {"text": "after"}]) == 2
+
+
+async def test_a_frozen_stdio_server_is_restarted_without_waiting_for_the_listing_timer(
+    llm: ScriptedOpenAIServer, make_app: AppFactory, tmp_path: Path
+) -> None:
+    config = tmp_path / "mcp.json"
+    servers = {"fake": stdio_server(confirm="never", call_timeout=1)}
+    config.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+    app = await make_app(
+        ALL_TOOLS,
+        llm={"model": "m"},
+        mcp={"config": str(config), "probe_timeout_seconds": 0.5},
+        admin={"default_tools_dm": "all,mcp:fake"},
+    )
+    assert app.mcp is not None
+    [link] = app.mcp.links
+    llm.script(tool_call_reply(("fake_freeze", {})), text_reply("It hangs."))
+    outcome = await app.engine.handle(message("freeze"), RecordingSurface())
+    [frozen] = outcome.tool_results
+    assert frozen.is_error and "timed out after 1 s" in frozen.content
+
+    # The listing timer is 30 s away; the failed ping restarts it long before.
+    await wait_until(lambda: link.restarts == 1 and link.available, seconds=20)
+    assert "no answer to a ping within 0.5 s" in link.last_failure
+    llm.script(tool_call_reply(("fake_add", {"a": 1, "b": 2})), text_reply("3"))
+    outcome = await app.engine.handle(message("1+2"), RecordingSurface())
+    assert json.loads(outcome.tool_results[0].content) == {"total": 3}
