@@ -125,6 +125,7 @@ class MCPServerLink:
         self.listings = 0  # complete tool listings so far
         self.subscribed = False  # to tool-list changes (2026-07-28 `subscriptions/listen`)
         self._names: dict[str, str] = {}  # MCP tool name -> public name
+        self._task_only: set[str] = set()  # tools left out: they run only as tasks
         self._annotations: dict[str, dict[str, Any]] = {}  # as last listed, per MCP name
         self.stderr = StderrTail()  # a stdio server's last stderr lines
         self.sessions_renewed = 0  # new sessions after the server forgot ours (HTTP)
@@ -341,6 +342,18 @@ class MCPServerLink:
         taken = {t.name for t in self._registry if t.source != self.config.source}
         for item in listed:
             if allowed is not None and item.name not in allowed:
+                continue
+            if item.execution is not None and item.execution.task_support == "required":
+                # Task-augmented calls (create, poll, result) are not made by this client
+                # (nor by the SDK's): a tool that runs only so is never offered.
+                if item.name not in self._task_only:
+                    self._task_only.add(item.name)
+                    log.info(
+                        "MCP server %s: tool %s runs only as a task, which Parley does not "
+                        "support; it is not offered",
+                        self.config.name,
+                        item.name,
+                    )
                 continue
             public = public_name(self.config.name, item.name, taken | set(names.values()))
             try:
