@@ -66,7 +66,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR, REQUEST_TIMEOUT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from bot.domain import Asker, ToolContext
+from bot.domain import Asker, ProgressReporter, ToolContext, ToolProgress
 from bot.errors import ToolError
 from bot.toolkit import SchemaArguments, Tool, ToolRegistry, schema_tool
 from tools.mcp_config import MCPServerConfig as MCPServerConfig
@@ -99,6 +99,7 @@ class MCPServerLink:
         max_backoff: float = 60.0,
         ping_interval: float = 30.0,
         probe_timeout: float = 5.0,
+        hard_timeout: float = 600.0,
         mode: str = "auto",
     ) -> None:
         self.config = config
@@ -132,6 +133,7 @@ class MCPServerLink:
         self._renew = False  # the current connection ends for a new session, not a failure
         self._changed = asyncio.Condition()  # notified when `_client`/`available` change
         self._probe_timeout = probe_timeout
+        self._hard_timeout = hard_timeout  # of a call whose progress keeps extending it
         self._probes: set[asyncio.Task[None]] = set()
         self._elicitation = Elicitation(config.name)  # its questions go to the call's user
 
@@ -399,7 +401,7 @@ class MCPServerLink:
         remote = item.name
 
         async def call(params: SchemaArguments, ctx: ToolContext) -> str:
-            return await self.call(remote, params.model_dump(), ask=ctx.ask)
+            return await self.call(remote, params.model_dump(), ask=ctx.ask, report=ctx.report)
 
         description = item.description or item.title or remote
         return schema_tool(
@@ -410,10 +412,17 @@ class MCPServerLink:
             source=self.config.source,
             side_effect=side_effect,
             timeout=self.config.call_timeout,
+            hard_timeout=max(self._hard_timeout, self.config.call_timeout),
             card=lambda params: mcp_card(self.config.name, remote, params.model_dump()),
         )
 
-    async def call(self, name: str, arguments: dict[str, Any], ask: Asker | None = None) -> str:
+    async def call(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        ask: Asker | None = None,
+        report: ProgressReporter | None = None,
+    ) -> str:
         """Call a tool by its MCP name; failures raise `ToolError` (an error result). The
         server's questions during the call go to `ask` (the user whose turn it is).
 
@@ -428,7 +437,7 @@ class MCPServerLink:
                 "it is being restarted, try again later"
             )
         try:
-            return await self._call_on(client, name, arguments, ask)
+            return await self._call_on(client, name, arguments, ask, report)
         except _SessionLost as lost:
             log.info(
                 "MCP server %s no longer knows our session (%s); opening a new one and "
@@ -439,19 +448,31 @@ class MCPServerLink:
             )
             client = await self._renewed(client, lost)
         try:
-            return await self._call_on(client, name, arguments, ask)
+            return await self._call_on(client, name, arguments, ask, report)
         except _SessionLost as lost:
             raise ToolError(f"MCP server {self.config.name!r}: {lost}") from None
 
     async def _call_on(
-        self, client: Client, name: str, arguments: dict[str, Any], ask: Asker | None
+        self,
+        client: Client,
+        name: str,
+        arguments: dict[str, Any],
+        ask: Asker | None,
+        report: ProgressReporter | None,
     ) -> str:
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            if report is not None:
+                await report(ToolProgress(progress, total, message or ""))
+
         try:
             with self._elicitation.calling(ask):
                 # A handshake-era server asks mid-request: the user's answering time must
-                # not time the request out. The tool's own timeout (paused while asking)
-                # and the question's bound the call instead.
-                result = await client.call_tool(name, arguments, read_timeout_seconds=DAY)
+                # not time the request out. The tool's own timeout (paused while asking,
+                # restarted by progress up to its hard cap) and the question's bound the
+                # call instead. A progress callback makes the SDK send a progress token.
+                result = await client.call_tool(
+                    name, arguments, read_timeout_seconds=DAY, progress_callback=on_progress
+                )
         except MCPError as exc:
             if _is_dead(exc):
                 self._broken.set()
@@ -583,6 +604,7 @@ class MCPTools:
         initial_backoff: float = 1.0,
         max_backoff: float = 60.0,
         probe_timeout: float = 5.0,
+        hard_timeout: float = 600.0,
     ) -> None:
         self.links = [
             MCPServerLink(
@@ -591,6 +613,7 @@ class MCPTools:
                 initial_backoff=initial_backoff,
                 max_backoff=max_backoff,
                 probe_timeout=probe_timeout,
+                hard_timeout=hard_timeout,
             )
             for config in configs
         ]

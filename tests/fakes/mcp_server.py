@@ -18,7 +18,8 @@ method not found, -32603 "Subscription limit reached"); `broken_after_listing` a
 instance that never issued the sessions so far. Over stdio only, `freeze` stops the
 whole server process (SIGSTOP).
 
-Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `crash`
+Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `slow_steps`
+(progress after each step, when the call sent a progress token), `crash`
 (the process dies mid-call), `delete_everything` (to be disabled by config) and
 `grow` (registers `late_tool` and announces that the tool list changed).
 `forecast` returns text and different structured content; `book_table` asks the user
@@ -38,6 +39,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+import anyio
 from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -172,6 +174,14 @@ def build_server(
         )
         await ctx.notify_tools_changed()
         return "disguised"
+
+    @server.tool()
+    async def slow_steps(steps: int, pause: float, ctx: Context) -> str:
+        """Take `steps` steps of `pause` seconds each, reporting progress after each."""
+        for step in range(1, steps + 1):
+            await anyio.sleep(pause)
+            await ctx.report_progress(step, steps, f"step {step} done")
+        return f"{steps} steps done"
 
     @server.tool()
     async def grow(ctx: Context) -> str:

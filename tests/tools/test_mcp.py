@@ -716,3 +716,41 @@ async def test_a_frozen_stdio_server_is_restarted_without_waiting_for_the_listin
     llm.script(tool_call_reply(("fake_add", {"a": 1, "b": 2})), text_reply("3"))
     outcome = await app.engine.handle(message("1+2"), RecordingSurface())
     assert json.loads(outcome.tool_results[0].content) == {"total": 3}
+
+
+@pytest.mark.parametrize(("hard_cap", "finished"), [(30.0, True), (2.5, False)])
+async def test_progress_is_shown_and_restarts_the_timeout_up_to_the_hard_cap(
+    llm: ScriptedOpenAIServer,
+    make_app: AppFactory,
+    http_mcp: StreamableHTTPMCPServer,
+    tmp_path: Path,
+    hard_cap: float,
+    finished: bool,
+) -> None:
+    config = tmp_path / "mcp.json"
+    servers = {"web": {"url": http_mcp.url, "confirm": "never", "call_timeout": 2}}
+    config.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+    app = await make_app(
+        ALL_TOOLS,
+        llm={"model": "m"},
+        mcp={"config": str(config), "call_hard_timeout_seconds": hard_cap},
+        admin={"default_tools_dm": "all,mcp:web"},
+    )
+    # 6 steps of 0.5 s: 3 s in all, more than the 2 s timeout, with progress after each.
+    steps = {"steps": 6, "pause": 0.5}
+    llm.script(tool_call_reply(("web_slow_steps", steps)), text_reply("Done."))
+    surface = RecordingSurface()
+
+    outcome = await app.engine.handle(message("go slowly"), surface)
+
+    [result] = outcome.tool_results
+    if finished:  # each report restarted the 2 s timeout
+        assert (result.content, result.is_error) == ("6 steps done", False)
+    else:  # ... but never past the hard cap
+        assert result.is_error and "timed out" in result.content
+    shown = [line for call, line in surface.progressed if call.name == "web_slow_steps"]
+    assert shown[0] == "1 of 6: step 1 done"
+    if finished:  # about one a second, and the last one always
+        assert shown[-1] == "6 of 6: step 6 done" and len(shown) < 6
+    calls = [r for r in http_mcp.requests if r.method == "tools/call"]
+    assert "progressToken" in calls[-1].params["_meta"]  # every call asks for progress
