@@ -9,7 +9,14 @@ started on 127.0.0.1, stopped in `finally`.
   tests with a clear reason only where npm is absent.
   `everything_stdio(package)` is a stdio config entry; `EverythingHTTP(package)` runs its
   streamable HTTP mode on a free port of 127.0.0.1 (`url`, `restart()`), readiness by
-  polling the port, never by sleeping.
+  polling the port, never by sleeping; the `everything_http` fixture is one, running for
+  the test and stopped after it (config entry: `{"url": everything_http.url}`).
+
+Fixtures (registered for the whole suite in tests/conftest.py): `everything_package`
+(session), `everything_http` (per test). A test of the elicitation forms uses either
+transport: `everything_stdio(everything_package)` or `{"url": everything_http.url}`, and
+calls `trigger-elicitation-request` (registered only for a client that advertises
+elicitation, as Parley's does).
 
 Its tools (read from its package source, `dist/tools/`): echo, get-sum,
 get-structured-content (output schema), trigger-long-running-operation (progress, with
@@ -29,6 +36,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +117,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def everything_http(everything_package: Path, tmp_path: Path) -> Iterator[EverythingHTTP]:
+    """server-everything over streamable HTTP on 127.0.0.1, stopped after the test."""
+    server = EverythingHTTP(everything_package, tmp_path / "everything-http.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class EverythingHTTP:

@@ -205,25 +205,24 @@ def test_server_everything_structured_output_and_a_long_running_tool_with_progre
 
 
 def test_server_everything_over_http_restarted_mid_conversation_costs_no_failed_call(
-    tmp_path: Path, llm: ScriptedOpenAIServer, everything_package: Path
+    tmp_path: Path, llm: ScriptedOpenAIServer, everything_http: EverythingHTTP
 ) -> None:
-    with EverythingHTTP(everything_package, tmp_path / "everything.log") as everything:
-        turns = iter(
-            [
-                lambda: tool_call_reply(("everything_echo", {"message": "before"})),
-                lambda: text_reply("Said before."),
-                restart_then(
-                    everything, tool_call_reply(("everything_echo", {"message": "after"}))
-                ),
-                lambda: text_reply("Said after."),
-            ]
-        )
-        llm.set_responder(lambda _request: next(turns)())
-        server = {"url": everything.url, "trusted": True}
+    turns = iter(
+        [
+            lambda: tool_call_reply(("everything_echo", {"message": "before"})),
+            lambda: text_reply("Said before."),
+            restart_then(
+                everything_http, tool_call_reply(("everything_echo", {"message": "after"}))
+            ),
+            lambda: text_reply("Said after."),
+        ]
+    )
+    llm.set_responder(lambda _request: next(turns)())
+    server = {"url": everything_http.url, "trusted": True}
 
-        result = chat(tmp_path, llm, {"everything": server}, "say before", "say after")
+    result = chat(tmp_path, llm, {"everything": server}, "say before", "say after")
 
-        assert everything.starts == 2
+    assert everything_http.starts == 2  # a new instance answered the second turn
     assert "Said before." in result.stdout and "Said after." in result.stdout
     assert "✗" not in result.stdout
     echoes = [
@@ -245,18 +244,28 @@ def restart_then(everything: EverythingHTTP, reply: ScriptedReply) -> Callable[[
     return turn
 
 
+@pytest.mark.parametrize("transport", ["stdio", "http"])
 async def test_a_task_only_tool_of_server_everything_is_not_offered_and_logged_once(
-    everything_package: Path, caplog: pytest.LogCaptureFixture
+    everything_package: Path,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+    transport: str,
 ) -> None:
     caplog.set_level(logging.INFO)
     registry = ToolRegistry()
-    [config] = load_config_from({"everything": everything_stdio(everything_package)})
+    if transport == "stdio":
+        entry = everything_stdio(everything_package)
+    else:
+        entry = {"url": request.getfixturevalue("everything_http").url}
+    [config] = load_config_from({"everything": entry})
     link = MCPServerLink(config, registry, ping_interval=0.1)
     link.start()
     try:
         await link.wait_listed(30)
         assert link.available, link.last_error
         assert registry.get("everything_get-sum") is not None
+        # Offered to a client that advertises elicitation (the forms are asked elsewhere).
+        assert registry.get("everything_trigger-elicitation-request") is not None
         # `execution.taskSupport: "required"`: it could only fail, so it is not there.
         assert registry.get("everything_simulate-research-query") is None
         await wait_until(lambda: link.listings >= 3)  # listed again: still one log line
