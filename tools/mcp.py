@@ -302,20 +302,34 @@ class MCPServerLink:
                         break
                     self.subscribed = True
                     self._settled.set()
+                    acknowledged = time.monotonic()
                     async for _event in subscription:
                         self._refresh_wanted.set()
                 # A graceful end of the stream (a server may close long-lived streams):
-                # listen again; a dead server fails the new request and is restarted.
+                # listen again, unless it ended at once (then listen no more: a timer
+                # instead of a loop of subscriptions). A dead server fails the new one.
                 self.subscribed = False
-            except MCPError as exc:
-                if _is_dead(exc):
+                if time.monotonic() - acknowledged < self._ping_interval:
+                    log.info(
+                        "MCP server %s ended the tool-list subscription at once; "
+                        "listing its tools every %g s",
+                        self.config.name,
+                        self._ping_interval,
+                    )
+                    break
+            except (MCPError, TimeoutError) as exc:
+                if isinstance(exc, MCPError) and _is_dead(exc):
                     raise
+                reason = (
+                    f"{exc.code}: {exc.message[:200]}"
+                    if isinstance(exc, MCPError)
+                    else ("no acknowledgment in time")
+                )
                 log.info(
-                    "MCP server %s refused the tool-list subscription (%s: %s); "
+                    "MCP server %s refused the tool-list subscription (%s); "
                     "listing its tools every %g s",
                     self.config.name,
-                    exc.code,
-                    exc.message[:200],
+                    reason,
                     self._ping_interval,
                 )
                 break
