@@ -77,6 +77,7 @@ from tools.mcp_results import MAX_STRUCTURED_CHARS as MAX_STRUCTURED_CHARS
 from tools.mcp_results import mcp_card, render_result
 from tools.mcp_transport import (
     CLIENT_INFO,
+    HTTPSession,
     StderrTail,
     http_transport,
     quiet_sdk_tracebacks,
@@ -135,6 +136,7 @@ class MCPServerLink:
         self._probe_timeout = probe_timeout
         self._hard_timeout = hard_timeout  # of a call whose progress keeps extending it
         self._probes: set[asyncio.Task[None]] = set()
+        self._http_session = HTTPSession()  # of the current HTTP connection
         self._elicitation = Elicitation(config.name)  # its questions go to the call's user
 
     def start(self) -> None:
@@ -181,7 +183,8 @@ class MCPServerLink:
 
     def _target(self) -> Any:
         if self.config.url:
-            return http_transport(self.config.url, self.config.headers)
+            self._http_session = HTTPSession()
+            return http_transport(self.config.url, self.config.headers, self._http_session)
         params = StdioServerParameters(
             command=self.config.command,
             args=list(self.config.args),
@@ -205,6 +208,7 @@ class MCPServerLink:
                 ) as client:
                     self._client = client
                     self.protocol_version = client.protocol_version
+                    self._http_session.protocol_version = client.protocol_version
                     self._broken.clear()
                     await self._refresh(client)
                     self.available = True
@@ -524,6 +528,7 @@ class MCPServerLink:
         """A client on a new session, once the link has made one (bounded by the call
         timeout); `ToolError` if none comes."""
         self._renew = True
+        self._http_session.end = False  # it forgot the session: no goodbye to refuse
         self._broken.set()
         try:
             async with asyncio.timeout(self.config.call_timeout), self._changed:

@@ -6,7 +6,8 @@
   `tools.mcp.stderr`, one record per line, each bounded, at most `MAX_STDERR_LINES` per
   connection) and to a short tail kept for the doctor, never to Parley's own terminal,
   where `parley chat` talks to its user.
-- `http_transport`: streamable HTTP whose every request carries the configured headers.
+- `http_transport`: streamable HTTP whose every request carries the configured headers,
+  and whose session is ended (DELETE) unless the server already forgot it.
 - `quiet_sdk_tracebacks`: the SDK logs some failures with a traceback; they become one
   line (the traceback only at DEBUG), so none prints into a terminal chat.
 """
@@ -19,9 +20,11 @@ import logging
 import os
 from collections import deque
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import IO, Any
 
+import httpx2
 import mcp_types
 from mcp import StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -36,6 +39,7 @@ MAX_STDERR_LINES = 1000  # lines per connection; a chatty server is cut off afte
 STDERR_TAIL = 20  # last lines kept for the doctor and for errors
 STDERR_CHUNK = 4096
 MAX_SDK_LINE = 300  # characters of one SDK log record
+SESSION_END_SECONDS = 5.0
 
 
 def _parley_version() -> str:
@@ -116,15 +120,50 @@ def _log_line(server: str, raw: bytes, tail: StderrTail, logged: int) -> int:
     return logged + 1
 
 
+@dataclass
+class HTTPSession:
+    """How one HTTP connection's session ends: with a DELETE (the spec's polite goodbye)
+    unless the server already forgot it (`end` cleared), in the negotiated version."""
+
+    end: bool = True
+    protocol_version: str = ""
+    session_id: str = field(default="", repr=False)
+
+
 @contextlib.asynccontextmanager
-async def http_transport(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
+async def http_transport(
+    url: str, headers: dict[str, str], session: HTTPSession
+) -> AsyncIterator[Any]:
     """A streamable HTTP transport whose every request carries `headers` (the SDK's own
-    HTTP client settings otherwise), closed with the connection."""
-    async with (
-        create_mcp_http_client(headers=headers) as http,
-        streamable_http_client(url, http_client=http) as streams,
-    ):
-        yield streams
+    HTTP client settings otherwise), closed with the connection. The session is ended
+    here rather than by the SDK, which would warn (into a terminal chat) when a server
+    that forgot it refuses the goodbye."""
+
+    async def remember(response: httpx2.Response) -> None:
+        if issued := response.headers.get("mcp-session-id"):
+            session.session_id = issued
+
+    async with create_mcp_http_client(headers=headers) as http:
+        http.event_hooks["response"].append(remember)
+        try:
+            async with streamable_http_client(url, http_client=http, terminate_on_close=False) as s:
+                yield s
+        finally:
+            if session.end and session.session_id:
+                await _end_session(http, url, session)
+
+
+async def _end_session(http: httpx2.AsyncClient, url: str, session: HTTPSession) -> None:
+    ending = {"mcp-session-id": session.session_id}
+    if session.protocol_version:
+        ending["mcp-protocol-version"] = session.protocol_version
+    try:
+        response = await http.delete(url, headers=ending, timeout=SESSION_END_SECONDS)
+    except httpx2.HTTPError as exc:
+        log.debug("ending the MCP session at %s failed: %s", url, exc)
+        return
+    if response.status_code not in (200, 202, 204, 404, 405):
+        log.info("ending the MCP session at %s: HTTP %d", url, response.status_code)
 
 
 class _OneLineTracebacks(logging.Filter):

@@ -688,6 +688,10 @@ async def test_an_http_server_that_forgot_the_session_gets_a_new_one_and_the_cal
     echoes = [r for r in server.requests if r.method == "tools/call"]
     old, new = echoes[0].headers["mcp-session-id"], echoes[-1].headers["mcp-session-id"]
     assert old != new and server.methods().count("initialize") == 2
+    # Goodbye (DELETE) to the session in use at the stop, none to the forgotten one.
+    [goodbye] = [r for r in server.requests if r.http_method == "DELETE"]
+    assert goodbye.headers["mcp-session-id"] == new
+    assert goodbye.headers["mcp-protocol-version"] == link.protocol_version
     assert len([r for r in echoes if r.params["arguments"] == {"text": "after"}]) == 2
 
 

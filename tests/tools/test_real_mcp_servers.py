@@ -225,6 +225,8 @@ def test_server_everything_over_http_restarted_mid_conversation_costs_no_failed_
     assert everything_http.starts == 2  # a new instance answered the second turn
     assert "Said before." in result.stdout and "Said after." in result.stdout
     assert "✗" not in result.stdout
+    # The SDK's warnings about the forgotten session stay out of the terminal too.
+    assert "WARNING" not in result.stderr and "mcp.client" not in result.stderr
     echoes = [
         item["content"]
         for request in llm.requests
