@@ -13,7 +13,8 @@ with -32022 naming the versions it supports, and has no GET stream. With `token`
 request without `Authorization: Bearer <token>` gets 401, as a protected server answers.
 Every request is recorded (`requests`: HTTP method, JSON-RPC method, headers).
 `listen_refusal` refuses `subscriptions/listen` as the reference servers do (-32601
-method not found, -32603 "Subscription limit reached"); `broken_after_listing` answers
+method not found, -32603 "Subscription limit reached"), `listen_unanswered` never answers
+it (until the fake stops); `broken_after_listing` answers
 500 to everything after the first tool listing; `forget_sessions()` makes it a new
 instance that never issued the sessions so far. Over stdio only, `freeze` stops the
 whole server process (SIGSTOP).
@@ -32,10 +33,12 @@ and `sign_in` a link (URL mode; on 2026-07-28 by an `InputRequiredResult` whose
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -231,9 +234,12 @@ class EraGate:
         token: str = "",
         listen_refusal: int | None = None,
         broken_after_listing: bool = False,
+        listen_unanswered: Callable[[], bool] | None = None,
     ) -> None:
         self.app, self.era, self.requests, self.token = app, era, requests, token
         self.listen_refusal = listen_refusal
+        # Holds `subscriptions/listen` without an answer while this says the server runs.
+        self.listen_unanswered = listen_unanswered
         self.broken_after_listing = broken_after_listing
         self.forgotten: set[str] = set()  # session ids this "new instance" never issued
 
@@ -282,6 +288,11 @@ class EraGate:
                 }
             )
             await send({"type": "http.response.body", "body": b'{"error":"invalid_token"}'})
+            return
+        if self.listen_unanswered is not None and payload.get("method") == "subscriptions/listen":
+            while self.listen_unanswered():  # until the fake stops: no answer at all
+                await asyncio.sleep(0.05)
+            await _send_json(send, 503, {"error": "stopping"})
             return
         if headers.get("mcp-session-id") in self.forgotten:
             scope = {
@@ -370,13 +381,22 @@ class StreamableHTTPMCPServer(FakeServer):
         token: str = "",
         listen_refusal: int | None = None,
         broken_after_listing: bool = False,
+        listen_unanswered: bool = False,
     ) -> None:
         self.url = ""
         self.calls: list[dict[str, object]] = []  # what the hostile tools really did
         self.requests: list[MCPRequest] = []
         self.states: list[str] = []  # request states echoed back by the client
         app = build_server(name, self.calls, self.states).streamable_http_app()
-        self._app = EraGate(app, era, self.requests, token, listen_refusal, broken_after_listing)
+        self._app = EraGate(
+            app,
+            era,
+            self.requests,
+            token,
+            listen_refusal,
+            broken_after_listing,
+            (lambda: not self.stopping) if listen_unanswered else None,
+        )
         super().__init__(ThreadedServer(self._app, name="fake-mcp-http", lifespan="on"))
 
     def forget_sessions(self) -> None:

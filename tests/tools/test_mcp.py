@@ -622,6 +622,24 @@ async def test_a_2026_server_that_refuses_subscriptions_is_listed_on_a_timer_not
     assert server.methods().count("server/discover") == 1  # never reconnected
 
 
+async def test_an_unanswered_subscription_falls_back_to_listing_on_a_timer() -> None:
+    with StreamableHTTPMCPServer(era="modern", listen_unanswered=True) as server:
+        registry = ToolRegistry()
+        entry = {"url": server.url, "confirm": "never", "call_timeout": 0.5}
+        [config] = load_config_from({"web": entry})
+        link = MCPServerLink(config, registry, ping_interval=0.1)
+        link.start()
+        try:
+            await link.wait_listed(10)
+            await link.wait_settled(10)
+            assert link.available and not link.subscribed
+            await wait_until(lambda: link.listings >= 3)
+            assert await link.call("echo", {"text": "x"}) == "echo: x"
+            assert (link.restarts, link.failures_after_listing) == (0, 0)
+        finally:
+            await link.stop()
+
+
 async def test_the_official_time_server_without_subscriptions_stays_up() -> None:
     """mcp-server-time (PyPI) advertises `tools.listChanged: false` and has no
     `subscriptions/listen`: it is not subscribed to, and its tools keep working."""
