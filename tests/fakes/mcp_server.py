@@ -38,7 +38,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -234,14 +233,22 @@ class EraGate:
         token: str = "",
         listen_refusal: int | None = None,
         broken_after_listing: bool = False,
-        listen_unanswered: Callable[[], bool] | None = None,
+        listen_unanswered: bool = False,
     ) -> None:
         self.app, self.era, self.requests, self.token = app, era, requests, token
         self.listen_refusal = listen_refusal
-        # Holds `subscriptions/listen` without an answer while this says the server runs.
+        # Holds `subscriptions/listen` without an answer until `release()` (at the stop).
         self.listen_unanswered = listen_unanswered
+        self._held: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self.broken_after_listing = broken_after_listing
         self.forgotten: set[str] = set()  # session ids this "new instance" never issued
+
+    def release(self) -> None:
+        """Let held requests end (from any thread): the server is stopping."""
+        if self._held is not None:
+            loop, event = self._held
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
 
     def forget_sessions(self) -> None:
         """Forget every session so far, as a restarted server (or another instance behind
@@ -289,9 +296,10 @@ class EraGate:
             )
             await send({"type": "http.response.body", "body": b'{"error":"invalid_token"}'})
             return
-        if self.listen_unanswered is not None and payload.get("method") == "subscriptions/listen":
-            while self.listen_unanswered():  # until the fake stops: no answer at all
-                await asyncio.sleep(0.05)
+        if self.listen_unanswered and payload.get("method") == "subscriptions/listen":
+            if self._held is None:
+                self._held = (asyncio.get_running_loop(), asyncio.Event())
+            await self._held[1].wait()
             await _send_json(send, 503, {"error": "stopping"})
             return
         if headers.get("mcp-session-id") in self.forgotten:
@@ -395,12 +403,15 @@ class StreamableHTTPMCPServer(FakeServer):
             token,
             listen_refusal,
             broken_after_listing,
-            (lambda: not self.stopping) if listen_unanswered else None,
+            listen_unanswered,
         )
         super().__init__(ThreadedServer(self._app, name="fake-mcp-http", lifespan="on"))
 
     def forget_sessions(self) -> None:
         self._app.forget_sessions()
+
+    def wake(self) -> None:
+        self._app.release()
 
     def methods(self) -> list[str | None]:
         return [request.method for request in self.requests]
