@@ -118,6 +118,8 @@ def build_mcp(settings: Settings, registry: ToolRegistry) -> MCPTools | None:
         registry,
         start_timeout=settings.mcp.start_timeout_seconds,
         initial_backoff=settings.mcp.restart_backoff_seconds,
+        probe_timeout=settings.mcp.probe_timeout_seconds,
+        hard_timeout=settings.mcp.call_hard_timeout_seconds,
     )
 
 

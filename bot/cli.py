@@ -32,6 +32,8 @@ log = logging.getLogger("parley")
 
 HELP = {"help_option_names": ["-h", "--help"]}
 ENV_FILE_VARIABLE = "PARLEY_ENV_FILE"
+# How long the doctor gives an MCP server that listed its tools to settle and answer again.
+MCP_SETTLE_SECONDS = 5.0
 
 cli = typer.Typer(
     help="Parley: an LLM assistant with real tools for Slack, Telegram and the terminal.",
@@ -241,7 +243,8 @@ def _for_doctor(settings: Settings, *, one_token: bool) -> Settings:
 
 
 def _mcp_check(link: Any, registry: ToolRegistry, config: str) -> Any:
-    """An MCP server's check: it started and listed its tools (`link` has tried by now)."""
+    """An MCP server's check: it started, listed its tools, and keeps answering (`link` has
+    tried by now). A server that lists its tools and then fails again and again is not ok."""
     from bot.doctor import Check, CheckFailed
 
     name = link.config.name
@@ -252,8 +255,18 @@ def _mcp_check(link: Any, registry: ToolRegistry, config: str) -> Any:
                 f"did not start or list its tools ({link.last_error or 'no answer'})",
                 f"check [servers.{name}] in {config}.",
             )
+        await link.wait_settled(MCP_SETTLE_SECONDS)
+        problem = await link.answers(MCP_SETTLE_SECONDS)
+        if problem or link.failures_after_listing:
+            why = problem or link.last_error or link.last_failure or "none"
+            raise CheckFailed(
+                f"listed its tools, then failed: {link.failures_after_listing} restart(s) "
+                f"after start, last error: {why}",
+                f"see the server's own log; check [servers.{name}] in {config}.",
+            )
         count = sum(1 for item in registry if item.source == f"mcp:{name}")
-        return f"{count} tool(s) listed"
+        how = "subscribed to changes" if link.subscribed else "listed again on a timer"
+        return f"{count} tool(s) listed, {how}"
 
     return Check(f"MCP server {name}", probe)
 

@@ -287,6 +287,12 @@ class MCPSettings(_Group):
     question_timeout_seconds: float = Field(
         300.0, gt=0, validation_alias="PARLEY_MCP_QUESTION_TIMEOUT"
     )
+    # After a call times out, the server must answer a ping within this, or it is restarted.
+    probe_timeout_seconds: float = Field(5.0, gt=0, validation_alias="PARLEY_MCP_PROBE_TIMEOUT")
+    # A call that reports progress has its timeout restarted by each report, up to this.
+    call_hard_timeout_seconds: float = Field(
+        600.0, gt=0, validation_alias="PARLEY_MCP_CALL_HARD_TIMEOUT"
+    )
 
 
 class AdminSettings(_Group):

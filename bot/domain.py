@@ -438,6 +438,19 @@ Asker = Callable[[InputQuestion], Awaitable[InputAnswer]]
 
 
 @dataclass(frozen=True, slots=True)
+class ToolProgress:
+    """A running call's report of how far it is: `progress` of `total` (either may be
+    unknown) and what it is doing (`message`, the tool's own words, untrusted)."""
+
+    progress: float | None = None
+    total: float | None = None
+    message: str = ""
+
+
+ProgressReporter = Callable[[ToolProgress], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
 class ToolContext:
     """What a tool knows about the call: who asked, where, and when in their timezone.
 
@@ -454,3 +467,6 @@ class ToolContext:
     # Asks the user who started the turn a question (None: nobody to ask, e.g. a
     # scheduled follow-up); bound to that user and chat by the engine.
     ask: Asker | None = None
+    # Tells the chat how far the call is; each report also restarts the call's timeout
+    # (up to the tool's `hard_timeout`). Bound to this one call by the engine.
+    report: ProgressReporter | None = None

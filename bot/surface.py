@@ -2,8 +2,9 @@
 
 An adapter gives the engine one Surface per turn. The engine calls `start`, then
 `stream` with each text delta, `thinking` with the model's reasoning where the vendor
-streams it, `status` and `tool_started`/`tool_finished` while tools run, and `finish`
-with the whole answer (adapters may ignore deltas and render only on finish). `confirm`
+streams it, `status` and `tool_started`/`tool_progress`/`tool_finished` while tools run,
+and `finish` with the whole answer (adapters may ignore deltas and render only on
+finish). `confirm`
 shows the user who started the turn an approval question (bot/approvals.py) and returns
 their answer; `ask` puts a tool's question to them (bot/questions.py) and returns what
 they answered.
@@ -42,6 +43,10 @@ class Surface(Protocol):
     async def tool_started(self, call: ToolCall, progress: str) -> None:
         """A tool call is about to run; `progress` says so for people, in their language
         ("Checking the weather in Beijing…")."""
+
+    async def tool_progress(self, call: ToolCall, progress: str) -> None:
+        """A running call says how far it is: `progress` is a short line ("3 of 5:
+        Analysing"), to show with the call's line until the next one or its end."""
 
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
         """A tool call finished (successfully or not)."""

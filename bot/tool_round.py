@@ -11,7 +11,8 @@
               unless granted, or as the channel's rule says) are asked about one at a
               time, before anything runs
     run       what is left, concurrently, each within its timeout; a side-effecting
-              call is journaled before it runs and settled after
+              call is journaled before it runs and settled after; a call's progress
+              reports are shown in the chat (`Surface.tool_progress`, throttled)
 
 Everything is keyed by the call's *position* in the round, never by the model's id.
 Some compatible servers send one id twice; keyed by id, a round with one cancelled and
@@ -33,7 +34,15 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from bot.domain import ChatMessage, ToolCall, ToolContext, ToolResult, UserRef
+from bot.domain import (
+    ChatMessage,
+    ProgressReporter,
+    ToolCall,
+    ToolContext,
+    ToolProgress,
+    ToolResult,
+    UserRef,
+)
 from bot.i18n import _
 from bot.surface import Surface
 from bot.toolkit import InvalidArguments, Tool
@@ -58,6 +67,8 @@ class CallJournal(Protocol):
 _USABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 MAX_NAME_CHARS = 64  # the longest tool name any vendor allows; longer is made up
 KEPT_ARGUMENT_CHARS = 200  # how much of oversized arguments the stored call keeps
+PROGRESS_SHOWN_EVERY = 1.0  # seconds between two progress lines of one call in the chat
+MAX_PROGRESS_MESSAGE = 120  # characters of a tool's own progress message shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +207,8 @@ async def run_round(
             await journal.begin(position, item.name, digest)
         progress = item.progress_of(arguments)
         await surface.tool_started(call, _(progress.text, **dict(progress.values)))
-        result = await item.run_validated(call, arguments, context, rules.timeout_seconds)
+        reporting = replace(context, report=_reporter(surface, call))
+        result = await item.run_validated(call, arguments, reporting, rules.timeout_seconds)
         if result.is_error:
             log.info("tool %s failed: %s", call.name, result.content)
         if journal is not None and digest is not None:
@@ -212,6 +224,52 @@ async def run_round(
     if len(finished) != len(calls):  # every position is answered above; guard the invariant
         raise RuntimeError("a tool call of the round was left without a result")
     return finished
+
+
+def _reporter(surface: Surface, call: ToolCall) -> ProgressReporter:
+    """Progress reports of one call, shown in the chat as a short line at most once per
+    `PROGRESS_SHOWN_EVERY` seconds (the first and the last always): a server may report
+    many times a second, and each shown report is a platform call."""
+    shown_at: float | None = None
+
+    async def report(progress: ToolProgress) -> None:
+        nonlocal shown_at
+        now = asyncio.get_running_loop().time()
+        last = progress.total is not None and progress.progress == progress.total
+        if shown_at is not None and now - shown_at < PROGRESS_SHOWN_EVERY and not last:
+            return
+        line = progress_line(progress)
+        if not line:
+            return
+        shown_at = now
+        try:
+            await surface.tool_progress(call, line)
+        except Exception as exc:  # a progress line must never stop the call
+            log.warning("showing the progress of %s failed: %s", call.name, exc)
+
+    return report
+
+
+def progress_line(progress: ToolProgress) -> str:
+    """How far a call is, for people: "3 of 5: Analysing" (the tool's message is its own
+    words, bounded to one short line); empty if the report says nothing."""
+    count = ""
+    if progress.progress is not None and progress.total:
+        count = _(
+            "{done} of {total}",
+            done=_figure(progress.progress),
+            total=_figure(progress.total),
+        )
+    elif progress.progress is not None:
+        count = _figure(progress.progress)
+    message = " ".join(progress.message.split())
+    if len(message) > MAX_PROGRESS_MESSAGE:
+        message = message[: MAX_PROGRESS_MESSAGE - 1] + "…"
+    return ": ".join(part for part in (count, message) if part)
+
+
+def _figure(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:.3g}"
 
 
 def _refusal(

@@ -33,7 +33,14 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.domain import InputAnswer, InputQuestion, ToolCall, ToolContext, ToolResult
+from bot.domain import (
+    InputAnswer,
+    InputQuestion,
+    ToolCall,
+    ToolContext,
+    ToolProgress,
+    ToolResult,
+)
 from bot.i18n import N_ as N_  # re-exported: tools mark their card labels with it
 
 log = logging.getLogger(__name__)
@@ -118,6 +125,9 @@ class Tool:
     card: Callable[[Any], ApprovalCard] | None = None
     # How a running call reads in the chat (see `Progress`); None: "Running <name>…".
     progress: Callable[[Any], Progress] | None = None
+    # With it, each progress report of a running call restarts its `timeout`, but the
+    # call never runs longer than this many seconds in all. None: reports do not extend.
+    hard_timeout: float | None = None
 
     def json_schema(self) -> dict[str, Any]:
         if self.schema is not None:
@@ -186,6 +196,7 @@ class Tool:
         timeout = self.timeout if self.timeout is not None else default_timeout
         try:
             async with asyncio.timeout(timeout) as deadline:
+                context = _extended_by_progress(context, deadline, timeout, self.hard_timeout)
                 output = await self.function(arguments, _paused_while_asking(context, deadline))
         except TimeoutError:
             return ToolResult(
@@ -196,6 +207,29 @@ class Tool:
         except Exception as exc:  # a tool must never crash the turn
             return ToolResult(call.id, self.name, f"{self.name} failed: {exc}", is_error=True)
         return ToolResult(call.id, self.name, render_output(output))
+
+
+def _extended_by_progress(
+    context: ToolContext, deadline: asyncio.Timeout, timeout: float, hard_timeout: float | None
+) -> ToolContext:
+    """`context` whose `report` restarts the call's timeout (a call that says how far it
+    is is alive), never past `hard_timeout` seconds from the start, and then passes the
+    report on. Without a hard timeout reports are passed on and change nothing."""
+    report = context.report
+    if hard_timeout is None:
+        return context
+    loop = asyncio.get_running_loop()
+    cap = loop.time() + hard_timeout
+
+    async def extended(progress: ToolProgress) -> None:
+        when = deadline.when()
+        if when is not None:  # None: paused while the user answers
+            # Never shorter than it was (the time a user took to answer is not the cap's).
+            deadline.reschedule(max(when, min(loop.time() + timeout, cap)))
+        if report is not None:
+            await report(progress)
+
+    return dataclasses.replace(context, report=extended)
 
 
 def _paused_while_asking(context: ToolContext, deadline: asyncio.Timeout) -> ToolContext:
@@ -238,6 +272,7 @@ def schema_tool(
     side_effect: bool = False,
     timeout: float | None = None,
     card: Callable[[Any], ApprovalCard] | None = None,
+    hard_timeout: float | None = None,
 ) -> Tool:
     """A `Tool` whose parameters are a JSON schema (e.g. an MCP tool's `input_schema`).
 
@@ -289,6 +324,7 @@ def schema_tool(
         strict=offered is not None,
         validator=validate,
         card=card,
+        hard_timeout=hard_timeout,
     )
 
 

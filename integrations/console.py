@@ -131,6 +131,9 @@ class ConsoleSurface:
         )
         self._dim(f"  → {call.name}({arguments})")
 
+    async def tool_progress(self, call: ToolCall, progress: str) -> None:
+        self._dim(f"  … {call.name}: {progress}")
+
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
         preview = result.content.replace("\n", " ")
         if len(preview) > RESULT_PREVIEW_CHARS:

@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fakes.slack_fixtures",
     "tests.fakes.telegram_fixtures",
     "tests.apps",
+    "tests.tools.real_mcp_servers",
 ]
 
 # Captured at import, before `clean_environ` removes every PARLEY_* variable.

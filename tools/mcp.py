@@ -40,289 +40,57 @@ sanitised to `^[a-zA-Z0-9_-]{1,64}$`, with a reverse map to the MCP name), refre
 when the server says its list changed, and restarts a server that dies with exponential
 backoff. Meanwhile its tools stay registered and answer "unavailable" as an error
 result; the other servers and the built-in tools are untouched.
+
+Changes are learnt by subscription (`subscriptions/listen`) only from a 2026-07-28 server
+that advertises `tools.listChanged` and accepts it; otherwise the tools are listed again
+on a timer, which also notices a dead server. A call that times out is followed by a
+ping: a server that does not answer it is restarted at once. An HTTP server that forgot
+our session gets a new one and the call once more. The file is read by
+tools/mcp_config.py, results rendered by tools/mcp_results.py, servers reached through
+tools/mcp_transport.py, and their questions asked by tools/mcp_input.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
-import os
-import re
 import time
-import tomllib
-from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any
 
 import mcp_types
 from mcp import Client, StdioServerParameters
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import URL_ELICITATION_REQUIRED
+from mcp_types import (
+    CONNECTION_CLOSED,
+    INTERNAL_ERROR,
+    REQUEST_TIMEOUT,
+    URL_ELICITATION_REQUIRED,
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from bot.domain import Asker, ToolContext
-from bot.errors import ConfigError, ToolError
-from bot.toolkit import (
-    N_,
-    ApprovalCard,
-    SchemaArguments,
-    Tool,
-    ToolRegistry,
-    argument_lines,
-    schema_tool,
-)
+from bot.domain import Asker, ProgressReporter, ToolContext, ToolProgress
+from bot.errors import ToolError
+from bot.toolkit import SchemaArguments, Tool, ToolRegistry, schema_tool
+from tools.mcp_config import MCPServerConfig as MCPServerConfig
+from tools.mcp_config import load_config as load_config
+from tools.mcp_config import public_name as public_name
 from tools.mcp_input import Elicitation
+from tools.mcp_results import MAX_STRUCTURED_CHARS as MAX_STRUCTURED_CHARS
+from tools.mcp_results import mcp_card, render_result
+from tools.mcp_transport import (
+    CLIENT_INFO,
+    HTTPSession,
+    StderrTail,
+    http_transport,
+    quiet_sdk_tracebacks,
+    stdio_transport,
+)
 
 log = logging.getLogger(__name__)
-
-SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DAY = 86_400.0
-SHORTEST_SECRET = 6  # shorter header values are not redacted (they would mangle the logs)
-_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
-ConfirmMode = Literal["unless_read_only", "always", "never"]
-
-
-@dataclass(frozen=True)
-class MCPServerConfig:
-    """One server of the configuration file."""
-
-    name: str
-    command: str = ""
-    args: tuple[str, ...] = ()
-    env: dict[str, str] | None = None
-    cwd: str | None = None
-    url: str = ""
-    headers: dict[str, str] = field(default_factory=dict, repr=False)  # resolved: secrets
-    allowed_tools: frozenset[str] | None = None
-    call_timeout: float = 60.0
-    confirm: ConfirmMode = "unless_read_only"
-    trusted: bool = False
-    read_only_tools: frozenset[str] | None = None
-
-    def is_read_only(self, tool: str, annotations: mcp_types.ToolAnnotations | None) -> bool:
-        """Whether the operator's rules make `tool` read-only: listed in
-        `read_only_tools`, or annotated read-only by a server marked trusted."""
-        if self.read_only_tools is not None and tool in self.read_only_tools:
-            return True
-        return self.trusted and bool(annotations and annotations.read_only_hint)
-
-    @property
-    def source(self) -> str:
-        return f"mcp:{self.name}"
-
-    def secrets(self) -> dict[str, str]:
-        """Header values as {value: what it is}, for the log redaction."""
-        return {
-            value: f"MCP server {self.name} header {header}"
-            for header, value in self.headers.items()
-            if len(value) >= SHORTEST_SECRET
-        } | {
-            value.removeprefix("Bearer "): f"MCP server {self.name} token"
-            for value in self.headers.values()
-            if value.startswith("Bearer ") and len(value) >= SHORTEST_SECRET + 7
-        }
-
-
-def load_config(
-    path: str | Path, environ: Mapping[str, str] | None = None
-) -> list[MCPServerConfig]:
-    """Read the servers file (`.toml` is TOML, anything else JSON); `ConfigError` on error.
-    Environment references (`${VAR}`, `bearer_token_env`) are read from `environ`
-    (default: the process environment)."""
-    path = Path(path)
-    where = f"PARLEY_MCP_CONFIG={path}"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read the file: {exc.strerror or exc}") from None
-    try:
-        data: Any = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(
-            f"{where}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}"
-        ) from None
-    servers = data.get("servers", data.get("mcpServers")) if isinstance(data, dict) else None
-    if not isinstance(servers, dict):
-        raise ConfigError(f'{where}: expected a "servers" table of named servers')
-    env = os.environ if environ is None else environ
-    return [_server_config(where, name, entry, env) for name, entry in servers.items()]
-
-
-def _server_config(
-    where: str, name: str, entry: Any, environ: Mapping[str, str]
-) -> MCPServerConfig:
-    def bad(reason: str) -> ConfigError:
-        return ConfigError(f"{where}: server {name!r}: {reason}")
-
-    if not SERVER_NAME.match(name):
-        raise bad(f"the name must match {SERVER_NAME.pattern}")
-    if not isinstance(entry, dict):
-        raise bad("must be a table/object")
-    known = {
-        "command",
-        "args",
-        "env",
-        "cwd",
-        "url",
-        "headers",
-        "allowed_tools",
-        "call_timeout",
-        "confirm",
-        "trusted",
-        "read_only_tools",
-        "bearer_token_env",
-    }
-    if unknown := sorted(set(entry) - known):
-        raise bad(f"unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    command, url = entry.get("command") or "", entry.get("url") or ""
-    if bool(command) == bool(url):
-        raise bad('give either "command" (stdio) or "url" (streamable HTTP)')
-    if not isinstance(command, str) or not isinstance(url, str):
-        raise bad('"command" and "url" must be strings')
-    if url and not url.startswith(("http://", "https://")):
-        raise bad(f'"url" must be http(s), got {url!r}')
-    args, env, headers = entry.get("args", []), entry.get("env"), entry.get("headers", {})
-    if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
-        raise bad('"args" must be a list of strings')
-    for label, mapping in (("env", env or {}), ("headers", headers)):
-        if not (isinstance(mapping, dict) and all(isinstance(v, str) for v in mapping.values())):
-            raise bad(f'"{label}" must map names to strings')
-    headers = _resolved_headers(headers, entry.get("bearer_token_env"), environ, bad)
-    if headers and not url:
-        raise bad('"headers" and "bearer_token_env" are for "url" servers')
-    allowed = entry.get("allowed_tools")
-    if allowed is not None and not (
-        isinstance(allowed, list) and all(isinstance(a, str) for a in allowed)
-    ):
-        raise bad('"allowed_tools" must be a list of tool names')
-    read_only = entry.get("read_only_tools")
-    if read_only is not None and not (
-        isinstance(read_only, list) and all(isinstance(a, str) for a in read_only)
-    ):
-        raise bad('"read_only_tools" must be a list of tool names')
-    trusted = entry.get("trusted", False)
-    if not isinstance(trusted, bool):
-        raise bad('"trusted" must be true or false')
-    timeout = entry.get("call_timeout", 60.0)
-    if not isinstance(timeout, int | float) or timeout <= 0:
-        raise bad('"call_timeout" must be a positive number of seconds')
-    confirm = entry.get("confirm", "unless_read_only")
-    if confirm not in ("unless_read_only", "always", "never"):
-        raise bad('"confirm" must be "unless_read_only", "always" or "never"')
-    return MCPServerConfig(
-        name=name,
-        command=command,
-        args=tuple(args),
-        env=dict(env) if env is not None else None,
-        cwd=entry.get("cwd"),
-        url=url,
-        headers=dict(headers),
-        allowed_tools=frozenset(allowed) if allowed is not None else None,
-        call_timeout=float(timeout),
-        confirm=confirm,
-        trusted=trusted,
-        read_only_tools=frozenset(read_only) if read_only is not None else None,
-    )
-
-
-def _resolved_headers(
-    headers: dict[str, str],
-    token_env: Any,
-    environ: Mapping[str, str],
-    bad: Any,
-) -> dict[str, str]:
-    """The headers with `${VAR}` filled from the environment, plus the bearer token."""
-
-    def value_of(variable: str, what: str) -> str:
-        value = environ.get(variable, "")
-        if not value:
-            raise bad(f"{what} names the environment variable {variable}, which is not set")
-        return value
-
-    resolved: dict[str, str] = {}
-    for header, value in headers.items():
-        what = f'header "{header}"'
-        resolved[header] = ENV_REFERENCE.sub(
-            lambda match, what=what: value_of(match.group(1), what),  # type: ignore[misc]
-            value,
-        )
-    if token_env is not None:
-        if not (isinstance(token_env, str) and ENV_REFERENCE.fullmatch(f"${{{token_env}}}")):
-            raise bad('"bearer_token_env" must be the name of an environment variable')
-        resolved["Authorization"] = f"Bearer {value_of(token_env, 'bearer_token_env')}"
-    return resolved
-
-
-def public_name(server: str, tool: str, taken: Iterable[str] = ()) -> str:
-    """`server.tool` made acceptable to every vendor: `^[a-zA-Z0-9_-]{1,64}$`, unique."""
-    base = _UNSAFE.sub("_", f"{server}.{tool}")
-    if len(base) > 64:
-        digest = hashlib.sha1(f"{server}.{tool}".encode(), usedforsecurity=False).hexdigest()
-        base = f"{base[:55]}_{digest[:8]}"
-    name, number, used = base, 2, set(taken)
-    while name in used:
-        suffix = f"_{number}"
-        name, number = base[: 64 - len(suffix)] + suffix, number + 1
-    return name
-
-
-def mcp_card(server: str, tool: str, arguments: dict[str, Any]) -> ApprovalCard:
-    """An MCP call as people read it: which server, which of its tools, which arguments."""
-    return ApprovalCard(
-        N_("Use a tool of an MCP server"),
-        lines=((N_("Server"), server), (N_("Tool"), tool)),
-        details=argument_lines(arguments),
-    )
-
-
-MAX_STRUCTURED_CHARS = 8000  # of a result's structured content shown to the model
-
-
-def render_result(result: mcp_types.CallToolResult) -> str:
-    """Text blocks joined, other blocks named, and the structured content as JSON after
-    them (bounded; left out when the text already is that JSON)."""
-    parts: list[str] = []
-    for block in result.content:
-        if isinstance(block, mcp_types.TextContent):
-            parts.append(block.text)
-        elif isinstance(block, mcp_types.ImageContent | mcp_types.AudioContent):
-            parts.append(f"[{block.type}: {block.mime_type}]")
-        elif isinstance(block, mcp_types.EmbeddedResource):
-            resource = block.resource
-            text = getattr(resource, "text", None)
-            parts.append(text if isinstance(text, str) else f"[resource: {resource.uri}]")
-        elif isinstance(block, mcp_types.ResourceLink):
-            parts.append(f"[link: {block.uri}]")
-    text = "\n".join(part for part in parts if part)
-    if result.structured_content is None or _is_json_of(text, result.structured_content):
-        return text
-    structured = json.dumps(result.structured_content, ensure_ascii=False)
-    if len(structured) > MAX_STRUCTURED_CHARS:
-        cut = len(structured) - MAX_STRUCTURED_CHARS
-        structured = f"{structured[:MAX_STRUCTURED_CHARS]}… [cut: {cut} more characters]"
-    if not text:
-        return structured
-    return f"{text}\n\nStructured content (JSON):\n{structured}"
-
-
-def _is_json_of(text: str, value: Any) -> bool:
-    """Whether `text` already says `value`: its JSON, or (a wrapped plain result, as
-    `{"result": ...}`) the one value of a one-key object."""
-    if isinstance(value, dict) and len(value) == 1:
-        [inner] = value.values()
-        if inner == text or (not isinstance(inner, str) and _is_json_of(text, inner)):
-            return True
-    try:
-        return bool(json.loads(text) == value)
-    except ValueError:
-        return False
 
 
 class MCPServerLink:
@@ -336,13 +104,17 @@ class MCPServerLink:
         initial_backoff: float = 1.0,
         max_backoff: float = 60.0,
         ping_interval: float = 30.0,
+        probe_timeout: float = 5.0,
+        hard_timeout: float = 600.0,
         mode: str = "auto",
     ) -> None:
         self.config = config
         self._mode = mode  # the SDK's protocol choice: "auto", or "legacy" (handshake era)
         self.available = False
         self.last_error = ""
+        self.last_failure = ""  # why the connection last ended (kept after a recovery)
         self.restarts = 0
+        self.failures_after_listing = 0  # connection losses of a server that had listed
         self.protocol_version = ""  # as negotiated: 2026-07-28 stateless, or a handshake era
         self._registry = registry
         self._initial_backoff = initial_backoff
@@ -354,8 +126,22 @@ class MCPServerLink:
         self._broken = asyncio.Event()
         self._refresh_wanted = asyncio.Event()
         self._listed = asyncio.Event()  # set after the first listing attempt, good or bad
+        # Set once a connection has chosen how it learns of changes (subscribed, or listing
+        # on a timer), or has failed: the doctor waits for it before judging the server.
+        self._settled = asyncio.Event()
+        self.listings = 0  # complete tool listings so far
+        self.subscribed = False  # to tool-list changes (2026-07-28 `subscriptions/listen`)
         self._names: dict[str, str] = {}  # MCP tool name -> public name
+        self._task_only: set[str] = set()  # tools left out: they run only as tasks
         self._annotations: dict[str, dict[str, Any]] = {}  # as last listed, per MCP name
+        self.stderr = StderrTail()  # a stdio server's last stderr lines
+        self.sessions_renewed = 0  # new sessions after the server forgot ours (HTTP)
+        self._renew = False  # the current connection ends for a new session, not a failure
+        self._changed = asyncio.Condition()  # notified when `_client`/`available` change
+        self._probe_timeout = probe_timeout
+        self._hard_timeout = hard_timeout  # of a call whose progress keeps extending it
+        self._probes: set[asyncio.Task[None]] = set()
+        self._http_session = HTTPSession()  # of the current HTTP connection
         self._elicitation = Elicitation(config.name)  # its questions go to the call's user
 
     def start(self) -> None:
@@ -365,8 +151,31 @@ class MCPServerLink:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._listed.wait(), seconds)
 
+    async def wait_settled(self, seconds: float) -> None:
+        """Wait (up to `seconds`) until the connection has subscribed to changes or fallen
+        back to listing on a timer, or has failed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), seconds)
+
+    async def answers(self, seconds: float) -> str:
+        """Whether the server answers a tool listing within `seconds` now: "" if it does,
+        otherwise why not."""
+        client = self._client
+        if client is None or not self.available:
+            return self.last_error or "not connected"
+        try:
+            async with asyncio.timeout(seconds):
+                await client.list_tools(cache_mode="bypass")
+        except TimeoutError:
+            return f"no answer to a tool listing within {seconds:g} s"
+        except Exception as exc:
+            return _describe(exc)
+        return ""
+
     async def stop(self) -> None:
         self._stop.set()
+        for probe in list(self._probes):
+            probe.cancel()
         if self._task is None:
             return
         try:
@@ -378,16 +187,16 @@ class MCPServerLink:
         self._task = None
 
     def _target(self) -> Any:
-        if self.config.url and self.config.headers:
-            return _http_with_headers(self.config.url, self.config.headers)
         if self.config.url:
-            return self.config.url
-        return StdioServerParameters(
+            self._http_session = HTTPSession()
+            return http_transport(self.config.url, self.config.headers, self._http_session)
+        params = StdioServerParameters(
             command=self.config.command,
             args=list(self.config.args),
             env=self.config.env,
             cwd=self.config.cwd,
         )
+        return stdio_transport(self.config.name, params, self.stderr)
 
     async def _run(self) -> None:
         delay = self._initial_backoff
@@ -400,13 +209,16 @@ class MCPServerLink:
                     message_handler=self._on_message,
                     elicitation_callback=self._elicitation.answer,
                     mode=self._mode,
+                    client_info=CLIENT_INFO,
                 ) as client:
                     self._client = client
                     self.protocol_version = client.protocol_version
+                    self._http_session.protocol_version = client.protocol_version
                     self._broken.clear()
                     await self._refresh(client)
                     self.available = True
                     self.last_error = ""
+                    await self._changed_state()
                     log.info(
                         "MCP server %s (protocol %s): %d tool(s) available",
                         self.config.name,
@@ -419,13 +231,24 @@ class MCPServerLink:
                 raise
             except Exception as exc:  # any failure of this server stays with this server
                 self.last_error = _describe(exc)
+                if self.stderr.lines:
+                    self.last_error += f"; its stderr last said: {self.stderr.lines[-1]}"
                 log.debug("MCP server %s failed", self.config.name, exc_info=True)
             finally:
                 self._client = None
+                self.last_failure = self.last_error or self.last_failure
+                if self.available and not self._renew:
+                    self.failures_after_listing += 1
                 self.available = False
+                await self._changed_state()
             self._listed.set()
+            self._settled.set()
             if self._stop.is_set():
                 return
+            if self._renew:  # the server forgot our session: a new one at once
+                self._renew = False
+                self.sessions_renewed += 1
+                continue
             if time.monotonic() - connected_at > 60:
                 delay = self._initial_backoff  # it ran a while: a fresh failure
             log.warning(
@@ -466,17 +289,64 @@ class MCPServerLink:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _listen(self, client: Client) -> None:
-        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            async with client.listen(tools_list_changed=True) as subscription:
-                async for _event in subscription:
-                    self._refresh_wanted.set()
-        else:
-            # Handshake-era server: changes arrive through `_on_message`. Listing the tools
-            # now and then notices a death (ping is deprecated) and catches silent changes.
-            while True:
-                await asyncio.sleep(self._ping_interval)
-                self._refresh_wanted.set()
-        raise ConnectionError("the server closed the connection")
+        """Wait for tool-list changes; return never (a dead server raises).
+
+        A 2026-07-28 server that advertises `tools.listChanged` is subscribed to with
+        `subscriptions/listen`. The subscription is optional: the reference servers (time,
+        fetch, git) answer -32601, others -32603 "Subscription limit reached". A refusal, or
+        a server that does not advertise changes, means "no subscriptions", never a dead
+        server: the tools are then listed on a timer, as for a handshake-era server (whose
+        changes arrive through `_on_message`), which also notices a server that died."""
+        while client.protocol_version in MODERN_PROTOCOL_VERSIONS and _announces_changes(client):
+            try:
+                async with client.listen(tools_list_changed=True) as subscription:
+                    honored = subscription.honored
+                    if honored is None or not honored.tools_list_changed:
+                        log.info(
+                            "MCP server %s did not honour the tool-list subscription; "
+                            "listing its tools every %g s",
+                            self.config.name,
+                            self._ping_interval,
+                        )
+                        break
+                    self.subscribed = True
+                    self._settled.set()
+                    acknowledged = time.monotonic()
+                    async for _event in subscription:
+                        self._refresh_wanted.set()
+                # A graceful end of the stream (a server may close long-lived streams):
+                # listen again, unless it ended at once (then listen no more: a timer
+                # instead of a loop of subscriptions). A dead server fails the new one.
+                self.subscribed = False
+                if time.monotonic() - acknowledged < self._ping_interval:
+                    log.info(
+                        "MCP server %s ended the tool-list subscription at once; "
+                        "listing its tools every %g s",
+                        self.config.name,
+                        self._ping_interval,
+                    )
+                    break
+            except (MCPError, TimeoutError) as exc:
+                if isinstance(exc, MCPError) and _is_dead(exc):
+                    raise
+                reason = (
+                    f"{exc.code}: {exc.message[:200]}"
+                    if isinstance(exc, MCPError)
+                    else ("no acknowledgment in time")
+                )
+                log.info(
+                    "MCP server %s refused the tool-list subscription (%s); "
+                    "listing its tools every %g s",
+                    self.config.name,
+                    reason,
+                    self._ping_interval,
+                )
+                break
+        self.subscribed = False
+        self._settled.set()
+        while True:
+            await asyncio.sleep(self._ping_interval)
+            self._refresh_wanted.set()
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, mcp_types.ToolListChangedNotification):
@@ -498,6 +368,18 @@ class MCPServerLink:
         for item in listed:
             if allowed is not None and item.name not in allowed:
                 continue
+            if item.execution is not None and item.execution.task_support == "required":
+                # Task-augmented calls (create, poll, result) are not made by this client
+                # (nor by the SDK's): a tool that runs only so is never offered.
+                if item.name not in self._task_only:
+                    self._task_only.add(item.name)
+                    log.info(
+                        "MCP server %s: tool %s runs only as a task, which Parley does not "
+                        "support; it is not offered",
+                        self.config.name,
+                        item.name,
+                    )
+                continue
             public = public_name(self.config.name, item.name, taken | set(names.values()))
             try:
                 tools.append(self._tool(public, item))
@@ -508,6 +390,7 @@ class MCPServerLink:
             self._note_annotations(item)
         self._names = names
         self._registry.replace_source(self.config.source, tools)
+        self.listings += 1
         if allowed is not None and (missing := allowed - set(names)):
             log.warning(
                 "MCP server %s does not offer allowed tool(s): %s",
@@ -541,7 +424,7 @@ class MCPServerLink:
         remote = item.name
 
         async def call(params: SchemaArguments, ctx: ToolContext) -> str:
-            return await self.call(remote, params.model_dump(), ask=ctx.ask)
+            return await self.call(remote, params.model_dump(), ask=ctx.ask, report=ctx.report)
 
         description = item.description or item.title or remote
         return schema_tool(
@@ -552,12 +435,23 @@ class MCPServerLink:
             source=self.config.source,
             side_effect=side_effect,
             timeout=self.config.call_timeout,
+            hard_timeout=max(self._hard_timeout, self.config.call_timeout),
             card=lambda params: mcp_card(self.config.name, remote, params.model_dump()),
         )
 
-    async def call(self, name: str, arguments: dict[str, Any], ask: Asker | None = None) -> str:
+    async def call(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        ask: Asker | None = None,
+        report: ProgressReporter | None = None,
+    ) -> str:
         """Call a tool by its MCP name; failures raise `ToolError` (an error result). The
-        server's questions during the call go to `ask` (the user whose turn it is)."""
+        server's questions during the call go to `ask` (the user whose turn it is).
+
+        An HTTP server that forgot our session (restarted, or another instance behind the
+        same address) refused the call at the door: a new session is made and the call
+        sent once more."""
         client = self._client
         if client is None or not self.available:
             detail = f" ({self.last_error})" if self.last_error else ""
@@ -566,38 +460,41 @@ class MCPServerLink:
                 "it is being restarted, try again later"
             )
         try:
-            try:
-                result = await self._call_tool(client, name, arguments, ask)
-            except MCPError as exc:
-                if exc.code != URL_ELICITATION_REQUIRED:
-                    raise
-                await self._open_links(exc.error, ask)
-                result = await self._call_tool(client, name, arguments, ask)  # once
-        except MCPError as exc:
-            if exc.code == URL_ELICITATION_REQUIRED:
-                raise ToolError(
-                    f"MCP server {self.config.name!r} still requires a link to be opened after "
-                    "the user said they had; the tool did not run"
-                ) from None
-            if "closed" in str(exc).lower():
-                self._broken.set()
-            raise ToolError(f"MCP server {self.config.name!r}: {exc}") from None
-        except (OSError, EOFError) as exc:
-            self._broken.set()
-            raise ToolError(f"MCP server {self.config.name!r} connection failed: {exc}") from None
-        text = render_result(result)
-        if result.is_error:
-            raise ToolError(text or "the tool reported an error")
-        return text
+            return await self._call_renewing(client, name, arguments, ask, report)
+        except _LinksRequired as required:
+            await self._open_links(required.error, ask)
+        try:  # once more, after the user said they opened the links
+            return await self._call_renewing(self._client or client, name, arguments, ask, report)
+        except _LinksRequired:
+            raise ToolError(
+                f"MCP server {self.config.name!r} still requires a link to be opened after "
+                "the user said they had; the tool did not run"
+            ) from None
 
-    async def _call_tool(
-        self, client: Client, name: str, arguments: dict[str, Any], ask: Asker | None
-    ) -> mcp_types.CallToolResult:
-        with self._elicitation.calling(ask):
-            # A handshake-era server asks mid-request: the user's answering time must
-            # not time the request out. The tool's own timeout (paused while asking)
-            # and the question's bound the call instead.
-            return await client.call_tool(name, arguments, read_timeout_seconds=DAY)
+    async def _call_renewing(
+        self,
+        client: Client,
+        name: str,
+        arguments: dict[str, Any],
+        ask: Asker | None,
+        report: ProgressReporter | None,
+    ) -> str:
+        """The call, sent once more on a new session when the server forgot ours."""
+        try:
+            return await self._call_on(client, name, arguments, ask, report)
+        except _SessionLost as lost:
+            log.info(
+                "MCP server %s no longer knows our session (%s); opening a new one and "
+                "calling %s again",
+                self.config.name,
+                lost,
+                name,
+            )
+            client = await self._renewed(client, lost)
+        try:
+            return await self._call_on(client, name, arguments, ask, report)
+        except _SessionLost as lost:
+            raise ToolError(f"MCP server {self.config.name!r}: {lost}") from None
 
     async def _open_links(self, error: mcp_types.ErrorData, ask: Asker | None) -> None:
         """A call refused with -32042: the server's links put to the user as link
@@ -609,16 +506,148 @@ class MCPServerLink:
                 f"(to sign in or authorise it), and {refused}; the tool did not run"
             )
 
+    async def _call_on(
+        self,
+        client: Client,
+        name: str,
+        arguments: dict[str, Any],
+        ask: Asker | None,
+        report: ProgressReporter | None,
+    ) -> str:
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            if report is not None:
+                await report(ToolProgress(progress, total, message or ""))
 
-@contextlib.asynccontextmanager
-async def _http_with_headers(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
-    """A streamable HTTP transport whose every request carries `headers` (the SDK's own
-    HTTP client settings otherwise), closed with the connection."""
-    async with (
-        create_mcp_http_client(headers=headers) as http,
-        streamable_http_client(url, http_client=http) as streams,
-    ):
-        yield streams
+        try:
+            with self._elicitation.calling(ask):
+                # A handshake-era server asks mid-request: the user's answering time must
+                # not time the request out. The tool's own timeout (paused while asking,
+                # restarted by progress up to its hard cap) and the question's bound the
+                # call instead. A progress callback makes the SDK send a progress token.
+                result = await client.call_tool(
+                    name, arguments, read_timeout_seconds=DAY, progress_callback=on_progress
+                )
+        except MCPError as exc:
+            if exc.code == URL_ELICITATION_REQUIRED:
+                raise _LinksRequired(exc.error) from None
+            if _is_dead(exc):
+                self._broken.set()
+            elif _may_be_session_refusal(exc) and await self._session_gone(client):
+                raise _SessionLost(exc.message[:200]) from None
+            raise ToolError(f"MCP server {self.config.name!r}: {exc}") from None
+        except (OSError, EOFError) as exc:
+            self._broken.set()
+            raise ToolError(f"MCP server {self.config.name!r} connection failed: {exc}") from None
+        except asyncio.CancelledError:
+            # Timed out (or the turn was stopped): a frozen server would cost every later
+            # call the whole timeout until the listing timer noticed, so ask it now.
+            self._probe_soon(client)
+            raise
+        text = render_result(result)
+        if result.is_error:
+            raise ToolError(text or "the tool reported an error")
+        return text
+
+    async def _session_gone(self, client: Client) -> bool:
+        """Whether the server refuses our session itself (a ping on it fails too): only
+        then was the call refused without running, and may be sent again."""
+        if not self.config.url or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return False  # stdio, or a stateless 2026 server: there is no session
+        try:
+            async with asyncio.timeout(self._probe_timeout):
+                await client.session.send_ping()
+        except TimeoutError:
+            return False
+        except MCPError as exc:
+            return not _is_dead(exc)
+        return False
+
+    async def _renewed(self, old: Client, lost: _SessionLost) -> Client:
+        """A client on a new session, once the link has made one (bounded by the call
+        timeout); `ToolError` if none comes."""
+        self._renew = True
+        self._http_session.end = False  # it forgot the session: no goodbye to refuse
+        self._broken.set()
+        try:
+            async with asyncio.timeout(self.config.call_timeout), self._changed:
+                await self._changed.wait_for(
+                    lambda: self.available and self._client not in (None, old)
+                )
+        except TimeoutError:
+            raise ToolError(
+                f"MCP server {self.config.name!r} forgot the session ({lost}) and no new "
+                "one could be made"
+            ) from None
+        client = self._client
+        if client is None:  # cannot be: the condition above; for the type checker
+            raise ToolError(f"MCP server {self.config.name!r} is unavailable right now")
+        return client
+
+    def _probe_soon(self, client: Client) -> None:
+        task = asyncio.create_task(self._probe(client))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    async def _probe(self, client: Client) -> None:
+        """Restart the server if it does not answer a ping (a listing, on a 2026 server,
+        which has no ping) within the probe timeout."""
+        try:
+            async with asyncio.timeout(self._probe_timeout):
+                if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    await client.list_tools(cache_mode="bypass")
+                else:
+                    await client.session.send_ping()
+        except TimeoutError:
+            if self._client is client:
+                self.last_error = f"no answer to a ping within {self._probe_timeout:g} s"
+                log.warning(
+                    "MCP server %s is frozen (%s); restarting it",
+                    self.config.name,
+                    self.last_error,
+                )
+                self._broken.set()
+        except Exception as exc:  # the connection's own failure handling covers it
+            log.debug("MCP server %s: probe failed: %s", self.config.name, _describe(exc))
+
+    async def _changed_state(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
+class _SessionLost(Exception):
+    """The HTTP server no longer knows the session of this connection."""
+
+
+class _LinksRequired(Exception):
+    """The server refused the call until the user opens its links (-32042)."""
+
+    def __init__(self, error: mcp_types.ErrorData) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _announces_changes(client: Client) -> bool:
+    """Whether the server advertises `tools.listChanged: true` (only then is it subscribed)."""
+    tools = client.server_capabilities.tools
+    return bool(tools is not None and tools.list_changed)
+
+
+def _is_dead(exc: MCPError) -> bool:
+    """Whether an error means the connection is gone (closed, or no answer in time), as
+    opposed to the server's refusal of one request."""
+    if exc.code == REQUEST_TIMEOUT:
+        return True
+    return exc.code == CONNECTION_CLOSED and "closed" in exc.message.lower()
+
+
+def _may_be_session_refusal(exc: MCPError) -> bool:
+    """Whether an error may be a server's refusal of an unknown session: the SDK's 404
+    ("Session terminated"), a JSON-RPC error naming the session (the TypeScript SDK's 400
+    "No valid session ID provided"), or an HTTP error without a JSON-RPC body."""
+    message = exc.message.lower()
+    return "session" in message or (
+        exc.code == INTERNAL_ERROR and message == "server returned an error response"
+    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -639,14 +668,22 @@ class MCPTools:
         start_timeout: float = 10.0,
         initial_backoff: float = 1.0,
         max_backoff: float = 60.0,
+        probe_timeout: float = 5.0,
+        hard_timeout: float = 600.0,
     ) -> None:
         self.links = [
             MCPServerLink(
-                config, registry, initial_backoff=initial_backoff, max_backoff=max_backoff
+                config,
+                registry,
+                initial_backoff=initial_backoff,
+                max_backoff=max_backoff,
+                probe_timeout=probe_timeout,
+                hard_timeout=hard_timeout,
             )
             for config in configs
         ]
         self._start_timeout = start_timeout
+        quiet_sdk_tracebacks()
 
     async def start(self) -> None:
         """Connect to every server and wait (up to the start timeout) for their tools.

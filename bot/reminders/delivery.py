@@ -65,6 +65,9 @@ class CollectingSurface:
     async def tool_started(self, call: ToolCall, progress: str) -> None:
         self.tools.append(call.name)
 
+    async def tool_progress(self, call: ToolCall, progress: str) -> None:
+        return None
+
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
         return None
 

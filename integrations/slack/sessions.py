@@ -31,14 +31,19 @@ TASK_TEXT_LIMIT = 256
 TaskStatus = Literal["pending", "in_progress", "complete", "error"]
 
 
-def task_chunk(task_id: str, title: str, status: TaskStatus, *, output: str = "") -> dict[str, Any]:
-    """One tool call as a stream task; `output` is cut to a short first line."""
+def task_chunk(
+    task_id: str, title: str, status: TaskStatus, *, output: str = "", details: str = ""
+) -> dict[str, Any]:
+    """One tool call as a stream task; `output` is cut to a short first line, `details`
+    (how far it is) to the limit."""
     chunk: dict[str, Any] = {
         "type": "task_update",
         "id": task_id,
         "title": _shorten(title, TASK_TEXT_LIMIT),
         "status": status,
     }
+    if details:
+        chunk["details"] = _shorten(details, TASK_TEXT_LIMIT)
     line = output.strip().splitlines()[0] if output.strip() else ""
     if line:
         chunk["output"] = _shorten(line, TASK_TEXT_LIMIT)

@@ -154,6 +154,12 @@ class SlackSurface:
             self._tasks[call.id] = progress
             await self._task(task_chunk(call.id, progress, "in_progress"))
 
+    async def tool_progress(self, call: ToolCall, progress: str) -> None:
+        """The call's task, still in progress, says how far it is in its details."""
+        title = self._tasks.get(call.id)
+        if title is not None:
+            await self._task(task_chunk(call.id, title, "in_progress", details=progress))
+
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
         """The call's task ends with a short output line; without agent features nothing
         shows: the answer that follows says what the tool found."""

@@ -126,6 +126,7 @@ class TelegramSurface:
         self._stop = asyncio.Event()
         self._reasoning = ""
         self._running: dict[str, str] = {}  # call id -> its progress line
+        self._started: dict[str, str] = {}  # call id -> its line as it started
 
     # -- Surface -----------------------------------------------------------------------
 
@@ -150,9 +151,17 @@ class TelegramSurface:
     async def tool_started(self, call: ToolCall, progress: str) -> None:
         if self._rich_draft:
             self._running[call.id] = progress
+            self._started[call.id] = progress
+            self._want_previews()
+
+    async def tool_progress(self, call: ToolCall, progress: str) -> None:
+        """The call's draft line says how far it is (drafts are paced by the previews)."""
+        if call.id in self._running:
+            self._running[call.id] = f"{self._started[call.id]} ({progress})"
             self._want_previews()
 
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        self._started.pop(call.id, None)
         if self._running.pop(call.id, None) is not None:
             self._fresh.set()
 

@@ -229,6 +229,39 @@ def test_chat_streams_shows_tools_and_remembers_across_runs(
     assert [m["role"] for m in llm.requests[-1]["messages"]] == ["system", "user"]
 
 
+def test_chat_keeps_an_mcp_servers_stderr_and_the_sdks_tracebacks_out_of_the_terminal(
+    tmp_path: Path, llm: ScriptedOpenAIServer
+) -> None:
+    config = tmp_path / "mcp.json"
+    server = {
+        "command": sys.executable,
+        "args": ["-m", "tests.fakes.mcp_server"],
+        "cwd": str(REPO),
+        "env": {"FAKE_MCP_STDERR": "fake banner 4711", "FAKE_MCP_STRAY_STDOUT": "1"},
+        "confirm": "never",
+    }
+    config.write_text(json.dumps({"servers": {"fake": server}}), encoding="utf-8")
+    llm.script(tool_call_reply(("fake_echo", {"text": "hi"})), text_reply("It echoed."))
+    result = parley(
+        tmp_path,
+        "chat",
+        stdin="echo hi\n",
+        OPENAI_API_KEY="sk-x",
+        OPENAI_BASE_URL=llm.base_url,
+        PARLEY_MODEL="scripted",
+        PARLEY_MCP_CONFIG=str(config),
+        PARLEY_DEFAULT_TOOLS_DM="all,mcp:fake",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "← fake_echo: echo: hi" in result.stdout and "It echoed." in result.stdout
+    terminal = result.stdout + result.stderr
+    assert "fake banner 4711" not in terminal and "Traceback" not in terminal
+    # The SDK's complaint about the stray stdout line is one line of the log, no more.
+    [sdk] = [line for line in result.stderr.splitlines() if "mcp.client" in line]
+    assert "Failed to parse JSONRPC message from server" in sdk
+    assert all(line.startswith(("parley: ", "20")) for line in result.stderr.splitlines())
+
+
 def test_chat_tells_the_user_when_the_model_is_down(tmp_path: Path) -> None:
     result = parley(
         tmp_path,

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 
 from bot.storage.migrate import alembic_config
 from tests.bot.test_cli import REPO, parley
+from tests.fakes.mcp_server import StreamableHTTPMCPServer
 from tests.fakes.openai_server import ScriptedOpenAIServer, error_reply, text_reply
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.smtp import PASSWORD, USERNAME, SMTPServer
@@ -246,3 +247,23 @@ def test_an_mcp_server_that_does_not_start_and_a_stray_alert_target_are_named(
     [mcp] = [line for line in lines if "MCP server broken" in line]
     assert mcp.startswith("FAIL  MCP server broken: did not start or list its tools (")
     assert mcp.endswith(f"Fix: check [servers.broken] in {config}.")
+
+
+def test_an_mcp_server_that_fails_after_listing_its_tools_is_not_ok(tmp_path: Path) -> None:
+    with StreamableHTTPMCPServer(era="modern", broken_after_listing=True) as server:
+        config = tmp_path / "mcp.toml"
+        config.write_text(f'[servers.flaky]\nurl = "{server.url}"\n', encoding="utf-8")
+        assert parley(tmp_path, "migrate").returncode == 0
+        result = parley(
+            tmp_path,
+            "doctor",
+            OPENAI_API_KEY="sk-x",
+            OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+            PARLEY_MCP_CONFIG=str(config),
+        )
+
+    assert result.returncode == 1
+    [mcp] = [line for line in result.stdout.splitlines() if "MCP server flaky" in line]
+    assert mcp.startswith("FAIL  MCP server flaky: listed its tools, then failed: "), mcp
+    assert "restart(s) after start, last error: " in mcp
+    assert mcp.endswith(f"Fix: see the server's own log; check [servers.flaky] in {config}.")

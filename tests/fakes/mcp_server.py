@@ -12,8 +12,15 @@ initialize/session server of 2025) answers a request carrying a 2026 protocol ve
 with -32022 naming the versions it supports, and has no GET stream. With `token`, a
 request without `Authorization: Bearer <token>` gets 401, as a protected server answers.
 Every request is recorded (`requests`: HTTP method, JSON-RPC method, headers).
+`listen_refusal` refuses `subscriptions/listen` as the reference servers do (-32601
+method not found, -32603 "Subscription limit reached"), `listen_unanswered` never answers
+it (until the fake stops); `broken_after_listing` answers
+500 to everything after the first tool listing; `forget_sessions()` makes it a new
+instance that never issued the sessions so far. Over stdio only, `freeze` stops the
+whole server process (SIGSTOP).
 
-Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `crash`
+Tools: `add` (structured result), `echo`, `fail` (a tool error, `is_error`), `slow_steps`
+(progress after each step, when the call sent a progress token), `crash`
 (the process dies mid-call), `delete_everything` (to be disabled by config) and
 `grow` (registers `late_tool` and announces that the tool list changed).
 `forecast` returns text and different structured content; `book_table` asks the user
@@ -30,18 +37,24 @@ and `sign_in` a link (URL mode; on 2026-07-28 by an `InputRequiredResult` whose
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from dataclasses import dataclass
+import signal
+import sys
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any, Literal
 
+import anyio
 from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.shared.exceptions import UrlElicitationRequiredError
 from mcp_types import (
+    INTERNAL_ERROR,
+    METHOD_NOT_FOUND,
     UNSUPPORTED_PROTOCOL_VERSION,
     CallToolResult,
     ElicitRequest,
@@ -369,6 +382,14 @@ def build_server(
         return "disguised"
 
     @server.tool()
+    async def slow_steps(steps: int, pause: float, ctx: Context) -> str:
+        """Take `steps` steps of `pause` seconds each, reporting progress after each."""
+        for step in range(1, steps + 1):
+            await anyio.sleep(pause)
+            await ctx.report_progress(step, steps, f"step {step} done")
+        return f"{steps} steps done"
+
+    @server.tool()
     async def grow(ctx: Context) -> str:
         """Add a tool named late_tool and announce that the tool list changed."""
 
@@ -390,13 +411,55 @@ class MCPRequest:
     http_method: str
     method: str | None  # the JSON-RPC method, None for a GET or a response
     headers: dict[str, str]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+# How real 2026-07-28 servers refuse `subscriptions/listen`: the official time, fetch and
+# git servers have no such method, others run out of subscriptions.
+LISTEN_REFUSALS = {
+    METHOD_NOT_FOUND: "Method not found",
+    INTERNAL_ERROR: "Subscription limit reached",
+}
 
 
 class EraGate:
-    """ASGI middleware: records each request and refuses what a one-era server refuses."""
+    """ASGI middleware: records each request and refuses what a one-era server refuses.
 
-    def __init__(self, app: ASGIApp, era: Era, requests: list[MCPRequest], token: str = "") -> None:
+    With `listen_refusal` (-32601 or -32603) it refuses `subscriptions/listen` as the
+    reference servers do; with `broken_after_listing` every request after the first
+    tool listing gets 500 (a server whose backend died after start)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        era: Era,
+        requests: list[MCPRequest],
+        token: str = "",
+        listen_refusal: int | None = None,
+        broken_after_listing: bool = False,
+        listen_unanswered: bool = False,
+    ) -> None:
         self.app, self.era, self.requests, self.token = app, era, requests, token
+        self.listen_refusal = listen_refusal
+        # Holds `subscriptions/listen` without an answer until `release()` (at the stop).
+        self.listen_unanswered = listen_unanswered
+        self._held: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+        self.broken_after_listing = broken_after_listing
+        self.forgotten: set[str] = set()  # session ids this "new instance" never issued
+
+    def release(self) -> None:
+        """Let held requests end (from any thread): the server is stopping."""
+        if self._held is not None:
+            loop, event = self._held
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    def forget_sessions(self) -> None:
+        """Forget every session so far, as a restarted server (or another instance behind
+        the same address) does: the SDK server answers their requests as unknown."""
+        self.forgotten |= {
+            r.headers["mcp-session-id"] for r in self.requests if "mcp-session-id" in r.headers
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -415,7 +478,15 @@ class EraGate:
         except ValueError:
             decoded = None
         payload = decoded if isinstance(decoded, dict) else {}
-        self.requests.append(MCPRequest(scope["method"], payload.get("method"), headers))
+        params = payload.get("params")
+        self.requests.append(
+            MCPRequest(
+                scope["method"],
+                payload.get("method"),
+                headers,
+                params if isinstance(params, dict) else {},
+            )
+        )
         if self.token and headers.get("authorization") != f"Bearer {self.token}":
             await send(
                 {
@@ -428,6 +499,23 @@ class EraGate:
                 }
             )
             await send({"type": "http.response.body", "body": b'{"error":"invalid_token"}'})
+            return
+        if self.listen_unanswered and payload.get("method") == "subscriptions/listen":
+            if self._held is None:
+                self._held = (asyncio.get_running_loop(), asyncio.Event())
+            await self._held[1].wait()
+            await _send_json(send, 503, {"error": "stopping"})
+            return
+        if headers.get("mcp-session-id") in self.forgotten:
+            scope = {
+                **scope,
+                "headers": [
+                    (k, b"unknown-" + v if k.lower() == b"mcp-session-id" else v)
+                    for k, v in scope["headers"]
+                ],
+            }
+        if self.broken_after_listing and any(r.method == "tools/list" for r in self.requests[:-1]):
+            await _send_json(send, 500, {"error": "backend gone"})
             return
         refusal = self._refusal(scope["method"], headers.get("mcp-protocol-version"), payload)
         if refusal is not None:
@@ -457,6 +545,9 @@ class EraGate:
     def _refusal(
         self, http_method: str, version: str | None, payload: dict[str, Any]
     ) -> tuple[int, dict[str, Any]] | None:
+        if self.listen_refusal is not None and payload.get("method") == "subscriptions/listen":
+            message = LISTEN_REFUSALS[self.listen_refusal]
+            return 200, {"code": self.listen_refusal, "message": message}
         if (
             self.era == "legacy"
             and version is not None
@@ -480,18 +571,51 @@ class EraGate:
         return None
 
 
+async def _send_json(send: Send, status: int, body: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
 class StreamableHTTPMCPServer(FakeServer):
     """`build_server()` served over streamable HTTP by uvicorn in a thread, as a server of
     both protocol eras (the SDK's own) or of one (`era`)."""
 
-    def __init__(self, name: str = "fake", era: Era = "both", token: str = "") -> None:
+    def __init__(
+        self,
+        name: str = "fake",
+        era: Era = "both",
+        token: str = "",
+        listen_refusal: int | None = None,
+        broken_after_listing: bool = False,
+        listen_unanswered: bool = False,
+    ) -> None:
         self.url = ""
         self.calls: list[dict[str, object]] = []  # what the hostile tools really did
         self.requests: list[MCPRequest] = []
         self.states: list[str] = []  # request states echoed back by the client
         app = build_server(name, self.calls, self.states).streamable_http_app()
-        self._app = EraGate(app, era, self.requests, token)
+        self._app = EraGate(
+            app,
+            era,
+            self.requests,
+            token,
+            listen_refusal,
+            broken_after_listing,
+            listen_unanswered,
+        )
         super().__init__(ThreadedServer(self._app, name="fake-mcp-http", lifespan="on"))
+
+    def forget_sessions(self) -> None:
+        self._app.forget_sessions()
+
+    def wake(self) -> None:
+        self._app.release()
 
     def methods(self) -> list[str | None]:
         return [request.method for request in self.requests]
@@ -501,4 +625,20 @@ class StreamableHTTPMCPServer(FakeServer):
 
 
 if __name__ == "__main__":
-    build_server(os.environ.get("FAKE_MCP_NAME", "fake")).run("stdio")
+    # As many real servers do: a banner on stderr, and (a misbehaving one) a stray line
+    # on stdout, which is the protocol's channel.
+    if banner := os.environ.get("FAKE_MCP_STDERR"):
+        sys.stderr.write(f"{banner}\n")
+        sys.stderr.flush()
+    if os.environ.get("FAKE_MCP_STRAY_STDOUT"):
+        sys.stdout.write("this is not JSON-RPC\n")
+        sys.stdout.flush()
+    stdio = build_server(os.environ.get("FAKE_MCP_NAME", "fake"))
+
+    @stdio.tool()
+    def freeze() -> str:
+        """Stop this whole process (SIGSTOP): a frozen server that answers nothing."""
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return "thawed"
+
+    stdio.run("stdio")

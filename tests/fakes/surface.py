@@ -29,6 +29,7 @@ class RecordingSurface:
     finished: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     starts: int = 0
+    progressed: list[tuple[ToolCall, str]] = field(default_factory=list)  # progress lines
 
     @property
     def streamed(self) -> str:
@@ -49,6 +50,9 @@ class RecordingSurface:
     async def tool_started(self, call: ToolCall, progress: str) -> None:
         self.started_tools.append(call)
         self.progress.append(progress)
+
+    async def tool_progress(self, call: ToolCall, progress: str) -> None:
+        self.progressed.append((call, progress))
 
     async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
         self.finished_tools.append((call, result))

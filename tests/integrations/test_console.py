@@ -39,6 +39,7 @@ async def test_streamed_text_and_tool_lines_read_cleanly() -> None:
     for delta in ("Let me ", "check."):
         await surface.stream(delta)
     await surface.tool_started(call, "Running get_current_time…")
+    await surface.tool_progress(call, "1 of 2: asking the clock")
     await surface.tool_finished(call, ToolResult("c1", "get_current_time", "12:00"))
     for delta in ("\n\n", "It is ", "noon.\n\nBye."):
         await surface.stream(delta)
@@ -46,6 +47,7 @@ async def test_streamed_text_and_tool_lines_read_cleanly() -> None:
     assert out.getvalue() == (
         "Let me check.\n"
         '  → get_current_time({"timezone": "UTC"})\n'
+        "  … get_current_time: 1 of 2: asking the clock\n"
         "  ← get_current_time: 12:00\n"
         "It is noon.\n\nBye.\n"
     )

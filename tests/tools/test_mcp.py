@@ -9,10 +9,12 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp_types import CLIENT_INFO_META_KEY, INTERNAL_ERROR, METHOD_NOT_FOUND
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from bot.app import Application
@@ -396,15 +398,18 @@ async def test_a_server_of_either_protocol_era_through_the_sdks_auto_mode(era: s
     methods = server.methods()
     assert methods[0] == "server/discover"  # auto mode probes the 2026 era first
     sessions = [r.headers.get("mcp-session-id") for r in server.requests if r.method]
+    parley = {"name": "parley", "version": version("parley")}
     if era == "modern":
         assert link.protocol_version == "2026-07-28"
         assert "initialize" not in methods and not any(sessions)  # stateless
         calls = [r for r in server.requests if r.method == "tools/call"]
         assert calls and calls[0].headers["mcp-protocol-version"] == "2026-07-28"
+        assert calls[0].params["_meta"][CLIENT_INFO_META_KEY] == parley
     else:
         assert link.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS
         assert methods[1] == "initialize"  # refused probe, then the handshake
         assert all(sessions[2:])  # every request after initialize is in the session
+        assert server.requests[1].params["clientInfo"] == parley
 
 
 async def test_a_handshake_only_client_is_refused_by_a_2026_server() -> None:
@@ -589,3 +594,186 @@ async def test_over_the_tool_budget_the_model_is_offered_builtins_and_the_most_r
 
     tools = offered(llm.requests[0])
     assert len(tools) == 3 and {"get_current_time", "web_add"} <= set(tools)
+
+
+@pytest.mark.parametrize("refusal", [None, METHOD_NOT_FOUND, INTERNAL_ERROR])
+async def test_a_2026_server_that_refuses_subscriptions_is_listed_on_a_timer_not_restarted(
+    refusal: int | None,
+) -> None:
+    with StreamableHTTPMCPServer(era="modern", listen_refusal=refusal) as server:
+        registry = ToolRegistry()
+        [config] = load_config_from({"web": {"url": server.url, "confirm": "never"}})
+        link = MCPServerLink(config, registry, ping_interval=0.1)
+        link.start()
+        try:
+            await link.wait_listed(10)
+            await link.wait_settled(10)
+            assert link.available and link.subscribed is (refusal is None)
+            assert await link.call("grow", {}) == "grown"
+            # Announced by the subscription, or found by the listing on a timer.
+            await wait_until(lambda: registry.get("web_late_tool") is not None)
+            if refusal is not None:  # listed again and again, never restarted
+                listed = link.listings
+                await wait_until(lambda: link.listings >= listed + 2)
+            assert await link.call("echo", {"text": "still"}) == "echo: still"
+            assert (link.restarts, link.failures_after_listing) == (0, 0)
+        finally:
+            await link.stop()
+    assert server.methods().count("subscriptions/listen") == 1  # asked once, never again
+    assert server.methods().count("server/discover") == 1  # never reconnected
+
+
+async def test_an_unanswered_subscription_falls_back_to_listing_on_a_timer() -> None:
+    with StreamableHTTPMCPServer(era="modern", listen_unanswered=True) as server:
+        registry = ToolRegistry()
+        entry = {"url": server.url, "confirm": "never", "call_timeout": 0.5}
+        [config] = load_config_from({"web": entry})
+        link = MCPServerLink(config, registry, ping_interval=0.1)
+        link.start()
+        try:
+            await link.wait_listed(10)
+            await link.wait_settled(10)
+            assert link.available and not link.subscribed
+            await wait_until(lambda: link.listings >= 3)
+            assert await link.call("echo", {"text": "x"}) == "echo: x"
+            assert (link.restarts, link.failures_after_listing) == (0, 0)
+        finally:
+            await link.stop()
+
+
+async def test_the_official_time_server_without_subscriptions_stays_up() -> None:
+    """mcp-server-time (PyPI) advertises `tools.listChanged: false` and has no
+    `subscriptions/listen`: it is not subscribed to, and its tools keep working."""
+    registry = ToolRegistry()
+    [config] = load_config_from(
+        {"time": {"command": sys.executable, "args": ["-m", "mcp_server_time"]}}
+    )
+    link = MCPServerLink(config, registry, ping_interval=0.1)
+    link.start()
+    try:
+        await link.wait_listed(20)
+        await link.wait_settled(10)
+        assert link.available and link.protocol_version == "2026-07-28" and not link.subscribed
+        await wait_until(lambda: link.listings >= 3)
+        answer = json.loads(await link.call("get_current_time", {"timezone": "Asia/Shanghai"}))
+        assert answer["timezone"] == "Asia/Shanghai"
+        assert (link.restarts, link.failures_after_listing) == (0, 0)
+    finally:
+        await link.stop()
+
+
+async def test_a_stdio_servers_stderr_goes_to_the_log_and_sdk_tracebacks_to_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    env = {"FAKE_MCP_STDERR": "fake banner 4711", "FAKE_MCP_STRAY_STDOUT": "1"}
+    [config] = load_config_from({"fake": stdio_server(env=env)})
+    link = MCPServerLink(config, ToolRegistry())
+    MCPTools([], ToolRegistry())  # installs the one-line filter, as the app does
+    link.start()
+    try:
+        await link.wait_listed(10)
+        assert link.available
+        await wait_until(lambda: "fake banner 4711" in link.stderr.lines)
+    finally:
+        await link.stop()
+    [banner] = [r for r in caplog.records if "fake banner 4711" in r.getMessage()]
+    assert banner.name == "tools.mcp.stderr" and banner.getMessage().startswith("MCP server fake")
+    sdk = [r for r in caplog.records if r.name.split(".")[0] == "mcp"]
+    [stray] = [r for r in sdk if "Failed to parse" in r.getMessage()]
+    assert "not JSON-RPC" in stray.getMessage() or "ValidationError" in stray.getMessage()
+    assert all(r.exc_info is None for r in sdk)
+
+
+async def test_an_http_server_that_forgot_the_session_gets_a_new_one_and_the_call_again() -> None:
+    with StreamableHTTPMCPServer(era="legacy") as server:
+        [config] = load_config_from({"web": {"url": server.url, "confirm": "never"}})
+        link = MCPServerLink(config, ToolRegistry(), mode="legacy")
+        link.start()
+        try:
+            await link.wait_listed(10)
+            assert await link.call("echo", {"text": "before"}) == "echo: before"
+            server.forget_sessions()  # restarted: the SDK server answers 404 to the old one
+
+            assert await link.call("echo", {"text": "after"}) == "echo: after"
+
+            assert link.sessions_renewed == 1 and link.failures_after_listing == 0
+            # A tool's own error that speaks of a session is no reason to call again.
+            with pytest.raises(Exception, match="failed on purpose: session"):
+                await link.call("fail", {"reason": "session"})
+            assert link.sessions_renewed == 1
+        finally:
+            await link.stop()
+    echoes = [r for r in server.requests if r.method == "tools/call"]
+    old, new = echoes[0].headers["mcp-session-id"], echoes[-1].headers["mcp-session-id"]
+    assert old != new and server.methods().count("initialize") == 2
+    # Goodbye (DELETE) to the session in use at the stop, none to the forgotten one.
+    [goodbye] = [r for r in server.requests if r.http_method == "DELETE"]
+    assert goodbye.headers["mcp-session-id"] == new
+    assert goodbye.headers["mcp-protocol-version"] == link.protocol_version
+    assert len([r for r in echoes if r.params["arguments"] == {"text": "after"}]) == 2
+
+
+async def test_a_frozen_stdio_server_is_restarted_without_waiting_for_the_listing_timer(
+    llm: ScriptedOpenAIServer, make_app: AppFactory, tmp_path: Path
+) -> None:
+    config = tmp_path / "mcp.json"
+    servers = {"fake": stdio_server(confirm="never", call_timeout=1)}
+    config.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+    app = await make_app(
+        ALL_TOOLS,
+        llm={"model": "m"},
+        mcp={"config": str(config), "probe_timeout_seconds": 0.5},
+        admin={"default_tools_dm": "all,mcp:fake"},
+    )
+    assert app.mcp is not None
+    [link] = app.mcp.links
+    llm.script(tool_call_reply(("fake_freeze", {})), text_reply("It hangs."))
+    outcome = await app.engine.handle(message("freeze"), RecordingSurface())
+    [frozen] = outcome.tool_results
+    assert frozen.is_error and "timed out after 1 s" in frozen.content
+
+    # The listing timer is 30 s away; the failed ping restarts it long before.
+    await wait_until(lambda: link.restarts == 1 and link.available, seconds=20)
+    assert "no answer to a ping within 0.5 s" in link.last_failure
+    llm.script(tool_call_reply(("fake_add", {"a": 1, "b": 2})), text_reply("3"))
+    outcome = await app.engine.handle(message("1+2"), RecordingSurface())
+    assert json.loads(outcome.tool_results[0].content) == {"total": 3}
+
+
+@pytest.mark.parametrize(("hard_cap", "finished"), [(30.0, True), (2.5, False)])
+async def test_progress_is_shown_and_restarts_the_timeout_up_to_the_hard_cap(
+    llm: ScriptedOpenAIServer,
+    make_app: AppFactory,
+    http_mcp: StreamableHTTPMCPServer,
+    tmp_path: Path,
+    hard_cap: float,
+    finished: bool,
+) -> None:
+    config = tmp_path / "mcp.json"
+    servers = {"web": {"url": http_mcp.url, "confirm": "never", "call_timeout": 2}}
+    config.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+    app = await make_app(
+        ALL_TOOLS,
+        llm={"model": "m"},
+        mcp={"config": str(config), "call_hard_timeout_seconds": hard_cap},
+        admin={"default_tools_dm": "all,mcp:web"},
+    )
+    # 6 steps of 0.5 s: 3 s in all, more than the 2 s timeout, with progress after each.
+    steps = {"steps": 6, "pause": 0.5}
+    llm.script(tool_call_reply(("web_slow_steps", steps)), text_reply("Done."))
+    surface = RecordingSurface()
+
+    outcome = await app.engine.handle(message("go slowly"), surface)
+
+    [result] = outcome.tool_results
+    if finished:  # each report restarted the 2 s timeout
+        assert (result.content, result.is_error) == ("6 steps done", False)
+    else:  # ... but never past the hard cap
+        assert result.is_error and "timed out" in result.content
+    shown = [line for call, line in surface.progressed if call.name == "web_slow_steps"]
+    assert shown[0] == "1 of 6: step 1 done"
+    if finished:  # about one a second, and the last one always
+        assert shown[-1] == "6 of 6: step 6 done" and len(shown) < 6
+    calls = [r for r in http_mcp.requests if r.method == "tools/call"]
+    assert "progressToken" in calls[-1].params["_meta"]  # every call asks for progress

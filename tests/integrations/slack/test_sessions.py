@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain import ToolContext
+from bot.domain import ToolContext, ToolProgress
 from bot.toolkit import tool
 from integrations.slack.sessions import FEEDBACK_ACTION, task_chunk
 from tests.apps import DEFAULT_TOOLS
@@ -174,6 +174,38 @@ async def never_ending(params: Nothing, ctx: ToolContext) -> str:
     STARTED.set()
     await asyncio.Event().wait()
     return "never"
+
+
+REPORTED = asyncio.Event()
+
+
+@tool()
+async def reporting(params: Nothing, ctx: ToolContext) -> str:
+    """Says how far it is, then waits until the test lets it finish."""
+    assert ctx.report is not None
+    await ctx.report(ToolProgress(3, 5, "indexing"))
+    await REPORTED.wait()
+    return "done"
+
+
+async def test_a_running_calls_task_says_how_far_it_is_in_its_details(
+    llm: ScriptedOpenAIServer, slack: FakeSlackServer, make_slack: HarnessFactory
+) -> None:
+    REPORTED.clear()
+    harness = await make_slack([reporting], agent_sessions=True)
+    llm.script(tool_call_reply(("reporting", {})), text_reply("Done."))
+
+    await harness.event(dm_event("index it"))
+    await slack.wait_for("chat.appendStream")
+    REPORTED.set()
+    await slack.wait_for("chat.stopStream")
+
+    [started, progressed, ended] = tasks(slack)
+    assert (started["status"], started.get("details")) == ("in_progress", None)
+    assert progressed["status"] == "in_progress" and progressed["id"] == started["id"]
+    assert progressed["details"] == "3 of 5: indexing"
+    assert progressed["title"] == started["title"] == "Running reporting…"
+    assert ended["status"] == "complete"
 
 
 async def test_the_stop_press_ends_the_turn_and_keeps_its_question(

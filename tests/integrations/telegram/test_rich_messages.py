@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from telegram import Bot
 from telegram.error import BadRequest
 
-from bot.domain import ToolContext
+from bot.domain import ToolContext, ToolProgress
 from bot.toolkit import N_, Progress, tool
 from integrations.telegram.rich import split_rich
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
@@ -129,6 +129,18 @@ async def slow_weather(params: Place, ctx: ToolContext) -> str:
     return f"sunny in {params.place}"
 
 
+REPORTED = asyncio.Event()
+
+
+@tool(progress=lambda p: Progress(N_("Checking the weather in {place}…"), (("place", p.place),)))
+async def reporting_weather(params: Place, ctx: ToolContext) -> str:
+    """The weather somewhere, saying how far it is (waits until the test lets it answer)."""
+    assert ctx.report is not None
+    await ctx.report(ToolProgress(1, 2, "asking the stations"))
+    await REPORTED.wait()
+    return f"sunny in {params.place}"
+
+
 def drafts_html(telegram: FakeTelegramServer) -> list[str]:
     return [c.params["rich_message"]["html"] for c in telegram.calls_of("sendRichMessageDraft")]
 
@@ -163,6 +175,25 @@ async def test_a_private_draft_shows_a_thinking_block_and_a_line_per_running_too
     assert telegram.calls_of("sendMessageDraft", "sendMessage") == []
     [answer] = telegram.calls_of("sendRichMessage")
     assert answer.params["rich_message"] == {"markdown": "It is **sunny** in Beijing."}
+
+
+async def test_a_running_tools_draft_line_says_how_far_it_is(
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
+) -> None:
+    REPORTED.clear()
+    llm.script(
+        tool_call_reply(("reporting_weather", {"place": "Beijing"})),
+        text_reply("It is sunny in Beijing."),
+    )
+    await telegram_app(tools=[reporting_weather], rich_messages=True, preview_delay=0)
+
+    telegram.push(private_message(ALICE, "Weather in Beijing?"))
+    line = "<p>Checking the weather in Beijing… (1 of 2: asking the stations)</p>"
+    await telegram.wait_for(lambda t: any(line in h for h in drafts_html(t)))
+    REPORTED.set()
+    await telegram.wait_for(lambda t: bool(t.calls_of("sendRichMessage")))
+    [answer] = telegram.calls_of("sendRichMessage")
+    assert answer.params["rich_message"] == {"markdown": "It is sunny in Beijing."}
 
 
 async def test_a_server_without_rich_drafts_gets_plain_drafts(
