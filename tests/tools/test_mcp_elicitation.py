@@ -30,6 +30,7 @@ from tests.apps import AppFactory
 from tests.fakes.mcp_server import PREREQUISITE_URL, StreamableHTTPMCPServer
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
+from tests.tools.real_mcp_servers import everything_stdio
 from tools import ALL_TOOLS
 from tools.mcp_input import Unaskable, input_question
 
@@ -320,3 +321,67 @@ async def test_a_link_with_non_latin_letters_names_its_host_in_punycode_with_a_w
     assert "It leads to xn--bcher-kva.example." in shown
     assert "Careful: xn--bcher-kva.example is how a name with non-Latin letters" in shown
     assert tool_results(llm) == ["link: accept"]  # Enter: Done
+
+
+async def test_the_real_server_everythings_form_titles_toggles_defaults_and_limits(
+    everything_package: Path, make_app: AppFactory, llm: ScriptedOpenAIServer, tmp_path: Path
+) -> None:
+    """The same form from the real server-everything (npm, over stdio): titles shown and
+    values sent, toggles as a list, defaults kept, a broken limit asked again; the server
+    takes the answer and says what it got."""
+    config = tmp_path / "mcp.json"
+    entry = everything_stdio(everything_package, confirm="never")
+    config.write_text(json.dumps({"servers": {"everything": entry}}), encoding="utf-8")
+    app = await make_app(
+        ALL_TOOLS,
+        llm={"model": "m"},
+        mcp={"config": str(config)},
+        admin={"default_tools_dm": "all,mcp:everything"},
+    )
+    llm.script(
+        tool_call_reply(("everything_trigger-elicitation-request", {})), text_reply("Thanks.")
+    )
+    typed = typed_lines(
+        "fill in my profile",
+        "Ada Lovelace",
+        "y",
+        "",  # the first line's default
+        "ada@example.com",
+        "https://ada.example.org/",
+        "1815-12-10",
+        "0",  # under the minimum of 1: asked again
+        "7",
+        "",  # the number's default, 3.14
+        "5",  # Ross
+        "1 3",  # Guitar and Violin
+        "3",  # Wonder Woman
+        "1 2",  # Tuna and Salmon
+        "2",  # Dogs
+        "",  # Enter sends the answers
+    )
+    out = io.StringIO()
+
+    await run_console(app.desk, reader=typed, out=out, user=ME, color=False)
+
+    shown = out.getvalue()
+    assert "Not taken: The smallest allowed is 1." in shown, shown
+    assert "3) Wonder Woman" in shown and "hero-3" not in shown
+    [result] = tool_results(llm)
+    assert "User provided the requested information" in result, result
+    raw = json.loads(result.split("Raw result: ", 1)[1])
+    assert raw["action"] == "accept"
+    assert raw["content"] == {
+        "name": "Ada Lovelace",
+        "check": True,
+        "firstLine": "It was a dark and stormy night.",
+        "email": "ada@example.com",
+        "homepage": "https://ada.example.org/",
+        "birthdate": "1815-12-10",
+        "integer": 7,
+        "number": 3.14,
+        "untitledSingleSelectEnum": "Ross",
+        "untitledMultipleSelectEnum": ["Guitar", "Violin"],
+        "titledSingleSelectEnum": "hero-3",
+        "titledMultipleSelectEnum": ["fish-1", "fish-2"],
+        "legacyTitledEnum": "pet-2",
+    }
