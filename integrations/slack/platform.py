@@ -59,6 +59,7 @@ from integrations.slack.convert import (
     to_incoming_message,
     to_slack_file,
 )
+from integrations.slack.files import NOT_ON_SLACK, Fetched, SlackFileHosts, fetch_file
 from integrations.slack.inbound import Refused, check_body, check_headers, check_signature
 from integrations.slack.sessions import (
     FEEDBACK_ACTION,
@@ -130,6 +131,7 @@ class SlackPlatform:
         self._prompted: set[str] = set()
         self._http = AsyncSlackRequestHandler(self.bolt)
         self._verifier = SignatureVerifier(secret) if secret else None
+        self._file_hosts = SlackFileHosts(settings.api_url)
         # Each user's Slack locale (users.info include_locale), asked once in a while.
         self._locales: TTLCache[str] = TTLCache(desk.languages.cache_seconds)
         self._register()
@@ -581,9 +583,9 @@ class SlackPlatform:
     async def _download(
         self, files: Sequence[SlackFile]
     ) -> tuple[tuple[Attachment, ...], str | None]:
-        """The files' bytes, fetched from their private URLs with the bot token (the
-        files:read scope), or what to tell the user instead. Limits are checked on what
-        Slack declares first, and on the bytes as they arrive."""
+        """The files' bytes, fetched from their private URLs on Slack's file hosts with
+        the bot token (the files:read scope), or what to tell the user instead. Limits are
+        checked on what Slack declares first, and on the bytes as they arrive."""
         described: list[SlackFile] = []
         for shared in files:
             item: SlackFile | None = shared
@@ -602,40 +604,26 @@ class SlackPlatform:
             return (), refusal
         downloaded: list[Attachment] = []
         for item in described:
-            data = await self._fetch(item)
-            if data is None:
+            fetched = await self._fetch(item)
+            if fetched.refused:
+                return (), _(NOT_ON_SLACK)
+            if fetched.data is None:
                 return (), _(DOWNLOAD_FAILED)
-            downloaded.append(replace(item.attachment, data=data))
+            downloaded.append(replace(item.attachment, data=fetched.data))
         return tuple(downloaded), None
 
-    async def _fetch(self, item: SlackFile) -> bytes | None:
+    async def _fetch(self, item: SlackFile) -> Fetched:
         """One file's bytes, at most one byte over the download limit (the core refuses
-        what is over it); None when Slack does not give it. The URL is never logged."""
+        what is over it), from Slack's own file hosts only."""
         session = self.client.session
         token = self.settings.bot_token.get_secret_value() if self.settings.bot_token else ""
         if session is None:
-            return None
+            return Fetched(None)
         limit = self.desk.download_limit(item.attachment.kind)
         try:
-            async with session.get(
-                item.url, headers={"Authorization": f"Bearer {token}"}
-            ) as response:
-                kind = response.headers.get("content-type", "")
-                if response.status != 200 or kind.startswith("text/html"):
-                    # Slack answers a request without a good token with its sign-in page.
-                    log.warning(
-                        "slack: a file download got HTTP %d (%s): does the app have the "
-                        "files:read scope?",
-                        response.status,
-                        kind.partition(";")[0] or "no type",
-                    )
-                    return None
-                data = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) > limit:
-                        break  # the core refuses it with the size; the rest is not read
-                return bytes(data)
+            return await fetch_file(
+                session, item.url, token=token, hosts=self._file_hosts, limit=limit
+            )
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("slack: a file download failed: %s", type(exc).__name__)
-            return None
+            return Fetched(None)
