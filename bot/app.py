@@ -49,6 +49,7 @@ from bot.storage.admin import AdminStore
 from bot.storage.approvals import ApprovalStore
 from bot.storage.budgets import BudgetStore
 from bot.storage.emails import EmailLog
+from bot.storage.erase import TraceEraser
 from bot.storage.feedback import FeedbackStore
 from bot.storage.languages import LanguageStore
 from bot.storage.leases import LeaseStore
@@ -516,6 +517,7 @@ class Application:
             default_language=self.settings.language.default,
             feedback=self.feedback,
             prompts=self.prompts,
+            traces=TraceEraser(self.database),
             overview=Overview(
                 store=self.activity_store,
                 recorder=self.activity,
