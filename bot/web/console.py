@@ -46,6 +46,7 @@ from bot.i18n import (
     short_tag,
 )
 from bot.languages import Languages
+from bot.numbers import typed_number
 from bot.storage.admin import LIMIT_KEYS, AdminStore
 from bot.storage.erase import TraceEraser
 from bot.storage.feedback import FeedbackStore
@@ -478,7 +479,8 @@ class Console:
             value = form.get(key, "").strip()
             if not value:
                 continue
-            if not value.isdigit():
+            number = typed_number(value)
+            if number is None:
                 return self._render(
                     request,
                     "message.html",
@@ -488,7 +490,7 @@ class Console:
                         setting=key,
                     ),
                 )
-            limits[key] = int(value)
+            limits[key] = number
         prompt = form.get("system_prompt", "").strip() or None
         model = form.get("model", "").strip()[:128] or None
         await self.store.set_channel_settings(

@@ -304,3 +304,19 @@ async def test_slash_memory_and_forget(
     assert json.loads(forgot)["text"] == "Forgot 1 fact."
     _, empty = await harness.command("memory")
     assert "I don't remember anything about you" in json.loads(empty)["text"]
+
+
+async def test_slash_command_numbers_that_are_not_plain_numbers_get_a_clear_answer(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer
+) -> None:
+    harness = await make_slack()
+    huge = "1234567890123456789012345"
+
+    _, forget = await harness.command("forget ²", user=ALICE, channel=DM_CHANNEL)
+    _, forget_huge = await harness.command(f"forget {huge}", user=ALICE, channel=DM_CHANNEL)
+    _, revoke = await harness.command("tools revoke ²", user=ALICE, channel=DM_CHANNEL)
+
+    assert "/forget followed by its number" in json.loads(forget)["text"]
+    assert "/forget followed by its number" in json.loads(forget_huge)["text"]
+    assert json.loads(revoke)["text"] == "You have no standing approval ²."
+    assert llm.requests == []
