@@ -409,7 +409,8 @@ class SlackPlatform:
             )
             await tell(text)
             return
-        note = f"{escape(answer.note(outcome.tool))} (<@{presser.platform_user_id}>)"
+        recorded = outcome.answer or answer
+        note = f"{escape(recorded.note(outcome.tool))} (<@{presser.platform_user_id}>)"
         if container.get("is_ephemeral"):
             # An ephemeral question can only be replaced through its response_url.
             try:

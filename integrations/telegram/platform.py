@@ -507,7 +507,7 @@ class TelegramPlatform:
         elif outcome.result is Press.GONE:
             await query.answer(_("This question is no longer open."))
         else:
-            await query.answer(answer.note(outcome.tool)[:200])
+            await query.answer((outcome.answer or answer).note(outcome.tool)[:200])
 
     async def _on_input_press(self, query: CallbackQuery, rest: str) -> None:
         """A press on a tool's question: taken only from the asker, in that chat."""

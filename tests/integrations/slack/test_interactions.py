@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.domain import ToolContext
+from bot.approvals import Mode
+from bot.domain import ChatKind, ChatRef, ToolContext
 from bot.toolkit import tool
 from tests.apps import wait_until
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
@@ -320,3 +321,35 @@ async def test_slash_command_numbers_that_are_not_plain_numbers_get_a_clear_answ
     assert "/forget followed by its number" in json.loads(forget_huge)["text"]
     assert json.loads(revoke)["text"] == "You have no standing approval ²."
     assert llm.requests == []
+
+
+async def test_a_forged_always_press_on_a_card_without_it_is_no_grant(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    """The rule is "ask": the card has no "Always allow"; a press that says so anyway
+    (a forged payload) approves this call once and stores nothing."""
+    LAUNCHED.clear()
+    harness = await make_slack(tools=(launch,))
+    app = harness.app
+    channel_id = await app.store.channel_id(ChatRef("slack", DM_CHANNEL, ChatKind.DM))
+    refusal = await app.approvals.set_rule(
+        channel_id=channel_id,
+        place=f"slack:{DM_CHANNEL}",
+        item=launch,
+        mode=Mode.ASK,
+        actor="console",
+        surface="console",
+        is_admin=True,
+    )
+    assert refusal == ""
+    llm.script(tool_call_reply(("launch", {"target": "one"})), text_reply("Launched."))
+
+    await harness.event(dm_event("launch one"))
+    channel, ts, token, body = await confirmation_message(slack)
+    assert "Always allow" not in buttons(body)
+    await harness.press("parley_approval_always", token, user=ALICE, channel=channel, message_ts=ts)
+    await slack.wait_for("chat.stopStream")
+
+    assert LAUNCHED == ["one"]
+    assert await app.approvals.grants() == []
+    assert any(b["ts"] == ts and "Approved once" in b["text"] for b in slack.bodies("chat.update"))
