@@ -353,3 +353,28 @@ async def test_a_forged_always_press_on_a_card_without_it_is_no_grant(
     assert LAUNCHED == ["one"]
     assert await app.approvals.grants() == []
     assert any(b["ts"] == ts and "Approved once" in b["text"] for b in slack.bodies("chat.update"))
+
+
+async def test_a_card_shows_bidi_controls_escaped_and_idn_domains_in_ascii(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack(tools=(send_email,), email={**EMAIL, "allowlist": "@bücher.example"})
+    arguments = {
+        "to": ["anna@bücher.example"],
+        "subject": "Invoice \u202egpj.exe",  # shows as "Invoice exe.jpg" unescaped
+        "body": "Pay \u2066now\u2069 please.",
+    }
+    llm.script(tool_call_reply(("send_email", arguments)), text_reply("Not sent."))
+
+    await harness.event(dm_event("email anna"))
+    _, ts, token, body = await confirmation_message(slack)
+    shown = json.dumps(body["blocks"], ensure_ascii=False)
+    await harness.press(
+        "parley_approval_denied", token, user=ALICE, channel=DM_CHANNEL, message_ts=ts
+    )
+    await slack.wait_for("chat.stopStream")
+
+    assert not any(c in shown for c in "\u202e\u2066\u2069")
+    assert "Invoice \\\\u202egpj.exe" in shown  # a backslash, escaped once more by JSON
+    assert "Pay \\\\u2066now\\\\u2069 please." in shown
+    assert "anna@xn--bcher-kva.example" in shown and "bücher" not in shown
