@@ -154,6 +154,11 @@ class Desk:
             (chat.platform, chat.platform_chat_id, thread_key, user.platform_user_id)
         )
 
+    def turn_running(self, chat: ChatRef, thread_key: str) -> bool:
+        """Whether anyone's turn runs in this chat and thread (a stop button pressed by
+        someone else must leave it alone)."""
+        return self._engine.running_in(chat.platform, chat.platform_chat_id, thread_key)
+
     async def reset(self, message: IncomingMessage) -> bool:
         return await self._engine.reset(message)
 

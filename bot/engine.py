@@ -179,6 +179,13 @@ class Engine:
         task.cancel()
         return True
 
+    def running_in(self, platform: str, chat: str, thread_key: str) -> bool:
+        """Whether any user's turn runs in this chat and thread now."""
+        return any(
+            key[:3] == (platform, chat, thread_key) and not task.done()
+            for key, task in self._running.items()
+        )
+
     def _stop_requested(self) -> bool:
         """Whether the cancellation being handled is a user's stop (and take it)."""
         task = asyncio.current_task()

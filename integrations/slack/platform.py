@@ -77,6 +77,7 @@ SUGGESTED_PROMPTS = [
     (N_("What can you do?"), N_("What can you do, and which tools do you have?")),
     (N_("Time somewhere"), N_("What time is it in Tokyo right now?")),
 ]
+NOT_YOUR_TURN = N_("Only the person who asked can stop this answer.")
 EMPTY_HINT = N_("Hi! Write your question after the mention, or type `{command} help`.")
 _KNOWN_THREADS = 10_000
 # Message subtypes that are still a person writing to Parley (None: a plain message).
@@ -314,16 +315,26 @@ class SlackPlatform:
 
     async def _on_session_stopped(self, event: dict[str, Any]) -> None:
         """The stop button of an agent session: the turn running in that thread ends (it
-        tells its user and leaves the session active). Slack does not move the session
-        out of "processing" itself, so with no turn to stop Parley does."""
+        tells its user and leaves the session active). Only the asker stops a turn: a
+        press by someone else is told so, and the session stays as it is. Slack does not
+        move the session out of "processing" itself, so with no turn to stop Parley does."""
         channel, thread_ts = str(event.get("channel") or ""), str(event.get("thread_ts") or "")
         user = str(event.get("user") or "")
         if not channel or not thread_ts or not user:
             return
         kind = ChatKind.DM if channel.startswith("D") else ChatKind.CHANNEL
         thread_key = "" if kind is ChatKind.DM else thread_ts
-        if self.desk.stop(ChatRef(PLATFORM, channel, kind), thread_key, UserRef(PLATFORM, user)):
+        chat = ChatRef(PLATFORM, channel, kind)
+        if self.desk.stop(chat, thread_key, UserRef(PLATFORM, user)):
             log.info("slack: %s stopped the turn in %s/%s", user, channel, thread_ts)
+        elif self.desk.turn_running(chat, thread_key):
+            log.info("slack: %s pressed stop on another user's turn in %s; refused", user, channel)
+            await slack_call(
+                "chat.postEphemeral",
+                self.client.chat_postEphemeral(
+                    channel=channel, user=user, text=_(NOT_YOUR_TURN), thread_ts=thread_ts
+                ),
+            )
         elif self.sessions is not None:
             await self.sessions.set_status(channel, thread_ts, working="")
 
