@@ -59,6 +59,7 @@ from bot.errors import ProviderError
 from bot.i18n import N_, _
 from bot.limits import Admission, Limits
 from bot.llm.base import Provider, ToolSpec
+from bot.logs import loggable
 from bot.media import MediaReader, PreparedTurn
 from bot.observe import TURN_ID, Observer, new_turn_id
 from bot.policy import AllowAllTools, ChannelProfile, ToolPolicy, for_scheduled_turn
@@ -229,7 +230,7 @@ class Engine:
         self.observer.turn_started()
         try:
             if self.log_bodies:
-                log.info("turn from %s: %s", message.user.qualified_id, message.text)
+                log.info("turn from %s: %s", message.user.qualified_id, loggable(message.text))
             else:
                 log.info(
                     "turn from %s (%d chars, %d file(s))",

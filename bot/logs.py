@@ -12,11 +12,24 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from bot.observe import TurnIdFilter
 from bot.redact import SecretFilter
+
+
+def loggable(text: str) -> str:
+    """Someone else's text as one log line: line breaks and every other control or
+    format character (ANSI escapes, bidi overrides) written as escapes (`\\n`,
+    `\\x1b`, `\\u202e`), so a message cannot forge log lines or hide what it says."""
+    return "".join(
+        char
+        if char == " " or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp")
+        else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 class TextFormatter(logging.Formatter):
