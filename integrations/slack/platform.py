@@ -24,7 +24,6 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import Response
@@ -131,7 +130,7 @@ class SlackPlatform:
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._prompted: set[str] = set()
         self._http = AsyncSlackRequestHandler(self.bolt)
-        self._verifier = SignatureVerifier(secret) if secret else None
+        self._signing_secret = secret.encode("utf-8")
         self._file_hosts = SlackFileHosts(settings.api_url)
         # Each user's Slack locale (users.info include_locale), asked once in a while.
         self._locales: TTLCache[str] = TTLCache(desk.languages.cache_seconds)
@@ -211,8 +210,8 @@ class SlackPlatform:
         try:
             check_headers(request.headers)
             body = await request.body()  # within PARLEY_HTTP_SLACK_*_MAX_BYTES
-            if self._verifier is not None:
-                check_signature(self._verifier, request.headers, body)
+            if self._signing_secret:
+                check_signature(self._signing_secret, request.headers, body)
             check_body(request.headers, body)
         except Refused as refused:
             client = request.client.host if request.client else "?"
@@ -516,6 +515,10 @@ class SlackPlatform:
         event_id = str(body.get("event_id") or "")
         if not event_id:
             log.warning("slack: an event without event_id was ignored: %s", event.get("type"))
+            return
+        if not event.get("channel") or not event.get("user"):
+            # HTTP refuses these at the door (inbound.py); Socket Mode has no door.
+            log.warning("slack: a %s event without channel or user was ignored", event["type"])
             return
         message, reply = to_incoming_message(
             event, team_id=team_id, event_id=event_id, bot_user_id=context.bot_user_id
