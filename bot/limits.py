@@ -157,7 +157,7 @@ class Limits:
         renewer: asyncio.Task[None] | None = None
         if admission.reservation is not None:
             every = renew_every or self.settings.reservation_seconds / 3
-            renewer = asyncio.create_task(self._renew(admission.reservation, every))
+            renewer = asyncio.create_task(self._renew(admission, every))
         try:
             yield
         finally:
@@ -167,9 +167,13 @@ class Limits:
                     await renewer
             await self.settle(admission)
 
-    async def _renew(self, reservation: Reservation, every: float) -> None:
+    async def _renew(self, admission: Admission, every: float) -> None:
         while True:
             await asyncio.sleep(every)
+            # The turn's current reservation: a top-up may have made it anew.
+            reservation = admission.reservation
+            if reservation is None:
+                return
             try:
                 await self.store.renew(reservation, self.settings.reservation_seconds)
             except Exception:  # the turn goes on; the reservation may lapse early
