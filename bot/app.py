@@ -49,6 +49,7 @@ from bot.storage.admin import AdminStore
 from bot.storage.approvals import ApprovalStore
 from bot.storage.budgets import BudgetStore
 from bot.storage.emails import EmailLog
+from bot.storage.erase import TraceEraser
 from bot.storage.feedback import FeedbackStore
 from bot.storage.languages import LanguageStore
 from bot.storage.leases import LeaseStore
@@ -189,7 +190,19 @@ class Application:
         self.mcp = build_mcp(settings, self.tools)
         self.admin_store = AdminStore(self.database)
         self.policy = ChannelToolPolicy(self.admin_store, settings.admin)
-        self.limits = Limits(BudgetStore(self.database), settings.limits)
+        # This process's lease: its turns (and their budget reservations) are taken over
+        # when it stops being renewed (bot/turns.py).
+        self.process_lease = ProcessLease(
+            LeaseStore(self.database),
+            ttl_seconds=settings.turns.lease_seconds,
+            renew_seconds=settings.turns.lease_renew_seconds,
+        )
+        self.limits = Limits(
+            BudgetStore(self.database),
+            settings.limits,
+            holder=self.process_lease.name,
+            output_cap=settings.llm.max_tokens,
+        )
         self.admin = Administration(self.admin_store, self.policy, self.tools, settings.admin)
         self.weather = OpenMeteo(
             geocoding_url=settings.weather.geocoding_url,
@@ -270,11 +283,6 @@ class Application:
         self.turn_store = TurnStore(self.database)
         self.feedback = FeedbackStore(self.database)
         self.prompts = PromptStore(self.database)
-        self.process_lease = ProcessLease(
-            LeaseStore(self.database),
-            ttl_seconds=settings.turns.lease_seconds,
-            renew_seconds=settings.turns.lease_renew_seconds,
-        )
         self.desk = Desk(
             self.engine,
             self.store,
@@ -312,6 +320,7 @@ class Application:
             run_turn=self.desk.turn,
             window=timedelta(minutes=settings.turns.resume_window_minutes),
             locale_of=self.desk.locale_of,
+            budgets=self.limits.store,
         )
         self._next_prune = 0.0
         self.started: list[Platform] = []
@@ -510,6 +519,7 @@ class Application:
             default_language=self.settings.language.default,
             feedback=self.feedback,
             prompts=self.prompts,
+            traces=TraceEraser(self.database),
             overview=Overview(
                 store=self.activity_store,
                 recorder=self.activity,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from bot.approvals import Mode
 from bot.domain import ChatRef, UserRef
 from bot.i18n import _
+from bot.numbers import typed_number
 
 if TYPE_CHECKING:
     from bot.desk import Desk
@@ -53,7 +54,8 @@ async def approval_command(
     verb = words[0].lower()
     if verb == "revoke":
         number = words[1] if len(words) > 1 else ""
-        revoked = await desk.revoke_grant(user, int(number)) if number.isdigit() else None
+        grant_id = typed_number(number)
+        revoked = await desk.revoke_grant(user, grant_id) if grant_id is not None else None
         if revoked is None:
             return _("You have no standing approval {id}.", id=number or "?")
         return _("Taken back: {tool} asks again before it runs.", tool=revoked.tool)

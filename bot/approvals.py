@@ -92,6 +92,8 @@ class PressOutcome:
     result: Press
     owner: str = ""  # the asker's platform user id, for "only X can answer"
     tool: str = ""
+    # The answer as recorded: "Always allow" pressed on a card without it counts once.
+    answer: Answer | None = None
 
 
 # -- questions -----------------------------------------------------------------------------
@@ -311,7 +313,9 @@ class Approvals:
     async def press(
         self, token: str, presser: UserRef, answer: Answer, *, surface: str
     ) -> PressOutcome:
-        """A press of one of the answers, on whichever replica it landed."""
+        """A press of one of the answers, on whichever replica it landed. The server
+        decides which answers the card had: "Always allow" on a card that did not offer
+        it (the rule is "ask", or the tool may not be remembered) is taken as "once"."""
         now = datetime.now(UTC)
         if self.store is None:
             asker, state = self._memory.get(token, ("", ""))
@@ -320,6 +324,8 @@ class Approvals:
                 return PressOutcome(Press.EXPIRED if state == "expired" else Press.GONE)
             if asker != presser.qualified_id:
                 return PressOutcome(Press.NOT_YOURS, asker.partition(":")[2])
+            if answer is Answer.ALWAYS and (local is None or not local.may_remember):
+                answer = Answer.ONCE
             self._memory[token] = (asker, answer.value)
             tool = local.tool if local is not None else ""
             if answer is Answer.ALWAYS and local is not None:
@@ -334,6 +340,9 @@ class Approvals:
                 now=now,
                 alive_after=now - self.alive_window,
             )
+            if answer is Answer.ALWAYS and row is not None and not row.may_remember:
+                log.info("an 'always' press on a card that did not offer it counts once")
+                answer = Answer.ONCE
             owner = row.asker if row is not None else ""
             tool = row.tool if row is not None else ""
             place = row.place if row is not None else ""
@@ -342,7 +351,7 @@ class Approvals:
         local = self._waiting.get(token)
         if result is Press.ANSWERED and local is not None:
             local._settle(answer)
-        return PressOutcome(result, owner.partition(":")[2], tool)
+        return PressOutcome(result, owner.partition(":")[2], tool, answer)
 
     async def _audit_press(
         self,

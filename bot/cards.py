@@ -5,10 +5,16 @@ and bounded one-line values, shortened step by step until it fits the limit the 
 gives (Telegram counts UTF-16 code units, Slack characters), so a platform never sees a
 question it would refuse; whatever was shortened is in `full_card_text`, which
 `split_parts` cuts into messages the platform accepts.
+
+What a card shows is what the call does, not what its arguments make it look like: bidi
+controls (U+202E turns "gnp.exe" around), zero-width and other invisible characters are
+shown as `\u202e` escapes, and the domain of an email address with non-ASCII letters is
+shown in ASCII (punycode), so "bücher.example" cannot pass for a look-alike.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +28,31 @@ BODY_LINES = 6  # the first lines of a long text that a card shows
 BODY_CHARS = 600
 CARD_DETAILS = 20
 SHORTENED = N_("(Shortened: “Show all” sends you the whole of it.)")
+
+
+# Bidi embeddings, overrides and isolates, the marks, zero-width and invisible operators,
+# the byte-order mark, and control characters other than line breaks and tabs.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+_ADDRESS = re.compile(r"([^\s@<>,;:\"'()]+)@([^\s@<>,;:\"'()]+)")
+
+
+def _ascii_domain(match: re.Match[str]) -> str:
+    local, domain = match.group(1), match.group(2)
+    if domain.isascii():
+        return match.group(0)
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:  # not a domain IDNA can spell: show its code points instead
+        return f"{local}@{domain.encode('ascii', 'backslashreplace').decode('ascii')}"
+
+
+def visible(value: str) -> str:
+    """`value` as a card shows it: invisible and direction-changing characters escaped
+    (`\u202e`), email domains in ASCII."""
+    value = _ADDRESS.sub(_ascii_domain, value)
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +110,13 @@ def _card_text(
     cut = False
     out = [_(card.title, tool=tool) if "{tool}" in card.title else _(card.title)]
     for label, value in card.lines:
-        shown, shortened = _bounded(value, value_chars)
+        shown, shortened = _bounded(visible(value), value_chars)
         cut |= shortened
         out.append(f"{_(label)}: {shown}")
     for key, value in card.details[:CARD_DETAILS]:
-        shown, shortened = _bounded(value, value_chars)
+        shown, shortened = _bounded(visible(value), value_chars)
         cut |= shortened
-        out.append(f"{_bounded(key, 64)[0]}: {shown}")
+        out.append(f"{_bounded(visible(key), 64)[0]}: {shown}")
     if len(card.details) > CARD_DETAILS:
         cut = True
         out.append(_("… and {count} more", count=len(card.details) - CARD_DETAILS))
@@ -95,7 +126,7 @@ def _card_text(
             _("{label} ({count} characters):", label=_(card.body_label), count=len(card.body))
         )
         if body_lines:
-            excerpt, shortened = _excerpt(card.body, body_lines, body_chars)
+            excerpt, shortened = _excerpt(visible(card.body), body_lines, body_chars)
             out.append(excerpt)
             cut |= shortened
         else:
@@ -109,10 +140,10 @@ def _card_text(
 def full_card_text(card: ApprovalCard, tool: str) -> str:
     """Everything the card stands for, unshortened (for "Show all")."""
     out = [_(card.title, tool=tool) if "{tool}" in card.title else _(card.title)]
-    out += [f"{_(label)}: {value}" for label, value in card.lines]
-    out += [f"{key}: {value}" for key, value in card.details]
+    out += [f"{_(label)}: {visible(value)}" for label, value in card.lines]
+    out += [f"{visible(key)}: {visible(value)}" for key, value in card.details]
     if card.body:
-        out += ["", f"{_(card.body_label)}:", card.body]
+        out += ["", f"{_(card.body_label)}:", visible(card.body)]
     return "\n".join(out)
 
 

@@ -36,6 +36,7 @@ from bot.engine import Engine, TurnOutcome
 from bot.i18n import _, available_locales, language_name, ngettext, short_tag, use_locale
 from bot.languages import Languages
 from bot.media import MediaReader
+from bot.numbers import typed_number
 from bot.questions import InputQuestions
 from bot.storage.approvals import GrantRow
 from bot.storage.feedback import FeedbackStore
@@ -152,6 +153,11 @@ class Desk:
         return self._engine.stop(
             (chat.platform, chat.platform_chat_id, thread_key, user.platform_user_id)
         )
+
+    def turn_running(self, chat: ChatRef, thread_key: str) -> bool:
+        """Whether anyone's turn runs in this chat and thread (a stop button pressed by
+        someone else must leave it alone)."""
+        return self._engine.running_in(chat.platform, chat.platform_chat_id, thread_key)
 
     async def reset(self, message: IncomingMessage) -> bool:
         return await self._engine.reset(message)
@@ -272,9 +278,10 @@ class Desk:
         if word in ("all", "全部"):
             removed = await self._memory.forget(message.user, message.chat, None)
             return ngettext("Forgot {count} fact.", "Forgot {count} facts.", removed)
-        if not word.isdigit():
+        number = typed_number(word)
+        if number is None:
             return _("Say which fact to forget: /forget followed by its number, or /forget all.")
-        if await self._memory.forget(message.user, message.chat, int(word)):
+        if await self._memory.forget(message.user, message.chat, number):
             return _("Forgotten.")
         return _("There is no fact {number} here; /memory lists them.", number=word)
 

@@ -41,7 +41,7 @@ from pydantic import BaseModel
 from bot.answer import call_model
 from bot.approvals import Approvals
 from bot.config import BotSettings
-from bot.context import build_context, message_tokens
+from bot.context import build_context, estimate_tokens, message_tokens
 from bot.domain import (
     ChatMessage,
     ChatRef,
@@ -57,8 +57,9 @@ from bot.domain import (
 )
 from bot.errors import ProviderError
 from bot.i18n import N_, _
-from bot.limits import Limits
+from bot.limits import Admission, Limits
 from bot.llm.base import Provider, ToolSpec
+from bot.logs import loggable
 from bot.media import MediaReader, PreparedTurn
 from bot.observe import TURN_ID, Observer, new_turn_id
 from bot.policy import AllowAllTools, ChannelProfile, ToolPolicy, for_scheduled_turn
@@ -179,6 +180,13 @@ class Engine:
         task.cancel()
         return True
 
+    def running_in(self, platform: str, chat: str, thread_key: str) -> bool:
+        """Whether any user's turn runs in this chat and thread now."""
+        return any(
+            key[:3] == (platform, chat, thread_key) and not task.done()
+            for key, task in self._running.items()
+        )
+
     def _stop_requested(self) -> bool:
         """Whether the cancellation being handled is a user's stop (and take it)."""
         task = asyncio.current_task()
@@ -222,7 +230,7 @@ class Engine:
         self.observer.turn_started()
         try:
             if self.log_bodies:
-                log.info("turn from %s: %s", message.user.qualified_id, message.text)
+                log.info("turn from %s: %s", message.user.qualified_id, loggable(message.text))
             else:
                 log.info(
                     "turn from %s (%d chars, %d file(s))",
@@ -316,7 +324,7 @@ class Engine:
         profile = await self.policy.profile(channel_id)
         if self.limits is None:
             await self._converse(
-                message, surface, outcome, profile, user_id, channel_id, scheduled, ticket
+                message, surface, outcome, profile, user_id, channel_id, scheduled, ticket, None
             )
             return
         # Taken in the database before the model is called, settled once the turn's
@@ -334,7 +342,15 @@ class Engine:
             return
         async with self.limits.holding(admission):
             await self._converse(
-                message, surface, outcome, profile, user_id, channel_id, scheduled, ticket
+                message,
+                surface,
+                outcome,
+                profile,
+                user_id,
+                channel_id,
+                scheduled,
+                ticket,
+                admission,
             )
 
     async def _converse(
@@ -347,6 +363,7 @@ class Engine:
         channel_id: int,
         scheduled: bool,
         ticket: TurnTicket | None,
+        admission: Admission | None,
     ) -> None:
         words = await self._prepare(message, profile)
         if words.refusal:
@@ -423,6 +440,10 @@ class Engine:
         try:
             for round_number in range(first_round, self.settings.max_tool_rounds + 1):
                 outcome.rounds = round_number
+                over = await self._top_up(admission, context, specs)
+                if over is not None:
+                    await self._end_over_budget(info, over, surface, visible, outcome, turn_id)
+                    return
                 answer = await call_model(
                     self.provider,
                     self.observer,
@@ -548,6 +569,39 @@ class Engine:
                 ", ".join(a.kind.value for a in message.attachments),
             )
         return prepared
+
+    async def _top_up(
+        self, admission: Admission | None, context: list[ChatMessage], specs: list[ToolSpec]
+    ) -> str | None:
+        """Hold what the next model call may use (bot/limits.py), or why it may not run."""
+        if admission is None or self.limits is None:
+            return None
+        tokens = sum(message_tokens(item) for item in context)
+        tokens += sum(
+            estimate_tokens(f"{spec.name} {spec.description} {spec.parameters}") for spec in specs
+        )
+        return await self.limits.top_up(admission, tokens)
+
+    async def _end_over_budget(
+        self,
+        info: ConversationInfo,
+        refusal: str,
+        surface: Surface,
+        visible: list[str],
+        outcome: TurnOutcome,
+        turn_id: int | None,
+    ) -> None:
+        """The budget cannot cover the next model call: say so, and keep the sentence in
+        the conversation as the answer (so the question does not look unanswered)."""
+        note = ChatMessage(Role.ASSISTANT, refusal)
+        await self._store.append(
+            info.conversation_id, [StoredMessage(note, message_tokens(note))], turn_id=turn_id
+        )
+        outcome.error = refusal
+        await surface.stream(("\n\n" if visible else "") + refusal)
+        visible.append(refusal)
+        outcome.text = "\n\n".join(visible)
+        await surface.finish(outcome.text)
 
     async def _end_cut_off(
         self,

@@ -7,17 +7,23 @@ the user and the channel have used (the `usage` table) and what turns still runn
 hold (their reservations), refuses with a sentence for the user, or reserves the
 turn's estimate. The estimate is `PARLEY_TURN_TOKEN_ESTIMATE`, or the tokens of the
 user's newest model call when that was bigger (a long conversation costs more per
-call). A turn starts while the budget has room once every running turn's estimate is
-counted, so however many turns start at once, on however many replicas, they spend at
-most the budget plus one turn's estimate (while no turn uses more than its estimate; a
+call). Before each model call of the turn (the first and every further round of a tool
+loop) `top_up` sizes the reservation to that call: the request's input tokens, estimated
+from its length, plus the output cap (`PARLEY_LLM_MAX_TOKENS`, or the estimate when there
+is none), under the same rule, and the turn ends with a sentence when the budget cannot
+cover it. A call starts only while the budget has room once everything spent and every
+other running turn's reservation is counted, so however many turns start at once, on
+however many replicas, they spend at most the budget plus one call's reservation (a
 turn's real usage counts as soon as each of its model calls is stored).
 
 The rate limit counts the turns admitted in the last minute, the in-flight cap the
 reservations not yet settled, both in the database, so N replicas allow the limit and
-not N times it. A reservation that is never settled (a crashed process) stops counting
-after `PARLEY_BUDGET_RESERVATION_SECONDS`; a turn that runs longer (a slow model, an
-approval waiting for its answer) renews its reservation every third of that while it
-runs (`Limits.holding`). With every limit at 0 nothing is stored.
+not N times it. A reservation names the process that holds it: when that process dies,
+the sweep that resumes its turns releases it (`BudgetStore.release_dead`), so the
+resumed turn, and the user's next message, reserve anew. One that is never settled
+otherwise stops counting after `PARLEY_BUDGET_RESERVATION_SECONDS`; a turn that runs
+longer (a slow model, an approval waiting for its answer) renews its reservation every
+third of that while it runs (`Limits.holding`). With every limit at 0 nothing is stored.
 """
 
 from __future__ import annotations
@@ -49,21 +55,35 @@ class Refusal:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admission:
-    """The answer to `admit`: a sentence for the user, or the reservation to settle."""
+    """The answer to `admit`: a sentence for the user, or the reservation to settle (and
+    the limits it was admitted under, for its top-ups)."""
 
     refusal: str | None = None
     reservation: Reservation | None = None
-
-
-ADMITTED = Admission()
+    limits: dict[str, int] = field(default_factory=dict)
+    with_channel: bool = False
 
 
 class Limits:
-    def __init__(self, store: BudgetStore, settings: LimitSettings) -> None:
+    """The budgets, rate limit and in-flight cap of the turns this process runs.
+
+    `holder` is this process's lease (a dead process's reservations are released by
+    the resume sweep); `output_cap` is the most tokens one model call may write."""
+
+    def __init__(
+        self,
+        store: BudgetStore,
+        settings: LimitSettings,
+        *,
+        holder: str | None = None,
+        output_cap: int | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.holder = holder
+        self.output_cap = output_cap or settings.turn_token_estimate
 
     def effective(self, overrides: dict[str, int]) -> dict[str, int]:
         """The global limits with a channel's overrides applied."""
@@ -79,7 +99,8 @@ class Limits:
         limits["user_turns_in_flight"] = self.settings.user_turns_in_flight  # global only
         watched = (*USER_BUDGETS, *CHANNEL_BUDGETS, "user_messages_per_minute")
         if not any(limits[key] for key in (*watched, "user_turns_in_flight")):
-            return ADMITTED
+            return Admission()
+        with_channel = any(limits[key] for key in CHANNEL_BUDGETS)
         estimate = self.settings.turn_token_estimate
 
         def decide(spending: Spending) -> tuple[Refusal | None, int]:
@@ -88,13 +109,43 @@ class Limits:
         refusal, reservation = await self.store.reserve(
             user_id=user_id,
             channel_id=channel_id,
-            with_channel=any(limits[key] for key in CHANNEL_BUDGETS),
+            with_channel=with_channel,
             decide=decide,
             hold_seconds=self.settings.reservation_seconds,
+            holder=self.holder,
         )
         if refusal is not None:
             return Admission(refusal=_describe(refusal))
-        return Admission(reservation=reservation)
+        return Admission(reservation=reservation, limits=limits, with_channel=with_channel)
+
+    async def top_up(self, admission: Admission, input_tokens: int) -> str | None:
+        """Before a model call: hold what it may use (`input_tokens` plus the output cap)
+        instead of what the turn holds now, or the sentence that ends the turn when the
+        budgets cannot cover it. Nothing to do for a turn admitted without a budget."""
+        reservation = admission.reservation
+        budgets = (*USER_BUDGETS, *CHANNEL_BUDGETS)
+        if reservation is None or not any(admission.limits.get(k) for k in budgets):
+            return None
+        need = input_tokens + self.output_cap
+        if need == reservation.tokens:
+            return None
+        limits = admission.limits
+
+        def decide(others: Spending) -> Refusal | None:
+            return _over_budget(limits, others)
+
+        refusal, admission.reservation = await self.store.top_up(
+            reservation,
+            need,
+            with_channel=admission.with_channel,
+            decide=decide,
+            hold_seconds=self.settings.reservation_seconds,
+            holder=self.holder,
+        )
+        if refusal is not None:
+            log.info("a turn's next model call (%d tokens) is over budget: %s", need, refusal.kind)
+            return _describe(refusal)
+        return None
 
     @contextlib.asynccontextmanager
     async def holding(
@@ -106,7 +157,7 @@ class Limits:
         renewer: asyncio.Task[None] | None = None
         if admission.reservation is not None:
             every = renew_every or self.settings.reservation_seconds / 3
-            renewer = asyncio.create_task(self._renew(admission.reservation, every))
+            renewer = asyncio.create_task(self._renew(admission, every))
         try:
             yield
         finally:
@@ -116,9 +167,13 @@ class Limits:
                     await renewer
             await self.settle(admission)
 
-    async def _renew(self, reservation: Reservation, every: float) -> None:
+    async def _renew(self, admission: Admission, every: float) -> None:
         while True:
             await asyncio.sleep(every)
+            # The turn's current reservation: a top-up may have made it anew.
+            reservation = admission.reservation
+            if reservation is None:
+                return
             try:
                 await self.store.renew(reservation, self.settings.reservation_seconds)
             except Exception:  # the turn goes on; the reservation may lapse early
@@ -144,6 +199,10 @@ def _refusal(limits: dict[str, int], spending: Spending) -> Refusal | None:
     cap = limits["user_turns_in_flight"]
     if cap and spending.user_in_flight >= cap:
         return Refusal("in_flight", {"count": cap})
+    return _over_budget(limits, spending)
+
+
+def _over_budget(limits: dict[str, int], spending: Spending) -> Refusal | None:
     budgets = (
         ("user_daily_tokens", spending.user_day, spending.user_reserved),
         ("user_monthly_tokens", spending.user_month, spending.user_reserved),

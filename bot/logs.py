@@ -3,7 +3,8 @@
 Every line written inside a turn carries that turn's id (`turn_id` in JSON, `[id]` in
 text), set by the engine through a context variable, so one turn can be followed across
 the engine, the tools and the adapter. Message bodies are not logged unless
-PARLEY_LOG_BODIES is on; secrets never are, whoever logs them (bot/redact.py).
+PARLEY_LOG_BODIES is on; secrets never are, whoever logs them (bot/redact.py), and SQL
+parameters never are, at any level (the database loggers stay at WARNING).
 """
 
 from __future__ import annotations
@@ -11,11 +12,24 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from bot.observe import TurnIdFilter
 from bot.redact import SecretFilter
+
+
+def loggable(text: str) -> str:
+    """Someone else's text as one log line: line breaks and every other control or
+    format character (ANSI escapes, bidi overrides) written as escapes (`\\n`,
+    `\\x1b`, `\\u202e`), so a message cannot forge log lines or hide what it says."""
+    return "".join(
+        char
+        if char == " " or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp")
+        else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 class TextFormatter(logging.Formatter):
@@ -48,7 +62,19 @@ class JSONFormatter(logging.Formatter):
 # (python-telegram-bot logs its Bot API URL, token included; slack_sdk its requests.)
 QUIET_AT_DEBUG = ("telegram", "slack_sdk", "slack_bolt", "apscheduler", "mcp")
 # The HTTP clients and SDKs log every request at INFO: noise, and URLs may carry tokens.
-QUIET = ("httpx", "httpx2", "httpcore", "openai", "anthropic", "uvicorn.access")
+# The database drivers and SQLAlchemy's engine log each statement with its parameters
+# (a user's words, an email's subject, a console session's CSRF token and password tag).
+QUIET = (
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "openai",
+    "anthropic",
+    "uvicorn.access",
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy",
+)
 
 
 def configure_logging(

@@ -5,8 +5,9 @@
     run        claimed -> running (with the question stored) -> done once the final
                reply was delivered; side-effecting tool calls are journaled
     die        the process's lease (`process:<id>` in `leases`) stops being renewed
-    resume     the scheduler leader, at start and at every renewal, takes over open
-               turns whose holder's lease expired: younger than the resume window they
+    resume     the scheduler leader, at start and at every renewal, releases the budget
+               reservations of dead processes and takes over open turns whose
+               holder's lease expired: younger than the resume window they
                run again from the stored input (the stored question reused, finished
                tool rounds kept, settled side effects reused, never run twice); older,
                their user gets one short notice that the answer was lost
@@ -36,6 +37,7 @@ from pydantic import BaseModel
 from bot.context import message_tokens
 from bot.domain import ChatMessage, IncomingMessage, Role, ToolResult, UserRef
 from bot.i18n import N_, _, use_locale
+from bot.storage.budgets import BudgetStore
 from bot.storage.leases import LeaseStore
 from bot.storage.models import TurnState, utcnow
 from bot.storage.turns import JournalEntry, StoredTurn, TurnStore
@@ -187,11 +189,18 @@ class TurnRecovery:
     window: timedelta
     # The language a lost turn's notice is written in: its user's (bot/languages.py).
     locale_of: Callable[[UserRef], Awaitable[str]] | None = None
+    # Budget reservations of dead processes are released before their turns are taken.
+    budgets: BudgetStore | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def sweep(self) -> int:
         """Take over the orphaned turns and start resuming them (not waited for); how
-        many were taken."""
+        many were taken. The dead processes' budget reservations are released first, so
+        a resumed turn (and its user's next message) is not refused by its own."""
+        if self.budgets is not None:
+            released = await self.budgets.release_dead()
+            if released:
+                log.info("released %d budget reservation(s) of processes that stopped", released)
         taken = await self.store.take_over(self.lease.name, now=utcnow())
         for turn in taken:
             task = asyncio.create_task(self._recover(turn), name=f"resume-turn-{turn.id}")

@@ -35,6 +35,7 @@ from bot.domain import (
     UserRef,
 )
 from bot.i18n import N_, _, use_locale
+from bot.numbers import typed_number
 from bot.questions import CANCEL, DONE, KEEP, InputQuestions, InputStep, PendingInput
 
 Reader = Callable[[str], Awaitable[str]]
@@ -291,7 +292,8 @@ async def _line(desk: Desk, surface: ConsoleSurface, who: UserRef, line: str) ->
         return
     if line.startswith("/tools revoke "):
         number = line.removeprefix("/tools revoke ").strip()
-        revoked = await desk.revoke_grant(who, int(number)) if number.isdigit() else None
+        grant_id = typed_number(number)
+        revoked = await desk.revoke_grant(who, grant_id) if grant_id is not None else None
         surface._dim(
             _("Taken back: {tool} asks again.", tool=revoked.tool)
             if revoked is not None

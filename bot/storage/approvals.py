@@ -143,7 +143,9 @@ class ApprovalStore:
         self, token: str, presser: str, answer: str, *, now: datetime, alive_after: datetime
     ) -> tuple[PressResult, QuestionRow | None]:
         """Answer the question if it is open, unexpired, waited for and `presser`'s;
-        "always" also stores the grant. Returns what happened and the question as it was."""
+        "always" also stores the grant, if the card offered it (`may_remember`): a press
+        of a button the card did not have (a forged one) counts as "once". Returns what
+        happened and the question as it was."""
 
         def work(connection: Connection) -> tuple[PressResult, QuestionRow | None]:
             row = connection.execute(select(_REQUESTS).where(_REQUESTS.c.token == token)).first()
@@ -163,14 +165,15 @@ class ApprovalStore:
                 return PressResult.EXPIRED, found
             if found.asker != presser:
                 return PressResult.NOT_YOURS, found
+            recorded = answer if answer != "always" or found.may_remember else "once"
             changed = connection.execute(
                 update(_REQUESTS)
                 .where(_REQUESTS.c.token == token, _REQUESTS.c.state == OPEN)
-                .values(state=answer, answered_at=now)
+                .values(state=recorded, answered_at=now)
             ).rowcount
             if not changed:
                 return PressResult.GONE, found
-            if answer == "always":
+            if recorded == "always":
                 connection.execute(
                     self._insert(_GRANTS)
                     .values(

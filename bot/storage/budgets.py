@@ -11,21 +11,34 @@ and inserting under those locks is what lets N concurrent turns on N replicas sp
 no more than the budget plus one turn's estimate.
 
 A reservation counts towards the budgets and the turns in flight until it is settled
-(the turn's real usage is then in `usage`) or expires (a process that crashed never
-settles), and towards the rate limit for the minute after it was made.
+(the turn's real usage is then in `usage`), released (the process holding it died: the
+sweep that resumes its turns calls `release_dead`) or expires, and towards the rate limit
+for the minute after it was made. Before each model call a turn `top_up`s its
+reservation to what that call may use, in the same kind of transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from bot.storage.database import Database
-from bot.storage.models import BudgetReservation, UsageRecord, utcnow
+from bot.storage.models import BudgetReservation, Lease, UsageRecord, utcnow
 
 RATE_WINDOW = timedelta(seconds=60)
 # The first key of PostgreSQL's two-key advisory locks (distinct from the one-key
@@ -33,6 +46,7 @@ RATE_WINDOW = timedelta(seconds=60)
 _USER_LOCK, _CHANNEL_LOCK = 15_001, 15_002
 
 _TABLE = BudgetReservation.__table__  # type: ignore[attr-defined]
+_LEASES = Lease.__table__.c  # type: ignore[attr-defined]
 _R = _TABLE.c
 _U = UsageRecord.__table__.c  # type: ignore[attr-defined]
 _LOCK = text("SELECT pg_advisory_xact_lock(:kind, :id)")
@@ -92,6 +106,19 @@ _RENEW = (
     .values(expires_at=bindparam("b_expires"))
 )
 
+# Open reservations whose process's lease is gone or expired: nobody will settle them.
+_RELEASE_DEAD = (
+    update(_TABLE)
+    .where(
+        _OPEN,
+        _R.holder.is_not(None),
+        ~exists().where(_LEASES.name == _R.holder, _LEASES.expires_at >= bindparam("now")),
+    )
+    .values(settled_at=bindparam("now"), expires_at=bindparam("now"))
+)
+_OWN = select(_R.tokens).where(_R.id == bindparam("b_id"), _OPEN)
+_RESIZE = update(_TABLE).where(_R.id == bindparam("b_id")).values(tokens=bindparam("b_tokens"))
+
 T = TypeVar("T")
 
 
@@ -117,6 +144,8 @@ class Reservation:
     id: int
     tokens: int
     created_at: datetime
+    user_id: int = 0
+    channel_id: int = 0
 
 
 class BudgetStore:
@@ -131,18 +160,15 @@ class BudgetStore:
         with_channel: bool,
         decide: Callable[[Spending], tuple[T | None, int]],
         hold_seconds: int,
+        holder: str | None = None,
     ) -> tuple[T | None, Reservation | None]:
         """`decide(spending)` returns (a refusal, tokens to reserve): a refusal is passed
         back with no reservation made; otherwise a reservation of that many tokens is made
         in the same transaction and returned. `with_channel` also sums (and on PostgreSQL
-        locks) the channel."""
-        postgres = not self.db.is_sqlite
+        locks) the channel; `holder` is the lease of the process running the turn."""
 
         def work(connection: Connection) -> tuple[T | None, Reservation | None]:
-            if postgres:
-                connection.execute(_LOCK, {"kind": _USER_LOCK, "id": user_id})
-                if with_channel:
-                    connection.execute(_LOCK, {"kind": _CHANNEL_LOCK, "id": channel_id})
+            self._lock(connection, user_id, channel_id if with_channel else None)
             now = utcnow()
             # Finished and stale rows of anyone: settled rows expire a minute after they
             # were made (the rate window), abandoned ones `hold_seconds` after.
@@ -158,11 +184,73 @@ class BudgetStore:
                 "created_at": now,
                 "expires_at": now + timedelta(seconds=hold_seconds),
                 "settled_at": None,
+                "holder": holder,
             }
             new_id = connection.execute(_RESERVE, values).scalar_one()
-            return None, Reservation(int(new_id), tokens, now)
+            return None, Reservation(int(new_id), tokens, now, user_id, channel_id)
 
         return await self.db.run(work)
+
+    def _lock(self, connection: Connection, user_id: int, channel_id: int | None) -> None:
+        if self.db.is_sqlite:
+            return  # BEGIN IMMEDIATE already serialises every writer
+        connection.execute(_LOCK, {"kind": _USER_LOCK, "id": user_id})
+        if channel_id is not None:
+            connection.execute(_LOCK, {"kind": _CHANNEL_LOCK, "id": channel_id})
+
+    async def top_up(
+        self,
+        reservation: Reservation,
+        tokens: int,
+        *,
+        with_channel: bool,
+        decide: Callable[[Spending], T | None],
+        hold_seconds: int,
+        holder: str | None = None,
+    ) -> tuple[T | None, Reservation]:
+        """Hold `tokens` for the turn's next model call instead of what it holds now,
+        if `decide` (given the spending of everyone else: this reservation's own tokens
+        left out) finds no refusal. A reservation that lapsed meanwhile is made again."""
+        user_id, channel_id = reservation.user_id, reservation.channel_id
+
+        def work(connection: Connection) -> tuple[T | None, Reservation]:
+            self._lock(connection, user_id, channel_id if with_channel else None)
+            now = utcnow()
+            own = connection.execute(_OWN, {"b_id": reservation.id}).scalar_one_or_none()
+            spending = _spending(connection, now, user_id, channel_id if with_channel else None)
+            held = int(own or 0)
+            others = replace(
+                spending,
+                user_reserved=spending.user_reserved - held,
+                channel_reserved=spending.channel_reserved - (held if with_channel else 0),
+            )
+            refusal = decide(others)
+            if refusal is not None:
+                return refusal, reservation
+            if own is not None:
+                connection.execute(_RESIZE, {"b_id": reservation.id, "b_tokens": tokens})
+                return None, replace(reservation, tokens=tokens)
+            values = {
+                "user_id": user_id,
+                "channel_id": channel_id,
+                "tokens": tokens,
+                "created_at": now,
+                "expires_at": now + timedelta(seconds=hold_seconds),
+                "settled_at": None,
+                "holder": holder,
+            }
+            new_id = connection.execute(_RESERVE, values).scalar_one()
+            return None, Reservation(int(new_id), tokens, now, user_id, channel_id)
+
+        return await self.db.run(work)
+
+    async def release_dead(self) -> int:
+        """Settle the open reservations of processes whose lease is gone (they died
+        mid-turn): how many. Their turns are resumed, and reserve anew."""
+        values = {"now": utcnow()}
+        return int(
+            await self.db.run(lambda connection: connection.execute(_RELEASE_DEAD, values).rowcount)
+        )
 
     async def renew(self, reservation: Reservation, hold_seconds: int) -> None:
         """The turn still runs (waiting on a slow model or an approval): hold its tokens

@@ -512,7 +512,9 @@ class BudgetReservation(SQLModel, table=True):
     budgets until the turn settles (its real usage is then in `usage`). A row also counts
     towards the rate limit for a minute after it was made, and towards the turns in flight
     while unsettled; `expires_at` is when it stops counting at all (a crashed process's
-    reservation expires by itself) and may be deleted."""
+    reservation expires by itself) and may be deleted. `holder` names the lease of the
+    process running the turn (`leases.name`): the sweep that resumes a dead process's
+    turns settles its reservations, so a resumed turn reserves anew."""
 
     __tablename__ = "budget_reservations"
     __table_args__ = (
@@ -533,6 +535,7 @@ class BudgetReservation(SQLModel, table=True):
     settled_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    holder: str | None = Field(default=None, max_length=128, index=True)
 
 
 # -- feedback on answers (issue 17) ----------------------------------------------------

@@ -19,6 +19,7 @@ import secrets
 import time
 import zoneinfo
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,7 +46,9 @@ from bot.i18n import (
     short_tag,
 )
 from bot.languages import Languages
+from bot.numbers import typed_number
 from bot.storage.admin import LIMIT_KEYS, AdminStore
+from bot.storage.erase import TraceEraser
 from bot.storage.feedback import FeedbackStore
 from bot.storage.memory import MemoryStore
 from bot.storage.prompts import BadPrompts, PromptStore, parse_prompts
@@ -101,6 +104,7 @@ class Console:
         default_language: str = DEFAULT_LOCALE,
         feedback: FeedbackStore | None = None,
         prompts: PromptStore | None = None,
+        traces: TraceEraser | None = None,
     ) -> None:
         if settings.console_password is None or not settings.console_password.get_secret_value():
             raise ValueError("the console needs PARLEY_ADMIN_PASSWORD")
@@ -117,6 +121,7 @@ class Console:
         self.default_language = default_language
         self.feedback = feedback
         self.prompts = prompts
+        self.traces = traces
         self._password_digest = _digest(password)
         self.clients = clients or ClientResolver()
         self.sessions = ConsoleSessions(settings, sessions, self.clients, public_url=public_url)
@@ -474,7 +479,8 @@ class Console:
             value = form.get(key, "").strip()
             if not value:
                 continue
-            if not value.isdigit():
+            number = typed_number(value)
+            if number is None:
                 return self._render(
                     request,
                     "message.html",
@@ -484,7 +490,7 @@ class Console:
                         setting=key,
                     ),
                 )
-            limits[key] = int(value)
+            limits[key] = number
         prompt = form.get("system_prompt", "").strip() or None
         model = form.get("model", "").strip()[:128] or None
         await self.store.set_channel_settings(
@@ -644,8 +650,10 @@ class Console:
         return RedirectResponse(f"/admin/users/{user_id}?done=forgotten", status_code=303)
 
     async def erase_user(self, request: Request) -> Response:
-        """Delete the user's memory, summaries and messages; the form must repeat the
-        user's platform id (a deliberate act, not a stray click)."""
+        """Delete the user's memory, summaries and messages, and their words everywhere
+        else (turns, approval cards, emails, reminders, feedback: bot/storage/erase.py);
+        the form must repeat the user's platform id (a deliberate act, not a stray
+        click)."""
         user_id = int(request.path_params["id"])
         user = await self.store.user(user_id)
         if user is None or self.memory is None:
@@ -664,6 +672,8 @@ class Console:
             if self.turns is not None
             else 0
         )
+        qualified = f"{user.platform}:{user.platform_user_id}"
+        traces = await self.traces.erase(user_id, qualified) if self.traces is not None else None
         await self.store.audit(
             actor=ACTOR,
             action="user.erase",
@@ -675,6 +685,7 @@ class Console:
                 "summaries": erased.summaries,
                 "messages": erased.messages,
                 "turn_inputs": turn_inputs,
+                **(asdict(traces) if traces is not None else {}),
             },
         )
         return RedirectResponse(f"/admin/users/{user_id}?done=erased", status_code=303)

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 
 from bot.i18n import N_
+from bot.numbers import typed_number
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ def query_int(request: Request, name: str) -> int | None:
     value = request.query_params.get(name, "")
     if not value:
         return None
-    if value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
+    number = typed_number(value)
+    if number is not None:
+        return number
     raise BadQuery(f"{name} must be a whole number")
 
 

@@ -1,7 +1,9 @@
 """The door of `/slack/events`: what a request must show before bolt sees it.
 
 In order: the signature headers, present and fresh (no body read yet); the body, read
-within its limit (bot/web/limits.py); its signature over the raw bytes; then its shape.
+within its limit (bot/web/limits.py); its signature over the raw bytes (HMAC-SHA256 of
+`v0:<timestamp>:<body>` computed here: slack_sdk's verifier decodes the body as UTF-8
+first and raises on anything else); then its shape, UTF-8 included.
 bolt checks the signature again, but it crashes (500, with a traceback in the log) on a
 body that is not what Slack sends, a JSON array or `"event": 5`, so those get 400 here.
 Only the fields bolt and Parley read are checked: Slack adds fields all the time.
@@ -9,12 +11,13 @@ Only the fields bolt and Parley read are checked: Slack adds fields all the time
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from slack_sdk.signature import SignatureVerifier
 from starlette.datastructures import Headers
 
 MAX_AGE_SECONDS = 300  # slack_sdk's window: an older timestamp is a replay
@@ -50,12 +53,13 @@ def check_headers(headers: Headers, now: float | None = None) -> None:
         raise Refused(401, "stale X-Slack-Request-Timestamp (a replay, or a wrong clock)")
 
 
-def check_signature(verifier: SignatureVerifier, headers: Headers, body: bytes) -> None:
-    if not verifier.is_valid(
-        body=body,
-        timestamp=headers.get("x-slack-request-timestamp", ""),
-        signature=headers.get("x-slack-signature", ""),
-    ):
+def check_signature(secret: bytes, headers: Headers, body: bytes) -> None:
+    """Refused(401) unless X-Slack-Signature is the HMAC of the raw bytes (after
+    `check_headers`, which checked the timestamp)."""
+    timestamp = headers.get("x-slack-request-timestamp", "").encode("ascii", "replace")
+    digest = hmac.new(secret, b"v0:" + timestamp + b":" + body, hashlib.sha256).hexdigest()
+    given = headers.get("x-slack-signature", "").encode("ascii", "replace")
+    if not hmac.compare_digest(f"v0={digest}".encode("ascii"), given):
         raise Refused(401, "invalid signature")
 
 
@@ -125,6 +129,8 @@ def _check_event_body(body: dict[str, Any]) -> None:
     if event["type"] in OUR_EVENTS:
         _strings(event, EVENT_STRINGS, "event")
         _list_of_objects(event, "files", "event")
+        if event["type"] in ("message", "app_mention") and not event.get("channel"):
+            raise Refused(400, f"a {event['type']} event without a channel")
     else:  # other events carry a user or channel object; bolt reads either
         for key in ("user", "channel"):
             if event.get(key) is not None and not isinstance(event[key], str | dict):

@@ -24,7 +24,6 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import Response
@@ -60,6 +59,7 @@ from integrations.slack.convert import (
     to_incoming_message,
     to_slack_file,
 )
+from integrations.slack.files import NOT_ON_SLACK, Fetched, SlackFileHosts, fetch_file
 from integrations.slack.inbound import Refused, check_body, check_headers, check_signature
 from integrations.slack.sessions import (
     FEEDBACK_ACTION,
@@ -77,6 +77,7 @@ SUGGESTED_PROMPTS = [
     (N_("What can you do?"), N_("What can you do, and which tools do you have?")),
     (N_("Time somewhere"), N_("What time is it in Tokyo right now?")),
 ]
+NOT_YOUR_TURN = N_("Only the person who asked can stop this answer.")
 EMPTY_HINT = N_("Hi! Write your question after the mention, or type `{command} help`.")
 _KNOWN_THREADS = 10_000
 # Message subtypes that are still a person writing to Parley (None: a plain message).
@@ -130,7 +131,8 @@ class SlackPlatform:
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._prompted: set[str] = set()
         self._http = AsyncSlackRequestHandler(self.bolt)
-        self._verifier = SignatureVerifier(secret) if secret else None
+        self._signing_secret = secret.encode("utf-8")
+        self._file_hosts = SlackFileHosts(settings.api_url)
         # Each user's Slack locale (users.info include_locale), asked once in a while.
         self._locales: TTLCache[str] = TTLCache(desk.languages.cache_seconds)
         self._register()
@@ -209,8 +211,8 @@ class SlackPlatform:
         try:
             check_headers(request.headers)
             body = await request.body()  # within PARLEY_HTTP_SLACK_*_MAX_BYTES
-            if self._verifier is not None:
-                check_signature(self._verifier, request.headers, body)
+            if self._signing_secret:
+                check_signature(self._signing_secret, request.headers, body)
             check_body(request.headers, body)
         except Refused as refused:
             client = request.client.host if request.client else "?"
@@ -313,16 +315,26 @@ class SlackPlatform:
 
     async def _on_session_stopped(self, event: dict[str, Any]) -> None:
         """The stop button of an agent session: the turn running in that thread ends (it
-        tells its user and leaves the session active). Slack does not move the session
-        out of "processing" itself, so with no turn to stop Parley does."""
+        tells its user and leaves the session active). Only the asker stops a turn: a
+        press by someone else is told so, and the session stays as it is. Slack does not
+        move the session out of "processing" itself, so with no turn to stop Parley does."""
         channel, thread_ts = str(event.get("channel") or ""), str(event.get("thread_ts") or "")
         user = str(event.get("user") or "")
         if not channel or not thread_ts or not user:
             return
         kind = ChatKind.DM if channel.startswith("D") else ChatKind.CHANNEL
         thread_key = "" if kind is ChatKind.DM else thread_ts
-        if self.desk.stop(ChatRef(PLATFORM, channel, kind), thread_key, UserRef(PLATFORM, user)):
+        chat = ChatRef(PLATFORM, channel, kind)
+        if self.desk.stop(chat, thread_key, UserRef(PLATFORM, user)):
             log.info("slack: %s stopped the turn in %s/%s", user, channel, thread_ts)
+        elif self.desk.turn_running(chat, thread_key):
+            log.info("slack: %s pressed stop on another user's turn in %s; refused", user, channel)
+            await slack_call(
+                "chat.postEphemeral",
+                self.client.chat_postEphemeral(
+                    channel=channel, user=user, text=_(NOT_YOUR_TURN), thread_ts=thread_ts
+                ),
+            )
         elif self.sessions is not None:
             await self.sessions.set_status(channel, thread_ts, working="")
 
@@ -408,7 +420,8 @@ class SlackPlatform:
             )
             await tell(text)
             return
-        note = f"{escape(answer.note(outcome.tool))} (<@{presser.platform_user_id}>)"
+        recorded = outcome.answer or answer
+        note = f"{escape(recorded.note(outcome.tool))} (<@{presser.platform_user_id}>)"
         if container.get("is_ephemeral"):
             # An ephemeral question can only be replaced through its response_url.
             try:
@@ -504,6 +517,10 @@ class SlackPlatform:
         if not event_id:
             log.warning("slack: an event without event_id was ignored: %s", event.get("type"))
             return
+        if not event.get("channel") or not event.get("user"):
+            # HTTP refuses these at the door (inbound.py); Socket Mode has no door.
+            log.warning("slack: a %s event without channel or user was ignored", event["type"])
+            return
         message, reply = to_incoming_message(
             event, team_id=team_id, event_id=event_id, bot_user_id=context.bot_user_id
         )
@@ -582,9 +599,9 @@ class SlackPlatform:
     async def _download(
         self, files: Sequence[SlackFile]
     ) -> tuple[tuple[Attachment, ...], str | None]:
-        """The files' bytes, fetched from their private URLs with the bot token (the
-        files:read scope), or what to tell the user instead. Limits are checked on what
-        Slack declares first, and on the bytes as they arrive."""
+        """The files' bytes, fetched from their private URLs on Slack's file hosts with
+        the bot token (the files:read scope), or what to tell the user instead. Limits are
+        checked on what Slack declares first, and on the bytes as they arrive."""
         described: list[SlackFile] = []
         for shared in files:
             item: SlackFile | None = shared
@@ -603,40 +620,26 @@ class SlackPlatform:
             return (), refusal
         downloaded: list[Attachment] = []
         for item in described:
-            data = await self._fetch(item)
-            if data is None:
+            fetched = await self._fetch(item)
+            if fetched.refused:
+                return (), _(NOT_ON_SLACK)
+            if fetched.data is None:
                 return (), _(DOWNLOAD_FAILED)
-            downloaded.append(replace(item.attachment, data=data))
+            downloaded.append(replace(item.attachment, data=fetched.data))
         return tuple(downloaded), None
 
-    async def _fetch(self, item: SlackFile) -> bytes | None:
+    async def _fetch(self, item: SlackFile) -> Fetched:
         """One file's bytes, at most one byte over the download limit (the core refuses
-        what is over it); None when Slack does not give it. The URL is never logged."""
+        what is over it), from Slack's own file hosts only."""
         session = self.client.session
         token = self.settings.bot_token.get_secret_value() if self.settings.bot_token else ""
         if session is None:
-            return None
+            return Fetched(None)
         limit = self.desk.download_limit(item.attachment.kind)
         try:
-            async with session.get(
-                item.url, headers={"Authorization": f"Bearer {token}"}
-            ) as response:
-                kind = response.headers.get("content-type", "")
-                if response.status != 200 or kind.startswith("text/html"):
-                    # Slack answers a request without a good token with its sign-in page.
-                    log.warning(
-                        "slack: a file download got HTTP %d (%s): does the app have the "
-                        "files:read scope?",
-                        response.status,
-                        kind.partition(";")[0] or "no type",
-                    )
-                    return None
-                data = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) > limit:
-                        break  # the core refuses it with the size; the rest is not read
-                return bytes(data)
+            return await fetch_file(
+                session, item.url, token=token, hosts=self._file_hosts, limit=limit
+            )
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("slack: a file download failed: %s", type(exc).__name__)
-            return None
+            return Fetched(None)

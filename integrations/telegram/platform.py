@@ -53,6 +53,7 @@ from integrations.telegram.convert import (
     to_incoming_message,
 )
 from integrations.telegram.delivery import ChatPace, ChatUnavailable, Delivery
+from integrations.telegram.files import download_file
 from integrations.telegram.keyboards import TOGGLE, TOOLS_HINT, tools_keyboard
 from integrations.telegram.startup import WebhookRefused, start_failure
 from integrations.telegram.surface import (
@@ -115,6 +116,10 @@ class TelegramPlatform:
             )
         self.settings = settings
         self.desk = desk
+        # python-telegram-bot prefixes getFile's path with this (the token included).
+        self._file_root = (
+            f"{file_base_url(settings.base_url)}{settings.bot_token.get_secret_value()}/"
+        )
         builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder()
             .token(settings.bot_token.get_secret_value())
@@ -353,8 +358,8 @@ class TelegramPlatform:
     async def _download(
         self, files: Sequence[FileRef]
     ) -> tuple[tuple[Attachment, ...], str | None]:
-        """The files' bytes (getFile, then the file URL, which carries the bot token and
-        so is never logged), or what to tell the user instead."""
+        """The files' bytes (getFile, then the configured file URL, which carries the bot
+        token and so is never logged), or what to tell the user instead."""
         downloaded: list[Attachment] = []
         for ref in files:
             attachment = ref.attachment
@@ -365,7 +370,6 @@ class TelegramPlatform:
                 refusal = self.desk.file_refusal([declared])
                 if refusal is not None:
                     return (), refusal
-                data = bytes(await file.download_as_bytearray())
             except TelegramError as exc:
                 log.warning(
                     "telegram: a %s file could not be downloaded (%s: %s)",
@@ -373,6 +377,13 @@ class TelegramPlatform:
                     type(exc).__name__,
                     exc.message,
                 )
+                return (), _(DOWNLOAD_FAILED)
+            data = await download_file(
+                file.file_path or "",
+                file_root=self._file_root,
+                limit=self.desk.download_limit(attachment.kind),
+            )
+            if data is None:
                 return (), _(DOWNLOAD_FAILED)
             downloaded.append(replace(declared, data=data))
         return tuple(downloaded), None
@@ -496,7 +507,7 @@ class TelegramPlatform:
         elif outcome.result is Press.GONE:
             await query.answer(_("This question is no longer open."))
         else:
-            await query.answer(answer.note(outcome.tool)[:200])
+            await query.answer((outcome.answer or answer).note(outcome.tool)[:200])
 
     async def _on_input_press(self, query: CallbackQuery, rest: str) -> None:
         """A press on a tool's question: taken only from the asker, in that chat."""

@@ -16,9 +16,9 @@ from bot.domain import ChatKind, ChatRef, UserRef
 from bot.engine import TurnOutcome
 from bot.storage.models import BudgetReservation, UsageRecord, utcnow
 from tests.apps import AppFactory
-from tests.bot.test_engine import ALICE, message
+from tests.bot.test_engine import ALICE, echo, message
 from tests.databases import fresh_postgres_database, sqlite_url
-from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
 
 TURN_TOKENS = 1000  # what every scripted answer reports using (600 prompt + 400 completion)
@@ -219,3 +219,51 @@ async def test_a_long_turn_keeps_its_reservation_until_it_ends(
     assert settled == reservation.created_at + timedelta(seconds=60)
     later = await app.engine.handle(message("now?", ALICE, GROUPS[1]), RecordingSurface())
     assert not later.error, later.error
+
+
+async def test_fifteen_large_turns_at_once_spend_at_most_the_budget_plus_one_call(
+    llm: ScriptedOpenAIServer, make_app: AppFactory, database_url: str
+) -> None:
+    """Each turn reserves what its request needs (37 kB of text is ~9,250 tokens, plus
+    the output cap), not PARLEY_TURN_TOKEN_ESTIMATE."""
+    budget, cap = 20_000, 1000
+    app = await make_app(
+        [],
+        database_url=database_url,
+        limits={"user_daily_tokens": budget},
+        llm={"max_tokens": cap},
+    )
+    # What a model reports for a 37 kB question: its tokens, and an answer under the cap.
+    llm.set_default(text_reply("answered", delay=0.3, usage=(9_500, 500)))
+    large = "word " * 7_400  # 37 kB
+
+    outcomes = await asyncio.gather(
+        *(
+            app.engine.handle(message(f"{large} {n}", ALICE, chat), RecordingSurface())
+            for n, chat in enumerate(GROUPS[:15])
+        )
+    )
+
+    one_call = len(large) // 4 + 500 + cap  # the request (with the prompt) and its cap
+    assert await spent(app) <= budget + one_call
+    answered = [o for o in outcomes if not o.error]
+    assert answered and len(llm.requests) == len(answered)
+    assert all("budget of 20,000 tokens" in o.error for o in outcomes if o.error)
+
+
+async def test_a_tool_loop_stops_when_the_budget_cannot_cover_its_next_round(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    budget = 20_000
+    app = await make_app([echo], limits={"user_daily_tokens": budget}, llm={"max_tokens": 1000})
+    # Every round costs 8,000 tokens and asks for another.
+    llm.set_default(tool_call_reply(("echo", {"text": "again"}), usage=(7_500, 500)))
+    surface = RecordingSurface()
+
+    outcome = await app.engine.handle(message("loop", ALICE, GROUPS[0]), surface)
+
+    # Rounds 1-3 start under the budget (0, 8,000, 16,000 spent); the 4th would not fit.
+    assert len(llm.requests) == 3
+    assert await spent(app) == 24_000
+    assert "budget of 20,000 tokens" in outcome.error
+    assert outcome.text.endswith(outcome.error)

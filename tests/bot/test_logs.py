@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from bot.config import Settings
 from bot.logs import QUIET, QUIET_AT_DEBUG, configure_logging
+from bot.storage import Database, migrate
+from bot.storage.sessions import ConsoleSessionStore
+from tests.databases import fresh_postgres_database, sqlite_url
 
 SECRETS = {
     "telegram": {
@@ -112,3 +117,40 @@ def test_quieted_libraries_never_speak_below_the_root_level(
     logging.getLogger("telegram.ext.Updater").warning("a warning of a quieted library")
     output = capfd.readouterr().err
     assert "an info line" not in output and "a warning of a quieted library" in output
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    async with fresh_postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+async def test_sql_parameters_are_never_logged_even_at_debug(
+    database_url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """What goes into the database (a console session's CSRF token and password tag,
+    an email's subject) never reaches the log, whatever PARLEY_LOG_LEVEL says."""
+    await migrate(database_url)
+    configure_logging("DEBUG", "text", secrets={})
+    database = Database(database_url)
+    try:
+        store = ConsoleSessionStore(database)
+        await store.create(
+            token_hash="hash-in-a-parameter",
+            csrf="csrf-in-a-parameter",
+            password_tag="tag-in-a-parameter",
+            client="127.0.0.1",
+            lifetime=timedelta(hours=1),
+            idle=timedelta(hours=1),
+        )
+        assert await store.find("hash-in-a-parameter", idle=timedelta(hours=1)) is not None
+    finally:
+        await database.aclose()
+    logging.getLogger("bot.storage").debug("parley's own debug line")
+    output = capfd.readouterr().err
+    assert "parley's own debug line" in output
+    for parameter in ("hash-in-a-parameter", "csrf-in-a-parameter", "tag-in-a-parameter"):
+        assert parameter not in output

@@ -339,6 +339,23 @@ async def test_message_bodies_are_logged_only_when_enabled(
     assert "turn from test:bob: loud words" in caplog.text
 
 
+async def test_a_logged_body_cannot_forge_log_lines(
+    llm: ScriptedOpenAIServer, make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    llm.set_default(text_reply("ok"))
+    loud = await make_app(tools=[], ops={"log_bodies": True})
+    forged = "hi\n2026-12-07 12:00:00 ERROR bot.admin: admin password reset\r\x1b[2K\u202eok"
+    with caplog.at_level(logging.INFO, logger="bot.engine"):
+        await loud.engine.handle(
+            IncomingMessage(chat=DM, user=BOB, text=forged), RecordingSurface()
+        )
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("turn from")]
+    assert line == (
+        "turn from test:bob: hi\\n2026-12-07 12:00:00 ERROR bot.admin: admin password reset"
+        "\\r\\x1b[2K\\u202eok"
+    )
+
+
 async def test_a_leader_that_loses_its_lease_stops_its_scheduler_and_can_lead_again(
     make_app: AppFactory,
 ) -> None:

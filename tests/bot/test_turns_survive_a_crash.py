@@ -285,3 +285,37 @@ def _question(telegram: FakeTelegramServer, chat: int) -> tuple[int, str] | None
         # The chat's first message (the fake counts from 5000); presses match by token.
         return 5000, str(button["callback_data"])
     return None
+
+
+@pytest.mark.timeout(600)
+async def test_a_killed_turn_s_budget_reservation_does_not_refuse_its_resume_or_the_next(
+    tmp_path: Path,
+    database_url: str,
+    llm: ScriptedOpenAIServer,
+    telegram: FakeTelegramServer,
+) -> None:
+    """One turn in flight per user: the dead process's reservation is released by the
+    sweep that resumes its turn, so neither the resumed turn nor the next is refused."""
+    chat = 4300
+    env = parley_env(database_url, llm, telegram, PARLEY_USER_TURNS_IN_FLIGHT="1")
+    llm.set_default(text_reply(HALF))
+    llm.hold()
+    first = Parley(tmp_path / "first", env)
+    try:
+        telegram.push(private_message(chat, "question before the crash"))
+        await wait_until(lambda: llm.held == 1, within=120)
+        first.kill()
+    finally:
+        llm.release()
+        first.stop()
+    llm.set_default(text_reply(ANSWER))
+    second = Parley(tmp_path / "second", env)
+    try:
+        await telegram.wait_for(lambda t: answers_in(t, chat, ANSWER) == 1, within=90)
+        await wait_for_async(lambda: _none_open(database_url), within=30)
+        telegram.push(private_message(chat, "the next question"))
+        await telegram.wait_for(lambda t: answers_in(t, chat, ANSWER) == 2, within=90)
+        assert not any("at most 1 at a time" in shown for shown in telegram.shown(chat))
+    finally:
+        _, err = second.stop()
+    assert "Traceback" not in err, err[-3000:]

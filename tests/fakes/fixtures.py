@@ -1,4 +1,5 @@
-"""Pytest plugin: the fake servers (scripted OpenAI and Anthropic, Open-Meteo, SMTP).
+"""Pytest plugin: the fake servers (scripted OpenAI and Anthropic, Open-Meteo, SMTP, and a
+host that is no platform's).
 
 Session-scoped servers are started once; the function-scoped fixtures (`llm`, `claude`,
 `open_meteo`) reset them and hand them to a test, so every test starts clean.
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.anthropic_server import ScriptedAnthropicServer
+from tests.fakes.file_host import ElsewhereServer
 from tests.fakes.open_meteo import OpenMeteoServer
 from tests.fakes.openai_server import ScriptedOpenAIServer
 from tests.fakes.smtp import SMTPServer
@@ -78,3 +80,10 @@ def transcription(transcription_server: ScriptedTranscriptionServer) -> Scripted
     """The scripted transcription server, reset for this test."""
     transcription_server.reset()
     return transcription_server
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[ElsewhereServer]:
+    """A host that is neither Slack nor Telegram (evil.example), started for this test."""
+    with ElsewhereServer() as server:
+        yield server

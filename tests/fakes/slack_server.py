@@ -73,6 +73,8 @@ class FakeSlackServer(FakeServer):
         self._sockets: list[web.WebSocketResponse] = []
         # Shared files: id -> (the file object Slack describes it with, the bytes).
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
+        # File id -> where its download redirects (a 302, as a CDN hop would).
+        self.file_redirects: dict[str, str] = {}
         self.downloads: list[dict[str, str]] = []
         self._socket_ready = threading.Event()
         self.agent_sessions = True
@@ -109,6 +111,7 @@ class FakeSlackServer(FakeServer):
             self.users.clear()
             self.rejected_tokens.clear()
             self.files.clear()
+            self.file_redirects.clear()
             self.downloads.clear()
             self.agent_sessions = True
 
@@ -136,14 +139,21 @@ class FakeSlackServer(FakeServer):
         mimetype: str,
         size: int | None = None,
         check_file_info: bool = False,
+        url: str | None = None,
+        redirect_to: str | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
         """Share a file: returns the object a `file_share` event carries in `files`, with
         private URLs on this server (`check_file_info`: a Slack Connect file, whose
-        details only files.info gives). `fields` add to it (`subtype`, `duration_ms`)."""
+        details only files.info gives). `fields` add to it (`subtype`, `duration_ms`).
+
+        `url` names another host's URL instead (Slack describes external and remote
+        files with off-Slack URLs, and a forged payload names anything); `redirect_to`
+        makes this server's download answer a 302 to that URL."""
         with self._lock:
             file_id = f"F{len(self.files) + 1:06d}"
-        url = f"http://127.0.0.1:{self.port}/files-pri/{TEAM_ID}-{file_id}/{name}"
+        private = f"http://127.0.0.1:{self.port}/files-pri/{TEAM_ID}-{file_id}/{name}"
+        download = private.replace(f"{file_id}/", f"{file_id}/download/")
         described = {
             "id": file_id,
             "name": name,
@@ -151,13 +161,15 @@ class FakeSlackServer(FakeServer):
             "mimetype": mimetype,
             "filetype": name.rpartition(".")[2],
             "size": len(data) if size is None else size,
-            "url_private": url,
-            "url_private_download": url.replace(f"{file_id}/", f"{file_id}/download/"),
+            "url_private": url or private,
+            "url_private_download": url or download,
             "file_access": "visible",
             **fields,
         }
         with self._lock:
             self.files[file_id] = (described, data)
+            if redirect_to is not None:
+                self.file_redirects[file_id] = redirect_to
         if check_file_info:
             return {"id": file_id, "file_access": "check_file_info"}
         return described
@@ -172,8 +184,11 @@ class FakeSlackServer(FakeServer):
         with self._lock:
             self.downloads.append({"path": path, "token": token})
             stored = self.files.get(file_id)
+            redirect = self.file_redirects.get(file_id)
         if stored is None:
             return web.Response(status=404, text="file not found")
+        if redirect is not None:
+            raise web.HTTPFound(redirect)
         if not token.startswith("xoxb-") or token in self.rejected_tokens:
             page = "<!DOCTYPE html><html><body>Sign in to Slack</body></html>"
             return web.Response(text=page, content_type="text/html")

@@ -86,6 +86,8 @@ class _Failure:
 @dataclass(slots=True)
 class _State:
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    # file_id -> the size getFile claims when it is not the bytes' (a lying server).
+    claimed_sizes: dict[str, int] = field(default_factory=dict)
     updates: list[dict[str, Any]] = field(default_factory=list)
     confirmed: int = 0
     messages: dict[tuple[int, int], tuple[str, str | None]] = field(default_factory=dict)
@@ -373,14 +375,25 @@ class FakeTelegramServer(FakeServer):
                 _Failure(method, code, description, retry_after, times, when)
             )
 
-    def add_file(self, data: bytes, *, path: str = "", size: int | None = None) -> dict[str, Any]:
+    def add_file(
+        self,
+        data: bytes,
+        *,
+        path: str = "",
+        size: int | None = None,
+        get_file_size: int | None = None,
+    ) -> dict[str, Any]:
         """Keep a file to be downloaded (getFile, then /file/bot<token>/<path>); returns
         the fields a message carries about it (`file_id`, `file_unique_id`, `file_size`:
-        `size` to declare another size than the bytes have)."""
+        `size` to declare another size than the bytes have). `get_file_size` makes
+        getFile claim that size too; `path` may be anything getFile should answer (an
+        absolute path, as a local Bot API server gives)."""
         with self._lock:
             number = len(self._state.files) + 1
             file_id = f"FILE{number}-{uuid4().hex[:8]}"
             self._state.files[file_id] = (path or f"documents/file_{number}", data)
+            if get_file_size is not None:
+                self._state.claimed_sizes[file_id] = get_file_size
         return {
             "file_id": file_id,
             "file_unique_id": f"U{number}",
@@ -512,7 +525,17 @@ class FakeTelegramServer(FakeServer):
             status, data, kind = 200, found[0], b"application/octet-stream"
         headers = [(b"content-type", kind), (b"content-length", str(len(data)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
+        # In pieces, as a large file arrives: a client may stop reading part-way.
+        piece = 256 * 1024
+        for start in range(0, max(len(data), 1), piece):
+            more = start + piece < len(data)
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": data[start : start + piece],
+                    "more_body": more,
+                }
+            )
 
     def _control(self, path: str, body: bytes) -> tuple[int, Any]:
         if path == "/_control/push":
@@ -817,15 +840,16 @@ class FakeTelegramServer(FakeServer):
         file_id = str(params.get("file_id", ""))
         with self._lock:
             stored = self._state.files.get(file_id)
+            claimed = self._state.claimed_sizes.get(file_id)
         if stored is None:
             return _bad_request("invalid file_id")
         path, data = stored
-        if len(data) > DOWNLOAD_LIMIT:
+        if len(data) > DOWNLOAD_LIMIT and claimed is None:
             return _bad_request("file is too big")
         return {
             "file_id": file_id,
             "file_unique_id": file_id.partition("-")[0],
-            "file_size": len(data),
+            "file_size": len(data) if claimed is None else claimed,
             "file_path": path,
         }
 

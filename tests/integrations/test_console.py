@@ -160,6 +160,26 @@ async def test_the_terminal_lists_and_forgets_what_it_remembers(
     assert "I don't remember anything about you." in shown
 
 
+async def test_the_terminal_answers_numbers_that_are_not_plain_numbers(
+    llm: ScriptedOpenAIServer, tmp_path: Path
+) -> None:
+    huge = "1234567890123456789012345"
+    app = Application(terminal_settings(llm, tmp_path))
+    typed = typed_lines("/forget ²", f"/forget {huge}", "/tools revoke ²", f"/tools revoke {huge}")
+
+    out = io.StringIO()
+    try:
+        await app.start()
+        await run_console(app.desk, reader=typed, out=out, user=USER, color=False)
+    finally:
+        await app.aclose()
+    shown = out.getvalue()
+    assert shown.count("/forget followed by its number") == 2
+    assert "You have no standing approval ²." in shown
+    assert f"You have no standing approval {huge}." in shown
+    assert llm.requests == []
+
+
 def terminal_settings(llm: ScriptedOpenAIServer, tmp_path: Path) -> Settings:
     return Settings.load(
         env_file=None,

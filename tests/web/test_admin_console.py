@@ -422,3 +422,20 @@ async def test_admins_set_approval_rules_and_revoke_always_allow_in_the_console(
     assert not question.may_remember
     actions = [row.action for row in await audit_rows(app)]
     assert actions.count("approval.rule") == 2 and "approval.revoke" in actions
+
+
+async def test_a_budget_that_is_no_plain_number_is_a_400_not_a_500(
+    make_console: ConsoleFactory,
+) -> None:
+    console = await make_console(tools=())
+    channel_id = await console.app.store.channel_id(ROOM)
+    async with console.client() as client:
+        await sign_in(client)
+        page = await client.get(f"/admin/channels/{channel_id}")
+        for typed in ("²", "١٢", "1234567890123456789012345"):
+            answer = await client.post(
+                f"/admin/channels/{channel_id}/settings",
+                data={"csrf": csrf_of(page.text), "user_daily_tokens": typed},
+            )
+            assert answer.status_code == 400 and "whole number" in answer.text, typed
+    assert (await console.app.policy.profile(channel_id)).limits == {}

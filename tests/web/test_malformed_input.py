@@ -13,12 +13,18 @@ from tests.fakes.openai_server import ScriptedOpenAIServer
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.web.console_harness import csrf_of, sign_in
-from tests.web.served import HOOK_PATH, HOOK_SECRET, ServedFactory, slack_headers
+from tests.web.served import (
+    HOOK_PATH,
+    HOOK_SECRET,
+    ServedFactory,
+    fresh_unsigned,
+    slack_headers,
+)
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 NOT_OBJECTS = ["[1, 2]", '"a string"', "5", "null", "{not json"]
-SLACK_BODIES = [
+SLACK_BODIES: list[tuple[str, str | bytes]] = [
     *[(JSON, body) for body in NOT_OBJECTS],
     (JSON, '{"type": "event_callback", "event": 5}'),
     (JSON, '{"type": "event_callback", "event": "message"}'),
@@ -34,6 +40,15 @@ SLACK_BODIES = [
     (FORM, urlencode({"payload": '{"type": "block_actions", "user": "U1"}'})),
     (FORM, "text=%ff"),
     (FORM, urlencode({"command": "/parley", "text": "tools"})),  # no user, channel, response_url
+    # Not UTF-8: checked after the signature, which is over the raw bytes.
+    (JSON, b'{"type": "event_callback", "event": {"type": "message", "text": "\xff\xfe"}}'),
+    (FORM, b"payload=\xff"),
+    # A message or a mention without the channel it came from.
+    (JSON, '{"type": "event_callback", "event": {"type": "message", "user": "U1", "ts": "1.2"}}'),
+    (
+        JSON,
+        '{"type": "event_callback", "event": {"type": "app_mention", "user": "U1", "text": "x"}}',
+    ),
 ]
 TELEGRAM_BODIES = [
     *[(JSON, body) for body in NOT_OBJECTS],
@@ -58,11 +73,11 @@ async def test_slack_answers_a_signed_malformed_body_with_400(
     llm: ScriptedOpenAIServer,
     slack: FakeSlackServer,
     content_type: str,
-    body: str,
+    body: str | bytes,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     served = await make_served()
-    raw = body.encode()
+    raw = body if isinstance(body, bytes) else body.encode()
     with caplog.at_level(logging.WARNING):
         async with served.client() as client:
             response = await client.post(
@@ -72,6 +87,21 @@ async def test_slack_answers_a_signed_malformed_body_with_400(
     assert "slack: refused a request from 127.0.0.1 with 400" in caplog.text
     no_traceback(caplog)
     assert llm.requests == [] and slack.count("chat.postMessage") == 0
+
+
+async def test_slack_answers_an_unsigned_body_that_is_not_utf8_with_401(
+    make_served: ServedFactory, llm: ScriptedOpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = await make_served()
+    with caplog.at_level(logging.WARNING):
+        async with served.client() as client:
+            response = await client.post(
+                "/slack/events", content=b'{"type": "\xff"}', headers=fresh_unsigned()
+            )
+    assert response.status_code == 401
+    assert "slack: refused a request from 127.0.0.1 with 401: invalid signature" in caplog.text
+    no_traceback(caplog)
+    assert llm.requests == []
 
 
 @pytest.mark.parametrize(("content_type", "body"), TELEGRAM_BODIES)

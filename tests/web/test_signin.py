@@ -3,6 +3,8 @@ that sign-out ends, idle and absolute lifetimes, and the cookie's flags."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import timedelta
 
 import httpx
@@ -185,3 +187,27 @@ async def test_the_cookie_is_httponly_strict_and_secure_by_the_rule(
             assert "httponly" in flags and "samesite=strict" in flags and "path=/admin" in flags
             assert ("; secure" in flags) is secure, (harness.app.settings.http, headers, flags)
         assert "max-age=43200" in cookie  # the absolute lifetime, 12 hours by default
+
+
+async def test_a_session_names_its_password_by_a_salted_slow_tag(
+    make_console: ConsoleFactory,
+) -> None:
+    """What the table keeps of the password lets no reader test guesses cheaply: a salt
+    of each session's own and scrypt, not one HMAC every row repeats."""
+    console = await make_console(tools=())
+    for _ in range(2):
+        async with console.client() as client:
+            await sign_in(client)
+            assert await signed_in(client)
+    async with console.app.database.read() as session:
+        rows = (await session.exec(ConsoleSession.__table__.select())).all()  # type: ignore[call-overload]
+    tags = [row.password_tag for row in rows]
+    assert len(tags) == 2 and tags[0] != tags[1]  # salted: equal passwords, other tags
+    for tag in tags:
+        kind, salt, key = tag.split("$")
+        padded = salt + "=" * (-len(salt) % 4)
+        expected = hashlib.scrypt(
+            PASSWORD.encode(), salt=base64.urlsafe_b64decode(padded), n=2**14, r=8, p=1,
+            dklen=24,
+        )  # fmt: skip
+        assert kind == "s" and base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)) == expected

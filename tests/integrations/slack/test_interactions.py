@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.domain import ToolContext
+from bot.approvals import Mode
+from bot.domain import ChatKind, ChatRef, ToolContext
 from bot.toolkit import tool
 from tests.apps import wait_until
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
@@ -304,3 +305,76 @@ async def test_slash_memory_and_forget(
     assert json.loads(forgot)["text"] == "Forgot 1 fact."
     _, empty = await harness.command("memory")
     assert "I don't remember anything about you" in json.loads(empty)["text"]
+
+
+async def test_slash_command_numbers_that_are_not_plain_numbers_get_a_clear_answer(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer
+) -> None:
+    harness = await make_slack()
+    huge = "1234567890123456789012345"
+
+    _, forget = await harness.command("forget ²", user=ALICE, channel=DM_CHANNEL)
+    _, forget_huge = await harness.command(f"forget {huge}", user=ALICE, channel=DM_CHANNEL)
+    _, revoke = await harness.command("tools revoke ²", user=ALICE, channel=DM_CHANNEL)
+
+    assert "/forget followed by its number" in json.loads(forget)["text"]
+    assert "/forget followed by its number" in json.loads(forget_huge)["text"]
+    assert json.loads(revoke)["text"] == "You have no standing approval ²."
+    assert llm.requests == []
+
+
+async def test_a_forged_always_press_on_a_card_without_it_is_no_grant(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    """The rule is "ask": the card has no "Always allow"; a press that says so anyway
+    (a forged payload) approves this call once and stores nothing."""
+    LAUNCHED.clear()
+    harness = await make_slack(tools=(launch,))
+    app = harness.app
+    channel_id = await app.store.channel_id(ChatRef("slack", DM_CHANNEL, ChatKind.DM))
+    refusal = await app.approvals.set_rule(
+        channel_id=channel_id,
+        place=f"slack:{DM_CHANNEL}",
+        item=launch,
+        mode=Mode.ASK,
+        actor="console",
+        surface="console",
+        is_admin=True,
+    )
+    assert refusal == ""
+    llm.script(tool_call_reply(("launch", {"target": "one"})), text_reply("Launched."))
+
+    await harness.event(dm_event("launch one"))
+    channel, ts, token, body = await confirmation_message(slack)
+    assert "Always allow" not in buttons(body)
+    await harness.press("parley_approval_always", token, user=ALICE, channel=channel, message_ts=ts)
+    await slack.wait_for("chat.stopStream")
+
+    assert LAUNCHED == ["one"]
+    assert await app.approvals.grants() == []
+    assert any(b["ts"] == ts and "Approved once" in b["text"] for b in slack.bodies("chat.update"))
+
+
+async def test_a_card_shows_bidi_controls_escaped_and_idn_domains_in_ascii(
+    make_slack: HarnessFactory, llm: ScriptedOpenAIServer, slack: FakeSlackServer
+) -> None:
+    harness = await make_slack(tools=(send_email,), email={**EMAIL, "allowlist": "@bücher.example"})
+    arguments = {
+        "to": ["anna@bücher.example"],
+        "subject": "Invoice \u202egpj.exe",  # shows as "Invoice exe.jpg" unescaped
+        "body": "Pay \u2066now\u2069 please.",
+    }
+    llm.script(tool_call_reply(("send_email", arguments)), text_reply("Not sent."))
+
+    await harness.event(dm_event("email anna"))
+    _, ts, token, body = await confirmation_message(slack)
+    shown = json.dumps(body["blocks"], ensure_ascii=False)
+    await harness.press(
+        "parley_approval_denied", token, user=ALICE, channel=DM_CHANNEL, message_ts=ts
+    )
+    await slack.wait_for("chat.stopStream")
+
+    assert not any(c in shown for c in "\u202e\u2066\u2069")
+    assert "Invoice \\\\u202egpj.exe" in shown  # a backslash, escaped once more by JSON
+    assert "Pay \\\\u2066now\\\\u2069 please." in shown
+    assert "anna@xn--bcher-kva.example" in shown and "bücher" not in shown

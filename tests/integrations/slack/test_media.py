@@ -7,8 +7,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
+
 from bot.i18n import _
 from bot.media import AUDIO_TOO_LONG, DOWNLOAD_FAILED
+from integrations.slack.files import NOT_ON_SLACK, SlackFileHosts
+from tests.fakes.file_host import ElsewhereServer
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.transcription_server import API_KEY, ScriptedTranscriptionServer
@@ -134,3 +138,67 @@ async def test_a_picture_is_read_whole_and_one_sent_bigger_than_declared_is_refu
     assert user["content"][1]["image_url"]["url"].endswith(base64.b64encode(large).decode())
     assert posted(slack)[0].startswith("This picture is too large for me (1.4 MB")
     assert len(llm.requests) == 1
+
+
+async def test_a_file_on_another_host_is_refused_and_gets_no_token(
+    make_slack: HarnessFactory,
+    llm: ScriptedOpenAIServer,
+    slack: FakeSlackServer,
+    elsewhere: ElsewhereServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    harness = await make_slack(media={"vision": True})
+    remote = slack.add_file(
+        JPEG, name="photo.jpg", mimetype="image/jpeg", url=elsewhere.url("/steal/photo.jpg")
+    )
+
+    await harness.event(shared("look", remote))
+    await slack.wait_for("chat.postMessage")
+
+    assert posted(slack) == [_(NOT_ON_SLACK)]
+    assert elsewhere.requests == [] and llm.requests == []
+    [line] = [r.getMessage() for r in caplog.records if "Slack's file hosts" in r.getMessage()]
+    assert "'127.0.0.1'" in line and "steal" not in line  # the host, never the whole URL
+
+
+async def test_a_redirect_off_slack_is_not_followed(
+    make_slack: HarnessFactory,
+    llm: ScriptedOpenAIServer,
+    slack: FakeSlackServer,
+    elsewhere: ElsewhereServer,
+) -> None:
+    harness = await make_slack(media={"vision": True})
+    hop = slack.add_file(
+        JPEG, name="photo.jpg", mimetype="image/jpeg", redirect_to=elsewhere.url("/cdn/photo.jpg")
+    )
+
+    await harness.event(shared("look", hop))
+    await slack.wait_for("chat.postMessage")
+
+    assert [d["token"] for d in slack.downloads] == ["xoxb-test-token"]
+    assert elsewhere.requests == []  # neither the token nor the request left Slack
+    assert posted(slack) == [_(NOT_ON_SLACK)] and llm.requests == []
+
+
+def test_only_slack_file_hosts_over_https_and_the_api_origin_may_carry_the_token() -> None:
+    hosts = SlackFileHosts("http://127.0.0.1:8123/api/")
+    allowed = [
+        "https://files.slack.com/files-pri/T1-F1/download/a.png",
+        "https://files.slack-gov.com/files-pri/T1-F1/a.png",
+        "https://slack-files.com/files-pri/T1-F1/a.png",
+        "https://a.slack-files.com/T1-F1/a.png",
+        "http://127.0.0.1:8123/files-pri/T1-F1/a.png",
+    ]
+    refused = [
+        "http://files.slack.com/files-pri/T1-F1/a.png",
+        "https://files.slack.com.evil.example/a.png",
+        "https://evil.example/files.slack.com/a.png",
+        "https://files.slack.com:8443/a.png",
+        "https://user@files.slack.com/a.png",
+        "https://evilslack-files.com/a.png",
+        "http://127.0.0.1:8124/files-pri/a.png",
+        "file:///etc/passwd",
+        "",
+    ]
+    assert [url for url in allowed if not hosts.allows(url)] == []
+    assert [url for url in refused if hosts.allows(url)] == []

@@ -17,14 +17,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain import ToolContext, ToolProgress
 from bot.toolkit import tool
 from integrations.slack.sessions import FEEDBACK_ACTION, task_chunk
-from tests.apps import DEFAULT_TOOLS
+from tests.apps import DEFAULT_TOOLS, wait_until
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.slack_server import FakeSlackServer
 from tests.integrations.slack.harness import (
     ALICE,
+    CHANNEL,
     DM_CHANNEL,
+    EVE,
     HarnessFactory,
     dm_event,
+    mention_event,
     new_ts,
     streamed_text,
 )
@@ -165,13 +168,14 @@ class Nothing(BaseModel):
     pass
 
 
-STARTED = asyncio.Event()
+# Tool runs that began; tests wait for it with `started`, in whatever loop they run.
+STARTED: list[str] = []
 
 
 @tool()
 async def never_ending(params: Nothing, ctx: ToolContext) -> str:
     """Waits for ever (until its turn is stopped)."""
-    STARTED.set()
+    STARTED.append(ctx.user.platform_user_id)
     await asyncio.Event().wait()
     return "never"
 
@@ -208,6 +212,10 @@ async def test_a_running_calls_task_says_how_far_it_is_in_its_details(
     assert ended["status"] == "complete"
 
 
+async def started(count: int = 1) -> None:
+    await wait_until(lambda: len(STARTED) >= count)
+
+
 async def test_the_stop_press_ends_the_turn_and_keeps_its_question(
     llm: ScriptedOpenAIServer, slack: FakeSlackServer, make_slack: HarnessFactory
 ) -> None:
@@ -219,7 +227,7 @@ async def test_the_stop_press_ends_the_turn_and_keeps_its_question(
     )
     question = dm_event("look for ever")
     await harness.event(question)
-    await asyncio.wait_for(STARTED.wait(), 10)
+    await started()
 
     stop = {
         "type": "agent_session_stopped",
@@ -332,3 +340,38 @@ async def test_the_fake_refuses_task_chunks_slack_refuses(
 
     assert refused.value.response["error"] == "invalid_chunks"
     assert reason in refused.value.response["errors"][0]
+
+
+async def test_another_user_s_stop_leaves_the_asker_s_running_session_alone(
+    llm: ScriptedOpenAIServer, slack: FakeSlackServer, make_slack: HarnessFactory
+) -> None:
+    STARTED.clear()
+    harness = await make_slack([never_ending], agent_sessions=True)
+    llm.script(
+        tool_call_reply(("never_ending", {}), text="Let me look."),
+        text_reply("Next."),
+    )
+    question = mention_event("look for ever")
+    await harness.event(question)
+    await started()
+    statuses = len(slack.bodies("agents.sessions.setStatus"))
+
+    def stop_by(user: str) -> dict[str, object]:
+        return {
+            "type": "agent_session_stopped",
+            "channel": CHANNEL,
+            "thread_ts": question["ts"],
+            "user": user,
+            "streaming_message_ts": [],
+            "event_ts": new_ts(),
+        }
+
+    await harness.event(stop_by(EVE))
+    [told] = await slack.wait_for("chat.postEphemeral")
+    assert (told["user"], told["text"]) == (EVE, "Only the person who asked can stop this answer.")
+    assert len(slack.bodies("agents.sessions.setStatus")) == statuses  # still processing
+    assert not slack.bodies("chat.postMessage")  # Alice's turn runs on
+
+    await harness.event(stop_by(ALICE))
+    [note] = await slack.wait_for("chat.postMessage")
+    assert note["text"].startswith("Stopped.")

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import base64
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.i18n import _
-from bot.media import IMAGE_TOO_BIG, NO_VISION, TRANSCRIPTION_OFF
+from bot.media import DOWNLOAD_FAILED, IMAGE_TOO_BIG, NO_VISION, TRANSCRIPTION_OFF
 from tests.fakes.anthropic_server import ScriptedAnthropicServer, anthropic_text_reply
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.telegram_server import TOKEN, FakeTelegramServer, private_media, private_message
@@ -238,3 +239,42 @@ async def test_a_download_with_another_token_is_a_404(telegram: FakeTelegramServ
 
     assert (good.status_code, good.content) == (200, JPEG)
     assert wrong.status_code == 404
+
+
+async def test_a_download_bigger_than_getfile_said_is_cut_at_the_limit(
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
+) -> None:
+    await telegram_app(media={"vision": True, "max_image_bytes": 1_500_000})
+    # getFile says 1 kB; the file URL serves 8 MB.
+    lying = telegram.add_file(JPEG + bytes(8_000_000), path="photos/big.jpg", size=1000,
+                              get_file_size=1000)  # fmt: skip
+
+    telegram.push(private_media(ALICE, {"photo": [{**lying, "width": 90, "height": 90}]}))
+    await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
+
+    # The size the user hears is what was read: the limit and one byte, not 8 MB.
+    assert sent_texts(telegram) == [_(IMAGE_TOO_BIG, size="1.4", limit="1.4")]
+    assert [c.params["path"] for c in telegram.calls_of("download")] == ["photos/big.jpg"]
+    assert llm.requests == []
+
+
+async def test_a_getfile_path_outside_the_file_url_is_not_read(
+    llm: ScriptedOpenAIServer,
+    telegram: FakeTelegramServer,
+    telegram_app: AppFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A path on this machine: python-telegram-bot alone would read it from the disk.
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(JPEG)
+    llm.script(text_reply("I see a file from your disk."))
+    await telegram_app(media={"vision": True})
+    local = telegram.add_file(JPEG, path=str(secret))
+
+    telegram.push(private_media(ALICE, {"photo": [{**local, "width": 90, "height": 90}]}))
+    await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
+
+    assert sent_texts(telegram) == [_(DOWNLOAD_FAILED)]
+    assert llm.requests == [] and not telegram.calls_of("download")
+    assert any("outside the Bot API file URL" in r.getMessage() for r in caplog.records)

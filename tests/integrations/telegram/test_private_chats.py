@@ -398,3 +398,21 @@ async def test_memory_and_forget_commands(
     assert forgot == "Forgot 1 fact."
     assert "I don't remember anything about you" in empty
     assert len(llm.requests) == 2  # commands never reach the model
+
+
+async def test_numbers_that_are_not_plain_numbers_get_a_clear_answer(
+    llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
+) -> None:
+    await telegram_app()
+    huge = "1234567890123456789012345"
+    commands = ("/forget ²", f"/forget {huge}", "/tools revoke ²", f"/tools revoke {huge}")
+    for count, command in enumerate(commands, start=1):
+        telegram.push(private_message(ALICE, command))
+        await telegram.wait_for(lambda t, n=count: len(sent_texts(t)) == n)
+
+    forget_squared, forget_huge, revoke_squared, revoke_huge = sent_texts(telegram)
+    assert "/forget followed by its number" in forget_squared
+    assert "/forget followed by its number" in forget_huge
+    assert revoke_squared == "You have no standing approval ²."
+    assert revoke_huge == f"You have no standing approval {huge}."
+    assert llm.requests == []
