@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.storage import Database, migrate
 
 
 def sqlite_url(directory: Path) -> str:
@@ -29,3 +32,28 @@ async def fresh_postgres_database(server_url: str) -> AsyncIterator[str]:
             await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         await admin.dispose()
+
+
+@asynccontextmanager
+async def database_url_for(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a throw-away database of the kind a fixture's parameter names: "sqlite",
+    or PostgreSQL ("postgres"/"postgresql"; skipped without PARLEY_TEST_POSTGRES)."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    async with fresh_postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@asynccontextmanager
+async def migrated_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Database]:
+    """`database_url_for`'s database, migrated, as a `Database` closed afterwards."""
+    async with database_url_for(request, tmp_path) as url:
+        await migrate(url)
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            await database.aclose()

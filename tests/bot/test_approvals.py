@@ -13,11 +13,11 @@ from pydantic import BaseModel
 from bot.approvals import Answer, Approvals, Mode, Press
 from bot.cards import render_card, split_parts
 from bot.domain import ChatKind, ChatRef, ToolContext, UserRef
-from bot.storage import Database, migrate
+from bot.storage import Database
 from bot.storage.admin import AdminStore
 from bot.storage.approvals import ApprovalStore
 from bot.toolkit import tool
-from tests.databases import fresh_postgres_database, sqlite_url
+from tests.databases import migrated_database
 from tests.fakes.surface import RecordingSurface
 from tools.email import SendEmailParams, send_email
 
@@ -43,19 +43,8 @@ def email(body: str = "See you at nine.") -> SendEmailParams:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        await migrate(url)
-        db = Database(url)
-        yield db
-        await db.aclose()
-        return
-    server = request.getfixturevalue("postgres_url")
-    async with fresh_postgres_database(server) as url:
-        await migrate(url)
-        db = Database(url)
-        yield db
-        await db.aclose()
+    async with migrated_database(request, tmp_path) as database:
+        yield database
 
 
 def approvals_on(database: Database, *, timeout: float = 30.0) -> Approvals:

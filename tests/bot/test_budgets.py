@@ -17,7 +17,7 @@ from bot.engine import TurnOutcome
 from bot.storage.models import BudgetReservation, UsageRecord, utcnow
 from tests.apps import AppFactory
 from tests.bot.test_engine import ALICE, echo, message
-from tests.databases import fresh_postgres_database, sqlite_url
+from tests.databases import database_url_for
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
 
@@ -27,10 +27,7 @@ GROUPS = [ChatRef("test", f"group-{n}", ChatKind.GROUP) for n in range(20)]
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-        return
-    async with fresh_postgres_database(request.getfixturevalue("postgres_url")) as url:
+    async with database_url_for(request, tmp_path) as url:
         yield url
 
 

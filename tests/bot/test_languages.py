@@ -13,10 +13,10 @@ from bot.domain import ChatKind, ChatRef, UserRef
 from bot.i18n import use_locale
 from bot.languages import Languages
 from bot.reminders.delivery import compose
-from bot.storage import ConversationStore, Database, migrate
+from bot.storage import ConversationStore, Database
 from bot.storage.languages import LanguageStore
 from bot.storage.models import Reminder
-from tests.databases import fresh_postgres_database, sqlite_url
+from tests.databases import migrated_database
 
 LI = UserRef("telegram", "5201", "Li", language="zh-hans")
 SAM = UserRef("slack", "USAM", "Sam")
@@ -24,18 +24,8 @@ SAM = UserRef("slack", "USAM", "Sam")
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        await migrate(url)
-        db = Database(url)
-        yield db
-        await db.aclose()
-        return
-    async with fresh_postgres_database(request.getfixturevalue("postgres_url")) as url:
-        await migrate(url)
-        db = Database(url)
-        yield db
-        await db.aclose()
+    async with migrated_database(request, tmp_path) as database:
+        yield database
 
 
 async def test_choice_then_app_language_then_the_default(database: Database) -> None:

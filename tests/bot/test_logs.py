@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.logs import QUIET, QUIET_AT_DEBUG, configure_logging
 from bot.storage import Database, migrate
 from bot.storage.sessions import ConsoleSessionStore
-from tests.databases import fresh_postgres_database, sqlite_url
+from tests.databases import database_url_for
 
 SECRETS = {
     "telegram": {
@@ -121,10 +121,7 @@ def test_quieted_libraries_never_speak_below_the_root_level(
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-        return
-    async with fresh_postgres_database(request.getfixturevalue("postgres_url")) as url:
+    async with database_url_for(request, tmp_path) as url:
         yield url
 
 

@@ -18,15 +18,12 @@ from bot.storage import ConversationStore, Database, migrate
 from bot.storage.database import to_async_url
 from bot.storage.migrate import alembic_config
 from tests.apps import AppFactory
-from tests.databases import fresh_postgres_database, sqlite_url
+from tests.databases import database_url_for, sqlite_url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-        return
-    async with fresh_postgres_database(request.getfixturevalue("postgres_url")) as url:
+    async with database_url_for(request, tmp_path) as url:
         yield url
 
 

@@ -17,28 +17,16 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 
-from bot.storage import migrate
 from bot.storage.database import Database
 from bot.storage.reminders import ReminderStore
 from bot.storage.turns import TurnStore
-from tests.databases import fresh_postgres_database, sqlite_url
+from tests.databases import migrated_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        await migrate(url)
-        db = Database(url)
-        yield db
-        await db.aclose()
-        return
-    server = request.getfixturevalue("postgres_url")
-    async with fresh_postgres_database(server) as url:
-        await migrate(url)
-        db = Database(url)
-        yield db
-        await db.aclose()
+    async with migrated_database(request, tmp_path) as database:
+        yield database
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from bot.domain import (
     VendorState,
 )
 from bot.storage import ConversationStore, Database, StoredMessage, UsageEntry, migrate
-from tests.databases import fresh_postgres_database, sqlite_url
+from tests.databases import database_url_for, sqlite_url
 
 ALICE = UserRef("telegram", "42", "Alice")
 BOB = UserRef("telegram", "43", "Bob")
@@ -31,11 +31,7 @@ def incoming(user: UserRef = ALICE, chat: ChatRef = GROUP, thread: str = "") -> 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-        return
-    server = request.getfixturevalue("postgres_url")
-    async with fresh_postgres_database(server) as url:
+    async with database_url_for(request, tmp_path) as url:
         yield url
 
 
