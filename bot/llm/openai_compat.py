@@ -27,7 +27,7 @@ from bot.errors import (
 )
 from bot.llm import openai_wire as wire
 from bot.llm.base import (
-    REFUSED_TEXT,
+    REFUSED,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
@@ -219,7 +219,7 @@ class OpenAICompatProvider:
         keep = self._keep
         shown_reasoning = self.profile.reasoning_fields
         reasoning: list[str] | None = None  # the reasoning a tool round must send back
-        refused = said = False
+        refused = False
         request["stream"] = True
         try:
             response = await self._client.post(
@@ -275,7 +275,6 @@ class OpenAICompatProvider:
                             if markup is not None and content:
                                 content = markup.feed(content)
                             if content:
-                                said = True
                                 yield TextDelta(content)
                         elif delta.get("refusal"):
                             refused = True
@@ -302,13 +301,10 @@ class OpenAICompatProvider:
         if markup is not None:
             tail = markup.feed(tail) + markup.flush()
         if tail:
-            said = True
             yield TextDelta(tail)
         ready = calls.calls()
         if markup is not None:
             ready += markup.calls
-        if finish_reason == "content_filter" and not said and not refused and not ready:
-            yield TextDelta(REFUSED_TEXT)
         if ready:
             yield ToolCallsReady(tuple(ready))
         yield TurnFinished(
@@ -316,6 +312,8 @@ class OpenAICompatProvider:
             usage,
             model or self.model,
             self._state(reasoning, ready, calls.signatures() if self._signed else None),
+            REFUSED if refused else wire.outcome(finish_reason),
+            finish_reason in wire.TRANSIENT,
         )
 
     async def _complete(self, request: dict[str, Any]) -> AsyncIterator[StreamEvent]:
@@ -352,8 +350,6 @@ class OpenAICompatProvider:
             yield TextDelta(content)
         elif message.get("refusal"):
             yield TextDelta(message["refusal"])
-        elif choice.get("finish_reason") == "content_filter" and not message.get("tool_calls"):
-            yield TextDelta(REFUSED_TEXT)
         sent = [
             call
             for call in message.get("tool_calls") or []
@@ -371,13 +367,15 @@ class OpenAICompatProvider:
         if ready:
             yield ToolCallsReady(tuple(ready))
         thought = message.get(self._keep) if self._keep else None
+        reason = choice.get("finish_reason") or ""
+        refused = bool(message.get("refusal"))
         yield TurnFinished(
-            wire.finish_reason(
-                choice.get("finish_reason") or "", bool(ready), bool(message.get("refusal"))
-            ),
+            wire.finish_reason(reason, bool(ready), refused),
             wire.usage(completion.get("usage")),
             completion.get("model") or self.model,
             self._state([thought] if isinstance(thought, str) else None, ready, signatures),
+            REFUSED if refused else wire.outcome(reason),
+            reason in wire.TRANSIENT,
         )
 
     def _state(

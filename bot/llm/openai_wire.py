@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.domain import ChatMessage, ImagePart, Role, ToolCall, Usage, VendorState
-from bot.llm.base import ToolSpec
+from bot.llm.base import COMPLETE, FAILED, FILTERED, LENGTH, REFUSED, ToolSpec
 
 # Google's documented value for a call Gemini did not sign (a history from another
 # vendor, or from before): it turns the signature check off for that call.
@@ -127,6 +127,29 @@ def finish_reason(reason: str, has_calls: bool, refused: bool) -> str:
     if has_calls and reason in ("", "stop"):  # Ollama says "stop" after tool calls
         return "tool_calls"
     return reason or "stop"
+
+
+# Every vendor's finish reasons as the neutral outcome (bot/llm/base.py). Sources: OpenAI's
+# chat object reference; GLM's `sensitive` and `network_error` (docs.bigmodel.cn, chat
+# completion response); DeepSeek's `insufficient_system_resource` (api-docs.deepseek.com,
+# create chat completion); OpenRouter's `error` (openrouter.ai/docs, errors: mid-stream).
+# A reason no vendor documents is read as a finished answer, as before.
+OUTCOMES: dict[str, str] = {
+    "length": LENGTH,
+    "model_context_window_exceeded": LENGTH,
+    "content_filter": FILTERED,
+    "sensitive": FILTERED,
+    "refusal": REFUSED,
+    "error": FAILED,
+    "network_error": FAILED,
+    "insufficient_system_resource": FAILED,
+}
+# The failures the vendor describes as a passing condition of its service.
+TRANSIENT = frozenset({"error", "network_error", "insufficient_system_resource"})
+
+
+def outcome(reason: str) -> str:
+    return OUTCOMES.get(reason, COMPLETE)
 
 
 def usage(raw: Any) -> Usage:

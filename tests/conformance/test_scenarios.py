@@ -21,7 +21,9 @@ from bot.domain import ChatMessage, Role, ToolCall, ToolResult, Usage, VendorSta
 from bot.errors import AnswerCutOff, ProviderBadRequest
 from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import (
-    REFUSED_TEXT,
+    COMPLETE,
+    FILTERED,
+    REFUSED,
     Provider,
     ReasoningDelta,
     TextDelta,
@@ -242,6 +244,9 @@ async def test_refusal(vendor: Vendor) -> None:
     result = await run(vendor.provider, [ChatMessage(Role.USER, "something bad")])
     assert result.text == "I can't help with that."
     assert result.calls == () and result.finish.finish_reason == vendor.refusal_finish
+    # Words alone (vLLM, Ollama) are an answer; a flagged refusal or filter is not one.
+    expected = {"refusal": REFUSED, "content_filter": FILTERED}.get(vendor.refusal_finish)
+    assert result.finish.outcome == (expected or COMPLETE)
 
 
 async def test_usage(vendor: Vendor) -> None:
@@ -261,7 +266,7 @@ async def test_think_tags_in_content(vendor: Vendor) -> None:
     assert result.text == "42."
 
 
-async def test_silent_refusal_still_answers(vendor: Vendor) -> None:
+async def test_silent_refusal_is_not_an_answer(vendor: Vendor) -> None:
     if vendor.name == "anthropic":
         vendor.script(anthropic_text_reply("", stop_reason="refusal"))
     elif vendor.name in ("dashscope", "deepseek", "gemini"):
@@ -269,8 +274,9 @@ async def test_silent_refusal_still_answers(vendor: Vendor) -> None:
     else:
         pytest.skip("this vendor declines in words, never with an empty filtered answer")
     result = await run(vendor.provider, [ChatMessage(Role.USER, "something bad")])
-    assert result.text == REFUSED_TEXT
-    assert result.finish.finish_reason == vendor.refusal_finish
+    # No made-up words: the engine tells the user, in their language (tests/bot/test_finishes.py).
+    assert result.text == "" and result.finish.finish_reason == vendor.refusal_finish
+    assert result.finish.outcome == (REFUSED if vendor.name == "anthropic" else FILTERED)
 
 
 # -- Anthropic only: signed thinking in tool loops, cut-off streams ----------------------

@@ -559,3 +559,33 @@ def stream_error_reply(message: str) -> ScriptedReply:
         events=events,
         events_with_usage=events,
     )
+
+
+def openrouter_error_reply(text: str, *, code: str | int = "server_error") -> ScriptedReply:
+    """OpenRouter's error after the stream started (openrouter.ai/docs, streaming: "Handling
+    Errors During Streaming"): an SSE comment, then `text`, then one chunk with a top-level
+    `error` and `finish_reason: "error"`, then the stream ends. A plain request gets a 502."""
+    partial = text_reply(text, usage=None) if text else None
+    frames: list[bytes] = [b": OPENROUTER PROCESSING\n\n"]
+    if partial is not None:
+        assert partial.events is not None
+        frames += partial.events[:-2]
+    frames.append(
+        _sse(
+            {
+                "id": "gen-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": MODEL,
+                "provider": "Fake",
+                "error": {"code": code, "message": "Provider disconnected unexpectedly"},
+                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+            }
+        )
+    )
+    return ScriptedReply(
+        status=502,
+        body=json.dumps({"error": {"code": 502, "message": "Provider returned error"}}).encode(),
+        events=tuple(frames),
+        events_with_usage=tuple(frames),
+    )
