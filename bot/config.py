@@ -27,6 +27,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.errors import ConfigError
 from bot.i18n import available_locales, normalize
 
+ProfileName = Literal[
+    "auto", "generic", "openai", "dashscope", "deepseek", "vllm", "ollama", "gemini", "ernie",
+    "kimi", "glm", "minimax", "openrouter", "mistral", "ark", "siliconflow",
+]  # fmt: skip
+
 
 class _Group(BaseSettings):
     """Shared reading rules: env vars first, then `.env`, unknown names ignored."""
@@ -44,9 +49,7 @@ class LLMSettings(_Group):
     anthropic_base_url: str = Field(
         "https://api.anthropic.com", validation_alias="PARLEY_ANTHROPIC_BASE_URL"
     )
-    profile: Literal[
-        "auto", "generic", "openai", "dashscope", "deepseek", "vllm", "ollama", "gemini", "ernie"
-    ] = Field("auto", validation_alias="PARLEY_LLM_PROFILE")
+    profile: ProfileName = Field("auto", validation_alias="PARLEY_LLM_PROFILE")
     tool_choice: Literal["", "auto", "none", "required"] = Field(
         "", validation_alias="PARLEY_LLM_TOOL_CHOICE"
     )
