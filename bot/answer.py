@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 
 from bot.domain import ChatMessage, ToolCall, Usage, VendorState
 from bot.errors import AnswerCutOff, ProviderError, StreamFailed
+from bot.i18n import N_, _
 from bot.llm.base import (
     COMPLETE,
     FAILED,
     INTERRUPTED,
+    Failover,
     Provider,
     ReasoningDelta,
     TextDelta,
@@ -36,6 +38,9 @@ from bot.observe import Observer
 from bot.surface import Surface
 
 log = logging.getLogger(__name__)
+
+# Told once in a turn whose answer (or part of it) came from a fallback provider.
+FAILOVER_NOTE = N_("(The usual model was unavailable; another model finished this answer.)")
 
 
 @dataclass(slots=True)
@@ -120,6 +125,13 @@ async def _stream(
                 await surface.stream(event.text)
             elif isinstance(event, ReasoningDelta):
                 await surface.thinking(event.text)
+            elif isinstance(event, Failover):
+                observer.provider_failover(event.source, event.target)
+                log.warning("provider %s failed: %s answers", event.source, event.target)
+                note = _(FAILOVER_NOTE)
+                if note not in visible:
+                    await surface.stream(("\n\n" if visible else "") + note)
+                    visible.append(note)
             elif isinstance(event, ToolCallsReady):
                 answer.calls = event.calls
             elif isinstance(event, TurnFinished):

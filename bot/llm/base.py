@@ -80,7 +80,17 @@ class TurnFinished:
     transient: bool = False
 
 
-StreamEvent = TextDelta | ReasoningDelta | ToolCallsReady | TurnFinished
+@dataclass(frozen=True, slots=True)
+class Failover:
+    """The default provider `source` failed before its answer began; `target` answers
+    instead, from the same messages (bot/llm/providers.py). Comes before `target`'s
+    events."""
+
+    source: str
+    target: str
+
+
+StreamEvent = TextDelta | ReasoningDelta | ToolCallsReady | TurnFinished | Failover
 
 
 class Provider(Protocol):
