@@ -243,3 +243,44 @@ def test_a_broken_providers_file_names_the_problem(tmp_path: Path, text: str, pr
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=problem.replace("[", r"\[").replace(".", r"\.")):
         load_providers_file(path)
+
+
+async def test_the_doctor_checks_every_provider(
+    tmp_path: Path,
+    llm: ScriptedOpenAIServer,
+    claude: ScriptedAnthropicServer,
+    keys: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.doctor import build_checks, run_checks
+
+    path = providers_file(tmp_path, llm.base_url, claude.base_url)
+    llm.script(text_reply("OK"))
+    claude.script(anthropic_text_reply("OK"))
+    settings = Settings.load(
+        env_file=None,
+        llm={
+            "providers_file": str(path),
+            "provider": "primary",
+            "fallback": "claude",
+            "api_key": "sk-single-provider",
+        },
+        database={"url": f"sqlite:///{tmp_path / 'doctor.db'}"},
+    )
+    results = {r.name: r for r in await run_checks(build_checks(settings, None), within=10)}
+    assert results["model primary"].ok and "primary-model" in results["model primary"].detail
+    assert results["model claude"].ok and "claude-test" in results["model claude"].detail
+    assert "default primary, fallback claude" in results["settings"].detail
+    assert "OPENAI_API_KEY set but not used for routing" in results["settings"].detail
+
+    # A provider whose key is missing, and one that is down: each named on its own line.
+    monkeypatch.delenv("CLAUDE_KEY")
+    results = {r.name: r for r in await run_checks(build_checks(settings, None), within=10)}
+    assert not results["settings"].ok and "CLAUDE_KEY is not set" in results["settings"].detail
+    monkeypatch.setenv("CLAUDE_KEY", "sk-ant-claude")
+    down = providers_file(tmp_path, closed_port_url(), claude.base_url)
+    claude.script(anthropic_text_reply("OK"))
+    settings = Settings.load(env_file=None, llm={"providers_file": str(down), "provider": "claude"})
+    results = {r.name: r for r in await run_checks(build_checks(settings, None), within=10)}
+    assert not results["model primary"].ok and "127.0.0.1" in results["model primary"].detail
+    assert results["model claude"].ok
