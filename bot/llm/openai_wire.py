@@ -55,7 +55,9 @@ def to_openai_messages(
             continue
         state = message.vendor_state
         own = state.data if state is not None and state.vendor == vendor else None
-        if message.role is Role.ASSISTANT and message.tool_calls:
+        if state is None and not message.tool_calls and not message.images:
+            converted.append({"role": message.role.value, "content": message.content})
+        elif message.role is Role.ASSISTANT and message.tool_calls:
             calls = [_call_to_openai(call, mapped) for call in message.tool_calls]
             if signatures:
                 _sign(calls, state, vendor)
