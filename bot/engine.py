@@ -446,15 +446,16 @@ class Engine:
                     profile.model or "",
                 )
                 outcome.provider_seconds += answer.seconds
-                if not answer.finished:
-                    await self._end_unfinished(
-                        info, answer.text, answer.outcome, surface, visible, outcome, turn_id
-                    )
-                    return
                 outcome.usage += answer.usage
                 usage_entry = UsageEntry(
                     info.user_id, info.channel_id, info.conversation_id, answer.model, answer.usage
                 )
+                if not answer.finished:
+                    await self._end_unfinished(
+                        info, answer.text, answer.outcome, surface, visible, outcome, turn_id,
+                        usage_entry,
+                    )  # fmt: skip
+                    return
                 if not answer.calls:
                     assistant = ChatMessage(
                         Role.ASSISTANT, answer.text, vendor_state=answer.vendor_state
@@ -573,11 +574,13 @@ class Engine:
         visible: list[str],
         outcome: TurnOutcome,
         turn_id: int | None,
+        usage: UsageEntry,
     ) -> None:
         """Tell the user, after what they saw, why the answer did not finish; store what
         they saw with that note, so the next turn's history says it was not finished. A
         refusal, or an answer with nothing shown, stores nothing: its question drops out
-        of later requests (bot/storage/repository.py `arranged`)."""
+        of later requests (bot/storage/repository.py `arranged`). The tokens it used
+        count either way."""
         note = _(UNFINISHED_NOTES[how])
         log.warning("the model's answer did not finish (%s, %d characters shown)", how, len(shown))
         if shown and how != REFUSED:
@@ -585,8 +588,11 @@ class Engine:
             await self._store.append(
                 info.conversation_id,
                 [StoredMessage(record, message_tokens(record))],
+                usage=usage,
                 turn_id=turn_id,
             )
+        elif usage.usage.prompt_tokens or usage.usage.completion_tokens:
+            await self._store.record_usage(usage)
         await surface.stream(f"\n\n{note}" if visible else note)
         visible.append(note)
         outcome.error = note  # shown, but not an answer (follow-ups retry)

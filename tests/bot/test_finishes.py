@@ -76,6 +76,8 @@ async def test_an_abnormal_finish_after_text_is_told_and_stored_with_its_note(
         (Role.USER, "tell me"),
         (Role.ASSISTANT, f"The first half of an answ\n\n{note}"),
     ]
+    info = await app.store.open_conversation(message("x"))
+    assert await app.store.tokens_used(user_id=info.user_id) == 15
     sent = (await next_turn_is_valid(app, llm))["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
     assert sent[2]["content"].endswith(note)
@@ -150,6 +152,8 @@ async def test_a_refusal_is_told_and_not_stored(
     assert surface.streamed == f"I can't help with that.\n\n{note}"
     assert outcome.error == note
     assert [role for role, _ in await stored(app)] == [Role.USER]
+    info = await app.store.open_conversation(message("x"))
+    assert await app.store.tokens_used(user_id=info.user_id) == 15  # counted all the same
     await next_turn_is_valid(app, llm)
 
 
