@@ -6,6 +6,7 @@ nothing was shown yet; the next turn's history is one the vendor accepts."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -14,8 +15,10 @@ from bot.app import Application
 from bot.domain import ChatKind, ChatRef, IncomingMessage, Role, UserRef
 from bot.engine import UNFINISHED_NOTES
 from bot.i18n import translations, use_locale
+from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import FAILED, FILTERED, LENGTH, REFUSED
 from tests.apps import AppFactory
+from tests.fakes.anthropic_server import ScriptedAnthropicServer, anthropic_text_reply
 from tests.fakes.openai_server import (
     ScriptedOpenAIServer,
     openrouter_error_reply,
@@ -168,3 +171,31 @@ async def test_the_note_is_in_the_users_language(
     chinese = translations("zh_CN").gettext(UNFINISHED_NOTES[FILTERED])
     assert chinese != UNFINISHED_NOTES[FILTERED]
     assert surface.streamed == f"一半\n\n{chinese}"
+
+
+async def test_an_anthropic_refusal_leaves_the_refused_turn_out_of_later_requests(
+    claude: ScriptedAnthropicServer, make_app: AppFactory
+) -> None:
+    """The Messages API's refusal: the user is told, and the turn that prompted it is not
+    sent again (a durable turn with no answer is left out of the history)."""
+    provider = AnthropicProvider(
+        api_key="sk-ant-test", model="claude-test", base_url=claude.base_url, max_retries=0
+    )
+    app = await make_app([], provider=provider)
+    claude.script(
+        anthropic_text_reply("I won't", stop_reason="refusal"), anthropic_text_reply("Hello.")
+    )
+    first = IncomingMessage(chat=DM, user=ALICE, text="something bad", event_id="ev-1")
+    surface = RecordingSurface()
+    outcome = await app.desk.turn(first, surface, await app.desk.claim_turn(first, "bot", {}))
+    assert outcome.error == UNFINISHED_NOTES[REFUSED]
+    assert surface.streamed == f"I won't\n\n{UNFINISHED_NOTES[REFUSED]}"
+
+    second = IncomingMessage(chat=DM, user=ALICE, text="hi", event_id="ev-2")
+    again = await app.desk.turn(
+        second, RecordingSurface(), await app.desk.claim_turn(second, "bot", {})
+    )
+    assert again.text == "Hello." and claude.rejected == []
+    sent = claude.requests[-1]["messages"]
+    assert "something bad" not in json.dumps(sent) and "I won't" not in json.dumps(sent)
+    assert [m["role"] for m in sent] == ["user"]
