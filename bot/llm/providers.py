@@ -18,6 +18,10 @@
 when the current one fails after its own retries. Every other PARLEY_LLM_* setting
 (timeouts, retries, streaming, thinking…) applies to each.
 
+A channel's own model (set by admins in the console) may name a provider of the file:
+`@claude` (its table's model) or `@claude:claude-opus-4-5`; that provider leads the
+channel's calls, the rest of the chain behind it.
+
 `FailoverProvider` is one `Provider` over that chain. A call goes to the first provider
 not resting after a failure; when it fails before anything of its answer was shown
 (unreachable, timed out, 5xx, 429 past its retries: `ProviderUnavailable` and
@@ -176,19 +180,26 @@ def build_from_file(
     environ = os.environ if environ is None else environ
     names = chain_names(llm, specs)
     each = {name: settings_for(spec, llm, environ) for name, spec in specs.items()}
-    chain = [(name, build_one(each[name])) for name in names]
-    if len(chain) == 1:
-        return chain[0][1], each
-    return FailoverProvider(chain), each
+    built = {name: build_one(settings) for name, settings in each.items()}
+    chain = [(name, built[name]) for name in names]
+    return FailoverProvider(chain, others=built), each
 
 
 class FailoverProvider:
     """One `Provider` over a chain of named providers (module docstring)."""
 
-    def __init__(self, chain: Sequence[tuple[str, Provider]], *, rest: float = REST_SECONDS):
+    def __init__(
+        self,
+        chain: Sequence[tuple[str, Provider]],
+        *,
+        rest: float = REST_SECONDS,
+        others: Mapping[str, Provider] | None = None,
+    ):
         if not chain:
             raise ValueError("a failover chain needs a provider")
         self.chain = list(chain)
+        # Every provider of the file, the chain's and the ones only a channel names.
+        self.providers = {**dict(self.chain), **(others or {})}
         self.model = self.chain[0][1].model
         self._rest = rest
         self._resting: dict[str, float] = {}  # name -> monotonic time it may lead again
@@ -201,11 +212,14 @@ class FailoverProvider:
     async def _stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], model: str
     ) -> AsyncIterator[StreamEvent]:
-        first = self.chain[0][0]
+        chain = self.chain
+        if model.startswith("@"):
+            chain, model = self._led_by(model)
+        first = chain[0][0]
         now = time.monotonic()
-        ready = [entry for entry in self.chain if self._resting.get(entry[0], 0.0) <= now]
+        ready = [entry for entry in chain if self._resting.get(entry[0], 0.0) <= now]
         # All resting: try them all again, in order, rather than fail without asking.
-        order = ready or self.chain
+        order = ready or chain
         for position, (name, provider) in enumerate(order):
             last = position == len(order) - 1
             shown = False
@@ -237,8 +251,22 @@ class FailoverProvider:
             self._resting.pop(name, None)
             return
 
+    def _led_by(self, choice: str) -> tuple[list[tuple[str, Provider]], str]:
+        """The chain for a channel whose model is `@name` or `@name:model`, and the model
+        to ask for ("" : the table's own)."""
+        name, _, model = choice[1:].partition(":")
+        provider = self.providers.get(name)
+        if provider is None:
+            log.warning(
+                "a channel names provider %r, which the providers file does not define: "
+                "using the default",
+                name[:64],
+            )
+            return self.chain, ""
+        return [(name, provider), *((n, p) for n, p in self.chain if n != name)], model
+
     async def aclose(self) -> None:
-        for _, provider in self.chain:
+        for provider in self.providers.values():
             await provider.aclose()
 
 

@@ -284,3 +284,34 @@ async def test_the_doctor_checks_every_provider(
     results = {r.name: r for r in await run_checks(build_checks(settings, None), within=10)}
     assert not results["model primary"].ok and "127.0.0.1" in results["model primary"].detail
     assert results["model claude"].ok
+
+
+async def test_a_channel_can_name_its_provider(
+    make_app: AppFactory,
+    tmp_path: Path,
+    llm: ScriptedOpenAIServer,
+    claude: ScriptedAnthropicServer,
+    keys: None,
+) -> None:
+    """A channel whose model admins set to `@claude` (or `@claude:<model>`) is answered
+    by that provider of the file, the chain behind it; an unknown name falls back to the
+    default provider."""
+    app = await failover_app(make_app, tmp_path, llm.base_url, claude)
+    channel_id = await app.store.channel_id(TEAM)
+
+    async def ask(model: str) -> str:
+        await app.admin_store.set_channel_settings(
+            channel_id, system_prompt=None, model=model, limits={}
+        )
+        outcome = await app.engine.handle(IncomingMessage(TEAM, ALICE, "hi"), RecordingSurface())
+        return outcome.text
+
+    claude.script(anthropic_text_reply("Claude here."), anthropic_text_reply("Opus here."))
+    assert await ask("@claude") == "Claude here."
+    assert claude.requests[-1]["model"] == "claude-test" and llm.requests == []
+    assert await ask("@claude:claude-opus-test") == "Opus here."
+    assert claude.requests[-1]["model"] == "claude-opus-test"
+    llm.script(text_reply("Default here."))
+    assert await ask("@nobody") == "Default here."
+    assert llm.requests[-1]["model"] == "primary-model"
+    assert failovers(app) == ""  # a chosen provider is not a failover
