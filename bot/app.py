@@ -80,6 +80,11 @@ PRUNE_EVERY_SECONDS = 3600.0
 
 def build_provider(settings: Settings) -> Provider:
     llm = settings.llm
+    if llm.providers_file is not None:
+        # Named providers and their fallback chain; OPENAI_*/ANTHROPIC_* are not used.
+        from bot.llm.providers import build_from_file
+
+        return build_from_file(llm)[0]
     if llm.provider == "anthropic":
         if llm.anthropic_api_key is None or not llm.anthropic_api_key.get_secret_value():
             raise ConfigError(

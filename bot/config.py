@@ -20,12 +20,18 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.i18n import available_locales, normalize
+
+ProfileName = Literal[
+    "auto", "generic", "openai", "dashscope", "deepseek", "vllm", "ollama", "gemini", "ernie",
+    "kimi", "glm", "minimax", "openrouter", "mistral", "ark", "siliconflow",
+]  # fmt: skip
 
 
 class _Group(BaseSettings):
@@ -37,16 +43,20 @@ class _Group(BaseSettings):
 
 
 class LLMSettings(_Group):
-    provider: Literal["openai", "anthropic"] = Field("openai", validation_alias="PARLEY_PROVIDER")
+    # A TOML file of named providers (docs/providers.md); None: the settings below.
+    # (Declared first: the two after it are checked against it.)
+    providers_file: Path | None = Field(None, validation_alias="PARLEY_PROVIDERS_FILE")
+    # openai or anthropic; with PARLEY_PROVIDERS_FILE, the name of one of its tables.
+    provider: str = Field("openai", min_length=1, max_length=64, validation_alias="PARLEY_PROVIDER")
+    # Providers of that file tried in order when the current one fails after its retries.
+    fallback: str = Field("", max_length=1000, validation_alias="PARLEY_FALLBACK")
     api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str = Field(
         "https://api.anthropic.com", validation_alias="PARLEY_ANTHROPIC_BASE_URL"
     )
-    profile: Literal[
-        "auto", "generic", "openai", "dashscope", "deepseek", "vllm", "ollama", "gemini", "ernie"
-    ] = Field("auto", validation_alias="PARLEY_LLM_PROFILE")
+    profile: ProfileName = Field("auto", validation_alias="PARLEY_LLM_PROFILE")
     tool_choice: Literal["", "auto", "none", "required"] = Field(
         "", validation_alias="PARLEY_LLM_TOOL_CHOICE"
     )
@@ -83,6 +93,28 @@ class LLMSettings(_Group):
                 raise ValueError(f"is not valid JSON ({exc.msg})") from None
         if not isinstance(value, dict):
             raise ValueError('must be a JSON object, e.g. {"enable_thinking": false}')
+        return value
+
+    @field_validator("fallback")
+    @classmethod
+    def _fallback_needs_file(cls, value: str, info: ValidationInfo) -> str:
+        if value.strip() and info.data.get("providers_file") is None:
+            raise ValueError("names providers of PARLEY_PROVIDERS_FILE, which is not set")
+        return value
+
+    @property
+    def fallback_names(self) -> list[str]:
+        """PARLEY_FALLBACK as a list, in order."""
+        return [name.strip() for name in self.fallback.split(",") if name.strip()]
+
+    @field_validator("provider")
+    @classmethod
+    def _provider_known(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("providers_file") is None and value not in ("openai", "anthropic"):
+            raise ValueError(
+                f"{value!r} must be openai or anthropic without PARLEY_PROVIDERS_FILE "
+                "(which names the other providers)"
+            )
         return value
 
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 from pydantic import SecretStr
@@ -26,6 +28,7 @@ from sqlalchemy import make_url
 from bot.config import EmailSettings, Settings
 from bot.domain import ChatMessage, Role
 from bot.errors import (
+    ConfigError,
     ContextTooLong,
     ProviderAuthError,
     ProviderBadRequest,
@@ -34,6 +37,9 @@ from bot.errors import (
     ProviderUnavailable,
 )
 from bot.llm.base import Provider
+
+if TYPE_CHECKING:
+    from bot.llm.providers import ProviderSpec
 from bot.mail import MailFailure, allowed, classify, tls_context
 from bot.storage.database import to_async_url
 from bot.storage.migrate import current_revision, head_revision
@@ -120,7 +126,10 @@ def settings_check(settings: Settings) -> Check:
         llm = settings.llm
         key = llm.anthropic_api_key if llm.provider == "anthropic" else llm.api_key
         key_name = "ANTHROPIC_API_KEY" if llm.provider == "anthropic" else "OPENAI_API_KEY"
-        if key is None or not key.get_secret_value():
+        routing = f"provider {llm.provider}, model {llm.model}"
+        if llm.providers_file is not None:
+            routing = _providers_summary(settings)
+        elif key is None or not key.get_secret_value():
             raise CheckFailed(f"{key_name} is not set", f"put {key_name}=... in your .env file.")
         slack = settings.slack
         if slack.enabled and slack.app_token is None and slack.signing_secret is None:
@@ -152,7 +161,7 @@ def settings_check(settings: Settings) -> Check:
                     f"configure {kind} or remove the target.",
                 )
         return (
-            f"provider {llm.provider}, model {llm.model}; "
+            f"{routing}; "
             f"platforms: {', '.join(platforms) or 'none (parley chat only)'}; "
             f"email {'on' if email.host else 'off'}; "
             f"MCP {'from ' + settings.mcp.config if settings.mcp.config else 'off'}; "
@@ -200,8 +209,75 @@ def _existing_sqlite_file(database: str) -> str:
     return str(path)
 
 
+def _providers_summary(settings: Settings) -> str:
+    """The providers file in one line; a CheckFailed for a broken file or a missing key."""
+    from bot.llm.providers import chain_names, load_providers_file, settings_for
+
+    llm = settings.llm
+    try:
+        if llm.providers_file is None:
+            raise ConfigError("PARLEY_PROVIDERS_FILE is not set")
+        specs = load_providers_file(llm.providers_file)
+        names = chain_names(llm, specs)
+        for spec in specs.values():
+            settings_for(spec, llm, os.environ)
+    except ConfigError as exc:
+        raise CheckFailed(str(exc), f"fix {llm.providers_file} or the variable it names.") from None
+    unused = [
+        name
+        for name, value in (
+            ("OPENAI_API_KEY", llm.api_key),
+            ("ANTHROPIC_API_KEY", llm.anthropic_api_key),
+        )
+        if value is not None
+    ]
+    note = f" ({', '.join(unused)} set but not used for routing)" if unused else ""
+    return (
+        f"providers from {llm.providers_file}: {', '.join(sorted(specs))}; default "
+        f"{names[0]}, fallback {', '.join(names[1:]) or 'none'}{note}"
+    )
+
+
+def provider_checks(settings: Settings) -> list[Check]:
+    """One model check per provider of PARLEY_PROVIDERS_FILE (a broken file: the
+    settings check says why, and there is nothing to ask)."""
+    from bot.llm.providers import build_one, load_providers_file, settings_for
+
+    llm = settings.llm
+    if llm.providers_file is None:
+        return []
+    try:
+        specs = load_providers_file(llm.providers_file)
+    except ConfigError:
+        return []
+    checks = []
+    for name, spec in specs.items():
+
+        def provider_for(one_token: bool, spec: ProviderSpec = spec) -> Provider:
+            update: dict[str, Any] = {"max_retries": 0, "thinking": "off"}
+            if one_token:
+                update["max_tokens"] = 1
+            return build_one(settings_for(spec, llm.model_copy(update=update), os.environ))
+
+        checks.append(
+            model_check(
+                provider_for,
+                base_url=spec.base_url,
+                key_name=spec.api_key_env,
+                url_name=f"base_url of [providers.{name}]",
+                name=f"model {name}",
+            )
+        )
+    return checks
+
+
 def model_check(
-    provider_for: Callable[[bool], Provider], *, base_url: str, key_name: str, url_name: str
+    provider_for: Callable[[bool], Provider],
+    *,
+    base_url: str,
+    key_name: str,
+    url_name: str,
+    name: str = "model",
 ) -> Check:
     """One short call to the model: the key, the endpoint and the model name all work.
 
@@ -244,7 +320,7 @@ def model_check(
             raise CheckFailed(str(exc)) from None
         return f"{model} at {base_url} answered"
 
-    return Check("model", probe)
+    return Check(name, probe)
 
 
 def smtp_check(settings: EmailSettings) -> Check:
@@ -304,7 +380,9 @@ def build_checks(
 ) -> list[Check]:
     """The core's checks for these settings (the model's only with a way to build one)."""
     checks = [settings_check(settings), database_check(settings.database.url)]
-    if provider_for is not None:
+    if settings.llm.providers_file is not None:
+        checks += provider_checks(settings)
+    elif provider_for is not None:
         llm = settings.llm
         anthropic = llm.provider == "anthropic"
         checks.append(

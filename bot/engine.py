@@ -10,10 +10,13 @@
                     (bot/tool_round.py); store the assistant message and every result
                     (+ usage) in one transaction, then call the model again
 
-A stream cut off before its terminator (`AnswerCutOff`) is retried once if none of its
-text was shown; otherwise the user is told, after what they saw, and what they saw is
-stored with that note, never as a finished answer. A scheduled turn (`run_prompt`, a
-follow-up) is not offered the tools that create or cancel scheduled work.
+A stream cut off before its terminator (`AnswerCutOff`), or failed in a way its vendor
+calls transient, is retried once if none of its text was shown (bot/answer.py). An answer
+that did not finish (cut off, failed, stopped at the length limit or by a content
+filter) is told to the user in a note after what they saw, and what they saw is stored
+with that note, never as a finished answer; a refused answer is not stored at all (the
+Messages API asks for the refused turn to be left out of later requests). A scheduled
+turn (`run_prompt`, a follow-up) is not offered the tools that create or cancel scheduled work.
 
 A turn its user stops (`stop`: Slack's stop button) is cancelled where it is; its
 question stays in the history, followed by what the user saw and a note that they
@@ -58,7 +61,7 @@ from bot.domain import (
 from bot.errors import ProviderError
 from bot.i18n import N_, _
 from bot.limits import Admission, Limits
-from bot.llm.base import Provider, ToolSpec
+from bot.llm.base import FAILED, FILTERED, INTERRUPTED, LENGTH, REFUSED, Provider, ToolSpec
 from bot.logs import loggable
 from bot.media import MediaReader, PreparedTurn
 from bot.observe import TURN_ID, Observer, new_turn_id
@@ -80,6 +83,16 @@ UNEXPECTED_ERROR = N_(
 CUT_OFF_NOTE = N_(
     "(The answer was cut off here: the model stopped before finishing. Please ask again.)"
 )
+# What the user is told, after what they saw, of an answer that did not finish.
+UNFINISHED_NOTES = {
+    INTERRUPTED: CUT_OFF_NOTE,
+    LENGTH: N_("(The answer stopped here: it reached the model's length limit.)"),
+    FILTERED: N_("(The model's provider stopped this answer with its content filter.)"),
+    REFUSED: N_("(The model declined to answer this request.)"),
+    FAILED: N_(
+        "(The answer stopped here: the model's provider failed while answering. Please ask again.)"
+    ),
+}
 # Messages of history that, with the new one, choose the tools when there are too many.
 RELEVANCE_HISTORY = 4
 # What the history says of a stopped turn (the model reads it), and what the user is told.
@@ -454,13 +467,16 @@ class Engine:
                     profile.model or "",
                 )
                 outcome.provider_seconds += answer.seconds
-                if answer.cut:
-                    await self._end_cut_off(info, answer.text, surface, visible, outcome, turn_id)
-                    return
                 outcome.usage += answer.usage
                 usage_entry = UsageEntry(
                     info.user_id, info.channel_id, info.conversation_id, answer.model, answer.usage
                 )
+                if not answer.finished:
+                    await self._end_unfinished(
+                        info, answer.text, answer.outcome, surface, visible, outcome, turn_id,
+                        usage_entry,
+                    )  # fmt: skip
+                    return
                 if not answer.calls:
                     assistant = ChatMessage(
                         Role.ASSISTANT, answer.text, vendor_state=answer.vendor_state
@@ -603,27 +619,37 @@ class Engine:
         outcome.text = "\n\n".join(visible)
         await surface.finish(outcome.text)
 
-    async def _end_cut_off(
+    async def _end_unfinished(
         self,
         info: ConversationInfo,
         shown: str,
+        how: str,
         surface: Surface,
         visible: list[str],
         outcome: TurnOutcome,
         turn_id: int | None,
+        usage: UsageEntry,
     ) -> None:
-        """Tell the user, after what they saw, that the answer was cut off; store what
-        they saw with that note, so the next turn's history says it was not finished."""
-        cut_off = _(CUT_OFF_NOTE)
-        record = ChatMessage(Role.ASSISTANT, f"{shown}\n\n{cut_off}")
-        await self._store.append(
-            info.conversation_id,
-            [StoredMessage(record, message_tokens(record))],
-            turn_id=turn_id,
-        )
-        await surface.stream(f"\n\n{cut_off}")
-        visible.append(cut_off)
-        outcome.error = cut_off  # shown, but not an answer (follow-ups retry)
+        """Tell the user, after what they saw, why the answer did not finish; store what
+        they saw with that note, so the next turn's history says it was not finished. A
+        refusal, or an answer with nothing shown, stores nothing: its question drops out
+        of later requests (bot/storage/repository.py `arranged`). The tokens it used
+        count either way."""
+        note = _(UNFINISHED_NOTES[how])
+        log.warning("the model's answer did not finish (%s, %d characters shown)", how, len(shown))
+        if shown and how != REFUSED:
+            record = ChatMessage(Role.ASSISTANT, f"{shown}\n\n{note}")
+            await self._store.append(
+                info.conversation_id,
+                [StoredMessage(record, message_tokens(record))],
+                usage=usage,
+                turn_id=turn_id,
+            )
+        elif usage.usage.prompt_tokens or usage.usage.completion_tokens:
+            await self._store.record_usage(usage)
+        await surface.stream(f"\n\n{note}" if visible else note)
+        visible.append(note)
+        outcome.error = note  # shown, but not an answer (follow-ups retry)
         outcome.text = "\n\n".join(visible)
         await surface.finish(outcome.text)
 

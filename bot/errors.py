@@ -7,7 +7,8 @@
     ├── ProviderError               the LLM call failed
     │   ├── ProviderRateLimited     429 after retries
     │   ├── ProviderUnavailable     connection errors, timeouts, 5xx after retries
-    │   │   └── AnswerCutOff        the stream ended without its terminator
+    │   │   ├── AnswerCutOff        the stream ended without its terminator
+    │   │   └── StreamFailed        the vendor said, inside a 200 stream, it failed for now
     │   ├── ContextTooLong          the prompt exceeds the model's window
     │   ├── ProviderAuthError       401/403: wrong key or no access to the model
     │   └── ProviderBadRequest      any other 4xx: the request itself is wrong
@@ -64,6 +65,11 @@ class AnswerCutOff(ProviderUnavailable):
     what arrived is part of an answer, never a finished one."""
 
     user_message = N_("The model's answer was cut off. Please ask again.")
+
+
+class StreamFailed(ProviderUnavailable):
+    """The vendor reported a failure it calls transient inside a 200 stream (an error
+    object of a server error or overload): asking again may succeed."""
 
 
 class ContextTooLong(ProviderError):

@@ -76,6 +76,10 @@ class Observer:
         """A confirmation question was asked (+1) or answered, refused or expired (-1)."""
         return None
 
+    def provider_failover(self, source: str, target: str) -> None:
+        """A model call went to `target` because provider `source` failed."""
+        return None
+
 
 class Observers(Observer):
     """Reports to each of several observers in turn (the metrics and the alerts)."""
@@ -106,6 +110,10 @@ class Observers(Observer):
     def approval_waiting(self, change: int) -> None:
         for observer in self.observers:
             observer.approval_waiting(change)
+
+    def provider_failover(self, source: str, target: str) -> None:
+        for observer in self.observers:
+            observer.provider_failover(source, target)
 
 
 class Metrics(Observer):
@@ -157,6 +165,12 @@ class Metrics(Observer):
             "Confirmation questions asked and not yet answered",
             registry=r,
         )
+        self.failovers = Counter(
+            "parley_provider_failover",
+            "Model calls answered by a fallback provider, by the failed one and the fallback",
+            ["from", "to"],
+            registry=r,
+        )
         self.reminders = Counter(
             "parley_reminders_fired",
             "Reminder deliveries, by timeliness and outcome",
@@ -187,6 +201,9 @@ class Metrics(Observer):
 
     def approval_waiting(self, change: int) -> None:
         self.approvals_waiting.inc(change)
+
+    def provider_failover(self, source: str, target: str) -> None:
+        self.failovers.labels(source, target).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -20,7 +20,7 @@ from typing import Any
 
 from bot.context import estimate_tokens
 from bot.domain import ChatMessage, Role, Usage
-from bot.llm.base import Provider, TextDelta, TurnFinished
+from bot.llm.base import COMPLETE, Provider, TextDelta, TurnFinished
 from bot.storage.memory import MemoryStore, Summary
 from bot.storage.repository import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
 
@@ -138,6 +138,7 @@ class Summariser:
         pieces: list[str] = []
         usage = Usage()
         used_model = model or self._provider.model
+        ended = COMPLETE
         try:
             async for event in self._provider.stream(request, [], model=model):
                 if isinstance(event, TextDelta):
@@ -145,6 +146,7 @@ class Summariser:
                 elif isinstance(event, TurnFinished):
                     usage = event.usage
                     used_model = event.model or used_model
+                    ended = event.outcome
         except Exception as exc:  # a summary is a nicety: never let it break anything
             log.warning("summary of conversation %d failed: %s", info.conversation_id, exc)
             return
@@ -154,6 +156,11 @@ class Summariser:
         )
         if not text:
             log.warning("summary of conversation %d came back empty", info.conversation_id)
+            return
+        if ended != COMPLETE:  # cut at the length limit, filtered, failed: not a summary
+            log.warning(
+                "summary of conversation %d did not finish (%s)", info.conversation_id, ended
+            )
             return
         saved = await self._memory.save_summary(
             info.conversation_id, part[-1].id, text, estimate_tokens(text)

@@ -17,8 +17,11 @@
 Everything is keyed by the call's *position* in the round, never by the model's id.
 Some compatible servers send one id twice; keyed by id, a round with one cancelled and
 one confirmed call of the same id ran the confirmed call twice. Prepared calls are what
-the engine stores and sends back, so the next request pairs each call with its result
-for every vendor (OpenAI wants ids of at most 40 characters, Anthropic `[A-Za-z0-9_-]`).
+the engine stores and sends back, so the next request pairs each call with its result.
+An id goes back verbatim to the vendor that issued it (Kimi's `functions.<name>:<idx>`,
+vLLM's 46 characters); only a vendor that enforces a shape gets it mapped, on the way
+out (OpenAI at most 40 characters, Mistral nine letters and digits: bot/llm/openai_wire.py;
+Anthropic `[A-Za-z0-9_-]`: bot/llm/anthropic_history.py).
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ class CallJournal(Protocol):
     async def settle(self, position: int, result: ToolResult) -> None: ...
 
 
-_USABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+# Printable, without spaces, and short enough to store (the column holds 128).
+_USABLE_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 MAX_NAME_CHARS = 64  # the longest tool name any vendor allows; longer is made up
 KEPT_ARGUMENT_CHARS = 200  # how much of oversized arguments the stored call keeps
 PROGRESS_SHOWN_EVERY = 1.0  # seconds between two progress lines of one call in the chat

@@ -33,11 +33,14 @@ from bot.errors import (
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
+    StreamFailed,
 )
 from bot.llm.anthropic_history import THINKING_TYPES, to_anthropic_messages, to_anthropic_tools
 from bot.llm.anthropic_thinking import DEFAULT_MAX_TOKENS, ThinkingRules, thinking_state
 from bot.llm.base import (
-    REFUSED_TEXT,
+    COMPLETE,
+    LENGTH,
+    REFUSED,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
@@ -282,8 +285,6 @@ class AnthropicProvider:
         for index, pieces in thought.items():
             if pieces:
                 kept[index]["thinking"] += "".join(pieces)
-        if stop_reason == "refusal" and not said:
-            yield TextDelta(REFUSED_TEXT)
         if ready:
             yield ToolCallsReady(tuple(ready))
         yield TurnFinished(
@@ -291,6 +292,7 @@ class AnthropicProvider:
             Usage(input_tokens, output_tokens),
             model or request["model"],
             thinking_state(kept, order, said, request["model"]) if kept else None,
+            _outcome(stop_reason),
         )
 
     async def _complete(self, request: dict[str, Any]) -> AsyncIterator[StreamEvent]:
@@ -329,8 +331,6 @@ class AnthropicProvider:
                 )
             elif block_type in THINKING_TYPES:
                 kept[index] = block
-        if message.get("stop_reason") == "refusal" and not said:
-            yield TextDelta(REFUSED_TEXT)
         if calls:
             yield ToolCallsReady(tuple(calls))
         usage = message.get("usage") or {}
@@ -339,6 +339,7 @@ class AnthropicProvider:
             Usage(_input_tokens(usage), int(usage.get("output_tokens") or 0)),
             message.get("model") or request["model"],
             thinking_state(kept, order, said, request["model"]) if kept else None,
+            _outcome(message.get("stop_reason") or ""),
         )
 
     def _map_error(self, exc: anthropic.APIError) -> ProviderError:
@@ -373,7 +374,7 @@ class AnthropicProvider:
         if kind == "rate_limit_error":
             return ProviderRateLimited(detail)
         if kind in ("overloaded_error", "api_error"):
-            return ProviderUnavailable(detail)
+            return StreamFailed(detail)
         if kind in ("authentication_error", "permission_error"):
             return ProviderAuthError(detail)
         if kind == "invalid_request_error":
@@ -391,6 +392,16 @@ def _input_tokens(usage: dict[str, Any]) -> int:
 
 def _start_input(value: Any) -> str:
     return json.dumps(value) if isinstance(value, dict) and value else ""
+
+
+def _outcome(stop_reason: str) -> str:
+    """The neutral outcome (bot/llm/base.py): a refusal must not be continued as is, and
+    the Messages API's docs ask for the refused turn to be left out of later requests."""
+    if stop_reason == "refusal":
+        return REFUSED
+    if stop_reason in ("max_tokens", "model_context_window_exceeded"):
+        return LENGTH
+    return COMPLETE
 
 
 def _finish_reason(stop_reason: str, has_calls: bool) -> str:

@@ -2,14 +2,25 @@
 
 `stream(messages, tools)` yields, in order: any number of `TextDelta` (and, where the
 vendor streams its reasoning, `ReasoningDelta`s among them: shown to the user as
-"thinking", never part of the answer), then at most one
-`ToolCallsReady` with every call of the round fully assembled (arguments parsed, or a
-parse error recorded), then exactly one `TurnFinished` with the finish reason, the
-usage and any `VendorState` the vendor wants back with this answer (the engine stores
-it on the assistant message and returns it in later requests). Vendor formats stop
-here: the engine sees only these shapes. Failures raise a `ProviderError` subclass from
+"thinking", never part of the answer), then at most one `ToolCallsReady` with every call
+of the round fully assembled (arguments parsed, or a parse error recorded), then exactly
+one `TurnFinished` with the vendor's finish reason, its neutral `outcome` (below), the
+usage and any `VendorState` the vendor wants back with this answer (the engine stores it
+on the assistant message and returns it in later requests). Vendor formats stop here:
+the engine sees only these shapes. Failures raise a `ProviderError` subclass from
 `bot.errors`; a stream that ends without the vendor's terminator raises `AnswerCutOff`,
 possibly after some `TextDelta`s were yielded.
+
+Every vendor's way of ending is mapped to one neutral `outcome`: COMPLETE (an answer or a
+tool round), LENGTH (the token cap stopped it), FILTERED (the vendor's content filter:
+OpenAI's `content_filter`, GLM's `sensitive`), REFUSED (the model declined: OpenAI's
+streamed `refusal`, Anthropic's `stop_reason: "refusal"`), FAILED (the vendor says its
+inference failed inside a 200 stream: OpenRouter's `error`, GLM's `network_error`,
+DeepSeek's `insufficient_system_resource`; `transient` when retrying may help) and
+INTERRUPTED (the stream ended without its terminator: raised as `AnswerCutOff`). A
+mid-stream `{"error": ...}` object or Anthropic `event: error` is raised as the
+`ProviderError` it maps to, `StreamFailed` when the vendor calls it transient. Only
+COMPLETE is a finished answer; the engine tells the user of the others.
 """
 
 from __future__ import annotations
@@ -20,8 +31,13 @@ from typing import Any, Protocol
 
 from bot.domain import ChatMessage, ToolCall, Usage, VendorState
 
-# Shown when the model declines (refusal, content filter) without saying anything.
-REFUSED_TEXT = "I can't help with that request."
+COMPLETE = "complete"
+LENGTH = "length"
+FILTERED = "filtered"
+REFUSED = "refused"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+OUTCOMES = (COMPLETE, LENGTH, FILTERED, REFUSED, FAILED, INTERRUPTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +75,22 @@ class TurnFinished:
     usage: Usage
     model: str = ""
     vendor_state: VendorState | None = None
+    outcome: str = COMPLETE
+    # FAILED only: the vendor says asking again may succeed.
+    transient: bool = False
 
 
-StreamEvent = TextDelta | ReasoningDelta | ToolCallsReady | TurnFinished
+@dataclass(frozen=True, slots=True)
+class Failover:
+    """The default provider `source` failed before its answer began; `target` answers
+    instead, from the same messages (bot/llm/providers.py). Comes before `target`'s
+    events."""
+
+    source: str
+    target: str
+
+
+StreamEvent = TextDelta | ReasoningDelta | ToolCallsReady | TurnFinished | Failover
 
 
 class Provider(Protocol):

@@ -27,7 +27,7 @@ from bot.errors import (
 )
 from bot.llm import openai_wire as wire
 from bot.llm.base import (
-    REFUSED_TEXT,
+    REFUSED,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
@@ -87,8 +87,6 @@ class OpenAICompatProvider:
         self._api_key = api_key or ""
         self._errors = ErrorMapper(self.base_url, self._api_key, model, timeout, max_retries)
         self._stream = stream
-        self._temperature = temperature
-        self._max_tokens = max_tokens
         # Send only what the vendor accepts; say once what is dropped.
         dropped = []
         if parallel_tool_calls is None:
@@ -112,10 +110,15 @@ class OpenAICompatProvider:
             del extra_body["response_format"]
         plan = plan_thinking(profile, thinking, thinking_budget, stream=stream)
         dropped += plan.dropped
+        if thinks and profile.temperature_one_while_thinking and temperature not in (None, 1, 1.0):
+            dropped.append(f"temperature={temperature} while thinking")
+            temperature = None
         if dropped:
             log.warning(
                 "the %s profile does not accept %s: not sent", profile.name, ", ".join(dropped)
             )
+        self._temperature = temperature
+        self._max_tokens = max_tokens
         self._stream_usage = stream_usage and profile.stream_usage
         self._parallel_tool_calls = parallel_tool_calls
         self._strict_tools = strict_tools
@@ -125,6 +128,9 @@ class OpenAICompatProvider:
         # DeepSeek's tool-round reasoning travels back unless thinking is off.
         self._replay = profile.reasoning_replay if thinking != "off" else ""
         self._keep = profile.reasoning_replay
+        self._keep_fields = (
+            profile.reasoning_fields if self._keep == "*" else (self._keep,) if self._keep else ()
+        )
         self._signed = profile.thought_signatures
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
@@ -177,6 +183,11 @@ class OpenAICompatProvider:
         request = self.build_request(messages, tools)
         if model:
             request["model"] = model
+        if request.get("temperature", 1) != 1 and _default_temperature_only(
+            self.profile, request["model"]
+        ):
+            log.warning("%s takes only the default temperature: not sent", request["model"])
+            del request["temperature"]
         return self._stream_sse(request) if self._stream else self._complete(request)
 
     def build_request(
@@ -186,7 +197,14 @@ class OpenAICompatProvider:
         request: dict[str, Any] = {
             "model": self.model,
             "messages": to_openai_messages(
-                messages, replay=self._replay, vendor=self.profile.name, signatures=self._signed
+                messages,
+                replay=self._replay,
+                required=self.profile.reasoning_required,
+                vendor=self.profile.name,
+                signatures=self._signed,
+                details=self.profile.reasoning_details,
+                think=self.profile.think_replay,
+                ids=self.profile.tool_call_ids,
             ),
         }
         if tools:
@@ -198,7 +216,7 @@ class OpenAICompatProvider:
         if self._temperature is not None:
             request["temperature"] = self._temperature
         if self._max_tokens is not None:
-            request["max_tokens"] = self._max_tokens
+            request[self.profile.max_tokens_field] = self._max_tokens
         if self._thinking_body:
             request.update(self._thinking_body)
         if self._extra_body:
@@ -216,10 +234,12 @@ class OpenAICompatProvider:
         calls = ToolCallAssembler()
         think = ThinkTagFilter() if self.profile.think_tags else None
         markup = ToolCallMarkup() if self.profile.tool_call_markup else None
-        keep = self._keep
+        keep = self._keep_fields
         shown_reasoning = self.profile.reasoning_fields
-        reasoning: list[str] | None = None  # the reasoning a tool round must send back
-        refused = said = False
+        reasoning: dict[str, list[str]] = {}  # the reasoning a tool round must send back
+        details: list[dict[str, Any]] | None = [] if self.profile.reasoning_details else None
+        in_choice = self.profile.usage_in_choice
+        refused = False
         request["stream"] = True
         try:
             response = await self._client.post(
@@ -262,8 +282,11 @@ class OpenAICompatProvider:
                         delta = choice.get("delta") or {}
                         # Reasoning is never answer text; only a profile that must send it
                         # back keeps it.
-                        if keep and isinstance(thought := delta.get(keep), str):
-                            (reasoning := reasoning or []).append(thought)
+                        for name in keep:
+                            if isinstance(thought := delta.get(name), str):
+                                reasoning.setdefault(name, []).append(thought)
+                        if details is not None and delta.get("reasoning_details"):
+                            _merge_details(details, delta["reasoning_details"])
                         for name in shown_reasoning:
                             if isinstance(thought := delta.get(name), str) and thought:
                                 yield ReasoningDelta(thought)
@@ -275,7 +298,6 @@ class OpenAICompatProvider:
                             if markup is not None and content:
                                 content = markup.feed(content)
                             if content:
-                                said = True
                                 yield TextDelta(content)
                         elif delta.get("refusal"):
                             refused = True
@@ -284,6 +306,8 @@ class OpenAICompatProvider:
                             calls.feed(delta["tool_calls"])
                         if choice.get("finish_reason"):
                             finish_reason = choice["finish_reason"]
+                        if in_choice and choice.get("usage"):
+                            usage = wire.usage(choice["usage"])
             finally:
                 await response.aclose()
         except openai.APIError as exc:
@@ -302,20 +326,25 @@ class OpenAICompatProvider:
         if markup is not None:
             tail = markup.feed(tail) + markup.flush()
         if tail:
-            said = True
             yield TextDelta(tail)
         ready = calls.calls()
         if markup is not None:
             ready += markup.calls
-        if finish_reason == "content_filter" and not said and not refused and not ready:
-            yield TextDelta(REFUSED_TEXT)
         if ready:
             yield ToolCallsReady(tuple(ready))
         yield TurnFinished(
             wire.finish_reason(finish_reason, bool(ready), refused),
             usage,
             model or self.model,
-            self._state(reasoning, ready, calls.signatures() if self._signed else None),
+            self._state(
+                {name: "".join(pieces) for name, pieces in reasoning.items()},
+                ready,
+                calls.signatures() if self._signed else None,
+                details,
+                think.block() if think is not None and self.profile.think_replay else "",
+            ),
+            REFUSED if refused else wire.outcome(finish_reason),
+            finish_reason in wire.TRANSIENT,
         )
 
     async def _complete(self, request: dict[str, Any]) -> AsyncIterator[StreamEvent]:
@@ -340,9 +369,11 @@ class OpenAICompatProvider:
         choice = choices[0] if isinstance(choices[0], dict) else {}
         message = choice.get("message") or {}
         content = message.get("content") or ""
+        block = ""
         if content and self.profile.think_tags:
             think = ThinkTagFilter()
             content = think.feed(content) + think.flush()
+            block = think.block() if self.profile.think_replay else ""
         marked: list[ToolCall] = []
         if content and self.profile.tool_call_markup:
             markup = ToolCallMarkup()
@@ -352,8 +383,6 @@ class OpenAICompatProvider:
             yield TextDelta(content)
         elif message.get("refusal"):
             yield TextDelta(message["refusal"])
-        elif choice.get("finish_reason") == "content_filter" and not message.get("tool_calls"):
-            yield TextDelta(REFUSED_TEXT)
         sent = [
             call
             for call in message.get("tool_calls") or []
@@ -370,26 +399,70 @@ class OpenAICompatProvider:
         signatures = {str(n): s for n, c in enumerate(sent) if (s := thought_signature(c))}
         if ready:
             yield ToolCallsReady(tuple(ready))
-        thought = message.get(self._keep) if self._keep else None
+        thoughts = {n: t for n in self._keep_fields if isinstance(t := message.get(n), str)}
+        listed = message.get("reasoning_details")
+        reason = choice.get("finish_reason") or ""
+        refused = bool(message.get("refusal"))
         yield TurnFinished(
-            wire.finish_reason(
-                choice.get("finish_reason") or "", bool(ready), bool(message.get("refusal"))
-            ),
+            wire.finish_reason(reason, bool(ready), refused),
             wire.usage(completion.get("usage")),
             completion.get("model") or self.model,
-            self._state([thought] if isinstance(thought, str) else None, ready, signatures),
+            self._state(
+                thoughts,
+                ready,
+                signatures,
+                listed if self.profile.reasoning_details and isinstance(listed, list) else None,
+                block,
+            ),
+            REFUSED if refused else wire.outcome(reason),
+            reason in wire.TRANSIENT,
         )
 
     def _state(
-        self, reasoning: list[str] | None, calls: list[ToolCall], signatures: dict[str, str] | None
+        self,
+        reasoning: dict[str, str],
+        calls: list[ToolCall],
+        signatures: dict[str, str] | None,
+        details: list[dict[str, Any]] | None = None,
+        think: str = "",
     ) -> VendorState | None:
-        """What a tool round must carry back: its reasoning (DeepSeek) and its calls'
-        thought signatures by position (Gemini), whichever came."""
-        if not calls:
-            return None
-        data: dict[str, Any] = {}
-        if reasoning is not None:
-            data[self._keep] = "".join(reasoning)
-        if signatures:
-            data["signatures"] = signatures
+        """What an answer must carry back: a tool round's reasoning (DeepSeek, Kimi, GLM,
+        Ark, whatever streamed for the generic profile), its calls' thought signatures by
+        position (Gemini), its `reasoning_details` (OpenRouter), and any answer's <think>
+        block (MiniMax), whichever came."""
+        data: dict[str, Any] = {"think": think} if think else {}
+        if calls:
+            if self._keep == "*":
+                # The first field that streamed, under its own name.
+                data.update(next(({n: t} for n, t in reasoning.items() if t), {}))
+            elif self._keep in reasoning:
+                data[self._keep] = reasoning[self._keep]
+            if signatures:
+                data["signatures"] = signatures
+            if details:
+                data["reasoning_details"] = details
         return VendorState(self.profile.name, data) if data else None
+
+
+def _merge_details(kept: list[dict[str, Any]], pieces: Any) -> None:
+    """OpenRouter streams `reasoning_details` as pieces of items: a piece with the index
+    and type of the last item continues its text; anything else is a new item."""
+    for piece in pieces if isinstance(pieces, list) else ():
+        if not isinstance(piece, dict):
+            continue
+        last = kept[-1] if kept else None
+        if (
+            last is not None
+            and piece.get("index") == last.get("index")
+            and piece.get("type") == last.get("type")
+            and isinstance(piece.get("text"), str)
+            and isinstance(last.get("text"), str)
+        ):
+            last["text"] += piece["text"]
+        else:
+            kept.append(dict(piece))
+
+
+def _default_temperature_only(profile: VendorProfile, model: str) -> bool:
+    # OpenAI's reasoning models (GPT-5 family, o-series) refuse any temperature but 1.
+    return profile.name == "openai" and model.startswith(("gpt-5", "o1", "o3", "o4"))

@@ -14,7 +14,7 @@ from typing import Any
 import httpx2
 import openai
 
-from bot.errors import ContextTooLong, ProviderError, ProviderRateLimited, ProviderUnavailable
+from bot.errors import ContextTooLong, ProviderError, ProviderRateLimited, StreamFailed
 from bot.llm.errors import ErrorMapper
 
 _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "range of input length")
@@ -46,12 +46,17 @@ def stream_error(errors: ErrorMapper, error: Any, request_id: str | None) -> Pro
     if _is_context_error(code if isinstance(code, str) else None, message):
         return ContextTooLong(detail)
     lowered = tags.lower()
-    if "rate_limit" in lowered or "resource_exhausted" in lowered:
+    # OpenRouter's mid-stream error carries the upstream HTTP status as a number.
+    status = code if isinstance(code, int) else 0
+    if "rate_limit" in lowered or "resource_exhausted" in lowered or status == 429:
         return ProviderRateLimited(detail)
-    if any(word in lowered for word in ("server_error", "unavailable", "internal")) or (
-        "overloaded" in message.lower()
+    if (
+        status >= 500
+        or status == 408
+        or any(word in lowered for word in ("server_error", "unavailable", "internal"))
+        or "overloaded" in message.lower()
     ):
-        return ProviderUnavailable(detail)
+        return StreamFailed(detail)
     return ProviderError(detail)
 
 

@@ -51,6 +51,13 @@ def plan_thinking(
                 body["enable_thinking"] = on
             if budget is not None and mode != "off":
                 body["thinking_budget"] = budget
+    elif style == "siliconflow":
+        # enable_thinking and thinking_budget, for the models that can switch (streaming or
+        # not: unverified, so never forced).
+        if mode != "auto":
+            body["enable_thinking"] = on
+        if budget is not None and mode != "off":
+            body["thinking_budget"] = budget
     elif style == "vllm":
         # The chat template's switch (Qwen3: enable_thinking; Granite, DeepSeek-V3.1:
         # thinking); a template ignores the one it does not use.

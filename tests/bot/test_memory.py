@@ -226,6 +226,20 @@ async def test_a_conversation_longer_than_the_budget_keeps_early_facts_through_a
     assert await app.store.tokens_used(user_id=info.user_id) >= 70 * len(summaries)
 
 
+async def test_a_summary_cut_at_the_length_limit_is_never_stored(
+    llm: ScriptedOpenAIServer, make_app: AppFactory
+) -> None:
+    app = await make_app(bot={"context_tokens": 600})
+    llm.set_default(text_reply("Summary: the user lives in Hangz", finish_reason="length"))
+    await long_conversation(app, llm, 8)
+    assert any(is_summary_request(r) for r in llm.requests)
+    llm.script(text_reply("Noted."))
+    await app.engine.handle(message("and?"), RecordingSurface())
+    last = llm.requests[-1]
+    assert not is_summary_request(last)
+    assert "Hangz" not in system_prompt(last)  # no half summary in the prompt
+
+
 async def test_with_summaries_off_the_older_part_simply_falls_out(
     llm: ScriptedOpenAIServer, make_app: AppFactory
 ) -> None:

@@ -21,14 +21,23 @@ def test_repeated_and_empty_ids_get_fresh_ones_and_the_first_holder_keeps_its_ow
 
 def test_ids_already_in_the_conversation_or_unusable_are_replaced() -> None:
     history = [ChatMessage(Role.ASSISTANT, tool_calls=(call("call_0"),))]
-    long_id = "x" * 41  # OpenAI refuses ids over 40 characters
+    too_long = "x" * 129  # more than the database keeps
     prepared = prepare_round(
-        [call("call_0"), call(long_id), call("has space"), call("ok-id_1")], ids_in(history), 1024
+        [call("call_0"), call(too_long), call("has space"), call("ok-id_1")], ids_in(history), 1024
     )
 
     ids = [c.id for c in prepared.calls]
-    assert ids[3] == "ok-id_1" and "call_0" not in ids and long_id not in ids
+    assert ids[3] == "ok-id_1" and "call_0" not in ids and too_long not in ids
     assert all(len(i) <= 40 and i.replace("_", "").isalnum() for i in ids[:3])
+
+
+def test_vendor_ids_are_kept_verbatim() -> None:
+    """Kimi's `functions.<name>:<idx>` and vLLM's 46 characters go back as issued: the
+    shape a target vendor enforces is applied on the way out (bot/llm/openai_wire.py)."""
+    vllm = "chatcmpl-tool-" + "ab" * 16
+    prepared = prepare_round([call("functions.get_weather:0"), call(vllm)], set(), 1024)
+    assert [c.id for c in prepared.calls] == ["functions.get_weather:0", vllm]
+    assert prepared.renamed == 0
 
 
 def test_a_fresh_id_never_takes_an_id_a_later_call_brings() -> None:

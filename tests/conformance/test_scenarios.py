@@ -21,7 +21,9 @@ from bot.domain import ChatMessage, Role, ToolCall, ToolResult, Usage, VendorSta
 from bot.errors import AnswerCutOff, ProviderBadRequest
 from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import (
-    REFUSED_TEXT,
+    COMPLETE,
+    FILTERED,
+    REFUSED,
     Provider,
     ReasoningDelta,
     TextDelta,
@@ -135,16 +137,16 @@ async def test_plain_answer(vendor: Vendor) -> None:
 
 
 async def test_reasoning_is_kept_out_of_the_answer(vendor: Vendor) -> None:
-    if vendor.name == "gemini":
-        pytest.skip("Gemini sends no reasoning text unless asked for thought summaries")
+    if vendor.name in ("gemini", "mistral"):
+        pytest.skip("this vendor streams no reasoning field in its compatible chat API")
     if vendor.name == "anthropic":
         vendor.script(anthropic_text_reply("42.", thinking="Let me think hard about it."))
     else:
         vendor.script(vendor.text("42.", reasoning="Let me think hard about it."))
     result = await run(vendor.provider, [ChatMessage(Role.USER, "answer?")])
     assert result.text == "42."
-    # OpenAI sends none; vLLM inlines it as <think> tags, which are dropped.
-    if vendor.name not in ("openai", "vllm"):
+    # OpenAI sends none; vLLM and MiniMax inline it as <think> tags, never shown.
+    if vendor.name not in ("openai", "vllm", "minimax"):
         assert result.reasoning == "Let me think hard about it."  # shown as thinking
 
 
@@ -242,6 +244,9 @@ async def test_refusal(vendor: Vendor) -> None:
     result = await run(vendor.provider, [ChatMessage(Role.USER, "something bad")])
     assert result.text == "I can't help with that."
     assert result.calls == () and result.finish.finish_reason == vendor.refusal_finish
+    # Words alone (vLLM, Ollama) are an answer; a flagged refusal or filter is not one.
+    expected = {"refusal": REFUSED, "content_filter": FILTERED}.get(vendor.refusal_finish)
+    assert result.finish.outcome == (expected or COMPLETE)
 
 
 async def test_usage(vendor: Vendor) -> None:
@@ -261,7 +266,7 @@ async def test_think_tags_in_content(vendor: Vendor) -> None:
     assert result.text == "42."
 
 
-async def test_silent_refusal_still_answers(vendor: Vendor) -> None:
+async def test_silent_refusal_is_not_an_answer(vendor: Vendor) -> None:
     if vendor.name == "anthropic":
         vendor.script(anthropic_text_reply("", stop_reason="refusal"))
     elif vendor.name in ("dashscope", "deepseek", "gemini"):
@@ -269,8 +274,9 @@ async def test_silent_refusal_still_answers(vendor: Vendor) -> None:
     else:
         pytest.skip("this vendor declines in words, never with an empty filtered answer")
     result = await run(vendor.provider, [ChatMessage(Role.USER, "something bad")])
-    assert result.text == REFUSED_TEXT
-    assert result.finish.finish_reason == vendor.refusal_finish
+    # No made-up words: the engine tells the user, in their language (tests/bot/test_finishes.py).
+    assert result.text == "" and result.finish.finish_reason == vendor.refusal_finish
+    assert result.finish.outcome == (REFUSED if vendor.name == "anthropic" else FILTERED)
 
 
 # -- Anthropic only: signed thinking in tool loops, cut-off streams ----------------------
@@ -610,6 +616,13 @@ THINKING_FIELDS: dict[str, dict[str, Any]] = {
         "off": {"chat_template_kwargs": {"enable_thinking": False, "thinking": False}},
     },
     "ollama": {"on": {"reasoning_effort": "medium"}, "off": {"reasoning_effort": "none"}},
+    "kimi": {"on": {"thinking": {"type": "enabled"}}, "off": {"thinking": {"type": "disabled"}}},
+    "glm": {"on": {"thinking": {"type": "enabled"}}, "off": {"thinking": {"type": "disabled"}}},
+    "ark": {"on": {"thinking": {"type": "enabled"}}, "off": {"thinking": {"type": "disabled"}}},
+    "siliconflow": {
+        "on": {"enable_thinking": True, "thinking_budget": 2048},
+        "off": {"enable_thinking": False},
+    },
     # With a budget Gemini gets it in Google's own block, never with reasoning_effort.
     "gemini": {
         "on": {"extra_body": {"google": {"thinking_config": {"thinking_budget": 2048}}}},
@@ -630,7 +643,7 @@ async def test_thinking_switch(vendor: Vendor, mode: str) -> None:
     [request] = vendor.requests
     for key, value in THINKING_FIELDS.get(vendor.name, {}).get(mode, {}).items():
         assert request[key] == value
-    refused_while_thinking = vendor.name in ("deepseek", "dashscope") and mode == "on"
+    refused_while_thinking = PROFILES[vendor.name].thinks_by_default and mode == "on"
     accepted = "required" in PROFILES[vendor.name].tool_choice  # Ollama takes only auto
     kept = accepted and not refused_while_thinking
     assert request.get("tool_choice") == ("required" if kept else None)

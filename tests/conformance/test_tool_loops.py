@@ -25,6 +25,7 @@ from bot.engine import CUT_OFF_NOTE, TurnOutcome
 from bot.errors import AnswerCutOff
 from bot.llm.anthropic import AnthropicProvider
 from bot.llm.openai_compat import OpenAICompatProvider
+from bot.llm.openai_wire import alnum9
 from bot.llm.profiles import PROFILES
 from bot.toolkit import tool
 from tests.apps import AppFactory
@@ -134,7 +135,7 @@ def assert_accepted(vendor: Vendor, request: dict[str, Any]) -> None:
     if vendor.name == "anthropic":
         assert validate_request(request) is None
     else:
-        assert chat_completions_problem(request) is None
+        assert chat_completions_problem(request, vendor.name) is None
 
 
 async def two_turns(
@@ -194,7 +195,7 @@ async def loop(vendor: Vendor, make_app: AppFactory) -> Loop:
 
 async def test_duplicate_call_ids_one_confirmed_one_cancelled(loop: Loop) -> None:
     vendor = loop.vendor
-    same = "toolu_same" if vendor.name == "anthropic" else "call_same"
+    same = {"anthropic": "toolu_same", "mistral": "callSame1"}.get(vendor.name, "call_same")
     calls = vendor.tools(
         ("send_note", {"to": "bob", "text": "lunch?"}),
         ("send_note", {"to": "carol", "text": "lunch?"}),
@@ -214,11 +215,13 @@ async def test_duplicate_call_ids_one_confirmed_one_cancelled(loop: Loop) -> Non
     # fresh one, and each result is paired with its call, right after the round and later.
     kept = cancelled.call_id
     assert kept.endswith(same) and sent.call_id != kept
+    # Mistral gets ids in its own shape: the fresh one is mapped, the same for its result.
+    fresh = alnum9(sent.call_id) if vendor.name == "mistral" else sent.call_id
     for request in (one.requests[1], two.requests[0]):
-        assert vendor.tool_call_ids(request) == [kept, sent.call_id]
+        assert vendor.tool_call_ids(request) == [kept, fresh]
         assert [(r[0], r[1]) for r in vendor.tool_results(request)] == [
             (kept, cancelled.content),
-            (sent.call_id, "note sent to carol"),
+            (fresh, "note sent to carol"),
         ]
     stored = await loop.stored()
     assert [entry[2] for entry in stored if entry[0] is Role.TOOL] == [(kept,), (sent.call_id,)]
@@ -383,11 +386,29 @@ async def test_reasoning_of_a_tool_round_survives_storage_and_goes_back_where_re
         if s.message.tool_calls
     ]
     follow_up, second = one.requests[1], two.requests[0]
-    if vendor.name == "deepseek":
-        assert tool_round.vendor_state == VendorState("deepseek", {"reasoning_content": thought})
-        for request in (follow_up, second):
-            [carried] = [m for m in request["messages"] if m.get("tool_calls")]
-            assert carried["reasoning_content"] == thought
+    carried = [
+        next(m for m in request["messages"] if m.get("tool_calls"))
+        for request in (follow_up, second)
+        if vendor.name != "anthropic"
+    ]
+    if vendor.name in ("deepseek", "kimi", "glm", "ark"):
+        assert tool_round.vendor_state == VendorState(vendor.name, {"reasoning_content": thought})
+        assert [m["reasoning_content"] for m in carried] == [thought, thought]
+    elif vendor.name == "minimax":  # kept verbatim in the content, never shown
+        block = f"<think>{thought}</think>"
+        assert tool_round.vendor_state == VendorState("minimax", {"think": block})
+        assert [m["content"] for m in carried] == [block, block]
+    elif vendor.name == "openrouter":  # reasoning_details handed back unchanged
+        assert tool_round.vendor_state is not None
+        details = tool_round.vendor_state.data["reasoning_details"]
+        assert details[0] == {
+            "type": "reasoning.text",
+            "text": thought,
+            "index": 0,
+            "format": "unknown",
+        }
+        assert details[1]["type"] == "reasoning.encrypted"
+        assert [m["reasoning_details"] for m in carried] == [details, details]
     elif vendor.name == "anthropic":
         assert tool_round.vendor_state is not None
         assert tool_round.vendor_state.vendor == "anthropic"

@@ -43,8 +43,38 @@ MODEL_BYTES = MODEL.encode()
 CALL = "@@CALL_{}@@"
 _DONE = b"data: [DONE]\n\n"
 _TEXT_CHUNK = 8
-VENDORS = ("openai", "dashscope", "deepseek", "vllm", "ollama", "gemini", "ernie")
-_REASONING_FIELD = {"ollama": "reasoning"}
+VENDORS = (
+    "openai", "dashscope", "deepseek", "vllm", "ollama", "gemini", "ernie",
+    "kimi", "glm", "minimax", "openrouter", "mistral", "ark", "siliconflow",
+)  # fmt: skip
+_REASONING_FIELD = {"ollama": "reasoning", "openrouter": "reasoning"}
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_OPENROUTER_COMMENT = b": OPENROUTER PROCESSING\n\n"
+
+
+ID_STYLES = ("kimi", "mistral", "vllm")
+
+
+def _call_id(vendor: str, name: str, index: int) -> str:
+    """The id a vendor gives a call, around the placeholder the server fills in per
+    `ScriptedReply.id_style`: Kimi `functions.<name>:<n>` (a counter), Mistral nine letters
+    and digits, vLLM `chatcmpl-tool-` and 32 hex digits; others `call_<n>`."""
+    if vendor == "kimi":
+        return f"functions.{name}:{CALL.format(index)}"
+    if vendor == "vllm":
+        return f"chatcmpl-tool-{CALL.format(index)}"
+    return CALL.format(index)
+
+
+def fill_call_id(style: str, number: int) -> bytes:
+    """What the server puts in a call id placeholder, in a vendor's `style`."""
+    if style == "kimi":
+        return b"%d" % number
+    if style == "mistral":
+        return "".join(secrets.choice(_ALNUM) for _ in range(9)).encode()
+    if style == "vllm":
+        return secrets.token_hex(16).encode()
+    return b"call_%d" % number
 
 
 @dataclass(frozen=True)
@@ -65,6 +95,7 @@ class ScriptedReply:
     delay: float = 0.0
     call_count: int = 0
     chunk_delay: float = 0.0
+    id_style: str = ""  # how the server fills call ids in (`fill_call_id`)
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -118,10 +149,14 @@ def _stream_reply(
             ],
         }
     )
-    if vendor == "deepseek":
-        # DeepSeek reports usage on the finishing chunk, asked for or not.
+    if vendor in ("deepseek", "mistral", "kimi"):
+        # DeepSeek and Mistral report usage on the finishing chunk, asked for or not; Kimi
+        # inside its choice.
         if usage is not None:
-            chunks[-1]["usage"] = _usage(usage)
+            if vendor == "kimi":
+                chunks[-1]["choices"][0]["usage"] = _usage(usage)
+            else:
+                chunks[-1]["usage"] = _usage(usage)
         events = (*(_sse(chunk) for chunk in chunks), _DONE)
         return ScriptedReply(
             status=200,
@@ -130,8 +165,10 @@ def _stream_reply(
             events_with_usage=events,
             delay=delay,
             call_count=call_count,
+            id_style=vendor if vendor in ID_STYLES else "",
         )
-    events = (*(_sse(chunk) for chunk in chunks), _DONE)
+    comment = (_OPENROUTER_COMMENT,) if vendor == "openrouter" else ()
+    events = (*comment, *(_sse(chunk) for chunk in chunks), _DONE)
     # With include_usage OpenAI puts "usage": null on every chunk, then a usage-only chunk.
     with_usage = [_sse({**chunk, "usage": None}) for chunk in chunks]
     if usage is not None:
@@ -140,9 +177,10 @@ def _stream_reply(
         status=200,
         body=_completion_body(completion_id, created, completion, finish_reason, usage),
         events=events,
-        events_with_usage=(*with_usage, _DONE),
+        events_with_usage=(*comment, *with_usage, _DONE),
         delay=delay,
         call_count=call_count,
+        id_style=vendor if vendor in ID_STYLES else "",
     )
 
 
@@ -191,6 +229,10 @@ def text_reply(
     _check_vendor(vendor)
     field = _REASONING_FIELD.get(vendor, "reasoning_content")
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+    if vendor == "minimax":
+        # M2 thinks inline, in the content.
+        text = f"<think>{reasoning}</think>\n\n{text}" if reasoning else text
+        reasoning = ""
     deltas += [{"content": None, field: piece} for piece in _pieces(reasoning, chunk_size)]
     deltas += [{"content": piece} for piece in _pieces(text, chunk_size)]
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
@@ -241,17 +283,37 @@ def tool_call_reply(
     qwen_style = qwen_style or vendor == "dashscope"
     field = _REASONING_FIELD.get(vendor, "reasoning_content")
     thought = [{"content": None, field: piece} for piece in _pieces(reasoning, _TEXT_CHUNK)]
+    details: list[dict[str, Any]] = []
+    if vendor == "minimax":
+        text = f"<think>{reasoning}</think>\n\n{text}" if reasoning else text
+        thought, reasoning = [], ""
+    elif vendor == "openrouter":
+        # Readable reasoning in `reasoning` and in `reasoning_details` pieces, then the
+        # signed item Gemini (behind OpenRouter) wants back with the round.
+        for delta in thought:
+            piece = {"type": "reasoning.text", "text": delta[field], "index": 0}
+            delta["reasoning_details"] = [{**piece, "format": "unknown"}]
+        details = [
+            {
+                "type": "reasoning.encrypted",
+                "data": GEMINI_SIGNATURE,
+                "index": 1,
+                "format": "google-gemini-v1",
+            }
+        ]
     if vendor == "ollama":
         return _ollama_tool_calls(calls, text, usage, delay, thought, object_arguments)
     if vendor == "gemini":
         return _gemini_tool_calls(calls, text, usage, delay)
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None if qwen_style else ""}]
     deltas += thought
+    if details:
+        deltas.append({"content": None, "reasoning_details": details})
     deltas += [{"content": piece} for piece in _pieces(text, _TEXT_CHUNK)]
     message_calls = []
     for index, (name, arguments) in enumerate(calls):
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
-        call_id = CALL.format(index)
+        call_id = _call_id(vendor, name, index)
         message_calls.append(
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": raw}}
         )
@@ -297,7 +359,7 @@ def tool_call_reply(
                     "content": None,
                     "tool_calls": [
                         {
-                            "id": f"chatcmpl-tool-{call_id}",
+                            "id": call_id,
                             "type": "function",
                             "index": index,
                             "function": {"name": name},
@@ -537,6 +599,19 @@ def vendor_error_reply(vendor: str, status: int, message: str, code: str | None)
     """An error in the body shape `vendor` answers with."""
     if vendor == "gemini":
         return gemini_error_reply(status, message=message)
+    if vendor == "siliconflow":  # {"code": 20015, "message": ...}, no "error" wrapper
+        body: dict[str, Any] = {"code": int(code or 20015), "message": message, "data": None}
+        return ScriptedReply(status=status, body=json.dumps(body).encode())
+    if vendor == "mistral":
+        body = {"object": "error", "message": message, "type": code or "invalid_request_error"}
+        body.update(param=None, code=None)
+        return ScriptedReply(status=status, body=json.dumps(body).encode())
+    if vendor in ("glm", "ark", "openrouter"):
+        kind = {"ark": "BadRequest"}.get(vendor)
+        error = {"code": code if vendor != "openrouter" else status, "message": message}
+        if kind:
+            error["type"] = kind
+        return ScriptedReply(status=status, body=json.dumps({"error": error}).encode())
     if vendor == "ernie":
         return ernie_error_reply(
             status, message=message, code=code or "invalid_argument", kind="invalid_request_error"
@@ -558,4 +633,34 @@ def stream_error_reply(message: str) -> ScriptedReply:
         body=error_reply(500, message=message).body,
         events=events,
         events_with_usage=events,
+    )
+
+
+def openrouter_error_reply(text: str, *, code: str | int = "server_error") -> ScriptedReply:
+    """OpenRouter's error after the stream started (openrouter.ai/docs, streaming: "Handling
+    Errors During Streaming"): an SSE comment, then `text`, then one chunk with a top-level
+    `error` and `finish_reason: "error"`, then the stream ends. A plain request gets a 502."""
+    partial = text_reply(text, usage=None) if text else None
+    frames: list[bytes] = [b": OPENROUTER PROCESSING\n\n"]
+    if partial is not None:
+        assert partial.events is not None
+        frames += partial.events[:-2]
+    frames.append(
+        _sse(
+            {
+                "id": "gen-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": MODEL,
+                "provider": "Fake",
+                "error": {"code": code, "message": "Provider disconnected unexpectedly"},
+                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+            }
+        )
+    )
+    return ScriptedReply(
+        status=502,
+        body=json.dumps({"error": {"code": 502, "message": "Provider returned error"}}).encode(),
+        events=tuple(frames),
+        events_with_usage=tuple(frames),
     )

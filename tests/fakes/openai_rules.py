@@ -28,11 +28,35 @@ Sources (texts copied from the vendors' answers as their users report them):
   `reasoning_effort` one of minimal, low, medium, high, none, and never with a
   `thinking_config` budget.
 - ernie (Qianfan v2): the common rules; its error bodies carry string codes.
+- openai, GPT-5 family and o-series (model name): `max_tokens` refused ("Unsupported
+  parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens'
+  instead."), and any temperature but 1.
+- kimi (MoonshotAI Kimi-K2 docs, tool_call_guidance; opencode#16318, continue#11711,
+  deer-flow#3043): thinking on unless `thinking.type` is "disabled"; then a tool-call
+  assistant message without `reasoning_content` is refused ("thinking is enabled but
+  reasoning_content is missing in assistant tool call message at index N"), and so is a
+  forced `tool_choice` or a temperature other than 1 (PROTOCOLS G; texts unverified).
+- glm (docs.bigmodel.cn): `thinking.type` enabled|disabled; error code "1214" for a bad
+  parameter. Reasoning missing from a tool round is not refused (only degrades).
+- minimax (platform.minimax.io, M2 tool use): two system messages → "invalid chat
+  setting (2013)"; temperature in (0, 1].
+- openrouter (openrouter.ai/docs, reasoning tokens: preserving reasoning blocks): with
+  Gemini behind it, a tool-call assistant message of the current turn without the
+  `reasoning_details` it was given is refused ("Provider returned error", raw "Gemini
+  models require OpenRouter reasoning details to be preserved").
+- mistral (docs.mistral.ai API spec; langchain#24668, magentic#276): unknown fields are
+  refused with 422 `extra_forbidden` (in the body and in messages); tool-call ids exactly
+  nine of a-z, A-Z, 0-9.
+- ark (Volcengine Ark chat API): `thinking.type` enabled|disabled|auto, else
+  `InvalidParameter`.
+- siliconflow (docs.siliconflow.cn chat completions): `enable_thinking` a boolean,
+  `thinking_budget` 128 to 32768 (range unverified); errors `{"code": 20015, ...}`.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 Refusal = tuple[int, str, str | None]
@@ -71,6 +95,8 @@ def refusal(payload: dict[str, Any], vendor: str, issued: set[str] | None = None
         return problem
     if vendor == "gemini":
         return _gemini(payload, messages, issued or set())
+    if vendor == "openrouter":
+        return _openrouter(messages, issued or set())
     check = _CHECKS.get(vendor)
     return check(payload, messages) if check else None
 
@@ -110,6 +136,30 @@ def _openai(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal 
     for key in payload:
         if key not in OPENAI_ARGUMENTS:
             return 400, f"Unrecognized request argument supplied: {key}", None
+    if str(payload.get("model")).startswith(("gpt-5", "o1", "o3", "o4")):
+        if "max_tokens" in payload:
+            return (
+                400,
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "unsupported_parameter",
+            )
+        if payload.get("temperature", 1) != 1:
+            return (
+                400,
+                f"Unsupported value: 'temperature' does not support {payload['temperature']} "
+                "with this model. Only the default (1) value is supported.",
+                "unsupported_value",
+            )
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            if len(str(call.get("id"))) > 40:
+                return (
+                    400,
+                    "Invalid 'messages[].tool_calls[].id': string too long. Expected a "
+                    "string with maximum length 40.",
+                    "string_above_max_length",
+                )
     for number, message in enumerate(messages):
         if "reasoning_content" in message:
             return (
@@ -238,7 +288,143 @@ def _gemini(
     return None
 
 
-_CHECKS = {"openai": _openai, "deepseek": _deepseek, "dashscope": _dashscope, "ollama": _ollama}
+KIMI_REASONING_MISSING = (
+    "thinking is enabled but reasoning_content is missing in assistant tool call message "
+    "at index {index}"
+)
+
+
+def _kimi(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal | None:
+    thinking = payload.get("thinking")
+    if thinking is not None and (
+        not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled")
+    ):
+        return 400, "invalid thinking type", "invalid_request_error"
+    if isinstance(thinking, dict) and thinking.get("type") == "disabled":
+        return None
+    choice = payload.get("tool_choice")
+    if choice == "required" or isinstance(choice, dict):
+        return 400, "tool_choice 'required' is incompatible with thinking enabled", None
+    if payload.get("temperature", 1) != 1:
+        return 400, "invalid temperature: only 1 is allowed for this model", None
+    for number, message in enumerate(messages):
+        if (
+            message.get("role") == "assistant"
+            and message.get("tool_calls")
+            and not isinstance(message.get("reasoning_content"), str)
+        ):
+            return 400, KIMI_REASONING_MISSING.format(index=number), "invalid_request_error"
+    return None
+
+
+def _thinking_type(payload: dict[str, Any], allowed: tuple[str, ...], code: str) -> Refusal | None:
+    thinking = payload.get("thinking")
+    if thinking is not None and (
+        not isinstance(thinking, dict) or thinking.get("type") not in allowed
+    ):
+        return 400, f"thinking.type must be one of {', '.join(allowed)}", code
+    return None
+
+
+def _glm(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal | None:
+    return _thinking_type(payload, ("enabled", "disabled"), "1214")
+
+
+def _ark(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal | None:
+    return _thinking_type(payload, ("enabled", "disabled", "auto"), "InvalidParameter")
+
+
+def _minimax(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal | None:
+    if sum(1 for m in messages if m.get("role") == "system") > 1:
+        return 400, "invalid chat setting (2013)", "2013"
+    temperature = payload.get("temperature")
+    if temperature is not None and not 0 < temperature <= 1:
+        return 400, "invalid params, temperature must be in (0, 1] (2013)", "2013"
+    return None
+
+
+OPENROUTER_DETAILS_MISSING = "Gemini models require OpenRouter reasoning details to be preserved"
+
+
+def _openrouter(messages: list[dict[str, Any]], issued: set[str]) -> Refusal | None:
+    users = [n for n, m in enumerate(messages) if m.get("role") == "user"]
+    for message in messages[(users[-1] if users else -1) + 1 :]:
+        if message.get("role") != "assistant" or not message.get("tool_calls"):
+            continue
+        details = message.get("reasoning_details")
+        items = details if isinstance(details, list) else []
+        signed = [
+            d.get("data")
+            for d in items
+            if isinstance(d, dict) and d.get("type") == "reasoning.encrypted"
+        ]
+        if not signed or any(s not in issued for s in signed):
+            return 400, f"Provider returned error: {OPENROUTER_DETAILS_MISSING}", None
+    return None
+
+
+MISTRAL_ARGUMENTS = frozenset(
+    {
+        "model", "messages", "temperature", "top_p", "max_tokens", "stream", "stop",
+        "random_seed", "response_format", "tools", "tool_choice", "presence_penalty",
+        "frequency_penalty", "n", "prediction", "parallel_tool_calls", "prompt_mode",
+        "safe_prompt", "metadata",
+    }
+)  # fmt: skip
+MISTRAL_MESSAGE_FIELDS = frozenset(
+    {"role", "content", "tool_calls", "tool_call_id", "name", "prefix"}
+)
+MISTRAL_ID = re.compile(r"^[a-zA-Z0-9]{9}$")
+
+
+def _mistral(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal | None:
+    for key in payload:
+        if key not in MISTRAL_ARGUMENTS:
+            return 422, f"body.{key}: Extra inputs are not permitted [extra_forbidden]", None
+    for number, message in enumerate(messages):
+        for key in message:
+            if key not in MISTRAL_MESSAGE_FIELDS:
+                return (
+                    422,
+                    f"body.messages.{number}.{key}: Extra inputs are not permitted "
+                    "[extra_forbidden]",
+                    None,
+                )
+        ids = [c.get("id") for c in message.get("tool_calls") or []]
+        if message.get("role") == "tool":
+            ids.append(message.get("tool_call_id"))
+        for call_id in ids:
+            if not MISTRAL_ID.match(str(call_id)):
+                return (
+                    400,
+                    f"Tool call id was {call_id} but must be a-z, A-Z, 0-9, with a length of 9.",
+                    "invalid_request_error",
+                )
+    return None
+
+
+def _siliconflow(payload: dict[str, Any], messages: list[dict[str, Any]]) -> Refusal | None:
+    thinking = payload.get("enable_thinking")
+    if thinking is not None and not isinstance(thinking, bool):
+        return 400, "enable_thinking must be a boolean", "20015"
+    budget = payload.get("thinking_budget")
+    if budget is not None and (not isinstance(budget, int) or not 128 <= budget <= 32768):
+        return 400, "thinking_budget must be between 128 and 32768", "20015"
+    return None
+
+
+_CHECKS = {
+    "openai": _openai,
+    "deepseek": _deepseek,
+    "dashscope": _dashscope,
+    "ollama": _ollama,
+    "kimi": _kimi,
+    "glm": _glm,
+    "ark": _ark,
+    "minimax": _minimax,
+    "mistral": _mistral,
+    "siliconflow": _siliconflow,
+}
 
 
 # -- Image parts (every vendor: OpenAI's rules, which DashScope and vLLM follow) ---------

@@ -32,8 +32,10 @@ from tests.fakes.openai_replies import (
     deltas_reply,
     ernie_error_reply,
     error_reply,
+    fill_call_id,
     gemini_error_reply,
     markup_tool_reply,
+    openrouter_error_reply,
     refusal_reply,
     stream_error_reply,
     text_reply,
@@ -52,6 +54,7 @@ __all__ = [
     "error_reply",
     "gemini_error_reply",
     "markup_tool_reply",
+    "openrouter_error_reply",
     "refusal_reply",
     "stream_error_reply",
     "text_reply",
@@ -201,7 +204,7 @@ class ScriptedOpenAIServer(FakeServer):
         events = reply.events_with_usage if include_usage else reply.events
         assert events is not None
         ids = [
-            (CALL.format(i).encode(), b"call_%d" % next(self._call_ids))
+            (CALL.format(i).encode(), fill_call_id(reply.id_style, next(self._call_ids)))
             for i in range(reply.call_count)
         ]
         # No pause between chunks, so one write carries them all: the client still parses
@@ -267,7 +270,9 @@ class ScriptedOpenAIServer(FakeServer):
     ) -> None:
         body = self._sign(reply.body.replace(MODEL_BYTES, model))
         for i in range(reply.call_count):
-            body = body.replace(CALL.format(i).encode(), b"call_%d" % next(self._call_ids))
+            body = body.replace(
+                CALL.format(i).encode(), fill_call_id(reply.id_style, next(self._call_ids))
+            )
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -59,6 +59,8 @@ def _terminates(frame: bytes) -> bool:
     a chunk with a finish reason, or the usage-only chunk."""
     if frame == _DONE:
         return True
+    if frame.startswith(b":"):  # an SSE comment (OpenRouter's keep-alive)
+        return False
     chunk = json.loads(frame.removeprefix(b"data: "))
     choices = chunk.get("choices")
     return not choices or any(choice.get("finish_reason") for choice in choices)
@@ -77,13 +79,14 @@ def without_terminator(reply: ScriptedReply) -> ScriptedReply:
     )
 
 
-def chat_completions_problem(payload: dict[str, Any]) -> str | None:
+def chat_completions_problem(payload: dict[str, Any], vendor: str = "openai") -> str | None:
     """Why Chat Completions would refuse this request's history with a 400, or None.
 
     Checked (OpenAI's own error texts; DashScope and DeepSeek enforce the same pairing):
     each assistant message's `tool_calls` answered by tool messages right after it, every
     tool message answering a call of that assistant message, call ids of at most 40
-    characters, and arguments that are JSON.
+    characters (OpenAI's limit: `vendor` "openai" only; vLLM issues 46), and arguments
+    that are JSON.
     """
     messages = payload.get("messages") or []
     open_ids: list[str] = []
@@ -105,7 +108,7 @@ def chat_completions_problem(payload: dict[str, Any]) -> str | None:
             )
         for index, call in enumerate(message.get("tool_calls") or []):
             call_id = str(call.get("id") or "")
-            if len(call_id) > 40:
+            if vendor == "openai" and len(call_id) > 40:
                 return (
                     f"Invalid 'messages[{number}].tool_calls[{index}].id': string too long. "
                     f"Expected a string with maximum length 40, but got a string with length "

@@ -136,7 +136,7 @@ async def test_non_streamed_answer(llm: ScriptedOpenAIServer, make_provider: Mak
 
     assert events == [
         TextDelta("A whole answer at once."),
-        TurnFinished("length", Usage(20, 6), MODEL),
+        TurnFinished("length", Usage(20, 6), MODEL, outcome="length"),
     ]
     assert not llm.requests[0].get("stream")
     assert "stream_options" not in llm.requests[0]

@@ -44,6 +44,18 @@ async def make(llm: ScriptedOpenAIServer) -> AsyncIterator[Make]:
         ("https://api.deepseek.com/v1", "deepseek"),
         ("http://localhost:11434/v1", "ollama"),
         ("http://gpu-box:8000/v1", "generic"),
+        ("https://ws-abc123.cn-beijing.maas.aliyuncs.com/compatible-mode/v1", "dashscope"),
+        ("https://api.moonshot.ai/v1", "kimi"),
+        ("https://api.moonshot.cn/v1", "kimi"),
+        ("https://open.bigmodel.cn/api/paas/v4", "glm"),
+        ("https://api.z.ai/api/paas/v4", "glm"),
+        ("https://api.minimax.io/v1", "minimax"),
+        ("https://api.minimaxi.com/v1", "minimax"),
+        ("https://openrouter.ai/api/v1", "openrouter"),
+        ("https://api.mistral.ai/v1", "mistral"),
+        ("https://ark.cn-beijing.volces.com/api/v3", "ark"),
+        ("https://api.siliconflow.cn/v1", "siliconflow"),
+        ("https://notopenrouter.ai/v1", "generic"),  # a suffix of the name is not the host
     ],
 )
 def test_profile_is_detected_from_the_base_url(url: str, profile: str) -> None:
