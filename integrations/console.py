@@ -21,7 +21,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
-from bot.approvals import Answer, ApprovalQuestion
 from bot.chat import NAMES, CommandStyle, commands, help_text
 from bot.desk import Desk
 from bot.domain import (
@@ -37,6 +36,7 @@ from bot.domain import (
 )
 from bot.i18n import N_, _, use_locale
 from bot.questions import CANCEL, DONE, KEEP, InputQuestions, InputStep, PendingInput
+from bot.surface import Answer, ApprovalPrompt
 
 Reader = Callable[[str], Awaitable[str]]
 
@@ -145,7 +145,7 @@ class ConsoleSurface:
     async def fail(self, text: str) -> None:
         self._dim(f"! {text}")
 
-    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+    async def confirm(self, user: UserRef, question: ApprovalPrompt) -> Answer:
         card = question.render(CARD_LIMIT)
         self._dim("? " + card.text.replace("\n", "\n  "))
         choices = _("[o]nce, [a]lways, [d]eny") if question.may_remember else _("[o]nce, [d]eny")
