@@ -94,7 +94,6 @@ class TelegramPlatform:
         desk: Desk,
         *,
         preview_delay: float,
-        confirm_timeout: float,
         ephemeral_approvals: bool = True,
     ) -> None:
         if settings.bot_token is None:
@@ -128,7 +127,6 @@ class TelegramPlatform:
             max_retries=settings.max_retries,
             draft_interval=settings.draft_interval_seconds,
             preview_delay=preview_delay,
-            confirm_timeout=confirm_timeout,
             rich=settings.rich_messages,
         )
         self.messenger: Messenger = TelegramMessenger(self.delivery)
