@@ -343,7 +343,6 @@ class Application:
                     self.settings.slack,
                     self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
-                    confirm_timeout=self.settings.bot.confirm_timeout_seconds,
                     drain_timeout=self.settings.ops.shutdown_grace_seconds,
                 )
             )
@@ -355,7 +354,6 @@ class Application:
                     self.settings.telegram,
                     self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
-                    confirm_timeout=self.settings.bot.confirm_timeout_seconds,
                     ephemeral_approvals=self.settings.approvals.telegram_ephemeral,
                 )
             )
@@ -371,10 +369,6 @@ class Application:
     def messenger_for(self, platform: str) -> Messenger | None:
         """The messenger that delivers reminders and alerts on `platform`, if any."""
         return self.messengers.get(platform)
-
-    def add_messenger(self, messenger: Messenger) -> None:
-        """Deliver reminders for `messenger.platform` through it (e.g. the console's)."""
-        self.messengers[messenger.platform] = messenger
 
     async def start_scheduler(self) -> None:
         """Schedule every pending reminder and start the clock (overdue ones fire now)."""

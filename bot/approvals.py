@@ -34,46 +34,20 @@ from pydantic import BaseModel
 
 from bot.cards import Measure, RenderedCard, full_card_text, render_card
 from bot.domain import ChatRef, UserRef
-from bot.i18n import N_, _
+from bot.i18n import _
 from bot.storage.approvals import ApprovalStore, GrantRow, PressResult
+from bot.surface import Answer
 from bot.toolkit import ApprovalCard, Tool
 
 if TYPE_CHECKING:
     from bot.storage.admin import AdminStore
     from bot.surface import Surface
 
+__all__ = ["Answer", "ApprovalQuestion", "Approvals", "Mode", "Press", "PressOutcome"]
+
 log = logging.getLogger(__name__)
 
 CALL_CHARS = 4000  # the call as the question row keeps it (for the record)
-
-ANSWERED_ONCE = N_("Approved once.")
-ANSWERED_ALWAYS = N_(
-    "Always allowed: {tool} now runs for you in this chat without asking (/tools lists "
-    "it and takes it back)."
-)
-ANSWERED_DENIED = N_("Denied, so nothing was done.")
-ANSWERED_EXPIRED = N_("No answer in time, so nothing was done.")
-
-
-class Answer(enum.Enum):
-    ONCE = "once"
-    ALWAYS = "always"
-    DENIED = "denied"
-    EXPIRED = "expired"
-
-    @property
-    def allows(self) -> bool:
-        return self in (Answer.ONCE, Answer.ALWAYS)
-
-    def note(self, tool: str) -> str:
-        """What the question says once it is answered, in the reader's language."""
-        if self is Answer.ONCE:
-            return _(ANSWERED_ONCE)
-        if self is Answer.ALWAYS:
-            return _(ANSWERED_ALWAYS, tool=tool)
-        if self is Answer.DENIED:
-            return _(ANSWERED_DENIED)
-        return _(ANSWERED_EXPIRED)
 
 
 class Mode(enum.StrEnum):

@@ -202,10 +202,9 @@ class Desk:
 
     # -- tools -------------------------------------------------------------------------
 
-    async def offered_tools(self, message: IncomingMessage) -> list[Tool]:
-        return await self._engine.offered_tools(message)
-
     async def tool_overview(self, message: IncomingMessage) -> list[tuple[Tool, bool]]:
+        """Every tool and whether this message's chat may use it (for /tools and its
+        switches; the tools on are those a turn here is offered)."""
         return await self._engine.tool_overview(message)
 
     async def is_admin(self, user: UserRef, ask: AskPlatform, *, where: Hashable = "") -> bool:

@@ -4,26 +4,82 @@ An adapter gives the engine one Surface per turn. The engine calls `start`, then
 `stream` with each text delta, `thinking` with the model's reasoning where the vendor
 streams it, `status` and `tool_started`/`tool_progress`/`tool_finished` while tools run,
 and `finish` with the whole answer (adapters may ignore deltas and render only on
-finish). `confirm`
-shows the user who started the turn an approval question (bot/approvals.py) and returns
-their answer; `ask` puts a tool's question to them (bot/questions.py) and returns what
-they answered.
+finish). `confirm` shows the user who started the turn an approval question (an
+`ApprovalPrompt`, made by bot/approvals.py) and returns their `Answer`; `ask` puts a
+tool's question to them (bot/questions.py) and returns what they answered. The surface
+imports nothing of approvals: the types both sides need are declared here.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.domain import ChatRef, InputAnswer, InputQuestion, ToolCall, ToolResult, UserRef
-from bot.i18n import N_
+from bot.i18n import N_, _
 
 if TYPE_CHECKING:
-    from bot.approvals import Answer, ApprovalQuestion
+    from bot.cards import Measure, RenderedCard
 
 # What a chat shows instead of an empty answer, on every platform (a chat message may not
 # be empty): the engine streams it when the model answered nothing, and a Surface or
 # Messenger given empty text sends it rather than an empty message.
 NO_ANSWER = N_("(The model returned an empty answer. Please try rephrasing your message.)")
+
+
+ANSWERED_ONCE = N_("Approved once.")
+ANSWERED_ALWAYS = N_(
+    "Always allowed: {tool} now runs for you in this chat without asking (/tools lists "
+    "it and takes it back)."
+)
+ANSWERED_DENIED = N_("Denied, so nothing was done.")
+ANSWERED_EXPIRED = N_("No answer in time, so nothing was done.")
+
+
+class Answer(enum.Enum):
+    """What became of an approval question."""
+
+    ONCE = "once"
+    ALWAYS = "always"
+    DENIED = "denied"
+    EXPIRED = "expired"
+
+    @property
+    def allows(self) -> bool:
+        return self in (Answer.ONCE, Answer.ALWAYS)
+
+    def note(self, tool: str) -> str:
+        """What the question says once it is answered, in the reader's language."""
+        if self is Answer.ONCE:
+            return _(ANSWERED_ONCE)
+        if self is Answer.ALWAYS:
+            return _(ANSWERED_ALWAYS, tool=tool)
+        if self is Answer.DENIED:
+            return _(ANSWERED_DENIED)
+        return _(ANSWERED_EXPIRED)
+
+
+class ApprovalPrompt(Protocol):
+    """An open approval question as a Surface sees it (bot/approvals.py makes them):
+    render the card, offer the answers, then `await answer()` (a press on any replica),
+    or `respond(...)` where the surface takes the answer itself (the terminal)."""
+
+    @property
+    def token(self) -> str: ...
+    @property
+    def user(self) -> UserRef: ...
+    @property
+    def tool(self) -> str: ...
+    @property
+    def may_remember(self) -> bool: ...
+    @property
+    def full_text(self) -> str: ...
+
+    def render(self, limit: int, measure: Measure = len) -> RenderedCard: ...
+
+    async def answer(self) -> Answer: ...
+
+    async def respond(self, answer: Answer) -> Answer: ...
 
 
 @runtime_checkable
@@ -57,7 +113,7 @@ class Surface(Protocol):
     async def fail(self, text: str) -> None:
         """The turn failed: show `text` (already safe for users) instead of a reply."""
 
-    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+    async def confirm(self, user: UserRef, question: ApprovalPrompt) -> Answer:
         """Show `user` (and only them, where the platform can) the question's card with
         Approve once, Always allow (if `question.may_remember`) and Deny, then return
         `await question.answer()` (or `question.respond(...)` when the answer is typed

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
-from bot.approvals import Answer, ApprovalQuestion
+from bot.chat import NAMES, CommandStyle, commands, help_text
 from bot.desk import Desk
 from bot.domain import (
     ChatKind,
@@ -35,16 +35,13 @@ from bot.domain import (
     UserRef,
 )
 from bot.i18n import N_, _, use_locale
-from bot.numbers import typed_number
 from bot.questions import CANCEL, DONE, KEEP, InputQuestions, InputStep, PendingInput
+from bot.surface import Answer, ApprovalPrompt
 
 Reader = Callable[[str], Awaitable[str]]
 
-HELP = N_(
-    "Commands: /reset starts a new conversation, /tools lists the tools, /memory lists what "
-    "you asked me to remember, /forget N (or /forget all) forgets it, /language zh (or en, "
-    "or auto) chooses the language I write in, /help shows this, Ctrl-D quits."
-)
+# The terminal's help: the commands on one line, and how to leave.
+STYLE = CommandStyle(N_("Commands: {commands}; Ctrl-D quits."), one_line=True)
 RESULT_PREVIEW_CHARS = 160
 # A card in the terminal: long enough for every line, short enough to read at a glance.
 CARD_LIMIT = 2000
@@ -148,7 +145,7 @@ class ConsoleSurface:
     async def fail(self, text: str) -> None:
         self._dim(f"! {text}")
 
-    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+    async def confirm(self, user: UserRef, question: ApprovalPrompt) -> Answer:
         card = question.render(CARD_LIMIT)
         self._dim("? " + card.text.replace("\n", "\n  "))
         choices = _("[o]nce, [a]lways, [d]eny") if question.may_remember else _("[o]nce, [d]eny")
@@ -251,7 +248,7 @@ async def run_console(
     surface = ConsoleSurface(stream, reader, color=color, questions=desk.questions)
     who = user or console_user()
     with use_locale(await desk.locale_of(who)):
-        stream.write(f"Parley ({desk.model}). {_(HELP)}\n")
+        stream.write(f"Parley ({desk.model}). {help_text(STYLE)}\n")
     stream.flush()
     while True:
         try:
@@ -266,47 +263,17 @@ async def run_console(
             await _line(desk, surface, who, line)
 
 
+async def _not_an_admin() -> bool:
+    """The terminal has no admins of its own: PARLEY_ADMINS decides."""
+    return False
+
+
 async def _line(desk: Desk, surface: ConsoleSurface, who: UserRef, line: str) -> None:
     """One line typed at the terminal: a command of Parley's, or a turn."""
     message, _chat = to_incoming_message(line, who)
-    if line == "/language" or line.startswith("/language "):
-        surface._dim(await desk.language_text(who, line.removeprefix("/language")))
-        return
-    if line == "/reset":
-        await desk.reset(message)
-        surface._dim(_("(new conversation)"))
-        return
-    if line == "/tools":
-        tools = await desk.offered_tools(message)
-        names = ", ".join(item.name for item in tools)
-        surface._dim(_("Tools: {tools}", tools=names) if names else _("Tools: none"))
-        for grant in await desk.grants_of(who):
-            surface._dim(
-                _(
-                    "Always allowed: {tool} in {place} (/tools revoke {id})",
-                    tool=grant.tool,
-                    place=grant.place,
-                    id=grant.id,
-                )
-            )
-        return
-    if line.startswith("/tools revoke "):
-        number = line.removeprefix("/tools revoke ").strip()
-        grant_id = typed_number(number)
-        revoked = await desk.revoke_grant(who, grant_id) if grant_id is not None else None
-        surface._dim(
-            _("Taken back: {tool} asks again.", tool=revoked.tool)
-            if revoked is not None
-            else _("You have no standing approval {id}.", id=number)
-        )
-        return
-    if line == "/memory":
-        surface._dim(await desk.memory_text(message))
-        return
-    if line == "/forget" or line.startswith("/forget "):
-        surface._dim(await desk.forget_text(message, line.removeprefix("/forget")))
-        return
-    if line == "/help":
-        surface._dim(_(HELP))
+    word, _space, argument = line.partition(" ")
+    if word.startswith("/") and word[1:].lower() in NAMES:
+        reply = await commands.run(desk, STYLE, message, word[1:], argument, ask=_not_an_admin)
+        surface._dim(reply.text)
         return
     await desk.turn(message, surface)

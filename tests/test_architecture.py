@@ -10,6 +10,9 @@
 - SQL is written only under `bot/storage`: no other module imports SQLAlchemy or
   SQLModel (parsing a database URL aside) or calls `execute`/`exec` itself; it asks a store.
 
+- No import circles: a module never reaches itself through its imports (`bot/surface.py`
+  declares what a Surface and the approvals share, and imports nothing of approvals).
+
 Imports under `if TYPE_CHECKING:` count: a type-only dependency is still a dependency.
 """
 
@@ -106,6 +109,68 @@ def test_the_packages_respect_their_walls() -> None:
     assert len(source_files(ROOT)) > 3, "no modules found: is ROOT right?"
     broken = violations(ROOT)
     assert not broken, "import rules broken:\n" + "\n".join(broken)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Each module and the modules of the project it imports (the longest known prefix of
+    each imported name: `from bot.approvals import Answer` is `bot.approvals`)."""
+    modules = {module_name(root, path): path for path in source_files(root)}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for _line, imported in imports_of(root, path):
+            parts = imported.split(".")
+            known = (".".join(parts[:i]) for i in range(len(parts), 0, -1))
+            target = next((m for m in known if m in modules), None)
+            if target is not None and target != name:
+                graph[name].add(target)
+    return graph
+
+
+def import_circles(root: Path) -> list[list[str]]:
+    """The groups of modules that import each other, round and round (Tarjan's strongly
+    connected components of more than one module)."""
+    graph = import_graph(root)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = []
+            while (top := stack.pop()) != module:
+                group.append(top)
+            if group:
+                circles.append(sorted([module, *group]))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return circles
+
+
+def test_no_import_circles() -> None:
+    circles = import_circles(ROOT)
+    assert not circles, "modules that import each other:\n" + "\n".join(map(str, circles))
+    assert not import_graph(ROOT)["bot.surface"] & {"bot.approvals"}
+
+
+def test_an_import_circle_is_found_even_behind_type_checking(tmp_path: Path) -> None:
+    (tmp_path / "bot").mkdir()
+    (tmp_path / "bot" / "surface.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bot.approvals import A\n"
+    )
+    (tmp_path / "bot" / "approvals.py").write_text("from bot import surface\n")
+    (tmp_path / "bot" / "domain.py").write_text("import enum\n")
+    assert import_circles(tmp_path) == [["bot.approvals", "bot.surface"]]
 
 
 def test_tools_package_lists_all_tools() -> None:

@@ -29,6 +29,7 @@ SURFACES = sorted(
                 "approval_commands.py",
                 "approvals.py",
                 "cards.py",
+                "chat/commands.py",
                 "desk.py",
                 "engine.py",
                 "errors.py",

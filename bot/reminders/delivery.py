@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from babel.dates import format_datetime
 
-from bot.approvals import Answer, ApprovalQuestion
 from bot.config import ReminderSettings
 from bot.domain import (
     ChatRef,
@@ -32,6 +31,7 @@ from bot.errors import StorageError
 from bot.i18n import _, current_locale
 from bot.recurrence import as_utc, next_occurrence
 from bot.storage.models import Reminder
+from bot.surface import Answer, ApprovalPrompt
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -77,7 +77,7 @@ class CollectingSurface:
     async def fail(self, text: str) -> None:
         self.error = text
 
-    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+    async def confirm(self, user: UserRef, question: ApprovalPrompt) -> Answer:
         # Nobody is there to press a button at fire time: not approved (standing
         # approvals and "never ask" rules still apply, before any question).
         return Answer.DENIED

@@ -147,13 +147,6 @@ class MemoryStore:
 
     # -- for a turn -----------------------------------------------------------------------
 
-    async def for_turn(
-        self, user_id: int, chat: ChatRef, conversation_id: int, *, facts: bool, summary: bool
-    ) -> TurnMemory:
-        """The conversation's summary and the user's facts for `chat`, in one read."""
-        read = self.reader(user_id, chat, facts=facts, summary=summary)
-        return await self.db.run(lambda connection: read(connection, conversation_id), write=False)
-
     def reader(
         self, user_id: int, chat: ChatRef, *, facts: bool, summary: bool
     ) -> TurnMemoryReader:

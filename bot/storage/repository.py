@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, text, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, text, tuple_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import select
 
 from bot.domain import (
     ChatMessage,
@@ -139,10 +138,6 @@ class ConversationStore:
     async def user_id_of(self, user: UserRef) -> int:
         user_id, _ = await self._user_id(user)
         return user_id
-
-    async def timezone_of(self, user: UserRef) -> str | None:
-        _, timezone = await self._user_id(user)
-        return timezone
 
     async def set_timezone(self, user: UserRef, timezone: str) -> None:
         user_id, _ = await self._user_id(user)
@@ -303,21 +298,6 @@ class ConversationStore:
     async def record_usage(self, usage: UsageEntry) -> None:
         row = usage.to_row(utcnow())
         await self.db.run(lambda connection: connection.execute(_INSERT_USAGE, [row]))
-
-    async def tokens_used(
-        self, *, user_id: int | None = None, channel_id: int | None = None
-    ) -> int:
-        query = select(
-            func.coalesce(func.sum(UsageRecord.prompt_tokens + UsageRecord.completion_tokens), 0)
-        )
-        if user_id is not None:
-            query = query.where(UsageRecord.user_id == user_id)
-        if channel_id is not None:
-            query = query.where(UsageRecord.channel_id == channel_id)
-        total = await self.db.run(
-            lambda connection: connection.execute(query).scalar_one(), write=False
-        )
-        return int(total)
 
     # -- deduplication -----------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.admin import NOT_ADMIN
-from bot.approval_commands import approval_command, grants_text
+from bot.chat import CommandStyle, commands
 from bot.desk import AskPlatform, Desk
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.i18n import N_, _
@@ -16,19 +16,22 @@ from integrations.slack.convert import PLATFORM
 
 log = logging.getLogger(__name__)
 
-HELP = N_(
+# How Slack writes a command: a subcommand of the slash command (`/parley` by default,
+# filled in per command as it is called), in code font; a channel's threads are its
+# conversations.
+INTRO = N_(
     "*Parley* answers in DMs, and in channels when you mention it (the answer goes in a "
-    "thread; reply in that thread to continue).\n"
-    "`{command} help`: this help\n"
-    "`{command} reset`: start a new conversation in this DM\n"
-    "`{command} tools`: the tools Parley may use in this channel\n"
-    "`{command} memory`: what you asked Parley to remember; "
-    "`{command} forget 3` (or `forget all`) forgets it\n"
-    "`{command} language zh` (or `en`, or `auto`): the language I write to you in"
+    "thread; reply in that thread to continue).\n{commands}"
 )
-RESET_IN_CHANNEL = N_(
-    "In channels every thread is its own conversation: mention me in a new message to start afresh."
-)
+
+
+def style_of(command: str) -> CommandStyle:
+    """The command style for the slash command `command`."""
+    return CommandStyle(
+        INTRO,
+        written=lambda name, argument: f"`{' '.join(filter(None, (command, name, argument)))}`",
+        threads_are_conversations=True,
+    )
 
 
 AdminQuestion = Callable[[UserRef], AskPlatform]
@@ -45,64 +48,25 @@ class SlashCommands:
         self.admin_question = admin_question
 
     async def handle(self, ack: Callable[..., Awaitable[None]], command: dict[str, Any]) -> None:
-        name = str(command.get("command", "/parley"))
         words = str(command.get("text", "")).split()
-        sub = words[0].lower() if words else "help"
         message = command_message(command)
-        if sub == "help":
-            await ack(text=_(HELP, command=name), response_type="ephemeral")
-        elif sub == "reset":
-            if message.chat.kind is not ChatKind.DM:
-                await ack(text=_(RESET_IN_CHANNEL), response_type="ephemeral")
-                return
-            closed = await self.desk.reset(message)
-            await ack(
-                text=_("Started a new conversation.")
-                if closed
-                else _("There was nothing to reset: your next message starts a new conversation."),
-                response_type="ephemeral",
+        reply = await commands.run(
+            self.desk,
+            style_of(str(command.get("command", "/parley"))),
+            message,
+            words[0] if words else "help",
+            " ".join(words[1:]),
+            ask=self.admin_question(message.user),
+        )
+        if reply.tools is None:
+            await ack(text=reply.text, response_type="ephemeral")
+            return
+        blocks = tools_blocks(reply.tools)
+        if reply.grants:
+            blocks.append(
+                {"type": "section", "text": {"type": "mrkdwn", "text": reply.grants[:3000]}}
             )
-        elif sub == "language":
-            text = await self.desk.language_text(message.user, " ".join(words[1:]))
-            await ack(text=text, response_type="ephemeral")
-        elif sub == "memory":
-            await ack(text=await self.desk.memory_text(message), response_type="ephemeral")
-        elif sub == "forget":
-            text = await self.desk.forget_text(message, " ".join(words[1:]))
-            await ack(text=text, response_type="ephemeral")
-        elif sub == "tools":
-            answer = await approval_command(
-                self.desk,
-                message.user,
-                message.chat,
-                words[1:],
-                ask=self.admin_question(message.user),
-            )
-            if answer is not None:
-                await ack(text=answer, response_type="ephemeral")
-                return
-            overview = await self.desk.tool_overview(message)
-            grants = await grants_text(self.desk, message.user)
-            blocks = tools_blocks(overview)
-            if grants:
-                blocks.append(
-                    {"type": "section", "text": {"type": "mrkdwn", "text": grants[:3000]}}
-                )
-            await ack(
-                text="\n\n".join(filter(None, [tools_text(overview), grants])),
-                blocks=blocks[:50],
-                response_type="ephemeral",
-            )
-        else:
-            await ack(
-                text=_(
-                    "I don't know `{command} {sub}`.\n{help}",
-                    command=name,
-                    sub=sub,
-                    help=_(HELP, command=name),
-                ),
-                response_type="ephemeral",
-            )
+        await ack(text=reply.text, blocks=blocks[:50], response_type="ephemeral")
 
     async def toggle(
         self,
@@ -158,7 +122,7 @@ class SlashCommands:
         await respond(
             replace_original=True,
             response_type="ephemeral",
-            text=note or tools_text(overview),
+            text=note or commands.tools_text(overview),
             blocks=tools_blocks(overview, note=note),
         )
 
@@ -169,13 +133,6 @@ def command_message(command: dict[str, Any]) -> IncomingMessage:
     kind = ChatKind.DM if channel.startswith("D") else ChatKind.CHANNEL
     user = UserRef(PLATFORM, str(command.get("user_id", "")), str(command.get("user_name", "")))
     return IncomingMessage(chat=ChatRef(PLATFORM, channel, kind), user=user, text="")
-
-
-def tools_text(overview: list[tuple[Tool, bool]]) -> str:
-    enabled = [item.name for item, on in overview if on]
-    if not enabled:
-        return _("Tools in this channel: none")
-    return _("Tools in this channel: {tools}", tools=", ".join(enabled))
 
 
 def tools_blocks(overview: list[tuple[Tool, bool]], *, note: str = "") -> list[dict[str, Any]]:

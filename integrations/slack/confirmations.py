@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.approvals import Answer, ApprovalQuestion
 from bot.i18n import _
 from bot.questions import InputStep, PendingInput
+from bot.surface import Answer, ApprovalPrompt
 
 APPROVAL_ACTION = "parley_approval"  # action ids: parley_approval_once, ..._show
 INPUT_ACTION = "parley_input"  # a tool's question: action ids parley_input_<key>
@@ -34,7 +34,7 @@ def escaped_len(text: str) -> int:
     return len(escape(text))
 
 
-def approval_blocks(question: ApprovalQuestion, user_id: str) -> list[dict[str, Any]]:
+def approval_blocks(question: ApprovalPrompt, user_id: str) -> list[dict[str, Any]]:
     """The card for `user_id` and its buttons; every button carries the question's token."""
     mention = f"<@{user_id}>: "
     card = question.render(SECTION_LIMIT - len(mention), escaped_len)

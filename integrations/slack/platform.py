@@ -99,7 +99,6 @@ class SlackPlatform:
         desk: Desk,
         *,
         preview_delay: float,
-        confirm_timeout: float,
         drain_timeout: float,
     ) -> None:
         if settings.bot_token is None or not settings.bot_token.get_secret_value():
@@ -116,7 +115,6 @@ class SlackPlatform:
         self.preview_delay = preview_delay
         self.stream_interval = settings.stream_interval_seconds
         self.update_interval = settings.update_interval_seconds
-        self.confirm_timeout = confirm_timeout
         self.drain_timeout = drain_timeout
         self.client = AsyncWebClient(
             token=settings.bot_token.get_secret_value(), base_url=settings.api_url

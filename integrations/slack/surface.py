@@ -28,7 +28,6 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.approvals import Answer, ApprovalQuestion
 from bot.domain import (
     ChatKind,
     ChatRef,
@@ -41,7 +40,7 @@ from bot.domain import (
 )
 from bot.i18n import N_, _
 from bot.questions import CANCEL, InputQuestions, InputStep, PendingInput
-from bot.surface import NO_ANSWER
+from bot.surface import NO_ANSWER, Answer, ApprovalPrompt
 from integrations.slack.confirmations import approval_blocks, escape, input_blocks, note_blocks
 from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text
 from integrations.slack.sessions import AgentSessions, TaskStatus, feedback_block, task_chunk
@@ -188,7 +187,7 @@ class SlackSurface:
         if self._session_busy:
             await self._set_status("")
 
-    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+    async def confirm(self, user: UserRef, question: ApprovalPrompt) -> Answer:
         # Close the message being written so the rest of the answer follows the question.
         await self._stop_background()
         await self._flush(final=True)

@@ -25,9 +25,9 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, EndPointNotFound, TelegramError
 from telegram.warnings import PTBUserWarning
 
-from bot.approvals import Answer, ApprovalQuestion
 from bot.cards import split_parts
 from bot.i18n import _
+from bot.surface import Answer, ApprovalPrompt
 from integrations.telegram.delivery import ChatUnavailable, Delivery
 from integrations.telegram.formatting import utf16_len
 
@@ -48,7 +48,7 @@ async def _send_raw(bot: Bot, kwargs: dict[str, Any]) -> Any:
         return await bot.do_api_request("sendMessage", api_kwargs=kwargs)
 
 
-def approval_keyboard(question: ApprovalQuestion, cut: bool) -> InlineKeyboardMarkup:
+def approval_keyboard(question: ApprovalPrompt, cut: bool) -> InlineKeyboardMarkup:
     row = [InlineKeyboardButton(_("Approve once"), callback_data=f"{APPROVAL}:{question.token}:o")]
     if question.may_remember:
         row.append(
@@ -86,7 +86,7 @@ class ApprovalPresenter:
 
     async def show(
         self,
-        question: ApprovalQuestion,
+        question: ApprovalPrompt,
         chat_id: int,
         *,
         private: bool,
@@ -153,7 +153,7 @@ class ApprovalPresenter:
             )
         self.ephemeral = False
 
-    async def close(self, shown: ShownQuestion, question: ApprovalQuestion, answer: Answer) -> None:
+    async def close(self, shown: ShownQuestion, question: ApprovalPrompt, answer: Answer) -> None:
         """Replace the question's buttons by what became of it."""
         card = question.render(MESSAGE_LIMIT - 200, utf16_len).text
         text = f"{card}\n\n{answer.note(question.tool)}"

@@ -23,11 +23,12 @@ from telegram import Audio, Message, MessageEntity, PhotoSize, Voice
 from telegram.constants import ChatID, ChatType
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.chat import NAMES
 from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
 
 PLATFORM = "telegram"
 # Parley's commands: in a group, the only unqualified commands that address it.
-OWN_COMMANDS = frozenset({"start", "help", "reset", "tools", "memory", "forget", "language"})
+OWN_COMMANDS = NAMES  # Parley's own commands (bot/chat/commands.py)
 
 
 def to_chat_ref(message: Message) -> ChatRef:

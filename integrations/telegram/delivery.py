@@ -237,7 +237,6 @@ class Delivery:
     max_retries: int
     draft_interval: float
     preview_delay: float
-    confirm_timeout: float
     rich: bool
 
     async def call(self, make: Callable[[], Awaitable[Any]], what: str, chat_id: int) -> Any:

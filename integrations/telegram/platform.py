@@ -33,7 +33,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.admin import NOT_ADMIN
-from bot.approval_commands import approval_command, grants_text
+from bot.chat import CommandStyle, commands
 from bot.config import TelegramSettings
 from bot.desk import AskPlatform, Desk, Press
 from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
@@ -66,22 +66,12 @@ from integrations.telegram.webhook import BadUpdate, read_update
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (
-    ("start", N_("Say hello and see what I can do")),
-    ("help", N_("How to talk to me")),
-    ("reset", N_("Start a new conversation")),
-    ("tools", N_("Show the tools I can use in this chat")),
-    ("memory", N_("What I remember about you")),
-    ("forget", N_("Forget a remembered fact: /forget 3, or /forget all")),
-    ("language", N_("Choose my language: /language zh, /language en, /language auto")),
-)
-HELP = N_(
-    "I'm Parley, an assistant with real tools. In a private chat, just write to me. "
-    "In a group, mention me or reply to one of my messages.\n\n"
-    "/reset starts a new conversation (the old one is kept)\n"
-    "/tools shows the tools I can use in this chat\n"
-    "/memory lists what you asked me to remember; /forget 3 (or /forget all) forgets it\n"
-    "/language zh (or en, or auto) chooses the language I write in"
+# How Telegram writes a command, and how one reaches Parley there.
+STYLE = CommandStyle(
+    N_(
+        "I'm Parley, an assistant with real tools. In a private chat, just write to me. "
+        "In a group, mention me or reply to one of my messages.\n\n{commands}"
+    )
 )
 TEXT_ONLY = N_("I can read text, voice messages and pictures, but not this kind of message.")
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
@@ -104,7 +94,6 @@ class TelegramPlatform:
         desk: Desk,
         *,
         preview_delay: float,
-        confirm_timeout: float,
         ephemeral_approvals: bool = True,
     ) -> None:
         if settings.bot_token is None:
@@ -138,7 +127,6 @@ class TelegramPlatform:
             max_retries=settings.max_retries,
             draft_interval=settings.draft_interval_seconds,
             preview_delay=preview_delay,
-            confirm_timeout=confirm_timeout,
             rich=settings.rich_messages,
         )
         self.messenger: Messenger = TelegramMessenger(self.delivery)
@@ -205,9 +193,9 @@ class TelegramPlatform:
         """The command menu in English, and in each catalog's language for its readers."""
         for locale in available_locales():
             with use_locale(locale):
-                commands = [BotCommand(name, _(text)) for name, text in COMMANDS]
+                menu = [BotCommand(item.name, _(item.menu)) for item in commands.COMMANDS]
             language = "" if locale == DEFAULT_LOCALE else Locale.parse(locale).language
-            await app.bot.set_my_commands(commands, language_code=language or None)
+            await app.bot.set_my_commands(menu, language_code=language or None)
 
     async def stop(self) -> None:
         app = self.application
@@ -410,69 +398,26 @@ class TelegramPlatform:
         if converted is None:
             return
         incoming, reply = converted
-        chat_id, topic = reply.chat_id, reply.thread_id
-        if command in ("start", "help"):
-            text = _(HELP)
-        elif command == "language":
-            argument = command_argument(message.text or "")
-            text = await self.desk.language_text(incoming.user, argument)
-        elif command == "memory":
-            text = await self.desk.memory_text(incoming)
-        elif command == "forget":
-            text = await self.desk.forget_text(incoming, command_argument(message.text or ""))
-        elif command == "reset":
-            closed = await self.desk.reset(incoming)
-            text = (
-                _("Started a new conversation; the old one is kept.")
-                if closed
-                else _("There was no conversation yet; this is a fresh start.")
-            )
-        else:
-            answer = await approval_command(
-                self.desk,
-                incoming.user,
-                incoming.chat,
-                (message.text or "").split()[1:],
-                ask=self.admin_question(incoming.user, incoming.chat),
-                where=incoming.chat.platform_chat_id,
-            )
-            if answer is not None:
-                await self.delivery.send_part(
-                    chat_id, answer, thread_id=topic, reply_to=reply.reply_to, render=False
-                )
-                return
-            text = await self._tools_text(incoming)
-            grants = await grants_text(self.desk, incoming.user)
-            if grants:
-                text = f"{text}\n\n{grants}"
-            overview = await self.desk.tool_overview(incoming)
-            await self.delivery.send_part(
-                chat_id,
-                f"{text}\n\n{_(TOOLS_HINT)}",
-                thread_id=topic,
-                reply_to=reply.reply_to,
-                markup=tools_keyboard(overview),
-                render=False,
-            )
-            return
-        await self.delivery.send_part(
-            chat_id, text, thread_id=topic, reply_to=reply.reply_to, render=False
+        answer = await commands.run(
+            self.desk,
+            STYLE,
+            incoming,
+            command,
+            command_argument(message.text or ""),
+            ask=self.admin_question(incoming.user, incoming.chat),
+            where=incoming.chat.platform_chat_id,
         )
-
-    async def _tools_text(self, incoming: IncomingMessage) -> str:
-        tools = await self.desk.offered_tools(incoming)
-        if not tools:
-            return _("No tools are enabled in this chat.")
-        lines = [_("Tools I can use in this chat:")]
-        for item in tools:
-            summary = item.description.strip().splitlines()[0] if item.description else ""
-            line = (
-                _("• {tool} (asks before acting): {summary}", tool=item.name, summary=summary)
-                if item.side_effect
-                else _("• {tool}: {summary}", tool=item.name, summary=summary)
-            )
-            lines.append(line)
-        return "\n".join(lines)
+        text, markup = answer.text, None
+        if answer.tools is not None:
+            text, markup = f"{text}\n\n{_(TOOLS_HINT)}", tools_keyboard(answer.tools)
+        await self.delivery.send_part(
+            reply.chat_id,
+            text,
+            thread_id=reply.thread_id,
+            reply_to=reply.reply_to,
+            markup=markup,
+            render=False,
+        )
 
     async def _on_callback(self, query: CallbackQuery) -> None:
         data = query.data or ""

@@ -28,7 +28,6 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
-from bot.approvals import Answer, ApprovalQuestion
 from bot.domain import (
     ChatKind,
     ChatRef,
@@ -41,6 +40,7 @@ from bot.domain import (
 )
 from bot.i18n import N_, _
 from bot.questions import InputQuestions, InputStep, PendingInput
+from bot.surface import Answer, ApprovalPrompt
 from integrations.telegram.approvals import ApprovalPresenter
 from integrations.telegram.delivery import ChatUnavailable, Delivery
 from integrations.telegram.formatting import PART_LIMIT, utf16_len
@@ -190,7 +190,7 @@ class TelegramSurface:
             )
         )
 
-    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+    async def confirm(self, user: UserRef, question: ApprovalPrompt) -> Answer:
         await self._settle()
         if self._gone:
             return Answer.DENIED

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -136,7 +137,8 @@ async def test_a_plain_answer_streams_and_is_stored(
         (Role.USER, "hi"),
         (Role.ASSISTANT, outcome.text),
     ]
-    assert await app.store.tokens_used(user_id=info.user_id) == 18
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    assert await app.admin_store.user_usage([info.user_id], since) == {info.user_id: 18}
 
 
 async def test_non_streaming_mode_gives_the_same_turn(

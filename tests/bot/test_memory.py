@@ -5,6 +5,7 @@ real SQLite (and PostgreSQL for the storage rules)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from bot.domain import (
 )
 from bot.errors import ToolError
 from bot.storage import ConversationStore, Database, StoredMessage, migrate
-from bot.storage.memory import MemoryStore
+from bot.storage.memory import MemoryStore, TurnMemory
 from bot.summaries import INSTRUCTIONS, older_half
 from tests.apps import AppFactory
 from tests.databases import fresh_postgres_database, sqlite_url
@@ -223,7 +224,8 @@ async def test_a_conversation_longer_than_the_budget_keeps_early_facts_through_a
     assert last["messages"][1]["role"] == "user"
     # The summary calls are paid for: their usage is the user's.
     info = await app.store.open_conversation(message("x"))
-    assert await app.store.tokens_used(user_id=info.user_id) >= 70 * len(summaries)
+    used = await app.admin_store.user_usage([info.user_id], datetime(2000, 1, 1, tzinfo=UTC))
+    assert used[info.user_id] >= 70 * len(summaries)
 
 
 async def test_a_summary_cut_at_the_length_limit_is_never_stored(
@@ -257,9 +259,7 @@ async def test_forgetting_a_fact_empties_the_summaries_that_could_hold_it(
     await remember_turn(app, llm, "I live in Hangzhou", "private")
     await long_conversation(app, llm, 8)
     info = await app.store.open_conversation(message("x"))
-    memory = await app.memory.for_turn(
-        info.user_id, ALICE_DM, info.conversation_id, facts=True, summary=True
-    )
+    memory = await turn_memory(app, info.user_id, info.conversation_id)
     assert memory.summary is not None and "Hangzhou" in memory.summary.text
 
     assert await app.desk.forget_text(message("/forget"), "all") == "Forgot 1 fact."
@@ -269,11 +269,15 @@ async def test_forgetting_a_fact_empties_the_summaries_that_could_hold_it(
     prompt = system_prompt(llm.requests[-1])
     assert "Hangzhou" not in prompt
     # The history before the forget is never summarised again.
-    after = await app.memory.for_turn(
-        info.user_id, ALICE_DM, info.conversation_id, facts=True, summary=True
-    )
+    after = await turn_memory(app, info.user_id, info.conversation_id)
     assert after.summary is not None and after.summary.text == ""
     assert after.summary.through_message_id >= memory.summary.through_message_id
+
+
+async def turn_memory(app: Application, user_id: int, conversation_id: int) -> TurnMemory:
+    """What a turn in ALICE_DM reads of memory, read the way a turn reads it."""
+    read = app.memory.reader(user_id, ALICE_DM, facts=True, summary=True)
+    return await app.database.run(lambda connection: read(connection, conversation_id), write=False)
 
 
 def stored(role: Role, tokens: int, number: int, calls: int = 0) -> StoredMessage:

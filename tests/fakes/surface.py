@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.approvals import Answer, ApprovalQuestion
 from bot.domain import InputAction, InputAnswer, InputQuestion, ToolCall, ToolResult, UserRef
+from bot.surface import Answer, ApprovalPrompt
 
 
 @dataclass
@@ -21,7 +21,7 @@ class RecordingSurface:
     reasoning: list[str] = field(default_factory=list)
     finished_tools: list[tuple[ToolCall, ToolResult]] = field(default_factory=list)
     confirmations: list[tuple[UserRef, str]] = field(default_factory=list)
-    questions: list[ApprovalQuestion] = field(default_factory=list)
+    questions: list[ApprovalPrompt] = field(default_factory=list)
     # A tool's questions (`ask`): each answered with the next of `input_answers`
     # (cancelled when none is left), and recorded with who was asked.
     input_answers: list[InputAnswer] = field(default_factory=list)
@@ -63,7 +63,7 @@ class RecordingSurface:
     async def fail(self, text: str) -> None:
         self.failures.append(text)
 
-    async def confirm(self, user: UserRef, question: ApprovalQuestion) -> Answer:
+    async def confirm(self, user: UserRef, question: ApprovalPrompt) -> Answer:
         self.confirmations.append((user, question.render(4096).text))
         self.questions.append(question)
         answer = self.confirm_answer

@@ -128,8 +128,8 @@ async def test_the_terminal_runs_turns_reset_and_tools_on_the_desk(
     shown = out.getvalue()
     assert shown.startswith("Parley (scripted). Commands: /reset")
     assert "Hello from the model." in shown
-    assert "Tools: none\n" in shown
-    assert "(new conversation)\n" in shown
+    assert "No tools are enabled in this chat.\n" in shown
+    assert "Started a new conversation.\n" in shown
     assert shown.count("Commands: /reset") == 2
     [request] = llm.requests
     assert request["messages"][-1] == {"role": "user", "content": "hello"}
@@ -216,8 +216,8 @@ async def test_the_terminal_speaks_its_lang_and_language_changes_it(
         await app.aclose()
     shown = out.getvalue()
     assert shown.startswith("Parley (scripted). 命令：/reset 开始新对话")
-    assert "工具：无\n" in shown
-    assert "From now on I write to you in English.\nTools: none\n" in shown
+    assert "这个聊天中没有启用任何工具。\n" in shown
+    assert "From now on I write to you in English.\nNo tools are enabled in this chat.\n" in shown
     assert shown.endswith("从现在起，我会用中文给你写消息。\n\n")  # and Ctrl-D
 
 

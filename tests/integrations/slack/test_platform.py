@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from bot.app import Application
 from bot.config import Settings
 from bot.errors import ConfigError
 from integrations.slack import SlackPlatform
+from integrations.telegram import TelegramPlatform
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.slack_server import FakeSlackServer
 from tests.integrations.slack.harness import HarnessFactory, dm_event
@@ -85,9 +87,9 @@ async def test_timing_and_the_confirmation_timeout_come_from_the_settings(
         slack, telegram = app.platforms
         assert isinstance(slack, SlackPlatform)
         assert (slack.stream_interval, slack.update_interval) == (2.5, 4.0)
-        # One setting for both platforms: a question waits as long in either.
-        assert slack.confirm_timeout == 42.0
-        assert telegram.delivery.confirm_timeout == 42.0  # type: ignore[attr-defined]
+        # One setting for both platforms: the one gate's questions wait as long in either.
+        assert isinstance(telegram, TelegramPlatform)
+        assert app.desk.approvals.timeout == timedelta(seconds=42)
     finally:
         await app.aclose()
 

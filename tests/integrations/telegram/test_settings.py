@@ -62,7 +62,7 @@ def test_a_webhook_url_without_a_secret_is_refused(
     engine_less = loaded.telegram
 
     with pytest.raises(ConfigError, match="PARLEY_TELEGRAM_WEBHOOK_SECRET must be set"):
-        TelegramPlatform(engine_less, desk=None, preview_delay=0, confirm_timeout=1)  # type: ignore[arg-type]
+        TelegramPlatform(engine_less, desk=None, preview_delay=0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("secret", ["has space", "semi;colon", "x" * 257])
