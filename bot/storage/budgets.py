@@ -177,17 +177,8 @@ class BudgetStore:
             refusal, tokens = decide(spending)
             if refusal is not None:
                 return refusal, None
-            values = {
-                "user_id": user_id,
-                "channel_id": channel_id,
-                "tokens": tokens,
-                "created_at": now,
-                "expires_at": now + timedelta(seconds=hold_seconds),
-                "settled_at": None,
-                "holder": holder,
-            }
-            new_id = connection.execute(_RESERVE, values).scalar_one()
-            return None, Reservation(int(new_id), tokens, now, user_id, channel_id)
+            reserved = _reserve(connection, user_id, channel_id, tokens, now, hold_seconds, holder)
+            return None, reserved
 
         return await self.db.run(work)
 
@@ -230,17 +221,8 @@ class BudgetStore:
             if own is not None:
                 connection.execute(_RESIZE, {"b_id": reservation.id, "b_tokens": tokens})
                 return None, replace(reservation, tokens=tokens)
-            values = {
-                "user_id": user_id,
-                "channel_id": channel_id,
-                "tokens": tokens,
-                "created_at": now,
-                "expires_at": now + timedelta(seconds=hold_seconds),
-                "settled_at": None,
-                "holder": holder,
-            }
-            new_id = connection.execute(_RESERVE, values).scalar_one()
-            return None, Reservation(int(new_id), tokens, now, user_id, channel_id)
+            reserved = _reserve(connection, user_id, channel_id, tokens, now, hold_seconds, holder)
+            return None, reserved
 
         return await self.db.run(work)
 
@@ -310,3 +292,26 @@ def _aware(value: Any) -> datetime | None:
         return None
     parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _reserve(
+    connection: Connection,
+    user_id: int,
+    channel_id: int,
+    tokens: int,
+    now: datetime,
+    hold_seconds: int,
+    holder: str | None,
+) -> Reservation:
+    """A new reservation of `tokens`, held `hold_seconds` unless renewed or settled."""
+    values = {
+        "user_id": user_id,
+        "channel_id": channel_id,
+        "tokens": tokens,
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=hold_seconds),
+        "settled_at": None,
+        "holder": holder,
+    }
+    new_id = connection.execute(_RESERVE, values).scalar_one()
+    return Reservation(int(new_id), tokens, now, user_id, channel_id)

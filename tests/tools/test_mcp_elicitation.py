@@ -38,7 +38,7 @@ ALICE = UserRef("test", "alice", "Alice")
 ME = UserRef("console", "me")
 FORM = "web_trigger-elicitation-request"
 LINK = "web_trigger-url-elicitation"
-McpApp = Callable[[str], Awaitable[Application]]
+McpApp = Callable[..., Awaitable[Application]]
 
 
 @pytest.fixture(params=["modern", "legacy"])
@@ -50,15 +50,17 @@ def server(request: pytest.FixtureRequest) -> Iterator[StreamableHTTPMCPServer]:
 
 @pytest.fixture
 def mcp_app(make_app: AppFactory, tmp_path: Path) -> McpApp:
-    async def make(url: str) -> Application:
+    async def make(url: str = "", name: str = "web", **entry: Any) -> Application:
+        """An app with one MCP server: at `url`, or the config `entry` (stdio)."""
         config = tmp_path / "mcp.json"
-        servers = {"servers": {"web": {"url": url, "confirm": "never"}}}
+        server = {"url": url, **entry} if url else dict(entry)
+        servers = {"servers": {name: {**server, "confirm": "never"}}}
         config.write_text(json.dumps(servers), encoding="utf-8")
         return await make_app(
             ALL_TOOLS,
             llm={"model": "m"},
             mcp={"config": str(config)},
-            admin={"default_tools_dm": "all,mcp:web"},
+            admin={"default_tools_dm": f"all,mcp:{name}"},
         )
 
     return make
@@ -324,20 +326,12 @@ async def test_a_link_with_non_latin_letters_names_its_host_in_punycode_with_a_w
 
 
 async def test_the_real_server_everythings_form_titles_toggles_defaults_and_limits(
-    everything_package: Path, make_app: AppFactory, llm: ScriptedOpenAIServer, tmp_path: Path
+    everything_package: Path, mcp_app: McpApp, llm: ScriptedOpenAIServer
 ) -> None:
     """The same form from the real server-everything (npm, over stdio): titles shown and
     values sent, toggles as a list, defaults kept, a broken limit asked again; the server
     takes the answer and says what it got."""
-    config = tmp_path / "mcp.json"
-    entry = everything_stdio(everything_package, confirm="never")
-    config.write_text(json.dumps({"servers": {"everything": entry}}), encoding="utf-8")
-    app = await make_app(
-        ALL_TOOLS,
-        llm={"model": "m"},
-        mcp={"config": str(config)},
-        admin={"default_tools_dm": "all,mcp:everything"},
-    )
+    app = await mcp_app(name="everything", **everything_stdio(everything_package))
     llm.script(
         tool_call_reply(("everything_trigger-elicitation-request", {})), text_reply("Thanks.")
     )
