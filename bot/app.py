@@ -22,26 +22,24 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from bot.activity import ActivityRecorder
-from bot.admin import Administration
-from bot.alerts import Alerts
-from bot.approvals import Approvals
+from bot.approvals.gate import Approvals
+from bot.approvals.questions import InputQuestions
+from bot.chat.desk import Desk
+from bot.chat.languages import Languages
+from bot.chat.platform import Platform, ResumesTurns
 from bot.config import Settings
-from bot.desk import Desk
-from bot.doctor import Check
 from bot.domain import ToolServices
-from bot.engine import Engine
 from bot.errors import ConfigError
-from bot.languages import Languages
-from bot.leader import LeaderLease, Leadership
-from bot.limits import Limits
 from bot.llm.base import Provider
-from bot.mail import SMTPMailer
-from bot.media import MediaReader
-from bot.observe import METRICS_CONTENT_TYPE, Metrics, Observers
-from bot.platform import Platform, ResumesTurns
-from bot.policy import ChannelToolPolicy
-from bot.questions import InputQuestions
+from bot.ops.activity import ActivityRecorder
+from bot.ops.alerts import Alerts
+from bot.ops.doctor import Check
+from bot.ops.leader import LeaderLease, Leadership
+from bot.ops.mail import SMTPMailer
+from bot.ops.observe import METRICS_CONTENT_TYPE, Metrics, Observers
+from bot.policy.admin import Administration
+from bot.policy.limits import Limits
+from bot.policy.tools import ChannelToolPolicy
 from bot.reminders import ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.activity import ActivityStore
@@ -57,10 +55,12 @@ from bot.storage.memory import MemoryStore
 from bot.storage.prompts import PromptStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.storage.turns import StoredTurn, TurnStore
-from bot.summaries import Summariser
 from bot.surface import Messenger, Surface
 from bot.toolkit import Tool, ToolRegistry
-from bot.turns import ProcessLease, TurnRecovery, TurnTicket
+from bot.turn.durable import ProcessLease, TurnRecovery, TurnTicket
+from bot.turn.engine import Engine
+from bot.turn.media import MediaReader
+from bot.turn.summaries import Summariser
 from bot.web import WebServer, create_web_app
 from bot.web.clients import ClientResolver
 from bot.web.limits import BodyLimit
@@ -196,7 +196,7 @@ class Application:
         self.admin_store = AdminStore(self.database)
         self.policy = ChannelToolPolicy(self.admin_store, settings.admin)
         # This process's lease: its turns (and their budget reservations) are taken over
-        # when it stops being renewed (bot/turns.py).
+        # when it stops being renewed (bot/turn/durable.py).
         self.process_lease = ProcessLease(
             LeaseStore(self.database),
             ttl_seconds=settings.turns.lease_seconds,
@@ -309,7 +309,7 @@ class Application:
             **{m.platform: m for m in messengers},
         }
         self.web: WebServer | None = None
-        # Exactly one replica on a database runs the reminder scheduler (bot/leader.py).
+        # Exactly one replica on a database runs the reminder scheduler (bot/ops/leader.py).
         self.leadership = Leadership(
             LeaderLease(LeaseStore(self.database), "scheduler", settings.ops.lease_seconds),
             renew_seconds=settings.ops.lease_renew_seconds,
@@ -317,7 +317,7 @@ class Application:
             on_loss=self.scheduler.stop,
             on_renew=self.leader_work,
         )
-        # The leader resumes (or reports) turns of processes that died (bot/turns.py).
+        # The leader resumes (or reports) turns of processes that died (bot/turn/durable.py).
         self.recovery = TurnRecovery(
             self.turn_store,
             self.process_lease,

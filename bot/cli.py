@@ -46,7 +46,7 @@ cli = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        from bot.observe import parley_version
+        from bot.ops.observe import parley_version
 
         typer.echo(f"parley {parley_version()}")
         raise typer.Exit()
@@ -112,7 +112,7 @@ def describe_sources(env_file: Path | None, database_url: str) -> str:
 def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
     from bot.app import log_secrets
     from bot.config import Settings
-    from bot.logs import configure_logging
+    from bot.ops.logs import configure_logging
 
     root = ctx.find_root()
     env_file = resolve_env_file(root.obj if isinstance(root.obj, Path) else None)
@@ -191,7 +191,7 @@ def doctor(
     """Check the settings, the database, each platform's token, the model, SMTP and the
     MCP servers; one line each, exit code 1 if anything fails."""
     from bot.app import build_mcp, build_platform_checks, build_provider
-    from bot.doctor import Check, build_checks, render, run_checks, secret_values
+    from bot.ops.doctor import Check, build_checks, render, run_checks, secret_values
     from bot.toolkit import ToolRegistry
 
     settings = _settings(ctx, quiet=True)
@@ -245,7 +245,7 @@ def _for_doctor(settings: Settings, *, one_token: bool) -> Settings:
 def _mcp_check(link: Any, registry: ToolRegistry, config: str) -> Any:
     """An MCP server's check: it started, listed its tools, and keeps answering (`link` has
     tried by now). A server that lists its tools and then fails again and again is not ok."""
-    from bot.doctor import Check, CheckFailed
+    from bot.ops.doctor import Check, CheckFailed
 
     name = link.config.name
 
@@ -300,8 +300,8 @@ def list_tools(
 ) -> None:
     """Every tool: built-in ones and those of the MCP servers in PARLEY_MCP_CONFIG."""
     from bot.app import build_mcp
-    from bot.tool_choice import most_relevant
     from bot.toolkit import ToolRegistry
+    from bot.turn.tool_choice import most_relevant
     from tools import ALL_TOOLS
 
     settings = _settings(ctx, quiet=True)

@@ -156,7 +156,7 @@ class BotSettings(_Group):
         300, ge=20, le=2000, validation_alias="PARLEY_MEMORY_FACT_MAX_CHARS"
     )
     # More enabled tools than this: the built-in ones and the MCP tools most relevant to
-    # the message are offered (bot/tool_choice.py).
+    # the message are offered (bot/turn/tool_choice.py).
     max_offered_tools: int = Field(40, ge=1, le=512, validation_alias="PARLEY_MAX_OFFERED_TOOLS")
 
     @field_validator("default_timezone")
@@ -521,7 +521,7 @@ class OpsSettings(_Group):
     activity_keep_days: int = Field(90, ge=1, validation_alias="PARLEY_ACTIVITY_KEEP_DAYS")
 
 
-# -- approvals (bot/approvals.py) ----------------------------------------------------------
+# -- approvals (bot/approvals/gate.py) ----------------------------------------------------------
 
 
 class ApprovalSettings(_Group):
@@ -577,7 +577,7 @@ class MediaSettings(_Group):
 
 
 class TurnSettings(_Group):
-    """Durable turns (bot/turns.py): how long a turn cut short by a dead process is run
+    """Durable turns (bot/turn/durable.py): how long a turn cut short by a dead process is run
     again rather than reported lost, and the lease each process keeps while it runs turns."""
 
     # A turn older than this when its process is found dead gets a "please ask again"
@@ -594,7 +594,7 @@ class TurnSettings(_Group):
 
 
 class LanguageSettings(_Group):
-    """The language Parley writes in (bot/languages.py): a user's choice, their chat app's
+    """The language Parley writes in (bot/chat/languages.py): a user's choice, their chat app's
     language, then this default."""
 
     # For users who chose none and whose app reports none Parley has a catalog for.

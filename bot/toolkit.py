@@ -15,7 +15,7 @@ tool says how its call reads to people (`card=`: a function of the validated
 arguments); a tool without one shows its name and its arguments as `key: value` lines.
 Labels are catalog message ids (marked with `N_`), translated where the card is shown;
 values are shown as given. How much of a card fits is the platform's business
-(bot/approvals.py renders it within a limit and keeps the whole for "Show all").
+(bot/approvals/gate.py renders it within a limit and keeps the whole for "Show all").
 """
 
 from __future__ import annotations

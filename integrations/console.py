@@ -7,7 +7,7 @@ tools list are the desk's. The answer is printed as it streams; each tool call a
 result show as a dim line. `/reset` starts a new conversation, `/tools` lists the tools
 and your standing approvals (`/tools revoke N` takes one back), `/help` lists commands,
 Ctrl-D quits. An approval question shows the tool's card and reads once / always / deny
-(or "show" for the whole of a shortened card). A tool's question (bot/questions.py)
+(or "show" for the whole of a shortened card). A tool's question (bot/approvals/questions.py)
 shows each step with its keys; a typed value answers a text or number field.
 """
 
@@ -21,8 +21,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
+from bot.approvals.questions import CANCEL, DONE, KEEP, InputQuestions, InputStep, PendingInput
 from bot.chat import NAMES, CommandStyle, commands, help_text
-from bot.desk import Desk
+from bot.chat.desk import Desk
 from bot.domain import (
     ChatKind,
     ChatRef,
@@ -35,7 +36,6 @@ from bot.domain import (
     UserRef,
 )
 from bot.i18n import N_, _, use_locale
-from bot.questions import CANCEL, DONE, KEEP, InputQuestions, InputStep, PendingInput
 from bot.surface import Answer, ApprovalPrompt
 
 Reader = Callable[[str], Awaitable[str]]

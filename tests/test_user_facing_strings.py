@@ -84,11 +84,11 @@ ALLOWED: dict[str, set[str]] = {
     # Parts of the Slack request checks' log lines and 4xx bodies for Slack itself.
     "integrations/slack/inbound.py": {"the body", "the payload field"},
     # Audit details and reasons (stored, not shown as sentences).
-    "bot/admin.py": {"not an admin"},
-    "bot/approvals.py": {"not the asker"},
+    "bot/policy/admin.py": {"not an admin"},
+    "bot/approvals/gate.py": {"not the asker"},
     "bot/web/console.py": {"wrong password", "not pending"},
     # What the model reads: the system prompt's parts about the user.
-    "bot/engine.py": {
+    "bot/turn/engine.py": {
         "\n\nThe user's timezone is ",
         "; it is now ",
         "\n\nWhat the user asked you to remember (ids for the forget tool):\n",

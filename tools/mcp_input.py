@@ -15,7 +15,7 @@ booleans, single-select (`enum`, titled by `enumNames`, or `oneOf` of `{const, t
 and multi-select (`type: array` whose `items` are such an enum or `anyOf`, with
 `minItems`/`maxItems`), each with its `default`. Everything is bounded, since a server may
 send anything: MAX_FIELDS fields, MAX_CHOICES choices, lengths of texts, values that must
-go back unchanged left out rather than cut. The core checks answers (bot/forms.py).
+go back unchanged left out rather than cut. The core checks answers (bot/approvals/forms.py).
 
 `links_required` answers a call refused with -32042 (URL elicitation required, the
 2025-11-25 protocol): its links are put to the user as URL-mode questions, and the

@@ -271,7 +271,7 @@ class FailoverProvider:
 
 
 def _fails_over(exc: ProviderError) -> bool:
-    # A cut or failed stream is asked again by the caller (bot/answer.py); a refused
+    # A cut or failed stream is asked again by the caller (bot/turn/answer.py); a refused
     # request (400, auth, context too long) would be refused by the next one too.
     if isinstance(exc, AnswerCutOff | StreamFailed):
         return False

@@ -46,8 +46,7 @@ from bot.config import ReminderSettings
 from bot.domain import ChatRef, ReminderInfo, ReminderRequest, UserRef
 from bot.errors import ToolError
 from bot.i18n import use_locale
-from bot.observe import Observer
-from bot.recurrence import as_utc, duration, shortest_gap
+from bot.ops.observe import Observer
 from bot.reminders.delivery import (
     DeliveryFailed,
     Outcome,
@@ -57,13 +56,14 @@ from bot.reminders.delivery import (
     row_id,
     to_info,
 )
+from bot.reminders.recurrence import as_utc, duration, shortest_gap
 from bot.storage import ConversationStore, Database
 from bot.storage.models import Reminder, utcnow
 from bot.storage.reminders import ReminderStore
 from bot.surface import Messenger
 
 if TYPE_CHECKING:
-    from bot.engine import Engine
+    from bot.turn.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class ReminderScheduler:
         self.settings = settings
         self.messenger_for = messenger_for
         self.engine = engine
-        # The language each delivery is written in: its owner's (bot/languages.py).
+        # The language each delivery is written in: its owner's (bot/chat/languages.py).
         self.locale_of = locale_of
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,

@@ -314,7 +314,7 @@ class TurnRecord(SQLModel, table=True):
     error: str = Field(default="", max_length=255)
 
 
-# -- approvals (bot/approvals.py) ---------------------------------------------------------
+# -- approvals (bot/approvals/gate.py) ---------------------------------------------------------
 
 
 class ApprovalRequest(SQLModel, table=True):
@@ -486,7 +486,7 @@ class Turn(SQLModel, table=True):
 
 class ToolCallRecord(SQLModel, table=True):
     """The journal of one side-effecting tool call of a turn, written before it runs and
-    settled (result) after, so a resumed turn never runs it twice (bot/turns.py)."""
+    settled (result) after, so a resumed turn never runs it twice (bot/turn/durable.py)."""
 
     __tablename__ = "tool_call_journal"
 

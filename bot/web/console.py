@@ -30,8 +30,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from bot.admin import Administration, UnknownTool
-from bot.approvals import Approvals, Mode
+from bot.approvals.gate import Approvals, Mode
+from bot.chat.languages import Languages
 from bot.config import AdminSettings
 from bot.domain import ChatKind, ChatRef, UserRef
 from bot.i18n import (
@@ -45,8 +45,8 @@ from bot.i18n import (
     normalize,
     short_tag,
 )
-from bot.languages import Languages
 from bot.numbers import typed_number
+from bot.policy.admin import Administration, UnknownTool
 from bot.storage.admin import LIMIT_KEYS, AdminStore
 from bot.storage.erase import TraceEraser
 from bot.storage.feedback import FeedbackStore
@@ -666,7 +666,7 @@ class Console:
                 text=_("Type the user's id to confirm: nothing was deleted."),
             )
         erased = await self.memory.erase_user(user_id)
-        # The durable turns' rows hold the questions too (bot/turns.py).
+        # The durable turns' rows hold the questions too (bot/turn/durable.py).
         turn_inputs = (
             await self.turns.erase_inputs(user.platform, user.platform_user_id)
             if self.turns is not None

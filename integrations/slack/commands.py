@@ -6,9 +6,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.admin import NOT_ADMIN
 from bot.chat import CommandStyle, commands
-from bot.desk import AskPlatform, Desk
+from bot.chat.desk import AskPlatform, Desk
+from bot.chat.presses import NOT_ADMIN
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.i18n import N_, _
 from bot.toolkit import Tool

@@ -29,15 +29,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bot.admin import TTLCache
-from bot.cards import split_parts
+from bot.approvals.cards import split_parts
+from bot.chat.cache import TTLCache
+from bot.chat.desk import Answer, AskPlatform, Desk, Press
+from bot.chat.notices import DOWNLOAD_FAILED
+from bot.chat.presses import InputPress, press_notice
 from bot.config import SlackSettings
-from bot.desk import Answer, AskPlatform, Desk, Press
 from bot.domain import Attachment, ChatKind, ChatRef, UserRef
 from bot.errors import ConfigError, PlatformUnavailable
 from bot.i18n import N_, _, enter_locale
-from bot.media import DOWNLOAD_FAILED
-from bot.questions import InputPress, press_notice
 from bot.surface import Messenger
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import (

@@ -28,6 +28,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.approvals.questions import CANCEL, InputQuestions, InputStep, PendingInput
 from bot.domain import (
     ChatKind,
     ChatRef,
@@ -39,7 +40,6 @@ from bot.domain import (
     UserRef,
 )
 from bot.i18n import N_, _
-from bot.questions import CANCEL, InputQuestions, InputStep, PendingInput
 from bot.surface import NO_ANSWER, Answer, ApprovalPrompt
 from integrations.slack.confirmations import approval_blocks, escape, input_blocks, note_blocks
 from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text

@@ -32,15 +32,14 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.admin import NOT_ADMIN
 from bot.chat import CommandStyle, commands
+from bot.chat.desk import AskPlatform, Desk, Press
+from bot.chat.notices import DOWNLOAD_FAILED
+from bot.chat.presses import NOT_ADMIN, InputPress, press_notice
 from bot.config import TelegramSettings
-from bot.desk import AskPlatform, Desk, Press
 from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.errors import ConfigError
 from bot.i18n import DEFAULT_LOCALE, N_, _, available_locales, use_locale
-from bot.media import DOWNLOAD_FAILED
-from bot.questions import InputPress, press_notice
 from bot.surface import Messenger
 from integrations.telegram.approvals import APPROVAL, CHOICES, SHOW_ALL, ApprovalPresenter
 from integrations.telegram.convert import (

@@ -10,9 +10,9 @@ nothing shows yet, and previews of the newest text, sent by one background task 
 at the chat's `ChatPace`. Group previews are plain text; the final text is a rich message
 or is rendered from Markdown to HTML, with a plain-text resend if Telegram cannot parse
 it. Final edits in groups wait for their slot, and a chat that blocked the bot ends the
-turn quietly. A tool's question (bot/questions.py) goes in the chat one step at a time, with
-buttons `in:<token>:<key>` (and the link as a URL button in URL mode); a typed value is
-a reply in the chat.
+turn quietly. A tool's question (bot/approvals/questions.py) goes in the chat one step at a
+time, with buttons `in:<token>:<key>` (and the link as a URL button in URL mode); a typed
+value is a reply in the chat.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
+from bot.approvals.questions import InputQuestions, InputStep, PendingInput
 from bot.domain import (
     ChatKind,
     ChatRef,
@@ -39,7 +40,6 @@ from bot.domain import (
     UserRef,
 )
 from bot.i18n import N_, _
-from bot.questions import InputQuestions, InputStep, PendingInput
 from bot.surface import Answer, ApprovalPrompt
 from integrations.telegram.approvals import ApprovalPresenter
 from integrations.telegram.delivery import ChatUnavailable, Delivery

@@ -5,7 +5,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.app import Application
-from bot.approvals import Answer, Approvals
+from bot.approvals.gate import Answer, Approvals
+from bot.approvals.questions import InputQuestions
 from bot.config import Settings
 from bot.domain import (
     ChatRef,
@@ -19,7 +20,6 @@ from bot.domain import (
     ToolResult,
     UserRef,
 )
-from bot.questions import InputQuestions
 from integrations.console import CONSOLE_CHAT, ConsoleMessenger, ConsoleSurface, run_console
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tools.email import SendEmailParams, send_email

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from bot.app import Application
-from bot.approvals import Answer, Mode
+from bot.approvals.gate import Answer, Mode
 from bot.config import Settings
 from bot.domain import (
     Attachment,
