@@ -10,7 +10,7 @@ from bot.domain import ChatKind, ChatRef, Usage, UserRef
 from bot.storage import UsageEntry
 from bot.storage.models import AuditEntry
 from tests.apps import AppFactory
-from tests.bot.test_engine import ALICE, DM, echo, hang, launch, make_engine_app, message
+from tests.bot.turn.test_engine import ALICE, DM, echo, hang, launch, make_engine_app, message
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
 from tools.clock import get_current_time

@@ -16,7 +16,7 @@ from bot.domain import ChatKind, ChatRef, UserRef
 from bot.storage.models import BudgetReservation, UsageRecord, utcnow
 from bot.turn.engine import TurnOutcome
 from tests.apps import AppFactory
-from tests.bot.test_engine import ALICE, echo, message
+from tests.bot.turn.test_engine import ALICE, echo, message
 from tests.databases import database_url_for
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.surface import RecordingSurface
