@@ -40,7 +40,7 @@ from bot.surface import Answer, Measure, RenderedCard
 from bot.toolkit import ApprovalCard, Tool
 
 if TYPE_CHECKING:
-    from bot.storage.admin import AdminStore
+    from bot.storage.audit import AuditStore
     from bot.surface import Surface
 
 __all__ = ["Answer", "ApprovalQuestion", "Approvals", "Mode", "Press", "PressOutcome"]
@@ -123,7 +123,7 @@ class Approvals:
     def __init__(
         self,
         store: ApprovalStore | None,
-        audit: AdminStore | None,
+        audit: AuditStore | None,
         *,
         timeout_seconds: float,
         poll_seconds: float = 0.5,

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from bot.config import AdminSettings
 from bot.domain import ChatKind, IncomingMessage
-from bot.storage.admin import AdminStore, ChannelConfig
+from bot.storage.channels import ChannelConfig, ChannelStore
 from bot.toolkit import Tool
 
 
@@ -87,7 +87,7 @@ def policy_key(item: Tool) -> str | None:
 class ChannelToolPolicy:
     """Admins' choices in the database over defaults from settings."""
 
-    def __init__(self, store: AdminStore, settings: AdminSettings) -> None:
+    def __init__(self, store: ChannelStore, settings: AdminSettings) -> None:
         self.store = store
         self.defaults = {
             "dm": _parse_default(settings.default_tools_dm),

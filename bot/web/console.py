@@ -47,7 +47,8 @@ from bot.i18n import (
 )
 from bot.numbers import typed_number
 from bot.policy.admin import Administration, UnknownTool
-from bot.storage.admin import LIMIT_KEYS, AdminStore
+from bot.storage.admin import AdminStore
+from bot.storage.channels import LIMIT_KEYS
 from bot.storage.erase import TraceEraser
 from bot.storage.feedback import FeedbackStore
 from bot.storage.memory import MemoryStore
