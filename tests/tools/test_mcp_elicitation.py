@@ -32,7 +32,7 @@ from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_cal
 from tests.fakes.surface import RecordingSurface
 from tests.tools.real_mcp_servers import everything_stdio
 from tools import ALL_TOOLS
-from tools.mcp_input import Unaskable, input_question
+from tools.mcp.elicitation import Unaskable, input_question
 
 ALICE = UserRef("test", "alice", "Alice")
 ME = UserRef("console", "me")

@@ -1,5 +1,5 @@
 """The MCP servers file (`PARLEY_MCP_CONFIG`, JSON or TOML) and the public names of
-servers' tools. See tools/mcp.py for what each key means."""
+servers' tools. See tools/mcp/__init__.py for what each key means."""
 
 from __future__ import annotations
 

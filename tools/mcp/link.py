@@ -1,54 +1,5 @@
-"""MCP servers' tools as Parley tools, through the official `mcp` SDK (v2 `Client`).
-
-Servers are listed in a JSON or TOML file (`PARLEY_MCP_CONFIG`)::
-
-    {
-        "servers": {
-            "files": {
-                "command": "npx",
-                "args": ["-y", "@modelcontextprotocol/server-filesystem", "/srv"],
-                "env": {"DEBUG": "0"},
-                "allowed_tools": ["read_file", "list_directory"],
-            },
-            "search": {
-                "url": "http://127.0.0.1:9000/mcp",
-                "bearer_token_env": "SEARCH_MCP_TOKEN",
-                "headers": {"X-Tenant": "${SEARCH_TENANT}"},
-            },
-        }
-    }
-
-(`mcpServers` is accepted for `servers`, as in other MCP clients' files.) Per server:
-`command`+`args`+`env`+`cwd` (stdio subprocess) or `url`+`headers` (streamable HTTP;
-`${VAR}` in a header is the environment variable's value, `bearer_token_env: NAME` sends
-`Authorization: Bearer <$NAME>`; header values are secrets: `secrets()` gives them to the
-log redaction, and they are never logged);
-`allowed_tools` (absent: all; a tool not listed is never registered, so never offered);
-`call_timeout` seconds; `confirm`: "unless_read_only" (default: a tool that is not
-read-only by the operator's rules asks the user first), "always" or "never".
-
-A server is untrusted unless the operator says otherwise: `trusted: true` (its tools'
-`readOnlyHint` annotations are believed) or `read_only_tools: [...]` (exactly these are
-read-only). An untrusted server's annotations are the server's claims, not facts: each
-of its tools counts as side-effecting, so it is confirmed before it runs and "all" in the
-channel defaults does not switch it on. A tool whose annotations change when the list is
-refreshed is logged (warning) and still judged by these rules only.
-
-Each server is one `MCPServerLink`, a task that connects, lists the tools (all pages),
-registers them in the `ToolRegistry` as `<server>_<tool>` (the namespaced `server.tool`
-sanitised to `^[a-zA-Z0-9_-]{1,64}$`, with a reverse map to the MCP name), refreshes them
-when the server says its list changed, and restarts a server that dies with exponential
-backoff. Meanwhile its tools stay registered and answer "unavailable" as an error
-result; the other servers and the built-in tools are untouched.
-
-Changes are learnt by subscription (`subscriptions/listen`) only from a 2026-07-28 server
-that advertises `tools.listChanged` and accepts it; otherwise the tools are listed again
-on a timer, which also notices a dead server. A call that times out is followed by a
-ping: a server that does not answer it is restarted at once. An HTTP server that forgot
-our session gets a new one and the call once more. The file is read by
-tools/mcp_config.py, results rendered by tools/mcp_results.py, servers reached through
-tools/mcp_transport.py, and their questions asked by tools/mcp_input.py.
-"""
+"""`MCPServerLink`: one configured server's connection, its listed tools in the registry,
+how it learns of changes, and its restarts (its calls are calls.py)."""
 
 from __future__ import annotations
 
@@ -57,43 +8,31 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import mcp_types
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
-from mcp_types import (
-    CONNECTION_CLOSED,
-    INTERNAL_ERROR,
-    REQUEST_TIMEOUT,
-    URL_ELICITATION_REQUIRED,
-)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from bot.domain import Asker, ProgressReporter, ToolContext, ToolProgress
-from bot.errors import ToolError
+from bot.domain import ToolContext
 from bot.toolkit import SchemaArguments, Tool, ToolRegistry, schema_tool
-from tools.mcp_config import MCPServerConfig as MCPServerConfig
-from tools.mcp_config import load_config as load_config
-from tools.mcp_config import public_name as public_name
-from tools.mcp_input import Elicitation
-from tools.mcp_results import MAX_STRUCTURED_CHARS as MAX_STRUCTURED_CHARS
-from tools.mcp_results import mcp_card, render_result
-from tools.mcp_transport import (
+from tools.mcp.calls import ToolCalls, describe, is_dead
+from tools.mcp.config import MCPServerConfig, public_name
+from tools.mcp.elicitation import Elicitation
+from tools.mcp.results import mcp_card
+from tools.mcp.transport import (
     CLIENT_INFO,
     HTTPSession,
     StderrTail,
     http_transport,
-    quiet_sdk_tracebacks,
     stdio_transport,
 )
 
-log = logging.getLogger(__name__)
-DAY = 86_400.0
+log = logging.getLogger("tools.mcp")
 
 
-class MCPServerLink:
+class MCPServerLink(ToolCalls):
     """One configured server: its connection, its tools, and their restarts."""
 
     def __init__(
@@ -169,7 +108,7 @@ class MCPServerLink:
         except TimeoutError:
             return f"no answer to a tool listing within {seconds:g} s"
         except Exception as exc:
-            return _describe(exc)
+            return describe(exc)
         return ""
 
     async def stop(self) -> None:
@@ -230,7 +169,7 @@ class MCPServerLink:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure of this server stays with this server
-                self.last_error = _describe(exc)
+                self.last_error = describe(exc)
                 if self.stderr.lines:
                     self.last_error += f"; its stderr last said: {self.stderr.lines[-1]}"
                 log.debug("MCP server %s failed", self.config.name, exc_info=True)
@@ -327,7 +266,7 @@ class MCPServerLink:
                     )
                     break
             except (MCPError, TimeoutError) as exc:
-                if isinstance(exc, MCPError) and _is_dead(exc):
+                if isinstance(exc, MCPError) and is_dead(exc):
                     raise
                 reason = (
                     f"{exc.code}: {exc.message[:200]}"
@@ -439,269 +378,12 @@ class MCPServerLink:
             card=lambda params: mcp_card(self.config.name, remote, params.model_dump()),
         )
 
-    async def call(
-        self,
-        name: str,
-        arguments: dict[str, Any],
-        ask: Asker | None = None,
-        report: ProgressReporter | None = None,
-    ) -> str:
-        """Call a tool by its MCP name; failures raise `ToolError` (an error result). The
-        server's questions during the call go to `ask` (the user whose turn it is).
-
-        An HTTP server that forgot our session (restarted, or another instance behind the
-        same address) refused the call at the door: a new session is made and the call
-        sent once more."""
-        client = self._client
-        if client is None or not self.available:
-            detail = f" ({self.last_error})" if self.last_error else ""
-            raise ToolError(
-                f"the MCP server {self.config.name!r} is unavailable right now{detail}; "
-                "it is being restarted, try again later"
-            )
-        try:
-            return await self._call_renewing(client, name, arguments, ask, report)
-        except _LinksRequired as required:
-            await self._open_links(required.error, ask)
-        try:  # once more, after the user said they opened the links
-            return await self._call_renewing(self._client or client, name, arguments, ask, report)
-        except _LinksRequired:
-            raise ToolError(
-                f"MCP server {self.config.name!r} still requires a link to be opened after "
-                "the user said they had; the tool did not run"
-            ) from None
-
-    async def _call_renewing(
-        self,
-        client: Client,
-        name: str,
-        arguments: dict[str, Any],
-        ask: Asker | None,
-        report: ProgressReporter | None,
-    ) -> str:
-        """The call, sent once more on a new session when the server forgot ours."""
-        try:
-            return await self._call_on(client, name, arguments, ask, report)
-        except _SessionLost as lost:
-            log.info(
-                "MCP server %s no longer knows our session (%s); opening a new one and "
-                "calling %s again",
-                self.config.name,
-                lost,
-                name,
-            )
-            client = await self._renewed(client, lost)
-        try:
-            return await self._call_on(client, name, arguments, ask, report)
-        except _SessionLost as lost:
-            raise ToolError(f"MCP server {self.config.name!r}: {lost}") from None
-
-    async def _open_links(self, error: mcp_types.ErrorData, ask: Asker | None) -> None:
-        """A call refused with -32042: the server's links put to the user as link
-        questions; returns when every one was done (the call is then retried once)."""
-        refused = await self._elicitation.links_required(error, ask)
-        if refused:
-            raise ToolError(
-                f"MCP server {self.config.name!r} requires the user to open a link first "
-                f"(to sign in or authorise it), and {refused}; the tool did not run"
-            )
-
-    async def _call_on(
-        self,
-        client: Client,
-        name: str,
-        arguments: dict[str, Any],
-        ask: Asker | None,
-        report: ProgressReporter | None,
-    ) -> str:
-        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-            if report is not None:
-                await report(ToolProgress(progress, total, message or ""))
-
-        try:
-            with self._elicitation.calling(ask):
-                # A handshake-era server asks mid-request: the user's answering time must
-                # not time the request out. The tool's own timeout (paused while asking,
-                # restarted by progress up to its hard cap) and the question's bound the
-                # call instead. A progress callback makes the SDK send a progress token.
-                result = await client.call_tool(
-                    name, arguments, read_timeout_seconds=DAY, progress_callback=on_progress
-                )
-        except MCPError as exc:
-            if exc.code == URL_ELICITATION_REQUIRED:
-                raise _LinksRequired(exc.error) from None
-            if _is_dead(exc):
-                self._broken.set()
-            elif _may_be_session_refusal(exc) and await self._session_gone(client):
-                raise _SessionLost(exc.message[:200]) from None
-            raise ToolError(f"MCP server {self.config.name!r}: {exc}") from None
-        except (OSError, EOFError) as exc:
-            self._broken.set()
-            raise ToolError(f"MCP server {self.config.name!r} connection failed: {exc}") from None
-        except asyncio.CancelledError:
-            # Timed out (or the turn was stopped): a frozen server would cost every later
-            # call the whole timeout until the listing timer noticed, so ask it now.
-            self._probe_soon(client)
-            raise
-        text = render_result(result)
-        if result.is_error:
-            raise ToolError(text or "the tool reported an error")
-        return text
-
-    async def _session_gone(self, client: Client) -> bool:
-        """Whether the server refuses our session itself (a ping on it fails too): only
-        then was the call refused without running, and may be sent again."""
-        if not self.config.url or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return False  # stdio, or a stateless 2026 server: there is no session
-        try:
-            async with asyncio.timeout(self._probe_timeout):
-                await client.session.send_ping()
-        except TimeoutError:
-            return False
-        except MCPError as exc:
-            return not _is_dead(exc)
-        return False
-
-    async def _renewed(self, old: Client, lost: _SessionLost) -> Client:
-        """A client on a new session, once the link has made one (bounded by the call
-        timeout); `ToolError` if none comes."""
-        self._renew = True
-        self._http_session.end = False  # it forgot the session: no goodbye to refuse
-        self._broken.set()
-        try:
-            async with asyncio.timeout(self.config.call_timeout), self._changed:
-                await self._changed.wait_for(
-                    lambda: self.available and self._client not in (None, old)
-                )
-        except TimeoutError:
-            raise ToolError(
-                f"MCP server {self.config.name!r} forgot the session ({lost}) and no new "
-                "one could be made"
-            ) from None
-        client = self._client
-        if client is None:  # cannot be: the condition above; for the type checker
-            raise ToolError(f"MCP server {self.config.name!r} is unavailable right now")
-        return client
-
-    def _probe_soon(self, client: Client) -> None:
-        task = asyncio.create_task(self._probe(client))
-        self._probes.add(task)
-        task.add_done_callback(self._probes.discard)
-
-    async def _probe(self, client: Client) -> None:
-        """Restart the server if it does not answer a ping (a listing, on a 2026 server,
-        which has no ping) within the probe timeout."""
-        try:
-            async with asyncio.timeout(self._probe_timeout):
-                if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                    await client.list_tools(cache_mode="bypass")
-                else:
-                    await client.session.send_ping()
-        except TimeoutError:
-            if self._client is client:
-                self.last_error = f"no answer to a ping within {self._probe_timeout:g} s"
-                log.warning(
-                    "MCP server %s is frozen (%s); restarting it",
-                    self.config.name,
-                    self.last_error,
-                )
-                self._broken.set()
-        except Exception as exc:  # the connection's own failure handling covers it
-            log.debug("MCP server %s: probe failed: %s", self.config.name, _describe(exc))
-
     async def _changed_state(self) -> None:
         async with self._changed:
             self._changed.notify_all()
-
-
-class _SessionLost(Exception):
-    """The HTTP server no longer knows the session of this connection."""
-
-
-class _LinksRequired(Exception):
-    """The server refused the call until the user opens its links (-32042)."""
-
-    def __init__(self, error: mcp_types.ErrorData) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 def _announces_changes(client: Client) -> bool:
     """Whether the server advertises `tools.listChanged: true` (only then is it subscribed)."""
     tools = client.server_capabilities.tools
     return bool(tools is not None and tools.list_changed)
-
-
-def _is_dead(exc: MCPError) -> bool:
-    """Whether an error means the connection is gone (closed, or no answer in time), as
-    opposed to the server's refusal of one request."""
-    if exc.code == REQUEST_TIMEOUT:
-        return True
-    return exc.code == CONNECTION_CLOSED and "closed" in exc.message.lower()
-
-
-def _may_be_session_refusal(exc: MCPError) -> bool:
-    """Whether an error may be a server's refusal of an unknown session: the SDK's 404
-    ("Session terminated"), a JSON-RPC error naming the session (the TypeScript SDK's 400
-    "No valid session ID provided"), or an HTTP error without a JSON-RPC body."""
-    message = exc.message.lower()
-    return "session" in message or (
-        exc.code == INTERNAL_ERROR and message == "server returned an error response"
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    """The innermost cause of a failure (anyio wraps them in exception groups)."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"
-
-
-class MCPTools:
-    """Every configured MCP server, started and stopped together."""
-
-    def __init__(
-        self,
-        configs: Iterable[MCPServerConfig],
-        registry: ToolRegistry,
-        *,
-        start_timeout: float = 10.0,
-        initial_backoff: float = 1.0,
-        max_backoff: float = 60.0,
-        probe_timeout: float = 5.0,
-        hard_timeout: float = 600.0,
-    ) -> None:
-        self.links = [
-            MCPServerLink(
-                config,
-                registry,
-                initial_backoff=initial_backoff,
-                max_backoff=max_backoff,
-                probe_timeout=probe_timeout,
-                hard_timeout=hard_timeout,
-            )
-            for config in configs
-        ]
-        self._start_timeout = start_timeout
-        quiet_sdk_tracebacks()
-
-    async def start(self) -> None:
-        """Connect to every server and wait (up to the start timeout) for their tools.
-
-        A server that is down at start does not stop Parley: it keeps being retried."""
-        for link in self.links:
-            link.start()
-        await asyncio.gather(*(link.wait_listed(self._start_timeout) for link in self.links))
-        for link in self.links:
-            if not link.available:
-                log.warning(
-                    "MCP server %s is not available (%s); retrying in the background",
-                    link.config.name,
-                    link.last_error or "no answer yet",
-                )
-
-    async def aclose(self) -> None:
-        await asyncio.gather(*(link.stop() for link in self.links))
-
-    def status(self) -> dict[str, bool]:
-        return {link.config.name: link.available for link in self.links}
