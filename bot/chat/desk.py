@@ -287,14 +287,6 @@ class Desk:
 
     # -- approvals ---------------------------------------------------------------------
 
-    async def press(self, token: str, presser: UserRef, answer: Answer) -> PressOutcome:
-        """A press on an approval question (any replica's): answered only by its asker."""
-        return await self.approvals.press(token, presser, answer, surface=presser.platform)
-
-    async def full_text(self, token: str, presser: UserRef) -> str | None:
-        """The whole card of a question, for its asker only."""
-        return await self.approvals.full_text(token, presser)
-
     def withdraw_questions(self) -> None:
         """Shutdown: the open questions end as expired (nobody will press them here)."""
         self.approvals.withdraw_all()

@@ -126,3 +126,8 @@ def picked(body: dict[str, Any]) -> list[str] | None:
         return None
     chosen = element.get("selected_options") or []
     return [str(option.get("value", ""))[:8] for option in chosen[:100] if isinstance(option, dict)]
+
+
+def mention(user_id: str) -> str:
+    """A person as Slack shows them in a message: `<@U123>`."""
+    return f"<@{user_id}>"

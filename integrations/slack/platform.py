@@ -30,10 +30,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from bot.approvals.cards import split_parts
+from bot.chat import presses
 from bot.chat.cache import TTLCache
-from bot.chat.desk import Answer, AskPlatform, Desk, Press
+from bot.chat.desk import Answer, AskPlatform, Desk
 from bot.chat.notices import DOWNLOAD_FAILED
-from bot.chat.presses import InputPress, press_notice
 from bot.config import SlackSettings
 from bot.domain import Attachment, ChatKind, ChatRef, UserRef
 from bot.errors import ConfigError, PlatformUnavailable
@@ -47,6 +47,7 @@ from integrations.slack.confirmations import (
     SHOW_ALL,
     SHOW_ALL_PARTS,
     escape,
+    mention,
     note_blocks,
     picked,
 )
@@ -385,11 +386,11 @@ class SlackPlatform:
             )
 
         if choice == SHOW_ALL:
-            full = await self.desk.full_text(token, presser)
-            if full is None:
-                await tell(_("Only the person who was asked can see this question in full."))
+            shown = await presses.full_text(self.desk, token, presser)
+            if not shown.taken:
+                await tell(shown.notice)
                 return
-            parts = split_parts(escape(full), SECTION_LIMIT)
+            parts = split_parts(escape(shown.note), SECTION_LIMIT)
             for part in parts[:SHOW_ALL_PARTS]:
                 await tell(part)
             if len(parts) > SHOW_ALL_PARTS:
@@ -400,26 +401,11 @@ class SlackPlatform:
         except ValueError:
             log.info("slack: an approval press with an unknown action %r", choice)
             return
-        outcome = await self.desk.press(token, presser, answer)
-        if outcome.result is not Press.ANSWERED:
-            if outcome.result is Press.NOT_YOURS:
-                text = _(
-                    "This question is not yours: only <@{owner}> can answer it.",
-                    owner=outcome.owner,
-                )
-            elif outcome.result is Press.EXPIRED:
-                text = _("This question has expired, so nothing was done. Ask again if needed.")
-            else:
-                text = _("This question was already answered.")
-            log.info(
-                "slack: refused an approval press by %s (%s)",
-                presser.qualified_id,
-                outcome.result.value,
-            )
-            await tell(text)
+        reply = await presses.approval(self.desk, token, presser, answer, mention=mention)
+        if not reply.taken:
+            await tell(reply.notice)
             return
-        recorded = outcome.answer or answer
-        note = f"{escape(recorded.note(outcome.tool))} (<@{presser.platform_user_id}>)"
+        note = f"{escape(reply.note)} (<@{presser.platform_user_id}>)"
         if container.get("is_ephemeral"):
             # An ephemeral question can only be replaced through its response_url.
             try:
@@ -450,16 +436,16 @@ class SlackPlatform:
         presser = UserRef(PLATFORM, str(body.get("user", {}).get("id", "")))
         channel = str(body.get("channel", {}).get("id", ""))
         chat = ChatRef(PLATFORM, channel, ChatKind.CHANNEL)
-        outcome = self.desk.questions.press(token, presser, chat, key, picked(body))
+        reply = presses.question(self.desk, token, presser, chat, key, picked(body))
         container = body.get("container") or {}
-        if outcome is not InputPress.TAKEN:
+        if not reply.taken:
             message = body.get("message") or {}
             await slack_call(
                 "chat.postEphemeral",
                 self.client.chat_postEphemeral(
                     channel=channel,
                     user=presser.platform_user_id,
-                    text=press_notice(outcome),
+                    text=reply.notice,
                     thread_ts=message.get("thread_ts") or container.get("thread_ts"),
                 ),
             )
@@ -468,10 +454,6 @@ class SlackPlatform:
                 await respond(replace_original=True, text="✓", blocks=note_blocks("✓"))
             except Exception as exc:
                 log.warning("slack: could not close a question step: %s", exc)
-
-    async def is_admin(self, user: UserRef) -> bool:
-        """PARLEY_ADMINS, or a workspace admin/owner per `users.info` (cached briefly)."""
-        return await self.desk.is_admin(user, self.admin_question(user))
 
     def admin_question(self, user: UserRef) -> AskPlatform:
         """Slack's own answer to "is this user an admin": a workspace admin or owner."""

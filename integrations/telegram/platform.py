@@ -24,39 +24,36 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from telegram import (
     BotCommand,
-    CallbackQuery,
     Message,
     Update,
 )
-from telegram.constants import ChatMemberStatus, ChatType
+from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.chat import CommandStyle, commands
-from bot.chat.desk import AskPlatform, Desk, Press
+from bot.chat.desk import Desk
 from bot.chat.notices import DOWNLOAD_FAILED
-from bot.chat.presses import NOT_ADMIN, InputPress, press_notice
 from bot.config import TelegramSettings
-from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.domain import Attachment, AttachmentKind, IncomingMessage, UserRef
 from bot.errors import ConfigError
 from bot.i18n import DEFAULT_LOCALE, N_, _, available_locales, use_locale
 from bot.surface import Messenger
-from integrations.telegram.approvals import APPROVAL, CHOICES, SHOW_ALL, ApprovalPresenter
+from integrations.telegram.approvals import ApprovalPresenter
 from integrations.telegram.convert import (
     OWN_COMMANDS,
     FileRef,
     ReplyAddress,
     command_of,
     files_of,
-    to_chat_ref,
     to_incoming_message,
 )
 from integrations.telegram.delivery import ChatPace, ChatUnavailable, Delivery
 from integrations.telegram.files import download_file
-from integrations.telegram.keyboards import TOGGLE, TOOLS_HINT, tools_keyboard
+from integrations.telegram.keyboards import TOOLS_HINT, tools_keyboard
+from integrations.telegram.presses import CallbackPresses, admin_question
 from integrations.telegram.startup import WebhookRefused, start_failure
 from integrations.telegram.surface import (
-    INPUT,
     PLATFORM,
     TelegramMessenger,
     TelegramSurface,
@@ -130,6 +127,7 @@ class TelegramPlatform:
         )
         self.messenger: Messenger = TelegramMessenger(self.delivery)
         self.approvals = ApprovalPresenter(self.delivery, ephemeral=ephemeral_approvals)
+        self.presses = CallbackPresses(self.application.bot, desk, self.delivery, self.approvals)
         self._bot_id = 0
         self._username = ""
 
@@ -265,7 +263,7 @@ class TelegramPlatform:
                 log.info("telegram update %s seen before; ignored", update.update_id)
                 return
             if update.callback_query is not None:
-                await self._on_callback(update.callback_query)
+                await self.presses.on_press(update.callback_query)
             elif update.message is not None:
                 await self._on_message(update.message, update.update_id)
         except ChatUnavailable as exc:
@@ -403,7 +401,7 @@ class TelegramPlatform:
             incoming,
             command,
             command_argument(message.text or ""),
-            ask=self.admin_question(incoming.user, incoming.chat),
+            ask=admin_question(self.application.bot, incoming.user, incoming.chat),
             where=incoming.chat.platform_chat_id,
         )
         text, markup = answer.text, None
@@ -417,146 +415,6 @@ class TelegramPlatform:
             markup=markup,
             render=False,
         )
-
-    async def _on_callback(self, query: CallbackQuery) -> None:
-        data = query.data or ""
-        kind, _sep, rest = data.partition(":")
-        if kind == TOGGLE:
-            await self._on_toggle(query, rest)
-            return
-        if kind == INPUT:
-            await self._on_input_press(query, rest)
-            return
-        if kind != APPROVAL:
-            await query.answer(_("This question is no longer open."))
-            return
-        token, _sep2, choice = rest.partition(":")
-        presser = UserRef(PLATFORM, str(query.from_user.id), query.from_user.full_name)
-        if choice == SHOW_ALL:
-            await self._show_all(query, token, presser)
-            return
-        answer = CHOICES.get(choice)
-        if answer is None:
-            await query.answer(_("This question is no longer open."))
-            return
-        outcome = await self.desk.press(token, presser, answer)
-        if outcome.result is Press.NOT_YOURS:
-            log.info("telegram: user %s pressed another user's question", query.from_user.id)
-            await query.answer(_("This question is not yours to answer."), show_alert=True)
-        elif outcome.result is Press.EXPIRED:
-            await query.answer(
-                _("This question has expired, so nothing was done. Ask again if needed."),
-                show_alert=True,
-            )
-        elif outcome.result is Press.GONE:
-            await query.answer(_("This question is no longer open."))
-        else:
-            await query.answer((outcome.answer or answer).note(outcome.tool)[:200])
-
-    async def _on_input_press(self, query: CallbackQuery, rest: str) -> None:
-        """A press on a tool's question: taken only from the asker, in that chat."""
-        token, _sep, key = rest.partition(":")
-        presser = UserRef(PLATFORM, str(query.from_user.id), query.from_user.full_name)
-        message = query.message
-        chat_id = message.chat.id if message is not None else query.from_user.id
-        chat = ChatRef(PLATFORM, str(chat_id), ChatKind.GROUP)
-        outcome = self.desk.questions.press(token, presser, chat, key)
-        if outcome is InputPress.TAKEN:
-            await query.answer()
-        else:
-            await query.answer(press_notice(outcome), show_alert=True)
-
-    async def _show_all(self, query: CallbackQuery, token: str, presser: UserRef) -> None:
-        full = await self.desk.full_text(token, presser)
-        if full is None:
-            await query.answer(
-                _("Only the person who was asked can see this question in full."), show_alert=True
-            )
-            return
-        message = query.message
-        chat_id = message.chat.id if message is not None else int(presser.platform_user_id)
-        private = message is not None and message.chat.type == ChatType.PRIVATE
-        reached = await self.approvals.show_all(
-            full, chat_id, int(presser.platform_user_id), private=private
-        )
-        if reached:
-            await query.answer()
-        else:
-            await query.answer(
-                _("Start a private chat with me first, then press “Show all” again."),
-                show_alert=True,
-            )
-
-    # -- tool toggles ------------------------------------------------------------------
-
-    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
-        """PARLEY_ADMINS, or an administrator/creator of this group (asked, cached briefly)."""
-        return await self.desk.is_admin(
-            user, self.admin_question(user, chat), where=chat.platform_chat_id
-        )
-
-    def admin_question(self, user: UserRef, chat: ChatRef) -> AskPlatform:
-        """Telegram's own answer to "is this user an admin of this chat".
-
-        In a private chat nobody is: owning a DM does not make anyone an admin of
-        Parley's tools. Button presses always carry the presser's real id, even an
-        anonymous admin's (their *messages* come from GroupAnonymousBot instead)."""
-        bot = self.application.bot
-
-        async def ask() -> bool:
-            if chat.kind is ChatKind.DM:
-                return False
-            if user.platform_user_id.startswith("-"):
-                # Posted as a chat: the group itself is one of its anonymous admins; a
-                # channel is nobody Telegram can be asked about (getChatMember takes users).
-                return user.platform_user_id == chat.platform_chat_id
-            try:
-                member = await bot.get_chat_member(
-                    int(chat.platform_chat_id), int(user.platform_user_id)
-                )
-            except TelegramError as exc:
-                log.info("telegram: admin check in %s failed: %s", chat.platform_chat_id, exc)
-                raise LookupError(str(exc)) from exc  # not cached
-            return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
-
-        return ask
-
-    async def _on_toggle(self, query: CallbackQuery, name: str) -> None:
-        message = query.message
-        if not isinstance(message, Message):
-            await query.answer(_("This keyboard is no longer active."))
-            return
-        user = UserRef(PLATFORM, str(query.from_user.id), query.from_user.full_name)
-        chat = to_chat_ref(message)
-        incoming = IncomingMessage(chat=chat, user=user, text="")
-        overview = await self.desk.tool_overview(incoming)
-        current = next((on for item, on in overview if item.name == name), None)
-        if current is None:
-            await query.answer(_("That tool no longer exists."), show_alert=True)
-            return
-        done = await self.desk.set_tools(
-            user,
-            chat,
-            [(name, not current)],
-            ask=self.admin_question(user, chat),
-            where=chat.platform_chat_id,
-        )
-        if not done:
-            log.info("telegram: refused a tool change by %s in %s", user.platform_user_id, chat)
-            await query.answer(_(NOT_ADMIN), show_alert=True)
-            return
-        await query.answer(
-            _("{tool} enabled.", tool=name) if not current else _("{tool} disabled.", tool=name)
-        )
-        overview = await self.desk.tool_overview(incoming)
-        try:
-            await self.delivery.call(
-                lambda: query.edit_message_reply_markup(reply_markup=tools_keyboard(overview)),
-                "editMessageReplyMarkup",
-                message.chat.id,
-            )
-        except TelegramError as exc:
-            log.info("telegram: could not redraw the tools keyboard: %s", exc)
 
 
 def file_base_url(base_url: str) -> str:
