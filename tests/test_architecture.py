@@ -3,7 +3,7 @@
 - `bot` is the core: it never imports `integrations` or `tools`, except the composition
   root `bot/app.py` and the CLI `bot/cli.py` that calls it.
 - Inside `bot`, rooms by concept, each behind its own walls:
-  - the ground (`bot/config.py`, `domain`, `errors`, `i18n`, `links`, `numbers`, `surface`,
+  - the ground (`bot/config/`, `domain`, `errors`, `i18n`, `links`, `numbers`, `surface`,
     `toolkit`) imports nothing of `bot` but the ground;
   - `bot.turn` (the turn loop) never imports `bot.chat`, `bot.web` or `bot.reminders`;
   - `bot.approvals`, `bot.policy` and `bot.ops` never import `bot.turn` or `bot.chat`.
