@@ -74,7 +74,7 @@ ALLOWED: dict[str, set[str]] = {
         "Please use 'Bot.sendMessage'",
         "the question was posted to the chat instead",
     },
-    "integrations/telegram/platform.py": {" in Update.de_json"},
+    "integrations/telegram/webhook.py": {" in Update.de_json"},
     # The name of an anonymous admin, shown to the model as the author's name.
     "integrations/telegram/convert.py": {" (anonymous admin)"},
     # Commands typed at the terminal, matched.
