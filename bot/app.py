@@ -344,6 +344,7 @@ class Application:
                     self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
                     drain_timeout=self.settings.ops.shutdown_grace_seconds,
+                    locale_cache_seconds=self.settings.language.cache_seconds,
                 )
             )
         if self.settings.telegram.bot_token is not None:
