@@ -332,6 +332,8 @@ def _limits_hint(field: InputField) -> list[str]:
 
 _PRESSED = (InputFieldKind.BOOLEAN, InputFieldKind.CHOICE, InputFieldKind.MULTI_CHOICE)
 ShowStep = Callable[[PendingInput, InputStep], Awaitable[None]]
+# How a surface puts a tool's question to a user: `InputQuestions.ask`, handed over by the desk.
+AskUser = Callable[[UserRef, ChatRef, InputQuestion, ShowStep], Awaitable[InputAnswer]]
 
 
 class InputQuestions:

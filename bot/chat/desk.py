@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
 from bot.approvals.gate import Answer, Approvals, Mode, Press, PressOutcome
-from bot.approvals.questions import InputQuestions
+from bot.approvals.questions import InputQuestions, ShowStep
 from bot.chat.cache import TTLCache
 from bot.chat.languages import Languages
 from bot.domain import (
@@ -30,6 +30,8 @@ from bot.domain import (
     ChatKind,
     ChatRef,
     IncomingMessage,
+    InputAnswer,
+    InputQuestion,
     MemoryBook,
     MemoryScope,
     UserRef,
@@ -142,8 +144,8 @@ class Desk:
             if ticket is not None:
                 await ticket.done()
             return TurnOutcome()
-        with use_locale(await self.locale_of(message.user)):
-            outcome = await self._engine.handle(message, surface, ticket=ticket)
+        # In the locale the adapter entered for this message's sender (`locale_of`).
+        outcome = await self._engine.handle(message, surface, ticket=ticket)
         if ticket is not None:
             await ticket.done()
         return outcome
@@ -165,9 +167,12 @@ class Desk:
 
     # -- language ----------------------------------------------------------------------
 
-    async def locale_of(self, user: UserRef) -> str:
-        """The language to write to `user` in (bot/chat/languages.py); an adapter wraps what it
-        writes outside a turn (commands, button presses) in `use_locale(...)` of it."""
+    async def locale_of(self, user: UserRef | None) -> str:
+        """The language to write to `user` in (bot/chat/languages.py; the deployment's
+        default for nobody in particular). An adapter enters it (`use_locale`) around all
+        that a request leads to, a turn included: the turn is written in it."""
+        if user is None:
+            return self.languages.default
         return await self.languages.locale_of(user)
 
     async def language_text(self, user: UserRef, argument: str) -> str:
@@ -286,6 +291,13 @@ class Desk:
         return _("There is no fact {number} here; /memory lists them.", number=word)
 
     # -- approvals ---------------------------------------------------------------------
+
+    async def ask_user(
+        self, user: UserRef, chat: ChatRef, question: InputQuestion, show: ShowStep
+    ) -> InputAnswer:
+        """Put a tool's question to `user` step by step (`show` draws each), until they
+        answer, decline or cancel, or the time runs out (bot/approvals/questions.py)."""
+        return await self.questions.ask(user, chat, question, show)
 
     def withdraw_questions(self) -> None:
         """Shutdown: the open questions end as expired (nobody will press them here)."""

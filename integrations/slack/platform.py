@@ -275,7 +275,7 @@ class SlackPlatform:
             update_interval=self.update_interval,
             on_preview=on_preview,
             preview_ts=preview,
-            questions=self.desk.questions,
+            ask_user=self.desk.ask_user,
             sessions=self.sessions,
             title=title,
         )

@@ -162,20 +162,6 @@ class TelegramPlatform:
         log.warning("telegram polling failed (%s); retrying", error)
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        # Whatever this update leads to is written in its sender's language.
-        sender = update.effective_user
-        reader = (
-            UserRef(PLATFORM, str(sender.id), sender.full_name, language=sender.language_code or "")
-            if sender is not None and not sender.is_bot
-            else None
-        )
-        locale = (
-            await self.desk.locale_of(reader) if reader is not None else self.desk.languages.default
-        )
-        with use_locale(locale):
-            await self._handle_update(update)
-
-    async def _handle_update(self, update: Update) -> None:
         # getMe ran before the first update (take_updates initialises first).
         bot = self.application.bot
         read = classify(
@@ -185,7 +171,20 @@ class TelegramPlatform:
             image_limit=self.desk.download_limit(AttachmentKind.IMAGE),
         )
         if read.kind is UpdateKind.IGNORED:
-            return  # asks nothing of Parley: nothing to claim or answer
+            return  # asks nothing of Parley: nothing to claim, answer or translate
+        # Whatever this update leads to is written in its sender's language, looked up
+        # once here (the turn runs in it too).
+        sender = update.effective_user
+        reader = (
+            UserRef(PLATFORM, str(sender.id), sender.full_name, language=sender.language_code or "")
+            if sender is not None and not sender.is_bot
+            else None
+        )
+        with use_locale(await self.desk.locale_of(reader)):
+            await self._handle_update(update, read)
+
+    async def _handle_update(self, update: Update, read: ReadUpdate) -> None:
+        bot = self.application.bot
         try:
             if read.kind is UpdateKind.TURN and read.incoming and read.reply:
                 # Claimed with its input and reply address: it survives this process.
@@ -248,7 +247,7 @@ class TelegramPlatform:
             reply_to=reply.reply_to,
             on_preview=on_preview,
             preview_message_id=int(preview) if preview.isdigit() else None,
-            questions=self.desk.questions,
+            ask_user=self.desk.ask_user,
         )
 
     def resume_surface(

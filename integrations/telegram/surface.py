@@ -28,7 +28,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
-from bot.approvals.questions import InputQuestions, InputStep, PendingInput
+from bot.approvals.questions import AskUser, InputStep, PendingInput
 from bot.domain import (
     ChatKind,
     ChatRef,
@@ -98,11 +98,11 @@ class TelegramSurface:
         reply_to: int | None = None,
         on_preview: Callable[[str], Awaitable[None]] | None = None,
         preview_message_id: int | None = None,
-        questions: InputQuestions | None = None,
+        ask_user: AskUser | None = None,
     ) -> None:
         self.delivery = delivery
         self.approvals = approvals
-        self.questions = questions  # None: tools' questions are cancelled
+        self.ask_user = ask_user  # None: tools' questions are cancelled
         self.chat_id = chat_id
         self.private = private
         self.thread_id = thread_id
@@ -224,7 +224,7 @@ class TelegramSurface:
 
     async def ask(self, user: UserRef, question: InputQuestion) -> InputAnswer:
         await self._settle()
-        if self._gone or self.questions is None or user.platform_user_id.startswith("-"):
+        if self._gone or self.ask_user is None or user.platform_user_id.startswith("-"):
             return InputAnswer(InputAction.CANCEL)  # nobody to bind the buttons to
         chat = ChatRef(PLATFORM, str(self.chat_id), ChatKind.DM if self.private else ChatKind.GROUP)
         shown: list[tuple[int, str]] = []
@@ -251,7 +251,7 @@ class TelegramSurface:
             shown.append((message.message_id, text))
 
         try:
-            answer = await self.questions.ask(user, chat, question, show)
+            answer = await self.ask_user(user, chat, question, show)
         except ChatUnavailable as exc:
             self._drop(exc)
             return InputAnswer(InputAction.CANCEL)
