@@ -33,6 +33,7 @@ WRITERS = (
     "surface.py",
     "turn/engine.py",
     "turn/media.py",
+    "turn/rounds.py",
     "web/console/*.py",
     "web/forms.py",
     "web/languages.py",
@@ -86,15 +87,8 @@ ALLOWED: dict[str, set[str]] = {
     "bot/approvals/gate.py": {"not the asker"},
     "bot/web/console/access.py": {"wrong password"},
     "bot/web/console/records.py": {"not pending"},
-    # What the model reads: the system prompt's parts about the user.
-    "bot/turn/engine.py": {
-        "\n\nThe user's timezone is ",
-        "; it is now ",
-        "\n\nWhat the user asked you to remember (ids for the forget tool):\n",
-        "\n\nA summary of the earlier part of this conversation (older messages are not shown):\n",
-        # The history's mark on a stopped answer: the model reads it, the user never does.
-        "(The user stopped this answer before it was finished.)",
-    },
+    # The history's mark on a stopped answer: the model reads it, the user never does.
+    "bot/turn/rounds.py": {"(The user stopped this answer before it was finished.)"},
     # A delivery failure's reason, stored in the reminder's row for operators.
     "bot/reminders/delivery.py": {"empty answer"},
     "bot/web/forms.py": {"content type "},

@@ -13,10 +13,13 @@ a character for CJK): close enough for a budget, and no tokenizer tables on the 
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from bot.domain import ChatMessage, Role, ToolCall
+from bot.storage.memory import TurnMemory
 
 MESSAGE_OVERHEAD_TOKENS = 4
 INTERRUPTED_RESULT = "No result: the call was interrupted before it finished. Do not assume it ran."
@@ -131,3 +134,31 @@ def alternate(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
         else:
             merged.append(message)
     return merged
+
+
+def system_prompt(instructions: str, timezone: str, memory: TurnMemory | None = None) -> str:
+    """The instructions, the user's time of day, and what the turn read of memory: the
+    facts the user asked to be remembered, and the summary of older messages."""
+    now = datetime.now(UTC).astimezone(zone(timezone))
+    prompt = (
+        f"{instructions}\n\nThe user's timezone is {timezone}; it is now {now:%A %Y-%m-%d %H:%M}."
+    )
+    if memory is None:
+        return prompt
+    if memory.facts:
+        listed = "\n".join(f"- [{fact.id}] {fact.text}" for fact in memory.facts)
+        prompt += f"\n\nWhat the user asked you to remember (ids for the forget tool):\n{listed}"
+    if memory.summary is not None and memory.summary.text:
+        prompt += (
+            "\n\nA summary of the earlier part of this conversation (older messages "
+            f"are not shown):\n{memory.summary.text}"
+        )
+    return prompt
+
+
+def zone(name: str) -> zoneinfo.ZoneInfo:
+    """The timezone of that name, or UTC for a name this system does not know."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")

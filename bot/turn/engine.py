@@ -10,6 +10,9 @@
                     (bot/turn/tool_round.py); store the assistant message and every result
                     (+ usage) in one transaction, then call the model again
 
+The rounds, and how a turn ends, are bot/turn/rounds.py; the locks and the register of
+running turns bot/turn/locks.py.
+
 A stream cut off before its terminator (`AnswerCutOff`), or failed in a way its vendor
 calls transient, is retried once if none of its text was shown (bot/turn/answer.py). An answer
 that did not finish (cut off, failed, stopped at the length limit or by a content
@@ -33,13 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zoneinfo
-from collections.abc import AsyncIterator, Hashable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-
-from pydantic import BaseModel
+from collections.abc import Sequence
 
 from bot.approvals.gate import Approvals
 from bot.config import BotSettings
@@ -47,71 +44,42 @@ from bot.domain import (
     ChatMessage,
     ChatRef,
     IncomingMessage,
-    InputAnswer,
-    InputQuestion,
     Role,
-    ToolContext,
-    ToolResult,
     ToolServices,
-    Usage,
     UserRef,
 )
 from bot.errors import ProviderError
 from bot.i18n import N_, _
-from bot.llm.base import FAILED, FILTERED, INTERRUPTED, LENGTH, REFUSED, Provider, ToolSpec
+from bot.llm.base import Provider, ToolSpec
 from bot.ops.logs import loggable
 from bot.ops.observe import TURN_ID, Observer, new_turn_id
 from bot.policy.limits import Admission, Limits
 from bot.policy.tools import AllowAllTools, ChannelProfile, ToolPolicy, for_scheduled_turn
-from bot.storage import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
+from bot.storage import ConversationInfo, ConversationStore, StoredMessage
 from bot.storage.memory import MemoryStore, TurnMemory, TurnMemoryReader
-from bot.surface import NO_ANSWER, Surface
+from bot.surface import Surface
 from bot.toolkit import Tool, ToolRegistry
-from bot.turn.answer import call_model
-from bot.turn.context import build_context, estimate_tokens, message_tokens
+from bot.turn.context import build_context, message_tokens, system_prompt
 from bot.turn.durable import TurnTicket
+from bot.turn.locks import KeyedLocks as KeyedLocks
+from bot.turn.locks import RunningTurns
+from bot.turn.locks import conversation_key as conversation_key
 from bot.turn.media import MediaReader, PreparedTurn
+from bot.turn.rounds import TurnOutcome as TurnOutcome
+from bot.turn.rounds import TurnRounds
 from bot.turn.summaries import Summariser
 from bot.turn.tool_choice import most_relevant
-from bot.turn.tool_round import RoundRules, ids_in, prepare_round, run_round
+from bot.turn.tool_round import RoundRules
 
 log = logging.getLogger(__name__)
 
 UNEXPECTED_ERROR = N_(
     "Sorry, something went wrong on my side. The operators can find details in the logs."
 )
-CUT_OFF_NOTE = N_(
-    "(The answer was cut off here: the model stopped before finishing. Please ask again.)"
-)
-# What the user is told, after what they saw, of an answer that did not finish.
-UNFINISHED_NOTES = {
-    INTERRUPTED: CUT_OFF_NOTE,
-    LENGTH: N_("(The answer stopped here: it reached the model's length limit.)"),
-    FILTERED: N_("(The model's provider stopped this answer with its content filter.)"),
-    REFUSED: N_("(The model declined to answer this request.)"),
-    FAILED: N_(
-        "(The answer stopped here: the model's provider failed while answering. Please ask again.)"
-    ),
-}
 # Messages of history that, with the new one, choose the tools when there are too many.
 RELEVANCE_HISTORY = 4
-# What the history says of a stopped turn (the model reads it), and what the user is told.
-STOPPED_MARK = "(The user stopped this answer before it was finished.)"
+# What the user is told of a turn they stopped.
 STOPPED_NOTE = N_("Stopped. Your question is kept: ask again, or ask something else.")
-
-
-@dataclass(slots=True)
-class TurnOutcome:
-    """What a turn did: for adapters that need the text, for tests and benchmarks."""
-
-    text: str = ""
-    rounds: int = 0
-    usage: Usage = field(default_factory=Usage)
-    tool_results: list[ToolResult] = field(default_factory=list)
-    error: str = ""
-    provider_seconds: float = 0.0
-    total_seconds: float = 0.0
-    stopped: bool = False  # by its user
 
 
 class Engine:
@@ -155,59 +123,29 @@ class Engine:
         # Built on first use: tools may come and go (an MCP server's list changes).
         self._specs: dict[str, tuple[Tool, ToolSpec]] = {}
         self._locks = KeyedLocks()
-        self._in_flight = 0
-        self._turn_tasks: set[asyncio.Task[object]] = set()
-        # The turn running in each conversation, and the ones their users asked to stop.
-        self._running: dict[tuple[str, str, str, str], asyncio.Task[object]] = {}
-        self._stopping: set[asyncio.Task[object]] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._turns = RunningTurns()
 
     @property
     def turns_in_flight(self) -> int:
-        return self._in_flight
+        return self._turns.in_flight
 
     async def drain(self, within: float) -> bool:
         """Wait until no turn runs (at most `within` seconds); True if none does."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), within)
-        except TimeoutError:
-            return False
-        return True
+        return await self._turns.drain(within)
 
     def cancel_turns(self) -> int:
         """Cancel the turns still running (shutdown after the grace period); returns how
         many. Each round is stored in its own transaction, so nothing is half-written."""
-        tasks = [task for task in self._turn_tasks if not task.done()]
-        for task in tasks:
-            task.cancel()
-        return len(tasks)
+        return self._turns.cancel_all()
 
     def stop(self, key: tuple[str, str, str, str]) -> bool:
         """Stop the turn running in the conversation `key` (`conversation_key`), at its
         user's request; False if none runs."""
-        task = self._running.get(key)
-        if task is None or task.done() or task in self._stopping:
-            return False
-        self._stopping.add(task)
-        task.cancel()
-        return True
+        return self._turns.stop(key)
 
     def running_in(self, platform: str, chat: str, thread_key: str) -> bool:
         """Whether any user's turn runs in this chat and thread now."""
-        return any(
-            key[:3] == (platform, chat, thread_key) and not task.done()
-            for key, task in self._running.items()
-        )
-
-    def _stop_requested(self) -> bool:
-        """Whether the cancellation being handled is a user's stop (and take it)."""
-        task = asyncio.current_task()
-        if task is None or task not in self._stopping:
-            return False
-        self._stopping.discard(task)
-        task.uncancel()
-        return True
+        return self._turns.running_in(platform, chat, thread_key)
 
     def _spec(self, item: Tool) -> ToolSpec:
         cached = self._specs.get(item.name)
@@ -236,10 +174,7 @@ class Engine:
         key = conversation_key(message)
         token = TURN_ID.set(new_turn_id())
         task = asyncio.current_task()
-        if task is not None:
-            self._turn_tasks.add(task)
-        self._in_flight += 1
-        self._idle.clear()
+        self._turns.started(task)
         self.observer.turn_started()
         try:
             if self.log_bodies:
@@ -253,15 +188,14 @@ class Engine:
                 )
             # In-process first (cheap), then across replicas (a database lock on PostgreSQL).
             async with self._locks.hold(key):
-                if task is not None:
-                    self._running[key] = task
+                self._turns.running(key, task)
                 try:
                     async with self._store.conversation_lock(key):
                         await self._run_turn(
                             message, surface, outcome, scheduled=scheduled, ticket=ticket
                         )
                 except asyncio.CancelledError:
-                    if not outcome.stopped and not self._stop_requested():
+                    if not outcome.stopped and not self._turns.stop_requested():
                         raise
                     # Stopped before (or after) the rounds that mark the history.
                     log.info("turn stopped by its user")
@@ -276,19 +210,11 @@ class Engine:
                     outcome.error = _(UNEXPECTED_ERROR)
                     await surface.fail(outcome.error)
         finally:
-            if task is not None and self._running.get(key) is task:
-                del self._running[key]
-            if task is not None:
-                self._stopping.discard(task)
             outcome.total_seconds = time.perf_counter() - started
             self.observer.turn_finished(
                 message.platform, "error" if outcome.error else "ok", outcome.total_seconds
             )
-            self._in_flight -= 1
-            if task is not None:
-                self._turn_tasks.discard(task)
-            if self._in_flight == 0:
-                self._idle.set()
+            self._turns.ended(key, task)
             log.info(
                 "turn done in %.2f s: %d round(s), %d tool call(s)%s",
                 outcome.total_seconds,
@@ -378,47 +304,124 @@ class Engine:
         ticket: TurnTicket | None,
         admission: Admission | None,
     ) -> None:
+        """The turn once admitted: its words, its stored question and history, the tools
+        and context offered, then the rounds (bot/turn/rounds.py)."""
         words = await self._prepare(message, profile)
         if words.refusal:
             outcome.error = words.refusal
             await surface.fail(words.refusal)
             return
+        enabled = await self.policy.enabled_tools(message, channel_id, list(self.tools))
+        info, history, mine, memory = await self._begin(message, words, user_id, enabled, ticket)
+        if await self._delivered_again(mine, surface, outcome):
+            return
+        first_round = 1 + sum(1 for m in mine if m.role is Role.ASSISTANT and m.tool_calls)
+        offered, rules = self._offer(enabled, words, history, scheduled)
+        specs = [self._spec(item) for item in offered.values()]
+        context = self._context(message, info, profile, history, memory, mine)
+        await surface.start()
+        visible: list[str] = []
+        for number, note in enumerate(words.notes):
+            await surface.stream(("\n\n" if number else "") + note)
+            visible.append(note)
+        rounds = TurnRounds(
+            provider=self.provider,
+            observer=self.observer,
+            store=self._store,
+            settings=self.settings,
+            registry=self.tools,
+            limits=self.limits,
+            admission=admission,
+            message=message,
+            surface=surface,
+            outcome=outcome,
+            info=info,
+            model=profile.model or "",
+            context=context,
+            specs=specs,
+            offered=offered,
+            rules=rules,
+            approvals=self.approvals,
+            services=self.services,
+            stop_requested=self._turns.stop_requested,
+            ticket=ticket,
+            visible=visible,
+            notes=len(words.notes),
+        )
+        await rounds.run(first_round)
+
+    async def _begin(
+        self,
+        message: IncomingMessage,
+        words: PreparedTurn,
+        user_id: int,
+        enabled: Sequence[Tool],
+        ticket: TurnTicket | None,
+    ) -> tuple[ConversationInfo, list[StoredMessage], list[ChatMessage], TurnMemory | None]:
+        """Store the question (once, for a resumed turn) and read the history: the
+        conversation, the history before this turn, this turn's own messages so far, and
+        what it reads of memory."""
         # History keeps words ("[image]" and the caption); only this turn sends pictures.
         user_message = ChatMessage(Role.USER, words.record)
         turn_message = ChatMessage(Role.USER, words.text, images=words.images)
-        turn_id = ticket.id if ticket is not None else None
-        enabled = await self.policy.enabled_tools(message, channel_id, list(self.tools))
         info, history, own, memory = await self._store.begin_turn(
             message,
             StoredMessage(user_message, message_tokens(user_message)),
-            turn_id=turn_id,
+            turn_id=ticket.id if ticket is not None else None,
             resumed=ticket is not None and ticket.resumed,
             also=self._memory_reader(message, user_id, enabled),
         )
         # A resumed turn goes on from what it stored: its question (stored once) and the
         # tool rounds it finished before its process died.
         mine = [stored.message for stored in own] or [turn_message]
-        if mine[-1].role is Role.ASSISTANT and not mine[-1].tool_calls:
-            # Answered and stored, then the process died before the reply was delivered.
-            await surface.start()
-            await surface.stream(mine[-1].content)
-            outcome.text = mine[-1].content
-            await surface.finish(outcome.text)
-            return
-        first_round = 1 + sum(1 for m in mine if m.role is Role.ASSISTANT and m.tool_calls)
+        return info, history, mine, memory
+
+    async def _delivered_again(
+        self, mine: list[ChatMessage], surface: Surface, outcome: TurnOutcome
+    ) -> bool:
+        """Whether the turn was answered and stored, and its process died before the reply
+        was delivered: then the stored answer is delivered now, and that is the turn."""
+        if mine[-1].role is not Role.ASSISTANT or mine[-1].tool_calls:
+            return False
+        await surface.start()
+        await surface.stream(mine[-1].content)
+        outcome.text = mine[-1].content
+        await surface.finish(outcome.text)
+        return True
+
+    def _offer(
+        self,
+        enabled: list[Tool],
+        words: PreparedTurn,
+        history: list[StoredMessage],
+        scheduled: bool,
+    ) -> tuple[dict[str, Tool], RoundRules]:
+        """The tools offered (the most relevant when there are too many; none that
+        schedules work in a scheduled turn) and the rules their calls run by."""
         withheld: dict[str, str] = {}
         if scheduled:
             enabled, withheld = for_scheduled_turn(enabled)
         recent = " ".join(stored.message.content for stored in history[-RELEVANCE_HISTORY:])
         enabled = most_relevant(enabled, f"{words.text} {recent}", self.settings.max_offered_tools)
-        offered = {item.name: item for item in enabled}
         rules = RoundRules(
             max_calls=self.settings.max_tool_calls_per_round,
             max_argument_chars=self.settings.max_tool_argument_chars,
             timeout_seconds=self.settings.tool_timeout_seconds,
             withheld=withheld,
         )
-        specs = [self._spec(item) for item in offered.values()]
+        return {item.name: item for item in enabled}, rules
+
+    def _context(
+        self,
+        message: IncomingMessage,
+        info: ConversationInfo,
+        profile: ChannelProfile,
+        history: list[StoredMessage],
+        memory: TurnMemory | None,
+        mine: list[ChatMessage],
+    ) -> list[ChatMessage]:
+        """What the model is sent; a summary of older messages is started (after the
+        turn) when they no longer fit."""
         summary = memory.summary if memory is not None else None
         unsummarised = (
             [stored for stored in history if stored.id > summary.through_message_id]
@@ -429,7 +432,11 @@ class Engine:
         # they fit, but never summarised again (the user asked to forget something).
         shown = unsummarised if summary is not None and summary.text else history
         context = build_context(
-            self._system_prompt(info, profile, memory),
+            system_prompt(
+                profile.system_prompt or self.settings.system_prompt,
+                info.timezone or self.settings.default_timezone,
+                memory,
+            ),
             [(stored.message, stored.tokens) for stored in shown],
             mine,
             self.settings.context_tokens,
@@ -445,132 +452,7 @@ class Engine:
                     profile.model or "",
                     after=self._locks.idle(conversation_key(message)),
                 )
-        await surface.start()
-        visible: list[str] = []
-        for number, note in enumerate(words.notes):
-            await surface.stream(("\n\n" if number else "") + note)
-            visible.append(note)
-        try:
-            for round_number in range(first_round, self.settings.max_tool_rounds + 1):
-                outcome.rounds = round_number
-                over = await self._top_up(admission, context, specs)
-                if over is not None:
-                    await self._end_over_budget(info, over, surface, visible, outcome, turn_id)
-                    return
-                answer = await call_model(
-                    self.provider,
-                    self.observer,
-                    context,
-                    specs,
-                    surface,
-                    visible,
-                    profile.model or "",
-                )
-                outcome.provider_seconds += answer.seconds
-                outcome.usage += answer.usage
-                usage_entry = UsageEntry(
-                    info.user_id, info.channel_id, info.conversation_id, answer.model, answer.usage
-                )
-                if not answer.finished:
-                    await self._end_unfinished(
-                        info, answer.text, answer.outcome, surface, visible, outcome, turn_id,
-                        usage_entry,
-                    )  # fmt: skip
-                    return
-                if not answer.calls:
-                    assistant = ChatMessage(
-                        Role.ASSISTANT, answer.text, vendor_state=answer.vendor_state
-                    )
-                    await self._store.append(
-                        info.conversation_id,
-                        [StoredMessage(assistant, message_tokens(assistant))],
-                        usage=usage_entry,
-                        turn_id=turn_id,
-                    )
-                    if len(visible) == len(words.notes):
-                        # An empty answer would be an empty chat message, which platforms refuse.
-                        log.warning("the model ended the turn without any text")
-                        outcome.error = _(NO_ANSWER)  # shown, not an answer (follow-ups retry)
-                        await surface.stream(outcome.error)
-                        visible.append(outcome.error)
-                    outcome.text = "\n\n".join(visible)
-                    await surface.finish(outcome.text)
-                    return
-                prepared = prepare_round(
-                    answer.calls, ids_in(context), self.settings.max_tool_argument_chars
-                )
-                if prepared.renamed:
-                    log.info(
-                        "gave %d tool call(s) a fresh id (empty or repeated)", prepared.renamed
-                    )
-                assistant = ChatMessage(
-                    Role.ASSISTANT,
-                    answer.text,
-                    tool_calls=prepared.calls,
-                    vendor_state=answer.vendor_state,
-                )
-                results = await run_round(
-                    prepared,
-                    offered,
-                    rules,
-                    message.user,
-                    self._tool_context(message, info, surface),
-                    surface,
-                    lambda item, arguments: self._approve(surface, message, info, item, arguments),
-                    journal=ticket.journal(round_number) if ticket is not None else None,
-                )
-                for call, result in zip(prepared.calls, results, strict=True):
-                    # A name the model made up is not a label of its own.
-                    label = call.name if self.tools.get(call.name) is not None else "(unknown)"
-                    self.observer.tool_call(label, failed=result.is_error)
-                outcome.tool_results.extend(results)
-                result_messages = [
-                    ChatMessage(
-                        Role.TOOL,
-                        r.content,
-                        tool_call_id=r.call_id,
-                        name=r.name,
-                        is_error=r.is_error,
-                    )
-                    for r in results
-                ]
-                round_messages = [assistant, *result_messages]
-                await self._store.append(
-                    info.conversation_id,
-                    [StoredMessage(m, message_tokens(m)) for m in round_messages],
-                    usage=usage_entry,
-                    turn_id=turn_id,
-                )
-                context.extend(round_messages)
-            limit = self.settings.max_tool_rounds
-            note = _(
-                "I stopped after {limit} rounds of tool calls without reaching an answer. "
-                "Try asking for less at once, or rephrase the request.",
-                limit=limit,
-            )
-            stopped = ChatMessage(Role.ASSISTANT, note)
-            await self._store.append(
-                info.conversation_id,
-                [StoredMessage(stopped, message_tokens(stopped))],
-                turn_id=turn_id,
-            )
-            await surface.stream(("\n\n" if visible else "") + note)
-            visible.append(note)
-            outcome.text = "\n\n".join(visible)
-            await surface.finish(outcome.text)
-        except asyncio.CancelledError:
-            if not self._stop_requested():
-                raise
-            # What the user saw, then the mark: a round cut short was never stored.
-            seen = "\n\n".join(visible)
-            record = ChatMessage(Role.ASSISTANT, f"{seen}\n\n{STOPPED_MARK}".strip())
-            await self._store.append(
-                info.conversation_id,
-                [StoredMessage(record, message_tokens(record))],
-                turn_id=turn_id,
-            )
-            outcome.stopped = True
-            raise
+        return context
 
     async def _prepare(self, message: IncomingMessage, profile: ChannelProfile) -> PreparedTurn:
         """The turn's words and pictures: voice notes transcribed, pictures checked and
@@ -586,114 +468,6 @@ class Engine:
             )
         return prepared
 
-    async def _top_up(
-        self, admission: Admission | None, context: list[ChatMessage], specs: list[ToolSpec]
-    ) -> str | None:
-        """Hold what the next model call may use (bot/policy/limits.py), or why it may not run."""
-        if admission is None or self.limits is None:
-            return None
-        tokens = sum(message_tokens(item) for item in context)
-        tokens += sum(
-            estimate_tokens(f"{spec.name} {spec.description} {spec.parameters}") for spec in specs
-        )
-        return await self.limits.top_up(admission, tokens)
-
-    async def _end_over_budget(
-        self,
-        info: ConversationInfo,
-        refusal: str,
-        surface: Surface,
-        visible: list[str],
-        outcome: TurnOutcome,
-        turn_id: int | None,
-    ) -> None:
-        """The budget cannot cover the next model call: say so, and keep the sentence in
-        the conversation as the answer (so the question does not look unanswered)."""
-        note = ChatMessage(Role.ASSISTANT, refusal)
-        await self._store.append(
-            info.conversation_id, [StoredMessage(note, message_tokens(note))], turn_id=turn_id
-        )
-        outcome.error = refusal
-        await surface.stream(("\n\n" if visible else "") + refusal)
-        visible.append(refusal)
-        outcome.text = "\n\n".join(visible)
-        await surface.finish(outcome.text)
-
-    async def _end_unfinished(
-        self,
-        info: ConversationInfo,
-        shown: str,
-        how: str,
-        surface: Surface,
-        visible: list[str],
-        outcome: TurnOutcome,
-        turn_id: int | None,
-        usage: UsageEntry,
-    ) -> None:
-        """Tell the user, after what they saw, why the answer did not finish; store what
-        they saw with that note, so the next turn's history says it was not finished. A
-        refusal, or an answer with nothing shown, stores nothing: its question drops out
-        of later requests (bot/storage/repository.py `arranged`). The tokens it used
-        count either way."""
-        note = _(UNFINISHED_NOTES[how])
-        log.warning("the model's answer did not finish (%s, %d characters shown)", how, len(shown))
-        if shown and how != REFUSED:
-            record = ChatMessage(Role.ASSISTANT, f"{shown}\n\n{note}")
-            await self._store.append(
-                info.conversation_id,
-                [StoredMessage(record, message_tokens(record))],
-                usage=usage,
-                turn_id=turn_id,
-            )
-        elif usage.usage.prompt_tokens or usage.usage.completion_tokens:
-            await self._store.record_usage(usage)
-        await surface.stream(f"\n\n{note}" if visible else note)
-        visible.append(note)
-        outcome.error = note  # shown, but not an answer (follow-ups retry)
-        outcome.text = "\n\n".join(visible)
-        await surface.finish(outcome.text)
-
-    async def _approve(
-        self,
-        surface: Surface,
-        message: IncomingMessage,
-        info: ConversationInfo,
-        item: Tool,
-        arguments: BaseModel,
-    ) -> bool:
-        """Whether this call may run, asking the user if it must (bot/approvals/gate.py); the
-        observer counts the questions waiting for an answer."""
-        self.observer.approval_waiting(+1)
-        try:
-            allowed = await self.approvals.ask(
-                surface, message.user, message.chat, info.channel_id, item, arguments
-            )
-        finally:
-            self.observer.approval_waiting(-1)
-        if not allowed:
-            log.info("%s did not approve a %s call", message.user.qualified_id, item.name)
-        return allowed
-
-    def _tool_context(
-        self, message: IncomingMessage, info: ConversationInfo, surface: Surface
-    ) -> ToolContext:
-        timezone = info.timezone or self.settings.default_timezone
-
-        async def ask(question: InputQuestion) -> InputAnswer:
-            # Bound here to the person whose turn this is, in their chat.
-            return await surface.ask(message.user, question)
-
-        return ToolContext(
-            user=message.user,
-            chat=message.chat,
-            timezone=timezone,
-            now=datetime.now(UTC).astimezone(_zone(timezone)),
-            conversation_id=info.conversation_id,
-            thread_key=message.thread_key,
-            services=self.services,
-            ask=ask,
-        )
-
     def _memory_reader(
         self, message: IncomingMessage, user_id: int, enabled: Sequence[Tool]
     ) -> TurnMemoryReader | None:
@@ -708,78 +482,5 @@ class Engine:
             return None
         return self._memory.reader(user_id, message.chat, facts=facts, summary=summary)
 
-    def _system_prompt(
-        self, info: ConversationInfo, profile: ChannelProfile, memory: TurnMemory | None = None
-    ) -> str:
-        timezone = info.timezone or self.settings.default_timezone
-        now = datetime.now(UTC).astimezone(_zone(timezone))
-        prompt = (
-            f"{profile.system_prompt or self.settings.system_prompt}\n\n"
-            f"The user's timezone is {timezone}; it is now {now:%A %Y-%m-%d %H:%M}."
-        )
-        if memory is None:
-            return prompt
-        if memory.facts:
-            listed = "\n".join(f"- [{fact.id}] {fact.text}" for fact in memory.facts)
-            prompt += (
-                f"\n\nWhat the user asked you to remember (ids for the forget tool):\n{listed}"
-            )
-        if memory.summary is not None and memory.summary.text:
-            prompt += (
-                "\n\nA summary of the earlier part of this conversation (older messages "
-                f"are not shown):\n{memory.summary.text}"
-            )
-        return prompt
-
-
-def conversation_key(message: IncomingMessage) -> tuple[str, str, str, str]:
-    """What identifies a conversation before the database is asked: turns with the same
-    key are serialised."""
-    return (
-        message.platform,
-        message.chat.platform_chat_id,
-        message.thread_key,
-        message.user.platform_user_id,
-    )
-
-
-def _zone(name: str) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
-
 
 MEMORY_TOOLS = ("remember", "recall", "forget")
-
-
-class KeyedLocks:
-    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    async def idle(self, key: Hashable) -> None:
-        """Return once nobody who holds or waits for `key` now does (taking it for no
-        time): work that must follow a turn without delaying the next one."""
-        async with self.hold(key):
-            pass
-
-    def __len__(self) -> int:
-        return len(self._locks)

@@ -27,7 +27,7 @@ from bot.llm.openai_compat import OpenAICompatProvider
 from bot.llm.openai_wire import alnum9
 from bot.llm.profiles import PROFILES
 from bot.toolkit import tool
-from bot.turn.engine import CUT_OFF_NOTE, TurnOutcome
+from bot.turn.rounds import CUT_OFF_NOTE, TurnOutcome
 from tests.apps import AppFactory
 from tests.conformance.conftest import Vendor
 from tests.fakes.anthropic_server import (

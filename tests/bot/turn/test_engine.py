@@ -27,7 +27,7 @@ from bot.errors import AnswerCutOff
 from bot.llm.base import TextDelta
 from bot.storage import StoredMessage
 from bot.toolkit import Tool, tool
-from bot.turn.engine import CUT_OFF_NOTE
+from bot.turn.rounds import CUT_OFF_NOTE
 from tests.apps import AppFactory
 from tests.fakes.openai_server import (
     ScriptedOpenAIServer,

@@ -17,7 +17,7 @@ from bot.domain import ChatKind, ChatRef, IncomingMessage, Role, UserRef
 from bot.i18n import translations, use_locale
 from bot.llm.anthropic import AnthropicProvider
 from bot.llm.base import FAILED, FILTERED, LENGTH, REFUSED
-from bot.turn.engine import UNFINISHED_NOTES
+from bot.turn.rounds import UNFINISHED_NOTES
 from tests.apps import AppFactory
 from tests.fakes.anthropic_server import ScriptedAnthropicServer, anthropic_text_reply
 from tests.fakes.openai_server import (
