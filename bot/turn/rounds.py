@@ -279,7 +279,7 @@ class TurnRounds:
         """Tell the user, after what they saw, why the answer did not finish; store what
         they saw with that note, so the next turn's history says it was not finished. A
         refusal, or an answer with nothing shown, stores nothing: its question drops out
-        of later requests (bot/storage/repository.py `arranged`). The tokens it used
+        of later requests (bot/storage/rows.py `arranged`). The tokens it used
         count either way."""
         note = _(UNFINISHED_NOTES[how])
         log.warning("the model's answer did not finish (%s, %d characters shown)", how, len(shown))

@@ -21,7 +21,8 @@ from typing import Any
 from bot.domain import ChatMessage, Role, Usage
 from bot.llm.base import COMPLETE, Provider, TextDelta, TurnFinished
 from bot.storage.memory import MemoryStore, Summary
-from bot.storage.repository import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
+from bot.storage.repository import ConversationInfo, ConversationStore
+from bot.storage.rows import StoredMessage, UsageEntry
 from bot.turn.context import estimate_tokens
 
 log = logging.getLogger(__name__)
