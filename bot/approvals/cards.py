@@ -1,6 +1,6 @@
 """Approval cards as text: within a platform's limit, and whole for "Show all".
 
-A card (bot/toolkit.py `ApprovalCard`) is rendered with the first lines of its long text
+A card (bot/toolkit/core.py `ApprovalCard`) is rendered with the first lines of its long text
 and bounded one-line values, shortened step by step until it fits the limit the platform
 gives (Telegram counts UTF-16 code units, Slack characters), so a platform never sees a
 question it would refuse; whatever was shortened is in `full_card_text`, which

@@ -1,27 +1,9 @@
-"""Tools: the `@tool` decorator, the `Tool` object, the registry and argument validation.
-
-A tool is an async function `fn(params: SomeModel, ctx: ToolContext) -> str | dict`.
-The JSON schema the model sees is derived from the pydantic parameter model and made
-strict-mode compatible (every property required, optional ones nullable, no additional
-properties, no `$ref`), so the same definition works with OpenAI strict mode and with
-vendors that ignore `strict`. `ToolContext` is injected and never part of the schema.
-
-Tools defined elsewhere (an MCP server) bring a JSON schema instead of a pydantic model:
-`schema_tool()` builds a `Tool` that offers that schema (made strict-compatible when it
-can be, sent non-strict otherwise) and validates arguments against it with `jsonschema`.
-
-Before a call that needs the user's approval runs, the user sees an `ApprovalCard`: a
-tool says how its call reads to people (`card=`: a function of the validated
-arguments); a tool without one shows its name and its arguments as `key: value` lines.
-Labels are catalog message ids (marked with `N_`), translated where the card is shown;
-values are shown as given. How much of a card fits is the platform's business
-(bot/approvals/gate.py renders it within a limit and keeps the whole for "Show all").
-"""
+"""The `@tool` decorator, the `Tool` object, the registry, argument validation and the
+approval card a call shows before it runs."""
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 import inspect
 import json
@@ -33,17 +15,11 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.domain import (
-    InputAnswer,
-    InputQuestion,
-    ToolCall,
-    ToolContext,
-    ToolProgress,
-    ToolResult,
-)
+from bot.domain import InputAnswer, InputQuestion, ToolCall, ToolContext, ToolProgress, ToolResult
 from bot.i18n import N_ as N_  # re-exported: tools mark their card labels with it
+from bot.toolkit.schemas import strict_json_schema
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("bot.toolkit")
 
 ToolFunction = Callable[[Any, ToolContext], Awaitable[Any]]
 # Runs before the confirmation question: returns why the call cannot be done, or None.
@@ -262,132 +238,6 @@ class SchemaArguments(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-def schema_tool(
-    *,
-    name: str,
-    description: str,
-    schema: dict[str, Any],
-    function: ToolFunction,
-    source: str,
-    side_effect: bool = False,
-    timeout: float | None = None,
-    card: Callable[[Any], ApprovalCard] | None = None,
-    hard_timeout: float | None = None,
-) -> Tool:
-    """A `Tool` whose parameters are a JSON schema (e.g. an MCP tool's `input_schema`).
-
-    The model is offered a strict-compatible copy when the schema allows one (optional
-    properties become required and nullable); otherwise the schema as is, non-strict.
-    Arguments are checked against the original schema after nulls the strict copy made
-    the model send for optional properties are dropped. `function` gets `SchemaArguments`.
-    """
-    if not TOOL_NAME_PATTERN.match(name):
-        raise ValueError(f"tool name {name!r} must match {TOOL_NAME_PATTERN.pattern}")
-    original: dict[str, Any] = (
-        copy.deepcopy(schema) if schema else {"type": "object", "properties": {}}
-    )
-    original.setdefault("type", "object")
-    original.setdefault("properties", {})
-    import jsonschema  # only schema tools (MCP servers') need it: not loaded otherwise
-
-    validator_cls = jsonschema.validators.validator_for(original, jsonschema.Draft202012Validator)
-    try:
-        validator_cls.check_schema(original)
-    except jsonschema.SchemaError as exc:
-        raise ValueError(f"tool {name}: invalid input schema: {exc.message}") from None
-    checker = validator_cls(original)
-    definitions = {**original.get("definitions", {}), **original.get("$defs", {})}
-    offered = strict_schema_or_none(original)
-
-    def validate(arguments: dict[str, Any]) -> dict[str, Any]:
-        cleaned = (
-            _drop_nulls(arguments, original, definitions) if offered is not None else arguments
-        )
-        errors = sorted(checker.iter_errors(cleaned), key=lambda e: list(e.absolute_path))
-        if errors:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e.absolute_path) or '(arguments)'}: {e.message}"
-                for e in errors[:5]
-            )
-            raise InvalidArguments(f"Invalid arguments for {name}: {problems}.")
-        return cleaned
-
-    return Tool(
-        name,
-        description or name,
-        SchemaArguments,
-        function,
-        side_effect,
-        timeout,
-        source,
-        schema=offered if offered is not None else _without_titles(original),
-        strict=offered is not None,
-        validator=validate,
-        card=card,
-        hard_timeout=hard_timeout,
-    )
-
-
-def strict_schema_or_none(schema: dict[str, Any]) -> dict[str, Any] | None:
-    """A strict-mode copy of a raw JSON schema, or None if strict mode cannot express it
-    (free-form objects, pattern or typed additional properties, recursive `$ref`)."""
-    if not _strict_expressible(schema, depth=0):
-        return None
-    copied = copy.deepcopy(schema)
-    definitions = copied.pop("$defs", {}) | copied.pop("definitions", {})
-    try:
-        converted: dict[str, Any] = _strict(copied, definitions)
-    except (KeyError, RecursionError):
-        return None
-    converted.pop("$schema", None)
-    return converted
-
-
-def _strict_expressible(node: Any, depth: int) -> bool:
-    if depth > 20:  # recursive definitions cannot be inlined
-        return False
-    if isinstance(node, list):
-        return all(_strict_expressible(item, depth + 1) for item in node)
-    if not isinstance(node, dict):
-        return True
-    if "patternProperties" in node or node.get("additionalProperties") not in (None, False):
-        return False
-    if depth > 0 and node.get("type") == "object" and "properties" not in node:
-        return False
-    if "$ref" in node and not str(node["$ref"]).startswith(("#/$defs/", "#/definitions/")):
-        return False
-    return all(
-        _strict_expressible(value, depth + 1)
-        for key, value in node.items()
-        if key not in ("$defs", "definitions")
-    ) and all(
-        _strict_expressible(value, depth + 1)
-        for key in ("$defs", "definitions")
-        for value in (node.get(key) or {}).values()
-    )
-
-
-def _drop_nulls(value: Any, schema: dict[str, Any], definitions: dict[str, Any]) -> Any:
-    """Remove nulls sent for optional properties (strict mode's way of saying "absent")."""
-    if "$ref" in schema:
-        schema = definitions.get(str(schema["$ref"]).rsplit("/", 1)[-1], schema)
-    if not isinstance(value, dict) or not isinstance(schema.get("properties"), dict):
-        return value
-    properties: dict[str, Any] = schema["properties"]
-    required = set(schema.get("required", []))
-    cleaned = {}
-    for key, item in value.items():
-        if item is None and key not in required:
-            continue
-        prop = properties.get(key)
-        cleaned[key] = _drop_nulls(item, prop, definitions) if isinstance(prop, dict) else item
-    return cleaned
-
-
-def _without_titles(schema: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in schema.items() if key not in ("title", "$schema")}
-
-
 def render_output(output: Any) -> str:
     text = (
         output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, default=str)
@@ -491,56 +341,3 @@ class ToolRegistry:
 
     def __len__(self) -> int:
         return len(self._tools)
-
-
-def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema, transformed to fit OpenAI strict mode (and everyone else)."""
-    schema = model.model_json_schema()
-    definitions = schema.pop("$defs", {})
-    strict: dict[str, Any] = _strict(schema, definitions)
-    return strict
-
-
-def _strict(node: Any, definitions: dict[str, Any]) -> Any:
-    if isinstance(node, list):
-        return [_strict(item, definitions) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        target = definitions[node["$ref"].rsplit("/", 1)[-1]]
-        merged = {**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}
-        return _strict(merged, definitions)
-    result: dict[str, Any] = {}
-    for key, value in node.items():
-        if key == "title":  # annotation noise; but a *property* named "title" is kept
-            continue
-        if key == "properties" and isinstance(value, dict):
-            result[key] = {name: _strict(prop, definitions) for name, prop in value.items()}
-        else:
-            result[key] = _strict(value, definitions)
-    if result.get("type") == "object" or "properties" in result:
-        properties: dict[str, Any] = result.setdefault("properties", {})
-        required = set(result.get("required", []))
-        for key, prop in properties.items():
-            if key not in required:
-                properties[key] = _nullable(prop)
-        result["required"] = list(properties)
-        result["additionalProperties"] = False
-    # Defaults are a pydantic concern; strict mode rejects them, the model never needs them.
-    result.pop("default", None)
-    return result
-
-
-def _nullable(prop: dict[str, Any]) -> dict[str, Any]:
-    if "anyOf" in prop:
-        if not any(option.get("type") == "null" for option in prop["anyOf"]):
-            prop["anyOf"] = [*prop["anyOf"], {"type": "null"}]
-        return prop
-    kind = prop.get("type")
-    if isinstance(kind, str) and kind != "null":
-        prop["type"] = [kind, "null"]
-    elif isinstance(kind, list) and "null" not in kind:
-        prop["type"] = [*kind, "null"]
-    elif kind is None:
-        return {"anyOf": [prop, {"type": "null"}]}
-    return prop
