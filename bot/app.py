@@ -40,7 +40,7 @@ from bot.ops.observe import METRICS_CONTENT_TYPE, Metrics, Observers
 from bot.policy.admin import Administration
 from bot.policy.limits import Limits
 from bot.policy.tools import ChannelToolPolicy
-from bot.reminders import ReminderScheduler
+from bot.reminders import ReminderBook, ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.activity import ActivityStore
 from bot.storage.admin import AdminStore
@@ -216,12 +216,11 @@ class Application:
             cache_seconds=settings.weather.cache_seconds,
         )
         self.mailer = SMTPMailer(settings.email, EmailLog(self.database))
-        # Built in dependency order, once. Two dependencies point back up the order: the
-        # engine needs the scheduler (a tool creates reminders) and the alerts (it reports
-        # failures to them), while a follow-up runs a turn of that engine and reminders and
-        # alerts go out through the platforms' messengers, which exist only after the
-        # engine. Those two are passed as callables resolved when a message goes out
-        # (`self.messenger_for`, `lambda: self.engine`), long after this constructor.
+        # Built in dependency order, once. The reminder book comes early (the engine's
+        # tools create reminders) and its clock last (a follow-up runs a turn of the engine,
+        # and reminders go out through the platforms' messengers). One dependency still
+        # points back up the order: the engine reports failures to the alerts, which go
+        # out through those messengers, asked for when an alert is sent (`messenger_for`).
         self.alerts = Alerts(settings.alerts, self.messenger_for, self.mailer)
         self.activity_store = ActivityStore(self.database)
         self.activity = ActivityRecorder(
@@ -235,15 +234,7 @@ class Application:
             settings.language.default,
             cache_seconds=settings.language.cache_seconds,
         )
-        self.scheduler = ReminderScheduler(
-            self.database,
-            self.store,
-            settings.reminders,
-            self.messenger_for,
-            engine=lambda: self.engine,
-            observer=observer,
-            locale_of=self.languages.locale_of,
-        )
+        self.reminders = ReminderBook(self.database, self.store, settings.reminders)
         self.memory = MemoryStore(
             self.database,
             self.store,
@@ -254,7 +245,7 @@ class Application:
             self.provider, self.store, self.memory, budget_tokens=settings.bot.context_tokens
         )
         services = ToolServices(
-            reminders=self.scheduler,
+            reminders=self.reminders,
             mailer=self.mailer,
             weather=self.weather,
             timezones=self.store,
@@ -308,6 +299,16 @@ class Application:
             **{p.name: p.messenger for p in self.platforms},
             **{m.platform: m for m in messengers},
         }
+        # Built last, on everything it needs; it watches the book for new reminders.
+        self.scheduler = ReminderScheduler(
+            self.reminders,
+            settings.reminders,
+            self.messengers,
+            self.engine,
+            observer=observer,
+            locale_of=self.languages.locale_of,
+        )
+        self.reminders.watch(self.scheduler)
         self.web: WebServer | None = None
         # Exactly one replica on a database runs the reminder scheduler (bot/ops/leader.py).
         self.leadership = Leadership(
@@ -511,7 +512,7 @@ class Application:
             sessions=ConsoleSessionStore(self.database),
             clients=ClientResolver(self.settings.http.trusted_networks),
             public_url=self.settings.http.public_url,
-            reminders=self.scheduler,
+            reminders=self.reminders,
             memory=self.memory,
             approvals=self.approvals,
             turns=self.turn_store,

@@ -368,7 +368,7 @@ def reminders_list(
         application = Application(settings, provider=_NoProvider())
         try:
             await application.start()
-            infos = await application.scheduler.list_all(include_done=show_all)
+            infos = await application.reminders.list_all(include_done=show_all)
         finally:
             await application.aclose()
         if not infos:
@@ -396,7 +396,7 @@ def reminders_cancel(ctx: typer.Context, reminder_id: int) -> None:
         application = Application(settings, provider=_NoProvider())
         try:
             await application.start()
-            cancelled = await application.scheduler.cancel(None, reminder_id)
+            cancelled = await application.reminders.cancel(None, reminder_id)
             # The same audit row as a cancel in the console, with who ran the command.
             await application.admin_store.audit(
                 actor=f"cli:{_os_user()}",

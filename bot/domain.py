@@ -232,7 +232,7 @@ class ReminderInfo:
 
 
 class ReminderBook(Protocol):
-    """Creates, lists and cancels reminders (bot.reminders.ReminderScheduler)."""
+    """Creates, lists and cancels reminders (bot.reminders.ReminderBook)."""
 
     async def create(self, request: ReminderRequest) -> ReminderInfo: ...
 

@@ -268,12 +268,12 @@ async def test_reminders_are_counted_when_they_fire_and_the_scheduler_restarts(
         )
 
     await app.start_scheduler()
-    await app.scheduler.create(due("one"))
+    await app.reminders.create(due("one"))
     await wait_until(lambda: len(messenger.sent) == 1)
     # A leader that lost its lease and took it again restarts the same scheduler.
     await app.scheduler.stop()
     await app.scheduler.start()
-    await app.scheduler.create(due("two"))
+    await app.reminders.create(due("two"))
     await wait_until(lambda: len(messenger.sent) == 2)
     text = app.metrics.exposition().decode()
     assert sample(text, "parley_reminders_fired_total", timeliness="on_time", outcome="ok") == 2

@@ -61,7 +61,7 @@ async def test_a_one_off_reminder_fires_once(make_app: AppFactory) -> None:
     messenger = RecordingMessenger()
     app = await started(make_app, messenger)
 
-    info = await app.scheduler.create(request("stretch", 0.3, thread="t1"))
+    info = await app.reminders.create(request("stretch", 0.3, thread="t1"))
     await wait_until(lambda: len(messenger.sent) == 1)
     await asyncio.sleep(0.5)
 
@@ -78,9 +78,9 @@ async def test_a_recurring_reminder_fires_repeatedly_until_cancelled(
     messenger = RecordingMessenger()
     app = await started(make_app, messenger)
 
-    info = await app.scheduler.create(request("tick", 0.2, cron="* * * * * *"))
+    info = await app.reminders.create(request("tick", 0.2, cron="* * * * * *"))
     await wait_until(lambda: len(messenger.sent) >= 3, within=6)
-    assert await app.scheduler.cancel(ALICE, info.id)
+    assert await app.reminders.cancel(ALICE, info.id)
     count = len(messenger.sent)
     await asyncio.sleep(1.3)
 
@@ -95,27 +95,27 @@ async def test_a_cancelled_reminder_never_fires(make_app: AppFactory) -> None:
     messenger = RecordingMessenger()
     app = await started(make_app, messenger)
 
-    info = await app.scheduler.create(request("never", 0.4))
-    assert await app.scheduler.cancel(ALICE, info.id)
-    assert not await app.scheduler.cancel(ALICE, info.id)
+    info = await app.reminders.create(request("never", 0.4))
+    assert await app.reminders.cancel(ALICE, info.id)
+    assert not await app.reminders.cancel(ALICE, info.id)
     await asyncio.sleep(0.8)
 
     assert messenger.sent == []
-    assert [i.id for i in await app.scheduler.list_for(ALICE)] == []
+    assert [i.id for i in await app.reminders.list_for(ALICE)] == []
 
 
 async def test_another_user_cannot_cancel_it(make_app: AppFactory) -> None:
     app = await started(make_app, RecordingMessenger())
-    info = await app.scheduler.create(request("mine", 60))
+    info = await app.reminders.create(request("mine", 60))
 
-    assert not await app.scheduler.cancel(UserRef("test", "bob"), info.id)
+    assert not await app.reminders.cancel(UserRef("test", "bob"), info.id)
     assert (await row(app, info.id)).status == "pending"
 
 
 async def test_a_reminder_survives_a_restart(make_app: AppFactory) -> None:
     first_messenger = RecordingMessenger()
     first = await started(make_app, first_messenger)
-    info = await first.scheduler.create(request("after the restart", 1.0))
+    info = await first.reminders.create(request("after the restart", 1.0))
     await first.aclose()
 
     messenger = RecordingMessenger()
@@ -132,7 +132,7 @@ async def test_a_reminder_due_during_downtime_is_delivered_late_exactly_once(
     make_app: AppFactory,
 ) -> None:
     first = await make_app(messengers=(RecordingMessenger(),), reminders=FAST)
-    info = await first.scheduler.create(request("water the plants", 0.1))
+    info = await first.reminders.create(request("water the plants", 0.1))
     await first.aclose()  # down before it came due
     await asyncio.sleep(0.8)
 
@@ -154,14 +154,14 @@ async def test_a_reminder_due_during_downtime_is_delivered_late_exactly_once(
 
 async def test_a_recurring_reminder_continues_after_downtime(make_app: AppFactory) -> None:
     first = await make_app(messengers=(RecordingMessenger(),), reminders=FAST)
-    info = await first.scheduler.create(request("every second", 0.1, cron="* * * * * *"))
+    info = await first.reminders.create(request("every second", 0.1, cron="* * * * * *"))
     await first.aclose()
     await asyncio.sleep(2.0)  # missed about two occurrences
 
     messenger = RecordingMessenger()
     app = await started(make_app, messenger, late_after_seconds=1.0)
     await wait_until(lambda: len(messenger.sent) >= 3, within=6)
-    await app.scheduler.cancel(ALICE, info.id)
+    await app.reminders.cancel(ALICE, info.id)
 
     assert "late" in messenger.texts[0]  # the missed ones coalesce into one late delivery
     assert all("late" not in text for text in messenger.texts[1:])
@@ -174,7 +174,7 @@ async def test_a_follow_up_runs_a_model_turn_and_delivers_its_answer(
     app = await started(make_app, messenger)
     llm.script(text_reply("Rain from 3 pm: take an umbrella."))
 
-    await app.scheduler.create(
+    await app.reminders.create(
         request("Check the weather in Hangzhou; do I need an umbrella?", 0.2, kind="follow_up")
     )
     await wait_until(lambda: len(messenger.sent) == 1)
@@ -196,7 +196,7 @@ async def test_a_failed_follow_up_turn_is_retried(
     # after due_at (as a loaded machine made it, now and then), yet on its retry time.
     llm.script(text_reply("", delay=1.0), text_reply("Second try worked."))
 
-    await app.scheduler.create(request("summarise my day", 0.1, kind="follow_up"))
+    await app.reminders.create(request("summarise my day", 0.1, kind="follow_up"))
     await wait_until(lambda: len(messenger.sent) == 1, within=8)
 
     assert messenger.texts == ["⏰ Follow-up: Second try worked."]  # not called late
@@ -241,7 +241,7 @@ async def test_delivery_failure_is_retried_with_backoff(make_app: AppFactory) ->
     messenger = RecordingMessenger(fail_next=2)
     app = await started(make_app, messenger)
 
-    info = await app.scheduler.create(request("eventually", 0.1))
+    info = await app.reminders.create(request("eventually", 0.1))
     await wait_until(lambda: len(messenger.sent) == 1)
 
     stored = await row(app, info.id)
@@ -254,14 +254,14 @@ async def test_delivery_that_keeps_failing_is_marked_failed_and_visible(
     messenger = RecordingMessenger(fail_next=100)
     app = await started(make_app, messenger)
 
-    info = await app.scheduler.create(request("doomed", 0.1))
+    info = await app.reminders.create(request("doomed", 0.1))
     await wait_until(lambda: messenger.fail_next == 97)
     await asyncio.sleep(0.3)
 
     stored = await row(app, info.id)
     assert (stored.status, stored.attempts) == ("failed", 3)
     assert "chat platform unreachable" in stored.last_error
-    [listed] = await app.scheduler.list_all(include_done=True)
+    [listed] = await app.reminders.list_all(include_done=True)
     assert listed.status == "failed" and listed.last_error
 
 
@@ -269,7 +269,7 @@ async def test_no_messenger_for_the_platform_is_a_failure_not_a_drop(
     make_app: AppFactory,
 ) -> None:
     app = await started(make_app, RecordingMessenger(platform="elsewhere"))
-    info = await app.scheduler.create(request("lost?", 0.1))
+    info = await app.reminders.create(request("lost?", 0.1))
     await asyncio.sleep(1.2)
 
     stored = await row(app, info.id)
@@ -296,7 +296,7 @@ def test_recurrence_is_computed_in_the_users_timezone_across_dst() -> None:
 async def test_serve_runs_the_scheduler_and_stops_it(make_app: AppFactory) -> None:
     messenger = RecordingMessenger()
     app = await make_app(messengers=(messenger,), http={"port": 0}, reminders=FAST)
-    await app.scheduler.create(request("while serving", 0.3))
+    await app.reminders.create(request("while serving", 0.3))
     stop = asyncio.Event()
     serving = asyncio.create_task(app.serve(stop))
 
@@ -314,8 +314,8 @@ async def test_reminders_on_postgresql(make_app: AppFactory, postgres_url: str) 
         messenger = RecordingMessenger(fail_next=1)
         app = await make_app(messengers=(messenger,), database_url=url, reminders=FAST)
         await app.start_scheduler()
-        once = await app.scheduler.create(request("once", 0.2))
-        again = await app.scheduler.create(request("again", 0.2, cron="* * * * * *"))
+        once = await app.reminders.create(request("once", 0.2))
+        again = await app.reminders.create(request("again", 0.2, cron="* * * * * *"))
         await wait_until(
             lambda: (
                 messenger.texts.count("⏰ Reminder: again") >= 2
@@ -324,7 +324,7 @@ async def test_reminders_on_postgresql(make_app: AppFactory, postgres_url: str) 
             within=6,
         )
         await asyncio.sleep(0.3)
-        await app.scheduler.cancel(ALICE, again.id)
+        await app.reminders.cancel(ALICE, again.id)
         await app.aclose()
 
         assert messenger.texts.count("⏰ Reminder: once") == 1
@@ -338,7 +338,7 @@ async def creates_at_once(app: Application, count: int) -> tuple[int, list[str]]
     """`count` creates for one user at the same time: how many were stored, and why the
     others were refused."""
     results = await asyncio.gather(
-        *(app.scheduler.create(request(f"r{n}", 600)) for n in range(count)),
+        *(app.reminders.create(request(f"r{n}", 600)) for n in range(count)),
         return_exceptions=True,
     )
     refused = [str(r) for r in results if isinstance(r, BaseException)]
@@ -351,7 +351,7 @@ async def test_the_pending_cap_holds_when_creates_race(make_app: AppFactory) -> 
     created, refused = await creates_at_once(app, 8)
     assert created == 3 and len(refused) == 5
     assert "already has 3 pending reminders" in refused[0]
-    assert len(await app.scheduler.list_for(ALICE)) == 3
+    assert len(await app.reminders.list_for(ALICE)) == 3
 
 
 @pytest.mark.postgres
@@ -361,7 +361,7 @@ async def test_the_pending_cap_holds_when_creates_race_on_postgresql(
     async with fresh_postgres_database(postgres_url) as url:
         app = await make_app(database_url=url, reminders={**FAST, "max_pending_per_user": 3})
         created, refused = await creates_at_once(app, 8)
-        listed = await app.scheduler.list_for(ALICE)
+        listed = await app.reminders.list_for(ALICE)
         await app.aclose()
         await app.database.aclose()
     assert created == 3 and len(refused) == 5 and len(listed) == 3
@@ -380,7 +380,7 @@ async def test_a_crash_between_sending_and_recording_resends_rather_than_loses(
 ) -> None:
     stuck = StuckMessenger()
     first = await started(make_app, stuck, stop_grace_seconds=0.1)
-    info = await first.scheduler.create(request("at least once", 0.1))
+    info = await first.reminders.create(request("at least once", 0.1))
     await wait_until(lambda: len(stuck.sent) == 1)
     await first.aclose()  # the send never finished: nothing was recorded
 
@@ -392,3 +392,24 @@ async def test_a_crash_between_sending_and_recording_resends_rather_than_loses(
     assert len(messenger.sent) == 1
     stored = await row(second, info.id)
     assert (stored.status, stored.attempts, stored.deliveries) == ("delivered", 2, 1)
+
+
+async def test_a_reminder_created_on_a_stopped_clock_fires_once_when_it_starts(
+    make_app: AppFactory,
+) -> None:
+    """A standby's clock is not running: the book stores the reminder and the clock leaves
+    it to the table. When that replica becomes leader, the row fires once (a job kept
+    "tentatively" by a stopped APScheduler used to fire beside the same row)."""
+    messenger = RecordingMessenger()
+    app = await make_app(messengers=(messenger,), reminders=FAST)
+    assert not app.scheduler.running
+    info = await app.reminders.create(request("once only", -1))
+
+    await app.start_scheduler()
+    await wait_until(lambda: len(messenger.sent) == 1)
+    await app.scheduler.stop()  # waits for the sends in flight and records them
+
+    [text] = messenger.texts
+    assert text.endswith(": once only")
+    stored = await row(app, info.id)
+    assert (stored.status, stored.deliveries, stored.attempts) == ("delivered", 1, 1)
