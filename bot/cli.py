@@ -110,7 +110,7 @@ def describe_sources(env_file: Path | None, database_url: str) -> str:
 
 
 def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
-    from bot.app import log_secrets
+    from bot.builders import log_secrets
     from bot.config import Settings
     from bot.ops.logs import configure_logging
 
@@ -190,7 +190,7 @@ def doctor(
 ) -> None:
     """Check the settings, the database, each platform's token, the model, SMTP and the
     MCP servers; one line each, exit code 1 if anything fails."""
-    from bot.app import build_mcp, build_platform_checks, build_provider
+    from bot.builders import build_mcp, build_platform_checks, build_provider
     from bot.ops.doctor import Check, build_checks, render, run_checks, secret_values
     from bot.toolkit import ToolRegistry
 
@@ -299,7 +299,7 @@ def list_tools(
     ),
 ) -> None:
     """Every tool: built-in ones and those of the MCP servers in PARLEY_MCP_CONFIG."""
-    from bot.app import build_mcp
+    from bot.builders import build_mcp
     from bot.toolkit import ToolRegistry
     from bot.turn.tool_choice import most_relevant
     from tools import ALL_TOOLS

@@ -1,7 +1,8 @@
 """The walls between the packages, read from the imports of every module.
 
 - `bot` is the core: it never imports `integrations` or `tools`, except the composition
-  root `bot/app.py` and the CLI `bot/cli.py` that calls it.
+  root `bot/app.py` (with `bot/builders.py`, the parts it builds from settings) and the
+  CLI `bot/cli.py` that calls it.
 - Inside `bot`, rooms by concept, each behind its own walls:
   - the ground (`bot/config/`, `domain`, `errors`, `i18n`, `links`, `numbers`, `surface`,
     `toolkit`) imports nothing of `bot` but the ground;
@@ -36,7 +37,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "integrations", "tools")
-COMPOSITION_ROOTS = frozenset({"bot/app.py", "bot/cli.py"})
+COMPOSITION_ROOTS = frozenset({"bot/app.py", "bot/builders.py", "bot/cli.py"})
 CORE_FOR_TOOLS = ("bot.toolkit", "bot.domain", "bot.errors")
 GROUND = (
     "bot.config",

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import Application, build_provider
+from bot.app import Application
+from bot.builders import build_provider
 from bot.config import Settings
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.errors import ConfigError, ProviderBadRequest
