@@ -35,8 +35,10 @@ call could be half streamed; the partial answer ends as interrupted or failed
 The messages are the conversation so far, finished tool rounds included: the next
 provider converts them into its own wire format and continues, so no tool runs again
 and no approval is asked again (the engine never repeats a stored round). Reasoning
-state travels only to the vendor that wrote it (each converter checks the state's
-vendor). A `Failover` event tells the caller, which tells the user and counts it.
+state travels only to the provider that wrote it: each provider of the file keeps its
+state under "@<name>" and each converter sends only state under its own key, so neither
+another vendor nor another table of the same profile (a second account) is sent it. A
+`Failover` event tells the caller, which tells the user and counts it.
 """
 
 from __future__ import annotations
@@ -154,14 +156,16 @@ def settings_for(spec: ProviderSpec, llm: LLMSettings, environ: Mapping[str, str
     return llm.model_copy(update=update)
 
 
-def build_one(settings: LLMSettings) -> Provider:
+def build_one(settings: LLMSettings, name: str) -> Provider:
+    """The provider of one table; its reasoning state is kept under "@<name>", so two
+    tables of one vendor (two accounts, two regions) never hand each other theirs."""
     if settings.provider == "anthropic":
         from bot.llm.anthropic import AnthropicProvider
 
-        return AnthropicProvider.from_settings(settings)
+        return AnthropicProvider.from_settings(settings, state_key=f"@{name}")
     from bot.llm.openai_compat import OpenAICompatProvider
 
-    return OpenAICompatProvider.from_settings(settings)
+    return OpenAICompatProvider.from_settings(settings, state_key=f"@{name}")
 
 
 def chain_names(llm: LLMSettings, specs: Mapping[str, ProviderSpec]) -> list[str]:
@@ -192,7 +196,7 @@ def build_from_file(
     environ = os.environ if environ is None else environ
     names = chain_names(llm, specs)
     each = {name: settings_for(spec, llm, environ) for name, spec in specs.items()}
-    built = {name: build_one(settings) for name, settings in each.items()}
+    built = {name: build_one(settings, name) for name, settings in each.items()}
     chain = [(name, built[name]) for name in names]
     return FailoverProvider(chain, rest=llm.failover_cooldown_seconds, others=built), each
 

@@ -406,3 +406,55 @@ def test_the_cooldown_is_bounded() -> None:
     assert Settings.load(env_file=None).llm.failover_cooldown_seconds == 60.0
     with pytest.raises(ConfigError, match="PARLEY_FAILOVER_COOLDOWN"):
         Settings.load(env_file=None, llm={"failover_cooldown_seconds": 86400})
+
+
+async def test_reasoning_state_stays_with_the_provider_that_wrote_it(
+    make_app: AppFactory,
+    tmp_path: Path,
+    llm: ScriptedOpenAIServer,
+    open_meteo: OpenMeteoServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two accounts of one vendor (the same profile): the reasoning of the first one's tool
+    round goes back to it, never to the second when it takes over."""
+    monkeypatch.setenv("FIRST_KEY", "sk-first")
+    monkeypatch.setenv("SECOND_KEY", "sk-second")
+    path = tmp_path / "providers.toml"
+    path.write_text(
+        "".join(
+            f'[providers.{name}]\nbase_url = "{llm.base_url}"\napi_key_env = "{name.upper()}_KEY"\n'
+            f'model = "{name}-model"\nprofile = "deepseek"\n\n'
+            for name in ("first", "second")
+        ),
+        encoding="utf-8",
+    )
+    weather = {"geocoding_url": open_meteo.geocoding_url, "forecast_url": open_meteo.forecast_url}
+    app = await make_app(
+        llm={"providers_file": str(path), "provider": "first", "fallback": "second"},
+        weather=weather,
+    )
+    llm.refuse_as("deepseek")
+    thoughts = "first account's own thoughts"
+    round_ = tool_call_reply(("get_weather", {"place": "Beijing"}), reasoning=thoughts)
+
+    def round_message(request: dict[str, Any]) -> dict[str, Any]:
+        return next(m for m in request["messages"] if m.get("tool_calls"))
+
+    # The first account finishes the loop itself: its reasoning comes back to it.
+    llm.script(round_, text_reply("Mild."))
+    await app.engine.handle(IncomingMessage(TEAM, ALICE, "weather?"), RecordingSurface())
+    assert round_message(llm.requests[-1])["reasoning_content"] == thoughts
+    assert llm.requests[-1]["model"] == "first-model"
+
+    # It fails after its round: the second account continues without it.
+    llm.script(round_, error_reply(503, message="overloaded"), text_reply("Still mild."))
+    outcome = await app.engine.handle(IncomingMessage(TEAM, ALICE, "and now?"), RecordingSurface())
+    assert outcome.text.endswith("Still mild.") and llm.rejected == []
+    taken_over = llm.requests[-1]
+    assert taken_over["model"] == "second-model"
+    # The round's reasoning is not sent; the field DeepSeek requires is there, empty.
+    assert [m["reasoning_content"] for m in taken_over["messages"] if m.get("tool_calls")] == [
+        "",
+        "",
+    ]
+    assert thoughts not in str(taken_over)
