@@ -220,6 +220,11 @@ class FailoverProvider:
         self._rest = rest
         self._resting: dict[str, float] = {}  # name -> monotonic time it may lead again
 
+    @property
+    def names(self) -> list[str]:
+        """Every provider's name, the default first (what a channel may name)."""
+        return list(self.providers)
+
     def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], *, model: str = ""
     ) -> AsyncIterator[StreamEvent]:
