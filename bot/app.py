@@ -37,6 +37,7 @@ from bot.chat.platform import Platform, ResumesTurns
 from bot.config import Settings
 from bot.domain import ToolServices
 from bot.llm.base import Provider
+from bot.llm.providers import FailoverProvider
 from bot.ops.activity import ActivityRecorder
 from bot.ops.alerts import Alerts
 from bot.ops.leader import LeaderLease, Leadership
@@ -121,7 +122,13 @@ class Application:
             holder=self.process_lease.name,
             output_cap=settings.llm.max_tokens,
         )
-        self.admin = Administration(self.admin_store, self.policy, self.tools, settings.admin)
+        self.admin = Administration(
+            self.admin_store,
+            self.policy,
+            self.tools,
+            settings.admin,
+            providers=self.provider.names if isinstance(self.provider, FailoverProvider) else (),
+        )
         self.weather = OpenMeteo(
             geocoding_url=settings.weather.geocoding_url,
             forecast_url=settings.weather.forecast_url,
