@@ -22,28 +22,31 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from bot.activity import ActivityRecorder
-from bot.admin import Administration
-from bot.alerts import Alerts
-from bot.approvals import Approvals
+from bot.approvals.gate import Approvals
+from bot.approvals.questions import InputQuestions
+from bot.builders import (
+    build_mcp,
+    build_platform_checks,
+    build_provider,
+    build_transcriber,
+    vendor_name,
+)
+from bot.chat.desk import Desk
+from bot.chat.languages import Languages
+from bot.chat.platform import Platform, ResumesTurns
 from bot.config import Settings
-from bot.desk import Desk
-from bot.doctor import Check
 from bot.domain import ToolServices
-from bot.engine import Engine
-from bot.errors import ConfigError
-from bot.languages import Languages
-from bot.leader import LeaderLease, Leadership
-from bot.limits import Limits
 from bot.llm.base import Provider
 from bot.llm.providers import FailoverProvider
-from bot.mail import SMTPMailer
-from bot.media import MediaReader
-from bot.observe import METRICS_CONTENT_TYPE, Metrics, Observers
-from bot.platform import Platform, ResumesTurns
-from bot.policy import ChannelToolPolicy
-from bot.questions import InputQuestions
-from bot.reminders import ReminderScheduler
+from bot.ops.activity import ActivityRecorder
+from bot.ops.alerts import Alerts
+from bot.ops.leader import LeaderLease, Leadership
+from bot.ops.mail import SMTPMailer
+from bot.ops.observe import METRICS_CONTENT_TYPE, Metrics, Observers
+from bot.policy.admin import Administration
+from bot.policy.limits import Limits
+from bot.policy.tools import ChannelToolPolicy
+from bot.reminders import ReminderBook, ReminderScheduler
 from bot.storage import ConversationStore, Database, migrate
 from bot.storage.activity import ActivityStore
 from bot.storage.admin import AdminStore
@@ -58,10 +61,12 @@ from bot.storage.memory import MemoryStore
 from bot.storage.prompts import PromptStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.storage.turns import StoredTurn, TurnStore
-from bot.summaries import Summariser
 from bot.surface import Messenger, Surface
 from bot.toolkit import Tool, ToolRegistry
-from bot.turns import ProcessLease, TurnRecovery, TurnTicket
+from bot.turn.durable import ProcessLease, TurnRecovery, TurnTicket
+from bot.turn.engine import Engine
+from bot.turn.media import MediaReader
+from bot.turn.summaries import Summariser
 from bot.web import WebServer, create_web_app
 from bot.web.clients import ClientResolver
 from bot.web.limits import BodyLimit
@@ -71,107 +76,15 @@ from tools import ALL_TOOLS
 from tools.weather import OpenMeteo
 
 if TYPE_CHECKING:
-    from bot.llm.transcription import OpenAITranscriber
-    from tools.mcp import MCPTools
+    pass
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_SECONDS = 3600.0
 
 
-def build_provider(settings: Settings) -> Provider:
-    llm = settings.llm
-    if llm.providers_file is not None:
-        # Named providers and their fallback chain; OPENAI_*/ANTHROPIC_* are not used.
-        from bot.llm.providers import build_from_file
-
-        return build_from_file(llm)[0]
-    if llm.provider == "anthropic":
-        if llm.anthropic_api_key is None or not llm.anthropic_api_key.get_secret_value():
-            raise ConfigError(
-                "ANTHROPIC_API_KEY is not set: PARLEY_PROVIDER=anthropic needs it in .env "
-                "(and PARLEY_MODEL set to a Claude model)"
-            )
-        from bot.llm.anthropic import AnthropicProvider
-
-        return AnthropicProvider.from_settings(llm)
-    if llm.api_key is None or not llm.api_key.get_secret_value():
-        raise ConfigError(
-            "OPENAI_API_KEY is not set: put it in .env (and OPENAI_BASE_URL and PARLEY_MODEL for a "
-            "non-OpenAI endpoint; local servers such as Ollama accept any non-empty key)"
-        )
-    from bot.llm.openai_compat import OpenAICompatProvider
-
-    return OpenAICompatProvider.from_settings(llm)
-
-
-def build_transcriber(settings: Settings) -> OpenAITranscriber | None:
-    """The voice-note transcriber, or None while PARLEY_TRANSCRIPTION_MODEL is unset."""
-    if not settings.media.transcription_enabled:
-        return None
-    from bot.llm.transcription import OpenAITranscriber
-
-    return OpenAITranscriber.from_settings(settings.media)
-
-
-def build_mcp(settings: Settings, registry: ToolRegistry) -> MCPTools | None:
-    """The MCP servers of `PARLEY_MCP_CONFIG`, registering into `registry` (None: none)."""
-    if not settings.mcp.config:
-        return None
-    from tools.mcp import MCPTools, load_config
-
-    return MCPTools(
-        load_config(settings.mcp.config),
-        registry,
-        start_timeout=settings.mcp.start_timeout_seconds,
-        initial_backoff=settings.mcp.restart_backoff_seconds,
-        probe_timeout=settings.mcp.probe_timeout_seconds,
-        hard_timeout=settings.mcp.call_hard_timeout_seconds,
-    )
-
-
-def log_secrets(settings: Settings) -> dict[str, str]:
-    """Everything the logs must never show, as {value: what it is}: the secret settings
-    and the MCP servers' header values (tokens). A broken MCP file adds nothing here
-    (starting reports it)."""
-    found = settings.secrets()
-    if settings.mcp.config:
-        from tools.mcp import load_config
-
-        try:
-            for config in load_config(settings.mcp.config):
-                found |= config.secrets()
-        except ConfigError:
-            pass
-    return found
-
-
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None and value.get_secret_value() else None
-
-
-def vendor_name(settings: Settings) -> str:
-    """Who serves the model, as the overview labels it: anthropic, or the OpenAI-compatible
-    vendor profile (openai, dashscope, deepseek, vllm, ollama, generic)."""
-    if settings.llm.provider == "anthropic":
-        return "anthropic"
-    from bot.llm.profiles import profile_for
-
-    return profile_for(settings.llm.profile, settings.llm.base_url).name
-
-
-def build_platform_checks(settings: Settings) -> list[Check]:
-    """The doctor's check of each configured platform (its token, its API)."""
-    checks: list[Check] = []
-    if settings.slack.enabled:
-        from integrations.slack.doctor import slack_check
-
-        checks.append(slack_check(settings.slack))
-    if settings.telegram.bot_token is not None:
-        from integrations.telegram.doctor import telegram_check
-
-        checks.append(telegram_check(settings.telegram))
-    return checks
 
 
 class Application:
@@ -197,7 +110,7 @@ class Application:
         self.admin_store = AdminStore(self.database)
         self.policy = ChannelToolPolicy(self.admin_store, settings.admin)
         # This process's lease: its turns (and their budget reservations) are taken over
-        # when it stops being renewed (bot/turns.py).
+        # when it stops being renewed (bot/turn/durable.py).
         self.process_lease = ProcessLease(
             LeaseStore(self.database),
             ttl_seconds=settings.turns.lease_seconds,
@@ -223,12 +136,11 @@ class Application:
             cache_seconds=settings.weather.cache_seconds,
         )
         self.mailer = SMTPMailer(settings.email, EmailLog(self.database))
-        # Built in dependency order, once. Two dependencies point back up the order: the
-        # engine needs the scheduler (a tool creates reminders) and the alerts (it reports
-        # failures to them), while a follow-up runs a turn of that engine and reminders and
-        # alerts go out through the platforms' messengers, which exist only after the
-        # engine. Those two are passed as callables resolved when a message goes out
-        # (`self.messenger_for`, `lambda: self.engine`), long after this constructor.
+        # Built in dependency order, once. The reminder book comes early (the engine's
+        # tools create reminders) and its clock last (a follow-up runs a turn of the engine,
+        # and reminders go out through the platforms' messengers). One dependency still
+        # points back up the order: the engine reports failures to the alerts, which go
+        # out through those messengers, asked for when an alert is sent (`messenger_for`).
         self.alerts = Alerts(settings.alerts, self.messenger_for, self.mailer)
         self.activity_store = ActivityStore(self.database)
         self.activity = ActivityRecorder(
@@ -242,15 +154,7 @@ class Application:
             settings.language.default,
             cache_seconds=settings.language.cache_seconds,
         )
-        self.scheduler = ReminderScheduler(
-            self.database,
-            self.store,
-            settings.reminders,
-            self.messenger_for,
-            engine=lambda: self.engine,
-            observer=observer,
-            locale_of=self.languages.locale_of,
-        )
+        self.reminders = ReminderBook(self.database, self.store, settings.reminders)
         self.memory = MemoryStore(
             self.database,
             self.store,
@@ -261,7 +165,7 @@ class Application:
             self.provider, self.store, self.memory, budget_tokens=settings.bot.context_tokens
         )
         services = ToolServices(
-            reminders=self.scheduler,
+            reminders=self.reminders,
             mailer=self.mailer,
             weather=self.weather,
             timezones=self.store,
@@ -315,8 +219,18 @@ class Application:
             **{p.name: p.messenger for p in self.platforms},
             **{m.platform: m for m in messengers},
         }
+        # Built last, on everything it needs; it watches the book for new reminders.
+        self.scheduler = ReminderScheduler(
+            self.reminders,
+            settings.reminders,
+            self.messengers,
+            self.engine,
+            observer=observer,
+            locale_of=self.languages.locale_of,
+        )
+        self.reminders.watch(self.scheduler)
         self.web: WebServer | None = None
-        # Exactly one replica on a database runs the reminder scheduler (bot/leader.py).
+        # Exactly one replica on a database runs the reminder scheduler (bot/ops/leader.py).
         self.leadership = Leadership(
             LeaderLease(LeaseStore(self.database), "scheduler", settings.ops.lease_seconds),
             renew_seconds=settings.ops.lease_renew_seconds,
@@ -324,7 +238,7 @@ class Application:
             on_loss=self.scheduler.stop,
             on_renew=self.leader_work,
         )
-        # The leader resumes (or reports) turns of processes that died (bot/turns.py).
+        # The leader resumes (or reports) turns of processes that died (bot/turn/durable.py).
         self.recovery = TurnRecovery(
             self.turn_store,
             self.process_lease,
@@ -351,6 +265,7 @@ class Application:
                     self.desk,
                     preview_delay=self.settings.bot.preview_delay_seconds,
                     drain_timeout=self.settings.ops.shutdown_grace_seconds,
+                    locale_cache_seconds=self.settings.language.cache_seconds,
                 )
             )
         if self.settings.telegram.bot_token is not None:
@@ -517,7 +432,7 @@ class Application:
             sessions=ConsoleSessionStore(self.database),
             clients=ClientResolver(self.settings.http.trusted_networks),
             public_url=self.settings.http.public_url,
-            reminders=self.scheduler,
+            reminders=self.reminders,
             memory=self.memory,
             approvals=self.approvals,
             turns=self.turn_store,

@@ -46,7 +46,7 @@ cli = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        from bot.observe import parley_version
+        from bot.ops.observe import parley_version
 
         typer.echo(f"parley {parley_version()}")
         raise typer.Exit()
@@ -110,9 +110,9 @@ def describe_sources(env_file: Path | None, database_url: str) -> str:
 
 
 def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
-    from bot.app import log_secrets
+    from bot.builders import log_secrets
     from bot.config import Settings
-    from bot.logs import configure_logging
+    from bot.ops.logs import configure_logging
 
     root = ctx.find_root()
     env_file = resolve_env_file(root.obj if isinstance(root.obj, Path) else None)
@@ -190,8 +190,8 @@ def doctor(
 ) -> None:
     """Check the settings, the database, each platform's token, the model, SMTP and the
     MCP servers; one line each, exit code 1 if anything fails."""
-    from bot.app import build_mcp, build_platform_checks, build_provider
-    from bot.doctor import Check, build_checks, render, run_checks, secret_values
+    from bot.builders import build_mcp, build_platform_checks, build_provider
+    from bot.ops.doctor import Check, build_checks, render, run_checks, secret_values
     from bot.toolkit import ToolRegistry
 
     settings = _settings(ctx, quiet=True)
@@ -245,7 +245,7 @@ def _for_doctor(settings: Settings, *, one_token: bool) -> Settings:
 def _mcp_check(link: Any, registry: ToolRegistry, config: str) -> Any:
     """An MCP server's check: it started, listed its tools, and keeps answering (`link` has
     tried by now). A server that lists its tools and then fails again and again is not ok."""
-    from bot.doctor import Check, CheckFailed
+    from bot.ops.doctor import Check, CheckFailed
 
     name = link.config.name
 
@@ -299,9 +299,9 @@ def list_tools(
     ),
 ) -> None:
     """Every tool: built-in ones and those of the MCP servers in PARLEY_MCP_CONFIG."""
-    from bot.app import build_mcp
-    from bot.tool_choice import most_relevant
+    from bot.builders import build_mcp
     from bot.toolkit import ToolRegistry
+    from bot.turn.tool_choice import most_relevant
     from tools import ALL_TOOLS
 
     settings = _settings(ctx, quiet=True)
@@ -368,7 +368,7 @@ def reminders_list(
         application = Application(settings, provider=_NoProvider())
         try:
             await application.start()
-            infos = await application.scheduler.list_all(include_done=show_all)
+            infos = await application.reminders.list_all(include_done=show_all)
         finally:
             await application.aclose()
         if not infos:
@@ -396,7 +396,7 @@ def reminders_cancel(ctx: typer.Context, reminder_id: int) -> None:
         application = Application(settings, provider=_NoProvider())
         try:
             await application.start()
-            cancelled = await application.scheduler.cancel(None, reminder_id)
+            cancelled = await application.reminders.cancel(None, reminder_id)
             # The same audit row as a cancel in the console, with who ran the command.
             await application.admin_store.audit(
                 actor=f"cli:{_os_user()}",

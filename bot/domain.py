@@ -65,7 +65,7 @@ class Attachment:
     The adapter fills in what the platform declares (`media_type`, `size`,
     `duration_seconds`, `name`) before downloading, so limits can be checked first; after
     the download `data` holds the bytes. The declared media type is a hint: the core
-    checks the bytes themselves (bot/media.py). Never stored, never logged.
+    checks the bytes themselves (bot/turn/media.py). Never stored, never logged.
     """
 
     kind: AttachmentKind
@@ -233,7 +233,7 @@ class ReminderInfo:
 
 
 class ReminderBook(Protocol):
-    """Creates, lists and cancels reminders (bot.reminders.ReminderScheduler)."""
+    """Creates, lists and cancels reminders (bot.reminders.ReminderBook)."""
 
     async def create(self, request: ReminderRequest) -> ReminderInfo: ...
 
@@ -247,7 +247,7 @@ class ReminderBook(Protocol):
 
 
 class Mailer(Protocol):
-    """Sends a plain-text email from the configured sender and records it (bot.mail)."""
+    """Sends a plain-text email from the configured sender and records it (bot.ops.mail)."""
 
     def refusal(self, recipients: Sequence[str]) -> str | None:
         """Why these recipients may not be written to (not configured, not allowed), if so."""

@@ -5,25 +5,36 @@ An adapter gives the engine one Surface per turn. The engine calls `start`, then
 streams it, `status` and `tool_started`/`tool_progress`/`tool_finished` while tools run,
 and `finish` with the whole answer (adapters may ignore deltas and render only on
 finish). `confirm` shows the user who started the turn an approval question (an
-`ApprovalPrompt`, made by bot/approvals.py) and returns their `Answer`; `ask` puts a
-tool's question to them (bot/questions.py) and returns what they answered. The surface
+`ApprovalPrompt`, made by bot/approvals/gate.py) and returns their `Answer`; `ask` puts a
+tool's question to them (bot/approvals/questions.py) and returns what they answered. The surface
 imports nothing of approvals: the types both sides need are declared here.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from bot.domain import ChatRef, InputAnswer, InputQuestion, ToolCall, ToolResult, UserRef
 from bot.i18n import N_, _
 
-if TYPE_CHECKING:
-    from bot.cards import Measure, RenderedCard
-
 # What a chat shows instead of an empty answer, on every platform (a chat message may not
 # be empty): the engine streams it when the model answered nothing, and a Surface or
 # Messenger given empty text sends it rather than an empty message.
+# How long a text is on a platform (Telegram counts UTF-16 units, Slack characters).
+Measure = Callable[[str], int]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedCard:
+    """An approval card as text within a platform's limit; `cut` when shortened."""
+
+    text: str
+    cut: bool
+
+
 NO_ANSWER = N_("(The model returned an empty answer. Please try rephrasing your message.)")
 
 
@@ -60,7 +71,7 @@ class Answer(enum.Enum):
 
 
 class ApprovalPrompt(Protocol):
-    """An open approval question as a Surface sees it (bot/approvals.py makes them):
+    """An open approval question as a Surface sees it (bot/approvals/gate.py makes them):
     render the card, offer the answers, then `await answer()` (a press on any replica),
     or `respond(...)` where the surface takes the answer itself (the terminal)."""
 

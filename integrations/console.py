@@ -7,7 +7,7 @@ tools list are the desk's. The answer is printed as it streams; each tool call a
 result show as a dim line. `/reset` starts a new conversation, `/tools` lists the tools
 and your standing approvals (`/tools revoke N` takes one back), `/help` lists commands,
 Ctrl-D quits. An approval question shows the tool's card and reads once / always / deny
-(or "show" for the whole of a shortened card). A tool's question (bot/questions.py)
+(or "show" for the whole of a shortened card). A tool's question (bot/approvals/questions.py)
 shows each step with its keys; a typed value answers a text or number field.
 """
 
@@ -21,8 +21,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
+from bot.approvals.questions import CANCEL, DONE, KEEP, AskUser, InputStep, PendingInput
 from bot.chat import NAMES, CommandStyle, commands, help_text
-from bot.desk import Desk
+from bot.chat.desk import Desk
 from bot.domain import (
     ChatKind,
     ChatRef,
@@ -35,7 +36,6 @@ from bot.domain import (
     UserRef,
 )
 from bot.i18n import N_, _, use_locale
-from bot.questions import CANCEL, DONE, KEEP, InputQuestions, InputStep, PendingInput
 from bot.surface import Answer, ApprovalPrompt
 
 Reader = Callable[[str], Awaitable[str]]
@@ -84,11 +84,11 @@ class ConsoleSurface:
         reader: Reader,
         *,
         color: bool | None = None,
-        questions: InputQuestions | None = None,
+        ask_user: AskUser | None = None,
     ) -> None:
         self.out = out
         self.reader = reader
-        self.questions = questions  # None: tools' questions are cancelled (no desk)
+        self.ask_user = ask_user  # None: tools' questions are cancelled (no desk)
         self.color = out.isatty() if color is None else color
         self._at_line_start = True
         # Right after a dim tool line the engine's round separator would only add blank lines.
@@ -167,9 +167,9 @@ class ConsoleSurface:
             return final
 
     async def ask(self, user: UserRef, question: InputQuestion) -> InputAnswer:
-        if self.questions is None:
+        if self.ask_user is None:
             return InputAnswer(InputAction.CANCEL)
-        return await self.questions.ask(user, CONSOLE_CHAT, question, self._show_step)
+        return await self.ask_user(user, CONSOLE_CHAT, question, self._show_step)
 
     async def _show_step(self, pending: PendingInput, step: InputStep) -> None:
         """A step on the terminal: a choice's options numbered from 1 (a multi-choice's
@@ -245,7 +245,7 @@ async def run_console(
 ) -> None:
     """Read lines until EOF; each line is a turn."""
     stream = out or sys.stdout
-    surface = ConsoleSurface(stream, reader, color=color, questions=desk.questions)
+    surface = ConsoleSurface(stream, reader, color=color, ask_user=desk.ask_user)
     who = user or console_user()
     with use_locale(await desk.locale_of(who)):
         stream.write(f"Parley ({desk.model}). {help_text(STYLE)}\n")

@@ -2,8 +2,8 @@
 
 Three kinds of names are checked:
 
-- a path from the top of the repository (`bot/desk.py`, `integrations/slack/`) or a
-  dotted module (`bot.desk.Desk`: `bot/desk.py` must exist);
+- a path from the top of the repository (`bot/chat/desk.py`, `integrations/slack/`) or a
+  dotted module (`bot.chat.desk.Desk`: `bot/chat/desk.py` must exist);
 - a path inside a package (`telegram/delivery.py`), which must end some existing path;
 - a bare file name (`delivery.py`): in a table row, next to the row's first path; in the
   README's layout tree, in the folder the tree draws it under; in prose, somewhere.
@@ -45,7 +45,7 @@ def _anywhere(root: Path, tail: str) -> bool:
 
 
 def _module_exists(root: Path, dotted: str) -> bool:
-    """`bot.desk.Desk` names `bot/desk.py`; `bot.storage` the package; the last parts may
+    """`bot.chat.desk.Desk` names `bot/chat/desk.py`; `bot.storage` the package; the last parts may
     be what the module defines."""
     parts = dotted.split(".")
     for end in range(len(parts), 1, -1):

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from bot.approval_commands import approval_command, grants_text
-from bot.desk import AskPlatform, Desk
+from bot.chat.approval_commands import approval_command, grants_text
+from bot.chat.desk import AskPlatform, Desk
 from bot.domain import ChatKind, IncomingMessage
 from bot.i18n import N_, _
 from bot.toolkit import Tool

@@ -19,7 +19,7 @@ from bot.errors import TranscriptionFailed
 
 
 class OpenAITranscriber:
-    """A `bot.media.Transcriber` on the openai SDK's audio.transcriptions client."""
+    """A `bot.turn.media.Transcriber` on the openai SDK's audio.transcriptions client."""
 
     def __init__(self, *, base_url: str, api_key: str | None, model: str, timeout: float) -> None:
         self.model = model

@@ -33,8 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import zoneinfo
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -43,11 +42,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from bot.config import ReminderSettings
-from bot.domain import ChatRef, ReminderInfo, ReminderRequest, UserRef
-from bot.errors import ToolError
+from bot.domain import ChatRef, UserRef
 from bot.i18n import use_locale
-from bot.observe import Observer
-from bot.recurrence import as_utc, duration, shortest_gap
+from bot.ops.observe import Observer
+from bot.reminders.book import ReminderBook
 from bot.reminders.delivery import (
     DeliveryFailed,
     Outcome,
@@ -55,15 +53,13 @@ from bot.reminders.delivery import (
     is_late,
     next_state,
     row_id,
-    to_info,
 )
-from bot.storage import ConversationStore, Database
+from bot.reminders.recurrence import as_utc
 from bot.storage.models import Reminder, utcnow
-from bot.storage.reminders import ReminderStore
 from bot.surface import Messenger
 
 if TYPE_CHECKING:
-    from bot.engine import Engine
+    from bot.turn.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -72,28 +68,25 @@ PICK_UP_WINDOW_SECONDS = 300  # how far back the leader looks for other replicas
 
 
 class ReminderScheduler:
-    """Stores reminders, schedules them and delivers them; a `ReminderBook` for tools."""
+    """Schedules the book's pending reminders on the leader and delivers them."""
 
     def __init__(
         self,
-        database: Database,
-        store: ConversationStore,
+        book: ReminderBook,
         settings: ReminderSettings,
-        messenger_for: Callable[[str], Messenger | None],
+        messengers: Mapping[str, Messenger],
+        engine: Engine,
         *,
-        engine: Callable[[], Engine | None] = lambda: None,
         observer: Observer | None = None,
         locale_of: Callable[[UserRef], Awaitable[str]] | None = None,
     ) -> None:
-        """`messenger_for(platform)` and `engine()` are asked when a reminder goes out:
-        the composition root builds the engine and the platforms after this scheduler
-        (the engine's tools need it), so they are resolved then, not here."""
-        self.reminders = ReminderStore(database)
-        self.store = store
+        """Built last, when the engine (a follow-up runs a turn of it) and the platforms'
+        `messengers` exist; it watches `book` for reminders created or cancelled."""
+        self.reminders = book.reminders
         self.settings = settings
-        self.messenger_for = messenger_for
+        self.messengers = messengers
         self.engine = engine
-        # The language each delivery is written in: its owner's (bot/languages.py).
+        # The language each delivery is written in: its owner's (bot/chat/languages.py).
         self.locale_of = locale_of
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
@@ -180,91 +173,17 @@ class ReminderScheduler:
         with contextlib.suppress(JobLookupError):
             self._scheduler.remove_job(str(reminder_id))
 
-    # -- ReminderBook ------------------------------------------------------------------------
+    # -- what the book tells -----------------------------------------------------------------
 
-    async def create(self, request: ReminderRequest) -> ReminderInfo:
-        """Store and schedule a reminder. Raises `ToolError` with a sentence the model
-        reads when it is refused: a follow-up repeating too often, or too many pending."""
-        if request.kind == "follow_up" and request.cron:
-            self._check_follow_up_interval(request)
-        user_id, channel_id = await self.store.ids_of(request.user, request.chat)
-        row = Reminder(
-            user_id=user_id,
-            channel_id=channel_id,
-            thread_key=request.thread_key,
-            kind=request.kind,
-            text=request.text,
-            due_at=as_utc(request.due_at),
-            timezone=request.timezone,
-            recurrence=request.recurrence,
-            cron=request.cron,
-        )
-        cap = self.settings.max_pending_per_user
-        pending = await self.reminders.add_within_cap(row, cap)
-        if pending >= cap:
-            log.info(
-                "reminder refused for %s: %d pending, the cap is %d",
-                request.user.qualified_id,
-                pending,
-                cap,
-            )
-            raise ToolError(
-                f"Not created: the user already has {pending} pending reminders, the most "
-                f"one person may have ({cap}). They can cancel ones they no longer need "
-                "(list_reminders shows them) and then ask again."
-            )
-        self._schedule(row_id(row), row.due_at)
-        log.info("reminder %d created for %s", row_id(row), request.user.qualified_id)
-        return to_info(row, request.user.qualified_id)
+    def created(self, reminder_id: int, due_at: datetime) -> None:
+        """A new reminder: scheduled only on a running clock. A standby's APScheduler would
+        keep the job "tentatively" and fire it on becoming leader, beside the same row
+        read from the table; the leader picks the row up from the table instead."""
+        if self.running:
+            self._schedule(reminder_id, due_at)
 
-    def _check_follow_up_interval(self, request: ReminderRequest) -> None:
-        minimum = self.settings.min_follow_up_interval_seconds
-        if minimum <= 0:
-            return
-        try:
-            gap = shortest_gap(request.cron, request.timezone, as_utc(request.due_at), minimum)
-        except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
-            raise ToolError(f"invalid repeat pattern {request.cron!r}: {exc}") from None
-        if gap is not None and gap < minimum:
-            log.info(
-                "follow-up refused for %s: %r repeats after %s",
-                request.user.qualified_id,
-                request.cron,
-                duration(gap),
-            )
-            raise ToolError(
-                f"Not created: a repeating follow-up runs a model turn each time, so it may "
-                f"repeat at most once every {duration(minimum)}, and {request.cron!r} would "
-                f"run again after {duration(gap)}. Choose a longer interval (daily, for "
-                "example), or a repeating reminder of kind 'message', which is not limited."
-            )
-
-    async def list_for(
-        self, user: UserRef, *, include_done: bool = False, chat: ChatRef | None = None
-    ) -> list[ReminderInfo]:
-        """`user`'s reminders, soonest first; with `chat`, only those delivered there."""
-        user_id = await self.store.user_id_of(user)
-        channel_id = None if chat is None else await self.store.channel_id(chat)
-        rows = await self.reminders.list_for(
-            user_id, include_done=include_done, channel_id=channel_id
-        )
-        return [to_info(row, user.qualified_id) for row in rows]
-
-    async def list_all(
-        self, *, include_done: bool = False, limit: int = 1000
-    ) -> list[ReminderInfo]:
-        """Every user's reminders, soonest first (for the CLI)."""
-        rows = await self.reminders.list_all(include_done=include_done, limit=limit)
-        return [to_info(row, owner) for row, owner in rows]
-
-    async def cancel(self, user: UserRef | None, reminder_id: int) -> bool:
-        """Cancel a pending reminder of `user` (None: anyone's, for operators)."""
-        user_id = None if user is None else await self.store.user_id_of(user)
-        cancelled = await self.reminders.cancel(reminder_id, user_id)
-        if cancelled:
-            self._unschedule(reminder_id)
-            log.info("reminder %d cancelled", reminder_id)
-        return cancelled
+    def cancelled(self, reminder_id: int) -> None:
+        self._unschedule(reminder_id)
 
     # -- delivery ----------------------------------------------------------------------------
     #
@@ -298,8 +217,8 @@ class ReminderScheduler:
         try:
             locale = await self.locale_of(user) if self.locale_of is not None else None
             with use_locale(locale):
-                text = await compose(row, user, chat, late, self.engine())
-            messenger = self.messenger_for(chat.platform)
+                text = await compose(row, user, chat, late, self.engine)
+            messenger = self.messengers.get(chat.platform)
             if messenger is None:
                 raise DeliveryFailed(f"no messenger for platform {chat.platform!r}")
             await messenger.send(chat, text, row.thread_key)

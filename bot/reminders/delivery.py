@@ -29,12 +29,12 @@ from bot.domain import (
 )
 from bot.errors import StorageError
 from bot.i18n import _, current_locale
-from bot.recurrence import as_utc, next_occurrence
+from bot.reminders.recurrence import as_utc, next_occurrence
 from bot.storage.models import Reminder
 from bot.surface import Answer, ApprovalPrompt
 
 if TYPE_CHECKING:
-    from bot.engine import Engine
+    from bot.turn.engine import Engine
 
 log = logging.getLogger(__name__)
 

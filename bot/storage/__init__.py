@@ -2,7 +2,8 @@
 
 from bot.storage.database import Database
 from bot.storage.migrate import migrate
-from bot.storage.repository import ConversationInfo, ConversationStore, StoredMessage, UsageEntry
+from bot.storage.repository import ConversationInfo, ConversationStore
+from bot.storage.rows import StoredMessage, UsageEntry
 
 __all__ = [
     "ConversationInfo",

@@ -1,6 +1,6 @@
 """`ActivityStore`: the SQL behind the console's overview.
 
-Turns are written in batches by `bot.activity.ActivityRecorder` (one row per finished
+Turns are written in batches by `bot.ops.activity.ActivityRecorder` (one row per finished
 turn, `turn_log`); everything else the overview shows (reminders, the busiest channels and
 users) is read from the tables that already hold it. Day-by-day counts are grouped in SQL;
 percentiles and the per-model and per-tool sums are computed in Python over at most

@@ -1,4 +1,4 @@
-"""`ApprovalStore`: the SQL behind approvals (bot/approvals.py).
+"""`ApprovalStore`: the SQL behind approvals (bot/approvals/gate.py).
 
 A press is one transaction that reads the question and moves it from `open` to its
 answer only if it is still open, unexpired, still waited for and the presser's; so two

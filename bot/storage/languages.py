@@ -10,7 +10,7 @@ from sqlalchemy import select as sa_select
 from bot.domain import UserRef
 from bot.storage.database import Database
 from bot.storage.models import User, utcnow
-from bot.storage.repository import _insert_ignore as insert_ignore
+from bot.storage.rows import insert_ignore
 
 _USERS: Table = User.__table__  # type: ignore[attr-defined]
 

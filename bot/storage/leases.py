@@ -1,4 +1,4 @@
-"""`LeaseStore`: named leases with an expiry, the SQL behind bot/leader.py.
+"""`LeaseStore`: named leases with an expiry, the SQL behind bot/ops/leader.py.
 
 Taking or renewing is one statement (an upsert that only wins when the lease is free,
 expired or already ours), so two replicas can never both hold it.

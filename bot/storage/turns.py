@@ -1,4 +1,4 @@
-"""`TurnStore`: the SQL of durable turns (bot/turns.py) and of the tool call journal.
+"""`TurnStore`: the SQL of durable turns (bot/turn/durable.py) and of the tool call journal.
 
 A turn is claimed with its input in the transaction that claims its event, so a
 re-delivery is refused and a dead process's turn can still be run again from the row.

@@ -18,9 +18,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bot.activity import ActivityRecorder
-from bot.alerts import Alerts
 from bot.i18n import _
+from bot.ops.activity import ActivityRecorder
+from bot.ops.alerts import Alerts
 from bot.storage.activity import ActivityStore, TurnSample
 
 Render = Callable[..., Response]

@@ -6,9 +6,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.admin import NOT_ADMIN
-from bot.chat import CommandStyle, commands
-from bot.desk import AskPlatform, Desk
+from bot.chat import CommandStyle, commands, presses
+from bot.chat.desk import AskPlatform, Desk
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.i18n import N_, _
 from bot.toolkit import Tool
@@ -91,34 +90,21 @@ class SlashCommands:
             }
         )
         overview = await self.desk.tool_overview(message)
-        note = ""
         try:
             index = int(str(action.get("action_id", "")).rpartition(":")[2])
         except ValueError:
             index = -1
         chunk = overview[index * CHUNK : (index + 1) * CHUNK] if index >= 0 else []
         selected = {str(o.get("value")) for o in action.get("selected_options") or []}
-        changes = [
-            (item.name, item.name in selected)
-            for item, on in chunk
-            if (item.name in selected) != on
-        ]
-        if changes:
-            done = await self.desk.set_tools(
-                message.user, message.chat, changes, ask=self.admin_question(message.user)
-            )
-            if done:
-                note = "Saved: " + ", ".join(
-                    f"{tool_name} {'on' if enabled else 'off'}" for tool_name, enabled in changes
-                )
-            else:
-                log.info(
-                    "slack: refused a tool change by %s in %s",
-                    message.user.platform_user_id,
-                    channel,
-                )
-                note = _(NOT_ADMIN)
-            overview = await self.desk.tool_overview(message)
+        reply = await presses.toggle(
+            self.desk,
+            message.user,
+            message.chat,
+            set_to={item.name: item.name in selected for item, _on in chunk},
+            ask=self.admin_question(message.user),
+        )
+        note = reply.notice
+        overview = reply.tools if reply.tools is not None else overview
         await respond(
             replace_original=True,
             response_type="ephemeral",

@@ -1,5 +1,5 @@
 """Approval questions in Block Kit: the card, and Approve once / Always allow / Deny (and
-"Show all" when the card was shortened); the questions themselves are bot/approvals.py's.
+"Show all" when the card was shortened); the questions themselves are bot/approvals/gate.py's.
 
 Block Kit limits (docs.slack.dev/reference/block-kit): a section's text at most 3,000
 characters, a button's text 75, its value 2,000, at most 50 blocks a message. The card is
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.approvals.questions import InputStep, PendingInput
 from bot.i18n import _
-from bot.questions import InputStep, PendingInput
 from bot.surface import Answer, ApprovalPrompt
 
 APPROVAL_ACTION = "parley_approval"  # action ids: parley_approval_once, ..._show
@@ -67,7 +67,7 @@ def note_blocks(text: str) -> list[dict[str, Any]]:
 
 
 def input_blocks(pending: PendingInput, step: InputStep, user_id: str) -> list[dict[str, Any]]:
-    """A step of a tool's question (bot/questions.py) for `user_id`: its text, a
+    """A step of a tool's question (bot/approvals/questions.py) for `user_id`: its text, a
     multi-choice's options as checkboxes (a multi-select menu past CHECKBOX_LIMIT; what is
     ticked is read from the message's state when Done is pressed), the link as a URL button
     in URL mode, and its buttons (each carrying the question's token)."""
@@ -126,3 +126,8 @@ def picked(body: dict[str, Any]) -> list[str] | None:
         return None
     chosen = element.get("selected_options") or []
     return [str(option.get("value", ""))[:8] for option in chosen[:100] if isinstance(option, dict)]
+
+
+def mention(user_id: str) -> str:
+    """A person as Slack shows them in a message: `<@U123>`."""
+    return f"<@{user_id}>"

@@ -8,7 +8,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import SlackSettings
-from bot.doctor import Check, CheckFailed
+from bot.ops.doctor import Check, CheckFailed
 
 # What Slack's auth errors mean for someone holding the token.
 _FIXES = {

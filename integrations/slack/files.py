@@ -13,12 +13,19 @@ large it was without Parley holding more.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.i18n import N_
+from bot.chat.desk import Desk
+from bot.chat.notices import DOWNLOAD_FAILED
+from bot.domain import Attachment
+from bot.i18n import N_, _
+from integrations.slack.convert import SlackFile, to_slack_file
+from integrations.slack.webapi import slack_call
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +120,56 @@ async def fetch_file(
             return Fetched(bytes(data[: limit + 1]))
     log.warning("slack: a file download was redirected more than %d times", MAX_REDIRECTS)
     return Fetched(None)
+
+
+async def download_all(
+    client: AsyncWebClient,
+    files: Sequence[SlackFile],
+    desk: Desk,
+    *,
+    token: str,
+    hosts: SlackFileHosts,
+) -> tuple[tuple[Attachment, ...], str | None]:
+    """The files' bytes, fetched from their private URLs on Slack's file hosts with the
+    bot token (the files:read scope), or what to tell the user instead. Limits are
+    checked on what Slack declares first, and on the bytes as they arrive."""
+    described: list[SlackFile] = []
+    for shared in files:
+        item: SlackFile | None = shared
+        if shared.check_info or not shared.url:
+            response = await slack_call("files.info", client.files_info(file=shared.file_id))
+            info = response.get("file") if response is not None else None
+            item = to_slack_file(info) if isinstance(info, dict) else None
+        if item is None or item.check_info or not item.url:
+            log.info("slack: a shared file could not be described by files.info")
+            return (), _(DOWNLOAD_FAILED)
+        described.append(item)
+    refusal = desk.file_refusal([item.attachment for item in described])
+    if refusal is not None:
+        return (), refusal
+    downloaded: list[Attachment] = []
+    for item in described:
+        fetched = await _fetch(
+            client, item, token, hosts, desk.download_limit(item.attachment.kind)
+        )
+        if fetched.refused:
+            return (), _(NOT_ON_SLACK)
+        if fetched.data is None:
+            return (), _(DOWNLOAD_FAILED)
+        downloaded.append(replace(item.attachment, data=fetched.data))
+    return tuple(downloaded), None
+
+
+async def _fetch(
+    client: AsyncWebClient, item: SlackFile, token: str, hosts: SlackFileHosts, limit: int
+) -> Fetched:
+    """One file's bytes, at most one byte over the download limit (the core refuses
+    what is over it), from Slack's own file hosts only."""
+    session = client.session
+    if session is None:
+        return Fetched(None)
+    try:
+        return await fetch_file(session, item.url, token=token, hosts=hosts, limit=limit)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("slack: a file download failed: %s", type(exc).__name__)
+        return Fetched(None)

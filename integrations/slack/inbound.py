@@ -14,11 +14,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+
+log = logging.getLogger(__name__)
 
 MAX_AGE_SECONDS = 300  # slack_sdk's window: an older timestamp is a replay
 OUR_EVENTS = frozenset({"message", "app_mention", "app_home_opened"})
@@ -143,3 +148,19 @@ def _check_payload(payload: dict[str, Any]) -> None:
     for action in _list_of_objects(payload, "actions", "payload"):
         _strings(action, ACTION_STRINGS, "action")
         _list_of_objects(action, "selected_options", "action")
+
+
+async def refusal_of(request: Request, secret: bytes) -> Response | None:
+    """The answer to a request that fails the checks (signature headers before the body
+    is read, then the signature and the body's shape), or None for one bolt may see."""
+    try:
+        check_headers(request.headers)
+        body = await request.body()  # within PARLEY_HTTP_SLACK_*_MAX_BYTES
+        if secret:
+            check_signature(secret, request.headers, body)
+        check_body(request.headers, body)
+    except Refused as refused:
+        client = request.client.host if request.client else "?"
+        log.warning("slack: refused a request from %s with %d: %s", client, refused.status, refused)
+        return Response(str(refused), status_code=refused.status, media_type="text/plain")
+    return None

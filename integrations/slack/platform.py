@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
@@ -21,71 +20,50 @@ from typing import Any
 import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
-from slack_sdk.errors import SlackApiError
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bot.admin import TTLCache
-from bot.cards import split_parts
+from bot.chat.desk import Desk
 from bot.config import SlackSettings
-from bot.desk import Answer, AskPlatform, Desk, Press
-from bot.domain import Attachment, ChatKind, ChatRef, UserRef
-from bot.errors import ConfigError, PlatformUnavailable
-from bot.i18n import N_, _, enter_locale
-from bot.media import DOWNLOAD_FAILED
-from bot.questions import InputPress, press_notice
+from bot.domain import ChatKind
+from bot.errors import ConfigError
+from bot.i18n import N_, _
 from bot.surface import Messenger
+from integrations.slack.assistant import AssistantPane
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import (
     APPROVAL_ACTION,
     INPUT_ACTION,
-    SECTION_LIMIT,
-    SHOW_ALL,
-    SHOW_ALL_PARTS,
-    escape,
-    note_blocks,
-    picked,
 )
 from integrations.slack.convert import (
     PLATFORM,
     ReplyAddress,
-    SlackFile,
     chat_kind,
     files_of,
     to_incoming_message,
-    to_slack_file,
 )
-from integrations.slack.files import NOT_ON_SLACK, Fetched, SlackFileHosts, fetch_file
-from integrations.slack.inbound import Refused, check_body, check_headers, check_signature
+from integrations.slack.files import SlackFileHosts, download_all
+from integrations.slack.inbound import refusal_of
+from integrations.slack.presses import ActionPresses, admin_question
+from integrations.slack.readers import ReaderLanguage
 from integrations.slack.sessions import (
     FEEDBACK_ACTION,
-    FEEDBACK_DOWN,
-    FEEDBACK_UP,
     AgentSessions,
-    answer_text,
 )
+from integrations.slack.startup import open_socket, sign_in
 from integrations.slack.surface import SlackSurface
+from integrations.slack.threads import KnownThreads
 from integrations.slack.webapi import SlackMessenger, slack_call
 
 log = logging.getLogger(__name__)
 
-SUGGESTED_PROMPTS = [
-    (N_("What can you do?"), N_("What can you do, and which tools do you have?")),
-    (N_("Time somewhere"), N_("What time is it in Tokyo right now?")),
-]
-NOT_YOUR_TURN = N_("Only the person who asked can stop this answer.")
 EMPTY_HINT = N_("Hi! Write your question after the mention, or type `{command} help`.")
-_KNOWN_THREADS = 10_000
 # Message subtypes that are still a person writing to Parley (None: a plain message).
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
-# auth.test errors that mean the token itself is wrong (docs.slack.dev auth.test).
-REJECTED_TOKEN = frozenset(
-    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
-)
 
 
 class SlackPlatform:
@@ -100,6 +78,7 @@ class SlackPlatform:
         *,
         preview_delay: float,
         drain_timeout: float,
+        locale_cache_seconds: float = 600.0,
     ) -> None:
         if settings.bot_token is None or not settings.bot_token.get_secret_value():
             raise ConfigError("SLACK_BOT_TOKEN is not set")
@@ -126,13 +105,11 @@ class SlackPlatform:
         self.bolt = AsyncApp(client=self.client, signing_secret=secret, logger=log)
         self._app_token = app_token
         self._socket: AsyncSocketModeHandler | None = None
-        self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._prompted: set[str] = set()
+        self.threads = KnownThreads(desk)
         self._http = AsyncSlackRequestHandler(self.bolt)
         self._signing_secret = secret.encode("utf-8")
         self._file_hosts = SlackFileHosts(settings.api_url)
-        # Each user's Slack locale (users.info include_locale), asked once in a while.
-        self._locales: TTLCache[str] = TTLCache(desk.languages.cache_seconds)
+        self.locale_cache_seconds = locale_cache_seconds
         self._register()
 
     # -- Platform ----------------------------------------------------------------------
@@ -146,51 +123,16 @@ class SlackPlatform:
         # One pooled HTTP session for every Web API call from now on.
         self.client.session = aiohttp.ClientSession()
         try:
-            await self._sign_in()
+            await sign_in(self.client, self.settings.api_url)
+            if self._app_token:
+                self._socket = await open_socket(self.bolt, self._app_token)
+                log.info("slack: connected in Socket Mode")
+            else:
+                log.info("slack: taking events at /slack/events")
         except BaseException:
-            await self._close_after_failed_start()
-            raise
-        if self._app_token:
-            self._socket = AsyncSocketModeHandler(self.bolt, self._app_token)
-            # The socket URL first: with a rejected app token the client would otherwise
-            # retry for ever, a traceback each time.
-            socket = self._socket.client
-            try:
-                socket.wss_uri = await socket.issue_new_wss_url()
-            except SlackApiError as exc:
-                await self._close_after_failed_start()
-                error = str(exc.response.get("error", ""))
-                if error in REJECTED_TOKEN:
-                    raise ConfigError(f"SLACK_APP_TOKEN was rejected by Slack ({error})") from None
-                raise PlatformUnavailable(f"Slack refused a Socket Mode URL ({error})") from None
-            await self._socket.connect_async()  # type: ignore[no-untyped-call]
-            log.info("slack: connected in Socket Mode")
-        else:
-            log.info("slack: taking events at /slack/events")
-
-    async def _close_after_failed_start(self) -> None:
-        if self._socket is not None:
-            await self._socket.close_async()  # type: ignore[no-untyped-call]
-            self._socket = None
-        session, self.client.session = self.client.session, None
-        if session is not None:
+            session, self.client.session = self.client.session, None
             await session.close()
-
-    async def _sign_in(self) -> None:
-        """auth.test now, so a rejected token ends `parley run` with one line naming
-        SLACK_BOT_TOKEN instead of failing every event later (bolt asks only then)."""
-        try:
-            await self.client.auth_test()
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", "")) if exc.response is not None else ""
-            if error in REJECTED_TOKEN:
-                raise ConfigError(f"SLACK_BOT_TOKEN was rejected by Slack ({error})") from None
-            raise PlatformUnavailable(f"Slack refused auth.test at start ({error})") from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PlatformUnavailable(
-                f"cannot reach the Slack Web API at PARLEY_SLACK_API_URL "
-                f"({self.settings.api_url}): {exc.__class__.__name__}"
-            ) from None
+            raise
 
     async def stop(self) -> None:
         if self._socket is not None:
@@ -206,62 +148,27 @@ class SlackPlatform:
             await session.close()
 
     async def _endpoint(self, request: Request) -> Response:
-        try:
-            check_headers(request.headers)
-            body = await request.body()  # within PARLEY_HTTP_SLACK_*_MAX_BYTES
-            if self._signing_secret:
-                check_signature(self._signing_secret, request.headers, body)
-            check_body(request.headers, body)
-        except Refused as refused:
-            client = request.client.host if request.client else "?"
-            log.warning(
-                "slack: refused a request from %s with %d: %s", client, refused.status, refused
-            )
-            return Response(str(refused), status_code=refused.status, media_type="text/plain")
-        return await self._http.handle(request)
+        refusal = await refusal_of(request, self._signing_secret)
+        return refusal if refusal is not None else await self._http.handle(request)
 
     # -- listeners ---------------------------------------------------------------------
 
     def _register(self) -> None:
-        self.bolt.use(self._in_reader_language)
+        self.bolt.use(
+            ReaderLanguage(self.client, self.desk, cache_seconds=self.locale_cache_seconds)
+        )
         self.bolt.event("message")(self._on_message)
         self.bolt.event("app_mention")(self._on_mention)
-        self.bolt.event("app_home_opened")(self._on_home_opened)
-        self.bolt.event("agent_session_stopped")(self._on_session_stopped)
-        commands = SlashCommands(self.desk, self.admin_question)
+        pane = AssistantPane(self.client, self.desk, self.sessions)
+        self.bolt.event("app_home_opened")(pane.on_home_opened)
+        self.bolt.event("agent_session_stopped")(pane.on_session_stopped)
+        commands = SlashCommands(self.desk, lambda user: admin_question(self.client, user))
+        presses = ActionPresses(self.client, self.desk)
         self.bolt.command(self.settings.command)(commands.handle)
         self.bolt.action(re.compile(f"^{TOOLS_ACTION}:\\d+$"))(commands.toggle)
-        self.bolt.action(re.compile(f"^{APPROVAL_ACTION}_[a-z]+$"))(self._on_approval)
-        self.bolt.action(re.compile(f"^{INPUT_ACTION}_[a-z0-9]+$"))(self._on_input_press)
-        self.bolt.action(FEEDBACK_ACTION)(self._on_feedback)
-
-    async def _in_reader_language(
-        self, context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
-    ) -> None:
-        """Everything a request leads to is written in its user's language. Bolt runs its
-        middleware and then the listener in the request's own task (or starts the
-        listener's task from it), so the locale is set for that task, not around `next`."""
-        user_id = context.user_id
-        if user_id and user_id != context.bot_user_id:
-            user = UserRef(PLATFORM, user_id, language=await self.slack_locale(user_id))
-            enter_locale(await self.desk.locale_of(user))
-        await next()
-
-    async def slack_locale(self, user_id: str) -> str:
-        """The user's Slack locale ("zh-CN"; "" if Slack does not say), cached."""
-
-        async def ask() -> str:
-            response = await slack_call(
-                "users.info (locale)", self.client.users_info(user=user_id, include_locale=True)
-            )
-            if response is None:
-                raise LookupError("users.info failed")  # logged by slack_call; not cached
-            return str((response.get("user") or {}).get("locale") or "")
-
-        try:
-            return await self._locales.get(user_id, ask)
-        except LookupError:
-            return ""
+        self.bolt.action(re.compile(f"^{APPROVAL_ACTION}_[a-z]+$"))(presses.on_approval)
+        self.bolt.action(re.compile(f"^{INPUT_ACTION}_[a-z0-9]+$"))(presses.on_input_press)
+        self.bolt.action(FEEDBACK_ACTION)(presses.on_feedback)
 
     async def _on_message(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
@@ -281,7 +188,7 @@ class SlackPlatform:
             return
         if context.bot_user_id and f"<@{context.bot_user_id}" in str(event.get("text", "")):
             return  # the app_mention event of the same message starts that turn
-        if await self._in_thread(str(event["channel"]), str(thread_ts)):
+        if await self.threads.takes_part(str(event["channel"]), str(thread_ts)):
             await self._turn(body, event, context)
 
     async def _on_mention(
@@ -291,221 +198,7 @@ class SlackPlatform:
             return
         await self._turn(body, event, context)
 
-    async def _on_home_opened(self, event: dict[str, Any]) -> None:
-        channel = str(event.get("channel") or "")
-        if event.get("tab") != "messages" or not channel or channel in self._prompted:
-            return
-        self._prompted.add(channel)
-        # An admin's prompts for this conversation (the console), else the defaults.
-        chosen = await self.desk.suggested_prompts(ChatRef(PLATFORM, channel, ChatKind.DM))
-        await slack_call(
-            "assistant.threads.setSuggestedPrompts",
-            self.client.assistant_threads_setSuggestedPrompts(
-                channel_id=channel,
-                title=_("Try asking"),
-                prompts=chosen
-                or [
-                    {"title": _(title), "message": _(message)}
-                    for title, message in SUGGESTED_PROMPTS
-                ],
-            ),
-        )
-
-    async def _on_session_stopped(self, event: dict[str, Any]) -> None:
-        """The stop button of an agent session: the turn running in that thread ends (it
-        tells its user and leaves the session active). Only the asker stops a turn: a
-        press by someone else is told so, and the session stays as it is. Slack does not
-        move the session out of "processing" itself, so with no turn to stop Parley does."""
-        channel, thread_ts = str(event.get("channel") or ""), str(event.get("thread_ts") or "")
-        user = str(event.get("user") or "")
-        if not channel or not thread_ts or not user:
-            return
-        kind = ChatKind.DM if channel.startswith("D") else ChatKind.CHANNEL
-        thread_key = "" if kind is ChatKind.DM else thread_ts
-        chat = ChatRef(PLATFORM, channel, kind)
-        if self.desk.stop(chat, thread_key, UserRef(PLATFORM, user)):
-            log.info("slack: %s stopped the turn in %s/%s", user, channel, thread_ts)
-        elif self.desk.turn_running(chat, thread_key):
-            log.info("slack: %s pressed stop on another user's turn in %s; refused", user, channel)
-            await slack_call(
-                "chat.postEphemeral",
-                self.client.chat_postEphemeral(
-                    channel=channel, user=user, text=_(NOT_YOUR_TURN), thread_ts=thread_ts
-                ),
-            )
-        elif self.sessions is not None:
-            await self.sessions.set_status(channel, thread_ts, working="")
-
-    async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
-        """A thumbs up or down under an answer: acknowledged at once (Slack shows an error
-        otherwise), then stored once per answer and person with the answer's text."""
-        await ack()
-        [action] = body.get("actions") or [{}]
-        container = body.get("container") or {}
-        channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id") or "")
-        answer_ts = str(container.get("message_ts") or "")
-        voter = str((body.get("user") or {}).get("id") or "")
-        value = action.get("value")
-        if not channel or not answer_ts or not voter or value not in (FEEDBACK_UP, FEEDBACK_DOWN):
-            log.info("slack feedback press without its answer, person or rating: ignored")
-            return
-        kind = ChatKind.DM if channel.startswith("D") else ChatKind.CHANNEL
-        counted = await self.desk.rate_answer(
-            ChatRef(PLATFORM, channel, kind),
-            UserRef(PLATFORM, voter),
-            answer_ts,
-            helpful=value == FEEDBACK_UP,
-            answer=answer_text(body.get("message") or {}),
-        )
-        if not counted:
-            log.info("slack feedback on %s by %s was given before; counted once", answer_ts, voter)
-
-    async def _on_approval(
-        self,
-        ack: Callable[..., Awaitable[None]],
-        respond: Callable[..., Awaitable[Any]],
-        body: dict[str, Any],
-        action: dict[str, Any],
-    ) -> None:
-        await ack()
-        token = str(action.get("value", ""))[:64]
-        choice = str(action.get("action_id", "")).removeprefix(f"{APPROVAL_ACTION}_")
-        presser = UserRef(PLATFORM, str(body.get("user", {}).get("id", "")))
-        channel = str(body.get("channel", {}).get("id", ""))
-        message = body.get("message") or {}
-        container = body.get("container") or {}
-        thread_ts = message.get("thread_ts") or container.get("thread_ts")
-
-        async def tell(text: str) -> None:
-            await slack_call(
-                "chat.postEphemeral",
-                self.client.chat_postEphemeral(
-                    channel=channel, user=presser.platform_user_id, text=text, thread_ts=thread_ts
-                ),
-            )
-
-        if choice == SHOW_ALL:
-            full = await self.desk.full_text(token, presser)
-            if full is None:
-                await tell(_("Only the person who was asked can see this question in full."))
-                return
-            parts = split_parts(escape(full), SECTION_LIMIT)
-            for part in parts[:SHOW_ALL_PARTS]:
-                await tell(part)
-            if len(parts) > SHOW_ALL_PARTS:
-                await tell(_("(The rest is too long to show here.)"))
-            return
-        try:
-            answer = Answer(choice)
-        except ValueError:
-            log.info("slack: an approval press with an unknown action %r", choice)
-            return
-        outcome = await self.desk.press(token, presser, answer)
-        if outcome.result is not Press.ANSWERED:
-            if outcome.result is Press.NOT_YOURS:
-                text = _(
-                    "This question is not yours: only <@{owner}> can answer it.",
-                    owner=outcome.owner,
-                )
-            elif outcome.result is Press.EXPIRED:
-                text = _("This question has expired, so nothing was done. Ask again if needed.")
-            else:
-                text = _("This question was already answered.")
-            log.info(
-                "slack: refused an approval press by %s (%s)",
-                presser.qualified_id,
-                outcome.result.value,
-            )
-            await tell(text)
-            return
-        recorded = outcome.answer or answer
-        note = f"{escape(recorded.note(outcome.tool))} (<@{presser.platform_user_id}>)"
-        if container.get("is_ephemeral"):
-            # An ephemeral question can only be replaced through its response_url.
-            try:
-                await respond(replace_original=True, text=note, blocks=note_blocks(note))
-            except Exception as exc:  # the answer stands; only the old buttons stay
-                log.warning("slack: could not replace the answered question: %s", exc)
-        elif message.get("ts"):
-            await slack_call(
-                "chat.update (approval answered)",
-                self.client.chat_update(
-                    channel=channel, ts=str(message["ts"]), text=note, blocks=note_blocks(note)
-                ),
-            )
-
-    async def _on_input_press(
-        self,
-        ack: Callable[..., Awaitable[None]],
-        respond: Callable[..., Awaitable[Any]],
-        body: dict[str, Any],
-        action: dict[str, Any],
-    ) -> None:
-        """A press on a tool's question: taken only from the asker, in that channel."""
-        await ack()
-        key = str(action.get("action_id", "")).removeprefix(f"{INPUT_ACTION}_")
-        if key in ("link", "pick"):
-            return  # the link button only opens the link; ticks are read on Done
-        token = str(action.get("value", ""))[:64]
-        presser = UserRef(PLATFORM, str(body.get("user", {}).get("id", "")))
-        channel = str(body.get("channel", {}).get("id", ""))
-        chat = ChatRef(PLATFORM, channel, ChatKind.CHANNEL)
-        outcome = self.desk.questions.press(token, presser, chat, key, picked(body))
-        container = body.get("container") or {}
-        if outcome is not InputPress.TAKEN:
-            message = body.get("message") or {}
-            await slack_call(
-                "chat.postEphemeral",
-                self.client.chat_postEphemeral(
-                    channel=channel,
-                    user=presser.platform_user_id,
-                    text=press_notice(outcome),
-                    thread_ts=message.get("thread_ts") or container.get("thread_ts"),
-                ),
-            )
-        elif container.get("is_ephemeral"):
-            try:  # the step is done: its buttons go (the next step, if any, follows)
-                await respond(replace_original=True, text="✓", blocks=note_blocks("✓"))
-            except Exception as exc:
-                log.warning("slack: could not close a question step: %s", exc)
-
-    async def is_admin(self, user: UserRef) -> bool:
-        """PARLEY_ADMINS, or a workspace admin/owner per `users.info` (cached briefly)."""
-        return await self.desk.is_admin(user, self.admin_question(user))
-
-    def admin_question(self, user: UserRef) -> AskPlatform:
-        """Slack's own answer to "is this user an admin": a workspace admin or owner."""
-
-        async def ask() -> bool:
-            response = await slack_call(
-                "users.info (admin check)", self.client.users_info(user=user.platform_user_id)
-            )
-            if response is None:
-                raise LookupError("users.info failed")  # logged by slack_call; not cached
-            info = response.get("user") or {}
-            return bool(
-                info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner")
-            )
-
-        return ask
-
     # -- turns -------------------------------------------------------------------------
-
-    async def _in_thread(self, channel: str, thread_ts: str) -> bool:
-        """Whether Parley takes part in this thread: answered in it, per memory or store."""
-        key = (channel, thread_ts)
-        if key in self._threads:
-            return True
-        if await self.desk.knows_thread(ChatRef(PLATFORM, channel, ChatKind.CHANNEL), thread_ts):
-            self._remember_thread(key)
-            return True
-        return False
-
-    def _remember_thread(self, key: tuple[str, str]) -> None:
-        self._threads[key] = None
-        self._threads.move_to_end(key)
-        while len(self._threads) > _KNOWN_THREADS:
-            self._threads.popitem(last=False)
 
     async def _turn(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
@@ -539,7 +232,7 @@ class SlackPlatform:
             return
         files = files_of(event)
         if message.chat.kind is not ChatKind.DM:
-            self._remember_thread((reply.channel, reply.thread_ts))
+            self.threads.remember(reply.channel, reply.thread_ts)
         if not message.text and not files:
             await slack_call(
                 "chat.postMessage (empty message)",
@@ -554,7 +247,9 @@ class SlackPlatform:
             reply, ticket.note_preview if ticket is not None else None, title=message.text
         )
         if files:
-            downloaded, refusal = await self._download(files)
+            downloaded, refusal = await download_all(
+                self.client, files, self.desk, token=self._files_token(), hosts=self._file_hosts
+            )
             if refusal is not None:
                 await surface.fail(refusal)
                 return
@@ -580,10 +275,15 @@ class SlackPlatform:
             update_interval=self.update_interval,
             on_preview=on_preview,
             preview_ts=preview,
-            questions=self.desk.questions,
+            ask_user=self.desk.ask_user,
             sessions=self.sessions,
             title=title,
         )
+
+    def _files_token(self) -> str:
+        # Read when used: the token files:read is checked against (a test swaps it).
+        token = self.settings.bot_token
+        return token.get_secret_value() if token is not None else ""
 
     def resume_surface(
         self, reply: dict[str, Any], preview: str, on_preview: Callable[[str], Awaitable[None]]
@@ -591,53 +291,3 @@ class SlackPlatform:
         """A turn's surface again after a restart: the message that showed its answer
         half-written (`preview`) is replaced by a short note; the answer follows it."""
         return self._surface(ReplyAddress(**reply), on_preview, preview)
-
-    # -- files -------------------------------------------------------------------------
-
-    async def _download(
-        self, files: Sequence[SlackFile]
-    ) -> tuple[tuple[Attachment, ...], str | None]:
-        """The files' bytes, fetched from their private URLs on Slack's file hosts with
-        the bot token (the files:read scope), or what to tell the user instead. Limits are
-        checked on what Slack declares first, and on the bytes as they arrive."""
-        described: list[SlackFile] = []
-        for shared in files:
-            item: SlackFile | None = shared
-            if shared.check_info or not shared.url:
-                response = await slack_call(
-                    "files.info", self.client.files_info(file=shared.file_id)
-                )
-                info = response.get("file") if response is not None else None
-                item = to_slack_file(info) if isinstance(info, dict) else None
-            if item is None or item.check_info or not item.url:
-                log.info("slack: a shared file could not be described by files.info")
-                return (), _(DOWNLOAD_FAILED)
-            described.append(item)
-        refusal = self.desk.file_refusal([item.attachment for item in described])
-        if refusal is not None:
-            return (), refusal
-        downloaded: list[Attachment] = []
-        for item in described:
-            fetched = await self._fetch(item)
-            if fetched.refused:
-                return (), _(NOT_ON_SLACK)
-            if fetched.data is None:
-                return (), _(DOWNLOAD_FAILED)
-            downloaded.append(replace(item.attachment, data=fetched.data))
-        return tuple(downloaded), None
-
-    async def _fetch(self, item: SlackFile) -> Fetched:
-        """One file's bytes, at most one byte over the download limit (the core refuses
-        what is over it), from Slack's own file hosts only."""
-        session = self.client.session
-        token = self.settings.bot_token.get_secret_value() if self.settings.bot_token else ""
-        if session is None:
-            return Fetched(None)
-        limit = self.desk.download_limit(item.attachment.kind)
-        try:
-            return await fetch_file(
-                session, item.url, token=token, hosts=self._file_hosts, limit=limit
-            )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("slack: a file download failed: %s", type(exc).__name__)
-            return Fetched(None)

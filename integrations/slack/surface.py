@@ -28,6 +28,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.approvals.questions import CANCEL, AskUser, InputStep, PendingInput
 from bot.domain import (
     ChatKind,
     ChatRef,
@@ -39,7 +40,6 @@ from bot.domain import (
     UserRef,
 )
 from bot.i18n import N_, _
-from bot.questions import CANCEL, InputQuestions, InputStep, PendingInput
 from bot.surface import NO_ANSWER, Answer, ApprovalPrompt
 from integrations.slack.confirmations import approval_blocks, escape, input_blocks, note_blocks
 from integrations.slack.convert import MESSAGE_LIMIT, cut_point, split_text
@@ -74,12 +74,12 @@ class SlackSurface:
         message_limit: int = MESSAGE_LIMIT,
         on_preview: Callable[[str], Awaitable[None]] | None = None,
         preview_ts: str = "",
-        questions: InputQuestions | None = None,
+        ask_user: AskUser | None = None,
         sessions: AgentSessions | None = None,
         title: str = "",
     ) -> None:
         self.client = client
-        self.questions = questions  # None: tools' questions are cancelled
+        self.ask_user = ask_user  # None: tools' questions are cancelled
         self.sessions = sessions
         self.title = title
         self.channel = channel
@@ -228,7 +228,7 @@ class SlackSurface:
     async def ask(self, user: UserRef, question: InputQuestion) -> InputAnswer:
         await self._stop_background()
         await self._flush(final=True)
-        if self.questions is None:
+        if self.ask_user is None:
             return InputAnswer(InputAction.CANCEL)
         # As approvals: ephemeral for the asker outside a DM (a press replaces it through
         # its response_url); in a DM a message, whose buttons go when it is answered.
@@ -245,7 +245,7 @@ class SlackSurface:
             if response is None:
                 pending.take_key(CANCEL)  # nobody could be asked
 
-        answer = await self.questions.ask(user, chat, question, show)
+        answer = await self.ask_user(user, chat, question, show)
         for ts in posted:
             await slack_call(
                 "chat.update (question closed)",

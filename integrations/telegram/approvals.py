@@ -25,7 +25,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, EndPointNotFound, TelegramError
 from telegram.warnings import PTBUserWarning
 
-from bot.cards import split_parts
+from bot.approvals.cards import split_parts
 from bot.i18n import _
 from bot.surface import Answer, ApprovalPrompt
 from integrations.telegram.delivery import ChatUnavailable, Delivery

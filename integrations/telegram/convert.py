@@ -14,12 +14,13 @@ channel forwards into its discussion group automatically are nobody's question: 
 
 from __future__ import annotations
 
+import enum
 import re
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
-from telegram import Audio, Message, MessageEntity, PhotoSize, Voice
+from telegram import Audio, Message, MessageEntity, PhotoSize, Update, Voice
 from telegram.constants import ChatID, ChatType
 from telegram.warnings import PTBDeprecationWarning
 
@@ -251,3 +252,69 @@ def _without(text: str, mention: str) -> str:
         lowered = text.lower()
         at = lowered.find(needle)
     return re.sub(r"[ \t]{2,}", " ", text)
+
+
+class UpdateKind(enum.Enum):
+    """What an update asks of Parley, read once (`classify`)."""
+
+    TURN = "turn"  # a text message for Parley: a durable turn
+    FILES = "files"  # a message for Parley with a voice note, audio or picture
+    COMMAND = "command"  # one of Parley's own commands
+    PRESS = "press"  # a button press (callback query)
+    NOT_READABLE = "not_readable"  # a private message of a kind Parley cannot read
+    IGNORED = "ignored"  # not for Parley (group chatter, another bot's command, a bot)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadUpdate:
+    """An update as Parley reads it: its kind and, for a message for Parley, the turn or
+    command it carries and where to answer."""
+
+    kind: UpdateKind
+    incoming: IncomingMessage | None = None
+    reply: ReplyAddress | None = None
+    command: str = ""
+    files: tuple[FileRef, ...] = ()
+
+
+IGNORED = ReadUpdate(UpdateKind.IGNORED)
+
+
+def classify(update: Update, *, bot_id: int, bot_username: str, image_limit: int) -> ReadUpdate:
+    """Read an update once: which kind it is, and what it carries."""
+    if update.callback_query is not None:
+        return ReadUpdate(UpdateKind.PRESS)
+    message = update.message
+    if message is None:
+        return IGNORED
+    files = tuple(files_of(message, image_limit=image_limit))
+    if message.text is None and not files:
+        # Told so only in a private chat, and only a person (a bot would not read it).
+        sender = message.from_user
+        private = message.chat.type == ChatType.PRIVATE
+        tell = private and sender is not None and not sender.is_bot
+        return ReadUpdate(UpdateKind.NOT_READABLE) if tell else IGNORED
+    command = command_of(message, bot_username)
+    own = command in OWN_COMMANDS
+    converted = to_incoming_message(
+        message,
+        bot_id=bot_id,
+        bot_username=bot_username,
+        update_id=update.update_id,
+        command=command is not None,
+        files=() if own else tuple(f.attachment for f in files),
+    )
+    if converted is None:
+        return IGNORED
+    incoming, reply = converted
+    if own:
+        return ReadUpdate(UpdateKind.COMMAND, incoming, reply, command=command or "")
+    if files:
+        return ReadUpdate(UpdateKind.FILES, incoming, reply, files=files)
+    return ReadUpdate(UpdateKind.TURN, incoming, reply)
+
+
+def command_argument(text: str) -> str:
+    """What follows the command word: "/forget@parley_bot 3" → "3"."""
+    _command, _space, rest = text.strip().partition(" ")
+    return rest.strip()

@@ -8,7 +8,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.request import HTTPXRequest
 
 from bot.config import TelegramSettings
-from bot.doctor import Check, CheckFailed
+from bot.ops.doctor import Check, CheckFailed
 
 
 def telegram_check(settings: TelegramSettings) -> Check:

@@ -11,9 +11,19 @@ logged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import replace
 from urllib.parse import quote
 
 import httpx
+from telegram import Bot
+from telegram.error import TelegramError
+
+from bot.chat.desk import Desk
+from bot.chat.notices import DOWNLOAD_FAILED
+from bot.domain import Attachment
+from bot.i18n import _
+from integrations.telegram.convert import FileRef
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +71,42 @@ async def download_file(file_path: str, *, file_root: str, limit: int) -> bytes 
         log.warning("telegram: a file download failed: %s", type(exc).__name__)
         return None
     return bytes(data[: limit + 1])
+
+
+async def download_all(
+    bot: Bot, files: Sequence[FileRef], desk: Desk, *, file_root: str
+) -> tuple[tuple[Attachment, ...], str | None]:
+    """The files' bytes (getFile, then the configured file URL, which carries the bot
+    token and so is never logged), or what to tell the user instead."""
+    downloaded: list[Attachment] = []
+    for ref in files:
+        attachment = ref.attachment
+        try:
+            file = await bot.get_file(ref.file_id)
+            # getFile tells the size for certain; the message may not have.
+            declared = replace(attachment, size=file.file_size or attachment.size)
+            refusal = desk.file_refusal([declared])
+            if refusal is not None:
+                return (), refusal
+        except TelegramError as exc:
+            log.warning(
+                "telegram: a %s file could not be downloaded (%s: %s)",
+                attachment.kind.value,
+                type(exc).__name__,
+                exc.message,
+            )
+            return (), _(DOWNLOAD_FAILED)
+        data = await download_file(
+            file.file_path or "", file_root=file_root, limit=desk.download_limit(attachment.kind)
+        )
+        if data is None:
+            return (), _(DOWNLOAD_FAILED)
+        downloaded.append(replace(declared, data=data))
+    return tuple(downloaded), None
+
+
+def file_base_url(base_url: str) -> str:
+    """Where the Bot API serves files, next to its methods: `https://api.telegram.org/bot`
+    gives `https://api.telegram.org/file/bot` (a local Bot API server alike)."""
+    root = base_url.rstrip("/").removesuffix("/bot")
+    return f"{root}/file/bot"

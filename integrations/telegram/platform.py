@@ -2,8 +2,9 @@
 
 Long polling by default (PTB's `Updater`, started and stopped by hand rather than with
 `run_polling`, which would own the loop); webhook mode when a webhook URL is set, served
-by a route on Parley's ASGI app that checks the secret-token header before anything else.
-Each update is claimed in the database (`processed_events`) before it is acted on, so a
+by a route on Parley's ASGI app that checks the secret-token header before anything else
+(webhook.py). Each update is read once (`convert.classify`) and, when it asks anything of
+Parley, claimed in the database (`processed_events`) before it is acted on, so a
 re-delivered update, even after a restart, does nothing. Turns run as tasks: the update
 loop never waits for a model, and the engine serialises turns of one conversation.
 """
@@ -14,55 +15,38 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
-from babel import Locale
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from telegram import (
-    BotCommand,
-    CallbackQuery,
-    Message,
-    Update,
-)
-from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.admin import NOT_ADMIN
 from bot.chat import CommandStyle, commands
+from bot.chat.desk import Desk
 from bot.config import TelegramSettings
-from bot.desk import AskPlatform, Desk, Press
-from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.domain import AttachmentKind, UserRef
 from bot.errors import ConfigError
-from bot.i18n import DEFAULT_LOCALE, N_, _, available_locales, use_locale
-from bot.media import DOWNLOAD_FAILED
-from bot.questions import InputPress, press_notice
+from bot.i18n import N_, _, use_locale
 from bot.surface import Messenger
-from integrations.telegram.approvals import APPROVAL, CHOICES, SHOW_ALL, ApprovalPresenter
+from integrations.telegram.approvals import ApprovalPresenter
 from integrations.telegram.convert import (
-    OWN_COMMANDS,
-    FileRef,
+    ReadUpdate,
     ReplyAddress,
-    command_of,
-    files_of,
-    to_chat_ref,
-    to_incoming_message,
+    UpdateKind,
+    classify,
+    command_argument,
 )
 from integrations.telegram.delivery import ChatPace, ChatUnavailable, Delivery
-from integrations.telegram.files import download_file
-from integrations.telegram.keyboards import TOGGLE, TOOLS_HINT, tools_keyboard
-from integrations.telegram.startup import WebhookRefused, start_failure
-from integrations.telegram.surface import (
-    INPUT,
-    PLATFORM,
-    TelegramMessenger,
-    TelegramSurface,
-)
-from integrations.telegram.webhook import BadUpdate, read_update
+from integrations.telegram.files import download_all, file_base_url
+from integrations.telegram.keyboards import TOOLS_HINT, tools_keyboard
+from integrations.telegram.presses import CallbackPresses, admin_question
+from integrations.telegram.startup import abandon, start_failure, take_updates
+from integrations.telegram.surface import PLATFORM, TelegramMessenger, TelegramSurface
+from integrations.telegram.webhook import webhook_response
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +58,6 @@ STYLE = CommandStyle(
     )
 )
 TEXT_ONLY = N_("I can read text, voice messages and pictures, but not this kind of message.")
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 # Connections to the Bot API. httpcore checks every pooled connection on every request,
 # so PTB's default of 256 costs CPU on each call once bursts have opened many; 8 carry
@@ -131,8 +114,7 @@ class TelegramPlatform:
         )
         self.messenger: Messenger = TelegramMessenger(self.delivery)
         self.approvals = ApprovalPresenter(self.delivery, ephemeral=ephemeral_approvals)
-        self._bot_id = 0
-        self._username = ""
+        self.presses = CallbackPresses(self.application.bot, desk, self.delivery, self.approvals)
 
     # -- Platform ----------------------------------------------------------------------
 
@@ -146,56 +128,15 @@ class TelegramPlatform:
         """Sign in (getMe), register the commands and start taking updates; a refusal or
         an unreachable Bot API raises a one-line `ParleyError` naming the setting."""
         try:
-            await self._start()
-        except TelegramError as exc:
-            await self._abandon()
-            raise start_failure(exc, self.settings.base_url) from None
-
-    async def _abandon(self) -> None:
-        # Close what a start that failed half-way opened (PTB's HTTP clients at least);
-        # a failure here must not hide the one that is being reported.
-        app = self.application
-        try:
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
-            if app.running:
-                await app.stop()
-            await app.shutdown()
-            await app.bot.shutdown()
-        except Exception as exc:
-            log.warning("telegram: cleaning up after the failed start failed too (%s)", exc)
-
-    async def _start(self) -> None:
-        app = self.application
-        await app.initialize()
-        self._bot_id, self._username = app.bot.id, app.bot.username
-        await self._set_commands(app)
-        await app.start()
-        if self.settings.webhook_url:
-            try:
-                await app.bot.set_webhook(
-                    self.settings.webhook_url,
-                    secret_token=self._webhook_secret(),
-                    allowed_updates=ALLOWED_UPDATES,
-                )
-            except BadRequest as exc:
-                raise WebhookRefused(exc.message) from None
-            log.info("telegram: @%s takes updates by webhook", self._username)
-        else:
-            if app.updater is None:
-                raise RuntimeError("polling needs PTB's Updater")
-            await app.updater.start_polling(
-                allowed_updates=ALLOWED_UPDATES, error_callback=self._polling_error
+            await take_updates(
+                self.application,
+                self.settings,
+                webhook_secret=self._webhook_secret(),
+                on_polling_error=self._polling_error,
             )
-            log.info("telegram: @%s takes updates by long polling", self._username)
-
-    async def _set_commands(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        """The command menu in English, and in each catalog's language for its readers."""
-        for locale in available_locales():
-            with use_locale(locale):
-                menu = [BotCommand(item.name, _(item.menu)) for item in commands.COMMANDS]
-            language = "" if locale == DEFAULT_LOCALE else Locale.parse(locale).language
-            await app.bot.set_my_commands(menu, language_code=language or None)
+        except TelegramError as exc:
+            await abandon(self.application)
+            raise start_failure(exc, self.settings.base_url) from None
 
     async def stop(self) -> None:
         app = self.application
@@ -210,22 +151,7 @@ class TelegramPlatform:
     # -- inbound -----------------------------------------------------------------------
 
     async def _webhook(self, request: Request) -> Response:
-        given = request.headers.get("x-telegram-bot-api-secret-token", "")
-        expected = self._webhook_secret()
-        if not secrets.compare_digest(given.encode(), expected.encode()):
-            log.warning("telegram webhook: request without the right secret token refused")
-            return Response(status_code=HTTPStatus.FORBIDDEN)
-        if not self.application.running:
-            # Stopping: a non-2xx answer makes Telegram deliver the update again later.
-            return Response(status_code=HTTPStatus.SERVICE_UNAVAILABLE)
-        try:
-            payload = read_update(request.headers.get("content-type", ""), await request.body())
-            update = Update.de_json(payload, self.application.bot)
-        except Exception as exc:  # untrusted input: whatever it breaks is a 400, not a 500
-            log.warning("telegram webhook: unreadable update refused with 400: %s", _reason(exc))
-            return Response(status_code=HTTPStatus.BAD_REQUEST)
-        await self.application.update_queue.put(update)
-        return Response(status_code=HTTPStatus.OK)
+        return await webhook_response(request, self.application, self._webhook_secret())
 
     def _webhook_secret(self) -> str:
         # TelegramSettings refuses a webhook URL without a secret.
@@ -236,87 +162,75 @@ class TelegramPlatform:
         log.warning("telegram polling failed (%s); retrying", error)
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        # Whatever this update leads to is written in its sender's language.
+        # getMe ran before the first update (take_updates initialises first).
+        bot = self.application.bot
+        read = classify(
+            update,
+            bot_id=bot.id,
+            bot_username=bot.username,
+            image_limit=self.desk.download_limit(AttachmentKind.IMAGE),
+        )
+        if read.kind is UpdateKind.IGNORED:
+            return  # asks nothing of Parley: nothing to claim, answer or translate
+        # Whatever this update leads to is written in its sender's language, looked up
+        # once here (the turn runs in it too).
         sender = update.effective_user
         reader = (
             UserRef(PLATFORM, str(sender.id), sender.full_name, language=sender.language_code or "")
             if sender is not None and not sender.is_bot
             else None
         )
-        locale = (
-            await self.desk.locale_of(reader) if reader is not None else self.desk.languages.default
-        )
-        with use_locale(locale):
-            await self._handle_update(update)
+        with use_locale(await self.desk.locale_of(reader)):
+            await self._handle_update(update, read)
 
-    async def _handle_update(self, update: Update) -> None:
+    async def _handle_update(self, update: Update, read: ReadUpdate) -> None:
+        bot = self.application.bot
         try:
-            turn = self._turn_of(update)
-            if turn is not None:
+            if read.kind is UpdateKind.TURN and read.incoming and read.reply:
                 # Claimed with its input and reply address: it survives this process.
-                incoming, reply = turn
-                ticket = await self.desk.claim_turn(incoming, str(self._bot_id), asdict(reply))
+                reply = read.reply
+                ticket = await self.desk.claim_turn(read.incoming, str(bot.id), asdict(reply))
                 if ticket is None:
                     log.info("telegram update %s seen before; ignored", update.update_id)
                     return
-                await self.desk.turn(incoming, self._surface(reply, ticket.note_preview), ticket)
+                await self.desk.turn(
+                    read.incoming, self._surface(reply, ticket.note_preview), ticket
+                )
                 return
             # Keyed by bot: each bot's update ids are its own (and re-randomised at times).
-            if not await self.desk.claim(PLATFORM, str(self._bot_id), str(update.update_id)):
+            if not await self.desk.claim(PLATFORM, str(bot.id), str(update.update_id)):
                 log.info("telegram update %s seen before; ignored", update.update_id)
                 return
-            if update.callback_query is not None:
-                await self._on_callback(update.callback_query)
-            elif update.message is not None:
-                await self._on_message(update.message, update.update_id)
+            await self._act_on(update, read)
         except ChatUnavailable as exc:
             log.warning("telegram update %s dropped: %s", update.update_id, exc)
         except Exception:
             log.exception("telegram update %s failed", update.update_id)
 
-    async def _on_message(self, message: Message, update_id: int) -> None:
-        private = message.chat.type == ChatType.PRIVATE
-        files = files_of(message, image_limit=self.desk.download_limit(AttachmentKind.IMAGE))
-        if message.text is None and not files:
-            if private and message.from_user is not None and not message.from_user.is_bot:
-                await self.delivery.send_part(message.chat.id, _(TEXT_ONLY), render=False)
+    async def _act_on(self, update: Update, read: ReadUpdate) -> None:
+        """A claimed update that is not a text turn: a press, a command, files, or a
+        private message Parley cannot read."""
+        if read.kind is UpdateKind.PRESS and update.callback_query is not None:
+            await self.presses.on_press(update.callback_query)
+        elif read.kind is UpdateKind.NOT_READABLE and update.message is not None:
+            await self.delivery.send_part(update.message.chat.id, _(TEXT_ONLY), render=False)
+        elif read.incoming is None or read.reply is None or update.message is None:
             return
-        command = command_of(message, self._username)
-        if command in OWN_COMMANDS:
-            await self._command(command, message, update_id)
-            return
-        if not files:
-            return  # a text message for Parley is a turn, claimed and run by `_on_update`
-        converted = self._incoming(
-            message,
-            update_id,
-            command=command is not None,
-            files=tuple(f.attachment for f in files),
-        )
-        if converted is None:
-            return
-        incoming, reply = converted
-        # Files are not kept, so a turn with files is claimed as an event, not as a
-        # durable turn (it could not be run again from what is stored).
-        surface = self._surface(reply)
-        refusal = self.desk.file_refusal(incoming.attachments)
-        if refusal is None:
-            downloaded, refusal = await self._download(files)
-        if refusal is not None:
-            await surface.fail(refusal)
-            return
-        await self.desk.turn(replace(incoming, attachments=downloaded), surface)
-
-    def _turn_of(self, update: Update) -> tuple[IncomingMessage, ReplyAddress] | None:
-        """The turn an update starts, if it is a message for Parley that is not one of
-        its own commands."""
-        message = update.message
-        if message is None or message.text is None:
-            return None
-        command = command_of(message, self._username)
-        if command in OWN_COMMANDS:
-            return None
-        return self._incoming(message, update.update_id, command=command is not None)
+        elif read.kind is UpdateKind.COMMAND:
+            await self._command(read, command_argument(update.message.text or ""))
+        elif read.kind is UpdateKind.FILES:
+            # Files are not kept, so a turn with files is claimed as an event, not as a
+            # durable turn (it could not be run again from what is stored).
+            surface = self._surface(read.reply)
+            refusal = self.desk.file_refusal(read.incoming.attachments)
+            if refusal is None:
+                downloaded, refusal = await download_all(
+                    self.application.bot, read.files, self.desk, file_root=self._file_root
+                )
+            if refusal is not None:
+                await surface.fail(refusal)
+                return
+            await self.desk.turn(replace(read.incoming, attachments=downloaded), surface)
 
     def _surface(
         self,
@@ -333,7 +247,7 @@ class TelegramPlatform:
             reply_to=reply.reply_to,
             on_preview=on_preview,
             preview_message_id=int(preview) if preview.isdigit() else None,
-            questions=self.desk.questions,
+            ask_user=self.desk.ask_user,
         )
 
     def resume_surface(
@@ -343,68 +257,18 @@ class TelegramPlatform:
         `preview`) is edited into the answer; a private chat's draft vanished by itself."""
         return self._surface(ReplyAddress(**reply), on_preview, preview)
 
-    async def _download(
-        self, files: Sequence[FileRef]
-    ) -> tuple[tuple[Attachment, ...], str | None]:
-        """The files' bytes (getFile, then the configured file URL, which carries the bot
-        token and so is never logged), or what to tell the user instead."""
-        downloaded: list[Attachment] = []
-        for ref in files:
-            attachment = ref.attachment
-            try:
-                file = await self.application.bot.get_file(ref.file_id)
-                # getFile tells the size for certain; the message may not have.
-                declared = replace(attachment, size=file.file_size or attachment.size)
-                refusal = self.desk.file_refusal([declared])
-                if refusal is not None:
-                    return (), refusal
-            except TelegramError as exc:
-                log.warning(
-                    "telegram: a %s file could not be downloaded (%s: %s)",
-                    attachment.kind.value,
-                    type(exc).__name__,
-                    exc.message,
-                )
-                return (), _(DOWNLOAD_FAILED)
-            data = await download_file(
-                file.file_path or "",
-                file_root=self._file_root,
-                limit=self.desk.download_limit(attachment.kind),
-            )
-            if data is None:
-                return (), _(DOWNLOAD_FAILED)
-            downloaded.append(replace(declared, data=data))
-        return tuple(downloaded), None
-
-    def _incoming(
-        self,
-        message: Message,
-        update_id: int,
-        *,
-        command: bool = False,
-        files: tuple[Attachment, ...] = (),
-    ) -> tuple[IncomingMessage, ReplyAddress] | None:
-        return to_incoming_message(
-            message,
-            bot_id=self._bot_id,
-            bot_username=self._username,
-            update_id=update_id,
-            command=command,
-            files=files,
-        )
-
-    async def _command(self, command: str, message: Message, update_id: int) -> None:
-        converted = self._incoming(message, update_id, command=True)
-        if converted is None:
+    async def _command(self, read: ReadUpdate, argument: str) -> None:
+        """One of Parley's commands (bot/chat/commands.py), answered in the chat."""
+        incoming, reply = read.incoming, read.reply
+        if incoming is None or reply is None:
             return
-        incoming, reply = converted
         answer = await commands.run(
             self.desk,
             STYLE,
             incoming,
-            command,
-            command_argument(message.text or ""),
-            ask=self.admin_question(incoming.user, incoming.chat),
+            read.command,
+            argument,
+            ask=admin_question(self.application.bot, incoming.user, incoming.chat),
             where=incoming.chat.platform_chat_id,
         )
         text, markup = answer.text, None
@@ -418,161 +282,3 @@ class TelegramPlatform:
             markup=markup,
             render=False,
         )
-
-    async def _on_callback(self, query: CallbackQuery) -> None:
-        data = query.data or ""
-        kind, _sep, rest = data.partition(":")
-        if kind == TOGGLE:
-            await self._on_toggle(query, rest)
-            return
-        if kind == INPUT:
-            await self._on_input_press(query, rest)
-            return
-        if kind != APPROVAL:
-            await query.answer(_("This question is no longer open."))
-            return
-        token, _sep2, choice = rest.partition(":")
-        presser = UserRef(PLATFORM, str(query.from_user.id), query.from_user.full_name)
-        if choice == SHOW_ALL:
-            await self._show_all(query, token, presser)
-            return
-        answer = CHOICES.get(choice)
-        if answer is None:
-            await query.answer(_("This question is no longer open."))
-            return
-        outcome = await self.desk.press(token, presser, answer)
-        if outcome.result is Press.NOT_YOURS:
-            log.info("telegram: user %s pressed another user's question", query.from_user.id)
-            await query.answer(_("This question is not yours to answer."), show_alert=True)
-        elif outcome.result is Press.EXPIRED:
-            await query.answer(
-                _("This question has expired, so nothing was done. Ask again if needed."),
-                show_alert=True,
-            )
-        elif outcome.result is Press.GONE:
-            await query.answer(_("This question is no longer open."))
-        else:
-            await query.answer((outcome.answer or answer).note(outcome.tool)[:200])
-
-    async def _on_input_press(self, query: CallbackQuery, rest: str) -> None:
-        """A press on a tool's question: taken only from the asker, in that chat."""
-        token, _sep, key = rest.partition(":")
-        presser = UserRef(PLATFORM, str(query.from_user.id), query.from_user.full_name)
-        message = query.message
-        chat_id = message.chat.id if message is not None else query.from_user.id
-        chat = ChatRef(PLATFORM, str(chat_id), ChatKind.GROUP)
-        outcome = self.desk.questions.press(token, presser, chat, key)
-        if outcome is InputPress.TAKEN:
-            await query.answer()
-        else:
-            await query.answer(press_notice(outcome), show_alert=True)
-
-    async def _show_all(self, query: CallbackQuery, token: str, presser: UserRef) -> None:
-        full = await self.desk.full_text(token, presser)
-        if full is None:
-            await query.answer(
-                _("Only the person who was asked can see this question in full."), show_alert=True
-            )
-            return
-        message = query.message
-        chat_id = message.chat.id if message is not None else int(presser.platform_user_id)
-        private = message is not None and message.chat.type == ChatType.PRIVATE
-        reached = await self.approvals.show_all(
-            full, chat_id, int(presser.platform_user_id), private=private
-        )
-        if reached:
-            await query.answer()
-        else:
-            await query.answer(
-                _("Start a private chat with me first, then press “Show all” again."),
-                show_alert=True,
-            )
-
-    # -- tool toggles ------------------------------------------------------------------
-
-    async def is_admin(self, user: UserRef, chat: ChatRef) -> bool:
-        """PARLEY_ADMINS, or an administrator/creator of this group (asked, cached briefly)."""
-        return await self.desk.is_admin(
-            user, self.admin_question(user, chat), where=chat.platform_chat_id
-        )
-
-    def admin_question(self, user: UserRef, chat: ChatRef) -> AskPlatform:
-        """Telegram's own answer to "is this user an admin of this chat".
-
-        In a private chat nobody is: owning a DM does not make anyone an admin of
-        Parley's tools. Button presses always carry the presser's real id, even an
-        anonymous admin's (their *messages* come from GroupAnonymousBot instead)."""
-        bot = self.application.bot
-
-        async def ask() -> bool:
-            if chat.kind is ChatKind.DM:
-                return False
-            if user.platform_user_id.startswith("-"):
-                # Posted as a chat: the group itself is one of its anonymous admins; a
-                # channel is nobody Telegram can be asked about (getChatMember takes users).
-                return user.platform_user_id == chat.platform_chat_id
-            try:
-                member = await bot.get_chat_member(
-                    int(chat.platform_chat_id), int(user.platform_user_id)
-                )
-            except TelegramError as exc:
-                log.info("telegram: admin check in %s failed: %s", chat.platform_chat_id, exc)
-                raise LookupError(str(exc)) from exc  # not cached
-            return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
-
-        return ask
-
-    async def _on_toggle(self, query: CallbackQuery, name: str) -> None:
-        message = query.message
-        if not isinstance(message, Message):
-            await query.answer(_("This keyboard is no longer active."))
-            return
-        user = UserRef(PLATFORM, str(query.from_user.id), query.from_user.full_name)
-        chat = to_chat_ref(message)
-        incoming = IncomingMessage(chat=chat, user=user, text="")
-        overview = await self.desk.tool_overview(incoming)
-        current = next((on for item, on in overview if item.name == name), None)
-        if current is None:
-            await query.answer(_("That tool no longer exists."), show_alert=True)
-            return
-        done = await self.desk.set_tools(
-            user,
-            chat,
-            [(name, not current)],
-            ask=self.admin_question(user, chat),
-            where=chat.platform_chat_id,
-        )
-        if not done:
-            log.info("telegram: refused a tool change by %s in %s", user.platform_user_id, chat)
-            await query.answer(_(NOT_ADMIN), show_alert=True)
-            return
-        await query.answer(
-            _("{tool} enabled.", tool=name) if not current else _("{tool} disabled.", tool=name)
-        )
-        overview = await self.desk.tool_overview(incoming)
-        try:
-            await self.delivery.call(
-                lambda: query.edit_message_reply_markup(reply_markup=tools_keyboard(overview)),
-                "editMessageReplyMarkup",
-                message.chat.id,
-            )
-        except TelegramError as exc:
-            log.info("telegram: could not redraw the tools keyboard: %s", exc)
-
-
-def file_base_url(base_url: str) -> str:
-    """Where the Bot API serves files, next to its methods: `https://api.telegram.org/bot`
-    gives `https://api.telegram.org/file/bot` (a local Bot API server alike)."""
-    root = base_url.rstrip("/").removesuffix("/bot")
-    return f"{root}/file/bot"
-
-
-def _reason(exc: Exception) -> str:
-    # Our own checks say what is wrong; PTB's errors may quote the body, so only their type.
-    return str(exc) if isinstance(exc, BadUpdate) else f"{type(exc).__name__} in Update.de_json"
-
-
-def command_argument(text: str) -> str:
-    """What follows the command word: "/forget@parley_bot 3" → "3"."""
-    _command, _space, rest = text.strip().partition(" ")
-    return rest.strip()

@@ -10,9 +10,9 @@ nothing shows yet, and previews of the newest text, sent by one background task 
 at the chat's `ChatPace`. Group previews are plain text; the final text is a rich message
 or is rendered from Markdown to HTML, with a plain-text resend if Telegram cannot parse
 it. Final edits in groups wait for their slot, and a chat that blocked the bot ends the
-turn quietly. A tool's question (bot/questions.py) goes in the chat one step at a time, with
-buttons `in:<token>:<key>` (and the link as a URL button in URL mode); a typed value is
-a reply in the chat.
+turn quietly. A tool's question (bot/approvals/questions.py) goes in the chat one step at a
+time, with buttons `in:<token>:<key>` (and the link as a URL button in URL mode); a typed
+value is a reply in the chat.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
+from bot.approvals.questions import AskUser, InputStep, PendingInput
 from bot.domain import (
     ChatKind,
     ChatRef,
@@ -39,7 +40,6 @@ from bot.domain import (
     UserRef,
 )
 from bot.i18n import N_, _
-from bot.questions import InputQuestions, InputStep, PendingInput
 from bot.surface import Answer, ApprovalPrompt
 from integrations.telegram.approvals import ApprovalPresenter
 from integrations.telegram.delivery import ChatUnavailable, Delivery
@@ -98,11 +98,11 @@ class TelegramSurface:
         reply_to: int | None = None,
         on_preview: Callable[[str], Awaitable[None]] | None = None,
         preview_message_id: int | None = None,
-        questions: InputQuestions | None = None,
+        ask_user: AskUser | None = None,
     ) -> None:
         self.delivery = delivery
         self.approvals = approvals
-        self.questions = questions  # None: tools' questions are cancelled
+        self.ask_user = ask_user  # None: tools' questions are cancelled
         self.chat_id = chat_id
         self.private = private
         self.thread_id = thread_id
@@ -224,7 +224,7 @@ class TelegramSurface:
 
     async def ask(self, user: UserRef, question: InputQuestion) -> InputAnswer:
         await self._settle()
-        if self._gone or self.questions is None or user.platform_user_id.startswith("-"):
+        if self._gone or self.ask_user is None or user.platform_user_id.startswith("-"):
             return InputAnswer(InputAction.CANCEL)  # nobody to bind the buttons to
         chat = ChatRef(PLATFORM, str(self.chat_id), ChatKind.DM if self.private else ChatKind.GROUP)
         shown: list[tuple[int, str]] = []
@@ -251,7 +251,7 @@ class TelegramSurface:
             shown.append((message.message_id, text))
 
         try:
-            answer = await self.questions.ask(user, chat, question, show)
+            answer = await self.ask_user(user, chat, question, show)
         except ChatUnavailable as exc:
             self._drop(exc)
             return InputAnswer(InputAction.CANCEL)

@@ -2,7 +2,7 @@
 
 `Update.de_json` trusts its input: `{"update_id": 1, "message": 5}` raises deep inside
 it, and a message whose `chat` is a string reaches the handlers. The secret token comes
-first (platform.py); then the body must be a JSON object shaped like an update in the
+first (`webhook_response`); then the body must be a JSON object shaped like an update in the
 fields Parley reads, else 400 and one log line. The body's size is bounded before it is
 read (PARLEY_HTTP_TELEGRAM_MAX_BYTES).
 """
@@ -10,7 +10,17 @@ read (PARLEY_HTTP_TELEGRAM_MAX_BYTES).
 from __future__ import annotations
 
 import json
+import logging
+import secrets
+from http import HTTPStatus
 from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from telegram import Update
+from telegram.ext import Application
+
+log = logging.getLogger(__name__)
 
 MESSAGES = ("message", "edited_message", "channel_post", "edited_channel_post")
 OTHER_OBJECTS = ("callback_query", "my_chat_member", "chat_member", "inline_query")
@@ -81,3 +91,30 @@ def _check_user(user: Any, where: str, *, required: bool) -> None:
         return
     if not isinstance(user, dict) or not _is_int(user.get("id")):
         raise BadUpdate(f"{where} is not a user with a whole-number id")
+
+
+async def webhook_response(
+    request: Request, app: Application[Any, Any, Any, Any, Any, Any], secret: str
+) -> Response:
+    """Take one webhook request: the secret token first, then the body; a readable
+    update is queued for the application and answered 200."""
+    given = request.headers.get("x-telegram-bot-api-secret-token", "")
+    if not secrets.compare_digest(given.encode(), secret.encode()):
+        log.warning("telegram webhook: request without the right secret token refused")
+        return Response(status_code=HTTPStatus.FORBIDDEN)
+    if not app.running:
+        # Stopping: a non-2xx answer makes Telegram deliver the update again later.
+        return Response(status_code=HTTPStatus.SERVICE_UNAVAILABLE)
+    try:
+        payload = read_update(request.headers.get("content-type", ""), await request.body())
+        update = Update.de_json(payload, app.bot)
+    except Exception as exc:  # untrusted input: whatever it breaks is a 400, not a 500
+        log.warning("telegram webhook: unreadable update refused with 400: %s", _reason(exc))
+        return Response(status_code=HTTPStatus.BAD_REQUEST)
+    await app.update_queue.put(update)
+    return Response(status_code=HTTPStatus.OK)
+
+
+def _reason(exc: Exception) -> str:
+    # Our own checks say what is wrong; PTB's errors may quote the body, so only their type.
+    return str(exc) if isinstance(exc, BadUpdate) else f"{type(exc).__name__} in Update.de_json"

@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bot.app import Application
 from bot.config import Settings
-from bot.context import message_tokens
 from bot.domain import ChatKind, ChatMessage, ChatRef, IncomingMessage, Role, UserRef
 from bot.storage import StoredMessage
 from bot.storage.turns import StoredTurn
-from bot.turns import TurnTicket
+from bot.turn.context import message_tokens
+from bot.turn.durable import TurnTicket
 from tests.bench.engine import serve
 from tests.fakes.surface import RecordingSurface
 

@@ -24,7 +24,7 @@ from bot.domain import (
 from bot.errors import ToolError
 from bot.storage import ConversationStore, Database, StoredMessage, migrate
 from bot.storage.memory import MemoryStore, TurnMemory
-from bot.summaries import INSTRUCTIONS, older_half
+from bot.turn.summaries import INSTRUCTIONS, older_half
 from tests.apps import AppFactory
 from tests.databases import fresh_postgres_database, sqlite_url
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply

@@ -198,7 +198,7 @@ async def test_one_leader_runs_reminders_and_another_takes_over_when_it_dies(
             cron="",
         )
 
-    await second.scheduler.create(due("from the standby", 0.5))
+    await second.reminders.create(due("from the standby", 0.5))
     await wait_until(lambda: len(first_messenger.sent) == 1, within=5)
 
     # The leader dies without releasing its lease: the other takes over once it expires.
@@ -206,7 +206,7 @@ async def test_one_leader_runs_reminders_and_another_takes_over_when_it_dies(
     # on a busy machine a reminder due 0.3 s after `due()` was computed could fire on the
     # still-living leader (delivered there, correctly), so the take-over had nothing to do.
     request = due("after the take-over", 3.0)
-    await first.scheduler.create(request)
+    await first.reminders.create(request)
     lease_ends = await lease_expiry(first)
     await first.leadership.stop(release=False)
     assert datetime.now(UTC) < request.due_at, "the leader died after the reminder was due"
@@ -253,7 +253,7 @@ async def test_the_leader_picks_up_a_reminder_committed_after_a_newer_one(
         )
         session.add(slow)
         await session.flush()  # its id is taken now, the row is not visible yet
-        await standby.scheduler.create(
+        await standby.reminders.create(
             ReminderRequest(
                 user=alice,
                 chat=dm,

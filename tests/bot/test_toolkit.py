@@ -16,7 +16,7 @@ from bot.domain import (
     ToolContext,
     UserRef,
 )
-from bot.policy import for_scheduled_turn
+from bot.policy.tools import for_scheduled_turn
 from bot.toolkit import (
     InvalidArguments,
     Progress,

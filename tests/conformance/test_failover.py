@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from bot.answer import FAILOVER_NOTE
-from bot.app import Application, build_provider
+from bot.app import Application
+from bot.builders import build_provider
 from bot.config import Settings
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.errors import ConfigError, ProviderBadRequest
 from bot.llm.openai_compat import OpenAICompatProvider
 from bot.llm.providers import FailoverProvider, load_providers_file
+from bot.turn.answer import FAILOVER_NOTE
 from tests.apps import AppFactory
 from tests.fakes.anthropic_server import ScriptedAnthropicServer, anthropic_text_reply
 from tests.fakes.open_meteo import OpenMeteoServer
@@ -253,7 +254,7 @@ async def test_the_doctor_checks_every_provider(
     keys: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bot.doctor import build_checks, run_checks
+    from bot.ops.doctor import build_checks, run_checks
 
     path = providers_file(tmp_path, llm.base_url, claude.base_url)
     llm.script(text_reply("OK"))

@@ -274,7 +274,8 @@ async def test_silent_refusal_is_not_an_answer(vendor: Vendor) -> None:
     else:
         pytest.skip("this vendor declines in words, never with an empty filtered answer")
     result = await run(vendor.provider, [ChatMessage(Role.USER, "something bad")])
-    # No made-up words: the engine tells the user, in their language (tests/bot/test_finishes.py).
+    # No made-up words: the engine tells the user, in their language
+    # (tests/bot/turn/test_finishes.py).
     assert result.text == "" and result.finish.finish_reason == vendor.refusal_finish
     assert result.finish.outcome == (REFUSED if vendor.name == "anthropic" else FILTERED)
 

@@ -19,15 +19,15 @@ import pytest
 from pydantic import BaseModel
 
 from bot.app import Application
-from bot.approvals import Answer, ApprovalQuestion
+from bot.approvals.gate import Answer, ApprovalQuestion
 from bot.domain import ChatKind, ChatRef, IncomingMessage, Role, ToolContext, UserRef, VendorState
-from bot.engine import CUT_OFF_NOTE, TurnOutcome
 from bot.errors import AnswerCutOff
 from bot.llm.anthropic import AnthropicProvider
 from bot.llm.openai_compat import OpenAICompatProvider
 from bot.llm.openai_wire import alnum9
 from bot.llm.profiles import PROFILES
 from bot.toolkit import tool
+from bot.turn.rounds import CUT_OFF_NOTE, TurnOutcome
 from tests.apps import AppFactory
 from tests.conformance.conftest import Vendor
 from tests.fakes.anthropic_server import (

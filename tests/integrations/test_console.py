@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import Application
-from bot.approvals import Answer, Approvals
+from bot.approvals.gate import Answer, Approvals
+from bot.approvals.questions import InputQuestions
 from bot.config import Settings
 from bot.domain import (
     ChatRef,
@@ -21,7 +22,6 @@ from bot.domain import (
     ToolResult,
     UserRef,
 )
-from bot.questions import InputQuestions
 from integrations.console import CONSOLE_CHAT, ConsoleMessenger, ConsoleSurface, run_console
 from tests.apps import two_providers
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
@@ -240,7 +240,7 @@ async def test_a_tools_form_and_link_in_the_terminal() -> None:
         return next(typed)
 
     out = io.StringIO()
-    surface = ConsoleSurface(out, reader, color=False, questions=InputQuestions(timeout=30))
+    surface = ConsoleSurface(out, reader, color=False, ask_user=InputQuestions(timeout=30).ask)
     answer = await surface.ask(USER, form)
     assert answer == InputAnswer(InputAction.ACCEPT, {"guests": 4, "outside": True})
     shown = out.getvalue()
@@ -251,14 +251,14 @@ async def test_a_tools_form_and_link_in_the_terminal() -> None:
     link = InputQuestion("Sign in", url="https://auth.example.com/x", asked_by="MCP server web")
     typed = iter(["d"])
     out = io.StringIO()
-    surface = ConsoleSurface(out, reader, color=False, questions=InputQuestions(timeout=30))
+    surface = ConsoleSurface(out, reader, color=False, ask_user=InputQuestions(timeout=30).ask)
     assert await surface.ask(USER, link) == InputAnswer(InputAction.DECLINE)
     assert "It leads to auth.example.com" in out.getvalue()
 
     async def eof(prompt: str) -> str:
         raise EOFError
 
-    surface = ConsoleSurface(io.StringIO(), eof, color=False, questions=InputQuestions(30))
+    surface = ConsoleSurface(io.StringIO(), eof, color=False, ask_user=InputQuestions(30).ask)
     assert await surface.ask(USER, link) == InputAnswer(InputAction.CANCEL)
 
 

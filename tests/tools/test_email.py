@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from bot.app import Application
-from bot.approvals import Answer, ApprovalQuestion, Press
+from bot.approvals.gate import Answer, ApprovalQuestion, Press
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from bot.storage.models import AuditEntry, SentEmail
 from tests.apps import AppFactory

@@ -16,10 +16,10 @@ from sqlmodel import select
 
 from bot.app import Application
 from bot.config import Settings
-from bot.doctor import CheckFailed, smtp_check
 from bot.domain import ToolResult
 from bot.errors import ConfigError
 from bot.i18n import use_locale
+from bot.ops.doctor import CheckFailed, smtp_check
 from bot.storage.models import AuditEntry, SentEmail
 from tests.apps import AppFactory
 from tests.fakes.http import listening_socket

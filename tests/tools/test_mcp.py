@@ -557,9 +557,9 @@ def test_a_missing_environment_variable_is_named(tmp_path: Path) -> None:
 
 
 def test_the_logs_redact_mcp_header_secrets(tmp_path: Path) -> None:
-    from bot.app import log_secrets
+    from bot.builders import log_secrets
     from bot.config import Settings
-    from bot.redact import SecretFilter
+    from bot.ops.redact import SecretFilter
 
     path = tmp_path / "mcp.json"
     entry = {"url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": f"Bearer {TOKEN}"}}

@@ -32,7 +32,7 @@ from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_cal
 from tests.fakes.surface import RecordingSurface
 from tests.tools.real_mcp_servers import everything_stdio
 from tools import ALL_TOOLS
-from tools.mcp_input import Unaskable, input_question
+from tools.mcp.elicitation import Unaskable, input_question
 
 ALICE = UserRef("test", "alice", "Alice")
 ME = UserRef("console", "me")
@@ -235,7 +235,7 @@ async def test_a_link_a_browser_would_open_elsewhere_is_never_shown(
     evil = "https://evil.example\\@accounts.google.com/login"
     llm.script(tool_call_reply((LINK, {"url": evil})), text_reply("It was refused."))
     out = io.StringIO()
-    caplog.set_level(logging.WARNING, "bot.questions")
+    caplog.set_level(logging.WARNING, "bot.approvals.questions")
 
     await run_console(app.desk, reader=typed_lines("sign me in"), out=out, user=ME, color=False)
 

@@ -37,7 +37,7 @@ async def test_a_local_time_is_read_in_the_users_timezone(make_app: AppFactory) 
     created = await create(app, text="stand-up", at="2026-11-24T09:00")
 
     assert created["next"] == "Tue 2026-11-24 09:00 Asia/Shanghai"
-    [info] = await app.scheduler.list_for(ALICE)
+    [info] = await app.reminders.list_for(ALICE)
     assert info.due_at == datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 
@@ -46,7 +46,7 @@ async def test_a_relative_delay(make_app: AppFactory) -> None:
 
     await create(app, text="tea", in_seconds=1200)
 
-    [info] = await app.scheduler.list_for(ALICE)
+    [info] = await app.reminders.list_for(ALICE)
     assert info.due_at == datetime(2026, 11, 23, 2, 20, tzinfo=UTC)
 
 
@@ -56,14 +56,14 @@ async def test_every_weekday_at_8_30(make_app: AppFactory) -> None:
     created = await create(app, text="standup", at="2026-11-24T08:30", repeat="weekdays")
 
     assert created["repeat"] == "weekdays" and created["next"].startswith("Tue 2026-11-24 08:30")
-    [info] = await app.scheduler.list_for(ALICE)
+    [info] = await app.reminders.list_for(ALICE)
     assert info.cron == "30 8 * * mon-fri"
 
 
 async def test_weekly_follows_the_weekday_of_the_first_time(make_app: AppFactory) -> None:
     app = await app_with_scheduler(make_app)
     await create(app, text="review", at="2026-11-27T16:00", repeat="weekly", kind="follow_up")
-    [info] = await app.scheduler.list_for(ALICE)
+    [info] = await app.reminders.list_for(ALICE)
     assert (info.cron, info.kind) == ("0 16 * * fri", "follow_up")
 
 
@@ -80,7 +80,7 @@ async def test_bad_times_are_explained_to_the_model(make_app: AppFactory) -> Non
     assert garbled.is_error and "ISO date-time" in garbled.content
     assert nothing.is_error and "Say when" in nothing.content
     assert bad_cron.is_error and "5-field crontab" in bad_cron.content
-    assert await app.scheduler.list_for(ALICE) == []
+    assert await app.reminders.list_for(ALICE) == []
 
 
 async def test_list_and_cancel_only_touch_the_users_own(make_app: AppFactory) -> None:
@@ -145,7 +145,7 @@ async def test_a_repeating_reminder_never_starts_in_the_past(make_app: AppFactor
     result = await call(create_reminder, {"text": "x", "in_seconds": 60, "repeat": "daily"}, ctx)
 
     assert not result.is_error
-    [info] = await app.scheduler.list_for(ALICE)
+    [info] = await app.reminders.list_for(ALICE)
     assert info.due_at == datetime(2026, 11, 23, 2, 1, tzinfo=UTC)  # 10:01:30 -> 10:01
     assert info.cron == "1 10 * * *"
     late = await call(
@@ -176,9 +176,9 @@ async def test_a_user_cannot_have_more_pending_reminders_than_the_cap(
     assert not first.is_error and not second.is_error
     assert third.is_error and "already has 2 pending reminders" in third.content
     assert "list_reminders shows them" in third.content
-    assert [i.text for i in await app.scheduler.list_for(ALICE)] == ["r0", "r1"]
+    assert [i.text for i in await app.reminders.list_for(ALICE)] == ["r0", "r1"]
     # Only pending ones count: once one is cancelled, there is room again.
-    assert await app.scheduler.cancel(ALICE, json.loads(first.content)["created"]["id"])
+    assert await app.reminders.cancel(ALICE, json.loads(first.content)["created"]["id"])
     llm.script(
         tool_call_reply(("create_reminder", {"text": "r3", "in_seconds": 60})), text_reply("ok")
     )
@@ -216,7 +216,7 @@ async def test_a_repeating_follow_up_may_not_run_more_often_than_the_minimum(
         assert "at most once every 1 hour" in refused.content
         assert f"{pattern!r} would run again after 1 minute" in refused.content
     assert not daily.is_error and not message_kind.is_error  # messages run no model turn
-    assert sorted(i.text for i in await app.scheduler.list_for(ALICE)) == ["stretch", "weather"]
+    assert sorted(i.text for i in await app.reminders.list_for(ALICE)) == ["stretch", "weather"]
 
 
 async def test_a_follow_up_turn_cannot_create_or_cancel_reminders(
@@ -225,7 +225,7 @@ async def test_a_follow_up_turn_cannot_create_or_cancel_reminders(
     messenger = RecordingMessenger()
     app = await make_app(messengers=(messenger,))
     await app.start_scheduler()
-    kept = await app.scheduler.create(
+    kept = await app.reminders.create(
         ReminderRequest(ALICE, DM, "", "message", "keep me", NOW + timedelta(days=400), "UTC")
     )
     llm.script(
@@ -239,7 +239,7 @@ async def test_a_follow_up_turn_cannot_create_or_cancel_reminders(
     follow_up = ReminderRequest(
         ALICE, DM, "", "follow_up", "check and remind me again", datetime.now(UTC), "UTC"
     )
-    fired = await app.scheduler.create(follow_up)
+    fired = await app.reminders.create(follow_up)
     await wait_until(lambda: len(messenger.sent) == 1)
 
     offered = names_offered(llm.requests[0])
@@ -248,7 +248,7 @@ async def test_a_follow_up_turn_cannot_create_or_cancel_reminders(
     sent_results = [m["content"] for m in llm.requests[1]["messages"] if m["role"] == "tool"]
     assert all("not available in a scheduled follow-up" in r for r in sent_results[:2])
     assert "keep me" in sent_results[2]
-    everything = await app.scheduler.list_for(ALICE, include_done=True)
+    everything = await app.reminders.list_for(ALICE, include_done=True)
     assert sorted(i.id for i in everything) == [kept.id, fired.id]  # nothing new
     assert [i.status for i in everything if i.id == kept.id] == ["pending"]
     assert messenger.texts == ["⏰ Follow-up: I could not schedule another check from here."]
@@ -261,7 +261,7 @@ async def test_list_reminders_in_a_group_shows_only_that_groups(
     group = ChatRef("test", "team-room", ChatKind.GROUP)
     later = datetime.now(UTC) + timedelta(hours=1)
     for chat, text in ((DM, "private: call the doctor"), (group, "team: stand-up")):
-        await app.scheduler.create(ReminderRequest(ALICE, chat, "", "message", text, later, "UTC"))
+        await app.reminders.create(ReminderRequest(ALICE, chat, "", "message", text, later, "UTC"))
 
     async def listed(chat: ChatRef) -> list[str]:
         llm.script(tool_call_reply(("list_reminders", {})), text_reply("Here they are."))

@@ -59,7 +59,7 @@ async def tell(console: ConsoleHarness, llm: ScriptedOpenAIServer) -> Story:
             IncomingMessage(chat=FINANCE, user=ALICE, text=text), RecordingSurface()
         )
 
-    due = await app.scheduler.create(
+    due = await app.reminders.create(
         ReminderRequest(
             user=ALICE,
             chat=FINANCE,
@@ -70,7 +70,7 @@ async def tell(console: ConsoleHarness, llm: ScriptedOpenAIServer) -> Story:
             timezone="UTC",
         )
     )
-    failed = await app.scheduler.create(
+    failed = await app.reminders.create(
         ReminderRequest(
             user=ALICE,
             chat=FINANCE,

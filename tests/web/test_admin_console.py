@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from bot.app import Application
-from bot.approvals import Answer, Mode
+from bot.approvals.gate import Answer, Mode
 from bot.config import Settings
 from bot.domain import (
     Attachment,
@@ -199,7 +199,7 @@ async def test_conversations_can_hide_content_and_users_get_a_timezone(
 
 async def test_cancel_a_reminder_and_sign_out(make_console: ConsoleFactory) -> None:
     console = await make_console(tools=())
-    reminder = await console.app.scheduler.create(
+    reminder = await console.app.reminders.create(
         ReminderRequest(
             user=ALICE,
             chat=ROOM,
@@ -224,7 +224,7 @@ async def test_cancel_a_reminder_and_sign_out(make_console: ConsoleFactory) -> N
         out = await client.post("/admin/logout", data={"csrf": csrf_of(cancelled.text)})
         assert out.status_code == 303
         assert (await client.get("/admin/reminders")).status_code == 303
-    [info] = await console.app.scheduler.list_for(ALICE, include_done=True)
+    [info] = await console.app.reminders.list_for(ALICE, include_done=True)
     assert info.status == "cancelled"
     assert [e.action for e in await audit_rows(console.app)][-2:] == [
         "reminder.cancel",

@@ -88,7 +88,7 @@ async def test_an_admin_session_in_the_browser(
         IncomingMessage(chat=ROOM, user=ALICE, text="time?"), RecordingSurface()
     )
     channel_id = await console.app.store.channel_id(ROOM)
-    reminder = await console.app.scheduler.create(
+    reminder = await console.app.reminders.create(
         ReminderRequest(
             user=ALICE,
             chat=ROOM,
@@ -138,7 +138,7 @@ async def test_an_admin_session_in_the_browser(
     await page.get_by_role("button", name=f"Cancel reminder {reminder.id}").click()
     await expect(page.get_by_role("status")).to_have_text("Reminder cancelled.")
     await expect(page.locator(f"#reminder-{reminder.id}")).to_have_count(0)
-    [info] = await console.app.scheduler.list_for(ALICE, include_done=True)
+    [info] = await console.app.reminders.list_for(ALICE, include_done=True)
     assert info.status == "cancelled"
 
     # Read the audit log.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.i18n import use_locale
 from bot.web.languages import from_accept_language
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.surface import RecordingSurface
@@ -69,7 +70,9 @@ async def test_an_admin_sets_a_users_language_on_their_page(
     assert await app.languages.locale_of(ALICE) == "zh_CN"
     surface = RecordingSurface()
     llm.set_default(text_reply(""))
-    await app.desk.turn(IncomingMessage(chat=room, user=ALICE, text="again"), surface)
+    # As an adapter does: the turn is written in the locale entered for its sender.
+    with use_locale(await app.desk.locale_of(ALICE)):
+        await app.desk.turn(IncomingMessage(chat=room, user=ALICE, text="again"), surface)
     assert "模型返回了空白回答" in "".join(surface.deltas)
 
 

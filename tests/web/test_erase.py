@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bot.approvals import Answer
+from bot.approvals.gate import Answer
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.smtp import SMTPServer

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from bot.approvals import Answer, ApprovalQuestion
+from bot.approvals.gate import Answer, ApprovalQuestion
 from bot.domain import IncomingMessage, ToolContext, UserRef
 from bot.storage.activity import TurnSample
 from bot.toolkit import tool

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import Application, build_provider
+from bot.app import Application
+from bot.builders import build_provider
 from bot.config import Settings
 from bot.domain import ChatKind, ChatMessage, ChatRef, IncomingMessage, Role, ToolCall, UserRef
 from bot.errors import (

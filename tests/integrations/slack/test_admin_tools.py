@@ -78,7 +78,7 @@ async def test_an_admin_unticks_a_tool_and_the_next_turn_goes_without_it(
     assert status == 200
     [redraw] = await slack.wait_for("response_url")
     assert redraw["replace_original"] is True
-    assert "Saved: get_current_time off" in redraw["text"]
+    assert "get_current_time disabled." in redraw["text"]
     assert "initial_options" not in checkboxes(redraw["blocks"])
 
     llm.set_default(text_reply("no clock here"))
@@ -127,7 +127,7 @@ async def test_a_failed_admin_check_refuses_once_and_is_not_remembered(
     await press_checkboxes(harness, slack, user=ALICE, selected=[])
     [_, saved] = await slack.wait_for("response_url", 2)
 
-    assert "Only admins" in refused["text"] and "Saved" in saved["text"]
+    assert "Only admins" in refused["text"] and "get_current_time disabled." in saved["text"]
     assert len(admin_checks(slack)) == 2
 
 
@@ -139,7 +139,7 @@ async def test_parley_admins_may_change_without_asking_slack(
     )
     await press_checkboxes(harness, slack, user=EVE, selected=[])
     [redraw] = await slack.wait_for("response_url")
-    assert "Saved" in redraw["text"]
+    assert "get_current_time disabled." in redraw["text"]
     assert admin_checks(slack) == []
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.approvals import Mode
+from bot.approvals.gate import Mode
 from bot.domain import ChatKind, ChatRef, ToolContext
 from bot.toolkit import tool
 from tests.apps import wait_until

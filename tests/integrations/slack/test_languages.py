@@ -49,7 +49,7 @@ async def test_a_zh_cn_slack_user_reads_help_tools_an_approval_and_a_reminder_in
     assert answered["text"].startswith("已拒绝，没有执行任何操作。")
 
     before = len(slack.bodies("chat.postMessage"))
-    await harness.app.scheduler.create(
+    await harness.app.reminders.create(
         ReminderRequest(
             user=UserRef("slack", ALICE),
             chat=ChatRef("slack", DM_CHANNEL, ChatKind.DM),

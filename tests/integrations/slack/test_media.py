@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from bot.chat.notices import DOWNLOAD_FAILED
 from bot.i18n import _
-from bot.media import AUDIO_TOO_LONG, DOWNLOAD_FAILED
+from bot.turn.media import AUDIO_TOO_LONG
 from integrations.slack.files import NOT_ON_SLACK, SlackFileHosts
 from tests.fakes.file_host import ElsewhereServer
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply

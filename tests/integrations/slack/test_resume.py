@@ -1,10 +1,10 @@
-"""A Slack turn resumed after a restart (bot/turns.py): the message that showed its
+"""A Slack turn resumed after a restart (bot/turn/durable.py): the message that showed its
 answer half-written is replaced by a note, and the answer follows it."""
 
 from __future__ import annotations
 
 from bot.domain import ChatKind, ChatRef, IncomingMessage, UserRef
-from bot.turns import TurnTicket
+from bot.turn.durable import TurnTicket
 from integrations.slack import SlackPlatform
 from integrations.slack.surface import INTERRUPTED
 from tests.apps import AppFactory

@@ -146,7 +146,7 @@ async def test_a_quick_answer_is_one_message_without_status_or_stream(
     await harness.event(event)
     [post] = await slack.wait_for("chat.postMessage")
     await asyncio.sleep(0.3)  # anything else the turn sends would arrive by now
-    # users.info: the writer's locale, asked once (bot/languages.py).
+    # users.info: the writer's locale, asked once (bot/chat/languages.py).
     assert set(slack.calls) - {"auth.test", "users.info"} == {"chat.postMessage"}
     assert (post["channel"], post["thread_ts"], post["text"]) == (
         DM_CHANNEL,

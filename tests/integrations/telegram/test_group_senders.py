@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from bot.domain import ChatKind, ChatRef, UserRef
+from integrations.telegram.presses import admin_question
 from integrations.telegram.surface import CANNOT_CONFIRM_AS_CHAT
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.telegram_server import (
@@ -91,8 +92,12 @@ async def test_an_anonymous_admin_and_a_channel_are_answered_as_those_chats(
     # The group itself is an admin of the group; a channel is nobody to ask Telegram about.
     platform = platform_of(app)
     chat = ChatRef("telegram", str(GROUP), ChatKind.GROUP, "Team")
-    assert await platform.is_admin(UserRef("telegram", str(GROUP), "Team"), chat) is True
-    assert await platform.is_admin(UserRef("telegram", "-100777", "News"), chat) is False
+    for user, expected in (
+        (UserRef("telegram", str(GROUP), "Team"), True),
+        (UserRef("telegram", "-100777", "News"), False),
+    ):
+        ask = admin_question(platform.application.bot, user, chat)
+        assert await platform.desk.is_admin(user, ask, where=chat.platform_chat_id) is expected
     assert telegram.calls_of("getChatMember") == []
 
 

@@ -83,7 +83,7 @@ async def test_a_chinese_telegram_user_reads_help_tools_an_approval_and_a_remind
     # A reminder goes out with nobody writing: in the language Li's app reported.
     await app.start_scheduler()
     before = len(telegram.calls_of("sendMessage"))
-    await app.scheduler.create(
+    await app.reminders.create(
         ReminderRequest(
             user=UserRef("telegram", str(LI), "Li"),
             chat=ChatRef("telegram", str(LI), ChatKind.DM),

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from bot.chat.notices import DOWNLOAD_FAILED
 from bot.i18n import _
-from bot.media import DOWNLOAD_FAILED, IMAGE_TOO_BIG, NO_VISION, TRANSCRIPTION_OFF
+from bot.turn.media import IMAGE_TOO_BIG, NO_VISION, TRANSCRIPTION_OFF
 from tests.fakes.anthropic_server import ScriptedAnthropicServer, anthropic_text_reply
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.telegram_server import TOKEN, FakeTelegramServer, private_media, private_message

@@ -9,7 +9,8 @@ import pytest
 from telegram.error import RetryAfter
 from telegram.warnings import PTBDeprecationWarning
 
-from integrations.telegram.delivery import ChatPace, retry_after_seconds
+from integrations.telegram.delivery import retry_after_seconds
+from integrations.telegram.pace import ChatPace
 
 
 def test_retry_after_reads_a_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
