@@ -29,7 +29,7 @@ from bot.storage.turns import StoredTurn, TurnStore
 from bot.turn.engine import UNEXPECTED_ERROR
 from tests.databases import fresh_postgres_database
 from tests.db_proxy import DatabaseProxy
-from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
+from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.telegram_server import TOKEN, FakeTelegramServer, private_message
 from tests.processes import SIGNING_SECRET, Run, ready_run
@@ -216,6 +216,62 @@ def test_a_database_cut_during_a_telegram_webhook_burst_loses_and_doubles_nothin
     assert "answer was shown but could not be stored" in err
     assert "settled as done at last" in err
     assert UNEXPECTED_ERROR not in "".join(telegram.sent_texts())
+
+
+@pytest.mark.timeout(420)
+def test_a_turn_that_failed_in_the_cut_is_not_answered_after_a_restart(
+    tmp_path: Path,
+    postgres_database: str,
+    proxy: DatabaseProxy,
+    llm: ScriptedOpenAIServer,
+    telegram: FakeTelegramServer,
+) -> None:
+    users = TELEGRAM_USERS[:3]
+    # Each turn calls a tool; its round cannot be stored in the cut, so the turn fails
+    # and its user is told. Were it resumed later, the model would answer ANSWER.
+    llm.script(*(tool_call_reply(("get_current_time", {"timezone": "UTC"})) for _ in users))
+    llm.set_default(text_reply(ANSWER))
+    llm.hold()
+    env = {
+        **common_env(proxy.url_through(postgres_database), llm),
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "PARLEY_TELEGRAM_BASE_URL": telegram.base_url,
+        "PARLEY_TELEGRAM_WEBHOOK_URL": HOOK,
+        "PARLEY_TELEGRAM_WEBHOOK_SECRET": SECRET,
+    }
+    runs: list[Run] = []
+    try:
+        (tmp_path / "first").mkdir()
+        first, url = ready_run(tmp_path / "first", **env)
+        runs.append(first)
+        deadline = time.monotonic() + 60
+        for n, user in enumerate(users):
+            update = {"update_id": 4000 + n, **private_message(user, "what time is it?")}
+            assert telegram_delivery(f"{url}/telegram/hook", update, deadline) == 1
+        wait(lambda: llm.held == len(users), "the turns reaching the model", runs)
+        proxy.cut(CUT_SECONDS)
+        llm.release()
+
+        def told(user: int) -> bool:
+            return any("went wrong" in text for text in telegram.shown(user))
+
+        wait(lambda: all(told(user) for user in users), "every user told of the failure", runs)
+        wait(lambda: not open_turns(postgres_database), "every failed turn settled", runs)
+        asked = len(llm.requests)
+        first.stop()
+        (tmp_path / "second").mkdir()
+        second, _ = ready_run(tmp_path / "second", **{**env, "DATABASE_URL": postgres_database})
+        runs.append(second)
+        assert not open_turns(postgres_database)
+        assert len(llm.requests) == asked == len(users)
+        for user in users:
+            shown = telegram.shown(user)
+            assert sum("went wrong" in text for text in shown) == 1, shown
+            assert ANSWER not in shown, shown
+    finally:
+        llm.release()
+        for run in runs:
+            run.stop()
 
 
 def slack_seen(slack: FakeSlackServer, channel: str) -> str:
