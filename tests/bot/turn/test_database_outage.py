@@ -94,6 +94,14 @@ def common_env(database_url: str, llm: ScriptedOpenAIServer) -> dict[str, str]:
     }
 
 
+def metric(url: str, name: str) -> float:
+    """One sample of the process's /metrics, by its full name with labels."""
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} is not in /metrics")
+
+
 def telegram_delivery(url: str, update: dict[str, Any], deadline: float) -> int:
     """Deliver `update` as Telegram does: again (after a pause) until a 2xx; how many
     deliveries it took."""
@@ -198,6 +206,8 @@ def test_a_database_cut_during_a_telegram_webhook_burst_loses_and_doubles_nothin
         wait(lambda: not open_turns(postgres_database), "every turn settled", runs)
         for user in TELEGRAM_USERS:
             assert telegram.shown(user) == [ANSWER], (user, telegram.shown(user))
+        assert metric(url, 'parley_claims_failed_total{platform="telegram"}') >= 1
+        assert metric(url, "parley_turns_unsettled") == 0
         asked = len(llm.requests)
         assert asked == BEFORE + DURING
         first.stop()
@@ -346,6 +356,8 @@ def test_a_database_cut_during_a_slack_http_burst_loses_and_doubles_nothing(
             seen = slack_seen(slack, channel)
             assert seen.count(ANSWER) == 1 and "went wrong" not in seen, (channel, seen)
         assert len(llm.requests) == BEFORE + DURING
+        assert metric(url, 'parley_claims_failed_total{platform="slack"}') >= 1
+        assert metric(url, "parley_turns_unsettled") == 0
     finally:
         llm.release()
         outputs = [run.stop() for run in runs]
