@@ -247,6 +247,7 @@ class Application:
             window=timedelta(minutes=settings.turns.resume_window_minutes),
             locale_of=self.desk.locale_of,
             budgets=self.limits.store,
+            settler=self.desk.settler,
         )
         self._next_prune = 0.0
         self.started: list[Platform] = []

@@ -18,8 +18,10 @@ time and is not cached.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.approvals.gate import Answer, Approvals, Mode, Press, PressOutcome
 from bot.approvals.questions import InputQuestions, ShowStep
@@ -53,13 +55,21 @@ from bot.storage.repository import ConversationStore
 from bot.storage.turns import TurnStore
 from bot.surface import Surface
 from bot.toolkit import Tool
-from bot.turn.durable import TurnTicket
+from bot.turn.durable import Settler, TurnTicket
 from bot.turn.engine import Engine, TurnOutcome
 from bot.turn.media import MediaReader
 
 AskPlatform = Callable[[], Awaitable[bool]]
+T = TypeVar("T")
 
-__all__ = ["Answer", "AskPlatform", "Desk", "Mode", "Press", "PressOutcome"]
+log = logging.getLogger(__name__)
+
+# How long a claim is tried again while the database does not take it: a short outage
+# is ridden out, and Slack, which waits 3 s for its answer, still gets one in time.
+CLAIM_PATIENCE = 2.0
+CLAIM_FIRST_PAUSE = 0.1
+
+__all__ = ["Answer", "AskPlatform", "Desk", "Mode", "Press", "PressOutcome", "TurnTicket"]
 
 
 class Desk:
@@ -91,6 +101,8 @@ class Desk:
         # Durable turns (bot/turn/durable.py): claimed with their input, held by `holder`.
         self._turns = turns
         self._holder = holder
+        # Settles finished turns even across a database outage (bot/turn/durable.py).
+        self.settler = Settler(turns, engine.observer)
         self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds)
         self.approvals: Approvals = engine.approvals
         # Tools' questions to users mid-call (bot/approvals/questions.py): the Surfaces show them,
@@ -104,19 +116,56 @@ class Desk:
 
     # -- events and turns --------------------------------------------------------------
 
-    async def claim(self, platform: str, bot: str, event_id: str) -> bool:
-        """True the first time this event is seen (even across restarts and replicas)."""
-        return await self._store.claim_event(platform, bot, event_id)
+    async def claim(
+        self, platform: str, bot: str, event_id: str, *, within: float = CLAIM_PATIENCE
+    ) -> bool:
+        """True the first time this event is seen (even across restarts and replicas).
+        Tried again for up to `within` seconds while the database does not take it; then
+        the last error is raised (counted): the adapter must not acknowledge the event."""
+        return await self._patiently(
+            platform, lambda: self._store.claim_event(platform, bot, event_id), within
+        )
 
     async def claim_turn(
-        self, message: IncomingMessage, bot: str, reply: dict[str, Any]
+        self,
+        message: IncomingMessage,
+        bot: str,
+        reply: dict[str, Any],
+        *,
+        within: float = CLAIM_PATIENCE,
     ) -> TurnTicket | None:
         """Claim the event of `message` (received by `bot`) with the turn's input and the
         platform's reply address (JSON), so the turn survives this process; None if the
         event was claimed before (a re-delivery: an unfinished turn is the resume
-        sweep's, never a second answer)."""
-        turn_id = await self._turns.claim(message, bot, reply, self._holder)
-        return None if turn_id is None else TurnTicket(self._turns, turn_id)
+        sweep's, never a second answer). Retried and raised as `claim` is."""
+        turn_id = await self._patiently(
+            message.platform,
+            lambda: self._turns.claim(message, bot, reply, self._holder),
+            within,
+        )
+        return None if turn_id is None else TurnTicket(self._turns, turn_id, settler=self.settler)
+
+    async def _patiently(
+        self, platform: str, attempt: Callable[[], Awaitable[T]], within: float
+    ) -> T:
+        """`attempt()` until it succeeds, with pauses doubling from CLAIM_FIRST_PAUSE, for
+        at most `within` seconds in all (each try is cut off at the deadline too)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        pause = CLAIM_FIRST_PAUSE
+        while True:
+            try:
+                async with asyncio.timeout(max(deadline - loop.time(), CLAIM_FIRST_PAUSE)):
+                    return await attempt()
+            except Exception as exc:
+                left = deadline - loop.time()
+                if left <= 0:
+                    log.warning("%s: could not record an event within %.1f s", platform, within)
+                    self._engine.observer.claim_failed(platform)
+                    raise
+                log.info("%s: recording an event failed (%s); trying again", platform, exc)
+                await asyncio.sleep(min(pause, left))
+                pause *= 2
 
     async def rate_answer(
         self, chat: ChatRef, voter: UserRef, answer_ref: str, *, helpful: bool, answer: str
@@ -180,7 +229,12 @@ class Desk:
         that a request leads to, a turn included: the turn is written in it."""
         if user is None:
             return self.languages.default
-        return await self.languages.locale_of(user)
+        try:
+            return await self.languages.locale_of(user)
+        except Exception as exc:
+            # Never what decides whether a request is taken: the default language then.
+            log.warning("could not look up %s's language (%s)", user.qualified_id, exc)
+            return self.languages.default
 
     async def language_text(self, user: UserRef, argument: str) -> str:
         """`/language zh|en|auto`: store the user's choice; the answer, in the language

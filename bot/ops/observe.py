@@ -80,6 +80,16 @@ class Observer:
         """A model call went to `target` because provider `source` failed."""
         return None
 
+    def claim_failed(self, platform: str) -> None:
+        """An incoming event could not be recorded (the database did not take it): the
+        platform was told to deliver it again, or, where it cannot be, it is lost."""
+        return None
+
+    def turn_unsettled(self, change: int) -> None:
+        """A finished turn's row could not be settled yet (+1; retried in the background),
+        or was settled at last, or given up (-1)."""
+        return None
+
 
 class Observers(Observer):
     """Reports to each of several observers in turn (the metrics and the alerts)."""
@@ -114,6 +124,14 @@ class Observers(Observer):
     def provider_failover(self, source: str, target: str) -> None:
         for observer in self.observers:
             observer.provider_failover(source, target)
+
+    def claim_failed(self, platform: str) -> None:
+        for observer in self.observers:
+            observer.claim_failed(platform)
+
+    def turn_unsettled(self, change: int) -> None:
+        for observer in self.observers:
+            observer.turn_unsettled(change)
 
 
 class Metrics(Observer):
@@ -177,6 +195,17 @@ class Metrics(Observer):
             ["timeliness", "outcome"],
             registry=r,
         )
+        self.claims_failed = Counter(
+            "parley_claims_failed",
+            "Incoming events that could not be recorded (the database did not take them)",
+            ["platform"],
+            registry=r,
+        )
+        self.turns_unsettled = Gauge(
+            "parley_turns_unsettled",
+            "Finished turns whose row is not settled yet (retried until the database is back)",
+            registry=r,
+        )
 
     def turn_started(self) -> None:
         self.turns_in_flight.inc()
@@ -204,6 +233,12 @@ class Metrics(Observer):
 
     def provider_failover(self, source: str, target: str) -> None:
         self.failovers.labels(source, target).inc()
+
+    def claim_failed(self, platform: str) -> None:
+        self.claims_failed.labels(platform or "none").inc()
+
+    def turn_unsettled(self, change: int) -> None:
+        self.turns_unsettled.inc(change)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

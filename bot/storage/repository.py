@@ -10,6 +10,7 @@ ids never change once created, so they are cached in process; conversations are 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from bot.storage.models import (
 from bot.storage.rows import StoredMessage as StoredMessage
 from bot.storage.rows import UsageEntry as UsageEntry
 from bot.storage.rows import arranged, insert_ignore, to_chat_message, to_row
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -66,11 +69,27 @@ class ConversationStore:
         if self.db.is_sqlite:
             yield
             return
-        async with self.db.lock_engine().connect() as connection, connection.begin():
+        connection = await self.db.lock_engine().connect()
+        try:
+            transaction = await connection.begin()
             await connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_number(key)}
             )
-            yield  # commit (or rollback) at the end releases the lock
+            try:
+                yield
+            finally:
+                # The end of the transaction releases the lock; a connection the database
+                # lost has released it already, and the turn, answered maybe, must not
+                # fail for that.
+                try:
+                    await transaction.commit()
+                except Exception as exc:
+                    log.warning("conversation lock: ending its transaction failed (%s)", exc)
+        finally:
+            try:
+                await connection.close()
+            except Exception as exc:
+                log.warning("conversation lock: closing its connection failed (%s)", exc)
 
     # -- who and where -----------------------------------------------------------------
 

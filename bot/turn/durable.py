@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from bot.domain import ChatMessage, IncomingMessage, Role, ToolResult, UserRef
 from bot.i18n import N_, _, use_locale
+from bot.ops.observe import Observer
 from bot.storage.budgets import BudgetStore
 from bot.storage.leases import LeaseStore
 from bot.storage.models import TurnState, utcnow
@@ -115,6 +116,8 @@ class TurnTicket:
     id: int
     resumed: bool = False
     preview: str = ""
+    # Settles the row even across a database outage (None: one try, which may raise).
+    settler: Settler | None = None
 
     def journal(self, round_number: int) -> RoundJournal:
         return RoundJournal(self.store, self.id, round_number, self.resumed)
@@ -130,7 +133,85 @@ class TurnTicket:
                 log.warning("turn %d: could not record its preview (%s)", self.id, exc)
 
     async def done(self) -> None:
-        await self.store.finish(self.id, TurnState.DONE)
+        """The turn is over and its user was told (answered, or told it failed): its row
+        says so, now or, if the database is away, once it is back."""
+        if self.settler is not None:
+            await self.settler.settle(self.id, TurnState.DONE)
+        else:
+            await self.store.finish(self.id, TurnState.DONE)
+
+
+class Settler:
+    """Settles turns whose user was told how they ended. A row left open would be resumed
+    by the next leader once this process is gone: the same answer a second time, or a
+    real answer minutes after "sorry". So a failed settle is not dropped: it is tried
+    again in the background, with a pause doubling from `first_delay` to `max_delay`,
+    until the database takes it or `give_up_after` seconds have passed (logged, and
+    counted in `parley_turns_unsettled` meanwhile). The process's lease is renewed all
+    the while, so nobody resumes the turn as long as this process lives."""
+
+    def __init__(
+        self,
+        store: TurnStore,
+        observer: Observer | None = None,
+        *,
+        first_delay: float = 0.25,
+        max_delay: float = 10.0,
+        give_up_after: float = 3600.0,
+    ) -> None:
+        self.store = store
+        self.observer = observer or Observer()
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.give_up_after = give_up_after
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def pending(self) -> int:
+        """Turns not settled yet (being retried)."""
+        return len(self._tasks)
+
+    async def settle(self, turn_id: int, state: str) -> None:
+        try:
+            await self.store.finish(turn_id, state)
+            return
+        except Exception as exc:
+            log.warning("turn %d: could not settle it as %s (%s); retrying", turn_id, state, exc)
+        self.observer.turn_unsettled(+1)
+        task = asyncio.create_task(self._retry(turn_id, state), name=f"settle-turn-{turn_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait(self) -> None:
+        """Until every settle started so far has succeeded or given up (tests)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _retry(self, turn_id: int, state: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.give_up_after
+        delay = self.first_delay
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await self.store.finish(turn_id, state)
+                except Exception as exc:
+                    if loop.time() >= deadline:
+                        log.error(
+                            "turn %d: gave up settling it as %s (%s); it will be resumed "
+                            "once this process is gone",
+                            turn_id,
+                            state,
+                            exc,
+                        )
+                        return
+                    delay = min(delay * 2, self.max_delay)
+                    continue
+                log.info("turn %d: settled as %s at last", turn_id, state)
+                return
+        finally:
+            self.observer.turn_unsettled(-1)
 
 
 class ProcessLease:
@@ -191,6 +272,8 @@ class TurnRecovery:
     locale_of: Callable[[UserRef], Awaitable[str]] | None = None
     # Budget reservations of dead processes are released before their turns are taken.
     budgets: BudgetStore | None = None
+    # Settles resumed turns across an outage too (the desk's).
+    settler: Settler | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def sweep(self) -> int:
@@ -216,7 +299,9 @@ class TurnRecovery:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _recover(self, turn: StoredTurn) -> None:
-        ticket = TurnTicket(self.store, turn.id, resumed=True, preview=turn.preview)
+        ticket = TurnTicket(
+            self.store, turn.id, resumed=True, preview=turn.preview, settler=self.settler
+        )
         try:
             surface = self.surface_for(turn, ticket)
             if surface is None:

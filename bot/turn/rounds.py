@@ -77,6 +77,7 @@ class TurnOutcome:
     provider_seconds: float = 0.0
     total_seconds: float = 0.0
     stopped: bool = False  # by its user
+    unstored: bool = False  # answered, but the answer is missing from the history
 
 
 @dataclass(slots=True, kw_only=True)
@@ -249,12 +250,19 @@ class TurnRounds:
 
     async def _answered(self, answer: ModelAnswer, usage: UsageEntry) -> None:
         assistant = ChatMessage(Role.ASSISTANT, answer.text, vendor_state=answer.vendor_state)
-        await self.store.append(
-            self.info.conversation_id,
-            [StoredMessage(assistant, message_tokens(assistant))],
-            usage=usage,
-            turn_id=self.turn_id,
-        )
+        try:
+            await self.store.append(
+                self.info.conversation_id,
+                [StoredMessage(assistant, message_tokens(assistant))],
+                usage=usage,
+                turn_id=self.turn_id,
+            )
+        except Exception:
+            # The user has read the whole answer: "something went wrong" on top of it
+            # would be false, and the turn is settled as answered (bot/turn/durable.py
+            # `Settler`), so it is not answered again either. Only the history lacks it.
+            log.exception("the answer was shown but could not be stored; delivering it anyway")
+            self.outcome.unstored = True
         if len(self.visible) == self.notes:
             # An empty answer would be an empty chat message, which platforms refuse.
             log.warning("the model ended the turn without any text")

@@ -4,9 +4,9 @@ HTTP mode mounts `/slack/events` (events, interactivity, slash commands) on Parl
 web app; `inbound.py` checks each request's signature headers before its body is read,
 then the signature and the body's shape, before bolt sees it; Socket Mode (an app-level token)
 needs no public URL. Bolt acks events before it runs a listener, so a turn always runs
-after the ack. Bolt does no deduplication: each event is claimed in the database as
-`team_id:event_id` for its app (`api_app_id`) before its turn, so a retry (even one that
-arrives while the first delivery is still running, or after a restart) gets no second reply.
+after the ack, but its event is claimed before it (claims.py), as `team_id:event_id` for
+its app (`api_app_id`): a retry (even one that arrives while the first delivery is still
+running, or after a restart) gets no second reply, and an unrecorded event is not acked.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -34,18 +34,13 @@ from bot.errors import ConfigError
 from bot.i18n import N_, _
 from bot.surface import Messenger
 from integrations.slack.assistant import AssistantPane
+from integrations.slack.claims import CLAIM, Claimed, EventClaims
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import (
     APPROVAL_ACTION,
     INPUT_ACTION,
 )
-from integrations.slack.convert import (
-    PLATFORM,
-    ReplyAddress,
-    chat_kind,
-    files_of,
-    to_incoming_message,
-)
+from integrations.slack.convert import PLATFORM, ReplyAddress, files_of
 from integrations.slack.files import SlackFileHosts, download_all
 from integrations.slack.inbound import refusal_of
 from integrations.slack.presses import ActionPresses, admin_question
@@ -62,8 +57,6 @@ from integrations.slack.webapi import SlackMessenger, slack_call
 log = logging.getLogger(__name__)
 
 EMPTY_HINT = N_("Hi! Write your question after the mention, or type `{command} help`.")
-# Message subtypes that are still a person writing to Parley (None: a plain message).
-USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 
 
 class SlackPlatform:
@@ -157,8 +150,10 @@ class SlackPlatform:
         self.bolt.use(
             ReaderLanguage(self.client, self.desk, cache_seconds=self.locale_cache_seconds)
         )
-        self.bolt.event("message")(self._on_message)
-        self.bolt.event("app_mention")(self._on_mention)
+        # After the language (its lookup never fails a request): before bolt's ack.
+        self.bolt.use(EventClaims(self.desk, self.threads))
+        self.bolt.event("message")(self._on_event)
+        self.bolt.event("app_mention")(self._on_event)
         pane = AssistantPane(self.client, self.desk, self.sessions)
         self.bolt.event("app_home_opened")(pane.on_home_opened)
         self.bolt.event("agent_session_stopped")(pane.on_session_stopped)
@@ -170,67 +165,20 @@ class SlackPlatform:
         self.bolt.action(re.compile(f"^{INPUT_ACTION}_[a-z0-9]+$"))(presses.on_input_press)
         self.bolt.action(FEEDBACK_ACTION)(presses.on_feedback)
 
-    async def _on_message(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        # Edits, deletions, joins and bot posts arrive as subtypes or with a bot_id.
-        if event.get("subtype") not in USER_SUBTYPES or event.get("bot_id"):
-            return
-        if not event.get("user"):
-            return
-        if event["user"] == context.bot_user_id:
-            return
-        if chat_kind(event) is ChatKind.DM:
-            await self._turn(body, event, context)
-            return
-        thread_ts = event.get("thread_ts")
-        if not thread_ts:
-            return
-        if context.bot_user_id and f"<@{context.bot_user_id}" in str(event.get("text", "")):
-            return  # the app_mention event of the same message starts that turn
-        if await self.threads.takes_part(str(event["channel"]), str(thread_ts)):
-            await self._turn(body, event, context)
-
-    async def _on_mention(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        if event.get("bot_id") or not event.get("user"):
-            return
-        await self._turn(body, event, context)
+    async def _on_event(self, context: AsyncBoltContext) -> None:
+        # Claimed before the ack, if Parley answers it (claims.py `EventClaims`).
+        claimed = context.get(CLAIM)
+        if isinstance(claimed, Claimed):
+            await self._turn(claimed)
 
     # -- turns -------------------------------------------------------------------------
 
-    async def _turn(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        team_id = str(body.get("team_id") or context.team_id or "")
-        event_id = str(body.get("event_id") or "")
-        if not event_id:
-            log.warning("slack: an event without event_id was ignored: %s", event.get("type"))
+    async def _turn(self, claimed: Claimed) -> None:
+        message, reply, ticket = claimed.message, claimed.reply, claimed.ticket
+        if not claimed.first:
+            log.info("slack: event %s was already taken; skipping the retry", message.event_id)
             return
-        if not event.get("channel") or not event.get("user"):
-            # HTTP refuses these at the door (inbound.py); Socket Mode has no door.
-            log.warning("slack: a %s event without channel or user was ignored", event["type"])
-            return
-        message, reply = to_incoming_message(
-            event, team_id=team_id, event_id=event_id, bot_user_id=context.bot_user_id
-        )
-        # Keyed by app too: two Slack apps on one database never share event ids.
-        app_id = str(body.get("api_app_id") or "")
-        try:
-            if message.text:
-                # Claimed with its input and reply address: it survives this process.
-                ticket = await self.desk.claim_turn(message, app_id, asdict(reply))
-                first = ticket is not None
-            else:
-                ticket, first = None, await self.desk.claim(PLATFORM, app_id, message.event_id)
-        except Exception:
-            log.exception("slack: could not record event %s; not answering it", event_id)
-            return
-        if not first:
-            log.info("slack: event %s:%s was already taken; skipping the retry", team_id, event_id)
-            return
-        files = files_of(event)
+        files = files_of(claimed.event)
         if message.chat.kind is not ChatKind.DM:
             self.threads.remember(reply.channel, reply.thread_ts)
         if not message.text and not files:

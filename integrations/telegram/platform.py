@@ -4,9 +4,10 @@ Long polling by default (PTB's `Updater`, started and stopped by hand rather tha
 `run_polling`, which would own the loop); webhook mode when a webhook URL is set, served
 by a route on Parley's ASGI app that checks the secret-token header before anything else
 (webhook.py). Each update is read once (`convert.classify`) and, when it asks anything of
-Parley, claimed in the database (`processed_events`) before it is acted on, so a
-re-delivered update, even after a restart, does nothing. Turns run as tasks: the update
-loop never waits for a model, and the engine serialises turns of one conversation.
+Parley, claimed in the database before it is acted on and, by webhook, before Telegram
+gets its 200 (claims.py), so a re-delivered update, even after a restart, does nothing.
+Turns run as tasks: the update loop never waits for a model, and the engine serialises
+turns of one conversation.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,11 +29,12 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from bot.chat import CommandStyle, commands
 from bot.chat.desk import Desk
 from bot.config import TelegramSettings
-from bot.domain import AttachmentKind, UserRef
+from bot.domain import AttachmentKind
 from bot.errors import ConfigError
 from bot.i18n import N_, _, use_locale
 from bot.surface import Messenger
 from integrations.telegram.approvals import ApprovalPresenter
+from integrations.telegram.claims import POLLING_PATIENCE, Claim, claim_update, reader_of
 from integrations.telegram.convert import (
     ReadUpdate,
     ReplyAddress,
@@ -151,7 +153,8 @@ class TelegramPlatform:
     # -- inbound -----------------------------------------------------------------------
 
     async def _webhook(self, request: Request) -> Response:
-        return await webhook_response(request, self.application, self._webhook_secret())
+        secret = self._webhook_secret()
+        return await webhook_response(request, self.application, secret, self._accept)
 
     def _webhook_secret(self) -> str:
         # TelegramSettings refuses a webhook URL without a secret.
@@ -161,51 +164,59 @@ class TelegramPlatform:
     def _polling_error(self, error: TelegramError) -> None:
         log.warning("telegram polling failed (%s); retrying", error)
 
-    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+    def _read(self, update: Update) -> ReadUpdate:
         # getMe ran before the first update (take_updates initialises first).
         bot = self.application.bot
-        read = classify(
-            update,
-            bot_id=bot.id,
-            bot_username=bot.username,
-            image_limit=self.desk.download_limit(AttachmentKind.IMAGE),
-        )
+        limit = self.desk.download_limit(AttachmentKind.IMAGE)
+        return classify(update, bot_id=bot.id, bot_username=bot.username, image_limit=limit)
+
+    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Long polling: PTB's Updater confirmed this update's offset already, so a claim
+        the database does not take (for POLLING_PATIENCE seconds) loses it, logged."""
+        read = self._read(update)
         if read.kind is UpdateKind.IGNORED:
             return  # asks nothing of Parley: nothing to claim, answer or translate
-        # Whatever this update leads to is written in its sender's language, looked up
-        # once here (the turn runs in it too).
-        sender = update.effective_user
-        reader = (
-            UserRef(PLATFORM, str(sender.id), sender.full_name, language=sender.language_code or "")
-            if sender is not None and not sender.is_bot
-            else None
-        )
-        with use_locale(await self.desk.locale_of(reader)):
-            await self._handle_update(update, read)
-
-    async def _handle_update(self, update: Update, read: ReadUpdate) -> None:
-        bot = self.application.bot
+        bot_id = str(self.application.bot.id)
         try:
-            if read.kind is UpdateKind.TURN and read.incoming and read.reply:
-                # Claimed with its input and reply address: it survives this process.
-                reply = read.reply
-                ticket = await self.desk.claim_turn(read.incoming, str(bot.id), asdict(reply))
-                if ticket is None:
-                    log.info("telegram update %s seen before; ignored", update.update_id)
-                    return
-                await self.desk.turn(
-                    read.incoming, self._surface(reply, ticket.note_preview), ticket
-                )
-                return
-            # Keyed by bot: each bot's update ids are its own (and re-randomised at times).
-            if not await self.desk.claim(PLATFORM, str(bot.id), str(update.update_id)):
-                log.info("telegram update %s seen before; ignored", update.update_id)
-                return
-            await self._act_on(update, read)
-        except ChatUnavailable as exc:
-            log.warning("telegram update %s dropped: %s", update.update_id, exc)
-        except Exception:
-            log.exception("telegram update %s failed", update.update_id)
+            claim = await claim_update(self.desk, update, read, bot_id, within=POLLING_PATIENCE)
+        except Exception as exc:
+            log.error(
+                "telegram update %s lost: it could not be recorded (%s)", update.update_id, exc
+            )
+            return
+        await self._run(update, read, claim)
+
+    async def _accept(self, update: Update) -> bool:
+        """Webhook: claimed before Telegram gets its 200, then run in a task, not claimed
+        again; False when the database does not take the claim (503: delivered again)."""
+        read = self._read(update)
+        if read.kind is UpdateKind.IGNORED:
+            return True
+        try:
+            claim = await claim_update(self.desk, update, read, str(self.application.bot.id))
+        except Exception as exc:
+            log.warning("telegram update %s not recorded (%s): 503", update.update_id, exc)
+            return False
+        self.application.create_task(self._run(update, read, claim), update=update)
+        return True
+
+    async def _run(self, update: Update, read: ReadUpdate, claim: Claim) -> None:
+        if not claim.first:
+            log.info("telegram update %s seen before; ignored", update.update_id)
+            return
+        # Whatever this update leads to is written in its sender's language (the turn too).
+        with use_locale(await self.desk.locale_of(reader_of(update))):
+            try:
+                if claim.ticket is not None and read.incoming and read.reply:
+                    on_preview = claim.ticket.note_preview
+                    surface = self._surface(read.reply, on_preview)
+                    await self.desk.turn(read.incoming, surface, claim.ticket)
+                else:
+                    await self._act_on(update, read)
+            except ChatUnavailable as exc:
+                log.warning("telegram update %s dropped: %s", update.update_id, exc)
+            except Exception:
+                log.exception("telegram update %s failed", update.update_id)
 
     async def _act_on(self, update: Update, read: ReadUpdate) -> None:
         """A claimed update that is not a text turn: a press, a command, files, or a

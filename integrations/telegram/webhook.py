@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -94,10 +95,15 @@ def _check_user(user: Any, where: str, *, required: bool) -> None:
 
 
 async def webhook_response(
-    request: Request, app: Application[Any, Any, Any, Any, Any, Any], secret: str
+    request: Request,
+    app: Application[Any, Any, Any, Any, Any, Any],
+    secret: str,
+    accept: Callable[[Update], Awaitable[bool]],
 ) -> Response:
     """Take one webhook request: the secret token first, then the body; a readable
-    update is queued for the application and answered 200."""
+    update is handed to `accept`, which claims it (claims.py) before Telegram is
+    answered: 200 once it is recorded, 503 when it could not be, so Telegram delivers it
+    again rather than Parley dropping it after a 200."""
     given = request.headers.get("x-telegram-bot-api-secret-token", "")
     if not secrets.compare_digest(given.encode(), secret.encode()):
         log.warning("telegram webhook: request without the right secret token refused")
@@ -111,7 +117,8 @@ async def webhook_response(
     except Exception as exc:  # untrusted input: whatever it breaks is a 400, not a 500
         log.warning("telegram webhook: unreadable update refused with 400: %s", _reason(exc))
         return Response(status_code=HTTPStatus.BAD_REQUEST)
-    await app.update_queue.put(update)
+    if not await accept(update):
+        return Response(status_code=HTTPStatus.SERVICE_UNAVAILABLE)
     return Response(status_code=HTTPStatus.OK)
 
 
