@@ -25,7 +25,10 @@ from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 
 ALICE = UserRef("test", "alice", "Alice")
 DM = ChatRef("test", "dm-alice", ChatKind.DM)
-FAST = {"retry_seconds": 0.1, "max_attempts": 3, "late_after_seconds": 0.5}
+# "Late" only past 30 s: a busy machine (another test worker beside this one) can start
+# any firing a second behind, and that is not what these tests are about. The tests of
+# lateness set a threshold of their own that the reminder passes by construction.
+FAST = {"retry_seconds": 0.1, "max_attempts": 3, "late_after_seconds": 30}
 
 
 def request(
@@ -67,7 +70,9 @@ async def test_a_one_off_reminder_fires_once(make_app: AppFactory) -> None:
 
     [(chat, text, thread, at)] = messenger.sent
     assert chat == DM and thread == "t1" and text == "⏰ Reminder: stretch"
-    assert at - info.due_at.timestamp() < 1.5  # on time; docs/benchmarks.md measures it
+    # Never early; how soon after due_at is a figure docs/benchmarks.md measures (here
+    # only wait_until's deadline bounds it: a busy machine must not fail the test).
+    assert at >= info.due_at.timestamp()
     stored = await row(app, info.id)
     assert (stored.status, stored.deliveries, stored.attempts) == ("delivered", 1, 1)
 
@@ -125,7 +130,7 @@ async def test_a_reminder_survives_a_restart(make_app: AppFactory) -> None:
 
     assert first_messenger.sent == []
     assert messenger.texts == ["⏰ Reminder: after the restart"]
-    assert messenger.sent[0][3] - info.due_at.timestamp() < 1.5
+    assert messenger.sent[0][3] >= info.due_at.timestamp()
 
 
 async def test_a_reminder_due_during_downtime_is_delivered_late_exactly_once(
@@ -137,7 +142,8 @@ async def test_a_reminder_due_during_downtime_is_delivered_late_exactly_once(
     await asyncio.sleep(0.8)
 
     messenger = RecordingMessenger()
-    second = await started(make_app, messenger)
+    # At least 0.7 s past due_at when it fires, however fast or slow the machine.
+    second = await started(make_app, messenger, late_after_seconds=0.5)
     await wait_until(lambda: len(messenger.sent) == 1)
     await second.aclose()
     third_messenger = RecordingMessenger()
@@ -159,7 +165,9 @@ async def test_a_recurring_reminder_continues_after_downtime(make_app: AppFactor
     await asyncio.sleep(2.0)  # missed about two occurrences
 
     messenger = RecordingMessenger()
-    app = await started(make_app, messenger, late_after_seconds=1.0)
+    # The missed firing is at least 1.9 s late by construction; the later ones may be
+    # up to 1.5 s behind their second on a busy machine and still count as on time.
+    app = await started(make_app, messenger, late_after_seconds=1.5)
     await wait_until(lambda: len(messenger.sent) >= 3, within=6)
     await app.scheduler.cancel(ALICE, info.id)
 
@@ -191,9 +199,10 @@ async def test_a_failed_follow_up_turn_is_retried(
     make_app: AppFactory, llm: ScriptedOpenAIServer
 ) -> None:
     messenger = RecordingMessenger()
-    app = await started(make_app, messenger)
-    # An empty answer first, and a slow one: the retry starts well past late_after_seconds
-    # after due_at (as a loaded machine made it, now and then), yet on its retry time.
+    # An empty answer first, and a slow one: the retry starts at least 1.1 s after due_at,
+    # past late_after_seconds (as a loaded machine made it, now and then), yet on its
+    # retry time (within the same 1 s, however busy the machine).
+    app = await started(make_app, messenger, late_after_seconds=1.0)
     llm.script(text_reply("", delay=1.0), text_reply("Second try worked."))
 
     await app.scheduler.create(request("summarise my day", 0.1, kind="follow_up"))
