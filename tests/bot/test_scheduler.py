@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +51,16 @@ def request(
 async def row(app: Application, reminder_id: int) -> Reminder:
     async with app.database.read() as session:
         return (await session.exec(select(Reminder).where(Reminder.id == reminder_id))).one()
+
+
+async def settled(app: Application, reminder_id: int, *, within: float = 15.0) -> Reminder:
+    """The row once its last attempt is recorded (no longer "pending"): the settle loop
+    writes it just after the send, later on a busy machine, so it is waited for."""
+    deadline = time.monotonic() + within
+    while (stored := await row(app, reminder_id)).status == "pending":
+        assert time.monotonic() < deadline, f"reminder {reminder_id} still pending"
+        await asyncio.sleep(0.02)
+    return stored
 
 
 async def started(
@@ -253,7 +264,7 @@ async def test_delivery_failure_is_retried_with_backoff(make_app: AppFactory) ->
     info = await app.scheduler.create(request("eventually", 0.1))
     await wait_until(lambda: len(messenger.sent) == 1)
 
-    stored = await row(app, info.id)
+    stored = await settled(app, info.id)
     assert (stored.status, stored.attempts, stored.last_error) == ("delivered", 3, "")
 
 
@@ -265,9 +276,8 @@ async def test_delivery_that_keeps_failing_is_marked_failed_and_visible(
 
     info = await app.scheduler.create(request("doomed", 0.1))
     await wait_until(lambda: messenger.fail_next == 97)
-    await asyncio.sleep(0.3)
 
-    stored = await row(app, info.id)
+    stored = await settled(app, info.id)
     assert (stored.status, stored.attempts) == ("failed", 3)
     assert "chat platform unreachable" in stored.last_error
     [listed] = await app.scheduler.list_all(include_done=True)
@@ -279,9 +289,8 @@ async def test_no_messenger_for_the_platform_is_a_failure_not_a_drop(
 ) -> None:
     app = await started(make_app, RecordingMessenger(platform="elsewhere"))
     info = await app.scheduler.create(request("lost?", 0.1))
-    await asyncio.sleep(1.2)
 
-    stored = await row(app, info.id)
+    stored = await settled(app, info.id)
     assert stored.status == "failed" and "no messenger for platform 'test'" in stored.last_error
 
 
@@ -396,8 +405,8 @@ async def test_a_crash_between_sending_and_recording_resends_rather_than_loses(
     messenger = RecordingMessenger()
     second = await started(make_app, messenger)
     await wait_until(lambda: len(messenger.sent) == 1)
-    await asyncio.sleep(0.3)
+    stored = await settled(second, info.id)
+    await asyncio.sleep(0.3)  # time for a second send, if there were one
 
     assert len(messenger.sent) == 1
-    stored = await row(second, info.id)
     assert (stored.status, stored.attempts, stored.deliveries) == ("delivered", 2, 1)
