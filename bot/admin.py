@@ -9,12 +9,12 @@ attempt goes to the audit log with who, what, where and from which surface.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 from bot.config import AdminSettings
 from bot.domain import ChatRef, UserRef
-from bot.i18n import N_
+from bot.i18n import N_, _
 from bot.policy import ChannelToolPolicy, policy_key
 from bot.storage.admin import AdminStore
 from bot.toolkit import Tool, ToolRegistry
@@ -22,6 +22,7 @@ from bot.toolkit import Tool, ToolRegistry
 V = TypeVar("V")
 
 NOT_ADMIN = N_("Only admins can change which tools this channel may use. Your attempt was logged.")
+PROVIDER_NOT_ADMIN = N_("Only admins can choose this chat's provider. Your attempt was logged.")
 
 
 def actor_id(user: UserRef) -> str:
@@ -34,6 +35,19 @@ def place_of(chat: ChatRef) -> str:
 
 class UnknownTool(ValueError):
     pass
+
+
+class UnknownProvider(ValueError):
+    pass
+
+
+def provider_named(model: str | None) -> tuple[str, str]:
+    """(provider name, model) of a channel's model `@name` or `@name:model`; ("", model)
+    for a plain model name of the default provider."""
+    if not model or not model.startswith("@"):
+        return "", model or ""
+    name, _colon, rest = model[1:].partition(":")
+    return name, rest
 
 
 class TTLCache(Generic[V]):
@@ -70,11 +84,16 @@ class Administration:
         policy: ChannelToolPolicy,
         tools: ToolRegistry,
         settings: AdminSettings,
+        *,
+        providers: Sequence[str],
     ) -> None:
         self.store = store
         self.policy = policy
         self.tools = tools
         self.settings = settings
+        # The providers of PARLEY_PROVIDERS_FILE a channel may name, the default first;
+        # empty without the file (one provider, nothing to choose).
+        self.providers = tuple(providers)
 
     def is_listed(self, user: UserRef) -> bool:
         """Whether PARLEY_ADMINS names this user."""
@@ -118,5 +137,70 @@ class Administration:
         await self.store.set_tool(channel_id, tool, enabled, actor)
         await self.store.audit(
             actor=actor, action="tool.toggle", place=place, surface=surface, details=details
+        )
+        return True
+
+    # -- a channel's provider ------------------------------------------------------------
+
+    def provider_of(self, model: str | None) -> str:
+        """The provider answering a channel whose own model is `model` (an unknown name
+        falls back to the default, as bot/llm/providers.py does); "" without the file."""
+        name, _model = provider_named(model)
+        if name in self.providers:
+            return name
+        return self.providers[0] if self.providers else ""
+
+    def model_refusal(self, model: str) -> str | None:
+        """Why a channel's model `model` cannot be saved, in the current language; None
+        when it can (a model name, or `@name`/`@name:model` of a known provider)."""
+        if not model.startswith("@"):
+            return None
+        name, _model = provider_named(model)
+        if not self.providers:
+            return _(
+                "{model} names a provider, but this bot has only one (no "
+                "PARLEY_PROVIDERS_FILE): write a model name, or leave it empty.",
+                model=model,
+            )
+        if name not in self.providers:
+            return self.unknown_provider(name)
+        return None
+
+    def unknown_provider(self, name: str) -> str:
+        """The refusal of a provider name the file does not define, with the known ones."""
+        return _(
+            "There is no provider named {name}. Known providers: {names}.",
+            name=name[:64],
+            names=", ".join(self.providers),
+        )
+
+    async def set_provider(
+        self,
+        *,
+        actor: str,
+        channel_id: int,
+        place: str,
+        name: str | None,
+        surface: str,
+        is_admin: bool,
+    ) -> bool:
+        """Make provider `name` answer a channel (None: the default again). False (and
+        audited) if refused."""
+        details: dict[str, Any] = {"provider": name, "channel_id": channel_id}
+        if not is_admin:
+            await self.store.audit(
+                actor=actor,
+                action="channel.provider",
+                place=place,
+                surface=surface,
+                allowed=False,
+                details={**details, "reason": "not an admin"},
+            )
+            return False
+        if name is not None and name not in self.providers:
+            raise UnknownProvider(f"there is no provider named {name!r}")
+        await self.store.set_channel_model(channel_id, f"@{name}" if name else None)
+        await self.store.audit(
+            actor=actor, action="channel.provider", place=place, surface=surface, details=details
         )
         return True

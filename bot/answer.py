@@ -6,10 +6,11 @@ A stream that ends without the vendor's terminator raises `AnswerCutOff` in the 
 possibly after some text; a transient failure inside a 200 stream raises `StreamFailed`
 or finishes with the outcome FAILED (`transient`). Nothing shown yet: a second call costs
 the user nothing, so it is made (once: a vendor that keeps failing is failing, and the
-turn says so). Some text shown: asking again would repeat it on screen, so the answer
-comes back with its `outcome` (bot/llm/base.py) and the engine tells the user. Only a
-COMPLETE answer is a finished one; a tool call from any other is incomplete and never
-runs.
+turn says so). A `FailoverProvider` asks again itself and then fails over to the next
+provider (bot/llm/providers.py), so it is not asked again here. Some text shown: asking
+again would repeat it on screen, so the answer comes back with its `outcome`
+(bot/llm/base.py) and the engine tells the user. Only a COMPLETE answer is a finished
+one; a tool call from any other is incomplete and never runs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bot.llm.base import (
     ToolSpec,
     TurnFinished,
 )
+from bot.llm.providers import FailoverProvider
 from bot.observe import Observer
 from bot.surface import Surface
 
@@ -73,22 +75,27 @@ async def call_model(
 ) -> ModelAnswer:
     """Stream one answer; `visible` (the turn's text shown so far) gains its text."""
     spent: list[float] = []
+    again = not isinstance(provider, FailoverProvider)
     try:
         answer = await _stream(
             provider, observer, context, specs, surface, visible, channel_model, spent
         )
     except AnswerCutOff as exc:
+        if not again:
+            raise
         log.warning("the model's answer was cut off before any text: asking again (%s)", exc)
         answer = await _stream(
             provider, observer, context, specs, surface, visible, channel_model, spent
         )
     except StreamFailed as exc:
+        if not again:
+            raise
         log.warning("the model failed before any text, for now it says: asking again (%s)", exc)
         answer = await _stream(
             provider, observer, context, specs, surface, visible, channel_model, spent
         )
     else:
-        if answer.outcome == FAILED and answer.transient and not answer.text:
+        if again and answer.outcome == FAILED and answer.transient and not answer.text:
             log.warning("the model's answer failed before any text: asking again")
             answer = await _stream(
                 provider, observer, context, specs, surface, visible, channel_model, spent

@@ -36,6 +36,7 @@ from bot.languages import Languages
 from bot.leader import LeaderLease, Leadership
 from bot.limits import Limits
 from bot.llm.base import Provider
+from bot.llm.providers import FailoverProvider
 from bot.mail import SMTPMailer
 from bot.media import MediaReader
 from bot.observe import METRICS_CONTENT_TYPE, Metrics, Observers
@@ -208,7 +209,13 @@ class Application:
             holder=self.process_lease.name,
             output_cap=settings.llm.max_tokens,
         )
-        self.admin = Administration(self.admin_store, self.policy, self.tools, settings.admin)
+        self.admin = Administration(
+            self.admin_store,
+            self.policy,
+            self.tools,
+            settings.admin,
+            providers=self.provider.names if isinstance(self.provider, FailoverProvider) else (),
+        )
         self.weather = OpenMeteo(
             geocoding_url=settings.weather.geocoding_url,
             forecast_url=settings.weather.forecast_url,

@@ -50,6 +50,10 @@ class LLMSettings(_Group):
     provider: str = Field("openai", min_length=1, max_length=64, validation_alias="PARLEY_PROVIDER")
     # Providers of that file tried in order when the current one fails after its retries.
     fallback: str = Field("", max_length=1000, validation_alias="PARLEY_FALLBACK")
+    # Seconds a provider that failed is passed over before it leads a call again.
+    failover_cooldown_seconds: float = Field(
+        60.0, ge=0, le=3600, validation_alias="PARLEY_FAILOVER_COOLDOWN"
+    )
     api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")

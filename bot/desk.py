@@ -3,9 +3,10 @@
 An adapter translates (native payload → `IncomingMessage` and reply address) and renders
 (a `Surface`, a `Messenger`); whatever does not depend on the platform is here, written
 once: claiming an event so a re-delivery does nothing, knowing whether Parley takes part
-in a thread, running a turn, resetting a conversation, listing and switching tools (with
-the admin check and the audit row), and the approvals: presses on approval questions
-(whichever replica they reach), "Show all", standing approvals and admins' rules. A turn
+in a thread, running a turn, resetting a conversation, listing and switching tools and
+choosing a chat's provider (with the admin check and the audit row), and the approvals:
+presses on approval questions (whichever replica they reach), "Show all", standing
+approvals and admins' rules. A turn
 is claimed with its input and reply address (`claim_turn`), so it survives this process
 (bot/turns.py).
 
@@ -20,7 +21,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
-from bot.admin import Administration, TTLCache, actor_id, place_of
+from bot.admin import (
+    PROVIDER_NOT_ADMIN,
+    Administration,
+    TTLCache,
+    actor_id,
+    place_of,
+    provider_named,
+)
 from bot.approvals import Answer, Approvals, Mode, Press, PressOutcome
 from bot.domain import (
     Attachment,
@@ -241,6 +249,46 @@ class Desk:
             if not done:
                 return False
         return True
+
+    # -- a chat's provider (/provider) ---------------------------------------------------
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The providers a chat may be answered by, the default first (empty: one
+        provider, no providers file)."""
+        return self._admin.providers
+
+    async def provider_here(self, chat: ChatRef) -> tuple[str, str]:
+        """(provider, model) answering `chat`; model "" is the provider's own."""
+        config = await self._admin.store.channel_config(await self._store.channel_id(chat))
+        name, model = provider_named(config.model)
+        if name and name not in self._admin.providers:
+            model = ""  # an unknown name answers with the default's own model
+        return self._admin.provider_of(config.model), model
+
+    async def set_provider(
+        self,
+        user: UserRef,
+        chat: ChatRef,
+        name: str | None,
+        *,
+        ask: AskPlatform,
+        where: Hashable = "",
+    ) -> str:
+        """An admin's choice of provider for `chat` (None: the default again). Returns why
+        it was refused, "" when done; a refusal by rights is audited."""
+        if name is not None and name not in self._admin.providers:
+            return self._admin.unknown_provider(name)
+        allowed = await self.is_admin(user, ask, where=where)
+        done = await self._admin.set_provider(
+            actor=actor_id(user),
+            channel_id=await self._store.channel_id(chat),
+            place=place_of(chat),
+            name=name,
+            surface=user.platform,
+            is_admin=allowed,
+        )
+        return "" if done else _(PROVIDER_NOT_ADMIN)
 
     # -- memory (/memory, /forget) -------------------------------------------------------
 

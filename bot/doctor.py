@@ -257,7 +257,9 @@ def provider_checks(settings: Settings) -> list[Check]:
             update: dict[str, Any] = {"max_retries": 0, "thinking": "off"}
             if one_token:
                 update["max_tokens"] = 1
-            return build_one(settings_for(spec, llm.model_copy(update=update), os.environ))
+            return build_one(
+                settings_for(spec, llm.model_copy(update=update), os.environ), spec.name
+            )
 
         checks.append(
             model_check(

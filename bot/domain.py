@@ -141,8 +141,9 @@ class VendorState:
     Thinking models return reasoning that must travel with their next request
     (DeepSeek's `reasoning_content` after a tool round, Anthropic's signed thinking
     blocks, Gemini's thought signatures). Only the provider that wrote it reads it:
-    `vendor` names that provider's family (a profile name, or "anthropic"), and another
-    vendor ignores it. `data` is JSON-serialisable and never shown to anyone; per-call
+    `vendor` is that provider's key (its profile name, or "anthropic", for the provider
+    of the single-provider settings; "@<name>" for a table of PARLEY_PROVIDERS_FILE), and
+    every other provider ignores it. `data` is JSON-serialisable and never shown to anyone; per-call
     entries are keyed by the call's position in `ChatMessage.tool_calls`, never by id.
     """
 

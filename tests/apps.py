@@ -46,6 +46,23 @@ async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None
 
 AppFactory = Callable[..., Awaitable[Application]]
 
+
+def two_providers(tmp_path: Path, llm_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """LLM settings with a providers file naming two providers of the scripted server:
+    `primary` (the default, model primary-model) and `backup` (backup-model)."""
+    monkeypatch.setenv("SCRIPTED_KEY", "sk-scripted")
+    path = tmp_path / "providers.toml"
+    path.write_text(
+        "".join(
+            f'[providers.{name}]\nbase_url = "{llm_url}"\napi_key_env = "SCRIPTED_KEY"\n'
+            f'model = "{name}-model"\nprofile = "generic"\n\n'
+            for name in ("primary", "backup")
+        ),
+        encoding="utf-8",
+    )
+    return {"providers_file": str(path), "provider": "primary"}
+
+
 # Tests exercise the side-effecting tools, which the policy keeps off unless named.
 ON_BY_DEFAULT = "all,launch,send_email"
 DEFAULT_TOOLS = {"default_tools_dm": ON_BY_DEFAULT, "default_tools_group": ON_BY_DEFAULT}

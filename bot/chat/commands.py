@@ -1,5 +1,5 @@
 """Parley's chat commands, written once for every platform: /help /reset /tools /memory
-/forget /language (and /start, Telegram's greeting, which answers as /help).
+/forget /language /provider (and /start, Telegram's greeting, which answers as /help).
 
 An adapter recognises a command the platform's way (Telegram's `/reset@parley_bot`,
 Slack's `/parley reset`, a typed `/reset` in the terminal), calls `run(...)` with the
@@ -55,10 +55,15 @@ COMMANDS = (
         N_("Choose my language: /language zh, /language en, /language auto"),
         N_("{language} (or en, or auto) chooses the language I write in"),
     ),
+    Command(
+        "provider",
+        N_("Show or choose the model provider of this chat (admins choose)"),
+        N_("{provider} shows which model provider answers here; admins choose one"),
+    ),
 )
 NAMES = frozenset(command.name for command in COMMANDS)
 # The help lists the commands in this order (the menu keeps the table's).
-HELP_ORDER = ("reset", "tools", "memory", "language", "help")
+HELP_ORDER = ("reset", "tools", "memory", "language", "provider", "help")
 
 
 def _slash(name: str, argument: str = "") -> str:
@@ -109,6 +114,7 @@ def help_lines(style: CommandStyle) -> list[str]:
         "forget": style.written("forget", "3"),
         "forget_all": style.written("forget", "all"),
         "language": style.written("language", "zh"),
+        "provider": style.written("provider", ""),
     }
     return [_(text, **written) for name in HELP_ORDER if (text := by_name[name].help)]
 
@@ -163,6 +169,8 @@ async def run(
         return Reply(await desk.memory_text(message))
     if name == "forget":
         return Reply(await desk.forget_text(message, argument))
+    if name == "provider":
+        return Reply(await provider_text(desk, style, message, argument, ask=ask, where=where))
     if name == "tools":
         words = argument.split()
         answer = await approval_command(
@@ -181,3 +189,53 @@ async def run(
             help=help_text(style),
         )
     )
+
+
+async def provider_text(
+    desk: Desk,
+    style: CommandStyle,
+    message: IncomingMessage,
+    argument: str,
+    *,
+    ask: AskPlatform,
+    where: Hashable = "",
+) -> str:
+    """/provider: which provider answers this chat, and the names there are;
+    `/provider <name>` (admins) makes that one answer here, `/provider default` the
+    default again. Unknown names are refused with the known ones."""
+    names = desk.providers
+    if not names:
+        return _(
+            "This bot has one model provider ({model}): there is nothing to choose. "
+            "Operators can name several in a providers file.",
+            model=desk.model,
+        )
+    word = argument.strip()
+    if word:
+        chosen = None if word.lower() == "default" else word
+        refusal = await desk.set_provider(message.user, message.chat, chosen, ask=ask, where=where)
+        if refusal:
+            return refusal
+        if chosen is None:
+            return _(
+                "This chat is answered by the default provider again ({provider}).",
+                provider=names[0],
+            )
+        return _("This chat is now answered by {provider}.", provider=chosen)
+    provider, model = await desk.provider_here(message.chat)
+    lines = [
+        _("This chat is answered by {provider}, model {model}.", provider=provider, model=model)
+        if model
+        else _("This chat is answered by {provider}.", provider=provider),
+        _(
+            "Providers: {names} ({default} is the default).",
+            names=", ".join(names),
+            default=names[0],
+        ),
+        _(
+            "Admins choose one with {choose}, or {default} for the default.",
+            choose=style.written("provider", names[-1]),
+            default=style.written("provider", "default"),
+        ),
+    ]
+    return "\n".join(lines)

@@ -92,8 +92,11 @@ class AnthropicProvider:
         thinking: Literal["auto", "on", "off"] = "auto",
         thinking_budget: int | None = None,
         extra_body: dict[str, Any] | None = None,
+        state_key: str = "anthropic",
     ) -> None:
         self.model = model
+        # Whose reasoning state this is (`VendorState.vendor`): only ours goes back.
+        self.state_key = state_key
         self._api_key = api_key or ""
         self._stream = stream
         self._temperature = temperature
@@ -112,7 +115,7 @@ class AnthropicProvider:
         self._errors = ErrorMapper(self.base_url, self._api_key, model, timeout, max_retries)
 
     @classmethod
-    def from_settings(cls, settings: LLMSettings) -> AnthropicProvider:
+    def from_settings(cls, settings: LLMSettings, *, state_key: str = "") -> AnthropicProvider:
         key = settings.anthropic_api_key
         return cls(
             api_key=key.get_secret_value() if key else None,
@@ -129,6 +132,7 @@ class AnthropicProvider:
             thinking=settings.thinking,
             thinking_budget=settings.thinking_budget,
             extra_body=settings.extra_body,
+            state_key=state_key or "anthropic",
         )
 
     async def aclose(self) -> None:
@@ -148,7 +152,7 @@ class AnthropicProvider:
     ) -> dict[str, Any]:
         """The JSON body of a `/v1/messages` request (without `stream`)."""
         model = model or self.model
-        system, converted = to_anthropic_messages(messages, model=model)
+        system, converted = to_anthropic_messages(messages, model=model, vendor=self.state_key)
         request: dict[str, Any] = {
             "model": model,
             "max_tokens": self._max_tokens or DEFAULT_MAX_TOKENS,
@@ -291,7 +295,7 @@ class AnthropicProvider:
             _finish_reason(stop_reason, bool(ready)),
             Usage(input_tokens, output_tokens),
             model or request["model"],
-            thinking_state(kept, order, said, request["model"]) if kept else None,
+            thinking_state(kept, order, said, request["model"], self.state_key) if kept else None,
             _outcome(stop_reason),
         )
 
@@ -338,7 +342,7 @@ class AnthropicProvider:
             _finish_reason(message.get("stop_reason") or "", bool(calls)),
             Usage(_input_tokens(usage), int(usage.get("output_tokens") or 0)),
             message.get("model") or request["model"],
-            thinking_state(kept, order, said, request["model"]) if kept else None,
+            thinking_state(kept, order, said, request["model"], self.state_key) if kept else None,
             _outcome(message.get("stop_reason") or ""),
         )
 

@@ -6,7 +6,8 @@ as `tool_result` blocks of a user message, consecutive same-role messages merged
 text dropped, and a history cut by the context window mended (every `tool_use` answered in
 the very next message, orphan results turned into text).
 
-Thinking blocks travel in the assistant message's `VendorState("anthropic", ...)`:
+Thinking blocks travel in the assistant message's `VendorState("anthropic", ...)` (the
+provider's own key: "@<name>" for a provider of the providers file):
 `blocks` (each `thinking` or `redacted_thinking` block exactly as the API sent it), `model`
 (signatures are bound to the model that made them) and, only when a block came after text
 or a tool call, `layout` (the order of the response's content). They go back unchanged,
@@ -59,10 +60,10 @@ def _is_thinking_block(block: Any) -> bool:
     return kind == "redacted_thinking" and isinstance(block.get("data"), str)
 
 
-def _thinking_of(message: ChatMessage, model: str) -> tuple[list[dict[str, Any]], Any]:
+def _thinking_of(message: ChatMessage, model: str, vendor: str) -> tuple[list[dict[str, Any]], Any]:
     """The message's own thinking blocks (and layout) that `model` may be sent."""
     state = message.vendor_state
-    if state is None or state.vendor != "anthropic":
+    if state is None or state.vendor != vendor:
         return [], None
     made_by = state.data.get("model")
     if model and made_by and made_by != model:
@@ -111,7 +112,7 @@ def _in_layout(
 
 
 def _assistant_blocks(
-    message: ChatMessage, model: str, pending: set[str], replay: bool
+    message: ChatMessage, model: str, pending: set[str], replay: bool, vendor: str
 ) -> list[dict[str, Any]]:
     tool_uses: list[dict[str, Any]] = []
     for call in message.tool_calls:
@@ -125,7 +126,7 @@ def _assistant_blocks(
                 "input": call.arguments if call.arguments is not None else {},
             }
         )
-    thinking, layout = _thinking_of(message, model) if replay else ([], None)
+    thinking, layout = _thinking_of(message, model, vendor) if replay else ([], None)
     ordered = _in_layout(layout, thinking, message.content, tool_uses) if layout else None
     if ordered is None:
         text = [{"type": "text", "text": message.content}] if message.content else []
@@ -138,12 +139,14 @@ def _assistant_blocks(
 
 
 def to_anthropic_messages(
-    messages: Sequence[ChatMessage], *, model: str = ""
+    messages: Sequence[ChatMessage], *, model: str = "", vendor: str = "anthropic"
 ) -> tuple[str, list[dict[str, Any]]]:
     """Vendor-neutral messages to (`system`, `messages`) of a Messages API request.
 
     `model` is the model the request goes to: thinking blocks another model made are
-    left out (empty: every block of the turn in progress is sent)."""
+    left out (empty: every block of the turn in progress is sent). `vendor` is the key
+    the provider stores its state under (`VendorState.vendor`): state under another key
+    is another provider's, and left out."""
     system: list[str] = []
     turns: list[tuple[str, list[dict[str, Any]]]] = []
     pending: set[str] = set()  # tool_use ids of the last assistant turn still unanswered
@@ -201,7 +204,7 @@ def to_anthropic_messages(
         elif message.role is Role.ASSISTANT:
             close_pending()
             if message.tool_calls or (message.vendor_state and number > turn_starts):
-                blocks = _assistant_blocks(message, model, pending, number > turn_starts)
+                blocks = _assistant_blocks(message, model, pending, number > turn_starts, vendor)
             else:  # the common case, kept cheap: a plain answer
                 blocks = [{"type": "text", "text": message.content}] if message.content else []
             if blocks:

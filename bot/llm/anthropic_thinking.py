@@ -128,9 +128,14 @@ class ThinkingRules:
 
 
 def thinking_state(
-    kept: dict[int, dict[str, Any]], order: list[tuple[str, int, int]], said: int, model: str
+    kept: dict[int, dict[str, Any]],
+    order: list[tuple[str, int, int]],
+    said: int,
+    model: str,
+    vendor: str,
 ) -> VendorState:
-    """The thinking blocks of one response, to go back with it to `model` only.
+    """The thinking blocks of one response, to go back with it to `model` only (of the
+    provider whose state key is `vendor`).
 
     `order` lists the response's content blocks as (type, index, answer characters before
     it). `layout` is stored only when a thinking block followed text or a tool call, so the
@@ -153,4 +158,4 @@ def thinking_state(
                 if end > start:
                     layout.append(["text", start, end])
         data["layout"] = layout
-    return VendorState("anthropic", data)
+    return VendorState(vendor, data)

@@ -80,8 +80,13 @@ class OpenAICompatProvider:
         thinking: str = "auto",
         thinking_budget: int | None = None,
         headers: dict[str, str] | None = None,
+        state_key: str = "",
     ) -> None:
         self.profile = profile = profile or GENERIC
+        # Whose reasoning state this is (`VendorState.vendor`): only ours goes back. The
+        # profile's name alone, or "@<name>" for a provider of the providers file, so
+        # two accounts on one profile never read each other's.
+        self.state_key = state_key or profile.name
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or ""
@@ -147,7 +152,7 @@ class OpenAICompatProvider:
         )
 
     @classmethod
-    def from_settings(cls, settings: LLMSettings) -> OpenAICompatProvider:
+    def from_settings(cls, settings: LLMSettings, *, state_key: str = "") -> OpenAICompatProvider:
         """Build the provider from the `PARLEY_*`/`OPENAI_*` settings."""
         return cls(
             base_url=settings.base_url,
@@ -168,6 +173,7 @@ class OpenAICompatProvider:
             thinking=settings.thinking,
             thinking_budget=settings.thinking_budget,
             headers={"appid": settings.qianfan_appid} if settings.qianfan_appid else None,
+            state_key=state_key,
         )
 
     async def aclose(self) -> None:
@@ -200,7 +206,7 @@ class OpenAICompatProvider:
                 messages,
                 replay=self._replay,
                 required=self.profile.reasoning_required,
-                vendor=self.profile.name,
+                vendor=self.state_key,
                 signatures=self._signed,
                 details=self.profile.reasoning_details,
                 think=self.profile.think_replay,
@@ -441,7 +447,7 @@ class OpenAICompatProvider:
                 data["signatures"] = signatures
             if details:
                 data["reasoning_details"] = details
-        return VendorState(self.profile.name, data) if data else None
+        return VendorState(self.state_key, data) if data else None
 
 
 def _merge_details(kept: list[dict[str, Any]], pieces: Any) -> None:

@@ -77,6 +77,12 @@ PROFILES: dict[str, VendorProfile] = {
     "generic": GENERIC,
     # OpenAI: `max_tokens` is deprecated, and refused by GPT-5 and the o-series, which
     # take only the default temperature (openai_compat.py drops another value for them).
+    # `max_completion_tokens` is sent for every model: the API reference gives it for all
+    # chat models and `max_tokens` only as the deprecated older name. The profile is
+    # detected for api.openai.com alone; Azure OpenAI refuses `max_completion_tokens`
+    # under api-versions up to 2024-08-01-preview ("Unrecognized request argument",
+    # openai-python#1724, litellm#8638), so Azure hosts get the generic profile, and
+    # PARLEY_LLM_PROFILE=openai suits Azure only with a newer api-version.
     "openai": VendorProfile(
         "openai", max_tokens_field="max_completion_tokens", tool_call_ids="max40"
     ),

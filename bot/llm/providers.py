@@ -15,7 +15,8 @@
     model = "claude-sonnet-4-5"
 
 `PARLEY_PROVIDER` names the default table, `PARLEY_FALLBACK` the tables tried in order
-when the current one fails after its own retries. Every other PARLEY_LLM_* setting
+when the current one fails after its own retries; one that failed is passed over for
+`PARLEY_FAILOVER_COOLDOWN` seconds. Every other PARLEY_LLM_* setting
 (timeouts, retries, streaming, thinking…) applies to each.
 
 A channel's own model (set by admins in the console) may name a provider of the file:
@@ -25,12 +26,19 @@ channel's calls, the rest of the chain behind it.
 `FailoverProvider` is one `Provider` over that chain. A call goes to the first provider
 not resting after a failure; when it fails before anything of its answer was shown
 (unreachable, timed out, 5xx, 429 past its retries: `ProviderUnavailable` and
-`ProviderRateLimited`, never a refused request), the same messages go to the next one.
+`ProviderRateLimited`, never a refused request; a stream cut off or failed in a way the
+vendor calls transient, once asked again of the same provider), the same messages go to
+the next one. Once some of the answer was shown there is no failover: the next model
+would start its answer afresh, so the user would read the beginning twice, and a tool
+call could be half streamed; the partial answer ends as interrupted or failed
+(bot/answer.py) and the user is told.
 The messages are the conversation so far, finished tool rounds included: the next
 provider converts them into its own wire format and continues, so no tool runs again
 and no approval is asked again (the engine never repeats a stored round). Reasoning
-state travels only to the vendor that wrote it (each converter checks the state's
-vendor). A `Failover` event tells the caller, which tells the user and counts it.
+state travels only to the provider that wrote it: each provider of the file keeps its
+state under "@<name>" and each converter sends only state under its own key, so neither
+another vendor nor another table of the same profile (a second account) is sent it. A
+`Failover` event tells the caller, which tells the user and counts it.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ import tomllib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeGuard, get_args
 
 from pydantic import SecretStr
 
@@ -56,14 +64,20 @@ from bot.errors import (
     ProviderUnavailable,
     StreamFailed,
 )
-from bot.llm.base import Failover, Provider, ReasoningDelta, StreamEvent, ToolSpec
+from bot.llm.base import (
+    FAILED,
+    Failover,
+    Provider,
+    ReasoningDelta,
+    StreamEvent,
+    ToolSpec,
+    TurnFinished,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 64 * 1024
 MAX_PROVIDERS = 32
-# How long a provider that failed is passed over before it is tried first again.
-REST_SECONDS = 60.0
 _KEYS = frozenset({"kind", "base_url", "api_key_env", "model", "profile"})
 _PROFILES = frozenset(get_args(ProfileName))
 
@@ -142,14 +156,16 @@ def settings_for(spec: ProviderSpec, llm: LLMSettings, environ: Mapping[str, str
     return llm.model_copy(update=update)
 
 
-def build_one(settings: LLMSettings) -> Provider:
+def build_one(settings: LLMSettings, name: str) -> Provider:
+    """The provider of one table; its reasoning state is kept under "@<name>", so two
+    tables of one vendor (two accounts, two regions) never hand each other theirs."""
     if settings.provider == "anthropic":
         from bot.llm.anthropic import AnthropicProvider
 
-        return AnthropicProvider.from_settings(settings)
+        return AnthropicProvider.from_settings(settings, state_key=f"@{name}")
     from bot.llm.openai_compat import OpenAICompatProvider
 
-    return OpenAICompatProvider.from_settings(settings)
+    return OpenAICompatProvider.from_settings(settings, state_key=f"@{name}")
 
 
 def chain_names(llm: LLMSettings, specs: Mapping[str, ProviderSpec]) -> list[str]:
@@ -180,9 +196,9 @@ def build_from_file(
     environ = os.environ if environ is None else environ
     names = chain_names(llm, specs)
     each = {name: settings_for(spec, llm, environ) for name, spec in specs.items()}
-    built = {name: build_one(settings) for name, settings in each.items()}
+    built = {name: build_one(settings, name) for name, settings in each.items()}
     chain = [(name, built[name]) for name in names]
-    return FailoverProvider(chain, others=built), each
+    return FailoverProvider(chain, rest=llm.failover_cooldown_seconds, others=built), each
 
 
 class FailoverProvider:
@@ -192,7 +208,7 @@ class FailoverProvider:
         self,
         chain: Sequence[tuple[str, Provider]],
         *,
-        rest: float = REST_SECONDS,
+        rest: float,
         others: Mapping[str, Provider] | None = None,
     ):
         if not chain:
@@ -203,6 +219,11 @@ class FailoverProvider:
         self.model = self.chain[0][1].model
         self._rest = rest
         self._resting: dict[str, float] = {}  # name -> monotonic time it may lead again
+
+    @property
+    def names(self) -> list[str]:
+        """Every provider's name, the default first (what a channel may name)."""
+        return list(self.providers)
 
     def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], *, model: str = ""
@@ -222,34 +243,47 @@ class FailoverProvider:
         order = ready or chain
         for position, (name, provider) in enumerate(order):
             last = position == len(order) - 1
-            shown = False
-            # A channel's own model is a name for the default provider only.
-            events = (
-                provider.stream(messages, tools, model=model)
-                if model and name == first
-                else provider.stream(messages, tools)
-            )
-            try:
-                async for event in events:
-                    if not shown and name != first:
-                        yield Failover(first, name)
-                    if not isinstance(event, ReasoningDelta):
-                        shown = True
-                    yield event
-            except ProviderError as exc:
-                if shown or last or not _fails_over(exc):
-                    raise
-                self._resting[name] = time.monotonic() + self._rest
-                log.warning(
-                    "provider %s failed (%s: %s): trying %s",
-                    name,
-                    type(exc).__name__,
-                    exc,
-                    order[position + 1][0],
+            announced = name == first
+            for attempt in (1, 2):
+                final = last and attempt == 2
+                shown = False
+                # A channel's own model is a name for the default provider only.
+                events = (
+                    provider.stream(messages, tools, model=model)
+                    if model and name == first
+                    else provider.stream(messages, tools)
                 )
-                continue
-            self._resting.pop(name, None)
-            return
+                try:
+                    async for event in events:
+                        if not shown and not final and _failed_early(event):
+                            raise StreamFailed(f"the answer failed ({event.finish_reason})")
+                        if not announced:
+                            announced = True
+                            yield Failover(first, name)
+                        if not isinstance(event, ReasoningDelta):
+                            shown = True
+                        yield event
+                except ProviderError as exc:
+                    if shown or not _fails_over(exc):
+                        raise
+                    if attempt == 1 and isinstance(exc, AnswerCutOff | StreamFailed):
+                        # Nothing shown: asking the same provider again costs the user
+                        # nothing, as bot/answer.py does for a single provider.
+                        log.warning("provider %s failed (%s): asking again", name, exc)
+                        continue
+                    if last:
+                        raise
+                    self._resting[name] = time.monotonic() + self._rest
+                    log.warning(
+                        "provider %s failed (%s: %s): trying %s",
+                        name,
+                        type(exc).__name__,
+                        exc,
+                        order[position + 1][0],
+                    )
+                    break
+                self._resting.pop(name, None)
+                return
 
     def _led_by(self, choice: str) -> tuple[list[tuple[str, Provider]], str]:
         """The chain for a channel whose model is `@name` or `@name:model`, and the model
@@ -271,8 +305,14 @@ class FailoverProvider:
 
 
 def _fails_over(exc: ProviderError) -> bool:
-    # A cut or failed stream is asked again by the caller (bot/answer.py); a refused
-    # request (400, auth, context too long) would be refused by the next one too.
-    if isinstance(exc, AnswerCutOff | StreamFailed):
-        return False
+    # Unreachable, timed out, 5xx, 429 past its retries, a stream cut or failed: another
+    # provider may answer. A refused request (400, auth, context too long) would be
+    # refused by the next one too, or needs the operator.
     return isinstance(exc, ProviderUnavailable | ProviderRateLimited)
+
+
+def _failed_early(event: StreamEvent) -> TypeGuard[TurnFinished]:
+    """A transient failure the vendor reports as the finish of its answer (OpenRouter's
+    `error`, GLM's `network_error`…) before any of the answer came: handled as a failed
+    stream (`StreamFailed`)."""
+    return isinstance(event, TurnFinished) and event.outcome == FAILED and event.transient

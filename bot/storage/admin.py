@@ -167,6 +167,18 @@ class AdminStore:
             )
         self._configs.pop(channel_id, None)
 
+    async def set_channel_model(self, channel_id: int, model: str | None) -> None:
+        """The channel's own model (`@<provider>` names a provider; None: the default),
+        leaving its prompt and limits as they are."""
+        async with self.db.write() as session:
+            await _run(
+                session,
+                update(Channel)
+                .where(Channel.id == channel_id)  # type: ignore[arg-type]
+                .values(model=model or None),
+            )
+        self._configs.pop(channel_id, None)
+
     async def set_channel_vision(self, channel_id: int, vision: bool | None) -> None:
         """Whether this channel's model is shown pictures (None: PARLEY_LLM_VISION)."""
         values = {"channel_id": channel_id, "vision": vision, "changed_at": utcnow()}

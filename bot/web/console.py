@@ -395,6 +395,7 @@ class Console:
             groups=[(name, config.tools.get(name)) for name in groups],
             config=config,
             limit_keys=LIMIT_KEYS,
+            providers=self.admin.providers,
             notice=request.query_params.get("saved", ""),
             approvals=self.approvals is not None,
             rules={tool: mode.value for tool, mode in rules.items()},
@@ -493,6 +494,11 @@ class Console:
             limits[key] = number
         prompt = form.get("system_prompt", "").strip() or None
         model = form.get("model", "").strip()[:128] or None
+        # `@name` must name a provider of the file: a typo would quietly send the channel
+        # to the default provider (or, without a file, ask the model API for "@name").
+        refusal = self.admin.model_refusal(model) if model else None
+        if refusal:
+            return self._render(request, "message.html", status_code=400, text=refusal)
         await self.store.set_channel_settings(
             channel_id, system_prompt=prompt, model=model, limits=limits
         )

@@ -22,6 +22,7 @@ from tests.fakes.anthropic_server import ScriptedAnthropicServer, anthropic_text
 from tests.fakes.open_meteo import OpenMeteoServer
 from tests.fakes.openai_server import (
     ScriptedOpenAIServer,
+    cut_reply,
     error_reply,
     text_reply,
     tool_call_reply,
@@ -73,12 +74,12 @@ async def failover_app(
     tmp_path: Path,
     primary_url: str,
     claude: ScriptedAnthropicServer,
+    llm: dict[str, Any] | None = None,
     **groups: Any,
 ) -> Application:
     path = providers_file(tmp_path, primary_url, claude.base_url)
-    return await make_app(
-        llm={"providers_file": str(path), "provider": "primary", "fallback": "claude"}, **groups
-    )
+    chosen = {"providers_file": str(path), "provider": "primary", "fallback": "claude"}
+    return await make_app(llm={**chosen, **(llm or {})}, **groups)
 
 
 def failovers(app: Application) -> str:
@@ -315,3 +316,145 @@ async def test_a_channel_can_name_its_provider(
     assert await ask("@nobody") == "Default here."
     assert llm.requests[-1]["model"] == "primary-model"
     assert failovers(app) == ""  # a chosen provider is not a failover
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param(lambda: cut_reply(""), id="cut-before-any-text"),
+        pytest.param(lambda: text_reply("", finish_reason="network_error"), id="failed-finish"),
+    ],
+)
+async def test_a_stream_broken_before_any_text_is_asked_again_then_fails_over(
+    make_app: AppFactory,
+    tmp_path: Path,
+    llm: ScriptedOpenAIServer,
+    claude: ScriptedAnthropicServer,
+    keys: None,
+    broken: Any,
+) -> None:
+    """A cut stream, or a failure the vendor calls transient, before any text reached the
+    user: the primary is asked once more (its own retry), then the fallback answers."""
+    app = await failover_app(make_app, tmp_path, llm.base_url, claude)
+    llm.script(broken(), broken())
+    claude.script(anthropic_text_reply("Claude finished it."))
+    surface = RecordingSurface()
+    outcome = await app.engine.handle(IncomingMessage(TEAM, ALICE, "hi"), surface)
+
+    assert outcome.error == "" and outcome.text == f"{FAILOVER_NOTE}\n\nClaude finished it."
+    assert len(llm.requests) == 2 and len(claude.requests) == 1
+    assert failovers(app) == 'parley_provider_failover_total{from="primary",to="claude"} 1.0'
+
+
+async def test_a_stream_cut_once_is_answered_by_the_primary_asked_again(
+    make_app: AppFactory,
+    tmp_path: Path,
+    llm: ScriptedOpenAIServer,
+    claude: ScriptedAnthropicServer,
+    keys: None,
+) -> None:
+    app = await failover_app(make_app, tmp_path, llm.base_url, claude)
+    llm.script(cut_reply(""), text_reply("Second try worked."))
+    outcome = await app.engine.handle(IncomingMessage(TEAM, ALICE, "hi"), RecordingSurface())
+
+    assert outcome.text == "Second try worked." and len(llm.requests) == 2
+    assert claude.requests == [] and failovers(app) == ""
+
+
+async def test_a_stream_cut_after_text_was_shown_does_not_fail_over(
+    make_app: AppFactory,
+    tmp_path: Path,
+    llm: ScriptedOpenAIServer,
+    claude: ScriptedAnthropicServer,
+    keys: None,
+) -> None:
+    """The fallback would begin its answer afresh under text already on screen: the user
+    is told the answer stopped, as with a single provider, and nothing else is asked."""
+    app = await failover_app(make_app, tmp_path, llm.base_url, claude)
+    llm.script(cut_reply("The first half of an answ"))
+    surface = RecordingSurface()
+    outcome = await app.engine.handle(IncomingMessage(TEAM, ALICE, "hi"), surface)
+
+    assert outcome.text.startswith("The first half of an answ")
+    assert outcome.text != "The first half of an answ"  # the user is told it stopped
+    assert FAILOVER_NOTE not in outcome.text
+    assert len(llm.requests) == 1 and claude.requests == [] and failovers(app) == ""
+
+
+async def test_the_cooldown_of_a_failed_provider_is_a_setting(
+    make_app: AppFactory,
+    tmp_path: Path,
+    llm: ScriptedOpenAIServer,
+    claude: ScriptedAnthropicServer,
+    keys: None,
+) -> None:
+    """PARLEY_FAILOVER_COOLDOWN=0: the primary that failed leads the very next call again
+    (with the default 60 s it rests: see the weather case above)."""
+    app = await failover_app(
+        make_app, tmp_path, llm.base_url, claude, llm={"failover_cooldown_seconds": 0}
+    )
+    llm.script(error_reply(503, message="overloaded"), text_reply("Back again."))
+    claude.script(anthropic_text_reply("Claude here."))
+    first = await app.engine.handle(IncomingMessage(TEAM, ALICE, "hi"), RecordingSurface())
+    second = await app.engine.handle(IncomingMessage(TEAM, ALICE, "again"), RecordingSurface())
+
+    assert first.text.endswith("Claude here.") and second.text == "Back again."
+    assert len(llm.requests) == 2 and len(claude.requests) == 1
+
+
+def test_the_cooldown_is_bounded() -> None:
+    assert Settings.load(env_file=None).llm.failover_cooldown_seconds == 60.0
+    with pytest.raises(ConfigError, match="PARLEY_FAILOVER_COOLDOWN"):
+        Settings.load(env_file=None, llm={"failover_cooldown_seconds": 86400})
+
+
+async def test_reasoning_state_stays_with_the_provider_that_wrote_it(
+    make_app: AppFactory,
+    tmp_path: Path,
+    llm: ScriptedOpenAIServer,
+    open_meteo: OpenMeteoServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two accounts of one vendor (the same profile): the reasoning of the first one's tool
+    round goes back to it, never to the second when it takes over."""
+    monkeypatch.setenv("FIRST_KEY", "sk-first")
+    monkeypatch.setenv("SECOND_KEY", "sk-second")
+    path = tmp_path / "providers.toml"
+    path.write_text(
+        "".join(
+            f'[providers.{name}]\nbase_url = "{llm.base_url}"\napi_key_env = "{name.upper()}_KEY"\n'
+            f'model = "{name}-model"\nprofile = "deepseek"\n\n'
+            for name in ("first", "second")
+        ),
+        encoding="utf-8",
+    )
+    weather = {"geocoding_url": open_meteo.geocoding_url, "forecast_url": open_meteo.forecast_url}
+    app = await make_app(
+        llm={"providers_file": str(path), "provider": "first", "fallback": "second"},
+        weather=weather,
+    )
+    llm.refuse_as("deepseek")
+    thoughts = "first account's own thoughts"
+    round_ = tool_call_reply(("get_weather", {"place": "Beijing"}), reasoning=thoughts)
+
+    def round_message(request: dict[str, Any]) -> dict[str, Any]:
+        return next(m for m in request["messages"] if m.get("tool_calls"))
+
+    # The first account finishes the loop itself: its reasoning comes back to it.
+    llm.script(round_, text_reply("Mild."))
+    await app.engine.handle(IncomingMessage(TEAM, ALICE, "weather?"), RecordingSurface())
+    assert round_message(llm.requests[-1])["reasoning_content"] == thoughts
+    assert llm.requests[-1]["model"] == "first-model"
+
+    # It fails after its round: the second account continues without it.
+    llm.script(round_, error_reply(503, message="overloaded"), text_reply("Still mild."))
+    outcome = await app.engine.handle(IncomingMessage(TEAM, ALICE, "and now?"), RecordingSurface())
+    assert outcome.text.endswith("Still mild.") and llm.rejected == []
+    taken_over = llm.requests[-1]
+    assert taken_over["model"] == "second-model"
+    # The round's reasoning is not sent; the field DeepSeek requires is there, empty.
+    assert [m["reasoning_content"] for m in taken_over["messages"] if m.get("tool_calls")] == [
+        "",
+        "",
+    ]
+    assert thoughts not in str(taken_over)

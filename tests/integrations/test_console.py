@@ -4,6 +4,8 @@ import io
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from bot.app import Application
 from bot.approvals import Answer, Approvals
 from bot.config import Settings
@@ -21,6 +23,7 @@ from bot.domain import (
 )
 from bot.questions import InputQuestions
 from integrations.console import CONSOLE_CHAT, ConsoleMessenger, ConsoleSurface, run_console
+from tests.apps import two_providers
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
 from tools.email import SendEmailParams, send_email
 
@@ -257,3 +260,49 @@ async def test_a_tools_form_and_link_in_the_terminal() -> None:
 
     surface = ConsoleSurface(io.StringIO(), eof, color=False, questions=InputQuestions(30))
     assert await surface.ask(USER, link) == InputAnswer(InputAction.CANCEL)
+
+
+async def test_the_terminal_chooses_a_provider_in_chinese_for_parley_admins(
+    llm: ScriptedOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The terminal has no admins of its own: PARLEY_ADMINS decides; the words are the
+    catalog's, here in Chinese."""
+    settings = Settings.load(
+        env_file=None,
+        llm=two_providers(tmp_path, llm.base_url, monkeypatch),
+        database={"url": f"sqlite:///{tmp_path / 'parley.db'}"},
+        admin={"admins": "console:li"},
+    )
+    llm.script(text_reply("你好。"))
+    app = Application(settings, tools=[])
+    chinese = UserRef("console", "li", "li", language="zh_CN")
+    typed = typed_lines("/provider", "/provider nobody", "/provider backup", "hello")
+    out = io.StringIO()
+    try:
+        await app.start()
+        await run_console(app.desk, reader=typed, out=out, user=chinese, color=False)
+    finally:
+        await app.aclose()
+    shown = out.getvalue()
+    assert "此聊天由 primary 回答。\n模型服务商：primary, backup（默认为 primary）。" in shown
+    assert "没有名为 nobody 的模型服务商。已配置的服务商：primary, backup。" in shown
+    assert "此聊天现在由 backup 回答。" in shown
+    [request] = llm.requests
+    assert request["model"] == "backup-model"
+
+
+async def test_the_terminal_says_there_is_one_provider_without_a_file(
+    llm: ScriptedOpenAIServer, tmp_path: Path
+) -> None:
+    app = Application(terminal_settings(llm, tmp_path), tools=[])
+    out = io.StringIO()
+    try:
+        await app.start()
+        await run_console(
+            app.desk, reader=typed_lines("/provider x"), out=out, user=USER, color=False
+        )
+    finally:
+        await app.aclose()
+    assert "This bot has one model provider (scripted): there is nothing to choose." in (
+        out.getvalue()
+    )

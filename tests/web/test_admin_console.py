@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -25,6 +26,7 @@ from bot.domain import (
 )
 from bot.storage.models import AuditEntry
 from bot.toolkit import tool
+from tests.apps import two_providers
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.surface import RecordingSurface
 from tests.web.console_harness import ConsoleFactory, csrf_of, sign_in
@@ -439,3 +441,61 @@ async def test_a_budget_that_is_no_plain_number_is_a_400_not_a_500(
             )
             assert answer.status_code == 400 and "whole number" in answer.text, typed
     assert (await console.app.policy.profile(channel_id)).limits == {}
+
+
+async def test_a_channel_model_naming_an_unknown_provider_is_refused_not_saved(
+    make_console: ConsoleFactory,
+    llm: ScriptedOpenAIServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`@name` in a channel's model field must name a provider of the providers file: a
+    typo is a 400 naming the known providers, and nothing is saved; a known name is
+    saved, audited, and answers the channel's next turn."""
+    console = await make_console(
+        tools=(), groups={"llm": two_providers(tmp_path, llm.base_url, monkeypatch)}
+    )
+    llm.set_default(text_reply("ok"))
+    channel_id = await console.app.store.channel_id(ROOM)
+    async with console.client() as client:
+        await sign_in(client)
+        page = await client.get(f"/admin/channels/{channel_id}")
+        assert "Providers: primary, backup." in page.text
+        refused = await client.post(
+            f"/admin/channels/{channel_id}/settings",
+            data={"csrf": csrf_of(page.text), "model": "@bakcup", "system_prompt": "Be brief."},
+        )
+        assert refused.status_code == 400
+        assert "There is no provider named bakcup. Known providers: primary, backup." in (
+            refused.text
+        )
+        config = await console.app.admin_store.channel_config(channel_id)
+        assert (config.model, config.system_prompt) == (None, None)
+
+        saved = await client.post(
+            f"/admin/channels/{channel_id}/settings",
+            data={"csrf": csrf_of(page.text), "model": "@backup:backup-large"},
+        )
+        assert saved.status_code == 303
+
+    await console.app.engine.handle(hello(), RecordingSurface())
+    assert llm.requests[-1]["model"] == "backup-large"
+    changes = [e for e in await audit_rows(console.app) if e.action == "channel.settings"]
+    assert [e.details["model"] for e in changes] == ["@backup:backup-large"]
+
+
+async def test_without_a_providers_file_a_provider_name_is_refused(
+    make_console: ConsoleFactory,
+) -> None:
+    console = await make_console(tools=())
+    channel_id = await console.app.store.channel_id(ROOM)
+    async with console.client() as client:
+        await sign_in(client)
+        page = await client.get(f"/admin/channels/{channel_id}")
+        assert "Or a provider" not in page.text
+        refused = await client.post(
+            f"/admin/channels/{channel_id}/settings",
+            data={"csrf": csrf_of(page.text), "model": "@claude"},
+        )
+    assert refused.status_code == 400 and "no PARLEY_PROVIDERS_FILE" in refused.text
+    assert (await console.app.admin_store.channel_config(channel_id)).model is None

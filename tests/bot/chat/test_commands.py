@@ -12,7 +12,7 @@ from integrations.slack.commands import style_of
 from integrations.telegram.platform import STYLE as TELEGRAM
 
 SURFACES = {"telegram": TELEGRAM, "slack": style_of("/parley"), "console": CONSOLE}
-LISTED = ["reset", "tools", "memory", "language", "help"]
+LISTED = ["reset", "tools", "memory", "language", "provider", "help"]
 
 
 @pytest.mark.parametrize("locale", ["en", "zh_CN"])

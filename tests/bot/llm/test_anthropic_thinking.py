@@ -342,7 +342,7 @@ def test_interleaved_thinking_keeps_its_order() -> None:
     second = {"type": "thinking", "thinking": "b", "signature": "s2"}
     order = [("thinking", 0, 0), ("text", 1, 0), ("tool_use", 2, 5), ("thinking", 3, 5)]
     order.append(("tool_use", 4, 5))
-    state = thinking_state({0: first, 3: second}, order, 5, "claude-x")
+    state = thinking_state({0: first, 3: second}, order, 5, "claude-x", "anthropic")
     assert state.data["layout"] == [
         ["thinking", 0],
         ["text", 0, 5],

@@ -56,6 +56,9 @@ async def make(llm: ScriptedOpenAIServer) -> AsyncIterator[Make]:
         ("https://ark.cn-beijing.volces.com/api/v3", "ark"),
         ("https://api.siliconflow.cn/v1", "siliconflow"),
         ("https://notopenrouter.ai/v1", "generic"),  # a suffix of the name is not the host
+        # Azure OpenAI under older api-versions refuses max_completion_tokens: the generic
+        # profile, which caps with max_tokens (bot/llm/profiles.py).
+        ("https://team.openai.azure.com/openai/deployments/gpt-4o", "generic"),
     ],
 )
 def test_profile_is_detected_from_the_base_url(url: str, profile: str) -> None:
@@ -122,3 +125,11 @@ def test_think_filter_handles_tags_split_anywhere(size: int) -> None:
 def test_an_unclosed_think_block_shows_nothing() -> None:
     think = ThinkTagFilter()
     assert think.feed("<think>still thinking") + think.flush() == ""
+
+
+def test_the_token_cap_field_follows_the_host() -> None:
+    """api.openai.com takes max_completion_tokens for every chat model; a host that is
+    not it keeps the older max_tokens."""
+    assert detect_profile("https://api.openai.com/v1").max_tokens_field == "max_completion_tokens"
+    azure = detect_profile("https://team.openai.azure.com/openai/deployments/gpt-4o")
+    assert azure.max_tokens_field == "max_tokens"

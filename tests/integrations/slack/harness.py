@@ -219,6 +219,7 @@ async def make_slack(
         preview_delay: float = 0.0,
         media: dict[str, Any] | None = None,
         email: dict[str, Any] | None = None,
+        llm_settings: dict[str, Any] | None = None,
         **slack_options: Any,
     ) -> SlackHarness:
         options: dict[str, Any] = {
@@ -244,6 +245,7 @@ async def make_slack(
             admin=admin or DEFAULT_TOOLS,
             **({"media": media} if media else {}),
             email=email or {},
+            **({"llm": llm_settings} if llm_settings else {}),
         )
         app = Application(settings, tools=tools)
         await app.start()

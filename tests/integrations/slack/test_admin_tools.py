@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.storage.models import AuditEntry
 from integrations.slack.commands import tools_blocks
+from tests.apps import two_providers
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.slack_server import TEAM_ID, FakeSlackServer
 from tests.integrations.slack.harness import (
@@ -165,3 +168,42 @@ def admin_checks(slack: FakeSlackServer) -> list[dict[str, Any]]:
         for b in slack.bodies("users.info")
         if str(b.get("include_locale")) not in ("1", "true", "True")
     ]
+
+
+async def test_parley_provider_is_chosen_by_admins_only(
+    make_slack: HarnessFactory,
+    slack: FakeSlackServer,
+    llm: ScriptedOpenAIServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`/parley provider`, with the same words as in Telegram: shown to all, chosen by a
+    workspace admin (asked of Slack), refused and audited for anyone else."""
+    harness = await make_slack(
+        tools=(), llm_settings=two_providers(tmp_path, llm.base_url, monkeypatch)
+    )
+    slack.users[ALICE] = {"is_admin": True}
+    slack.users[EVE] = {"is_admin": False, "is_owner": False}
+
+    async def command(text: str, user: str) -> str:
+        status, body = await harness.command(text, user=user, channel=CHANNEL)
+        assert status == 200
+        return str(json.loads(body)["text"])
+
+    shown = await command("provider", EVE)
+    assert "This chat is answered by primary." in shown
+    assert "`/parley provider backup`" in shown and "`/parley provider default`" in shown
+    assert "Only admins can choose" in await command("provider backup", EVE)
+    assert "Known providers: primary, backup." in await command("provider claude", ALICE)
+    assert await command("provider backup", ALICE) == "This chat is now answered by backup."
+
+    llm.set_default(text_reply("Backup here."))
+    await harness.event(mention_event("hello"))
+    await slack.wait_for("chat.stopStream")
+    assert llm.requests[-1]["model"] == "backup-model"
+    entries = [e for e in await audit(harness) if e.action == "channel.provider"]
+    assert [(e.actor, e.surface, e.allowed) for e in entries] == [
+        (f"slack:{EVE}", "slack", False),
+        (f"slack:{ALICE}", "slack", True),
+    ]
+    assert [b["user"] for b in admin_checks(slack)] == [EVE, ALICE]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.app import Application
 from bot.storage.models import AuditEntry
+from tests.apps import two_providers
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 from tests.fakes.telegram_server import (
     BOT_USERNAME,
@@ -135,3 +138,53 @@ async def test_a_failed_admin_check_refuses_once_and_is_not_remembered(
 
     refused, done = (c.params["text"] for c in telegram.calls_of("answerCallbackQuery"))
     assert "Only admins" in refused and done == "get_current_time disabled."
+
+
+async def test_provider_shows_the_chats_provider_and_admins_choose_another(
+    llm: ScriptedOpenAIServer,
+    telegram: FakeTelegramServer,
+    telegram_app: AppFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/provider: everyone sees which provider answers and the names there are; a member
+    may not choose (refused, audited); an unknown name is refused with the known ones; an
+    admin's choice answers the next turn, and `/provider default` undoes it."""
+    app = await telegram_app(tools=[], llm=two_providers(tmp_path, llm.base_url, monkeypatch))
+    telegram.make_admin(GROUP, ADMIN)
+    llm.set_default(text_reply("Hi."))
+
+    async def say(user: int, text: str) -> str:
+        sent = len(telegram.calls_of("sendMessage"))
+        telegram.push(group_message(GROUP, user, text))
+        await telegram.wait_for(lambda t: len(t.calls_of("sendMessage")) > sent)
+        return str(telegram.calls_of("sendMessage")[-1].params["text"])
+
+    shown = await say(MEMBER, "/provider")
+    assert "This chat is answered by primary." in shown
+    assert "Providers: primary, backup (primary is the default)." in shown
+    assert "/provider backup" in shown and "/provider default" in shown
+
+    assert "Only admins can choose" in await say(MEMBER, "/provider backup")
+    assert (
+        await say(ADMIN, "/provider nobody")
+        == "There is no provider named nobody. Known providers: primary, backup."
+    )
+    assert await say(ADMIN, f"/provider@{BOT_USERNAME} backup") == (
+        "This chat is now answered by backup."
+    )
+    assert "answered by backup." in await say(MEMBER, "/provider")
+    await say(MEMBER, f"@{BOT_USERNAME} hello")
+    assert llm.requests[-1]["model"] == "backup-model"
+
+    assert "default provider again (primary)" in await say(ADMIN, "/provider default")
+    await say(MEMBER, f"@{BOT_USERNAME} hello again")
+    assert llm.requests[-1]["model"] == "primary-model"
+
+    entries = [e for e in await audit(app) if e.action == "channel.provider"]
+    assert [(e.actor, e.allowed, e.details["provider"]) for e in entries] == [
+        (f"telegram:{MEMBER}", False, "backup"),
+        (f"telegram:{ADMIN}", True, "backup"),
+        (f"telegram:{ADMIN}", True, None),
+    ]
+    assert {e.place for e in entries} == {f"telegram:{GROUP}"}

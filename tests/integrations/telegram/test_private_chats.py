@@ -61,6 +61,7 @@ async def test_a_private_message_with_a_tool_call_streams_a_draft_and_sends_the_
         "memory",
         "forget",
         "language",
+        "provider",
     ]
     assert chinese.params["language_code"] == "zh"
     assert chinese.params["commands"][2] == {"command": "reset", "description": "开始新对话"}
