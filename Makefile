@@ -61,8 +61,15 @@ chat: venv ## Chat with Parley in this terminal
 migrate: venv ## Bring the database (DATABASE_URL) to the newest schema
 	$(VENV)/bin/parley migrate
 
-test: venv ## Run the tests (extra arguments: make test ARGS="-k config")
-	$(VENV)/bin/python -m pytest $(ARGS)
+# The suite runs on two pytest-xdist workers, one per core of the project's machines (more
+# would only queue: many tests start `parley` processes of their own). worksteal: the
+# tests are split into two runs in file order, and a worker that finishes first takes
+# tests from the other's tail, so a few slow process tests cannot leave one core idle.
+# TEST_WORKERS=0 runs everything in this one process (for pdb, or to compare).
+TEST_WORKERS ?= 2
+
+test: venv ## Run the tests on TEST_WORKERS workers (extra arguments: make test ARGS="-k config")
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 lint: venv ## ruff check, ruff format --check, mypy
 	$(VENV)/bin/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,16 +21,25 @@ def sqlite_url(directory: Path) -> str:
 
 @asynccontextmanager
 async def fresh_postgres_database(server_url: str) -> AsyncIterator[str]:
-    """Create a uniquely named database on the server, yield its URL, drop it after."""
-    name = f"parley_test_{uuid.uuid4().hex[:12]}"
+    """Create a uniquely named database on the server, yield its URL, drop it after.
+
+    Every test gets a database of its own (a random name, never the server's `test`
+    database itself), so tests on parallel workers cannot see each other's rows."""
+    # The worker's name (gw0, gw1 under pytest-xdist) tells whose a leftover was.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"parley_test_{worker}_{uuid.uuid4().hex[:12]}"
     admin_url = make_url(server_url).set(drivername="postgresql+asyncpg")
     admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as connection:
             await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        try:
+            yield admin_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            # Dropped after a failing test too: left behind, each would hold its files
+            # and, with connections still open, count against the server's limit.
+            async with admin.connect() as connection:
+                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         await admin.dispose()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from types import TracebackType
 import httpx
 
 from tests.fakes.slack_server import FakeSlackServer
+from tests.ports import free_port
 
 PARLEY = [sys.executable, "-m", "bot.cli"]
 REPO = Path(__file__).resolve().parents[1]
@@ -104,12 +104,6 @@ class Run:
 
 
 SIGNING_SECRET = "memory-test-signing-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ready_run(tmp_path: Path, **env: str) -> tuple[Run, str]:

@@ -172,7 +172,10 @@ async def test_turns_of_one_conversation_do_not_interleave_across_replicas(
 async def test_one_leader_runs_reminders_and_another_takes_over_when_it_dies(
     replica: Replica,
 ) -> None:
-    ops = {"lease_seconds": 1.0, "lease_renew_seconds": 0.2}
+    # Renewed every 0.2 s, the lease outlives a 2.8 s stall of the event loop (both
+    # replicas share it), which a busy machine can cause: at 1 s, the standby took over
+    # from a living leader once in a few runs. It is also how long the take-over waits.
+    ops = {"lease_seconds": 3.0, "lease_renew_seconds": 0.2}
     reminders = {"retry_seconds": 0.2, "late_after_seconds": 30}
     first_messenger, second_messenger = RecordingMessenger(), RecordingMessenger()
     first = await replica(messengers=(first_messenger,), ops=ops, reminders=reminders)
@@ -233,7 +236,8 @@ async def test_the_leader_picks_up_a_reminder_committed_after_a_newer_one(
 ) -> None:
     """PostgreSQL hands out ids before commit: a reminder with a lower id can become
     visible after one with a higher id, and must still fire (once)."""
-    ops = {"lease_seconds": 2.0, "lease_renew_seconds": 0.1}
+    # No leader dies here: a long lease costs nothing and survives a stalled event loop.
+    ops = {"lease_seconds": 10.0, "lease_renew_seconds": 0.1}
     messenger = RecordingMessenger()
     leader = await replica(messengers=(messenger,), ops=ops)
     standby = await replica(ops=ops)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,9 @@ class ScriptedReply:
     call_count: int = 0
     chunk_delay: float = 0.0
     id_style: str = ""  # how the server fills call ids in (`fill_call_id`)
+    # The stream opens, then sends nothing until the test sets it: a model that pauses
+    # for exactly as long as the test needs (`dataclasses.replace(reply, gate=event)`).
+    gate: threading.Event | None = None
 
 
 def _sse(payload: dict[str, Any]) -> bytes:

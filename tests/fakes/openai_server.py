@@ -100,6 +100,7 @@ class ScriptedOpenAIServer(FakeServer):
         self._released = threading.Event()
         self._released.set()
         self.held = 0  # streams open and waiting for `release()`
+        self._gates: set[threading.Event] = set()  # replies' gates a stream waited on
         super().__init__(ThreadedServer(self._app, name="scripted-openai"))
 
     def started(self, root: str) -> None:
@@ -131,9 +132,16 @@ class ScriptedOpenAIServer(FakeServer):
         default): a benchmark's model that calls a tool for some questions only."""
         self._responder = responder
 
+    def wake(self) -> None:
+        """Let every waiting stream go: none may hold the server's threads past a test."""
+        self._released.set()
+        for gate in self._gates:
+            gate.set()
+        self._gates.clear()
+
     def reset(self) -> None:
         """Forget queued replies, the default, the responder and the recorded requests."""
-        self._released.set()
+        self.wake()
         self._queue.clear()
         self._default = None
         self._responder = None
@@ -227,6 +235,9 @@ class ScriptedOpenAIServer(FakeServer):
         )
         if reply.delay:  # a slow model: the stream is open, the first chunk is late
             await asyncio.sleep(reply.delay)
+        if reply.gate is not None:
+            self._gates.add(reply.gate)
+            await asyncio.get_running_loop().run_in_executor(None, reply.gate.wait)
         if not self._released.is_set():
             frames = body.split(b"\n\n")[:-1]
             half = max(1, len(frames) // 2)

@@ -42,6 +42,8 @@ from typing import Any
 
 import pytest
 
+from tests.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 EVERYTHING = "@modelcontextprotocol/server-everything"
 EVERYTHING_VERSION = "2026.8.31"  # `npm view @modelcontextprotocol/server-everything version`
@@ -111,12 +113,6 @@ def _node() -> str:
 def everything_stdio(package: Path, **extra: Any) -> dict[str, Any]:
     """A config entry running server-everything over stdio."""
     return {"command": _node(), "args": [str(package / "dist" / "index.js"), "stdio"], **extra}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

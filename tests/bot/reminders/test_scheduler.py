@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,10 @@ from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply
 
 ALICE = UserRef("test", "alice", "Alice")
 DM = ChatRef("test", "dm-alice", ChatKind.DM)
-FAST = {"retry_seconds": 0.1, "max_attempts": 3, "late_after_seconds": 0.5}
+# "Late" only past 30 s: a busy machine (another test worker beside this one) can start
+# any firing a second behind, and that is not what these tests are about. The tests of
+# lateness set a threshold of their own that the reminder passes by construction.
+FAST = {"retry_seconds": 0.1, "max_attempts": 3, "late_after_seconds": 30}
 
 
 def request(
@@ -49,6 +53,16 @@ async def row(app: Application, reminder_id: int) -> Reminder:
         return (await session.exec(select(Reminder).where(Reminder.id == reminder_id))).one()
 
 
+async def settled(app: Application, reminder_id: int, *, within: float = 15.0) -> Reminder:
+    """The row once its last attempt is recorded (no longer "pending"): the settle loop
+    writes it just after the send, later on a busy machine, so it is waited for."""
+    deadline = time.monotonic() + within
+    while (stored := await row(app, reminder_id)).status == "pending":
+        assert time.monotonic() < deadline, f"reminder {reminder_id} still pending"
+        await asyncio.sleep(0.02)
+    return stored
+
+
 async def started(
     make_app: AppFactory, messenger: RecordingMessenger, **reminders: Any
 ) -> Application:
@@ -67,7 +81,9 @@ async def test_a_one_off_reminder_fires_once(make_app: AppFactory) -> None:
 
     [(chat, text, thread, at)] = messenger.sent
     assert chat == DM and thread == "t1" and text == "⏰ Reminder: stretch"
-    assert at - info.due_at.timestamp() < 1.5  # on time; docs/benchmarks.md measures it
+    # Never early; how soon after due_at is a figure docs/benchmarks.md measures (here
+    # only wait_until's deadline bounds it: a busy machine must not fail the test).
+    assert at >= info.due_at.timestamp()
     stored = await row(app, info.id)
     assert (stored.status, stored.deliveries, stored.attempts) == ("delivered", 1, 1)
 
@@ -125,7 +141,7 @@ async def test_a_reminder_survives_a_restart(make_app: AppFactory) -> None:
 
     assert first_messenger.sent == []
     assert messenger.texts == ["⏰ Reminder: after the restart"]
-    assert messenger.sent[0][3] - info.due_at.timestamp() < 1.5
+    assert messenger.sent[0][3] >= info.due_at.timestamp()
 
 
 async def test_a_reminder_due_during_downtime_is_delivered_late_exactly_once(
@@ -137,7 +153,8 @@ async def test_a_reminder_due_during_downtime_is_delivered_late_exactly_once(
     await asyncio.sleep(0.8)
 
     messenger = RecordingMessenger()
-    second = await started(make_app, messenger)
+    # At least 0.7 s past due_at when it fires, however fast or slow the machine.
+    second = await started(make_app, messenger, late_after_seconds=0.5)
     await wait_until(lambda: len(messenger.sent) == 1)
     await second.aclose()
     third_messenger = RecordingMessenger()
@@ -159,7 +176,9 @@ async def test_a_recurring_reminder_continues_after_downtime(make_app: AppFactor
     await asyncio.sleep(2.0)  # missed about two occurrences
 
     messenger = RecordingMessenger()
-    app = await started(make_app, messenger, late_after_seconds=1.0)
+    # The missed firing is at least 1.9 s late by construction; the later ones may be
+    # up to 1.5 s behind their second on a busy machine and still count as on time.
+    app = await started(make_app, messenger, late_after_seconds=1.5)
     await wait_until(lambda: len(messenger.sent) >= 3, within=6)
     await app.reminders.cancel(ALICE, info.id)
 
@@ -191,9 +210,10 @@ async def test_a_failed_follow_up_turn_is_retried(
     make_app: AppFactory, llm: ScriptedOpenAIServer
 ) -> None:
     messenger = RecordingMessenger()
-    app = await started(make_app, messenger)
-    # An empty answer first, and a slow one: the retry starts well past late_after_seconds
-    # after due_at (as a loaded machine made it, now and then), yet on its retry time.
+    # An empty answer first, and a slow one: the retry starts at least 1.1 s after due_at,
+    # past late_after_seconds (as a loaded machine made it, now and then), yet on its
+    # retry time (within the same 1 s, however busy the machine).
+    app = await started(make_app, messenger, late_after_seconds=1.0)
     llm.script(text_reply("", delay=1.0), text_reply("Second try worked."))
 
     await app.reminders.create(request("summarise my day", 0.1, kind="follow_up"))
@@ -244,7 +264,7 @@ async def test_delivery_failure_is_retried_with_backoff(make_app: AppFactory) ->
     info = await app.reminders.create(request("eventually", 0.1))
     await wait_until(lambda: len(messenger.sent) == 1)
 
-    stored = await row(app, info.id)
+    stored = await settled(app, info.id)
     assert (stored.status, stored.attempts, stored.last_error) == ("delivered", 3, "")
 
 
@@ -256,9 +276,8 @@ async def test_delivery_that_keeps_failing_is_marked_failed_and_visible(
 
     info = await app.reminders.create(request("doomed", 0.1))
     await wait_until(lambda: messenger.fail_next == 97)
-    await asyncio.sleep(0.3)
 
-    stored = await row(app, info.id)
+    stored = await settled(app, info.id)
     assert (stored.status, stored.attempts) == ("failed", 3)
     assert "chat platform unreachable" in stored.last_error
     [listed] = await app.reminders.list_all(include_done=True)
@@ -270,9 +289,8 @@ async def test_no_messenger_for_the_platform_is_a_failure_not_a_drop(
 ) -> None:
     app = await started(make_app, RecordingMessenger(platform="elsewhere"))
     info = await app.reminders.create(request("lost?", 0.1))
-    await asyncio.sleep(1.2)
 
-    stored = await row(app, info.id)
+    stored = await settled(app, info.id)
     assert stored.status == "failed" and "no messenger for platform 'test'" in stored.last_error
 
 
@@ -387,10 +405,10 @@ async def test_a_crash_between_sending_and_recording_resends_rather_than_loses(
     messenger = RecordingMessenger()
     second = await started(make_app, messenger)
     await wait_until(lambda: len(messenger.sent) == 1)
-    await asyncio.sleep(0.3)
+    stored = await settled(second, info.id)
+    await asyncio.sleep(0.3)  # time for a second send, if there were one
 
     assert len(messenger.sent) == 1
-    stored = await row(second, info.id)
     assert (stored.status, stored.attempts, stored.deliveries) == ("delivered", 2, 1)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
+import threading
 
 import pytest
 
@@ -121,9 +123,10 @@ async def test_text_before_a_pause_is_previewed_whole_and_once(
     llm: ScriptedOpenAIServer, telegram: FakeTelegramServer, telegram_app: AppFactory
 ) -> None:
     first = "Let me look that up for you."
+    pause = threading.Event()
     llm.script(
         tool_call_reply(("get_current_time", {"timezone": "UTC"}), text=first),
-        text_reply("It is noon.", delay=3),
+        dataclasses.replace(text_reply("It is noon."), gate=pause),
     )
     await telegram_app(preview_delay=0, draft_interval_seconds=0.2)
 
@@ -131,8 +134,12 @@ async def test_text_before_a_pause_is_previewed_whole_and_once(
         return [d.params["text"] for d in t.calls_of("sendMessageDraft")]
 
     telegram.push(private_message(ALICE, "time?"))
-    # The model says nothing for 3 s after `first`, yet `first` shows whole meanwhile.
-    await telegram.wait_for(lambda t: first in drafts(t), within=2)
+    # The model says nothing after `first` until the test lets it, yet `first` shows
+    # whole meanwhile.
+    try:
+        await telegram.wait_for(lambda t: first in drafts(t), within=30)
+    finally:
+        pause.set()
     await telegram.wait_for(lambda t: len(sent_texts(t)) == 1)
 
     assert len(drafts(telegram)) == len(set(drafts(telegram)))
