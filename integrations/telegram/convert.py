@@ -1,7 +1,8 @@
 """`to_incoming_message`: a Telegram message as Parley's `IncomingMessage`, or None.
 
 Private chats: every text message. Groups: only messages that mention the bot, reply to
-it, or carry one of its commands; the mention is taken out of the text. Every bot in a
+it, or carry one of its commands; the mention is taken out of the text. The message a
+request replies to comes with it as a quoted part, with its author (`quoted_of`). Every bot in a
 group sees every command, so there an unqualified command is Parley's only if Parley has
 it (`/ban spammer` is another bot's); `/cmd@<parley>` always is. Forum topics keep their
 own context through `thread_key` (the topic's `message_thread_id`).
@@ -25,7 +26,16 @@ from telegram.constants import ChatID, ChatType
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.chat import NAMES
-from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.domain import (
+    Attachment,
+    AttachmentKind,
+    ChatKind,
+    ChatRef,
+    ContextOrigin,
+    ContextPart,
+    IncomingMessage,
+    UserRef,
+)
 
 PLATFORM = "telegram"
 # Parley's commands: in a group, the only unqualified commands that address it.
@@ -108,6 +118,33 @@ def is_addressed(message: Message, bot_id: int, bot_username: str) -> bool:
         if entity.type == MessageEntity.MENTION and value.lower() == mention:
             return True
     return False
+
+
+def quoted_of(message: Message, bot_id: int) -> tuple[ContextPart, ...]:
+    """The message `message` replies to, as a quoted part with its author: the part the
+    replier selected (`quote`) when they did, else its text or caption. None for a
+    forum topic's first message (every topic message "replies" to it) or one without
+    text. Parley's own message is marked `by_bot`."""
+    reply = message.reply_to_message
+    if reply is None or (
+        message.is_topic_message and reply.message_id == message.message_thread_id
+    ):
+        return ()
+    text = (message.quote.text if message.quote is not None else "") or reply.text
+    text = text or reply.caption or ""
+    if not text.strip():
+        return ()
+    sender = reply.from_user
+    own = sender is not None and sender.id == bot_id
+    author = author_of(reply) if not own else None
+    if sender is not None and (own or author is None):
+        name, author_id = sender.full_name, str(sender.id)
+    else:
+        name = author.display_name if author is not None else ""
+        author_id = author.platform_user_id if author is not None else ""
+    if sender is not None and sender.username and reply.sender_chat is None:
+        name = f"{name} (@{sender.username})"
+    return (ContextPart(ContextOrigin.QUOTED, text, name, author_id, by_bot=own),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +271,7 @@ def to_incoming_message(
         addressed=True,
         event_id=str(update_id),
         attachments=files,
+        context=quoted_of(message, bot_id),
     )
     reply = ReplyAddress(
         message.chat.id,
