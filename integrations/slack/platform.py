@@ -34,6 +34,7 @@ from bot.errors import ConfigError
 from bot.i18n import N_, _
 from bot.surface import Messenger
 from integrations.slack.assistant import AssistantPane
+from integrations.slack.catchup import ThreadCatchUp
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import (
     APPROVAL_ACTION,
@@ -106,6 +107,7 @@ class SlackPlatform:
         self._app_token = app_token
         self._socket: AsyncSocketModeHandler | None = None
         self.threads = KnownThreads(desk)
+        self.catch_up = ThreadCatchUp(self.client, self.threads)
         self._http = AsyncSlackRequestHandler(self.bolt)
         self._signing_secret = secret.encode("utf-8")
         self._file_hosts = SlackFileHosts(settings.api_url)
@@ -231,6 +233,7 @@ class SlackPlatform:
             log.info("slack: event %s:%s was already taken; skipping the retry", team_id, event_id)
             return
         files = files_of(event)
+        message = await self.catch_up.with_thread(message, event, context.bot_user_id)
         if message.chat.kind is not ChatKind.DM:
             self.threads.remember(reply.channel, reply.thread_ts)
         if not message.text and not files:

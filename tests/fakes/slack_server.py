@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 from tests.fakes.http import AiohttpServer, FakeServer
+from tests.fakes.slack_threads import FakeThreads
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
@@ -78,6 +79,7 @@ class FakeSlackServer(FakeServer):
         self.downloads: list[dict[str, str]] = []
         self._socket_ready = threading.Event()
         self.agent_sessions = True
+        self.threads = FakeThreads()  # conversations.replies (tests/fakes/slack_threads.py)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -114,6 +116,7 @@ class FakeSlackServer(FakeServer):
             self.file_redirects.clear()
             self.downloads.clear()
             self.agent_sessions = True
+        self.threads.reset()
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -401,6 +404,8 @@ class FakeSlackServer(FakeServer):
             if stored is None:
                 return {"ok": False, "error": "file_not_found"}
             return {"ok": True, "file": stored[0]}
+        if method == "conversations.replies":
+            return self.threads.replies(body)
         if method == "conversations.info":
             return {"ok": True, "channel": {"id": channel}}
         if method == "apps.connections.open":
