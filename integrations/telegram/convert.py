@@ -300,7 +300,8 @@ class UpdateKind(enum.Enum):
     COMMAND = "command"  # one of Parley's own commands
     PRESS = "press"  # a button press (callback query)
     NOT_READABLE = "not_readable"  # a private message of a kind Parley cannot read
-    IGNORED = "ignored"  # not for Parley (group chatter, another bot's command, a bot)
+    OBSERVED = "observed"  # group chatter by a person: kept only if group context is on
+    IGNORED = "ignored"  # not for Parley (another bot's command, a bot, a service message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,13 +344,35 @@ def classify(update: Update, *, bot_id: int, bot_username: str, image_limit: int
         files=() if own else tuple(f.attachment for f in files),
     )
     if converted is None:
-        return IGNORED
+        chatter = observed_of(message, update.update_id) if not files else None
+        return ReadUpdate(UpdateKind.OBSERVED, chatter) if chatter is not None else IGNORED
     incoming, reply = converted
     if own:
         return ReadUpdate(UpdateKind.COMMAND, incoming, reply, command=command or "")
     if files:
         return ReadUpdate(UpdateKind.FILES, incoming, reply, files=files)
     return ReadUpdate(UpdateKind.TURN, incoming, reply)
+
+
+def observed_of(message: Message, update_id: int) -> IncomingMessage | None:
+    """A person's text message in a group that is not for Parley, as what was said there
+    (`addressed=False`): what opt-in group context keeps (bot/chat/observed.py)."""
+    if message.chat.type == ChatType.PRIVATE or message.is_automatic_forward:
+        return None
+    if not message.text or _leading_command(message) is not None:
+        return None
+    user = author_of(message)
+    if user is None:
+        return None
+    return IncomingMessage(
+        chat=to_chat_ref(message),
+        user=user,
+        text=message.text,
+        thread_key=thread_key(message),
+        platform_message_id=str(message.message_id),
+        addressed=False,
+        event_id=str(update_id),
+    )
 
 
 def command_argument(text: str) -> str:

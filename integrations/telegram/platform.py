@@ -170,7 +170,10 @@ class TelegramPlatform:
             bot_username=bot.username,
             image_limit=self.desk.download_limit(AttachmentKind.IMAGE),
         )
-        if read.kind is UpdateKind.IGNORED:
+        if read.kind is UpdateKind.OBSERVED and read.incoming is not None:
+            await self.desk.observe(read.incoming)  # kept only if group context is on
+            return
+        if read.kind in (UpdateKind.IGNORED, UpdateKind.OBSERVED):
             return  # asks nothing of Parley: nothing to claim, answer or translate
         # Whatever this update leads to is written in its sender's language, looked up
         # once here (the turn runs in it too).

@@ -23,7 +23,7 @@ from bot.storage.models.chats import (
     UsageRecord,
     User,
 )
-from bot.storage.models.memory import ConversationSummary, MemoryFactRow
+from bot.storage.models.memory import ConversationSummary, MemoryFactRow, ObservedMessage
 from bot.storage.models.ops import (
     AuditEntry,
     ConsoleSession,
@@ -53,6 +53,7 @@ __all__ = [
     "Lease",
     "MemoryFactRow",
     "Message",
+    "ObservedMessage",
     "ProcessedEvent",
     "Reminder",
     "SentEmail",
