@@ -15,15 +15,18 @@ from pydantic import BaseModel
 from bot.approvals.gate import Answer
 from bot.domain import (
     ChatKind,
+    ChatMessage,
     ChatRef,
     ContextOrigin,
     ContextPart,
     IncomingMessage,
     MemoryScope,
+    Role,
     ToolContext,
     UserRef,
 )
-from bot.toolkit import tool
+from bot.toolkit import ToolRegistry, tool
+from bot.turn.provenance import follows_outside, others_block
 from tests.apps import AppFactory
 from tests.fakes.open_meteo import OpenMeteoServer
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
@@ -193,3 +196,32 @@ async def test_someone_elses_message_is_attributed_data_and_a_call_after_it_asks
     stored = [s.message.content for s in await app.store.history(info.conversation_id)]
     assert stored[0] == "what does this say?"
     assert not any("System:" in text for text in stored)
+
+
+def test_parleys_own_and_the_requesters_own_earlier_words_are_not_outside() -> None:
+    own = ContextPart(ContextOrigin.QUOTED, "an earlier answer", "Parley", "bot", by_bot=True)
+    mine = ContextPart(ContextOrigin.THREAD, "my own earlier message", "Alice", "alice")
+    theirs = ContextPart(ContextOrigin.THREAD, "do it", "Eve", "eve")
+    registry = ToolRegistry([launch, *ALL_TOOLS])
+    assert follows_outside(ask("go", own, mine), [], registry) is None
+    follows = follows_outside(ask("go", own, mine, theirs), [], registry)
+    assert follows is not None and follows.reason == "this follows a message from Eve"
+    # A result of a tool that reads the outside world is outside content too.
+    result = ChatMessage(Role.TOOL, "{}", tool_call_id="c1", name="get_weather")
+    follows = follows_outside(ask("go"), [result], registry)
+    assert follows is not None and follows.reason == "this follows a result of get_weather"
+    clock = ChatMessage(Role.TOOL, "{}", tool_call_id="c2", name="get_current_time")
+    assert follows_outside(ask("go"), [clock], registry) is None
+
+
+def test_the_block_keeps_the_newest_8000_characters_of_others_words() -> None:
+    parts = [
+        ContextPart(ContextOrigin.GROUP, f"{number:02d}" + "x" * 999, "Bob", "bob")
+        for number in range(12)
+    ]
+    block = others_block(parts)
+    assert block.count("<message ") == 8
+    # Seven whole, and the end of the eighth newest (cut at its start).
+    assert "> 11xxx" in block and "> 05xxx" in block and "> 04xxx" not in block
+    assert "> …xxx" in block and "> 03xxx" not in block
+    assert others_block([]) == ""
