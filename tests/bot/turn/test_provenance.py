@@ -30,6 +30,7 @@ from bot.turn.provenance import follows_outside, others_block
 from tests.apps import AppFactory
 from tests.fakes.open_meteo import OpenMeteoServer
 from tests.fakes.openai_server import ScriptedOpenAIServer, text_reply, tool_call_reply
+from tests.fakes.smtp import SMTPServer
 from tests.fakes.surface import RecordingSurface
 from tools import ALL_TOOLS
 
@@ -61,8 +62,8 @@ def weather_groups(open_meteo: OpenMeteoServer) -> dict[str, Any]:
             "forecast_url": open_meteo.forecast_url,
         },
         "admin": {
-            "default_tools_dm": "all,launch",
-            "default_tools_group": "all,launch",
+            "default_tools_dm": "all,launch,send_email",
+            "default_tools_group": "all,launch,send_email",
         },
     }
 
@@ -74,31 +75,42 @@ def why(surface: RecordingSurface) -> list[str]:
 
 
 async def test_always_allow_stands_without_outside_words_and_asks_after_a_weather_result(
-    llm: ScriptedOpenAIServer, make_app: AppFactory, open_meteo: OpenMeteoServer
+    llm: ScriptedOpenAIServer,
+    make_app: AppFactory,
+    open_meteo: OpenMeteoServer,
+    smtp_server: SMTPServer,
 ) -> None:
-    app = await make_app((launch, *ALL_TOOLS), **weather_groups(open_meteo))
-    SENT.clear()
-    llm.script(tool_call_reply(("launch", {"text": "one"})), text_reply("Sent."))
+    email = {
+        "host": smtp_server.host,
+        "port": smtp_server.port,
+        "tls": "none",
+        "sender": "parley@example.com",
+        "allowlist": "@example.com",
+    }
+    app = await make_app(ALL_TOOLS, email=email, **weather_groups(open_meteo))
+    mail = {"to": ["ops@example.com"], "subject": "Forecast", "body": "Rain."}
+    llm.script(tool_call_reply(("send_email", mail)), text_reply("Sent."))
     first = RecordingSurface(confirm_answer=Answer.ALWAYS)
-    await app.engine.handle(ask("send one"), first)
-    assert len(first.confirmations) == 1 and SENT == ["one"]
+    await app.engine.handle(ask("email ops the forecast"), first)
+    assert len(first.confirmations) == 1 and len(smtp_server.messages) == 1
 
     # No outside words: the standing approval answers, nobody is asked.
-    llm.script(tool_call_reply(("launch", {"text": "two"})), text_reply("Sent."))
+    llm.script(tool_call_reply(("send_email", mail)), text_reply("Sent."))
     second = RecordingSurface(confirm_answer=False)
-    await app.engine.handle(ask("send two"), second)
-    assert second.confirmations == [] and SENT == ["one", "two"]
+    await app.engine.handle(ask("again, please"), second)
+    assert second.confirmations == [] and len(smtp_server.messages) == 2
 
-    # A weather result (words from a web service) comes before the call: asked, with why.
+    # A weather result (words from a web service) comes before the call: asked, with why,
+    # past "Always allow"; denied, nothing is sent.
     llm.script(
         tool_call_reply(("get_weather", {"place": "Paris"})),
-        tool_call_reply(("launch", {"text": "three"})),
+        tool_call_reply(("send_email", {**mail, "to": ["boss@example.com"]})),
         text_reply("Not sent."),
     )
     third = RecordingSurface(confirm_answer=False)
     outcome = await app.engine.handle(ask("weather in Paris?"), third)
     assert why(third) == ["Why I ask: this follows a result of get_weather"]
-    assert SENT == ["one", "two"]  # denied: not sent
+    assert len(smtp_server.messages) == 2
     assert outcome.tool_results[-1].is_error
     # The card that asked past "Always allow" does not offer it again.
     assert not third.questions[0].may_remember
