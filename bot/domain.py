@@ -89,6 +89,7 @@ class ContextOrigin(enum.StrEnum):
     """Where words beside the requester's own came from (none of them is the requester)."""
 
     QUOTED = "quoted"  # the message the request replies to (or quotes)
+    FORWARDED = "forwarded"  # a message the requester forwarded: its origin's words
     THREAD = "thread"  # an earlier message of the thread the request is in
     GROUP = "group"  # a message of the group the bot observed, not addressed to it
 

@@ -2,7 +2,8 @@
 
 Private chats: every text message. Groups: only messages that mention the bot, reply to
 it, or carry one of its commands; the mention is taken out of the text. The message a
-request replies to comes with it as a quoted part, with its author (`quoted_of`). Every bot in a
+request replies to comes with it as a quoted part, with its author (`quoted_of`); a
+forwarded message's text is its origin's, not the forwarder's (`forwarded_of`). Every bot in a
 group sees every command, so there an unqualified command is Parley's only if Parley has
 it (`/ban spammer` is another bot's); `/cmd@<parley>` always is. Forum topics keep their
 own context through `thread_key` (the topic's `message_thread_id`).
@@ -21,7 +22,18 @@ import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
-from telegram import Audio, Message, MessageEntity, PhotoSize, Update, Voice
+from telegram import (
+    Audio,
+    Message,
+    MessageEntity,
+    MessageOriginChannel,
+    MessageOriginChat,
+    MessageOriginHiddenUser,
+    MessageOriginUser,
+    PhotoSize,
+    Update,
+    Voice,
+)
 from telegram.constants import ChatID, ChatType
 from telegram.warnings import PTBDeprecationWarning
 
@@ -147,6 +159,29 @@ def quoted_of(message: Message, bot_id: int) -> tuple[ContextPart, ...]:
     return (ContextPart(ContextOrigin.QUOTED, text, name, author_id, by_bot=own),)
 
 
+# What the requester's own words are when they only forwarded a message.
+FORWARDED_TEXT = "[forwarded message]"
+
+
+def forwarded_of(message: Message) -> ContextPart | None:
+    """A forwarded message's text is its origin's words, not the forwarder's: a part of
+    its own (with the origin's name and id; a hidden user's name only), or None."""
+    origin = message.forward_origin
+    text = message.text or message.caption or ""
+    if origin is None or not text.strip():
+        return None
+    name, author_id = "", ""
+    if isinstance(origin, MessageOriginUser):
+        name, author_id = origin.sender_user.full_name, str(origin.sender_user.id)
+    elif isinstance(origin, MessageOriginHiddenUser):
+        name = origin.sender_user_name
+    elif isinstance(origin, MessageOriginChat):
+        name, author_id = origin.sender_chat.title or "", str(origin.sender_chat.id)
+    elif isinstance(origin, MessageOriginChannel):
+        name, author_id = origin.chat.title or "", str(origin.chat.id)
+    return ContextPart(ContextOrigin.FORWARDED, text, name, author_id)
+
+
 @dataclass(frozen=True, slots=True)
 class FileRef:
     """A file that came with a message: what Telegram declares about it, and the
@@ -262,6 +297,10 @@ def to_incoming_message(
         text = _without(text, mention).strip()
     topic = thread_key(message)
     private = message.chat.type == ChatType.PRIVATE
+    context = quoted_of(message, bot_id)
+    forwarded = forwarded_of(message)
+    if forwarded is not None:  # the words are the origin's; the forwarder said nothing
+        text, context = FORWARDED_TEXT, (forwarded, *context)
     incoming = IncomingMessage(
         chat=to_chat_ref(message),
         user=user,
@@ -271,7 +310,7 @@ def to_incoming_message(
         addressed=True,
         event_id=str(update_id),
         attachments=files,
-        context=quoted_of(message, bot_id),
+        context=context,
     )
     reply = ReplyAddress(
         message.chat.id,
@@ -364,6 +403,10 @@ def observed_of(message: Message, update_id: int) -> IncomingMessage | None:
     user = author_of(message)
     if user is None:
         return None
+    forwarded = forwarded_of(message)
+    if forwarded is not None:  # the words are the origin's, whoever forwarded them
+        name = f"{forwarded.author} (forwarded by {user.display_name})"
+        user = UserRef(PLATFORM, forwarded.author_id, name)
     return IncomingMessage(
         chat=to_chat_ref(message),
         user=user,

@@ -18,6 +18,9 @@ characters (`invalid_chunks` otherwise), and an append needs text or chunks. Age
 sessions (`agents.sessions.setStatus` / `rename`) check their status and title;
 `speak_assistant_api_only()` makes them unknown, as for a workspace without them.
 
+`conversations.replies` serves the threads of `threads` (tests/fakes/slack_threads.py:
+cursor pages, `latest`, and Slack's refusals).
+
 `apps.connections.open` returns `ws://…/socket`, where the server speaks Socket Mode's
 protocol: a `hello` on connect, envelopes pushed with `push_envelope`, acks recorded in
 `socket_acks`.
