@@ -33,6 +33,7 @@ from bot.builders import (
 )
 from bot.chat.desk import Desk
 from bot.chat.languages import Languages
+from bot.chat.observed import GroupContext
 from bot.chat.platform import Platform, ResumesTurns
 from bot.config import Settings
 from bot.domain import ToolServices
@@ -58,6 +59,7 @@ from bot.storage.feedback import FeedbackStore
 from bot.storage.languages import LanguageStore
 from bot.storage.leases import LeaseStore
 from bot.storage.memory import MemoryStore
+from bot.storage.observed import ObservedStore
 from bot.storage.prompts import PromptStore
 from bot.storage.sessions import ConsoleSessionStore
 from bot.storage.turns import StoredTurn, TurnStore
@@ -199,6 +201,11 @@ class Application:
         self.turn_store = TurnStore(self.database)
         self.feedback = FeedbackStore(self.database)
         self.prompts = PromptStore(self.database)
+        self.group_context = GroupContext(
+            ObservedStore(self.database),
+            messages=settings.bot.group_context_messages,
+            hours=settings.bot.group_context_hours,
+        )
         self.desk = Desk(
             self.engine,
             self.store,
@@ -211,6 +218,7 @@ class Application:
             questions=InputQuestions(settings.mcp.question_timeout_seconds),
             feedback=self.feedback,
             prompts=self.prompts,
+            group_context=self.group_context,
         )
         self.platforms: list[Platform] = self.build_platforms()
         # One messenger per platform delivers reminders and alerts: the platforms' own,
@@ -396,6 +404,10 @@ class Application:
         finished = await self.turn_store.prune(cutoff)
         if finished:
             log.info("forgot %d finished turn(s) older than %s", finished, cutoff.isoformat())
+        # Observed group messages past PARLEY_GROUP_CONTEXT_HOURS (kept only when on).
+        observed = await self.group_context.prune()
+        if observed:
+            log.info("forgot %d observed group message(s) past their retention", observed)
         # Approval questions past their expiry (the audit log keeps what happened).
         if self.approvals.store is not None:
             await self.approvals.store.prune(cutoff)

@@ -85,6 +85,27 @@ class ImagePart:
     data: bytes = field(repr=False)
 
 
+class ContextOrigin(enum.StrEnum):
+    """Where words beside the requester's own came from (none of them is the requester)."""
+
+    QUOTED = "quoted"  # the message the request replies to (or quotes)
+    FORWARDED = "forwarded"  # a message the requester forwarded: its origin's words
+    THREAD = "thread"  # an earlier message of the thread the request is in
+    GROUP = "group"  # a message of the group the bot observed, not addressed to it
+
+
+@dataclass(frozen=True, slots=True)
+class ContextPart:
+    """A message that comes with a request, as data: never the requester's words, whoever
+    wrote it (`author_id` "" when unknown; `by_bot`: Parley itself wrote it)."""
+
+    origin: ContextOrigin
+    text: str
+    author: str = ""
+    author_id: str = ""
+    by_bot: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """One message from a chat that may start a turn.
@@ -92,7 +113,7 @@ class IncomingMessage:
     `thread_key` separates contexts inside one chat (Slack thread_ts, Telegram topic id)
     and is empty where the platform has none. `event_id` is what deduplication keys on.
     `attachments` are the voice notes and pictures that came with it (`text` is then
-    the caption, possibly empty).
+    the caption, possibly empty); `context` other people's messages that come with it.
     """
 
     chat: ChatRef
@@ -103,6 +124,7 @@ class IncomingMessage:
     addressed: bool = True
     event_id: str = ""
     attachments: tuple[Attachment, ...] = ()
+    context: tuple[ContextPart, ...] = ()
 
     @property
     def platform(self) -> str:

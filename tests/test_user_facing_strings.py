@@ -72,8 +72,13 @@ ALLOWED: dict[str, set[str]] = {
         "the question was posted to the chat instead",
     },
     "integrations/telegram/webhook.py": {" in Update.de_json"},
-    # The name of an anonymous admin, shown to the model as the author's name.
-    "integrations/telegram/convert.py": {" (anonymous admin)"},
+    # Shown to the model only: the name of an anonymous admin and of a forwarded message's
+    # origin (author fields), and what a requester who only forwarded a message said.
+    "integrations/telegram/convert.py": {
+        " (anonymous admin)",
+        " (forwarded by ",
+        "[forwarded message]",
+    },
     # Commands typed at the terminal, matched.
     "integrations/console.py": {"/tools revoke "},
     # Parts of the Slack request checks' log lines and 4xx bodies for Slack itself.

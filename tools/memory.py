@@ -32,7 +32,7 @@ class RememberParams(BaseModel):
     )
 
 
-@tool()
+@tool(changes=True)
 async def remember(params: RememberParams, ctx: ToolContext) -> dict[str, Any]:
     """Remember a fact about the user for later conversations, ONLY when the user
     explicitly asks you to remember it ("remember that...", "记住..."). Never store
@@ -75,7 +75,7 @@ class ForgetParams(BaseModel):
     all: bool = Field(False, description="Forget every fact visible in this chat.")
 
 
-@tool()
+@tool(changes=True)
 async def forget(params: ForgetParams, ctx: ToolContext) -> str:
     """Forget a fact the user asked you to remember (or all of them, when the user asks
     for that). Use recall first to find the id."""

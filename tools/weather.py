@@ -267,7 +267,7 @@ def _progress(params: WeatherParams) -> Progress:
     return Progress(N_("Checking the weather…"))
 
 
-@tool(timeout=20, progress=_progress)
+@tool(timeout=20, progress=_progress, outside=True)
 async def get_weather(params: WeatherParams, ctx: ToolContext) -> dict[str, Any]:
     """Get current weather conditions and a daily forecast (up to 7 days) for a place
     name or coordinates. Say which place was found; if the name was ambiguous, the

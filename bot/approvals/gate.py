@@ -26,13 +26,14 @@ import enum
 import json
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from bot.approvals.cards import full_card_text, render_card
+from bot.approvals.trust import FOLLOWS_LABEL, Follows, Relaxations
 from bot.domain import ChatRef, UserRef
 from bot.i18n import _
 from bot.storage.approvals import ApprovalStore, GrantRow, PressResult
@@ -137,6 +138,7 @@ class Approvals:
         self._waiting: dict[str, ApprovalQuestion] = {}
         self._memory: dict[str, tuple[str, str]] = {}  # token -> (asker, state), no store
         self._memory_grants: set[tuple[str, int, str]] = set()
+        self.relaxations = Relaxations(store, self.audit)
 
     # -- deciding --------------------------------------------------------------------------
 
@@ -146,8 +148,18 @@ class Approvals:
         mode = (await self.store.rules(channel_id)).get(tool, "")
         return Mode(mode) if mode in set(Mode) else None
 
-    async def needs_question(self, user: UserRef, channel_id: int, item: Tool) -> bool | None:
-        """None: run without asking; else ask, True if "Always allow" may be offered."""
+    async def needs_question(
+        self, user: UserRef, channel_id: int, item: Tool, follows: Follows | None = None
+    ) -> bool | None:
+        """None: run without asking; else ask, True if "Always allow" may be offered. A
+        call that acts after outside words (`follows`) asks, whatever the grants and
+        rules, unless an admin relaxed that here (bot/approvals/trust.py)."""
+        if (
+            follows is not None
+            and item.acts
+            and not await self.relaxations.relaxed(channel_id, item.name)
+        ):
+            return False
         rule = await self.rule(channel_id, item.name)
         if rule is Mode.NEVER or (rule is None and not item.side_effect):
             return None
@@ -173,12 +185,17 @@ class Approvals:
         channel_id: int,
         item: Tool,
         arguments: BaseModel,
+        follows: Follows | None = None,
     ) -> bool:
-        """Ask `user` (through `surface`) whether this call may run, if it must be asked."""
-        remember = await self.needs_question(user, channel_id, item)
+        """Ask `user` (through `surface`) whether this call may run, if it must be asked;
+        `follows`: the outside words in the turn's context, if any."""
+        remember = await self.needs_question(user, channel_id, item, follows)
         if remember is None:
             return True
-        question = await self.open(user, chat, channel_id, item, arguments, remember)
+        forced = follows is not None and item.acts
+        if not forced or await self.relaxations.relaxed(channel_id, item.name):
+            follows = None  # the card says why only when that is why
+        question = await self.open(user, chat, channel_id, item, arguments, remember, follows)
         try:
             answer = await surface.confirm(user, question)
         except Exception:
@@ -198,11 +215,14 @@ class Approvals:
         item: Tool,
         arguments: BaseModel,
         may_remember: bool,
+        follows: Follows | None = None,
     ) -> ApprovalQuestion:
         # 12 characters: Telegram's callback data holds at most 64 bytes.
         token = secrets.token_urlsafe(9)
         now = datetime.now(UTC)
         card = item.approval_card(arguments)
+        if follows is not None:
+            card = replace(card, lines=((FOLLOWS_LABEL, follows.reason), *card.lines))
         question = ApprovalQuestion(
             token, user, item.name, card, may_remember, now + self.timeout, self
         )
@@ -229,7 +249,8 @@ class Approvals:
             "approval.request",
             place,
             user.platform,
-            {"tool": item.name, "token": token, "channel_id": channel_id},
+            {"tool": item.name, "token": token, "channel_id": channel_id}
+            | (follows.audit() if follows is not None else {}),
         )
         return question
 
@@ -342,24 +363,14 @@ class Approvals:
             await self.audit(presser.qualified_id, "approval.answer", place, surface, details)
             if answer is Answer.ALWAYS:
                 await self.audit(presser.qualified_id, "approval.grant", place, surface, details)
-        elif result is Press.NOT_YOURS:
+            return
+        if result is Press.NOT_YOURS:
             log.info("%s pressed %s's approval question; refused", presser.qualified_id, asker)
+        reason = {Press.NOT_YOURS: "not the asker", Press.EXPIRED: "expired"}.get(result)
+        if reason:
+            details["reason"] = reason
             await self.audit(
-                presser.qualified_id,
-                "approval.answer",
-                place,
-                surface,
-                {**details, "reason": "not the asker"},
-                allowed=False,
-            )
-        elif result is Press.EXPIRED:
-            await self.audit(
-                presser.qualified_id,
-                "approval.answer",
-                place,
-                surface,
-                {**details, "reason": "expired"},
-                allowed=False,
+                presser.qualified_id, "approval.answer", place, surface, details, allowed=False
             )
 
     async def full_text(self, token: str, presser: UserRef) -> str | None:

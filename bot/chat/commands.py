@@ -49,7 +49,11 @@ COMMANDS = (
         N_("What I remember about you"),
         N_("{memory} lists what you asked me to remember; {forget} (or {forget_all}) forgets it"),
     ),
-    Command("forget", N_("Forget a remembered fact: /forget 3, or /forget all"), None),
+    Command(
+        "forget",
+        N_("Forget a remembered fact: /forget 3, /forget all; /forget context: kept chat messages"),
+        None,
+    ),
     Command(
         "language",
         N_("Choose my language: /language zh, /language en, /language auto"),

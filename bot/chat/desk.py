@@ -27,6 +27,7 @@ from bot.approvals.gate import Answer, Approvals, Mode, Press, PressOutcome
 from bot.approvals.questions import InputQuestions, ShowStep
 from bot.chat.cache import TTLCache
 from bot.chat.languages import Languages
+from bot.chat.observed import GroupContext
 from bot.domain import (
     Attachment,
     AttachmentKind,
@@ -89,8 +90,11 @@ class Desk:
         questions: InputQuestions,
         feedback: FeedbackStore,
         prompts: PromptStore,
+        group_context: GroupContext | None = None,
     ) -> None:
         self._engine = engine
+        # Opt-in observed group context (bot/chat/observed.py); None or off: nothing kept.
+        self.group_context = group_context
         self.languages = languages
         self._feedback = feedback
         self._prompts = prompts
@@ -200,11 +204,22 @@ class Desk:
             if ticket is not None:
                 await ticket.done()
             return TurnOutcome()
+        if self.group_context is not None:
+            message = await self.group_context.with_context(message)
         # In the locale the adapter entered for this message's sender (`locale_of`).
         outcome = await self._engine.handle(message, surface, ticket=ticket)
         if ticket is not None:
             await ticket.done()
         return outcome
+
+    async def observe(self, message: IncomingMessage) -> None:
+        """A group message not addressed to Parley: kept when group context is on."""
+        if self.group_context is None or not self.group_context.observes(message.chat):
+            return
+        try:
+            await self.group_context.observe(message)
+        except Exception:  # a message nobody asked about must not fail loudly
+            log.exception("could not keep an observed message of %s", message.chat.title)
 
     def stop(self, chat: ChatRef, thread_key: str, user: UserRef) -> bool:
         """Stop `user`'s turn running in this chat and thread (a stop button); False if
@@ -377,10 +392,13 @@ class Desk:
         return "\n".join(lines)
 
     async def forget_text(self, message: IncomingMessage, argument: str) -> str:
-        """Forget one fact (by number) or all facts visible here, for /forget."""
+        """Forget one fact (by number) or all facts visible here, for /forget; "context":
+        the chat's observed messages."""
+        word = argument.strip().lower()
+        if word in ("context", "上下文"):
+            return await self._forget_context(message)
         if self._memory is None:
             return _("Memory is not available on this bot.")
-        word = argument.strip().lower()
         if word in ("all", "全部"):
             removed = await self._memory.forget(message.user, message.chat, None)
             return ngettext("Forgot {count} fact.", "Forgot {count} facts.", removed)
@@ -390,6 +408,18 @@ class Desk:
         if await self._memory.forget(message.user, message.chat, number):
             return _("Forgotten.")
         return _("There is no fact {number} here; /memory lists them.", number=word)
+
+    async def _forget_context(self, message: IncomingMessage) -> str:
+        """/forget context: erase what Parley kept of this chat's unaddressed messages."""
+        if self.group_context is None:
+            return _("I keep nothing of this chat's other messages.")
+        removed = await self.group_context.forget(message.chat)
+        log.info("%s erased %d observed message(s) of a chat", message.user.qualified_id, removed)
+        return ngettext(
+            "Forgot {count} message of this chat that I had kept.",
+            "Forgot {count} messages of this chat that I had kept.",
+            removed,
+        )
 
     # -- approvals ---------------------------------------------------------------------
 

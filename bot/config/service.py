@@ -48,6 +48,15 @@ class BotSettings(SettingsGroup):
     memory_fact_max_chars: int = Field(
         300, ge=20, le=2000, validation_alias="PARLEY_MEMORY_FACT_MAX_CHARS"
     )
+    # Observed group context (Telegram groups; docs/memory.md): keep the last N messages
+    # not addressed to Parley per group (0: off, nothing is kept) for at most this many
+    # hours, and show them, attributed, to the next turn addressed to it there.
+    group_context_messages: int = Field(
+        0, ge=0, le=200, validation_alias="PARLEY_GROUP_CONTEXT_MESSAGES"
+    )
+    group_context_hours: float = Field(
+        24.0, gt=0, le=24 * 30, validation_alias="PARLEY_GROUP_CONTEXT_HOURS"
+    )
     # More enabled tools than this: the built-in ones and the MCP tools most relevant to
     # the message are offered (bot/turn/tool_choice.py).
     max_offered_tools: int = Field(40, ge=1, le=512, validation_alias="PARLEY_MAX_OFFERED_TOOLS")

@@ -17,11 +17,12 @@ from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.storage.database import Database
-from bot.storage.models import ApprovalGrant, ApprovalRequest, ApprovalRule
+from bot.storage.models import ApprovalGrant, ApprovalRequest, ApprovalRule, ApprovalTrust
 
 _REQUESTS = ApprovalRequest.__table__  # type: ignore[attr-defined]
 _GRANTS = ApprovalGrant.__table__  # type: ignore[attr-defined]
 _RULES = ApprovalRule.__table__  # type: ignore[attr-defined]
+_TRUST = ApprovalTrust.__table__  # type: ignore[attr-defined]
 
 OPEN = "open"
 EXPIRED = "expired"
@@ -271,6 +272,33 @@ class ApprovalStore:
             statement = insert.on_conflict_do_update(
                 index_elements=[_RULES.c.channel_id, _RULES.c.tool],
                 set_={"mode": mode, "set_by": by, "set_at": now},
+            )
+        await self.db.run(lambda connection: connection.execute(statement))
+
+    # -- admins' relaxations of the outside-content rule ----------------------------------
+
+    async def relaxed(self, channel_id: int) -> set[str]:
+        """The tools whose calls after outside content ask no more than usual here."""
+        statement = select(_TRUST.c.tool).where(_TRUST.c.channel_id == channel_id)
+        return await self.db.run(
+            lambda connection: {row.tool for row in connection.execute(statement)},
+            write=False,
+        )
+
+    async def set_relaxed(
+        self, channel_id: int, tool: str, relaxed: bool, *, by: str, now: datetime
+    ) -> None:
+        statement: Any = delete(_TRUST).where(
+            _TRUST.c.channel_id == channel_id, _TRUST.c.tool == tool
+        )
+        if relaxed:
+            statement = (
+                self._insert(_TRUST)
+                .values(channel_id=channel_id, tool=tool, set_by=by, set_at=now)
+                .on_conflict_do_update(
+                    index_elements=[_TRUST.c.channel_id, _TRUST.c.tool],
+                    set_={"set_by": by, "set_at": now},
+                )
             )
         await self.db.run(lambda connection: connection.execute(statement))
 

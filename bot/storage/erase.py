@@ -4,7 +4,8 @@ The console's erase deletes a user's memory, summaries and messages (`MemoryStor
 blanks their turns' inputs (`TurnStore`); their words are also in the approval cards
 they were asked (the tool call and the whole card), the emails they had sent (subject,
 recipients and each recipient's server reply, in `sent_emails` and in the audit log's
-details of their own actions), their reminders' text and the answers they rated. Rows
+details of their own actions), their reminders' text, the answers they rated and what
+they said in groups that Parley observed (opt-in group context: deleted). Rows
 stay where something counts them (emails sent, the audit trail, approvals answered);
 only the words go. A pending reminder is cancelled: it has nothing left to say.
 """
@@ -16,13 +17,21 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, update
 
 from bot.storage.database import Database
-from bot.storage.models import AnswerFeedback, ApprovalRequest, AuditEntry, Reminder, SentEmail
+from bot.storage.models import (
+    AnswerFeedback,
+    ApprovalRequest,
+    AuditEntry,
+    ObservedMessage,
+    Reminder,
+    SentEmail,
+)
 
 _APPROVALS = ApprovalRequest.__table__  # type: ignore[attr-defined]
 _AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 _EMAILS = SentEmail.__table__  # type: ignore[attr-defined]
 _FEEDBACK = AnswerFeedback.__table__  # type: ignore[attr-defined]
 _REMINDERS = Reminder.__table__  # type: ignore[attr-defined]
+_OBSERVED = ObservedMessage.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +41,7 @@ class ErasedTraces:
     reminders: int
     feedback: int
     audit: int
+    observed: int = 0
 
 
 class TraceEraser:
@@ -69,8 +79,19 @@ class TraceEraser:
             audit = connection.execute(
                 update(_AUDIT).where(_AUDIT.c.actor == qualified_id).values(details={})
             ).rowcount
+            platform, _, platform_user = qualified_id.partition(":")
+            observed = connection.execute(
+                delete(_OBSERVED).where(
+                    _OBSERVED.c.platform == platform, _OBSERVED.c.author_id == platform_user
+                )
+            ).rowcount
             return ErasedTraces(
-                int(approvals), int(emails), int(reminders), int(feedback), int(audit)
+                int(approvals),
+                int(emails),
+                int(reminders),
+                int(feedback),
+                int(audit),
+                int(observed),
             )
 
         return await self.db.run(work)

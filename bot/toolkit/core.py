@@ -104,6 +104,16 @@ class Tool:
     # With it, each progress report of a running call restarts its `timeout`, but the
     # call never runs longer than this many seconds in all. None: reports do not extend.
     hard_timeout: float | None = None
+    # Its results carry words from outside (a web service, an untrusted MCP server): a
+    # call that acts after one asks the requester (bot/approvals/trust.py).
+    outside: bool = False
+    # Changes what is stored without asking by default (remember, forget).
+    changes: bool = False
+
+    @property
+    def acts(self) -> bool:
+        """Whether a call changes anything: sends, schedules, stores or deletes."""
+        return self.side_effect or self.scheduling or self.changes
 
     def json_schema(self) -> dict[str, Any]:
         if self.schema is not None:
@@ -259,6 +269,8 @@ def tool(
     scheduling: bool = False,
     card: Callable[[Any], ApprovalCard] | None = None,
     progress: Callable[[Any], Progress] | None = None,
+    outside: bool = False,
+    changes: bool = False,
 ) -> Callable[[ToolFunction], Tool]:
     """Turn `async def fn(params: Model, ctx: ToolContext)` into a `Tool`.
 
@@ -268,7 +280,8 @@ def tool(
     allow-list) is refused without asking the user first. `scheduling` marks a tool that
     creates or cancels scheduled work: scheduled turns (follow-ups) are not offered it.
     `card(params)` says how a call reads to the person asked to approve it, and
-    `progress(params)` how it reads in the chat while it runs.
+    `progress(params)` how it reads in the chat while it runs. `outside`: its results
+    carry words from outside; `changes`: it changes stored things without asking.
     """
 
     def decorate(function: ToolFunction) -> Tool:
@@ -298,6 +311,8 @@ def tool(
             scheduling=scheduling,
             card=card,
             progress=progress,
+            outside=outside,
+            changes=changes,
         )
 
     return decorate

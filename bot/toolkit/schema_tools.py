@@ -29,6 +29,8 @@ def schema_tool(
     timeout: float | None = None,
     card: Callable[[Any], ApprovalCard] | None = None,
     hard_timeout: float | None = None,
+    outside: bool = False,
+    changes: bool = False,
 ) -> Tool:
     """A `Tool` whose parameters are a JSON schema (e.g. an MCP tool's `input_schema`).
 
@@ -78,5 +80,7 @@ def schema_tool(
         strict=offered is not None,
         validator=validate,
         card=card,
+        outside=outside,
+        changes=changes,
         hard_timeout=hard_timeout,
     )

@@ -65,6 +65,7 @@ from bot.turn.locks import KeyedLocks as KeyedLocks
 from bot.turn.locks import RunningTurns
 from bot.turn.locks import conversation_key as conversation_key
 from bot.turn.media import MediaReader, PreparedTurn
+from bot.turn.provenance import others_message
 from bot.turn.rounds import TurnOutcome as TurnOutcome
 from bot.turn.rounds import TurnRounds
 from bot.turn.summaries import Summariser
@@ -318,7 +319,9 @@ class Engine:
         first_round = 1 + sum(1 for m in mine if m.role is Role.ASSISTANT and m.tool_calls)
         offered, rules = self._offer(enabled, words, history, scheduled)
         specs = [self._spec(item) for item in offered.values()]
-        context = self._context(message, info, profile, history, memory, mine)
+        # Others' words go before the requester's, as data (bot/turn/provenance.py).
+        turn = [*others_message(message), *mine]
+        context = self._context(message, info, profile, history, memory, turn)
         await surface.start()
         visible: list[str] = []
         for number, note in enumerate(words.notes):

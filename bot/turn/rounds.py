@@ -43,6 +43,7 @@ from bot.toolkit import Tool, ToolRegistry
 from bot.turn.answer import ModelAnswer, call_model
 from bot.turn.context import estimate_tokens, message_tokens, zone
 from bot.turn.durable import TurnTicket
+from bot.turn.provenance import follows_outside
 from bot.turn.tool_round import RoundRules, ids_in, prepare_round, run_round
 
 # The turn's log lines, wherever written, under the one logger operators filter by.
@@ -221,7 +222,13 @@ class TurnRounds:
         self.observer.approval_waiting(+1)
         try:
             allowed = await self.approvals.ask(
-                self.surface, message.user, message.chat, self.info.channel_id, item, arguments
+                self.surface,
+                message.user,
+                message.chat,
+                self.info.channel_id,
+                item,
+                arguments,
+                follows_outside(message, self.context, self.registry),
             )
         finally:
             self.observer.approval_waiting(-1)

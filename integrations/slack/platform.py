@@ -34,6 +34,7 @@ from bot.errors import ConfigError
 from bot.i18n import N_, _
 from bot.surface import Messenger
 from integrations.slack.assistant import AssistantPane
+from integrations.slack.catchup import ThreadCatchUp
 from integrations.slack.claims import CLAIM, Claimed, EventClaims
 from integrations.slack.commands import TOOLS_ACTION, SlashCommands
 from integrations.slack.confirmations import (
@@ -99,6 +100,7 @@ class SlackPlatform:
         self._app_token = app_token
         self._socket: AsyncSocketModeHandler | None = None
         self.threads = KnownThreads(desk)
+        self.catch_up = ThreadCatchUp(self.client, self.threads)
         self._http = AsyncSlackRequestHandler(self.bolt)
         self._signing_secret = secret.encode("utf-8")
         self._file_hosts = SlackFileHosts(settings.api_url)
@@ -169,16 +171,17 @@ class SlackPlatform:
         # Claimed before the ack, if Parley answers it (claims.py `EventClaims`).
         claimed = context.get(CLAIM)
         if isinstance(claimed, Claimed):
-            await self._turn(claimed)
+            await self._turn(claimed, context.bot_user_id)
 
     # -- turns -------------------------------------------------------------------------
 
-    async def _turn(self, claimed: Claimed) -> None:
+    async def _turn(self, claimed: Claimed, bot_user_id: str | None) -> None:
         message, reply, ticket = claimed.message, claimed.reply, claimed.ticket
         if not claimed.first:
             log.info("slack: event %s was already taken; skipping the retry", message.event_id)
             return
         files = files_of(claimed.event)
+        message = await self.catch_up.with_thread(message, claimed.event, bot_user_id)
         if message.chat.kind is not ChatKind.DM:
             self.threads.remember(reply.channel, reply.thread_ts)
         if not message.text and not files:

@@ -1,7 +1,9 @@
 """`to_incoming_message`: a Telegram message as Parley's `IncomingMessage`, or None.
 
 Private chats: every text message. Groups: only messages that mention the bot, reply to
-it, or carry one of its commands; the mention is taken out of the text. Every bot in a
+it, or carry one of its commands; the mention is taken out of the text. The message a
+request replies to comes with it as a quoted part, with its author (`quoted_of`); a
+forwarded message's text is its origin's, not the forwarder's (`forwarded_of`). Every bot in a
 group sees every command, so there an unqualified command is Parley's only if Parley has
 it (`/ban spammer` is another bot's); `/cmd@<parley>` always is. Forum topics keep their
 own context through `thread_key` (the topic's `message_thread_id`).
@@ -20,12 +22,32 @@ import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
-from telegram import Audio, Message, MessageEntity, PhotoSize, Update, Voice
+from telegram import (
+    Audio,
+    Message,
+    MessageEntity,
+    MessageOriginChannel,
+    MessageOriginChat,
+    MessageOriginHiddenUser,
+    MessageOriginUser,
+    PhotoSize,
+    Update,
+    Voice,
+)
 from telegram.constants import ChatID, ChatType
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.chat import NAMES
-from bot.domain import Attachment, AttachmentKind, ChatKind, ChatRef, IncomingMessage, UserRef
+from bot.domain import (
+    Attachment,
+    AttachmentKind,
+    ChatKind,
+    ChatRef,
+    ContextOrigin,
+    ContextPart,
+    IncomingMessage,
+    UserRef,
+)
 
 PLATFORM = "telegram"
 # Parley's commands: in a group, the only unqualified commands that address it.
@@ -108,6 +130,56 @@ def is_addressed(message: Message, bot_id: int, bot_username: str) -> bool:
         if entity.type == MessageEntity.MENTION and value.lower() == mention:
             return True
     return False
+
+
+def quoted_of(message: Message, bot_id: int) -> tuple[ContextPart, ...]:
+    """The message `message` replies to, as a quoted part with its author: the part the
+    replier selected (`quote`) when they did, else its text or caption. None for a
+    forum topic's first message (every topic message "replies" to it) or one without
+    text. Parley's own message is marked `by_bot`."""
+    reply = message.reply_to_message
+    if reply is None or (
+        message.is_topic_message and reply.message_id == message.message_thread_id
+    ):
+        return ()
+    text = (message.quote.text if message.quote is not None else "") or reply.text
+    text = text or reply.caption or ""
+    if not text.strip():
+        return ()
+    sender = reply.from_user
+    own = sender is not None and sender.id == bot_id
+    author = author_of(reply) if not own else None
+    if sender is not None and (own or author is None):
+        name, author_id = sender.full_name, str(sender.id)
+    else:
+        name = author.display_name if author is not None else ""
+        author_id = author.platform_user_id if author is not None else ""
+    if sender is not None and sender.username and reply.sender_chat is None:
+        name = f"{name} (@{sender.username})"
+    return (ContextPart(ContextOrigin.QUOTED, text, name, author_id, by_bot=own),)
+
+
+# What the requester's own words are when they only forwarded a message.
+FORWARDED_TEXT = "[forwarded message]"
+
+
+def forwarded_of(message: Message) -> ContextPart | None:
+    """A forwarded message's text is its origin's words, not the forwarder's: a part of
+    its own (with the origin's name and id; a hidden user's name only), or None."""
+    origin = message.forward_origin
+    text = message.text or message.caption or ""
+    if origin is None or not text.strip():
+        return None
+    name, author_id = "", ""
+    if isinstance(origin, MessageOriginUser):
+        name, author_id = origin.sender_user.full_name, str(origin.sender_user.id)
+    elif isinstance(origin, MessageOriginHiddenUser):
+        name = origin.sender_user_name
+    elif isinstance(origin, MessageOriginChat):
+        name, author_id = origin.sender_chat.title or "", str(origin.sender_chat.id)
+    elif isinstance(origin, MessageOriginChannel):
+        name, author_id = origin.chat.title or "", str(origin.chat.id)
+    return ContextPart(ContextOrigin.FORWARDED, text, name, author_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +297,10 @@ def to_incoming_message(
         text = _without(text, mention).strip()
     topic = thread_key(message)
     private = message.chat.type == ChatType.PRIVATE
+    context = quoted_of(message, bot_id)
+    forwarded = forwarded_of(message)
+    if forwarded is not None:  # the words are the origin's; the forwarder said nothing
+        text, context = FORWARDED_TEXT, (forwarded, *context)
     incoming = IncomingMessage(
         chat=to_chat_ref(message),
         user=user,
@@ -234,6 +310,7 @@ def to_incoming_message(
         addressed=True,
         event_id=str(update_id),
         attachments=files,
+        context=context,
     )
     reply = ReplyAddress(
         message.chat.id,
@@ -262,7 +339,8 @@ class UpdateKind(enum.Enum):
     COMMAND = "command"  # one of Parley's own commands
     PRESS = "press"  # a button press (callback query)
     NOT_READABLE = "not_readable"  # a private message of a kind Parley cannot read
-    IGNORED = "ignored"  # not for Parley (group chatter, another bot's command, a bot)
+    OBSERVED = "observed"  # group chatter by a person: kept only if group context is on
+    IGNORED = "ignored"  # not for Parley (another bot's command, a bot, a service message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,13 +383,39 @@ def classify(update: Update, *, bot_id: int, bot_username: str, image_limit: int
         files=() if own else tuple(f.attachment for f in files),
     )
     if converted is None:
-        return IGNORED
+        chatter = observed_of(message, update.update_id) if not files else None
+        return ReadUpdate(UpdateKind.OBSERVED, chatter) if chatter is not None else IGNORED
     incoming, reply = converted
     if own:
         return ReadUpdate(UpdateKind.COMMAND, incoming, reply, command=command or "")
     if files:
         return ReadUpdate(UpdateKind.FILES, incoming, reply, files=files)
     return ReadUpdate(UpdateKind.TURN, incoming, reply)
+
+
+def observed_of(message: Message, update_id: int) -> IncomingMessage | None:
+    """A person's text message in a group that is not for Parley, as what was said there
+    (`addressed=False`): what opt-in group context keeps (bot/chat/observed.py)."""
+    if message.chat.type == ChatType.PRIVATE or message.is_automatic_forward:
+        return None
+    if not message.text or _leading_command(message) is not None:
+        return None
+    user = author_of(message)
+    if user is None:
+        return None
+    forwarded = forwarded_of(message)
+    if forwarded is not None:  # the words are the origin's, whoever forwarded them
+        name = f"{forwarded.author} (forwarded by {user.display_name})"
+        user = UserRef(PLATFORM, forwarded.author_id, name)
+    return IncomingMessage(
+        chat=to_chat_ref(message),
+        user=user,
+        text=message.text,
+        thread_key=thread_key(message),
+        platform_message_id=str(message.message_id),
+        addressed=False,
+        event_id=str(update_id),
+    )
 
 
 def command_argument(text: str) -> str:

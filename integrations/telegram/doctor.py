@@ -39,6 +39,13 @@ def telegram_check(settings: TelegramSettings) -> Check:
         finally:
             await request.shutdown()
         mode = "webhook" if settings.webhook_url else "long polling"
-        return f"@{me.username} ({me.id}), {mode}"
+        # In privacy mode a bot gets only the group messages meant for it, so observed
+        # group context (PARLEY_GROUP_CONTEXT_MESSAGES) has nothing to keep.
+        privacy = (
+            "privacy mode off: sees every group message"
+            if me.can_read_all_group_messages
+            else "privacy mode on: sees only group messages meant for it"
+        )
+        return f"@{me.username} ({me.id}), {mode}, {privacy}"
 
     return Check("telegram", probe)

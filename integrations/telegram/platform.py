@@ -46,7 +46,7 @@ from integrations.telegram.delivery import ChatPace, ChatUnavailable, Delivery
 from integrations.telegram.files import download_all, file_base_url
 from integrations.telegram.keyboards import TOOLS_HINT, tools_keyboard
 from integrations.telegram.presses import CallbackPresses, admin_question
-from integrations.telegram.startup import abandon, start_failure, take_updates
+from integrations.telegram.startup import abandon, polling_failed, start_failure, take_updates
 from integrations.telegram.surface import PLATFORM, TelegramMessenger, TelegramSurface
 from integrations.telegram.webhook import webhook_response
 
@@ -134,7 +134,7 @@ class TelegramPlatform:
                 self.application,
                 self.settings,
                 webhook_secret=self._webhook_secret(),
-                on_polling_error=self._polling_error,
+                on_polling_error=polling_failed,
             )
         except TelegramError as exc:
             await abandon(self.application)
@@ -161,9 +161,6 @@ class TelegramPlatform:
         secret = self.settings.webhook_secret
         return secret.get_secret_value() if secret is not None else secrets.token_urlsafe(32)
 
-    def _polling_error(self, error: TelegramError) -> None:
-        log.warning("telegram polling failed (%s); retrying", error)
-
     def _read(self, update: Update) -> ReadUpdate:
         # getMe ran before the first update (take_updates initialises first).
         bot = self.application.bot
@@ -174,7 +171,7 @@ class TelegramPlatform:
         """Long polling: PTB's Updater confirmed this update's offset already, so a claim
         the database does not take (for POLLING_PATIENCE seconds) loses it, logged."""
         read = self._read(update)
-        if read.kind is UpdateKind.IGNORED:
+        if await self._only_observed(read):
             return  # asks nothing of Parley: nothing to claim, answer or translate
         bot_id = str(self.application.bot.id)
         try:
@@ -186,11 +183,18 @@ class TelegramPlatform:
             return
         await self._run(update, read, claim)
 
+    async def _only_observed(self, read: ReadUpdate) -> bool:
+        """True for an update that asks nothing of Parley; group chatter is kept on the
+        way (the desk keeps it only if group context is on, and never raises)."""
+        if read.kind is UpdateKind.OBSERVED and read.incoming is not None:
+            await self.desk.observe(read.incoming)
+        return read.kind in (UpdateKind.IGNORED, UpdateKind.OBSERVED)
+
     async def _accept(self, update: Update) -> bool:
         """Webhook: claimed before Telegram gets its 200, then run in a task, not claimed
         again; False when the database does not take the claim (503: delivered again)."""
         read = self._read(update)
-        if read.kind is UpdateKind.IGNORED:
+        if await self._only_observed(read):
             return True
         try:
             claim = await claim_update(self.desk, update, read, str(self.application.bot.id))

@@ -100,6 +100,11 @@ async def take_updates(
     log.info("telegram: @%s takes updates by long polling", app.bot.username)
 
 
+def polling_failed(error: TelegramError) -> None:
+    """PTB's Updater retries by itself; the operator sees one line per failure."""
+    log.warning("telegram polling failed (%s); retrying", error)
+
+
 async def abandon(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Close what a start that failed half-way opened (PTB's HTTP clients at least); a
     failure here must not hide the one that is being reported."""

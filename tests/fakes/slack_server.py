@@ -18,6 +18,9 @@ characters (`invalid_chunks` otherwise), and an append needs text or chunks. Age
 sessions (`agents.sessions.setStatus` / `rename`) check their status and title;
 `speak_assistant_api_only()` makes them unknown, as for a workspace without them.
 
+`conversations.replies` serves the threads of `threads` (tests/fakes/slack_threads.py:
+cursor pages, `latest`, and Slack's refusals).
+
 `apps.connections.open` returns `ws://…/socket`, where the server speaks Socket Mode's
 protocol: a `hello` on connect, envelopes pushed with `push_envelope`, acks recorded in
 `socket_acks`.
@@ -39,6 +42,7 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 from tests.fakes.http import AiohttpServer, FakeServer
+from tests.fakes.slack_threads import FakeThreads
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
@@ -78,6 +82,7 @@ class FakeSlackServer(FakeServer):
         self.downloads: list[dict[str, str]] = []
         self._socket_ready = threading.Event()
         self.agent_sessions = True
+        self.threads = FakeThreads()  # conversations.replies (tests/fakes/slack_threads.py)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -114,6 +119,7 @@ class FakeSlackServer(FakeServer):
             self.file_redirects.clear()
             self.downloads.clear()
             self.agent_sessions = True
+        self.threads.reset()
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -401,6 +407,8 @@ class FakeSlackServer(FakeServer):
             if stored is None:
                 return {"ok": False, "error": "file_not_found"}
             return {"ok": True, "file": stored[0]}
+        if method == "conversations.replies":
+            return self.threads.replies(body)
         if method == "conversations.info":
             return {"ok": True, "channel": {"id": channel}}
         if method == "apps.connections.open":

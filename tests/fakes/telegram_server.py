@@ -123,9 +123,13 @@ def group_message(
     thread_id: int | None = None,
     reply_to_bot: bool = False,
     entities: list[dict[str, Any]] | None = None,
+    replying_to: tuple[int, str, str] | None = None,
+    quote: str = "",
 ) -> dict[str, Any]:
     """A text message in the supergroup `chat_id`; `thread_id` makes it a forum-topic
-    message; mention and command entities are derived from the text unless given."""
+    message; mention and command entities are derived from the text unless given.
+    `replying_to` (user id, first name, text): it replies to that person's message;
+    `quote`: the part of it the replier selected (Bot API `TextQuote`)."""
     user = {"id": user_id, "is_bot": False, "first_name": name}
     chat: dict[str, Any] = {"id": chat_id, "type": "supergroup", "title": "Team"}
     if thread_id is not None:
@@ -143,6 +147,18 @@ def group_message(
             "from": bot,
             "text": "an earlier answer",
         }
+    if replying_to is not None:
+        author_id, author_name, replied_text = replying_to
+        message["reply_to_message"] = {
+            "message_id": 2,
+            "date": int(time.time()) - 30,
+            "chat": chat,
+            "from": {"id": author_id, "is_bot": False, "first_name": author_name},
+            "text": replied_text,
+        }
+        if quote:
+            at = replied_text.find(quote)
+            message["quote"] = {"text": quote, "position": max(at, 0), "is_manual": True}
     return {"message": message}
 
 

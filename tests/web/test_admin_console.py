@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot.app import Application
 from bot.approvals.gate import Answer, Mode
+from bot.approvals.trust import Follows, OutsideKind
 from bot.config import Settings
 from bot.domain import (
     Attachment,
@@ -424,6 +425,52 @@ async def test_admins_set_approval_rules_and_revoke_always_allow_in_the_console(
     assert not question.may_remember
     actions = [row.action for row in await audit_rows(app)]
     assert actions.count("approval.rule") == 2 and "approval.revoke" in actions
+
+
+async def test_admins_relax_the_outside_words_rule_per_tool_in_the_console_audited(
+    make_console: ConsoleFactory,
+) -> None:
+    console = await make_console(tools=[send_email])
+    app = console.app
+    await app.store.open_conversation(hello())
+    channel_id = await app.store.channel_id(ROOM)
+    assert channel_id is not None
+    arguments = SendEmailParams(to=["ops@example.com"], subject="Report", body="Numbers.")
+    always = RecordingSurface(confirm_answer=Answer.ALWAYS)
+    assert await app.approvals.ask(always, ALICE, ROOM, channel_id, send_email, arguments)
+    follows = Follows(OutsideKind.MESSAGE, "Eve")
+    # Past "Always allow", a call after outside words asks, and says why.
+    asked = RecordingSurface(confirm_answer=Answer.ONCE)
+    assert await app.approvals.ask(asked, ALICE, ROOM, channel_id, send_email, arguments, follows)
+    assert "Why I ask: this follows a message from Eve" in asked.confirmations[0][1]
+    async with console.client() as client:
+        await sign_in(client)
+        page = await client.get(f"/admin/channels/{channel_id}")
+        assert "asks every time" in page.text
+        csrf = csrf_of(page.text)
+        bad = await client.post(
+            f"/admin/channels/{channel_id}/outside-rule",
+            data={"csrf": csrf, "tool": "no_such_tool", "relaxed": "1"},
+        )
+        assert bad.status_code == 400
+        relaxed = await client.post(
+            f"/admin/channels/{channel_id}/outside-rule",
+            data={"csrf": csrf, "tool": "send_email", "relaxed": "1"},
+        )
+        assert relaxed.status_code == 303
+        after = await client.get(f"/admin/channels/{channel_id}")
+    assert "relaxed: asks as usual" in after.text
+    assert await app.approvals.relaxations.of(channel_id) == {"send_email"}
+    # Relaxed: the standing approval answers again.
+    quiet = RecordingSurface(confirm_answer=Answer.DENIED)
+    assert await app.approvals.ask(quiet, ALICE, ROOM, channel_id, send_email, arguments, follows)
+    assert quiet.confirmations == []
+    entry = (await audit_rows(app))[-1]
+    assert (entry.action, entry.details["tool"], entry.details["relaxed"]) == (
+        "approval.trust",
+        "send_email",
+        True,
+    )
 
 
 async def test_a_budget_that_is_no_plain_number_is_a_400_not_a_500(

@@ -2,12 +2,13 @@
 
 Every table is filled through Parley's own paths (turns through the engine and the
 desk, memory and reminders and an email through the tools, the approval card the email
-needed, a summary, a thumbs-up), then the user is erased over HTTP, then every text and
-JSON column of every table the database has (reflected, not listed here) is searched for
-the user's words."""
+needed, a summary, a thumbs-up, a group message Parley observed), then the user is
+erased over HTTP, then every text and JSON column of every table the database has
+(reflected, not listed here) is searched for the user's words."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -66,7 +67,7 @@ async def test_an_erased_user_s_words_are_in_no_table(
     }
     console = await make_console(
         tools=[remember, create_reminder, send_email],
-        groups={"email": email},
+        groups={"email": email, "bot": {"group_context_messages": 5}},
         default_tools_dm="all,send_email",
     )
     app = console.app
@@ -99,8 +100,15 @@ async def test_an_erased_user_s_words_are_in_no_table(
         IncomingMessage(chat=ChatRef("test", "dm-bob", ChatKind.DM), user=BOB, text="keepsake"),
         RecordingSurface(),
     )
+    # What Alice said in a group Parley observes (opt-in group context); Bob's stays.
+    team = ChatRef("test", "team", ChatKind.GROUP, "Team")
+    for user, text, ref in ((ALICE, f"{WORD} for lunch?", "g1"), (BOB, "pizza", "g2")):
+        await app.desk.observe(
+            IncomingMessage(chat=team, user=user, text=text, platform_message_id=ref)
+        )
     database = tmp_path / "parley.db"
-    assert len(where_the_word_is(database)) >= 8  # the search finds what is there
+    assert "observed_messages.text" in where_the_word_is(database)
+    assert len(where_the_word_is(database)) >= 9  # the search finds what is there
 
     async with console.client() as client:
         await sign_in(client)
@@ -119,3 +127,6 @@ async def test_an_erased_user_s_words_are_in_no_table(
         "keepsake",
         "Hello Bob.",
     ]
+    since = datetime.now(UTC) - timedelta(hours=1)
+    kept = await app.group_context.store.recent("test", "team", "", since=since, limit=5)
+    assert [item.text for item in kept] == ["pizza"]

@@ -48,6 +48,14 @@ class MCPServerConfig:
             return True
         return self.trusted and bool(annotations and annotations.read_only_hint)
 
+    def reads_outside(self, annotations: mcp_types.ToolAnnotations | None) -> bool:
+        """Whether a tool's results may carry words from outside: every result of an
+        untrusted server; a trusted server's unless it says its tool is a closed world
+        (`openWorldHint: false`; MCP's default is an open world)."""
+        if not self.trusted:
+            return True
+        return not (annotations is not None and annotations.open_world_hint is False)
+
     @property
     def source(self) -> str:
         return f"mcp:{self.name}"

@@ -376,6 +376,8 @@ class MCPServerLink(ToolCalls):
             timeout=self.config.call_timeout,
             hard_timeout=max(self._hard_timeout, self.config.call_timeout),
             card=lambda params: mcp_card(self.config.name, remote, params.model_dump()),
+            outside=self.config.reads_outside(item.annotations),
+            changes=not read_only,
         )
 
     async def _changed_state(self) -> None:

@@ -7,7 +7,12 @@ every table on `SQLModel.metadata` (Alembic's env.py does). Schema changes go th
 Alembic (`bot/storage/migrations`), never `create_all`.
 """
 
-from bot.storage.models.approvals import ApprovalGrant, ApprovalRequest, ApprovalRule
+from bot.storage.models.approvals import (
+    ApprovalGrant,
+    ApprovalRequest,
+    ApprovalRule,
+    ApprovalTrust,
+)
 from bot.storage.models.base import BigIntId, timestamp, utcnow
 from bot.storage.models.channels import AnswerFeedback, ChannelMedia, ChannelPrompts, ChannelTool
 from bot.storage.models.chats import (
@@ -18,7 +23,7 @@ from bot.storage.models.chats import (
     UsageRecord,
     User,
 )
-from bot.storage.models.memory import ConversationSummary, MemoryFactRow
+from bot.storage.models.memory import ConversationSummary, MemoryFactRow, ObservedMessage
 from bot.storage.models.ops import (
     AuditEntry,
     ConsoleSession,
@@ -34,6 +39,7 @@ __all__ = [
     "ApprovalGrant",
     "ApprovalRequest",
     "ApprovalRule",
+    "ApprovalTrust",
     "AuditEntry",
     "BigIntId",
     "BudgetReservation",
@@ -47,6 +53,7 @@ __all__ = [
     "Lease",
     "MemoryFactRow",
     "Message",
+    "ObservedMessage",
     "ProcessedEvent",
     "Reminder",
     "SentEmail",

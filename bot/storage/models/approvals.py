@@ -75,3 +75,19 @@ class ApprovalRule(SQLModel, table=True):
     mode: str = Field(max_length=16)
     set_by: str = Field(max_length=160)
     set_at: datetime = timestamp()
+
+
+class ApprovalTrust(SQLModel, table=True):
+    """An admin's relaxation for one tool in one channel: a call of it that follows
+    words from outside (someone else's message, a web result) asks no more than usual."""
+
+    __tablename__ = "approval_trust"
+    __table_args__ = (UniqueConstraint("channel_id", "tool"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigIntId, primary_key=True, autoincrement=True)
+    )
+    channel_id: int
+    tool: str = Field(max_length=64)
+    set_by: str = Field(max_length=160)
+    set_at: datetime = timestamp()

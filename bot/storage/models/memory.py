@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from bot.storage.models.base import timestamp
+from bot.storage.models.base import BigIntId, timestamp
 
 # -- memory (facts users asked to remember; rolling summaries of long conversations) ------
 
@@ -39,3 +39,27 @@ class ConversationSummary(SQLModel, table=True):
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
     tokens: int = 0
     updated_at: datetime = timestamp()
+
+
+class ObservedMessage(SQLModel, table=True):
+    """A group message not addressed to Parley, kept (opt-in: PARLEY_GROUP_CONTEXT_MESSAGES)
+    so the next turn addressed to it there sees what was said; pruned by age and count."""
+
+    __tablename__ = "observed_messages"
+    __table_args__ = (
+        UniqueConstraint("platform", "chat_id", "message_id"),
+        Index("ix_observed_messages_chat", "platform", "chat_id", "thread_key", "id"),
+        Index("ix_observed_messages_observed_at", "observed_at"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigIntId, primary_key=True, autoincrement=True)
+    )
+    platform: str = Field(max_length=32)
+    chat_id: str = Field(max_length=128)
+    thread_key: str = Field(default="", max_length=128)
+    message_id: str = Field(max_length=128)
+    author_id: str = Field(max_length=128)
+    author: str = Field(max_length=255)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    observed_at: datetime = timestamp()

@@ -38,8 +38,10 @@ class ChannelPages(ConsoleFrame):
         groups = [name for name in self.admin.toggle_names() if name.startswith("mcp:")]
         rules: dict[str, Mode] = {}
         grants = []
+        relaxed: set[str] = set()
         if self.approvals is not None:
             rules = await self.approvals.rules(channel_id)
+            relaxed = await self.approvals.relaxations.of(channel_id)
             grants = await self.approvals.grants(channel_id=channel_id)
         feedback = (
             await self.feedback.of_chat(row.platform, row.platform_chat_id)
@@ -70,6 +72,7 @@ class ChannelPages(ConsoleFrame):
                 Mode.NEVER.value: _("never ask"),
             },
             grants=grants,
+            relaxed=relaxed,
         )
 
     async def approval_rule(self, request: Request) -> Response:
@@ -99,6 +102,30 @@ class ChannelPages(ConsoleFrame):
         )
         if refusal:
             return self._render(request, "message.html", status_code=400, text=refusal)
+        return RedirectResponse(f"/admin/channels/{channel_id}?saved=approvals", status_code=303)
+
+    async def outside_rule(self, request: Request) -> Response:
+        """Whether a tool that acts asks after outside words in this channel even past
+        "Always allow" (bot/approvals/trust.py): on by default; an admin may relax it."""
+        channel_id = int(request.path_params["id"])
+        form: dict[str, str] = request.state.form
+        row = await self.store.channel(channel_id)
+        if row is None or self.approvals is None:
+            return self._render(request, "message.html", status_code=404, text=_(NO_CHANNEL))
+        item = self.admin.tools.get(form.get("tool", ""))
+        if item is None or form.get("relaxed") not in ("0", "1"):
+            return self._render(
+                request, "message.html", status_code=400, text=_("No such tool or rule.")
+            )
+        await self.approvals.relaxations.set(
+            channel_id=channel_id,
+            place=f"{row.platform}:{row.platform_chat_id}",
+            tool=item.name,
+            relaxed=form["relaxed"] == "1",
+            actor=ACTOR,
+            surface=SURFACE,
+            is_admin=True,
+        )
         return RedirectResponse(f"/admin/channels/{channel_id}?saved=approvals", status_code=303)
 
     async def revoke_grant(self, request: Request) -> Response:

@@ -61,6 +61,11 @@ class Console(AccessPages, ChannelPages, UserPages, RecordPages):
                     methods=["POST"],
                 ),
                 Route(
+                    "/channels/{id:int}/outside-rule",
+                    signed_in(self._checked(self.outside_rule)),
+                    methods=["POST"],
+                ),
+                Route(
                     "/channels/{id:int}/grants/{grant:int}/revoke",
                     signed_in(self._checked(self.revoke_grant)),
                     methods=["POST"],

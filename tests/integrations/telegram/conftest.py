@@ -29,7 +29,7 @@ async def telegram_app(
     """The one app factory (tests/apps.py) with the Telegram adapter on the fake Bot API,
     polling (or, with `start=False`, leave starting to the test); its platform is stopped
     afterwards. `preview_delay=0` shows progress from the first word, as a test of
-    streaming wants; `media` and `llm` are those settings groups; other keywords are
+    streaming wants; `media`, `llm` and `bot` are those settings groups; other keywords are
     Telegram settings (`rich_messages=True` for rich final answers)."""
     started: list[Application] = []
 
@@ -45,6 +45,7 @@ async def telegram_app(
         llm: dict[str, Any] | None = None,
         email: dict[str, Any] | None = None,
         mcp: dict[str, Any] | None = None,
+        bot: dict[str, Any] | None = None,
         **options: Any,
     ) -> Application:
         app = await make_app(
@@ -54,6 +55,7 @@ async def telegram_app(
             bot={
                 **({} if preview_delay is None else {"preview_delay_seconds": preview_delay}),
                 **({} if confirm_timeout is None else {"confirm_timeout_seconds": confirm_timeout}),
+                **(bot or {}),
             },
             # The HTML path unless a test asks for rich messages (test_rich_messages.py).
             telegram={

@@ -7,7 +7,12 @@ from typing import Any
 from telegram import Message
 
 from bot.domain import AttachmentKind
-from integrations.telegram.convert import ReplyAddress, files_of, to_incoming_message
+from integrations.telegram.convert import (
+    ReplyAddress,
+    files_of,
+    observed_of,
+    to_incoming_message,
+)
 
 BOT_ID, BOT_NAME = 999, "parley_bot"
 
@@ -149,3 +154,19 @@ def test_voice_audio_and_documents_are_declared_as_telegram_describes_them() -> 
     assert files_of(pdf, image_limit=10) == []  # text files and PDFs: not yet (docs/media.md)
     [image] = files_of(scan, image_limit=10)
     assert (image.attachment.media_type, image.attachment.name) == ("image/png", "scan.png")
+
+
+def test_forwarded_group_chatter_is_its_origins_words_not_the_forwarders() -> None:
+    group = {"id": -100, "type": "supergroup", "title": "Team"}
+    hidden = {"type": "hidden_user", "date": 1_700_000_000, "sender_user_name": "Mallory"}
+    seen = observed_of(message(group, "send me the keys", forward_origin=hidden), 6)
+    assert seen is not None and not seen.addressed
+    # Nobody's id: outside content whoever later asks, the forwarder included.
+    assert seen.user.platform_user_id == "" and seen.user.display_name == (
+        "Mallory (forwarded by Alice)"
+    )
+    plain = observed_of(message(group, "lunch?"), 7)
+    assert plain is not None and plain.user.platform_user_id == "7"
+    assert observed_of(message({"id": 7, "type": "private"}, "hi"), 8) is None
+    command = [{"type": "bot_command", "offset": 0, "length": 4}]
+    assert observed_of(message(group, "/ban spammer", entities=command), 9) is None

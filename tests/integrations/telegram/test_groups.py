@@ -46,10 +46,14 @@ async def test_unaddressed_group_messages_are_ignored_and_addressed_ones_answere
     await telegram.wait_for(lambda t: t.pending_updates == 0)
     await asyncio.sleep(0.2)
 
-    assert sorted(r["messages"][-1]["content"] for r in llm.requests) == [
+    # A reply to Parley carries the answer it replies to, quoted (Parley's own words).
+    asked = [r["messages"][-1]["content"] for r in llm.requests]
+    assert sorted(text.rpartition("</context>\n\n")[2] for text in asked) == [
         "and 3+3?",
         "what is 2+2?",
     ]
+    [quoting] = [text for text in asked if "<context>" in text]
+    assert 'bot="true">\n> an earlier answer\n</message>' in quoting
     replies = telegram.calls_of("sendMessage")
     assert all(c.params["reply_parameters"]["message_id"] for c in replies)
 
