@@ -27,6 +27,7 @@ from bot.approvals.questions import InputQuestions
 from bot.builders import (
     build_mcp,
     build_platform_checks,
+    build_platforms,
     build_provider,
     build_transcriber,
     vendor_name,
@@ -220,7 +221,7 @@ class Application:
             prompts=self.prompts,
             group_context=self.group_context,
         )
-        self.platforms: list[Platform] = self.build_platforms()
+        self.platforms: list[Platform] = build_platforms(settings, self.desk)
         # One messenger per platform delivers reminders and alerts: the platforms' own,
         # overridden by explicit ones (the terminal chat's, tests').
         self.messengers: dict[str, Messenger] = {
@@ -261,34 +262,6 @@ class Application:
         self.started: list[Platform] = []
         # Set on shutdown: webhooks answer 503 (the platform retries), /readyz fails.
         self.draining = False
-
-    def build_platforms(self) -> list[Platform]:
-        """One adapter per chat service whose credentials are set."""
-        platforms: list[Platform] = []
-        if self.settings.slack.enabled:
-            from integrations.slack import SlackPlatform
-
-            platforms.append(
-                SlackPlatform(
-                    self.settings.slack,
-                    self.desk,
-                    preview_delay=self.settings.bot.preview_delay_seconds,
-                    drain_timeout=self.settings.ops.shutdown_grace_seconds,
-                    locale_cache_seconds=self.settings.language.cache_seconds,
-                )
-            )
-        if self.settings.telegram.bot_token is not None:
-            from integrations.telegram import TelegramPlatform
-
-            platforms.append(
-                TelegramPlatform(
-                    self.settings.telegram,
-                    self.desk,
-                    preview_delay=self.settings.bot.preview_delay_seconds,
-                    ephemeral_approvals=self.settings.approvals.telegram_ephemeral,
-                )
-            )
-        return platforms
 
     async def start(self) -> None:
         """Bring the database schema up to date and connect to the MCP servers; call

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.chat.desk import Desk
+from bot.chat.platform import Platform
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.llm.base import Provider
@@ -113,3 +115,32 @@ def build_platform_checks(settings: Settings) -> list[Check]:
 
         checks.append(telegram_check(settings.telegram))
     return checks
+
+
+def build_platforms(settings: Settings, desk: Desk) -> list[Platform]:
+    """One adapter per chat service whose credentials are set, each given the desk."""
+    platforms: list[Platform] = []
+    if settings.slack.enabled:
+        from integrations.slack import SlackPlatform
+
+        platforms.append(
+            SlackPlatform(
+                settings.slack,
+                desk,
+                preview_delay=settings.bot.preview_delay_seconds,
+                drain_timeout=settings.ops.shutdown_grace_seconds,
+                locale_cache_seconds=settings.language.cache_seconds,
+            )
+        )
+    if settings.telegram.bot_token is not None:
+        from integrations.telegram import TelegramPlatform
+
+        platforms.append(
+            TelegramPlatform(
+                settings.telegram,
+                desk,
+                preview_delay=settings.bot.preview_delay_seconds,
+                ephemeral_approvals=settings.approvals.telegram_ephemeral,
+            )
+        )
+    return platforms
