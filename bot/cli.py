@@ -8,9 +8,11 @@ which database it uses: run from the wrong folder, the line shows it at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -109,13 +111,14 @@ def describe_sources(env_file: Path | None, database_url: str) -> str:
     return f"{source}; database {url.render_as_string(hide_password=True)}"
 
 
-def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
+def _settings(ctx: typer.Context, *, quiet: bool = False, names: bool = True) -> Settings:
+    """The settings; the first line on stderr says where they came from, the next ones
+    name what looks like a setting but is not one (`names=False`: the caller shows them)."""
     from bot.builders import log_secrets
     from bot.config import Settings
     from bot.ops.logs import configure_logging
 
-    root = ctx.find_root()
-    env_file = resolve_env_file(root.obj if isinstance(root.obj, Path) else None)
+    env_file = _env_file(ctx)
     settings = Settings.load(env_file=env_file)
     configure_logging(
         "WARNING" if quiet else settings.log.level,
@@ -123,11 +126,37 @@ def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
         secrets=log_secrets(settings),
     )
     sources = describe_sources(env_file, settings.database.url)
+    problems = misnamed(settings, env_file) if names else []
     if quiet:
         typer.echo(f"parley: {sources}", err=True)
+        for problem in problems:
+            typer.echo(f"parley: warning: {problem}", err=True)
     else:  # a logging command says it in its log format (JSON lines stay JSON)
         log.info("%s", sources)
+        for problem in problems:
+            log.warning("%s", problem)
     return settings
+
+
+def _env_file(ctx: typer.Context) -> Path | None:
+    root = ctx.find_root()
+    return resolve_env_file(root.obj if isinstance(root.obj, Path) else None)
+
+
+def misnamed(settings: Settings, env_file: Path | None) -> list[str]:
+    """Names in the .env file or the environment that look like settings but are not,
+    and names the file sets twice; a providers file's key variables are known names."""
+    from bot.config import misnamed_settings
+
+    key_names: list[str] = []
+    if settings.llm.providers_file is not None:
+        from bot.llm.providers import load_providers_file
+
+        # A broken providers file is said by the command that builds the providers.
+        with contextlib.suppress(ConfigError):
+            specs = load_providers_file(settings.llm.providers_file)
+            key_names = [spec.api_key_env for spec in specs.values()]
+    return misnamed_settings(env_file, os.environ, also_known=key_names)
 
 
 @cli.command()
@@ -191,10 +220,17 @@ def doctor(
     """Check the settings, the database, each platform's token, the model, SMTP and the
     MCP servers; one line each, exit code 1 if anything fails."""
     from bot.builders import build_mcp, build_platform_checks, build_provider
-    from bot.ops.doctor import Check, build_checks, render, run_checks, secret_values
+    from bot.ops.doctor import (
+        Check,
+        build_checks,
+        names_check,
+        render,
+        run_checks,
+        secret_values,
+    )
     from bot.toolkit import ToolRegistry
 
-    settings = _settings(ctx, quiet=True)
+    settings = _settings(ctx, quiet=True, names=False)
     logging.getLogger().setLevel(logging.CRITICAL)  # the check lines say it all
 
     def provider_for(one_token: bool) -> Provider:
@@ -204,7 +240,11 @@ def doctor(
     key = llm.anthropic_api_key if llm.provider == "anthropic" else llm.api_key
     # Without a key there is no model to ask: the settings check names the missing one.
     model = provider_for if key is not None and key.get_secret_value() else None
-    checks: list[Check] = [*build_checks(settings, model), *build_platform_checks(settings)]
+    checks: list[Check] = [
+        names_check(misnamed(settings, _env_file(ctx))),
+        *build_checks(settings, model),
+        *build_platform_checks(settings),
+    ]
 
     async def main() -> list[Any]:
         registry = ToolRegistry([])

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from bot.config import Settings
+from bot.config import Settings, misnamed_settings
 from bot.errors import ConfigError
 
 ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
@@ -202,3 +202,63 @@ def test_every_line_of_env_example_is_valid_when_uncommented(tmp_path: Path) -> 
             invalid.append(f"{name}={value}: {exc}")
 
     assert invalid == []
+
+
+# -- names that look like settings but are not (bot/config/names.py) --------------------
+
+
+def test_a_mistyped_name_is_named_with_the_setting_it_meant(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("PARLEY_MODLE=qwen-plus\nOPENAI_BASEURL=http://x\nSMTP_PASS=hunter2\n")
+
+    assert misnamed_settings(env_file, {}) == [
+        "PARLEY_MODLE is not a setting; did you mean PARLEY_MODEL? (in .env)",
+        "OPENAI_BASEURL is not a setting; did you mean OPENAI_BASE_URL? (in .env)",
+        "SMTP_PASS is not a setting; did you mean SMTP_PASSWORD? (in .env)",
+    ]
+
+
+def test_a_repeated_name_is_named_with_its_lines(tmp_path: Path) -> None:
+    env_file = tmp_path / "prod.env"
+    # The DashScope case: two regions' blocks pasted whole; a quoted value over two lines
+    # counts as one assignment, as pydantic-settings reads it.
+    env_file.write_text(
+        "OPENAI_BASE_URL=https://dashscope.aliyuncs.com/compatible-mode/v1\n"
+        'PARLEY_SYSTEM_PROMPT="two\nlines"\n'
+        "OPENAI_BASE_URL=https://dashscope-intl.aliyuncs.com/compatible-mode/v1\n"
+        "export OPENAI_BASE_URL=https://api.openai.com/v1\n"
+    )
+
+    assert misnamed_settings(env_file, {}) == [
+        "OPENAI_BASE_URL is set 3 times in prod.env (lines 1, 4 and 5); the last one wins"
+    ]
+
+
+def test_names_read_elsewhere_are_not_named(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "PARLEY_TELEGRAM_CONFIRM_TIMEOUT=60\n"  # an older name of PARLEY_CONFIRM_TIMEOUT
+        "OPENAI_KEY_2=sk-x\n"  # a providers file's api_key_env
+        "DASHSCOPE_API_KEY=sk-y\n"  # not a prefix of Parley's settings
+        "POSTGRES_PASSWORD=z\n"  # docker-compose.yml's
+    )
+    environ = {
+        "OPENAI_LOG": "debug",  # the OpenAI SDK reads these from the environment
+        "OPENAI_ORG_ID": "org",
+        "ANTHROPIC_AUTH_TOKEN": "t",
+        "PARLEY_ENV_FILE": "/etc/parley/.env",
+        "PARLEY_TEST_POSTGRES": "postgresql://localhost/test",
+        "HOME": "/root",
+    }
+
+    assert misnamed_settings(env_file, environ, also_known=["OPENAI_KEY_2"]) == []
+
+
+def test_a_name_only_the_sdk_reads_does_nothing_in_dotenv(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("OPENAI_ORG_ID=org\n")
+
+    assert misnamed_settings(env_file, {"SLACK_TOKEN": "xoxb"}) == [
+        "OPENAI_ORG_ID is not a setting (in .env)",
+        "SLACK_TOKEN is not a setting; did you mean SLACK_BOT_TOKEN? (in the environment)",
+    ]

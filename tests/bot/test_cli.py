@@ -149,6 +149,67 @@ def test_an_invalid_setting_is_one_line_naming_it(tmp_path: Path) -> None:
     ]
 
 
+MISNAMED_ENV = (
+    "OPENAI_API_KEY=sk-x\n"
+    "PARLEY_MODEL=qwen-plus\n"
+    "PARLEY_MODLE=qwen-max\n"
+    "# PARLEY_MODEL=commented-out lines are not settings\n"
+    "PARLEY_MODEL=qwen-turbo\n"
+)
+MISNAMED = [
+    "PARLEY_MODLE is not a setting; did you mean PARLEY_MODEL? (in .env)",
+    "TELEGRAM_TOKEN is not a setting; did you mean TELEGRAM_BOT_TOKEN? (in the environment)",
+    "PARLEY_MODEL is set twice in .env (lines 2 and 5); the last one wins",
+]
+
+
+def test_doctor_names_mistyped_and_repeated_settings(tmp_path: Path) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / ".env").write_text(MISNAMED_ENV)
+    env = environment(tmp_path, TELEGRAM_TOKEN="123:abc", OPENAI_LOG="debug")
+    # An address nothing listens on: the model check fails fast, the names check is read.
+    env["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
+    result = subprocess.run(
+        [*PARLEY, "--env-file", str(project / ".env"), "doctor", "--timeout", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=elsewhere,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 1
+    line = next(x for x in result.stdout.splitlines() if "setting names" in x)
+    assert line == "FAIL  setting names: " + "; ".join(MISNAMED) + (
+        ". Fix: correct or remove them (.env.example lists every setting)."
+    )
+    assert "OPENAI_LOG" not in result.stdout  # read by the OpenAI SDK itself
+    assert "sk-x" not in result.stdout + result.stderr
+
+
+def test_doctor_passes_the_names_of_a_clean_env_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-x\nPARLEY_MODEL=qwen-plus\n")
+    result = parley(tmp_path, "doctor", "--timeout", "5", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+    assert "ok    setting names: no unknown or repeated names" in result.stdout.splitlines()
+
+
+def test_run_names_mistyped_and_repeated_settings_at_start(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(MISNAMED_ENV.replace("OPENAI_API_KEY=sk-x\n", "PARLEY_X=1\n"))
+    result = parley(tmp_path, "run", TELEGRAM_TOKEN="123:abc")
+    assert result.returncode == 2  # no model key: it stops, after naming what is misnamed
+    lines = result.stderr.strip().splitlines()
+    assert sources_of(lines[0]).startswith(f"settings from {tmp_path / '.env'}")
+    warnings = [line.split("WARNING parley: ", 1)[1] for line in lines if " WARNING " in line]
+    assert warnings == [
+        "PARLEY_X is not a setting (in .env)",
+        MISNAMED[0],
+        MISNAMED[1],
+        MISNAMED[2],
+    ]
+
+
 def test_settings_are_read_from_dot_env(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("PARLEY_DEFAULT_TIMEZONE=Nowhere/City\n")
     result = parley(tmp_path, "migrate")
