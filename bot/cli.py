@@ -8,11 +8,9 @@ which database it uses: run from the wrong folder, the line shows it at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -114,7 +112,7 @@ def describe_sources(env_file: Path | None, database_url: str) -> str:
 def _settings(ctx: typer.Context, *, quiet: bool = False, names: bool = True) -> Settings:
     """The settings; the first line on stderr says where they came from, the next ones
     name what looks like a setting but is not one (`names=False`: the caller shows them)."""
-    from bot.builders import log_secrets
+    from bot.builders import log_secrets, misnamed
     from bot.config import Settings
     from bot.ops.logs import configure_logging
 
@@ -141,22 +139,6 @@ def _settings(ctx: typer.Context, *, quiet: bool = False, names: bool = True) ->
 def _env_file(ctx: typer.Context) -> Path | None:
     root = ctx.find_root()
     return resolve_env_file(root.obj if isinstance(root.obj, Path) else None)
-
-
-def misnamed(settings: Settings, env_file: Path | None) -> list[str]:
-    """Names in the .env file or the environment that look like settings but are not,
-    and names the file sets twice; a providers file's key variables are known names."""
-    from bot.config import misnamed_settings
-
-    key_names: list[str] = []
-    if settings.llm.providers_file is not None:
-        from bot.llm.providers import load_providers_file
-
-        # A broken providers file is said by the command that builds the providers.
-        with contextlib.suppress(ConfigError):
-            specs = load_providers_file(settings.llm.providers_file)
-            key_names = [spec.api_key_env for spec in specs.values()]
-    return misnamed_settings(env_file, os.environ, also_known=key_names)
 
 
 @cli.command()
@@ -219,7 +201,7 @@ def doctor(
 ) -> None:
     """Check the settings, the database, each platform's token, the model, SMTP and the
     MCP servers; one line each, exit code 1 if anything fails."""
-    from bot.builders import build_mcp, build_platform_checks, build_provider
+    from bot.builders import build_mcp, build_platform_checks, build_provider, misnamed
     from bot.ops.doctor import (
         Check,
         build_checks,

@@ -262,3 +262,22 @@ def test_a_name_only_the_sdk_reads_does_nothing_in_dotenv(tmp_path: Path) -> Non
         "OPENAI_ORG_ID is not a setting (in .env)",
         "SLACK_TOKEN is not a setting; did you mean SLACK_BOT_TOKEN? (in the environment)",
     ]
+
+
+def test_the_key_variables_of_a_providers_file_are_known_names(tmp_path: Path) -> None:
+    from bot.builders import misnamed
+
+    providers = tmp_path / "providers.toml"
+    providers.write_text(
+        '[providers.qwen]\nbase_url = "https://dashscope.aliyuncs.com/compatible-mode/v1"\n'
+        'api_key_env = "OPENAI_QWEN_KEY"\nmodel = "qwen-plus"\n'
+    )
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"PARLEY_PROVIDERS_FILE={providers}\nPARLEY_PROVIDER=qwen\n"
+        "OPENAI_QWEN_KEY=sk-x\nOPENAI_DEEPSEEK_KEY=sk-y\n"
+    )
+
+    assert misnamed(Settings.load(env_file=env_file), env_file) == [
+        "OPENAI_DEEPSEEK_KEY is not a setting (in .env)"
+    ]
