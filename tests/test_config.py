@@ -281,3 +281,23 @@ def test_the_key_variables_of_a_providers_file_are_known_names(tmp_path: Path) -
     assert misnamed(Settings.load(env_file=env_file), env_file) == [
         "OPENAI_DEEPSEEK_KEY is not a setting (in .env)"
     ]
+
+
+def test_env_example_opens_with_a_first_run_block_it_does_not_repeat(tmp_path: Path) -> None:
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    first_run, reference = text.split("# Language model", 1)
+    assert "# First run" in first_run
+    block = [name for _, name, _ in (parse(line) for line in first_run.splitlines()) if name]
+    assert {"OPENAI_API_KEY", "OPENAI_BASE_URL", "PARLEY_MODEL", "TELEGRAM_BOT_TOKEN"} <= set(block)
+    assert len(block) == len(set(block))
+    # Copied as it is, or with the first-run block filled in, no name is set twice and
+    # every name is a setting.
+    uncommented = re.sub(r"(?m)^# ([A-Z][A-Z0-9_]*=)", r"\1", first_run) + reference
+    for content in (text, uncommented):
+        (tmp_path / ".env").write_text(content, encoding="utf-8")
+        assert misnamed_settings(tmp_path / ".env", {}) == []
+
+
+def parse(line: str) -> tuple[bool, str, str]:
+    match = ASSIGNMENT.match(line)
+    return (bool(match["commented"]), match["name"], match["value"]) if match else (False, "", "")
