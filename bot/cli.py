@@ -2,7 +2,8 @@
 
 Every command reads its settings from one `.env` file (`--env-file`, else PARLEY_ENV_FILE,
 else `./.env` if there is one) plus the environment, and says on stderr which file and
-which database it uses: run from the wrong folder, the line shows it at once.
+which database it uses: run from the wrong folder, the line shows it at once. Relative
+paths in the .env file are under its folder (bot/config/paths.py).
 """
 
 from __future__ import annotations

@@ -301,3 +301,67 @@ def test_env_example_opens_with_a_first_run_block_it_does_not_repeat(tmp_path: P
 def parse(line: str) -> tuple[bool, str, str]:
     match = ASSIGNMENT.match(line)
     return (bool(match["commented"]), match["name"], match["value"]) if match else (False, "", "")
+
+
+# -- relative paths of a .env file (bot/config/paths.py) --------------------------------
+
+
+def test_relative_paths_of_an_env_file_are_under_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "srv" / "parley"
+    folder.mkdir(parents=True)
+    (folder / "providers.toml").write_text("")
+    env_file = folder / ".env"
+    env_file.write_text(
+        "DATABASE_URL=sqlite+aiosqlite:///data/parley.db?timeout=5\n"
+        "PARLEY_PROVIDERS_FILE=providers.toml\n"
+        "PARLEY_PROVIDER=qwen\n"
+        "PARLEY_MCP_CONFIG=conf/mcp.toml\n"
+        "PARLEY_SMTP_CA_FILE=/etc/ssl/private-ca.pem\n"
+    )
+
+    settings = Settings.load(env_file=env_file)
+
+    assert settings.database.url == f"sqlite+aiosqlite:///{folder}/data/parley.db?timeout=5"
+    assert settings.llm.providers_file == folder / "providers.toml"
+    assert settings.mcp.config == str(folder / "conf" / "mcp.toml")
+    assert settings.email.ca_file == Path("/etc/ssl/private-ca.pem")  # absolute: as written
+
+
+def test_the_default_database_is_under_the_env_files_folder(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    env_file = tmp_path / "project" / ".env"
+    env_file.write_text("PARLEY_MODEL=qwen-plus\n")
+
+    assert Settings.load(env_file=env_file).database.url == (
+        f"sqlite:///{tmp_path}/project/data/parley.db"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://parley:pw@127.0.0.1/parley",
+        "sqlite:///:memory:",
+        "sqlite:////var/lib/parley/parley.db",
+    ],
+)
+def test_other_databases_are_left_as_written(tmp_path: Path, url: str) -> None:
+    env_file = tmp_path / "elsewhere.env"
+    env_file.write_text(f"DATABASE_URL={url}\n")
+
+    assert Settings.load(env_file=env_file).database.url == url
+
+
+def test_a_relative_path_from_the_environment_stays_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "project").mkdir()
+    env_file = tmp_path / "project" / ".env"
+    env_file.write_text("DATABASE_URL=sqlite:///from-file.db\nPARLEY_MCP_CONFIG=mcp.toml\n")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-environment.db")
+    monkeypatch.setenv("PARLEY_MCP_CONFIG", "servers.toml")
+
+    settings = Settings.load(env_file=env_file)
+
+    assert settings.database.url == "sqlite:///from-environment.db"
+    assert settings.mcp.config == "servers.toml"

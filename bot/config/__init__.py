@@ -5,7 +5,8 @@ declares its name explicitly with `validation_alias`. Settings are grouped by co
 one module per family of groups: the model (model.py), the doors (platforms.py), the
 service itself (service.py), administration (admin.py), the tools (tooling.py), on the
 shared reading rules of base.py; `Settings` (settings.py) holds them all. names.py finds
-the names that look like settings but are not, and those set twice in `.env`.
+the names that look like settings but are not, and those set twice in `.env`; paths.py
+makes the relative paths of a `.env` file relative to its folder.
 """
 
 from bot.config.admin import AdminSettings, ApprovalSettings, LimitSettings

@@ -127,6 +127,69 @@ def test_env_file_is_found_from_another_folder_and_named_with_its_database(
     ]
 
 
+@pytest.mark.parametrize("written", ["DATABASE_URL=sqlite+aiosqlite:///data/parley.db\n", ""])
+def test_a_relative_database_of_an_env_file_is_found_from_another_folder(
+    tmp_path: Path, llm: ScriptedOpenAIServer, written: str
+) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    env_file = project / ".env"
+    env_file.write_text(
+        f"OPENAI_API_KEY=sk-x\nOPENAI_BASE_URL={llm.base_url}\nPARLEY_MODEL=scripted\n{written}"
+    )
+    database = project / "data" / "parley.db"
+    env = environment(tmp_path)
+    del env["DATABASE_URL"]  # the database is the .env file's (or the default) alone
+
+    def run(cwd: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*PARLEY, "--env-file", str(env_file), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=cwd,
+            env=env,
+            check=False,
+        )
+
+    llm.script(
+        tool_call_reply(("create_reminder", {"text": "call the dentist", "in_seconds": 7200})),
+        text_reply("Set."),
+    )
+    chat = run(project, "chat", stdin="remind me\n")
+    assert chat.returncode == 0, chat.stderr
+
+    listed = run(elsewhere, "reminders", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert sources_of(listed.stderr.splitlines()[0]) == (
+        f"settings from {env_file}; database {database}"
+    )
+    assert listed.stdout.rstrip().endswith("call the dentist")
+    assert not (elsewhere / "data").exists()
+
+
+def test_a_relative_path_from_the_environment_stays_relative_to_the_folder(
+    tmp_path: Path,
+) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / ".env").write_text("PARLEY_MODEL=qwen-plus\n")
+    result = subprocess.run(
+        [*PARLEY, "--env-file", str(project / ".env"), "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=elsewhere,
+        env=environment(tmp_path, DATABASE_URL="sqlite:///here.db"),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (elsewhere / "here.db").exists() and not (project / "here.db").exists()
+
+
 def test_the_sources_line_hides_a_database_password(tmp_path: Path) -> None:
     result = parley(
         tmp_path,
