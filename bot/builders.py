@@ -1,7 +1,8 @@
 """The parts `Application` is assembled from that depend on which settings are set, each
 built from `Settings` alone: the model provider (one, or a providers file's chain), the
 voice-note transcriber, the MCP servers' tools, each configured platform's doctor check,
-and the list of secrets no log line may show.
+the list of secrets no log line may show, and the names that look like settings but are
+not (a providers file's key variables are known names).
 
 Each imports what it builds only when that is configured, so `parley doctor` and the other
 commands that need one of them do not import the whole application (bot/app.py) or every
@@ -11,11 +12,14 @@ vendor's SDK. Like bot/app.py, this is a composition root: it may join the core 
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.chat.desk import Desk
 from bot.chat.platform import Platform
-from bot.config import Settings
+from bot.config import Settings, misnamed_settings
 from bot.errors import ConfigError
 from bot.llm.base import Provider
 from bot.ops.doctor import Check
@@ -144,3 +148,17 @@ def build_platforms(settings: Settings, desk: Desk) -> list[Platform]:
             )
         )
     return platforms
+
+
+def misnamed(settings: Settings, env_file: Path | None) -> list[str]:
+    """Names in the .env file or the environment that look like settings but are not,
+    and names the file sets twice; a providers file's key variables are known names."""
+    key_names: list[str] = []
+    if settings.llm.providers_file is not None:
+        from bot.llm.providers import load_providers_file
+
+        # A broken providers file is said by the command that builds the providers.
+        with contextlib.suppress(ConfigError):
+            specs = load_providers_file(settings.llm.providers_file)
+            key_names = [spec.api_key_env for spec in specs.values()]
+    return misnamed_settings(env_file, os.environ, also_known=key_names)

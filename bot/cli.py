@@ -2,7 +2,8 @@
 
 Every command reads its settings from one `.env` file (`--env-file`, else PARLEY_ENV_FILE,
 else `./.env` if there is one) plus the environment, and says on stderr which file and
-which database it uses: run from the wrong folder, the line shows it at once.
+which database it uses: run from the wrong folder, the line shows it at once. Relative
+paths in the .env file are under its folder (bot/config/paths.py).
 """
 
 from __future__ import annotations
@@ -109,13 +110,14 @@ def describe_sources(env_file: Path | None, database_url: str) -> str:
     return f"{source}; database {url.render_as_string(hide_password=True)}"
 
 
-def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
-    from bot.builders import log_secrets
+def _settings(ctx: typer.Context, *, quiet: bool = False, names: bool = True) -> Settings:
+    """The settings; the first line on stderr says where they came from, the next ones
+    name what looks like a setting but is not one (`names=False`: the caller shows them)."""
+    from bot.builders import log_secrets, misnamed
     from bot.config import Settings
     from bot.ops.logs import configure_logging
 
-    root = ctx.find_root()
-    env_file = resolve_env_file(root.obj if isinstance(root.obj, Path) else None)
+    env_file = _env_file(ctx)
     settings = Settings.load(env_file=env_file)
     configure_logging(
         "WARNING" if quiet else settings.log.level,
@@ -123,11 +125,21 @@ def _settings(ctx: typer.Context, *, quiet: bool = False) -> Settings:
         secrets=log_secrets(settings),
     )
     sources = describe_sources(env_file, settings.database.url)
+    problems = misnamed(settings, env_file) if names else []
     if quiet:
         typer.echo(f"parley: {sources}", err=True)
+        for problem in problems:
+            typer.echo(f"parley: warning: {problem}", err=True)
     else:  # a logging command says it in its log format (JSON lines stay JSON)
         log.info("%s", sources)
+        for problem in problems:
+            log.warning("%s", problem)
     return settings
+
+
+def _env_file(ctx: typer.Context) -> Path | None:
+    root = ctx.find_root()
+    return resolve_env_file(root.obj if isinstance(root.obj, Path) else None)
 
 
 @cli.command()
@@ -190,11 +202,18 @@ def doctor(
 ) -> None:
     """Check the settings, the database, each platform's token, the model, SMTP and the
     MCP servers; one line each, exit code 1 if anything fails."""
-    from bot.builders import build_mcp, build_platform_checks, build_provider
-    from bot.ops.doctor import Check, build_checks, render, run_checks, secret_values
+    from bot.builders import build_mcp, build_platform_checks, build_provider, misnamed
+    from bot.ops.doctor import (
+        Check,
+        build_checks,
+        names_check,
+        render,
+        run_checks,
+        secret_values,
+    )
     from bot.toolkit import ToolRegistry
 
-    settings = _settings(ctx, quiet=True)
+    settings = _settings(ctx, quiet=True, names=False)
     logging.getLogger().setLevel(logging.CRITICAL)  # the check lines say it all
 
     def provider_for(one_token: bool) -> Provider:
@@ -204,7 +223,11 @@ def doctor(
     key = llm.anthropic_api_key if llm.provider == "anthropic" else llm.api_key
     # Without a key there is no model to ask: the settings check names the missing one.
     model = provider_for if key is not None and key.get_secret_value() else None
-    checks: list[Check] = [*build_checks(settings, model), *build_platform_checks(settings)]
+    checks: list[Check] = [
+        names_check(misnamed(settings, _env_file(ctx))),
+        *build_checks(settings, model),
+        *build_platform_checks(settings),
+    ]
 
     async def main() -> list[Any]:
         registry = ToolRegistry([])

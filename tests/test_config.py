@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from bot.config import Settings
+from bot.config import Settings, misnamed_settings
 from bot.errors import ConfigError
 
 ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
@@ -202,3 +202,166 @@ def test_every_line_of_env_example_is_valid_when_uncommented(tmp_path: Path) -> 
             invalid.append(f"{name}={value}: {exc}")
 
     assert invalid == []
+
+
+# -- names that look like settings but are not (bot/config/names.py) --------------------
+
+
+def test_a_mistyped_name_is_named_with_the_setting_it_meant(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("PARLEY_MODLE=qwen-plus\nOPENAI_BASEURL=http://x\nSMTP_PASS=hunter2\n")
+
+    assert misnamed_settings(env_file, {}) == [
+        "PARLEY_MODLE is not a setting; did you mean PARLEY_MODEL? (in .env)",
+        "OPENAI_BASEURL is not a setting; did you mean OPENAI_BASE_URL? (in .env)",
+        "SMTP_PASS is not a setting; did you mean SMTP_PASSWORD? (in .env)",
+    ]
+
+
+def test_a_repeated_name_is_named_with_its_lines(tmp_path: Path) -> None:
+    env_file = tmp_path / "prod.env"
+    # The DashScope case: two regions' blocks pasted whole; a quoted value over two lines
+    # counts as one assignment, as pydantic-settings reads it.
+    env_file.write_text(
+        "OPENAI_BASE_URL=https://dashscope.aliyuncs.com/compatible-mode/v1\n"
+        'PARLEY_SYSTEM_PROMPT="two\nlines"\n'
+        "OPENAI_BASE_URL=https://dashscope-intl.aliyuncs.com/compatible-mode/v1\n"
+        "export OPENAI_BASE_URL=https://api.openai.com/v1\n"
+    )
+
+    assert misnamed_settings(env_file, {}) == [
+        "OPENAI_BASE_URL is set 3 times in prod.env (lines 1, 4 and 5); the last one wins"
+    ]
+
+
+def test_names_read_elsewhere_are_not_named(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "PARLEY_TELEGRAM_CONFIRM_TIMEOUT=60\n"  # an older name of PARLEY_CONFIRM_TIMEOUT
+        "OPENAI_KEY_2=sk-x\n"  # a providers file's api_key_env
+        "DASHSCOPE_API_KEY=sk-y\n"  # not a prefix of Parley's settings
+        "POSTGRES_PASSWORD=z\n"  # docker-compose.yml's
+    )
+    environ = {
+        "OPENAI_LOG": "debug",  # the OpenAI SDK reads these from the environment
+        "OPENAI_ORG_ID": "org",
+        "ANTHROPIC_AUTH_TOKEN": "t",
+        "PARLEY_ENV_FILE": "/etc/parley/.env",
+        "PARLEY_TEST_POSTGRES": "postgresql://localhost/test",
+        "HOME": "/root",
+    }
+
+    assert misnamed_settings(env_file, environ, also_known=["OPENAI_KEY_2"]) == []
+
+
+def test_a_name_only_the_sdk_reads_does_nothing_in_dotenv(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("OPENAI_ORG_ID=org\n")
+
+    assert misnamed_settings(env_file, {"SLACK_TOKEN": "xoxb"}) == [
+        "OPENAI_ORG_ID is not a setting (in .env)",
+        "SLACK_TOKEN is not a setting; did you mean SLACK_BOT_TOKEN? (in the environment)",
+    ]
+
+
+def test_the_key_variables_of_a_providers_file_are_known_names(tmp_path: Path) -> None:
+    from bot.builders import misnamed
+
+    providers = tmp_path / "providers.toml"
+    providers.write_text(
+        '[providers.qwen]\nbase_url = "https://dashscope.aliyuncs.com/compatible-mode/v1"\n'
+        'api_key_env = "OPENAI_QWEN_KEY"\nmodel = "qwen-plus"\n'
+    )
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"PARLEY_PROVIDERS_FILE={providers}\nPARLEY_PROVIDER=qwen\n"
+        "OPENAI_QWEN_KEY=sk-x\nOPENAI_DEEPSEEK_KEY=sk-y\n"
+    )
+
+    assert misnamed(Settings.load(env_file=env_file), env_file) == [
+        "OPENAI_DEEPSEEK_KEY is not a setting (in .env)"
+    ]
+
+
+def test_env_example_opens_with_a_first_run_block_it_does_not_repeat(tmp_path: Path) -> None:
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    first_run, reference = text.split("# Language model", 1)
+    assert "# First run" in first_run
+    block = [name for _, name, _ in (parse(line) for line in first_run.splitlines()) if name]
+    assert {"OPENAI_API_KEY", "OPENAI_BASE_URL", "PARLEY_MODEL", "TELEGRAM_BOT_TOKEN"} <= set(block)
+    assert len(block) == len(set(block))
+    # Copied as it is, or with the first-run block filled in, no name is set twice and
+    # every name is a setting.
+    uncommented = re.sub(r"(?m)^# ([A-Z][A-Z0-9_]*=)", r"\1", first_run) + reference
+    for content in (text, uncommented):
+        (tmp_path / ".env").write_text(content, encoding="utf-8")
+        assert misnamed_settings(tmp_path / ".env", {}) == []
+
+
+def parse(line: str) -> tuple[bool, str, str]:
+    match = ASSIGNMENT.match(line)
+    return (bool(match["commented"]), match["name"], match["value"]) if match else (False, "", "")
+
+
+# -- relative paths of a .env file (bot/config/paths.py) --------------------------------
+
+
+def test_relative_paths_of_an_env_file_are_under_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "srv" / "parley"
+    folder.mkdir(parents=True)
+    (folder / "providers.toml").write_text("")
+    env_file = folder / ".env"
+    env_file.write_text(
+        "DATABASE_URL=sqlite+aiosqlite:///data/parley.db?timeout=5\n"
+        "PARLEY_PROVIDERS_FILE=providers.toml\n"
+        "PARLEY_PROVIDER=qwen\n"
+        "PARLEY_MCP_CONFIG=conf/mcp.toml\n"
+        "PARLEY_SMTP_CA_FILE=/etc/ssl/private-ca.pem\n"
+    )
+
+    settings = Settings.load(env_file=env_file)
+
+    assert settings.database.url == f"sqlite+aiosqlite:///{folder}/data/parley.db?timeout=5"
+    assert settings.llm.providers_file == folder / "providers.toml"
+    assert settings.mcp.config == str(folder / "conf" / "mcp.toml")
+    assert settings.email.ca_file == Path("/etc/ssl/private-ca.pem")  # absolute: as written
+
+
+def test_the_default_database_is_under_the_env_files_folder(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    env_file = tmp_path / "project" / ".env"
+    env_file.write_text("PARLEY_MODEL=qwen-plus\n")
+
+    assert Settings.load(env_file=env_file).database.url == (
+        f"sqlite:///{tmp_path}/project/data/parley.db"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://parley:pw@127.0.0.1/parley",
+        "sqlite:///:memory:",
+        "sqlite:////var/lib/parley/parley.db",
+    ],
+)
+def test_other_databases_are_left_as_written(tmp_path: Path, url: str) -> None:
+    env_file = tmp_path / "elsewhere.env"
+    env_file.write_text(f"DATABASE_URL={url}\n")
+
+    assert Settings.load(env_file=env_file).database.url == url
+
+
+def test_a_relative_path_from_the_environment_stays_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "project").mkdir()
+    env_file = tmp_path / "project" / ".env"
+    env_file.write_text("DATABASE_URL=sqlite:///from-file.db\nPARLEY_MCP_CONFIG=mcp.toml\n")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-environment.db")
+    monkeypatch.setenv("PARLEY_MCP_CONFIG", "servers.toml")
+
+    settings = Settings.load(env_file=env_file)
+
+    assert settings.database.url == "sqlite:///from-environment.db"
+    assert settings.mcp.config == "servers.toml"

@@ -3,6 +3,7 @@ names the variable, so the CLI never shows a pydantic traceback."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
@@ -12,6 +13,7 @@ from pydantic import AliasChoices, SecretStr, ValidationError
 from bot.config.admin import AdminSettings, ApprovalSettings, LimitSettings
 from bot.config.base import SettingsGroup
 from bot.config.model import LLMSettings, MediaSettings, TurnSettings
+from bot.config.paths import anchor_paths
 from bot.config.platforms import HTTPSettings, SlackSettings, TelegramSettings
 from bot.config.service import (
     AlertSettings,
@@ -96,6 +98,8 @@ class Settings:
                 groups[name] = group_cls(_env_file=env_file, **values)
             except ValidationError as exc:
                 raise ConfigError(describe_validation_error(group_cls, exc)) from None
+        if env_file is not None and Path(env_file).is_file():
+            anchor_paths(groups, Path(env_file), os.environ)
         return cls(**groups)
 
     def secrets(self) -> dict[str, str]:

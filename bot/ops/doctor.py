@@ -119,6 +119,20 @@ def secret_values(settings: Settings) -> list[str]:
 # -- the core's checks -----------------------------------------------------------------
 
 
+def names_check(problems: Sequence[str]) -> Check:
+    """Names that look like settings but are not, and names set twice in `.env`
+    (bot/config/names.py): each would leave a value other than the one meant in force."""
+
+    async def probe() -> str:
+        if problems:
+            raise CheckFailed(
+                "; ".join(problems), "correct or remove them (.env.example lists every setting)."
+            )
+        return "no unknown or repeated names"
+
+    return Check("setting names", probe)
+
+
 def settings_check(settings: Settings) -> Check:
     """What is configured, and the combinations that cannot work."""
 

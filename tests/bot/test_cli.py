@@ -127,6 +127,69 @@ def test_env_file_is_found_from_another_folder_and_named_with_its_database(
     ]
 
 
+@pytest.mark.parametrize("written", ["DATABASE_URL=sqlite+aiosqlite:///data/parley.db\n", ""])
+def test_a_relative_database_of_an_env_file_is_found_from_another_folder(
+    tmp_path: Path, llm: ScriptedOpenAIServer, written: str
+) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    env_file = project / ".env"
+    env_file.write_text(
+        f"OPENAI_API_KEY=sk-x\nOPENAI_BASE_URL={llm.base_url}\nPARLEY_MODEL=scripted\n{written}"
+    )
+    database = project / "data" / "parley.db"
+    env = environment(tmp_path)
+    del env["DATABASE_URL"]  # the database is the .env file's (or the default) alone
+
+    def run(cwd: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*PARLEY, "--env-file", str(env_file), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=cwd,
+            env=env,
+            check=False,
+        )
+
+    llm.script(
+        tool_call_reply(("create_reminder", {"text": "call the dentist", "in_seconds": 7200})),
+        text_reply("Set."),
+    )
+    chat = run(project, "chat", stdin="remind me\n")
+    assert chat.returncode == 0, chat.stderr
+
+    listed = run(elsewhere, "reminders", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert sources_of(listed.stderr.splitlines()[0]) == (
+        f"settings from {env_file}; database {database}"
+    )
+    assert listed.stdout.rstrip().endswith("call the dentist")
+    assert not (elsewhere / "data").exists()
+
+
+def test_a_relative_path_from_the_environment_stays_relative_to_the_folder(
+    tmp_path: Path,
+) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / ".env").write_text("PARLEY_MODEL=qwen-plus\n")
+    result = subprocess.run(
+        [*PARLEY, "--env-file", str(project / ".env"), "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=elsewhere,
+        env=environment(tmp_path, DATABASE_URL="sqlite:///here.db"),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (elsewhere / "here.db").exists() and not (project / "here.db").exists()
+
+
 def test_the_sources_line_hides_a_database_password(tmp_path: Path) -> None:
     result = parley(
         tmp_path,
@@ -146,6 +209,67 @@ def test_an_invalid_setting_is_one_line_naming_it(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "parley: configuration error: PARLEY_HTTP_PORT: Input should be a valid integer, "
         "unable to parse string as an integer (got 'eighty')"
+    ]
+
+
+MISNAMED_ENV = (
+    "OPENAI_API_KEY=sk-x\n"
+    "PARLEY_MODEL=qwen-plus\n"
+    "PARLEY_MODLE=qwen-max\n"
+    "# PARLEY_MODEL=commented-out lines are not settings\n"
+    "PARLEY_MODEL=qwen-turbo\n"
+)
+MISNAMED = [
+    "PARLEY_MODLE is not a setting; did you mean PARLEY_MODEL? (in .env)",
+    "TELEGRAM_TOKEN is not a setting; did you mean TELEGRAM_BOT_TOKEN? (in the environment)",
+    "PARLEY_MODEL is set twice in .env (lines 2 and 5); the last one wins",
+]
+
+
+def test_doctor_names_mistyped_and_repeated_settings(tmp_path: Path) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / ".env").write_text(MISNAMED_ENV)
+    env = environment(tmp_path, TELEGRAM_TOKEN="123:abc", OPENAI_LOG="debug")
+    # An address nothing listens on: the model check fails fast, the names check is read.
+    env["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
+    result = subprocess.run(
+        [*PARLEY, "--env-file", str(project / ".env"), "doctor", "--timeout", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=elsewhere,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 1
+    line = next(x for x in result.stdout.splitlines() if "setting names" in x)
+    assert line == "FAIL  setting names: " + "; ".join(MISNAMED) + (
+        ". Fix: correct or remove them (.env.example lists every setting)."
+    )
+    assert "OPENAI_LOG" not in result.stdout  # read by the OpenAI SDK itself
+    assert "sk-x" not in result.stdout + result.stderr
+
+
+def test_doctor_passes_the_names_of_a_clean_env_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-x\nPARLEY_MODEL=qwen-plus\n")
+    result = parley(tmp_path, "doctor", "--timeout", "5", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+    assert "ok    setting names: no unknown or repeated names" in result.stdout.splitlines()
+
+
+def test_run_names_mistyped_and_repeated_settings_at_start(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(MISNAMED_ENV.replace("OPENAI_API_KEY=sk-x\n", "PARLEY_X=1\n"))
+    result = parley(tmp_path, "run", TELEGRAM_TOKEN="123:abc")
+    assert result.returncode == 2  # no model key: it stops, after naming what is misnamed
+    lines = result.stderr.strip().splitlines()
+    assert sources_of(lines[0]).startswith(f"settings from {tmp_path / '.env'}")
+    warnings = [line.split("WARNING parley: ", 1)[1] for line in lines if " WARNING " in line]
+    assert warnings == [
+        "PARLEY_X is not a setting (in .env)",
+        MISNAMED[0],
+        MISNAMED[1],
+        MISNAMED[2],
     ]
 
 

@@ -76,6 +76,7 @@ def test_a_healthy_deployment_is_all_green(
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
     assert [line.split(":")[0] for line in lines[:-1]] == [
+        "ok    setting names",
         "ok    settings",
         "ok    database",
         "ok    model",
@@ -84,11 +85,11 @@ def test_a_healthy_deployment_is_all_green(
         "ok    telegram",
         "ok    MCP server fake",
     ]
-    assert f"at migration {HEAD} (newest)" in lines[1]
-    assert f"accepted the login of '{USERNAME}'" in lines[3]
-    assert "workspace Fake as @parley" in lines[4]
-    assert "@parley_test_bot" in lines[5]
-    assert lines[-1] == "all 7 checks passed"
+    assert f"at migration {HEAD} (newest)" in lines[2]
+    assert f"accepted the login of '{USERNAME}'" in lines[4]
+    assert "workspace Fake as @parley" in lines[5]
+    assert "@parley_test_bot" in lines[6]
+    assert lines[-1] == "all 8 checks passed"
     # The real calls, with the real credentials: a one-token model call, auth.test, getMe.
     assert llm.requests[-1]["max_tokens"] == 1
     assert llm.request_headers[-1]["authorization"] == f"Bearer {OPENAI_KEY}"
@@ -163,7 +164,7 @@ def test_each_broken_part_is_one_clear_line_and_a_failing_exit(
     assert failed[0].startswith(expected.format(port=deployment["SMTP_PORT"])), failed[0]
     assert "Fix: " in failed[0]
     assert "Traceback" not in result.stdout + result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "1 of 7 checks failed"
+    assert result.stderr.strip().splitlines()[-1] == "1 of 8 checks failed"
     assert_no_secret(result)
     for secret in ("wrong-password-123", WRONG_TELEGRAM_TOKEN):
         assert secret not in result.stdout + result.stderr
