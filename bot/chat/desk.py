@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 # is ridden out, and Slack, which waits 3 s for its answer, still gets one in time.
 CLAIM_PATIENCE = 2.0
 CLAIM_FIRST_PAUSE = 0.1
+# At most this many claims whose outcome was not heard are remembered.
+UNSURE_CLAIMS = 10_000
 
 __all__ = ["Answer", "AskPlatform", "Desk", "Mode", "Press", "PressOutcome", "TurnTicket"]
 
@@ -105,6 +107,8 @@ class Desk:
         # Durable turns (bot/turn/durable.py): claimed with their input, held by `holder`.
         self._turns = turns
         self._holder = holder
+        # Claims whose commit may have gone through unheard (bounded by the retries' life).
+        self._unsure_claims: set[tuple[str, str, str]] = set()
         # Settles finished turns even across a database outage (bot/turn/durable.py).
         self.settler = Settler(turns, engine.observer)
         self._admins: TTLCache[bool] = TTLCache(admin.settings.admin_cache_seconds)
@@ -142,11 +146,29 @@ class Desk:
         platform's reply address (JSON), so the turn survives this process; None if the
         event was claimed before (a re-delivery: an unfinished turn is the resume
         sweep's, never a second answer). Retried and raised as `claim` is."""
-        turn_id = await self._patiently(
-            message.platform,
-            lambda: self._turns.claim(message, bot, reply, self._holder),
-            within,
-        )
+        key = (message.platform, bot, message.event_id)
+
+        async def attempt() -> int | None:
+            try:
+                return await self._turns.claim(message, bot, reply, self._holder)
+            except Exception:
+                # The commit may have gone through with only its answer lost (a connection
+                # cut after COMMIT): then the event reads as taken on the next try.
+                if len(self._unsure_claims) >= UNSURE_CLAIMS:
+                    self._unsure_claims.clear()  # a long outage: the oldest no longer matter
+                self._unsure_claims.add(key)
+                raise
+
+        turn_id = await self._patiently(message.platform, attempt, within)
+        if turn_id is None and key in self._unsure_claims:
+            # Taken, after a try of ours whose outcome we never heard: ours if this process
+            # holds it and it has not started (a re-delivery of a turn that runs is not).
+            # Forgotten before asking, so two re-deliveries at once cannot both adopt it.
+            self._unsure_claims.discard(key)
+            turn_id = await self._turns.claimed_by(*key, self._holder)
+            if turn_id is not None:
+                log.info("%s: event %s was recorded by a try that seemed to fail", *key[::2])
+        self._unsure_claims.discard(key)
         return None if turn_id is None else TurnTicket(self._turns, turn_id, settler=self.settler)
 
     async def _patiently(

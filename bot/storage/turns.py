@@ -132,6 +132,13 @@ class TurnStore:
 
         return await self.db.run(work)
 
+    async def claimed_by(self, platform: str, bot: str, event_id: str, holder: str) -> int | None:
+        """The turn of this event if `holder` claimed it and it has not started: a claim
+        whose commit went through while its caller heard only an error."""
+        values = {"platform": platform, "bot": bot, "event": event_id, "holder": holder}
+        row = await self.db.run(lambda connection: connection.execute(_CLAIMED_BY, values).first())
+        return None if row is None else int(row[0])
+
     async def set_preview(self, turn_id: int, preview: str) -> None:
         values = {"turn": turn_id, "preview": preview[:128]}
         await self.db.run(lambda connection: connection.execute(_SET_PREVIEW, values))
@@ -301,6 +308,13 @@ def _to_stored_turn(row: Any) -> StoredTurn:
 
 _INSERT_TURN = insert(_TURNS).returning(_TURNS.c.id)
 _SET_PREVIEW = update(_TURNS).where(_TURNS.c.id == bindparam("turn"))  # sets preview
+_CLAIMED_BY = select(_TURNS.c.id).where(
+    _TURNS.c.platform == bindparam("platform"),
+    _TURNS.c.bot == bindparam("bot"),
+    _TURNS.c.event_id == bindparam("event"),
+    _TURNS.c.holder == bindparam("holder"),
+    _TURNS.c.state == TurnState.CLAIMED,
+)
 _FINISH = (
     update(_TURNS)
     .where(_TURNS.c.id == bindparam("turn"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from sqlmodel import select
@@ -207,3 +208,39 @@ async def test_a_lost_turn_is_told_in_its_users_language(make_app: AppFactory) -
     assert surface.failures == [
         "抱歉，我在回答你的消息时被重启了，现在已来不及完成那条回答。如果还需要，请再问一次。"
     ]
+
+
+class CommitsThenLosesTheAnswer:
+    """The real turn store, whose first claim commits and then fails as a connection cut
+    after COMMIT does: the row is written, the caller hears only an error."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.cut = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def claim(self, *args: Any) -> int | None:
+        turn_id = await self.store.claim(*args)
+        if self.cut:
+            self.cut = False
+            raise ConnectionResetError("connection reset after COMMIT")
+        return turn_id
+
+
+async def test_a_claim_that_committed_unheard_is_adopted_not_dropped(
+    make_app: AppFactory,
+) -> None:
+    """A database cut can lose a claim's answer after its commit. The next try reads
+    the event as taken; the turn is still this process's and has not started, so it is
+    run (Slack's retry or the same call's next try), once."""
+    app = await make_app([])
+    app.desk._turns = CommitsThenLosesTheAnswer(app.desk._turns)  # type: ignore[assignment]
+    ticket = await app.desk.claim_turn(asked("hi", "ev-cut"), "bot", {})
+    assert ticket is not None
+    # A re-delivery of the same event now is a duplicate: it starts nothing.
+    assert await app.desk.claim_turn(asked("hi", "ev-cut"), "bot", {}) is None
+    async with app.database.read() as session:
+        rows = (await session.exec(select(Turn).where(Turn.event_id == "ev-cut"))).all()
+    assert [row.id for row in rows] == [ticket.id]
