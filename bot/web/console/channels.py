@@ -192,12 +192,10 @@ class ChannelPages(ConsoleFrame):
         await self.store.set_channel_settings(
             channel_id, system_prompt=prompt, model=model, limits=limits
         )
-        await self.store.audit(
-            actor=ACTOR,
-            action="channel.settings",
-            place=f"{row.platform}:{row.platform_chat_id}",
-            surface=SURFACE,
-            details={
+        await self._audit(
+            "channel.settings",
+            f"{row.platform}:{row.platform_chat_id}",
+            {
                 "channel_id": channel_id,
                 "system_prompt": prompt,
                 "model": model,
@@ -220,12 +218,10 @@ class ChannelPages(ConsoleFrame):
             )
         vision = None if not choice else choice == "on"
         await self.store.set_channel_vision(channel_id, vision)
-        await self.store.audit(
-            actor=ACTOR,
-            action="channel.vision",
-            place=f"{row.platform}:{row.platform_chat_id}",
-            surface=SURFACE,
-            details={"channel_id": channel_id, "vision": vision},
+        await self._audit(
+            "channel.vision",
+            f"{row.platform}:{row.platform_chat_id}",
+            {"channel_id": channel_id, "vision": vision},
         )
         return RedirectResponse(f"/admin/channels/{channel_id}?saved=vision", status_code=303)
 
@@ -241,12 +237,10 @@ class ChannelPages(ConsoleFrame):
         except BadPrompts as exc:
             return self._render(request, "message.html", status_code=400, text=str(exc))
         await self.prompts.set(channel_id, prompts)
-        await self.store.audit(
-            actor=ACTOR,
-            action="channel.prompts",
-            place=f"{row.platform}:{row.platform_chat_id}",
-            surface=SURFACE,
-            details={"channel_id": channel_id, "prompts": prompts},
+        await self._audit(
+            "channel.prompts",
+            f"{row.platform}:{row.platform_chat_id}",
+            {"channel_id": channel_id, "prompts": prompts},
         )
         return RedirectResponse(f"/admin/channels/{channel_id}?saved=prompts", status_code=303)
 

@@ -162,6 +162,12 @@ class ConsoleFrame:
 
         return guarded
 
+    async def _audit(self, action: str, place: str, details: dict[str, Any]) -> None:
+        """An admin's change made in the console, in the audit log."""
+        await self.store.audit(
+            actor=ACTOR, action=action, place=place, surface=SURFACE, details=details
+        )
+
     def _render(
         self, request: Request, name: str, status_code: int = 200, **context: Any
     ) -> Response:

@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from bot.domain import UserRef
 from bot.i18n import _
-from bot.web.console.frame import ACTOR, NO_FACT, NO_USER, SURFACE, ConsoleFrame
+from bot.web.console.frame import NO_FACT, NO_USER, ConsoleFrame
 from bot.web.forms import page_number
 from bot.web.languages import known
 
@@ -48,12 +48,10 @@ class UserPages(ConsoleFrame):
         if user is None:
             return self._render(request, "message.html", status_code=404, text=_(NO_USER))
         await self.store.set_user_timezone(user_id, timezone or None)
-        await self.store.audit(
-            actor=ACTOR,
-            action="user.timezone",
-            place=f"{user.platform}:{user.platform_user_id}",
-            surface=SURFACE,
-            details={"user_id": user_id, "timezone": timezone or None},
+        await self._audit(
+            "user.timezone",
+            f"{user.platform}:{user.platform_user_id}",
+            {"user_id": user_id, "timezone": timezone or None},
         )
         return RedirectResponse(f"/admin/users?page={page_number(request)}", status_code=303)
 
@@ -74,12 +72,10 @@ class UserPages(ConsoleFrame):
             return self._render(request, "message.html", status_code=404, text=_(NO_USER))
         who = UserRef(user.platform, user.platform_user_id)
         await self.languages.set_choice(who, locale)
-        await self.store.audit(
-            actor=ACTOR,
-            action="user.language",
-            place=f"{user.platform}:{user.platform_user_id}",
-            surface=SURFACE,
-            details={"user_id": user_id, "language": locale},
+        await self._audit(
+            "user.language",
+            f"{user.platform}:{user.platform_user_id}",
+            {"user_id": user_id, "language": locale},
         )
         return RedirectResponse(f"/admin/users/{user_id}?done=language", status_code=303)
 
@@ -106,12 +102,10 @@ class UserPages(ConsoleFrame):
             return self._render(request, "message.html", status_code=404, text=_(NO_USER))
         if not await self.memory.delete_fact(user_id, fact_id):
             return self._render(request, "message.html", status_code=404, text=_(NO_FACT))
-        await self.store.audit(
-            actor=ACTOR,
-            action="memory.forget",
-            place=f"{user.platform}:{user.platform_user_id}",
-            surface=SURFACE,
-            details={"user_id": user_id, "fact_id": fact_id},
+        await self._audit(
+            "memory.forget",
+            f"{user.platform}:{user.platform_user_id}",
+            {"user_id": user_id, "fact_id": fact_id},
         )
         return RedirectResponse(f"/admin/users/{user_id}?done=forgotten", status_code=303)
 
@@ -140,12 +134,10 @@ class UserPages(ConsoleFrame):
         )
         qualified = f"{user.platform}:{user.platform_user_id}"
         traces = await self.traces.erase(user_id, qualified) if self.traces is not None else None
-        await self.store.audit(
-            actor=ACTOR,
-            action="user.erase",
-            place=f"{user.platform}:{user.platform_user_id}",
-            surface=SURFACE,
-            details={
+        await self._audit(
+            "user.erase",
+            f"{user.platform}:{user.platform_user_id}",
+            {
                 "user_id": user_id,
                 "facts": erased.facts,
                 "summaries": erased.summaries,
